@@ -1,0 +1,81 @@
+# smime-milter -- plain make; pkg-config for the libraries, -lmilter for libmilter.
+PREFIX    ?= /usr/local
+SBINDIR   ?= $(PREFIX)/sbin
+MANDIR    ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+DESTDIR   ?=
+
+CC        ?= cc
+PKGS      := openssl sqlite3 libconfig
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
+             -Wformat=2 -Wno-format-truncation -Wno-format-nonliteral -fno-strict-aliasing -Ilib $(PKG_CFLAGS)
+LDLIBS    += $(PKG_LIBS) -lpthread
+
+ifeq ($(SANITIZE),1)
+CFLAGS    += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
+LDFLAGS   += -fsanitize=address,undefined
+endif
+
+LIB_SRCS  := $(wildcard lib/*.c)
+LIB_OBJS  := $(LIB_SRCS:.c=.o)
+LIB_HDRS  := $(wildcard lib/*.h)
+MILTER_SRCS := $(wildcard milter/*.c)
+MILTER_OBJS := $(MILTER_SRCS:.c=.o)
+ADMIN_SRCS  := $(wildcard admin/*.c)
+ADMIN_OBJS  := $(ADMIN_SRCS:.c=.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:.c=)
+TOOL_SRCS := $(wildcard tests/bench/*.c tests/lib/*.c)
+TOOL_BINS := $(TOOL_SRCS:.c=)
+
+PROGS     := milter/smime-milter admin/smimectl
+
+.PHONY: all check test-bins demo install clean bench
+all: $(PROGS)
+
+lib/libsmime.a: $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(LIB_OBJS) $(MILTER_OBJS) $(ADMIN_OBJS): $(LIB_HDRS) $(wildcard milter/*.h admin/*.h)
+
+milter/smime-milter: $(MILTER_OBJS) lib/libsmime.a
+	$(CC) $(LDFLAGS) -o $@ $(MILTER_OBJS) lib/libsmime.a -lmilter $(LDLIBS)
+
+admin/smimectl: $(ADMIN_OBJS) lib/libsmime.a
+	$(CC) $(LDFLAGS) -o $@ $(ADMIN_OBJS) lib/libsmime.a $(LDLIBS)
+
+tests/unit/test_%: tests/unit/test_%.c tests/unit/tap.h lib/libsmime.a
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
+
+tests/bench/%: tests/bench/%.c lib/libsmime.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
+
+tests/lib/%: tests/lib/%.c lib/libsmime.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
+
+test-bins: $(PROGS) $(UNIT_BINS) $(TOOL_BINS)
+
+check: test-bins
+	sh tests/run.sh
+
+demo: all
+	sh tests/demo.sh
+
+bench: test-bins
+	sh tests/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	        $(DESTDIR)$(SYSCONFDIR)/smime-milter
+	install -m 0755 milter/smime-milter admin/smimectl $(DESTDIR)$(SBINDIR)/
+	install -m 0644 man/smime-milter.8 man/smimectl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/smime-milter.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	test -e $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf || \
+	  install -m 0640 conf/smime-milter.conf $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf
+
+clean:
+	rm -f lib/*.o lib/libsmime.a milter/*.o admin/*.o $(PROGS) $(UNIT_BINS) $(TOOL_BINS)

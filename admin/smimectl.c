@@ -1,0 +1,589 @@
+/*
+ * smimectl -- the sidecar admin tool: database, certificates, mapping,
+ * revocation.  A command table, one handler per subcommand.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "certstore.h"
+#include "config.h"
+#include "db.h"
+#include "util.h"
+
+static const char *conf_path = CONFIG_DEFAULT_PATH;
+
+static void die(int code, const char *fmt, ...) PRINTFLIKE(2, 3);
+
+static void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "smimectl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+static struct config *load_config(void)
+{
+	struct config *cfg;
+	char err[8192];
+
+	if (config_load(conf_path, &cfg, err, sizeof(err)) != 0)
+		die(EX_CONFIG, "%s", err);
+	return cfg;
+}
+
+static struct db *open_db(struct config *cfg, enum db_open_mode mode)
+{
+	struct db *db;
+	char err[1024];
+
+	if (db_open(cfg->database, mode, &db, err, sizeof(err)) != 0)
+		die(mode == DB_CREATE ? EX_CANTCREAT : EX_NOINPUT, "%s", err);
+	return db;
+}
+
+static const char *actor(void)
+{
+	static char buf[64];
+	struct passwd *pw = getpwuid(getuid());
+	const char *sudo = getenv("SUDO_USER");
+
+	snprintf(buf, sizeof(buf), "%s", sudo ? sudo : pw ? pw->pw_name : "?");
+	return buf;
+}
+
+/* ---- init ------------------------------------------------------------ */
+
+static int cmd_init(int argc, char **argv)
+{
+	struct config *cfg = load_config();
+	struct db *db = open_db(cfg, DB_CREATE);
+
+	printf("database %s ready (schema version %d)\n", cfg->database,
+	       db_version(db));
+	db_close(db);
+	config_free(cfg);
+	return EX_OK;
+}
+
+/* ---- import ---------------------------------------------------------- */
+
+/* Copy src to dst (mode 0600, owned by the milter user) via a temp file. */
+static int copy_private(const char *src, const char *dst, uid_t uid, gid_t gid,
+                        char *err, size_t errlen)
+{
+	char tmp[4200], buf[65536];
+	int in, out;
+	ssize_t n;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", dst, (long)getpid());
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return seterr(err, errlen, "%s: %s", src, strerror(errno));
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		close(in);
+		return seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	close(in);
+	if (n < 0 || fsync(out) != 0 || close(out) != 0) {
+		unlink(tmp);
+		return seterr(err, errlen, "%s: write failed: %s", tmp,
+		              strerror(errno));
+	}
+	if (geteuid() == 0 && uid != (uid_t)-1 && chown(tmp, uid, gid) != 0) {
+		unlink(tmp);
+		return seterr(err, errlen, "%s: chown: %s", tmp,
+		              strerror(errno));
+	}
+	if (rename(tmp, dst) != 0) {
+		unlink(tmp);
+		return seterr(err, errlen, "%s: %s", dst, strerror(errno));
+	}
+	return 0;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mailbox", required_argument, NULL, 'm' },
+		{ "kind", required_argument, NULL, 'k' },
+		{ "p12", required_argument, NULL, 'p' },
+		{ "passphrase-file", required_argument, NULL, 'P' },
+		{ "cert", required_argument, NULL, 'c' },
+		{ "key", required_argument, NULL, 'K' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *mailbox = NULL, *kind = NULL, *p12 = NULL, *pass = NULL,
+	           *certf = NULL, *keyf = NULL;
+	struct config *cfg;
+	struct db *db;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	STACK_OF(X509) *extra = NULL, *chain;
+	struct cert_info ci;
+	struct db_cert dc;
+	struct key_ref ref;
+	char err[2048], mbox[320], keypath[4096], passpath[4096];
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'm': mailbox = optarg; break;
+		case 'k': kind = optarg; break;
+		case 'p': p12 = optarg; break;
+		case 'P': pass = optarg; break;
+		case 'c': certf = optarg; break;
+		case 'K': keyf = optarg; break;
+		default: return EX_USAGE;
+		}
+	}
+	if (!mailbox || !kind || (!p12 == !certf) || (p12 && !pass) ||
+	    (certf && !keyf) || optind != argc)
+		die(EX_USAGE,
+		    "usage: import --mailbox ADDR --kind individual|role|system"
+		    " (--p12 FILE --passphrase-file FILE | --cert PEM --key PEM"
+		    " [--passphrase-file FILE])");
+	if (strcmp(kind, "individual") && strcmp(kind, "role") &&
+	    strcmp(kind, "system"))
+		die(EX_USAGE, "--kind must be individual, role or system, not '%s'",
+		    kind);
+	if (addr_from_header(mailbox, mbox, sizeof(mbox), err, sizeof(err)) != 0)
+		die(EX_USAGE, "--mailbox %s: %s", mailbox, err);
+	cfg = load_config();
+	if (!config_signing_domain(cfg, addr_domain(mbox)))
+		fprintf(stderr,
+		        "smimectl: warning: %s is not in a signing domain of %s\n",
+		        mbox, conf_path);
+
+	/* read and check everything before writing anything */
+	if (p12) {
+		if (keystore_read_pkcs12(p12, pass, &key, &cert, &extra, err,
+		                         sizeof(err)) != 0)
+			die(EX_DATAERR, "refused: %s", err);
+	} else {
+		STACK_OF(X509) *sk;
+		ref.backend = KEY_PEM;
+		ref.location = keyf;
+		ref.secret_file = pass;
+		if (cert_read_file(certf, &sk, err, sizeof(err)) != 0)
+			die(EX_DATAERR, "refused: %s", err);
+		cert = sk_X509_shift(sk);
+		extra = sk;
+		if (keystore_load_key(&ref, &key, err, sizeof(err)) != 0)
+			die(EX_DATAERR, "refused: %s", err);
+	}
+	if (cert_info_get(cert, &ci) != 0)
+		die(EX_SOFTWARE, "cannot read certificate details");
+	if (!cert_has_email(cert, mbox))
+		die(EX_DATAERR,
+		    "refused: certificate %s (%s) does not carry %s (neither "
+		    "subjectAltName rfc822Name nor subject emailAddress)",
+		    ci.serial, ci.subject, mbox);
+	if (!cert_matches_key(cert, key))
+		die(EX_DATAERR,
+		    "refused: the private key does not match certificate %s",
+		    ci.serial);
+	if (ci.not_after < time(NULL)) {
+		char t[40];
+		die(EX_DATAERR, "refused: certificate %s expired on %s",
+		    ci.serial, time_fmt(ci.not_after, t, sizeof(t)));
+	}
+	if (cert_check_signing(cert, mbox, ci.not_before + 1, err,
+	                       sizeof(err)) != 0)
+		die(EX_DATAERR, "refused: %s", err);
+	if (ci.not_before > time(NULL)) {
+		char t[40];
+		fprintf(stderr,
+		        "smimectl: note: certificate %s is valid only from %s\n",
+		        ci.serial, time_fmt(ci.not_before, t, sizeof(t)));
+	}
+	db = open_db(cfg, DB_READWRITE);
+	if (db_cert_exists(db, ci.fingerprint))
+		die(EX_DATAERR, "refused: certificate %s is already imported",
+		    ci.serial);
+	chain = cert_build_chain(cert, extra, cfg->ca_file);
+
+	/* copy the key material into key_dir, owned by the milter user */
+	if (cfg->user) {
+		struct passwd *pw = getpwnam(cfg->user);
+		if (pw == NULL)
+			die(EX_NOUSER, "user %s (from %s): no such user",
+			    cfg->user, conf_path);
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	if (mkdir(cfg->key_dir, 0700) == 0 && geteuid() == 0 &&
+	    uid != (uid_t)-1 && chown(cfg->key_dir, uid, gid) != 0)
+		die(EX_CANTCREAT, "%s: chown: %s", cfg->key_dir, strerror(errno));
+	snprintf(keypath, sizeof(keypath), "%s/%.16s.%s", cfg->key_dir,
+	         ci.fingerprint, p12 ? "p12" : "key.pem");
+	snprintf(passpath, sizeof(passpath), "%s/%.16s.pass", cfg->key_dir,
+	         ci.fingerprint);
+	if (copy_private(p12 ? p12 : keyf, keypath, uid, gid, err,
+	                 sizeof(err)) != 0 ||
+	    (pass && copy_private(pass, passpath, uid, gid, err,
+	                          sizeof(err)) != 0))
+		die(EX_CANTCREAT, "%s", err);
+
+	memset(&dc, 0, sizeof(dc));
+	dc.kind = (char *)kind;
+	dc.mailbox = mbox;
+	dc.subject = ci.subject;
+	dc.issuer = ci.issuer;
+	dc.serial = ci.serial;
+	dc.fingerprint = ci.fingerprint;
+	dc.not_before = ci.not_before;
+	dc.not_after = ci.not_after;
+	dc.key_backend = (char *)(p12 ? "pkcs12" : "pem");
+	dc.key_location = keypath;
+	dc.secret_file = pass ? passpath : NULL;
+	dc.cert_pem = cert_to_pem(cert);
+	dc.chain_pem = cert_stack_to_pem(chain);
+	if (db_begin(db, err, sizeof(err)) != 0 ||
+	    db_cert_add(db, &dc, err, sizeof(err)) != 0 ||
+	    db_map(db, mbox, dc.id, kind, actor(), err, sizeof(err)) != 0 ||
+	    db_commit(db, err, sizeof(err)) != 0) {
+		db_rollback(db);
+		unlink(keypath);
+		if (pass)
+			unlink(passpath);
+		die(EX_TEMPFAIL, "nothing imported: %s", err);
+	}
+	{
+		char t[40];
+		printf("imported certificate %s for %s (%s), valid until %s, "
+		       "chain of %d; id %lld\n",
+		       ci.serial, mbox, kind,
+		       time_fmt(ci.not_after, t, sizeof(t)), sk_X509_num(chain),
+		       dc.id);
+	}
+	printf("run \"smimectl reload\" (or send SIGUSR1) to start using it\n");
+	free(dc.cert_pem);
+	free(dc.chain_pem);
+	cert_info_clear(&ci);
+	sk_X509_pop_free(chain, X509_free);
+	sk_X509_pop_free(extra, X509_free);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	db_close(db);
+	config_free(cfg);
+	return EX_OK;
+}
+
+/* ---- list ------------------------------------------------------------ */
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+struct list_state {
+	int json;
+	int n;
+};
+
+static int list_row(void *arg, const char *address, const struct db_cert *c)
+{
+	struct list_state *ls = arg;
+	char nb[40], na[40];
+
+	time_fmt(c->not_before, nb, sizeof(nb));
+	time_fmt(c->not_after, na, sizeof(na));
+	if (ls->json) {
+		printf("%s\n  {\"id\": %lld, \"mailbox\": ", ls->n ? "," : "",
+		       c->id);
+		json_str(c->mailbox);
+		printf(", \"mapped\": %s, \"kind\": ", address ? "true" : "false");
+		json_str(c->kind);
+		printf(", \"status\": ");
+		json_str(c->status);
+		printf(", \"serial\": ");
+		json_str(c->serial);
+		printf(", \"fingerprint\": ");
+		json_str(c->fingerprint);
+		printf(", \"subject\": ");
+		json_str(c->subject);
+		printf(", \"issuer\": ");
+		json_str(c->issuer);
+		printf(", \"not_before\": ");
+		json_str(nb);
+		printf(", \"not_after\": ");
+		json_str(na);
+		printf(", \"key_backend\": ");
+		json_str(c->key_backend);
+		printf("}");
+	} else {
+		if (ls->n == 0)
+			printf("%-4s %-32s %-10s %-10s %-20s %-10s %s\n", "ID",
+			       "MAILBOX", "KIND", "STATUS", "SERIAL",
+			       "EXPIRES", "SUBJECT");
+		printf("%-4lld %-32s %-10s %-10s %-20.20s %-10.10s %s\n", c->id,
+		       c->mailbox, c->kind, c->status, c->serial, na,
+		       c->subject);
+	}
+	ls->n++;
+	return 0;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	struct list_state ls = { 0, 0 };
+	struct config *cfg;
+	struct db *db;
+	char err[1024];
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			ls.json = 1;
+		else
+			die(EX_USAGE, "usage: list [--json]");
+	}
+	cfg = load_config();
+	db = open_db(cfg, DB_READONLY);
+	if (ls.json)
+		printf("[");
+	if (db_certs(db, list_row, &ls, err, sizeof(err)) != 0)
+		die(EX_SOFTWARE, "%s", err);
+	if (ls.json)
+		printf("%s]\n", ls.n ? "\n" : "");
+	else if (ls.n == 0)
+		printf("no certificates (import one with \"smimectl import\")\n");
+	db_close(db);
+	config_free(cfg);
+	return EX_OK;
+}
+
+/* ---- crl import ------------------------------------------------------ */
+
+static X509_CRL *read_crl(const char *path, char *err, size_t errlen)
+{
+	BIO *bio = BIO_new_file(path, "rb");
+	X509_CRL *crl;
+
+	if (bio == NULL) {
+		ERR_clear_error();
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+	if (crl == NULL) {
+		ERR_clear_error();
+		(void)BIO_reset(bio);
+		crl = d2i_X509_CRL_bio(bio, NULL);
+	}
+	BIO_free(bio);
+	ERR_clear_error();
+	if (crl == NULL)
+		seterr(err, errlen, "%s: not a CRL (PEM or DER)", path);
+	return crl;
+}
+
+/* Verify crl's signature with an issuer from ca_file; 0 ok, -1 not. */
+static int crl_verify(X509_CRL *crl, const char *ca_file, char *err,
+                      size_t errlen)
+{
+	STACK_OF(X509) *cas;
+	int ok = 0;
+
+	if (cert_read_file(ca_file, &cas, err, errlen) != 0)
+		return -1;
+	for (int i = 0; !ok && i < sk_X509_num(cas); i++) {
+		X509 *ca = sk_X509_value(cas, i);
+		EVP_PKEY *pk = X509_get0_pubkey(ca);
+		if (X509_NAME_cmp(X509_get_subject_name(ca),
+		                  X509_CRL_get_issuer(crl)) == 0 && pk &&
+		    X509_CRL_verify(crl, pk) == 1)
+			ok = 1;
+	}
+	ERR_clear_error();
+	sk_X509_pop_free(cas, X509_free);
+	if (!ok)
+		return seterr(err, errlen,
+		              "CRL signature does not verify against any "
+		              "issuer in %s",
+		              ca_file);
+	return 0;
+}
+
+static int cmd_crl(int argc, char **argv)
+{
+	struct config *cfg;
+	struct db *db;
+	char err[1024];
+	int total = 0;
+
+	if (argc < 3 || strcmp(argv[1], "import") != 0)
+		die(EX_USAGE, "usage: crl import FILE...");
+	cfg = load_config();
+	db = open_db(cfg, DB_READWRITE);
+	for (int f = 2; f < argc; f++) {
+		X509_CRL *crl = read_crl(argv[f], err, sizeof(err));
+		STACK_OF(X509_REVOKED) *revs;
+		char *issuer;
+		int changed = 0, n;
+		if (crl == NULL)
+			die(EX_DATAERR, "%s", err);
+		if (cfg->ca_file) {
+			if (crl_verify(crl, cfg->ca_file, err, sizeof(err)) != 0)
+				die(EX_DATAERR, "%s: refused: %s", argv[f], err);
+		} else
+			fprintf(stderr,
+			        "smimectl: warning: no ca_file configured, the "
+			        "signature of %s is not verified\n",
+			        argv[f]);
+		issuer = cert_name_text(X509_CRL_get_issuer(crl));
+		revs = X509_CRL_get_REVOKED(crl);
+		n = sk_X509_REVOKED_num(revs);
+		if (db_begin(db, err, sizeof(err)) != 0)
+			die(EX_TEMPFAIL, "%s", err);
+		for (int i = 0; i < n; i++) {
+			X509_REVOKED *r = sk_X509_REVOKED_value(revs, i);
+			BIGNUM *bn = ASN1_INTEGER_to_BN(
+			    X509_REVOKED_get0_serialNumber(r), NULL);
+			char *hex = bn ? BN_bn2hex(bn) : NULL;
+			time_t when = asn1_time_to_time(
+			    X509_REVOKED_get0_revocationDate(r));
+			int count = 0;
+			if (hex && db_revoke(db, issuer, hex, "crl", when,
+			                     actor(), &count, err,
+			                     sizeof(err)) != 0) {
+				db_rollback(db);
+				die(EX_TEMPFAIL, "nothing changed: %s", err);
+			}
+			changed += count;
+			OPENSSL_free(hex);
+			BN_free(bn);
+		}
+		if (db_crl_add(db, issuer,
+		               asn1_time_to_time(X509_CRL_get0_lastUpdate(crl)),
+		               asn1_time_to_time(X509_CRL_get0_nextUpdate(crl)),
+		               n, err, sizeof(err)) != 0 ||
+		    db_commit(db, err, sizeof(err)) != 0) {
+			db_rollback(db);
+			die(EX_TEMPFAIL, "nothing changed: %s", err);
+		}
+		printf("%s: %d serial%s listed, %d certificate%s marked "
+		       "revoked\n",
+		       argv[f], n, n == 1 ? "" : "s", changed,
+		       changed == 1 ? "" : "s");
+		total += changed;
+		free(issuer);
+		X509_CRL_free(crl);
+	}
+	if (total > 0)
+		printf("run \"smimectl reload\" (or send SIGUSR1) so the milter "
+		       "stops using them\n");
+	db_close(db);
+	config_free(cfg);
+	return EX_OK;
+}
+
+/* ---- reload ---------------------------------------------------------- */
+
+static int cmd_reload(int argc, char **argv)
+{
+	struct config *cfg = load_config();
+	FILE *f;
+	long pid = 0;
+
+	if (cfg->pidfile == NULL)
+		die(EX_CONFIG, "%s sets no pidfile; send SIGUSR1 to the milter "
+		               "yourself",
+		    conf_path);
+	f = fopen(cfg->pidfile, "r");
+	if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1)
+		die(EX_UNAVAILABLE, "%s: no running milter (%s)", cfg->pidfile,
+		    f ? "bad pidfile" : strerror(errno));
+	fclose(f);
+	if (kill((pid_t)pid, SIGUSR1) != 0)
+		die(EX_UNAVAILABLE, "cannot signal pid %ld: %s", pid,
+		    strerror(errno));
+	printf("asked smime-milter (pid %ld) to reload\n", pid);
+	config_free(cfg);
+	return EX_OK;
+}
+
+static const struct command {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} commands[] = {
+	{ "init", cmd_init, "create or migrate the database" },
+	{ "import", cmd_import,
+	  "--mailbox ADDR --kind individual|role|system (--p12 FILE "
+	  "--passphrase-file FILE | --cert PEM --key PEM)" },
+	{ "list", cmd_list, "[--json]" },
+	{ "crl", cmd_crl, "import FILE...   (PEM or DER)" },
+	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
+};
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: smimectl [-c CONF] COMMAND [ARGS]\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(stderr, "  %-7s %s\n", commands[i].name,
+		        commands[i].help);
+	exit(EX_USAGE);
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			conf_path = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "-V") == 0) {
+			printf("smimectl %s\n", SMIME_VERSION);
+			return EX_OK;
+		} else
+			usage();
+	}
+	if (i >= argc)
+		usage();
+	umask(077);
+	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+		if (strcmp(argv[i], commands[c].name) == 0)
+			return commands[c].fn(argc - i, argv + i);
+	fprintf(stderr, "smimectl: unknown command '%s'\n", argv[i]);
+	usage();
+	return EX_USAGE;
+}

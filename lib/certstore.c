@@ -1,0 +1,500 @@
+/* certstore -- keys and certificates behind one interface (see .h). */
+#include "certstore.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/provider.h>
+#include <openssl/x509v3.h>
+
+#define SECRET_MAX 1024
+
+const char *key_backend_name(enum key_backend b)
+{
+	switch (b) {
+	case KEY_PKCS12:
+		return "pkcs12";
+	case KEY_PEM:
+		return "pem";
+	case KEY_PKCS11:
+		return "pkcs11";
+	default:
+		return "none";
+	}
+}
+
+enum key_backend key_backend_parse(const char *s)
+{
+	if (str_ieq(s, "pkcs12"))
+		return KEY_PKCS12;
+	if (str_ieq(s, "pem"))
+		return KEY_PEM;
+	if (str_ieq(s, "pkcs11"))
+		return KEY_PKCS11;
+	return KEY_NONE;
+}
+
+/* Older PKCS#12 files (RC2-40, 3DES) need the legacy provider. */
+static void load_legacy_provider(void)
+{
+	static int done;
+
+	if (!done) {
+		done = 1;
+		if (OSSL_PROVIDER_available(NULL, "default") ||
+		    OSSL_PROVIDER_load(NULL, "default"))
+			OSSL_PROVIDER_try_load(NULL, "legacy", 1);
+		ERR_clear_error();
+	}
+}
+
+int keystore_read_pkcs12(const char *path, const char *passfile,
+                         EVP_PKEY **key, X509 **cert, STACK_OF(X509) **extra,
+                         char *err, size_t errlen)
+{
+	char pass[SECRET_MAX];
+	BIO *bio;
+	PKCS12 *p12;
+	EVP_PKEY *k = NULL;
+	X509 *c = NULL;
+	STACK_OF(X509) *ca = NULL;
+	int plen, rc = -1;
+
+	load_legacy_provider();
+	if (passfile == NULL)
+		return seterr(err, errlen, "%s: no passphrase file given",
+		              path);
+	plen = secret_read_file(passfile, pass, sizeof(pass), err, errlen);
+	if (plen < 0)
+		return -1;
+	bio = BIO_new_file(path, "rb");
+	if (bio == NULL) {
+		OPENSSL_cleanse(pass, sizeof(pass));
+		ERR_clear_error();
+		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	}
+	p12 = d2i_PKCS12_bio(bio, NULL);
+	BIO_free(bio);
+	if (p12 == NULL) {
+		OPENSSL_cleanse(pass, sizeof(pass));
+		ERR_clear_error();
+		return seterr(err, errlen, "%s: not a PKCS#12 file", path);
+	}
+	if (!PKCS12_verify_mac(p12, pass, plen)) {
+		seterr(err, errlen,
+		       "%s: wrong passphrase (MAC check failed with the "
+		       "passphrase in %s)",
+		       path, passfile);
+		ERR_clear_error();
+		goto out;
+	}
+	if (!PKCS12_parse(p12, pass, &k, &c, &ca)) {
+		seterr_ssl(err, errlen, "cannot decrypt PKCS#12 file");
+		goto out;
+	}
+	if (k == NULL || c == NULL) {
+		seterr(err, errlen, "%s: PKCS#12 holds no %s", path,
+		       k == NULL ? "private key" : "certificate");
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_cleanse(pass, sizeof(pass));
+	PKCS12_free(p12);
+	if (rc == 0 && key) {
+		*key = k;
+		k = NULL;
+	}
+	if (rc == 0 && cert) {
+		*cert = c;
+		c = NULL;
+	}
+	if (rc == 0 && extra) {
+		*extra = ca ? ca : sk_X509_new_null();
+		ca = NULL;
+	}
+	EVP_PKEY_free(k);
+	X509_free(c);
+	sk_X509_pop_free(ca, X509_free);
+	return rc;
+}
+
+static int pem_pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	const char *pass = u;
+	int len;
+
+	if (pass == NULL)
+		return 0;
+	len = (int)strlen(pass);
+	if (len > size)
+		len = size;
+	memcpy(buf, pass, (size_t)len);
+	return len;
+}
+
+static int read_pem_key(const char *path, const char *passfile,
+                        EVP_PKEY **out, char *err, size_t errlen)
+{
+	char pass[SECRET_MAX];
+	BIO *bio;
+	EVP_PKEY *k;
+
+	if (path_check_private(path, err, errlen) != 0)
+		return -1;
+	pass[0] = '\0';
+	if (passfile &&
+	    secret_read_file(passfile, pass, sizeof(pass), err, errlen) < 0)
+		return -1;
+	bio = BIO_new_file(path, "r");
+	if (bio == NULL) {
+		ERR_clear_error();
+		OPENSSL_cleanse(pass, sizeof(pass));
+		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	}
+	k = PEM_read_bio_PrivateKey(bio, NULL, pem_pass_cb,
+	                            passfile ? pass : NULL);
+	BIO_free(bio);
+	OPENSSL_cleanse(pass, sizeof(pass));
+	if (k == NULL) {
+		ERR_clear_error();
+		return seterr(err, errlen,
+		              "%s: cannot read private key (not PEM, or "
+		              "encrypted and %s)",
+		              path,
+		              passfile ? "the passphrase is wrong" :
+		                         "no passphrase file given");
+	}
+	*out = k;
+	return 0;
+}
+
+int keystore_load_key(const struct key_ref *ref, EVP_PKEY **out, char *err,
+                      size_t errlen)
+{
+	*out = NULL;
+	switch (ref->backend) {
+	case KEY_PKCS12:
+		if (path_check_private(ref->location, err, errlen) != 0)
+			return -1;
+		return keystore_read_pkcs12(ref->location, ref->secret_file,
+		                            out, NULL, NULL, err, errlen);
+	case KEY_PEM:
+		return read_pem_key(ref->location, ref->secret_file, out, err,
+		                    errlen);
+	case KEY_PKCS11:
+		return seterr(err, errlen,
+		              "PKCS#11 keys are not supported by this build");
+	default:
+		return seterr(err, errlen, "unknown key backend");
+	}
+}
+
+STACK_OF(X509) *cert_stack_from_pem(const char *pem)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	BIO *bio;
+	X509 *x;
+
+	if (sk == NULL || pem == NULL)
+		return sk;
+	bio = BIO_new_mem_buf(pem, -1);
+	if (bio == NULL)
+		return sk;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(sk, x))
+			X509_free(x);
+	ERR_clear_error();
+	BIO_free(bio);
+	return sk;
+}
+
+int cert_read_file(const char *path, STACK_OF(X509) **out, char *err,
+                   size_t errlen)
+{
+	BIO *bio = BIO_new_file(path, "rb");
+	STACK_OF(X509) *sk;
+	X509 *x;
+
+	*out = NULL;
+	if (bio == NULL) {
+		ERR_clear_error();
+		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	}
+	sk = sk_X509_new_null();
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(sk, x);
+	ERR_clear_error();
+	if (sk_X509_num(sk) == 0) {
+		(void)BIO_reset(bio);
+		x = d2i_X509_bio(bio, NULL);
+		if (x)
+			sk_X509_push(sk, x);
+		ERR_clear_error();
+	}
+	BIO_free(bio);
+	if (sk_X509_num(sk) == 0) {
+		sk_X509_free(sk);
+		return seterr(err, errlen, "%s: no certificate (PEM or DER)",
+		              path);
+	}
+	*out = sk;
+	return 0;
+}
+
+char *cert_to_pem(X509 *x)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *out = NULL;
+	long len;
+
+	if (bio && PEM_write_bio_X509(bio, x)) {
+		len = BIO_get_mem_data(bio, &data);
+		out = strndup(data, (size_t)len);
+	}
+	BIO_free(bio);
+	return out;
+}
+
+char *cert_stack_to_pem(STACK_OF(X509) *sk)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *out = NULL;
+	long len;
+
+	if (bio == NULL)
+		return NULL;
+	for (int i = 0; i < sk_X509_num(sk); i++)
+		PEM_write_bio_X509(bio, sk_X509_value(sk, i));
+	len = BIO_get_mem_data(bio, &data);
+	out = strndup(len > 0 ? data : "", (size_t)(len > 0 ? len : 0));
+	BIO_free(bio);
+	return out;
+}
+
+static char *asn1_string_dup_lower(const ASN1_STRING *s)
+{
+	const unsigned char *d = ASN1_STRING_get0_data(s);
+	int len = ASN1_STRING_length(s);
+	char *out;
+
+	if (d == NULL || len <= 0 || memchr(d, '\0', (size_t)len))
+		return NULL;
+	out = strndup((const char *)d, (size_t)len);
+	return str_lower(out);
+}
+
+/* Call fn for each e-mail address in x until it returns non-zero. */
+static int cert_emails(X509 *x, int (*fn)(const char *, void *), void *arg)
+{
+	GENERAL_NAMES *gens;
+	X509_NAME *name;
+	int rc = 0, idx = -1;
+
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; gens && rc == 0 && i < sk_GENERAL_NAME_num(gens);
+	     i++) {
+		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type == GEN_EMAIL) {
+			char *e = asn1_string_dup_lower(g->d.rfc822Name);
+			if (e)
+				rc = fn(e, arg);
+			free(e);
+		}
+	}
+	GENERAL_NAMES_free(gens);
+	name = X509_get_subject_name(x);
+	while (rc == 0 && (idx = X509_NAME_get_index_by_NID(
+	                       name, NID_pkcs9_emailAddress, idx)) >= 0) {
+		X509_NAME_ENTRY *ne = X509_NAME_get_entry(name, idx);
+		char *e = asn1_string_dup_lower(X509_NAME_ENTRY_get_data(ne));
+		if (e)
+			rc = fn(e, arg);
+		free(e);
+	}
+	return rc;
+}
+
+static int email_eq(const char *e, void *arg)
+{
+	return strcasecmp(e, arg) == 0;
+}
+
+static int email_first(const char *e, void *arg)
+{
+	*(char **)arg = strdup(e);
+	return 1;
+}
+
+int cert_has_email(X509 *x, const char *addr)
+{
+	return cert_emails(x, email_eq, (void *)addr);
+}
+
+char *cert_first_email(X509 *x)
+{
+	char *out = NULL;
+
+	cert_emails(x, email_first, &out);
+	return out;
+}
+
+time_t asn1_time_to_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	return timegm(&tm);
+}
+
+int cert_check_signing(X509 *x, const char *mailbox, time_t now, char *err,
+                       size_t errlen)
+{
+	time_t nb = asn1_time_to_time(X509_get0_notBefore(x));
+	time_t na = asn1_time_to_time(X509_get0_notAfter(x));
+	char tb[40];
+
+	if (now < nb)
+		return seterr(err, errlen, "certificate is not valid before %s",
+		              time_fmt(nb, tb, sizeof(tb)));
+	if (now > na)
+		return seterr(err, errlen, "certificate expired on %s",
+		              time_fmt(na, tb, sizeof(tb)));
+	if (X509_check_purpose(x, X509_PURPOSE_SMIME_SIGN, 0) != 1) {
+		ERR_clear_error();
+		return seterr(err, errlen,
+		              "certificate's key usage or extended key usage "
+		              "does not allow e-mail signing");
+	}
+	if (mailbox && !cert_has_email(x, mailbox))
+		return seterr(err, errlen,
+		              "certificate does not carry %s (neither "
+		              "subjectAltName rfc822Name nor subject "
+		              "emailAddress)",
+		              mailbox);
+	return 0;
+}
+
+int cert_matches_key(X509 *x, EVP_PKEY *key)
+{
+	int rc = X509_check_private_key(x, key) == 1;
+
+	ERR_clear_error();
+	return rc;
+}
+
+static char *hex(const unsigned char *p, size_t n)
+{
+	char *out = malloc(n * 2 + 1);
+
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02X", p[i]);
+	out[n * 2] = '\0';
+	return out;
+}
+
+char *cert_name_text(X509_NAME *n)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *out = NULL;
+	long len;
+
+	if (bio == NULL)
+		return NULL;
+	X509_NAME_print_ex(bio, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+	len = BIO_get_mem_data(bio, &data);
+	out = strndup(len > 0 ? data : "", (size_t)(len > 0 ? len : 0));
+	BIO_free(bio);
+	return out;
+}
+
+int cert_info_get(X509 *x, struct cert_info *ci)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	BIGNUM *bn;
+	char *s;
+
+	memset(ci, 0, sizeof(*ci));
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	s = bn ? BN_bn2hex(bn) : NULL;
+	ci->serial = xstrdup(s);
+	OPENSSL_free(s);
+	BN_free(bn);
+	if (X509_digest(x, EVP_sha256(), md, &mdlen))
+		ci->fingerprint = hex(md, mdlen);
+	ci->subject = cert_name_text(X509_get_subject_name(x));
+	ci->issuer = cert_name_text(X509_get_issuer_name(x));
+	ci->not_before = asn1_time_to_time(X509_get0_notBefore(x));
+	ci->not_after = asn1_time_to_time(X509_get0_notAfter(x));
+	if (!ci->serial || !ci->fingerprint || !ci->subject || !ci->issuer) {
+		cert_info_clear(ci);
+		return -1;
+	}
+	return 0;
+}
+
+void cert_info_clear(struct cert_info *ci)
+{
+	free(ci->serial);
+	free(ci->fingerprint);
+	free(ci->subject);
+	free(ci->issuer);
+	memset(ci, 0, sizeof(*ci));
+}
+
+static int self_signed(X509 *x)
+{
+	return X509_check_issued(x, x) == X509_V_OK;
+}
+
+static X509 *find_issuer(X509 *x, STACK_OF(X509) *pool)
+{
+	for (int i = 0; i < sk_X509_num(pool); i++) {
+		X509 *c = sk_X509_value(pool, i);
+		if (c != x && X509_check_issued(c, x) == X509_V_OK)
+			return c;
+	}
+	return NULL;
+}
+
+STACK_OF(X509) *cert_build_chain(X509 *leaf, STACK_OF(X509) *extra,
+                                 const char *ca_file)
+{
+	STACK_OF(X509) *pool = sk_X509_new_null(), *chain = sk_X509_new_null();
+	STACK_OF(X509) *cas = NULL;
+	X509 *cur = leaf, *iss;
+	char err[256];
+
+	if (pool == NULL || chain == NULL)
+		goto out;
+	for (int i = 0; extra && i < sk_X509_num(extra); i++)
+		sk_X509_push(pool, sk_X509_value(extra, i));
+	if (ca_file && cert_read_file(ca_file, &cas, err, sizeof(err)) == 0)
+		for (int i = 0; i < sk_X509_num(cas); i++)
+			sk_X509_push(pool, sk_X509_value(cas, i));
+	while (!self_signed(cur) && (iss = find_issuer(cur, pool)) != NULL &&
+	       sk_X509_num(chain) < 10) {
+		if (self_signed(iss))
+			break; /* the root stays out */
+		X509_up_ref(iss);
+		sk_X509_push(chain, iss);
+		cur = iss;
+	}
+out:
+	ERR_clear_error();
+	sk_X509_free(pool);
+	sk_X509_pop_free(cas, X509_free);
+	return chain;
+}

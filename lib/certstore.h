@@ -1,0 +1,105 @@
+/*
+ * certstore -- certificates and private keys behind one interface.
+ *
+ * The certificate and its chain are kept in the database (PEM); the private
+ * key lives in a key store backend named by a key reference: a PKCS#12 file,
+ * a PEM key file, or (later) a PKCS#11 URI.  Keys are loaded once per
+ * configuration snapshot, never per message.
+ */
+#ifndef SMIME_CERTSTORE_H
+#define SMIME_CERTSTORE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+enum key_backend { KEY_NONE = 0, KEY_PKCS12, KEY_PEM, KEY_PKCS11 };
+
+/* Where a key lives.  secret_file holds the passphrase/PIN (may be NULL for
+ * an unencrypted PEM key). */
+struct key_ref {
+	enum key_backend backend;
+	const char *location;
+	const char *secret_file;
+};
+
+/* Name <-> enum for the database ("pkcs12", "pem", "pkcs11"). */
+const char *key_backend_name(enum key_backend b);
+enum key_backend key_backend_parse(const char *s);
+
+/*
+ * Load the private key named by ref.  Checks that key and secret files are
+ * private (not group/world readable).  Secrets are cleansed after use.
+ * Returns 0 and *out, or -1 with err filled.
+ */
+int keystore_load_key(const struct key_ref *ref, EVP_PKEY **out, char *err,
+                      size_t errlen);
+
+/*
+ * Read a PKCS#12 file with the passphrase read from passfile.  Returns key,
+ * leaf certificate and the extra certificates (any of the outputs may be
+ * NULL to ignore).  Error text says "wrong passphrase" when that is the cause.
+ */
+int keystore_read_pkcs12(const char *path, const char *passfile,
+                         EVP_PKEY **key, X509 **cert, STACK_OF(X509) **extra,
+                         char *err, size_t errlen);
+
+/* Read every certificate of a PEM or DER file (first = leaf). */
+int cert_read_file(const char *path, STACK_OF(X509) **out, char *err,
+                   size_t errlen);
+
+/* Parse certificates from PEM text. */
+STACK_OF(X509) *cert_stack_from_pem(const char *pem);
+
+/* PEM text of one certificate / of a stack (malloc'd; NULL on error). */
+char *cert_to_pem(X509 *x);
+char *cert_stack_to_pem(STACK_OF(X509) *sk);
+
+/* 1 when the certificate carries addr (rfc822Name in subjectAltName or
+ * emailAddress in the subject), compared case-insensitively. */
+int cert_has_email(X509 *x, const char *addr);
+
+/* First e-mail address of the certificate (malloc'd, lower-case) or NULL. */
+char *cert_first_email(X509 *x);
+
+/*
+ * Everything that must hold before x may sign mail from mailbox at time now:
+ * inside its validity period, keyUsage/extendedKeyUsage allow S/MIME
+ * signing, and it carries the mailbox.  Returns 0 or -1 with err saying why.
+ */
+int cert_check_signing(X509 *x, const char *mailbox, time_t now, char *err,
+                       size_t errlen);
+
+/* 1 when key is the private half of x's public key. */
+int cert_matches_key(X509 *x, EVP_PKEY *key);
+
+/* Metadata as text: serial (hex, upper-case), SHA-256 fingerprint (hex),
+ * subject and issuer (RFC 2253), validity.  Strings are malloc'd. */
+struct cert_info {
+	char *serial;
+	char *fingerprint;
+	char *subject;
+	char *issuer;
+	time_t not_before;
+	time_t not_after;
+};
+int cert_info_get(X509 *x, struct cert_info *ci);
+void cert_info_clear(struct cert_info *ci);
+
+/* RFC 2253 text of a name, as stored in the database (malloc'd). */
+char *cert_name_text(X509_NAME *n);
+
+/* time_t of an ASN1_TIME (UTC). */
+time_t asn1_time_to_time(const ASN1_TIME *t);
+
+/*
+ * Build the chain for leaf from the candidates in extra and in ca_file (may
+ * be NULL): issuers up to, not including, a self-signed root.  Returns a new
+ * stack (possibly empty).
+ */
+STACK_OF(X509) *cert_build_chain(X509 *leaf, STACK_OF(X509) *extra,
+                                 const char *ca_file);
+
+#endif

@@ -1,0 +1,392 @@
+/* config -- table-driven libconfig loader (see config.h). */
+#include "config.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum ktype { K_STR, K_INT, K_BOOL, K_ACTION, K_STRLIST, K_CIDRLIST, K_DIGEST };
+
+struct keydef {
+	const char *name;
+	enum ktype type;
+	const char *def; /* default as text (NULL: none) */
+	long long min, max;
+	size_t off;      /* offset into struct config */
+	size_t line_off; /* offset of the line number field, or 0 */
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct keydef keys[] = {
+	{ "socket", K_STR, "unix:/run/smime-milter/smime-milter.sock", 0, 0,
+	  OFF(socket), 0, "inet:PORT@HOST or unix:PATH" },
+	{ "database", K_STR, "/var/lib/smime-milter/smime-milter.db", 0, 0,
+	  OFF(database), OFF(line_database), "SQLite path" },
+	{ "key_dir", K_STR, "/var/lib/smime-milter/keys", 0, 0, OFF(key_dir),
+	  OFF(line_key_dir), "directory for imported keys" },
+	{ "temp_dir", K_STR, "/var/lib/smime-milter/tmp", 0, 0, OFF(temp_dir),
+	  OFF(line_temp_dir), "directory for spilled bodies" },
+	{ "pidfile", K_STR, NULL, 0, 0, OFF(pidfile), 0, "path" },
+	{ "user", K_STR, NULL, 0, 0, OFF(user), 0, "user name" },
+	{ "ca_file", K_STR, NULL, 0, 0, OFF(ca_file), OFF(line_ca_file),
+	  "PEM trust bundle" },
+	{ "syslog_facility", K_STR, "mail", 0, 0, OFF(syslog_facility), 0,
+	  "syslog facility" },
+	{ "digest", K_DIGEST, "sha256", 0, 0, OFF(digest), 0,
+	  "sha256, sha384 or sha512" },
+	{ "domains", K_STRLIST, NULL, 1, 0, OFF(domains), 0,
+	  "list of signing domains" },
+	{ "internal_hosts", K_CIDRLIST, NULL, 0, 0, OFF(internal), 0,
+	  "list of CIDR blocks" },
+	{ "on_error", K_ACTION, "tempfail", 0, 0, OFF(on_error), 0,
+	  "tempfail, accept or reject" },
+	{ "on_no_certificate", K_ACTION, "accept", 0, 0,
+	  OFF(on_no_certificate), 0, "tempfail, accept or reject" },
+	{ "max_memory_body", K_INT, "1048576", 4096, 1LL << 30,
+	  OFF(max_memory_body), 0, "bytes" },
+	{ "log_verbose", K_BOOL, "false", 0, 1, OFF(log_verbose), 0,
+	  "true or false" },
+};
+
+const char *action_name(enum action a)
+{
+	switch (a) {
+	case ACTION_ACCEPT:
+		return "accept";
+	case ACTION_REJECT:
+		return "reject";
+	default:
+		return "tempfail";
+	}
+}
+
+static int action_parse(const char *s, enum action *out)
+{
+	if (str_ieq(s, "tempfail"))
+		*out = ACTION_TEMPFAIL;
+	else if (str_ieq(s, "accept"))
+		*out = ACTION_ACCEPT;
+	else if (str_ieq(s, "reject"))
+		*out = ACTION_REJECT;
+	else
+		return -1;
+	return 0;
+}
+
+int cidr_parse(const char *s, struct cidr *out)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	char *slash, *end;
+	long bits;
+
+	if (s == NULL || strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash++ = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+		out->family = AF_INET;
+		out->bits = 32;
+	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		out->family = AF_INET6;
+		out->bits = 128;
+	} else
+		return -1;
+	if (slash) {
+		errno = 0;
+		bits = strtol(slash, &end, 10);
+		if (*slash == '\0' || *end || bits < 0 || bits > out->bits)
+			return -1;
+		out->bits = (int)bits;
+	}
+	return 0;
+}
+
+static int cidr_match(const struct cidr *c, int family, const unsigned char *a)
+{
+	int full = c->bits / 8, rest = c->bits % 8;
+
+	if (c->family != family)
+		return 0;
+	if (memcmp(c->addr, a, (size_t)full) != 0)
+		return 0;
+	if (rest) {
+		unsigned char mask = (unsigned char)(0xff << (8 - rest));
+		if ((c->addr[full] & mask) != (a[full] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+int config_host_internal(const struct config *cfg, const struct sockaddr *sa)
+{
+	const unsigned char *a;
+	int family;
+	static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0,    0,
+		                                    0, 0, 0, 0, 0xff, 0xff };
+
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		family = AF_INET;
+		a = (const unsigned char *)&((const struct sockaddr_in *)sa)
+		        ->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		family = AF_INET6;
+		a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)
+		        ->sin6_addr;
+		if (memcmp(a, v4mapped, 12) == 0) {
+			family = AF_INET;
+			a += 12;
+		}
+	} else if (sa->sa_family == AF_UNIX) {
+		return 1; /* local submission through a unix socket */
+	} else
+		return 0;
+	for (size_t i = 0; i < cfg->ninternal; i++)
+		if (cidr_match(&cfg->internal[i], family, a))
+			return 1;
+	return 0;
+}
+
+int config_signing_domain(const struct config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		if (strcasecmp(cfg->domains[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
+void config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct keydef *k = &keys[i];
+		if (k->type == K_STR || k->type == K_DIGEST)
+			free(*(char **)((char *)cfg + k->off));
+	}
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		free(cfg->domains[i]);
+	free(cfg->domains);
+	free(cfg->internal);
+	free(cfg->path);
+	free(cfg);
+}
+
+/* Store one value (setting s, or the default text when s is NULL). */
+static int key_store(struct config *cfg, const struct keydef *k,
+                     config_setting_t *s, const char *file, int line,
+                     char *err, size_t errlen)
+{
+	char *base = (char *)cfg;
+	const char *str = NULL;
+	long long ival = 0;
+	int type = s ? config_setting_type(s) : 0;
+
+#define BAD(...)                                                               \
+	do {                                                                   \
+		adderr(err, errlen, "%s:%d: %s: ", file, line, k->name);       \
+		snprintf(err + strlen(err), errlen - strlen(err), __VA_ARGS__);\
+		return -1;                                                     \
+	} while (0)
+
+	switch (k->type) {
+	case K_STR:
+	case K_DIGEST:
+	case K_ACTION:
+		if (s && type != CONFIG_TYPE_STRING)
+			BAD("must be a string (%s)", k->help);
+		str = s ? config_setting_get_string(s) : k->def;
+		if (k->type == K_STR) {
+			if (s && *str == '\0')
+				BAD("must not be empty");
+			*(char **)(base + k->off) = xstrdup(str);
+		} else if (k->type == K_DIGEST) {
+			if (!str_ieq(str, "sha256") && !str_ieq(str, "sha384") &&
+			    !str_ieq(str, "sha512"))
+				BAD("unknown digest '%s' (%s)", str, k->help);
+			*(char **)(base + k->off) = str_lower(xstrdup(str));
+		} else if (action_parse(str, (enum action *)(base + k->off)))
+			BAD("unknown action '%s' (%s)", str, k->help);
+		break;
+	case K_INT:
+		if (s && type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+			BAD("must be an integer (%s)", k->help);
+		ival = s ? config_setting_get_int64(s) : atoll(k->def);
+		if (ival < k->min || ival > k->max)
+			BAD("%lld is out of range %lld..%lld", ival, k->min,
+			    k->max);
+		*(long long *)(base + k->off) = ival;
+		break;
+	case K_BOOL:
+		if (s && type != CONFIG_TYPE_BOOL)
+			BAD("must be true or false");
+		*(int *)(base + k->off) =
+		    s ? config_setting_get_bool(s) : str_ieq(k->def, "true");
+		break;
+	case K_STRLIST: {
+		int n;
+		char **list;
+		if (s == NULL) {
+			if (k->min > 0)
+				BAD("is required (%s)", k->help);
+			break;
+		}
+		if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+			BAD("must be a list of strings, e.g. [ \"a\", \"b\" ]");
+		n = config_setting_length(s);
+		if (n < k->min)
+			BAD("must hold at least %lld entr%s", k->min,
+			    k->min == 1 ? "y" : "ies");
+		list = calloc((size_t)n + 1, sizeof(char *));
+		if (list == NULL)
+			BAD("out of memory");
+		cfg->domains = list;
+		for (int i = 0; i < n; i++) {
+			const char *v = config_setting_get_string_elem(s, i);
+			if (v == NULL || *v == '\0')
+				BAD("entry %d must be a non-empty string",
+				    i + 1);
+			list[i] = str_lower(xstrdup(v));
+			cfg->ndomains = (size_t)i + 1;
+		}
+		break;
+	}
+	case K_CIDRLIST: {
+		static const char *defaults[] = { "127.0.0.0/8", "::1/128" };
+		int n = s ? config_setting_length(s) : 2;
+		if (s && type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+			BAD("must be a list of strings, e.g. [ \"127.0.0.0/8\" ]");
+		cfg->internal = calloc((size_t)n + 1, sizeof(struct cidr));
+		if (cfg->internal == NULL)
+			BAD("out of memory");
+		for (int i = 0; i < n; i++) {
+			const char *v = s ? config_setting_get_string_elem(s, i) :
+			                    defaults[i];
+			if (v == NULL || cidr_parse(v, &cfg->internal[i]) != 0)
+				BAD("entry %d '%s' is not an address or CIDR "
+				    "block",
+				    i + 1, v ? v : "(not a string)");
+			cfg->ninternal = (size_t)i + 1;
+		}
+		break;
+	}
+	}
+	if (k->line_off)
+		*(int *)(base + k->line_off) = s ? line : 0;
+	return 0;
+#undef BAD
+}
+
+static int check_dir(const char *path, const char *file, int line,
+                     const char *key, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		adderr(err, errlen, "%s:%d: %s: %s: %s", file, line, key, path,
+		       strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		adderr(err, errlen, "%s:%d: %s: %s is not a directory", file,
+		       line, key, path);
+		return -1;
+	}
+	return 0;
+}
+
+int config_load(const char *path, struct config **out, char *err,
+                size_t errlen)
+{
+	config_t lc;
+	config_setting_t *root, *s;
+	struct config *cfg;
+	int bad = 0, n;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	if (access(path, R_OK) != 0)
+		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL)
+		return seterr(err, errlen, "out of memory");
+	cfg->path = xstrdup(path);
+	config_init(&lc);
+	if (config_read_file(&lc, path) != CONFIG_TRUE) {
+		seterr(err, errlen, "%s:%d: %s",
+		       config_error_file(&lc) ? config_error_file(&lc) : path,
+		       config_error_line(&lc), config_error_text(&lc));
+		config_destroy(&lc);
+		config_free(cfg);
+		return -1;
+	}
+	root = config_root_setting(&lc);
+	/* unknown keys first, so a typo is named as such */
+	n = config_setting_length(root);
+	for (int i = 0; i < n; i++) {
+		const char *name;
+		size_t j;
+		s = config_setting_get_elem(root, (unsigned)i);
+		name = config_setting_name(s);
+		for (j = 0; j < sizeof(keys) / sizeof(keys[0]); j++)
+			if (strcmp(keys[j].name, name) == 0)
+				break;
+		if (j == sizeof(keys) / sizeof(keys[0])) {
+			adderr(err, errlen, "%s:%d: unknown key '%s'", path,
+			       config_setting_source_line(s), name);
+			bad = 1;
+		}
+	}
+	for (size_t j = 0; j < sizeof(keys) / sizeof(keys[0]); j++) {
+		s = config_setting_get_member(root, keys[j].name);
+		if (key_store(cfg, &keys[j], s, path,
+		              s ? config_setting_source_line(s) : 0, err,
+		              errlen) != 0)
+			bad = 1;
+	}
+	if (!bad) {
+		const char *sock = cfg->socket;
+		s = config_setting_get_member(root, "socket");
+		if (strncmp(sock, "inet:", 5) != 0 &&
+		    strncmp(sock, "inet6:", 6) != 0 &&
+		    strncmp(sock, "unix:", 5) != 0 &&
+		    strncmp(sock, "local:", 6) != 0) {
+			adderr(err, errlen,
+			       "%s:%d: socket: '%s' must start with inet:, "
+			       "inet6: or unix:",
+			       path, s ? config_setting_source_line(s) : 0,
+			       sock);
+			bad = 1;
+		}
+		if (check_dir(cfg->temp_dir, path, cfg->line_temp_dir,
+		              "temp_dir", err, errlen))
+			bad = 1;
+		if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0) {
+			adderr(err, errlen, "%s:%d: ca_file: %s: %s", path,
+			       cfg->line_ca_file, cfg->ca_file,
+			       strerror(errno));
+			bad = 1;
+		}
+	}
+	config_destroy(&lc);
+	if (bad) {
+		config_free(cfg);
+		return -1;
+	}
+	*out = cfg;
+	return 0;
+}

@@ -1,0 +1,70 @@
+/*
+ * config -- the libconfig file turned into an immutable struct.
+ *
+ * Every key is described in one table (type, default, range) in config.c;
+ * errors name file:line from libconfig's own line numbers.  A loaded config
+ * is never modified: reload builds a new one.
+ */
+#ifndef SMIME_CONFIG_H
+#define SMIME_CONFIG_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/smime-milter/smime-milter.conf"
+
+enum action { ACTION_TEMPFAIL = 0, ACTION_ACCEPT, ACTION_REJECT };
+
+struct cidr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int bits;
+};
+
+struct config {
+	char *path;
+	char *socket;
+	char *database;
+	char *key_dir;
+	char *temp_dir;
+	char *pidfile;
+	char *user;
+	char *ca_file;
+	char *syslog_facility;
+	char *digest; /* sha256, sha384 or sha512 */
+	char **domains;
+	size_t ndomains;
+	struct cidr *internal;
+	size_t ninternal;
+	enum action on_error;
+	enum action on_no_certificate;
+	long long max_memory_body;
+	int log_verbose;
+	/* line numbers of keys, for errors found after loading (0 = default) */
+	int line_database, line_key_dir, line_temp_dir, line_ca_file;
+};
+
+/*
+ * Load and validate the file at path.  On success *out is a new config and 0
+ * is returned.  On failure returns -1 and err holds one problem per line,
+ * each "file:line: message".
+ */
+int config_load(const char *path, struct config **out, char *err,
+                size_t errlen);
+
+/* Free a config; NULL is fine. */
+void config_free(struct config *cfg);
+
+/* 1 when domain (lower-case) is one of the signing domains. */
+int config_signing_domain(const struct config *cfg, const char *domain);
+
+/* 1 when the client address is inside internal_hosts. */
+int config_host_internal(const struct config *cfg, const struct sockaddr *sa);
+
+/* Parse "a.b.c.d/n", "x::y/n" or a bare address.  Returns 0 or -1. */
+int cidr_parse(const char *s, struct cidr *out);
+
+/* Name of an action ("tempfail", "accept", "reject"). */
+const char *action_name(enum action a);
+
+#endif

@@ -1,0 +1,552 @@
+/* db -- SQLite store with versioned schema (see db.h). */
+#include "db.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+struct db {
+	sqlite3 *h;
+};
+
+/* Migrations: migrations[i] takes the schema from version i to i + 1. */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE certificates ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('individual','role','system')),"
+	"  mailbox TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  issuer TEXT NOT NULL,"
+	"  serial TEXT NOT NULL,"
+	"  fingerprint TEXT NOT NULL UNIQUE,"
+	"  not_before INTEGER NOT NULL,"
+	"  not_after INTEGER NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'active'"
+	"    CHECK (status IN ('active','superseded','revoked')),"
+	"  key_backend TEXT NOT NULL,"
+	"  key_location TEXT NOT NULL,"
+	"  secret_file TEXT,"
+	"  cert_pem TEXT NOT NULL,"
+	"  chain_pem TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL,"
+	"  revoked_at INTEGER,"
+	"  revocation_reason TEXT);"
+	"CREATE INDEX certificates_serial ON certificates (serial);"
+	"CREATE INDEX certificates_mailbox ON certificates (mailbox);"
+	"CREATE TABLE mailboxes ("
+	"  address TEXT PRIMARY KEY,"
+	"  cert_id INTEGER NOT NULL REFERENCES certificates (id),"
+	"  kind TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE TABLE mailbox_history ("
+	"  id INTEGER PRIMARY KEY,"
+	"  address TEXT NOT NULL,"
+	"  cert_id INTEGER,"
+	"  event TEXT NOT NULL,"
+	"  detail TEXT,"
+	"  actor TEXT,"
+	"  at INTEGER NOT NULL);"
+	"CREATE TABLE crls ("
+	"  id INTEGER PRIMARY KEY,"
+	"  issuer TEXT NOT NULL,"
+	"  this_update INTEGER,"
+	"  next_update INTEGER,"
+	"  entries INTEGER NOT NULL,"
+	"  imported_at INTEGER NOT NULL);"
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  queue_id TEXT,"
+	"  message_id TEXT,"
+	"  from_addr TEXT,"
+	"  action TEXT NOT NULL,"
+	"  cert_serial TEXT,"
+	"  digest TEXT,"
+	"  result TEXT);"
+	"CREATE INDEX audit_at ON audit (at);",
+};
+
+static int exec(struct db *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		seterr(err, errlen, "database: %s",
+		       msg ? msg : sqlite3_errmsg(db->h));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int db_version(struct db *db)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	return v;
+}
+
+static int migrate(struct db *db, char *err, size_t errlen)
+{
+	int v = db_version(db);
+	char sql[64];
+
+	if (v < 0)
+		return seterr(err, errlen, "database: %s",
+		              sqlite3_errmsg(db->h));
+	if (v > DB_SCHEMA_VERSION)
+		return seterr(err, errlen,
+		              "database schema version %d is newer than this "
+		              "program (%d)",
+		              v, DB_SCHEMA_VERSION);
+	for (; v < DB_SCHEMA_VERSION; v++) {
+		if (exec(db, "BEGIN IMMEDIATE", err, errlen) != 0)
+			return -1;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (exec(db, migrations[v], err, errlen) != 0 ||
+		    exec(db, sql, err, errlen) != 0) {
+			db_rollback(db);
+			return -1;
+		}
+		if (exec(db, "COMMIT", err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int db_open(const char *path, enum db_open_mode mode, struct db **out,
+            char *err, size_t errlen)
+{
+	struct db *db;
+	int flags, v;
+
+	*out = NULL;
+	if (mode != DB_CREATE && access(path, F_OK) != 0)
+		return seterr(err, errlen,
+		              "database %s: %s (run \"smimectl init\" first)",
+		              path, strerror(errno));
+	db = calloc(1, sizeof(*db));
+	if (db == NULL)
+		return seterr(err, errlen, "out of memory");
+	flags = SQLITE_OPEN_FULLMUTEX |
+	        (mode == DB_READONLY ? SQLITE_OPEN_READONLY :
+	                               SQLITE_OPEN_READWRITE) |
+	        (mode == DB_CREATE ? SQLITE_OPEN_CREATE : 0);
+	if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
+		seterr(err, errlen, "database %s: %s", path,
+		       db->h ? sqlite3_errmsg(db->h) : "cannot open");
+		db_close(db);
+		return -1;
+	}
+	sqlite3_busy_timeout(db->h, 5000);
+	sqlite3_extended_result_codes(db->h, 1);
+	if (mode == DB_CREATE) {
+		mode_t old = umask(077);
+		if (exec(db, "PRAGMA journal_mode = WAL", err, errlen) != 0 ||
+		    migrate(db, err, errlen) != 0) {
+			umask(old);
+			db_close(db);
+			return -1;
+		}
+		umask(old);
+	}
+	if (exec(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
+	         err, errlen) != 0) {
+		db_close(db);
+		return -1;
+	}
+	v = db_version(db);
+	if (v != DB_SCHEMA_VERSION) {
+		if (v < 0)
+			seterr(err, errlen, "database %s: %s", path,
+			       sqlite3_errmsg(db->h));
+		else
+			seterr(err, errlen,
+			       "database %s has schema version %d, this "
+			       "program needs %d (run \"smimectl init\" to "
+			       "migrate)",
+			       path, v, DB_SCHEMA_VERSION);
+		db_close(db);
+		return -1;
+	}
+	*out = db;
+	return 0;
+}
+
+void db_close(struct db *db)
+{
+	if (db == NULL)
+		return;
+	sqlite3_close_v2(db->h);
+	free(db);
+}
+
+int db_begin(struct db *db, char *err, size_t errlen)
+{
+	return exec(db, "BEGIN IMMEDIATE", err, errlen);
+}
+
+int db_commit(struct db *db, char *err, size_t errlen)
+{
+	return exec(db, "COMMIT", err, errlen);
+}
+
+void db_rollback(struct db *db)
+{
+	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static sqlite3_stmt *prep(struct db *db, const char *sql, char *err,
+                          size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+		seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		return NULL;
+	}
+	return st;
+}
+
+static int step_done(struct db *db, sqlite3_stmt *st, char *err,
+                     size_t errlen)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return seterr(err, errlen, "database: %s",
+		              sqlite3_errmsg(db->h));
+	return 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+void db_cert_clear(struct db_cert *c)
+{
+	free(c->kind);
+	free(c->mailbox);
+	free(c->subject);
+	free(c->issuer);
+	free(c->serial);
+	free(c->fingerprint);
+	free(c->status);
+	free(c->key_backend);
+	free(c->key_location);
+	free(c->secret_file);
+	free(c->cert_pem);
+	free(c->chain_pem);
+	free(c->revocation_reason);
+	memset(c, 0, sizeof(*c));
+}
+
+int db_cert_exists(struct db *db, const char *fingerprint)
+{
+	sqlite3_stmt *st =
+	    prep(db, "SELECT 1 FROM certificates WHERE fingerprint = ?", NULL,
+	         0);
+	int found;
+
+	if (st == NULL)
+		return 0;
+	bind_text(st, 1, fingerprint);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+int db_cert_add(struct db *db, struct db_cert *c, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(
+	    db,
+	    "INSERT INTO certificates (kind, mailbox, subject, issuer, serial,"
+	    " fingerprint, not_before, not_after, status, key_backend,"
+	    " key_location, secret_file, cert_pem, chain_pem, created_at)"
+	    " VALUES (?,?,?,?,?,?,?,?,'active',?,?,?,?,?,?)",
+	    err, errlen);
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, c->kind);
+	bind_text(st, 2, c->mailbox);
+	bind_text(st, 3, c->subject);
+	bind_text(st, 4, c->issuer);
+	bind_text(st, 5, c->serial);
+	bind_text(st, 6, c->fingerprint);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)c->not_before);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)c->not_after);
+	bind_text(st, 9, c->key_backend);
+	bind_text(st, 10, c->key_location);
+	bind_text(st, 11, c->secret_file);
+	bind_text(st, 12, c->cert_pem);
+	bind_text(st, 13, c->chain_pem ? c->chain_pem : "");
+	sqlite3_bind_int64(st, 14, (sqlite3_int64)time(NULL));
+	if (step_done(db, st, err, errlen) != 0)
+		return -1;
+	c->id = sqlite3_last_insert_rowid(db->h);
+	return 0;
+}
+
+static int history(struct db *db, const char *address, long long cert_id,
+                   const char *event, const char *detail, const char *actor,
+                   char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "INSERT INTO mailbox_history (address, cert_id,"
+	                        " event, detail, actor, at)"
+	                        " VALUES (?,?,?,?,?,?)",
+	                        err, errlen);
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, address);
+	if (cert_id > 0)
+		sqlite3_bind_int64(st, 2, cert_id);
+	else
+		sqlite3_bind_null(st, 2);
+	bind_text(st, 3, event);
+	bind_text(st, 4, detail);
+	bind_text(st, 5, actor);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL));
+	return step_done(db, st, err, errlen);
+}
+
+int db_map(struct db *db, const char *address, long long cert_id,
+           const char *kind, const char *actor, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	long long old = 0;
+
+	st = prep(db, "SELECT cert_id FROM mailboxes WHERE address = ?", err,
+	          errlen);
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, address);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		old = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (old > 0 && old != cert_id) {
+		st = prep(db,
+		          "UPDATE certificates SET status = 'superseded'"
+		          " WHERE id = ? AND status = 'active'",
+		          err, errlen);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, old);
+		if (step_done(db, st, err, errlen) != 0 ||
+		    history(db, address, old, "superseded", NULL, actor, err,
+		            errlen) != 0)
+			return -1;
+	}
+	st = prep(db,
+	          "INSERT INTO mailboxes (address, cert_id, kind, updated_at)"
+	          " VALUES (?,?,?,?) ON CONFLICT (address) DO UPDATE SET"
+	          " cert_id = excluded.cert_id, kind = excluded.kind,"
+	          " updated_at = excluded.updated_at",
+	          err, errlen);
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, address);
+	sqlite3_bind_int64(st, 2, cert_id);
+	bind_text(st, 3, kind);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+	if (step_done(db, st, err, errlen) != 0)
+		return -1;
+	return history(db, address, cert_id, "mapped", kind, actor, err,
+	               errlen);
+}
+
+#define CERT_COLS                                                              \
+	"c.id, c.kind, c.mailbox, c.subject, c.issuer, c.serial,"              \
+	" c.fingerprint, c.not_before, c.not_after, c.status,"                 \
+	" c.key_backend, c.key_location, c.secret_file, c.cert_pem,"           \
+	" c.chain_pem, c.created_at, c.revoked_at, c.revocation_reason"
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static void row_to_cert(sqlite3_stmt *st, struct db_cert *c)
+{
+	c->id = sqlite3_column_int64(st, 0);
+	c->kind = col_dup(st, 1);
+	c->mailbox = col_dup(st, 2);
+	c->subject = col_dup(st, 3);
+	c->issuer = col_dup(st, 4);
+	c->serial = col_dup(st, 5);
+	c->fingerprint = col_dup(st, 6);
+	c->not_before = (time_t)sqlite3_column_int64(st, 7);
+	c->not_after = (time_t)sqlite3_column_int64(st, 8);
+	c->status = col_dup(st, 9);
+	c->key_backend = col_dup(st, 10);
+	c->key_location = col_dup(st, 11);
+	c->secret_file = col_dup(st, 12);
+	c->cert_pem = col_dup(st, 13);
+	c->chain_pem = col_dup(st, 14);
+	c->created_at = (time_t)sqlite3_column_int64(st, 15);
+	c->revoked_at = (time_t)sqlite3_column_int64(st, 16);
+	c->revocation_reason = col_dup(st, 17);
+}
+
+static int each_cert(struct db *db, const char *sql, db_cert_fn fn,
+                     void *arg, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db, sql, err, errlen);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_cert c;
+		const unsigned char *addr = sqlite3_column_text(st, 18);
+		int stop;
+		memset(&c, 0, sizeof(c));
+		row_to_cert(st, &c);
+		stop = fn(arg, (const char *)addr, &c);
+		db_cert_clear(&c);
+		if (stop)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int db_mappings(struct db *db, db_cert_fn fn, void *arg, char *err,
+                size_t errlen)
+{
+	return each_cert(db,
+	                 "SELECT " CERT_COLS ", m.address FROM mailboxes m"
+	                 " JOIN certificates c ON c.id = m.cert_id"
+	                 " ORDER BY m.address",
+	                 fn, arg, err, errlen);
+}
+
+int db_certs(struct db *db, db_cert_fn fn, void *arg, char *err,
+             size_t errlen)
+{
+	return each_cert(db,
+	                 "SELECT " CERT_COLS ", m.address FROM certificates c"
+	                 " LEFT JOIN mailboxes m ON m.cert_id = c.id"
+	                 " ORDER BY c.mailbox, c.id DESC",
+	                 fn, arg, err, errlen);
+}
+
+int db_revoke(struct db *db, const char *issuer, const char *serial,
+              const char *reason, time_t when, const char *actor, int *count,
+              char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "UPDATE certificates SET status = 'revoked',"
+	                        " revoked_at = ?, revocation_reason = ?"
+	                        " WHERE serial = ? AND (? IS NULL OR issuer = ?)"
+	                        " AND status != 'revoked'"
+	                        " RETURNING mailbox, id",
+	                        err, errlen);
+	int rc;
+
+	*count = 0;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)when);
+	bind_text(st, 2, reason);
+	bind_text(st, 3, serial);
+	bind_text(st, 4, issuer);
+	bind_text(st, 5, issuer);
+	struct rev {
+		char *mailbox;
+		long long id;
+	} revs[64];
+	int n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n < 64) {
+			revs[n].mailbox = col_dup(st, 0);
+			revs[n].id = sqlite3_column_int64(st, 1);
+			n++;
+		}
+		(*count)++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		for (int i = 0; i < n; i++)
+			free(revs[i].mailbox);
+		return seterr(err, errlen, "database: %s",
+		              sqlite3_errmsg(db->h));
+	}
+	rc = 0;
+	for (int i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = history(db, revs[i].mailbox, revs[i].id, "revoked",
+			             reason, actor, err, errlen);
+		free(revs[i].mailbox);
+	}
+	return rc;
+}
+
+int db_crl_add(struct db *db, const char *issuer, time_t this_update,
+               time_t next_update, int entries, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "INSERT INTO crls (issuer, this_update,"
+	                        " next_update, entries, imported_at)"
+	                        " VALUES (?,?,?,?,?)",
+	                        err, errlen);
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, issuer);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)this_update);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)next_update);
+	sqlite3_bind_int(st, 4, entries);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+	return step_done(db, st, err, errlen);
+}
+
+int db_audit_add(struct db *db, const struct audit_row *r, char *err,
+                 size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "INSERT INTO audit (at, queue_id, message_id,"
+	                        " from_addr, action, cert_serial, digest, result)"
+	                        " VALUES (?,?,?,?,?,?,?,?)",
+	                        err, errlen);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(r->at ? r->at : time(NULL)));
+	bind_text(st, 2, r->queue_id);
+	bind_text(st, 3, r->message_id);
+	bind_text(st, 4, r->from_addr);
+	bind_text(st, 5, r->action);
+	bind_text(st, 6, r->cert_serial);
+	bind_text(st, 7, r->digest);
+	bind_text(st, 8, r->result);
+	return step_done(db, st, err, errlen);
+}

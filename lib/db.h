@@ -1,0 +1,113 @@
+/*
+ * db -- the SQLite store: certificates, the mailbox -> certificate mapping,
+ * revocations and the audit log.  WAL mode, so smimectl writes while the
+ * milter reads.  The schema is versioned with PRAGMA user_version and
+ * migrated step by step by db_open(..., DB_CREATE).
+ */
+#ifndef SMIME_DB_H
+#define SMIME_DB_H
+
+#include <stddef.h>
+#include <time.h>
+
+#define DB_SCHEMA_VERSION 1
+
+struct db;
+
+enum db_open_mode {
+	DB_READWRITE = 0, /* must exist at the current schema version */
+	DB_CREATE = 1,    /* create and/or migrate */
+	DB_READONLY = 2
+};
+
+/* Open the database.  Returns 0 or -1 with err filled (a missing file or an
+ * old schema says to run "smimectl init"). */
+int db_open(const char *path, enum db_open_mode mode, struct db **out,
+            char *err, size_t errlen);
+void db_close(struct db *db);
+
+/* Schema version of an open database. */
+int db_version(struct db *db);
+
+int db_begin(struct db *db, char *err, size_t errlen);
+int db_commit(struct db *db, char *err, size_t errlen);
+void db_rollback(struct db *db);
+
+struct db_cert {
+	long long id;
+	char *kind;        /* individual, role, system */
+	char *mailbox;
+	char *subject;
+	char *issuer;
+	char *serial;      /* hex, upper-case */
+	char *fingerprint; /* SHA-256 hex, upper-case */
+	time_t not_before;
+	time_t not_after;
+	char *status;      /* active, superseded, revoked */
+	char *key_backend; /* pkcs12, pem, pkcs11 */
+	char *key_location;
+	char *secret_file;
+	char *cert_pem;
+	char *chain_pem;
+	time_t created_at;
+	time_t revoked_at;
+	char *revocation_reason;
+};
+
+/* Free the strings of a db_cert filled by this module. */
+void db_cert_clear(struct db_cert *c);
+
+/* 1 when a certificate with this fingerprint is already stored. */
+int db_cert_exists(struct db *db, const char *fingerprint);
+
+/* Insert a certificate (status active).  Sets c->id. */
+int db_cert_add(struct db *db, struct db_cert *c, char *err, size_t errlen);
+
+/*
+ * Map address to cert_id.  A previously mapped certificate of that mailbox
+ * is marked superseded; history keeps both.  Call inside a transaction.
+ */
+int db_map(struct db *db, const char *address, long long cert_id,
+           const char *kind, const char *actor, char *err, size_t errlen);
+
+/* Called for each row; return non-zero to stop. */
+typedef int (*db_cert_fn)(void *arg, const char *address,
+                          const struct db_cert *c);
+
+/* Active mappings (mailbox, its certificate).  Returns 0 or -1. */
+int db_mappings(struct db *db, db_cert_fn fn, void *arg, char *err,
+                size_t errlen);
+
+/* Every certificate, newest first, with its mapped address or NULL. */
+int db_certs(struct db *db, db_cert_fn fn, void *arg, char *err,
+             size_t errlen);
+
+/*
+ * Mark the certificate with this issuer (as stored) and serial revoked.
+ * *count gets the number of certificates changed (0 when unknown or already
+ * revoked).
+ */
+int db_revoke(struct db *db, const char *issuer, const char *serial,
+              const char *reason, time_t when, const char *actor, int *count,
+              char *err, size_t errlen);
+
+/* Record an imported CRL. */
+int db_crl_add(struct db *db, const char *issuer, time_t this_update,
+               time_t next_update, int entries, char *err, size_t errlen);
+
+struct audit_row {
+	time_t at;
+	const char *queue_id;
+	const char *message_id;
+	const char *from_addr;
+	const char *action; /* signed, passed, rejected, tempfailed... */
+	const char *cert_serial;
+	const char *digest;
+	const char *result; /* ok, or the reason */
+};
+
+/* Append one audit row. */
+int db_audit_add(struct db *db, const struct audit_row *r, char *err,
+                 size_t errlen);
+
+#endif

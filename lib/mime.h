@@ -1,0 +1,123 @@
+/*
+ * mime -- incremental MIME structure scanner and 7-bit-safe rewriter.
+ *
+ * Two passes over the body of one message:
+ *
+ *   pass 1 (mime_scan_feed, called as body chunks arrive from the MTA) learns
+ *   the part tree: boundaries, each part's Content-Type and
+ *   Content-Transfer-Encoding, whether a part holds 8bit bytes, NUL, bare CR
+ *   or lines over 998 octets, and where each part starts and ends (byte
+ *   offsets in the raw body).  Memory is bounded by the number of parts, not
+ *   by the size of the body.
+ *
+ *   pass 2 (mime_rewrite) reads the raw body again from the start through a
+ *   reader callback and writes the signed entity to a sink callback: the
+ *   top-level Content-* headers, a blank line, then the body with every line
+ *   ending canonicalized to CRLF and every part that is not 7-bit safe
+ *   re-encoded (text parts -> quoted-printable, everything else -> base64;
+ *   over-long base64/QP lines re-wrapped), nested multiparts and
+ *   message/rfc822 included.  The body buffer is not a C string: it may hold
+ *   NUL bytes.
+ *
+ * lib/ is pure: functions return 0 on success and -1 on error with a message
+ * in the caller's error buffer.  Nothing here logs or exits.
+ */
+#ifndef SMIME_MIME_H
+#define SMIME_MIME_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* One header field as the MTA handed it: value may hold folded lines (LF or
+ * CRLF between them) and may or may not start with the space after ':'. */
+struct mime_header {
+	const char *name;
+	const char *value;
+};
+
+/* A parsed Content-Type value.  Empty strings where absent; type and subtype
+ * are lower-cased.  Parameter values are unquoted. */
+struct mime_ct {
+	char type[64];
+	char subtype[128];
+	char boundary[256]; /* RFC 2046 allows 70; longer input is kept truncated */
+	char charset[64];
+	char protocol[128];
+	char smime_type[64];
+	char name[256];
+};
+
+/* Parse a Content-Type header value.  value may be NULL (then the RFC 2045
+ * default text/plain; charset=us-ascii is filled in).  A value that does not
+ * parse also yields text/plain (RFC 2045 5.2).  Returns 0. */
+int mime_ct_parse(const char *value, struct mime_ct *out);
+
+/* Transfer encodings we recognize. */
+enum mime_cte {
+	MIME_CTE_7BIT = 0, /* also: absent */
+	MIME_CTE_8BIT,
+	MIME_CTE_BINARY,
+	MIME_CTE_QP,
+	MIME_CTE_BASE64,
+	MIME_CTE_OTHER /* x-uuencode and the like: treated like 7bit if clean */
+};
+
+/* Parse a Content-Transfer-Encoding value (NULL -> 7bit). */
+enum mime_cte mime_cte_parse(const char *value);
+
+struct mime_scan;
+
+/* Start pass 1.  content_type and cte are the top-level header values (NULL
+ * when absent).  Returns NULL on out of memory. */
+struct mime_scan *mime_scan_new(const char *content_type, const char *cte);
+
+/* Feed the next chunk of the raw body (any size, may split lines anywhere).
+ * Returns 0, or -1 on out of memory / limits with err filled. */
+int mime_scan_feed(struct mime_scan *s, const unsigned char *buf, size_t len,
+                   char *err, size_t errlen);
+
+/* Mark the end of the body.  Returns 0 or -1 with err filled. */
+int mime_scan_finish(struct mime_scan *s, char *err, size_t errlen);
+
+/* After finish: 1 when any part needs re-encoding or re-wrapping. */
+int mime_scan_needs_rewrite(const struct mime_scan *s);
+
+/* After finish: number of leaf parts, and bytes of raw body seen. */
+size_t mime_scan_parts(const struct mime_scan *s);
+size_t mime_scan_bytes(const struct mime_scan *s);
+
+/* Free; NULL is fine. */
+void mime_scan_free(struct mime_scan *s);
+
+/* Reader for pass 2: fill buf with up to len bytes of the raw body, return
+ * the count, 0 at end, -1 on error. */
+typedef ssize_t (*mime_read_fn)(void *arg, unsigned char *buf, size_t len);
+
+/* Sink for pass 2: take len bytes of output; return 0, or -1 to abort. */
+typedef int (*mime_write_fn)(void *arg, const unsigned char *buf, size_t len);
+
+/*
+ * Pass 2: write the signed entity.
+ *   scan      a finished scan of the same body
+ *   hdrs,nhdrs the top-level Content-* headers (only those; in order)
+ *   rd,rarg   reads the raw body from its first byte
+ *   wr,warg   receives the entity
+ * The entity is: the headers (name ": " value, folding kept, line ends
+ * CRLF, Content-Transfer-Encoding changed where the top-level body is
+ * re-encoded, a Content-Type with charset added when the top level had none
+ * and holds 8bit text), CRLF, the canonical 7-bit body.  For a multipart
+ * entity an epilogue made only of blank lines is dropped, so the entity ends
+ * with the close delimiter (some clients reject a trailing epilogue).
+ * Output is written in chunks of at most 64 KiB.
+ * Returns 0, or -1 with err filled (reader/writer failure, out of memory).
+ */
+int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
+                 size_t nhdrs, mime_read_fn rd, void *rarg, mime_write_fn wr,
+                 void *warg, char *err, size_t errlen);
+
+/* Base64-encode len bytes as lines of 76 characters ending in CRLF, through
+ * wr.  Used for the smime.p7s part as well.  Returns 0 or -1. */
+int mime_base64_write(const unsigned char *buf, size_t len, mime_write_fn wr,
+                      void *warg);
+
+#endif

@@ -1,0 +1,188 @@
+/* snapshot -- immutable, ref-counted config + keys (see snapshot.h). */
+#include "snapshot.h"
+#include "certstore.h"
+#include "cms.h"
+#include "db.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+struct build {
+	struct snapshot *s;
+	size_t cap;
+	char *warn;
+	size_t warnlen;
+	int problems;
+	int oom;
+};
+
+static void entry_clear(struct signer_entry *e)
+{
+	free(e->address);
+	free(e->kind);
+	free(e->serial);
+	free(e->status);
+	X509_free(e->cert);
+	sk_X509_pop_free(e->chain, X509_free);
+	EVP_PKEY_free(e->key);
+	free(e->problem);
+}
+
+static int add_mapping(void *arg, const char *address, const struct db_cert *c)
+{
+	struct build *b = arg;
+	struct signer_entry *e;
+	STACK_OF(X509) *certs;
+	char err[512];
+	struct key_ref ref;
+
+	if (b->s->nentries == b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 64;
+		struct signer_entry *n =
+		    realloc(b->s->entries, ncap * sizeof(*n));
+		if (n == NULL) {
+			b->oom = 1;
+			return 1;
+		}
+		b->s->entries = n;
+		b->cap = ncap;
+	}
+	e = &b->s->entries[b->s->nentries++];
+	memset(e, 0, sizeof(*e));
+	e->address = str_lower(xstrdup(address));
+	e->kind = xstrdup(c->kind);
+	e->serial = xstrdup(c->serial);
+	e->status = xstrdup(c->status);
+	certs = cert_stack_from_pem(c->cert_pem);
+	if (certs && sk_X509_num(certs) > 0)
+		e->cert = sk_X509_shift(certs);
+	sk_X509_pop_free(certs, X509_free);
+	e->chain = cert_stack_from_pem(c->chain_pem);
+	if (e->address == NULL || e->kind == NULL || e->chain == NULL) {
+		b->oom = 1;
+		return 1;
+	}
+	if (e->cert == NULL) {
+		snprintf(err, sizeof(err), "stored certificate does not parse");
+	} else if (!str_ieq(c->status, "active")) {
+		snprintf(err, sizeof(err), "certificate %s is %s", c->serial,
+		         c->status);
+	} else {
+		ref.backend = key_backend_parse(c->key_backend);
+		ref.location = c->key_location;
+		ref.secret_file = c->secret_file;
+		if (keystore_load_key(&ref, &e->key, err, sizeof(err)) != 0) {
+			e->key_fault = 1;
+		} else if (!cert_matches_key(e->cert, e->key)) {
+			snprintf(err, sizeof(err),
+			         "key %s does not match certificate %s",
+			         c->key_location, c->serial);
+			EVP_PKEY_free(e->key);
+			e->key = NULL;
+			e->key_fault = 1;
+		} else {
+			b->s->nusable++;
+			return 0;
+		}
+	}
+	e->problem = xstrdup(err);
+	b->problems++;
+	adderr(b->warn, b->warnlen, "%s: %s", e->address, err);
+	return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct signer_entry *)a)->address,
+	              ((const struct signer_entry *)b)->address);
+}
+
+int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
+                   char *err, size_t errlen, char *warn, size_t warnlen)
+{
+	static unsigned long generation;
+	struct snapshot *s;
+	struct build b;
+	char dberr[512];
+
+	*out = NULL;
+	if (warn && warnlen)
+		warn[0] = '\0';
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return seterr(err, errlen, "out of memory");
+	s->refs = 1;
+	s->built_at = time(NULL);
+	if (config_load(conf_path, &s->cfg, err, errlen) != 0) {
+		snapshot_unref(s);
+		return -1;
+	}
+	s->md = cms_digest_by_name(s->cfg->digest);
+	if (db_open(s->cfg->database, DB_READWRITE, &s->db, dberr,
+	            sizeof(dberr)) != 0) {
+		seterr(err, errlen, "%s:%d: database: %s", conf_path,
+		       s->cfg->line_database, dberr);
+		snapshot_unref(s);
+		return -1;
+	}
+	memset(&b, 0, sizeof(b));
+	b.s = s;
+	b.warn = warn;
+	b.warnlen = warnlen;
+	if (db_mappings(s->db, add_mapping, &b, dberr, sizeof(dberr)) != 0) {
+		seterr(err, errlen, "database %s: %s", s->cfg->database,
+		       dberr);
+		snapshot_unref(s);
+		return -1;
+	}
+	if (b.oom) {
+		snapshot_unref(s);
+		return seterr(err, errlen, "out of memory loading keys");
+	}
+	if (strict && b.problems > 0) {
+		seterr(err, errlen, "%d mailbox%s cannot sign", b.problems,
+		       b.problems == 1 ? "" : "es");
+		snapshot_unref(s);
+		return -1;
+	}
+	if (s->nentries > 1)
+		qsort(s->entries, s->nentries, sizeof(s->entries[0]),
+		      entry_cmp);
+	s->generation = __atomic_add_fetch(&generation, 1, __ATOMIC_SEQ_CST);
+	*out = s;
+	return 0;
+}
+
+const struct signer_entry *snapshot_lookup(const struct snapshot *s,
+                                           const char *address)
+{
+	struct signer_entry key;
+
+	if (s == NULL || s->nentries == 0)
+		return NULL;
+	key.address = (char *)address;
+	return bsearch(&key, s->entries, s->nentries, sizeof(key), entry_cmp);
+}
+
+struct snapshot *snapshot_ref(struct snapshot *s)
+{
+	if (s)
+		__atomic_add_fetch(&s->refs, 1, __ATOMIC_SEQ_CST);
+	return s;
+}
+
+void snapshot_unref(struct snapshot *s)
+{
+	if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_SEQ_CST) > 0)
+		return;
+	for (size_t i = 0; i < s->nentries; i++)
+		entry_clear(&s->entries[i]);
+	free(s->entries);
+	db_close(s->db);
+	config_free(s->cfg);
+	free(s);
+}

@@ -1,0 +1,64 @@
+/*
+ * snapshot -- one immutable, reference-counted view of everything the
+ * milter needs: the configuration, the mailbox -> signer mapping with keys
+ * already loaded, and a database handle for the audit log.  Reload builds a
+ * complete new snapshot and swaps it in; connections finish on the one they
+ * started with.
+ */
+#ifndef SMIME_SNAPSHOT_H
+#define SMIME_SNAPSHOT_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "config.h"
+
+struct db;
+
+struct signer_entry {
+	char *address; /* lower-case */
+	char *kind;
+	char *serial;
+	char *status;   /* certificate status in the database */
+	X509 *cert;
+	STACK_OF(X509) *chain;
+	EVP_PKEY *key;  /* NULL when unusable: see problem */
+	char *problem;  /* why this mailbox cannot sign, or NULL */
+	int key_fault;  /* 1: problem is an operational fault (key unreadable) */
+};
+
+struct snapshot {
+	int refs;
+	unsigned long generation;
+	time_t built_at;
+	struct config *cfg;
+	const EVP_MD *md;
+	struct db *db; /* audit log */
+	struct signer_entry *entries; /* sorted by address */
+	size_t nentries;
+	size_t nusable;
+};
+
+/*
+ * Build a snapshot from the configuration file at conf_path: load and
+ * validate the configuration, open the database, load every mapped key.
+ * Problems with single mailboxes do not fail the build: they are appended
+ * to warn (one per line) and the mailbox is marked unusable.  With strict
+ * set (smime-milter -n) any such problem fails the build.
+ * Returns 0 or -1 with err filled.
+ */
+int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
+                   char *err, size_t errlen, char *warn, size_t warnlen);
+
+/* Find the entry of address (lower-case), or NULL. */
+const struct signer_entry *snapshot_lookup(const struct snapshot *s,
+                                           const char *address);
+
+/* Reference counting (thread-safe). unref frees at zero; NULL is fine. */
+struct snapshot *snapshot_ref(struct snapshot *s);
+void snapshot_unref(struct snapshot *s);
+
+#endif

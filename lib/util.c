@@ -1,0 +1,246 @@
+/* util -- small shared helpers (see util.h). */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+int seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void adderr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	size_t used;
+
+	if (err == NULL || errlen == 0)
+		return;
+	used = strlen(err);
+	if (used > 0 && used + 1 < errlen) {
+		err[used++] = '\n';
+		err[used] = '\0';
+	}
+	if (used + 1 >= errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err + used, errlen - used, fmt, ap);
+	va_end(ap);
+}
+
+void seterr_ssl(char *err, size_t errlen, const char *what)
+{
+	unsigned long e;
+	char buf[256];
+	size_t used;
+
+	if (err == NULL || errlen == 0) {
+		ERR_clear_error();
+		return;
+	}
+	snprintf(err, errlen, "%s", what);
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		used = strlen(err);
+		if (used + 3 < errlen)
+			snprintf(err + used, errlen - used, ": %s",
+			         ERR_reason_error_string(e) ?
+			             ERR_reason_error_string(e) :
+			             buf);
+	}
+}
+
+char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+char *str_lower(char *s)
+{
+	for (char *p = s; p && *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return s;
+}
+
+int str_ieq(const char *a, const char *b)
+{
+	return a && b && strcasecmp(a, b) == 0;
+}
+
+int str_iprefix(const char *s, const char *prefix)
+{
+	return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int path_check_private(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	char dir[PATH_MAX];
+	char *slash;
+
+	if (stat(path, &st) != 0)
+		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return seterr(err, errlen, "%s: not a regular file", path);
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		return seterr(err, errlen,
+		              "%s: mode %04o is readable by group or others; "
+		              "chmod 600 it",
+		              path, (unsigned)(st.st_mode & 07777));
+	if (strlen(path) >= sizeof(dir))
+		return seterr(err, errlen, "%s: path too long", path);
+	strcpy(dir, path);
+	while ((slash = strrchr(dir, '/')) != NULL) {
+		if (slash == dir)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) &&
+		    !(st.st_mode & S_ISVTX))
+			return seterr(err, errlen,
+			              "%s: directory %s is writable by others",
+			              path, dir);
+		if (slash == dir)
+			break;
+	}
+	return 0;
+}
+
+int secret_read_file(const char *path, char *buf, size_t buflen, char *err,
+                     size_t errlen)
+{
+	int fd;
+	ssize_t n;
+	size_t len = 0;
+
+	if (path_check_private(path, err, errlen) != 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	while (len + 1 < buflen &&
+	       (n = read(fd, buf + len, buflen - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	return (int)len;
+}
+
+/* Skip an RFC 5322 comment starting at p ('('); returns the char after it. */
+static const char *skip_comment(const char *p)
+{
+	int depth = 0;
+
+	for (; *p; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		else if (*p == '(')
+			depth++;
+		else if (*p == ')' && --depth == 0)
+			return p + 1;
+	}
+	return p;
+}
+
+int addr_from_header(const char *value, char *out, size_t outlen, char *err,
+                     size_t errlen)
+{
+	const char *p, *lt = NULL, *start = NULL, *end = NULL;
+	size_t n = 0, len;
+	int mailboxes = 0, inq = 0;
+	char *o;
+
+	if (value == NULL)
+		return seterr(err, errlen, "no From header");
+	/* Count top-level commas (several mailboxes) and find '<' */
+	for (p = value; *p; p++) {
+		if (inq) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				inq = 0;
+			continue;
+		}
+		if (*p == '"')
+			inq = 1;
+		else if (*p == '(') {
+			p = skip_comment(p) - 1;
+		} else if (*p == '<' && lt == NULL)
+			lt = p;
+		else if (*p == ',' && (lt == NULL || strchr(lt, '>') < p))
+			mailboxes++;
+	}
+	if (mailboxes > 0)
+		return seterr(err, errlen, "From holds more than one mailbox");
+	if (lt != NULL) {
+		start = lt + 1;
+		end = strchr(start, '>');
+		if (end == NULL)
+			return seterr(err, errlen, "From has '<' but no '>'");
+	} else {
+		/* bare addr-spec, possibly with comments and spaces */
+		start = value;
+		end = value + strlen(value);
+	}
+	o = out;
+	for (p = start; p < end; p++) {
+		if (*p == '(') {
+			p = skip_comment(p) - 1;
+			if (p >= end)
+				break;
+			continue;
+		}
+		if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			continue;
+		if ((unsigned char)*p < 0x20)
+			return seterr(err, errlen, "control byte in From address");
+		if (n + 1 >= outlen)
+			return seterr(err, errlen, "From address too long");
+		*o++ = (char)tolower((unsigned char)*p);
+		n++;
+	}
+	*o = '\0';
+	len = strlen(out);
+	if (len == 0)
+		return seterr(err, errlen, "empty From address");
+	o = strchr(out, '@');
+	if (o == NULL || o == out || o[1] == '\0' || strchr(o + 1, '@'))
+		return seterr(err, errlen, "From address '%s' is not a mailbox",
+		              out);
+	return 0;
+}
+
+const char *addr_domain(const char *addr)
+{
+	const char *at = addr ? strrchr(addr, '@') : NULL;
+
+	return at ? at + 1 : "";
+}
+
+char *time_fmt(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+	return buf;
+}

@@ -1,0 +1,70 @@
+/*
+ * util -- small helpers shared by lib/, milter/ and admin/.
+ */
+#ifndef SMIME_UTIL_H
+#define SMIME_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SMIME_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define PRINTFLIKE(a, b) __attribute__((format(printf, a, b)))
+#else
+#define PRINTFLIKE(a, b)
+#endif
+
+/* Write a formatted message into err (may be NULL); returns -1 so callers
+ * can `return seterr(...)`. */
+int seterr(char *err, size_t errlen, const char *fmt, ...) PRINTFLIKE(3, 4);
+
+/* Append a line to a multi-line error buffer (newline separated). */
+void adderr(char *err, size_t errlen, const char *fmt, ...) PRINTFLIKE(3, 4);
+
+/* Append the OpenSSL error queue (and clear it) to err as ": reason". */
+void seterr_ssl(char *err, size_t errlen, const char *what);
+
+/* strdup that returns NULL for NULL. */
+char *xstrdup(const char *s);
+
+/* Lower-case ASCII in place; returns s. */
+char *str_lower(char *s);
+
+/* Case-insensitive ASCII comparisons. */
+int str_ieq(const char *a, const char *b);
+int str_iprefix(const char *s, const char *prefix);
+
+/*
+ * Read a secret (passphrase or PIN) file into buf (NUL-terminated, trailing
+ * CR/LF removed).  Refuses a file that is group- or world-readable, or not a
+ * regular file.  Returns the secret's length or -1 with err filled.  Callers
+ * must OPENSSL_cleanse(buf) after use.
+ */
+int secret_read_file(const char *path, char *buf, size_t buflen, char *err,
+                     size_t errlen);
+
+/*
+ * Check that path is a regular file not readable by group or others, and that
+ * no directory along its path is writable by others (sticky dirs excepted).
+ * Returns 0 or -1 with err naming the offending path.
+ */
+int path_check_private(const char *path, char *err, size_t errlen);
+
+/*
+ * Extract the single addr-spec of an RFC 5322 From (or Sender) header value:
+ * handles "Display Name <a@b>", bare a@b, comments and quoted display names.
+ * The result is lower-cased.  Returns 0, or -1 when there is not exactly one
+ * usable mailbox (err says why).
+ */
+int addr_from_header(const char *value, char *out, size_t outlen, char *err,
+                     size_t errlen);
+
+/* Pointer to the domain part of a lower-cased address (after '@'), or "". */
+const char *addr_domain(const char *addr);
+
+/* Format time t as "YYYY-MM-DD HH:MM:SS UTC" into buf (>= 32 bytes). */
+char *time_fmt(time_t t, char *buf, size_t len);
+
+#endif

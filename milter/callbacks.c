@@ -1,0 +1,302 @@
+/*
+ * callbacks -- the mlfi_* functions.  Glue only: every decision is a call
+ * into lib/ (message.c); this file maps verdicts to milter replies, logs one
+ * line per message and writes the audit row.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "message.h"
+#include "milter.h"
+#include "mwrap.h"
+
+time_t milter_signing_time;
+
+static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct snapshot *current;
+static int active;
+
+struct snapshot *milter_snapshot(void)
+{
+	struct snapshot *s;
+
+	pthread_mutex_lock(&snap_lock);
+	s = snapshot_ref(current);
+	pthread_mutex_unlock(&snap_lock);
+	return s;
+}
+
+void milter_set_snapshot(struct snapshot *s)
+{
+	struct snapshot *old;
+
+	pthread_mutex_lock(&snap_lock);
+	old = current;
+	current = s;
+	pthread_mutex_unlock(&snap_lock);
+	snapshot_unref(old);
+}
+
+int milter_active(void)
+{
+	return __atomic_load_n(&active, __ATOMIC_SEQ_CST);
+}
+
+/* Connection context, from connect to close. */
+struct conn {
+	struct snapshot *snap;
+	int internal;     /* client address inside internal_hosts */
+	char client[INET6_ADDRSTRLEN + 8];
+	struct msg *msg;  /* message context, from envfrom to eom/abort */
+	int authenticated;
+	char qid[64];
+};
+
+static void msg_cleanup(struct conn *c)
+{
+	msg_free(c->msg);
+	c->msg = NULL;
+	c->authenticated = 0;
+	c->qid[0] = '\0';
+}
+
+static const char *qid_of(SMFICTX *ctx, struct conn *c)
+{
+	if (c->qid[0] == '\0') {
+		const char *q = mw_getsymval(ctx, "i");
+		snprintf(c->qid, sizeof(c->qid), "%s", q ? q : "NOQUEUE");
+	}
+	return c->qid;
+}
+
+static void audit(struct conn *c, const char *action, const char *result)
+{
+	struct audit_row r;
+	char err[256];
+
+	if (c->snap->db == NULL)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.queue_id = c->qid;
+	r.message_id = c->msg ? msg_message_id(c->msg) : NULL;
+	r.from_addr = c->msg ? msg_from(c->msg) : NULL;
+	r.action = action;
+	r.cert_serial = c->msg ? msg_signer_serial(c->msg) : NULL;
+	r.digest = c->snap->cfg->digest;
+	r.result = result;
+	if (db_audit_add(c->snap->db, &r, err, sizeof(err)) != 0)
+		mlog(LOG_WARNING, "%s: audit row not written: %s", c->qid, err);
+}
+
+/* Apply a configured action; logs and audits; returns the sfsistat. */
+static sfsistat act(SMFICTX *ctx, struct conn *c, enum action a,
+                    const char *what, const char *reason)
+{
+	char text[600];
+
+	snprintf(text, sizeof(text), "%s: %s", what, reason);
+	switch (a) {
+	case ACTION_ACCEPT:
+		mlog(LOG_NOTICE, "%s: %s; passed unsigned", qid_of(ctx, c), text);
+		audit(c, "unsigned", text);
+		msg_cleanup(c);
+		return SMFIS_ACCEPT;
+	case ACTION_REJECT:
+		mlog(LOG_NOTICE, "%s: %s; rejected", qid_of(ctx, c), text);
+		mw_setreply(ctx, "550", "5.7.1", text);
+		audit(c, "rejected", text);
+		msg_cleanup(c);
+		return SMFIS_REJECT;
+	default:
+		mlog(LOG_WARNING, "%s: %s; tempfailed", qid_of(ctx, c), text);
+		mw_setreply(ctx, "451", "4.7.0", text);
+		audit(c, "tempfailed", text);
+		msg_cleanup(c);
+		return SMFIS_TEMPFAIL;
+	}
+}
+
+static sfsistat on_error(SMFICTX *ctx, struct conn *c, const char *reason)
+{
+	return act(ctx, c, c->snap->cfg->on_error, "cannot sign", reason);
+}
+
+static sfsistat mlfi_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		mlog(LOG_ERR, "out of memory at connect");
+		return SMFIS_TEMPFAIL;
+	}
+	c->snap = milter_snapshot();
+	if (addr == NULL) {
+		c->internal = 1; /* local submission (non_smtpd_milters) */
+		snprintf(c->client, sizeof(c->client), "local");
+	} else {
+		c->internal = config_host_internal(c->snap->cfg, addr);
+		if (addr->sa_family == AF_INET)
+			inet_ntop(AF_INET,
+			          &((struct sockaddr_in *)addr)->sin_addr,
+			          c->client, sizeof(c->client));
+		else if (addr->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			          &((struct sockaddr_in6 *)addr)->sin6_addr,
+			          c->client, sizeof(c->client));
+		else
+			snprintf(c->client, sizeof(c->client), "%s",
+			         host ? host : "unknown");
+	}
+	__atomic_add_fetch(&active, 1, __ATOMIC_SEQ_CST);
+	mw_setpriv(ctx, c);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct conn *c = mw_getpriv(ctx);
+	const char *auth;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	msg_cleanup(c);
+	c->msg = msg_new(c->snap);
+	if (c->msg == NULL)
+		return on_error(ctx, c, "out of memory");
+	msg_set_signing_time(c->msg, milter_signing_time);
+	auth = mw_getsymval(ctx, "{auth_authen}");
+	c->authenticated = auth != NULL && *auth != '\0';
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct conn *c = mw_getpriv(ctx);
+	char err[256];
+
+	if (c == NULL || c->msg == NULL)
+		return SMFIS_TEMPFAIL;
+	if (msg_header(c->msg, name, value, err, sizeof(err)) != 0)
+		return on_error(ctx, c, err);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat mlfi_eoh(SMFICTX *ctx)
+{
+	struct conn *c = mw_getpriv(ctx);
+	const char *reason;
+	int outbound;
+
+	if (c == NULL || c->msg == NULL)
+		return SMFIS_TEMPFAIL;
+	outbound = c->internal || c->authenticated;
+	switch (msg_eoh(c->msg, outbound, &reason)) {
+	case MSG_SIGN:
+		return SMFIS_CONTINUE;
+	case MSG_PASS:
+		mlog(LOG_INFO, "%s: not signed: %s (client %s)", qid_of(ctx, c),
+		     reason, c->client);
+		if (c->snap->cfg->log_verbose)
+			audit(c, "passed", reason);
+		msg_cleanup(c);
+		return SMFIS_ACCEPT;
+	case MSG_NOCERT:
+		return act(ctx, c, c->snap->cfg->on_no_certificate,
+		           "no usable certificate", reason);
+	default:
+		return on_error(ctx, c, reason);
+	}
+}
+
+static sfsistat mlfi_body(SMFICTX *ctx, unsigned char *buf, size_t len)
+{
+	struct conn *c = mw_getpriv(ctx);
+	char err[256];
+
+	if (c == NULL || c->msg == NULL)
+		return SMFIS_TEMPFAIL;
+	if (msg_body(c->msg, buf, len, err, sizeof(err)) != 0)
+		return on_error(ctx, c, err);
+	return SMFIS_CONTINUE;
+}
+
+static int body_out(void *arg, const unsigned char *buf, size_t len)
+{
+	return mw_replacebody(arg, buf, len) == MI_SUCCESS ? 0 : -1;
+}
+
+static sfsistat mlfi_eom(SMFICTX *ctx)
+{
+	struct conn *c = mw_getpriv(ctx);
+	const struct msg_edit *edits;
+	size_t nedits;
+	char err[512];
+
+	if (c == NULL || c->msg == NULL)
+		return SMFIS_TEMPFAIL;
+	qid_of(ctx, c);
+	if (msg_eom(c->msg, body_out, ctx, &edits, &nedits, err,
+	            sizeof(err)) != 0)
+		return on_error(ctx, c, err);
+	for (size_t i = 0; i < nedits; i++) {
+		int rc = edits[i].op == EDIT_DELETE ?
+		             mw_chgheader(ctx, edits[i].name, edits[i].index,
+		                          NULL) :
+		             mw_addheader(ctx, edits[i].name, edits[i].value);
+		if (rc != MI_SUCCESS)
+			return on_error(ctx, c, "MTA refused a header change");
+	}
+	mlog(LOG_INFO, "%s: signed for %s with certificate %s (%zu bytes)",
+	     c->qid, msg_from(c->msg), msg_signer_serial(c->msg),
+	     msg_body_size(c->msg));
+	audit(c, "signed", "ok");
+	msg_cleanup(c);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat mlfi_abort(SMFICTX *ctx)
+{
+	struct conn *c = mw_getpriv(ctx);
+
+	if (c)
+		msg_cleanup(c);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat mlfi_close(SMFICTX *ctx)
+{
+	struct conn *c = mw_getpriv(ctx);
+
+	if (c == NULL)
+		return SMFIS_CONTINUE;
+	msg_cleanup(c);
+	snapshot_unref(c->snap);
+	free(c);
+	mw_setpriv(ctx, NULL);
+	__atomic_sub_fetch(&active, 1, __ATOMIC_SEQ_CST);
+	return SMFIS_CONTINUE;
+}
+
+struct smfiDesc milter_desc = {
+	.xxfi_name = "smime-milter",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY,
+	.xxfi_connect = mlfi_connect,
+	.xxfi_helo = NULL,
+	.xxfi_envfrom = mlfi_envfrom,
+	.xxfi_envrcpt = NULL,
+	.xxfi_header = mlfi_header,
+	.xxfi_eoh = mlfi_eoh,
+	.xxfi_body = mlfi_body,
+	.xxfi_eom = mlfi_eom,
+	.xxfi_abort = mlfi_abort,
+	.xxfi_close = mlfi_close,
+	.xxfi_unknown = NULL,
+	.xxfi_data = NULL,
+	.xxfi_negotiate = NULL,
+};
