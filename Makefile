@@ -7,8 +7,8 @@ DESTDIR   ?=
 
 CC        ?= cc
 PKGS      := openssl sqlite3 libconfig
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
@@ -34,8 +34,12 @@ TOOL_BINS := $(TOOL_SRCS:.c=)
 
 PROGS     := milter/smime-milter admin/smimectl
 
-.PHONY: all check test-bins demo install clean bench
+.PHONY: all deps check test-bins demo install clean bench
 all: $(PROGS)
+
+# Debian 12 packages for building, the demo and the tests (as root)
+deps:
+	sh contrib/install-deps.sh
 
 lib/libsmime.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^

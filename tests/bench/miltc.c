@@ -1,0 +1,371 @@
+/*
+ * miltc -- a small milter-protocol client (MTA side) for benchmarks and
+ * tests: sends one message file N times over C concurrent connections to a
+ * milter and reports messages/s and the verdicts.
+ *
+ *   miltc -s inet:PORT@HOST [-c CONNS] [-n MESSAGES] [-a CLIENT_IP]
+ *         [-o OUTFILE] FILE
+ *
+ * -o writes the message as the milter changed it (the last one) to OUTFILE.
+ * Exit status 0 when every message got an answer, 1 otherwise.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define SMFI_V6 6
+#define SMFIP_NOCONNECT 0x01
+#define SMFIP_NOHELO 0x02
+#define SMFIP_NOMAIL 0x04
+#define SMFIP_NORCPT 0x08
+#define SMFIP_NOBODY 0x10
+#define SMFIP_NOHDRS 0x20
+#define SMFIP_NOEOH 0x40
+
+static const char *host = "127.0.0.1";
+static int port;
+static const char *client_ip = "127.0.0.1";
+static char *msg;
+static size_t msglen;
+static size_t hdr_end; /* offset of the body */
+static int per_conn;
+static const char *outfile;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static long n_ok, n_accept, n_tempfail, n_reject, n_other, n_fail;
+
+struct pkt {
+	char cmd;
+	unsigned char *data;
+	uint32_t len;
+};
+
+static int xwrite(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int xread(int fd, void *p, size_t n)
+{
+	char *c = p;
+	while (n > 0) {
+		ssize_t r = read(fd, c, n);
+		if (r <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int send_pkt(int fd, char cmd, const void *data, size_t len)
+{
+	unsigned char h[5];
+	uint32_t l = htonl((uint32_t)len + 1);
+
+	memcpy(h, &l, 4);
+	h[4] = (unsigned char)cmd;
+	if (xwrite(fd, h, 5) != 0)
+		return -1;
+	return len ? xwrite(fd, data, len) : 0;
+}
+
+static int recv_pkt(int fd, struct pkt *p)
+{
+	uint32_t l;
+
+	if (xread(fd, &l, 4) != 0)
+		return -1;
+	l = ntohl(l);
+	if (l == 0 || l > 1u << 26)
+		return -1;
+	if (xread(fd, &p->cmd, 1) != 0)
+		return -1;
+	p->len = l - 1;
+	p->data = realloc(p->data, p->len + 1);
+	if (p->len && xread(fd, p->data, p->len) != 0)
+		return -1;
+	p->data[p->len] = 0;
+	return 0;
+}
+
+/* Wait for a one-step reply; returns the command char or 0 on error. */
+static char reply(int fd, struct pkt *p)
+{
+	if (recv_pkt(fd, p) != 0)
+		return 0;
+	return p->cmd;
+}
+
+/* Send the headers of msg, one 'L' packet each; folded lines joined. */
+static int send_headers(int fd, struct pkt *p, uint32_t pflags)
+{
+	size_t i = 0;
+	char *buf = malloc(msglen + 2);
+
+	while (i < hdr_end) {
+		size_t s = i, colon, e;
+		char *q;
+		if (msg[i] == '\r' || msg[i] == '\n')
+			break;
+		while (i < hdr_end) {
+			char *nl = memchr(msg + i, '\n', hdr_end - i);
+			i = nl ? (size_t)(nl - msg) + 1 : hdr_end;
+			if (i >= hdr_end || (msg[i] != ' ' && msg[i] != '\t'))
+				break;
+		}
+		e = i;
+		colon = s;
+		while (colon < e && msg[colon] != ':')
+			colon++;
+		if (colon >= e)
+			continue;
+		q = buf;
+		memcpy(q, msg + s, colon - s);
+		q += colon - s;
+		*q++ = 0;
+		colon++;
+		while (colon < e && (msg[colon] == ' ' || msg[colon] == '\t'))
+			colon++;
+		while (e > colon && (msg[e - 1] == '\n' || msg[e - 1] == '\r'))
+			e--;
+		for (size_t k = colon; k < e; k++)
+			if (msg[k] != '\r')
+				*q++ = msg[k];
+		*q++ = 0;
+		if (!(pflags & SMFIP_NOHDRS)) {
+			if (send_pkt(fd, 'L', buf, (size_t)(q - buf)) != 0 ||
+			    reply(fd, p) != 'c') {
+				free(buf);
+				return p->cmd ? p->cmd : -1;
+			}
+		}
+	}
+	free(buf);
+	return 0;
+}
+
+static void count(char c)
+{
+	pthread_mutex_lock(&lock);
+	switch (c) {
+	case 'c': n_ok++; break;
+	case 'a': n_accept++; break;
+	case 't': n_tempfail++; break;
+	case 'r': n_reject++; break;
+	case 'y': n_other++; break;
+	default: n_fail++; break;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static int one_connection(void)
+{
+	struct sockaddr_in sa;
+	struct pkt p = { 0, NULL, 0 };
+	unsigned char neg[12];
+	uint32_t v, pflags;
+	char conn[256];
+	size_t cl;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	FILE *out = NULL;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, host, &sa.sin_addr);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		perror("miltc: connect");
+		return -1;
+	}
+	v = htonl(SMFI_V6);
+	memcpy(neg, &v, 4);
+	v = htonl(0x1ff);
+	memcpy(neg + 4, &v, 4);
+	v = htonl(0x1fffff & ~0x100000u);
+	memcpy(neg + 8, &v, 4);
+	if (send_pkt(fd, 'O', neg, 12) != 0 || reply(fd, &p) != 'O' ||
+	    p.len < 12)
+		goto fail;
+	memcpy(&v, p.data + 8, 4);
+	pflags = ntohl(v);
+	/* connect: host\0 family port addr\0 */
+	cl = (size_t)snprintf(conn, sizeof(conn), "client.example") + 1;
+	conn[cl++] = '4';
+	conn[cl++] = 0;
+	conn[cl++] = 25;
+	cl += (size_t)snprintf(conn + cl, sizeof(conn) - cl, "%s", client_ip) + 1;
+	if (!(pflags & SMFIP_NOCONNECT)) {
+		send_pkt(fd, 'D', "Cj\0mail.banjarkota.go.id", 25);
+		if (send_pkt(fd, 'C', conn, cl) != 0 || reply(fd, &p) != 'c')
+			goto fail;
+	}
+	for (int m = 0; m < per_conn; m++) {
+		char r = 0;
+		char qid[32];
+		int qlen = snprintf(qid, sizeof(qid), "Mi%c%08X", 0, rand()) + 1;
+		send_pkt(fd, 'D', qid, (size_t)qlen);
+		if (!(pflags & SMFIP_NOMAIL)) {
+			if (send_pkt(fd, 'M', "<andi@banjarkota.go.id>", 24) != 0 ||
+			    (r = reply(fd, &p)) != 'c') {
+				count(r);
+				continue;
+			}
+		}
+		if (!(pflags & SMFIP_NORCPT)) {
+			if (send_pkt(fd, 'R', "<x@example.org>", 16) != 0 ||
+			    (r = reply(fd, &p)) != 'c') {
+				count(r);
+				continue;
+			}
+		}
+		r = (char)send_headers(fd, &p, pflags);
+		if (r != 0) {
+			count(r);
+			continue;
+		}
+		if (!(pflags & SMFIP_NOEOH)) {
+			if (send_pkt(fd, 'N', NULL, 0) != 0 ||
+			    (r = reply(fd, &p)) != 'c') {
+				count(r);
+				continue;
+			}
+		}
+		for (size_t off = hdr_end; !(pflags & SMFIP_NOBODY) && off < msglen;) {
+			size_t n = msglen - off > 65535 ? 65535 : msglen - off;
+			if (send_pkt(fd, 'B', msg + off, n) != 0 ||
+			    (r = reply(fd, &p)) != 'c')
+				break;
+			off += n;
+		}
+		if (send_pkt(fd, 'E', NULL, 0) != 0)
+			goto fail;
+		if (outfile && m == per_conn - 1) {
+			pthread_mutex_lock(&lock);
+			out = fopen(outfile, "wb");
+		}
+		for (;;) {
+			if (recv_pkt(fd, &p) != 0)
+				goto fail;
+			if (p.cmd == 'b' && out)
+				fwrite(p.data, 1, p.len, out);
+			else if ((p.cmd == 'h' || p.cmd == 'm') && out) {
+				const char *name = (const char *)p.data +
+				                   (p.cmd == 'm' ? 4 : 0);
+				const char *val = name + strlen(name) + 1;
+				fprintf(out, "%s %s: %s\n",
+				        p.cmd == 'h' ? "#ADD" : "#CHG", name, val);
+			}
+			if (strchr("bhmi+-2spq", p.cmd) == NULL)
+				break;
+		}
+		if (out) {
+			fclose(out);
+			out = NULL;
+			pthread_mutex_unlock(&lock);
+		}
+		count(p.cmd);
+	}
+	send_pkt(fd, 'Q', NULL, 0);
+	close(fd);
+	free(p.data);
+	return 0;
+fail:
+	if (out) {
+		fclose(out);
+		pthread_mutex_unlock(&lock);
+	}
+	count(0);
+	close(fd);
+	free(p.data);
+	return -1;
+}
+
+static void *worker(void *arg)
+{
+	one_connection();
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int conns = 1, total = 1, opt;
+	const char *sock = NULL;
+	FILE *f;
+	struct timeval t0, t1;
+	pthread_t *tids;
+	double secs;
+	char *b;
+
+	while ((opt = getopt(argc, argv, "s:c:n:a:o:")) != -1) {
+		switch (opt) {
+		case 's': sock = optarg; break;
+		case 'c': conns = atoi(optarg); break;
+		case 'n': total = atoi(optarg); break;
+		case 'a': client_ip = optarg; break;
+		case 'o': outfile = optarg; break;
+		default: return 2;
+		}
+	}
+	if (!sock || optind + 1 != argc || sscanf(sock, "inet:%d@", &port) != 1 ||
+	    conns < 1 || total < conns) {
+		fprintf(stderr, "usage: miltc -s inet:PORT@HOST [-c N] [-n N] "
+		                "[-a IP] [-o OUT] FILE\n");
+		return 2;
+	}
+	if (strchr(sock, '@'))
+		host = strchr(sock, '@') + 1;
+	f = fopen(argv[optind], "rb");
+	if (!f) {
+		perror(argv[optind]);
+		return 2;
+	}
+	fseek(f, 0, SEEK_END);
+	msglen = (size_t)ftell(f);
+	rewind(f);
+	msg = malloc(msglen + 1);
+	if (fread(msg, 1, msglen, f) != msglen)
+		return 2;
+	fclose(f);
+	msg[msglen] = 0;
+	b = strstr(msg, "\r\n\r\n");
+	hdr_end = b ? (size_t)(b - msg) + 4 : msglen;
+	if (!b && (b = strstr(msg, "\n\n")))
+		hdr_end = (size_t)(b - msg) + 2;
+	per_conn = total / conns;
+	tids = calloc((size_t)conns, sizeof(*tids));
+	gettimeofday(&t0, NULL);
+	for (int i = 0; i < conns; i++)
+		pthread_create(&tids[i], NULL, worker, NULL);
+	for (int i = 0; i < conns; i++)
+		pthread_join(tids[i], NULL);
+	gettimeofday(&t1, NULL);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_usec - t0.tv_usec) / 1e6;
+	printf("messages=%d seconds=%.3f rate=%.1f continue=%ld accept=%ld "
+	       "tempfail=%ld reject=%ld other=%ld failed=%ld\n",
+	       per_conn * conns, secs, per_conn * conns / secs, n_ok, n_accept,
+	       n_tempfail, n_reject, n_other, n_fail);
+	return n_fail ? 1 : 0;
+}

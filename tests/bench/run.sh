@@ -1,0 +1,123 @@
+#!/bin/sh
+# make bench -- the performance figures of BENCHMARKS.md, measured in one
+# run so that ratios are comparable on a noisy 2-core machine:
+#   openssl speed rsa2048 sign/s, single core and -multi 2 (the limits)
+#   (a) messages/s through the signing core in-process (bench_core)
+#   (b) messages/s over the milter protocol, 8 connections (miltc)
+#   peak RSS (VmHWM) of the daemon signing a 1 MB and a 50 MB message
+# Prints a Markdown table; BENCH_SECONDS sets the length of each run.
+set -eu
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$TOP"
+secs=${BENCH_SECONDS:-5}
+work=$(mktemp -d /tmp/smime-bench.XXXXXX)
+pid=""
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+sh tests/lib/pki.sh "$work/pki" >/dev/null
+mkdir -p "$work/tmp"
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+conf=$work/smime-milter.conf
+cat >"$conf" <<CONF
+socket = "inet:$port@127.0.0.1";
+database = "$work/db";
+key_dir = "$work/keys";
+temp_dir = "$work/tmp";
+ca_file = "$work/pki/ca-bundle.pem";
+domains = [ "banjarkota.go.id" ];
+CONF
+admin/smimectl -c "$conf" init >/dev/null
+admin/smimectl -c "$conf" import --mailbox andi@banjarkota.go.id \
+	--kind individual --p12 "$work/pki/andi.p12" \
+	--passphrase-file "$work/pki/andi.pass" >/dev/null
+
+# messages: 4 KB text, 1 MB and 50 MB attachments
+/usr/bin/python3 - "$work" <<'PY'
+import base64, os, sys
+w = sys.argv[1]
+hdr = ("From: Andi <andi@banjarkota.go.id>\r\nTo: x@example.org\r\n"
+       "Subject: bench\r\nDate: Tue, 24 Nov 2026 09:00:00 +0700\r\n"
+       "Message-ID: <bench@banjarkota.go.id>\r\nMIME-Version: 1.0\r\n")
+line = "Laporan kegiatan bulanan Dinas Komunikasi dan Informatika Kota Banjar.\r\n"
+body = (line * (4096 // len(line) + 1))[:4096]
+open(f"{w}/4k.eml", "w", newline="").write(
+    hdr + "Content-Type: text/plain; charset=us-ascii\r\n\r\n" + body)
+for name, size in (("1m", 1 << 20), ("50m", 50 << 20)):
+    data = base64.encodebytes(os.urandom(size * 3 // 4)).replace(b"\n", b"\r\n")
+    with open(f"{w}/{name}.eml", "wb") as f:
+        f.write((hdr + "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+                 "--b1\r\nContent-Type: text/plain\r\n\r\nlampiran\r\n"
+                 "--b1\r\nContent-Type: application/octet-stream\r\n"
+                 "Content-Transfer-Encoding: base64\r\n\r\n").encode())
+        f.write(data)
+        f.write(b"--b1--\r\n")
+PY
+
+speed() { # $1: extra args
+	openssl speed -seconds "$secs" $1 rsa2048 2>/dev/null |
+		awk '/^rsa 2048 bits/ { print $6 }'
+}
+rsa1=$(speed "")
+rsa2=$(speed "-multi 2")
+
+core=$(tests/bench/bench_core "$conf" "$work/4k.eml" "$secs")
+core_rate=$(echo "$core" | sed 's/.*rate=\([0-9.]*\).*/\1/')
+
+start_milter() {
+	milter/smime-milter -c "$conf" -f 2>"$work/milter.log" &
+	pid=$!
+	for i in $(seq 1 50); do
+		grep -q "starting on" "$work/milter.log" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "milter did not start" >&2
+	cat "$work/milter.log" >&2
+	exit 1
+}
+stop_milter() {
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	pid=""
+}
+hwm() { awk '/VmHWM/ { print $2 }' "/proc/$pid/status"; }
+
+start_milter
+# warm-up, then as many messages as fit in the time at 8 connections
+tests/bench/miltc -s "inet:$port@127.0.0.1" -c 8 -n 80 "$work/4k.eml" >/dev/null
+n=$(awk -v r="$core_rate" -v s="$secs" 'BEGIN { n = int(r * 1.6 * s / 8) * 8; if (n < 64) n = 64; print n }')
+proto=$(tests/bench/miltc -s "inet:$port@127.0.0.1" -c 8 -n "$n" "$work/4k.eml")
+proto_rate=$(echo "$proto" | sed 's/.*rate=\([0-9.]*\).*/\1/')
+stop_milter
+
+start_milter
+tests/bench/miltc -s "inet:$port@127.0.0.1" -n 1 -o "$work/1m.out" "$work/1m.eml" >/dev/null
+rss1=$(hwm)
+stop_milter
+start_milter
+t50=$(tests/bench/miltc -s "inet:$port@127.0.0.1" -n 1 -o "$work/50m.out" "$work/50m.eml")
+rss50=$(hwm)
+stop_milter
+grep -q '^#ADD Content-Type: multipart/signed' "$work/50m.out" || {
+	echo "50 MB message was not signed" >&2
+	exit 1
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+cat <<TABLE
+| figure | measured | limit | ratio | target |
+|---|---|---|---|---|
+| openssl speed rsa2048, 1 core | $rsa1 sign/s | | | |
+| openssl speed -multi 2 rsa2048 | $rsa2 sign/s | | | |
+| (a) signing core in-process, 4 KB, 1 thread | $core_rate msg/s | $rsa1 | $(ratio "$core_rate" "$rsa1") | >= 0.9 |
+| (b) milter protocol, 4 KB, 8 connections | $proto_rate msg/s | $rsa2 | $(ratio "$proto_rate" "$rsa2") | >= 0.6 |
+| peak RSS, 1 MB message | $((rss1 / 1024)) MB ($rss1 kB) | | | < 32 MB |
+| peak RSS, 50 MB message | $((rss50 / 1024)) MB ($rss50 kB) | | | < 32 MB |
+TABLE
+echo
+echo "core: $core"
+echo "protocol: $proto"
+echo "50 MB message: $t50"

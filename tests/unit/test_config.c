@@ -1,0 +1,158 @@
+/* Unit tests: configuration loading and validation (lib/config.c). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/smime-test-config.XXXXXX";
+
+static const char *write_conf(const char *name, const char *text)
+{
+	static char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static int load(const char *text, struct config **cfg, char *err, size_t len)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf), "temp_dir = \"%s\";\n%s", dir, text);
+	return config_load(write_conf("t.conf", buf), cfg, err, len);
+}
+
+static int internal(struct config *cfg, const char *ip)
+{
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+
+	memset(&v4, 0, sizeof(v4));
+	memset(&v6, 0, sizeof(v6));
+	if (inet_pton(AF_INET, ip, &v4.sin_addr) == 1) {
+		v4.sin_family = AF_INET;
+		return config_host_internal(cfg, (struct sockaddr *)&v4);
+	}
+	inet_pton(AF_INET6, ip, &v6.sin6_addr);
+	v6.sin6_family = AF_INET6;
+	return config_host_internal(cfg, (struct sockaddr *)&v6);
+}
+
+int main(void)
+{
+	struct config *cfg;
+	char err[4096];
+	int rc;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+
+	rc = load("domains = [ \"Banjarkota.go.id\" ];\n", &cfg, err,
+	          sizeof(err));
+	ok(rc == 0, "minimal config loads (%s)", rc ? err : "ok");
+	if (rc == 0) {
+		is_str(cfg->digest, "sha256", "digest defaults to sha256");
+		ok(cfg->on_error == ACTION_TEMPFAIL, "on_error defaults to tempfail");
+		ok(cfg->on_no_certificate == ACTION_ACCEPT,
+		   "on_no_certificate defaults to accept");
+		ok(cfg->max_memory_body == 1048576, "max_memory_body default");
+		ok(config_signing_domain(cfg, "banjarkota.go.id"),
+		   "domains are compared lower-case");
+		ok(!config_signing_domain(cfg, "example.org"),
+		   "other domain is not a signing domain");
+		ok(internal(cfg, "127.0.0.1"), "loopback is internal by default");
+		ok(internal(cfg, "::1"), "::1 is internal by default");
+		ok(internal(cfg, "::ffff:127.0.0.5"), "v4-mapped loopback is internal");
+		ok(!internal(cfg, "192.0.2.1"), "192.0.2.1 is not internal");
+		config_free(cfg);
+	}
+
+	rc = load("domains = [ \"a.go.id\" ];\ninternal_hosts = [ \"10.1.0.0/16\", "
+	          "\"2001:db8::/32\" ];\non_error = \"reject\";\n",
+	          &cfg, err, sizeof(err));
+	ok(rc == 0, "CIDR list and on_error load");
+	if (rc == 0) {
+		ok(internal(cfg, "10.1.200.3"), "10.1.200.3 inside 10.1.0.0/16");
+		ok(!internal(cfg, "10.2.0.1"), "10.2.0.1 outside 10.1.0.0/16");
+		ok(internal(cfg, "2001:db8:5::1"), "IPv6 CIDR matches");
+		ok(!internal(cfg, "127.0.0.1"), "explicit list replaces default");
+		ok(cfg->on_error == ACTION_REJECT, "on_error = reject");
+		config_free(cfg);
+	}
+
+	rc = load("domains = [ \"a.go.id\" ];\ndigst = \"sha256\";\n", &cfg, err,
+	          sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:3: unknown key 'digst'"),
+	   "unknown key named with file:line (%s)", err);
+
+	rc = load("domains = [ \"a.go.id\" ];\n\non_error = \"bounce\";\n", &cfg,
+	          err, sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:4: on_error: unknown action 'bounce'"),
+	   "bad action value named with file:line (%s)", err);
+
+	rc = load("domains = [ \"a.go.id\" ];\nmax_memory_body = 12;\n", &cfg, err,
+	          sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:3: max_memory_body: 12 is out of range"),
+	   "out-of-range integer (%s)", err);
+
+	rc = load("domains = [ \"a.go.id\" ];\nmax_memory_body = \"big\";\n", &cfg,
+	          err, sizeof(err));
+	ok(rc != 0 && strstr(err, "max_memory_body: must be an integer"),
+	   "wrong type (%s)", err);
+
+	rc = load("socket = \"inet:1@127.0.0.1\";\n", &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "domains: is required"),
+	   "missing domains is reported (%s)", err);
+
+	rc = load("domains = [ ];\n", &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "must hold at least 1"),
+	   "empty domains is reported (%s)", err);
+
+	rc = load("domains = [ \"a.go.id\" ];\ninternal_hosts = [ \"10.0.0.0/33\" ];\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:3: internal_hosts: entry 1 '10.0.0.0/33'"),
+	   "bad CIDR (%s)", err);
+
+	rc = load("domains = [ \"a.go.id\" ];\ndigest = \"md5\";\n", &cfg, err,
+	          sizeof(err));
+	ok(rc != 0 && strstr(err, "unknown digest 'md5'"), "md5 refused (%s)", err);
+
+	rc = load("domains = [ \"a.go.id\" ];\nsocket = \"tcp:25\";\n", &cfg, err,
+	          sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:3: socket:"), "bad socket (%s)", err);
+
+	rc = load("domains = [ \"a.go.id\" ];\nca_file = \"/nonexistent/ca.pem\";\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:3: ca_file: /nonexistent/ca.pem: No such file"),
+	   "missing ca_file named with file:line (%s)", err);
+
+	rc = load("domains = [ \"a.go.id\" ]\nfoo = ;\n", &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:3:"), "syntax error has a line (%s)", err);
+
+	rc = config_load("/nonexistent/smime.conf", &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "/nonexistent/smime.conf: No such file"),
+	   "missing file (%s)", err);
+
+	rc = load("domains = [ \"a.go.id\" ];\nfoo = 1;\non_error = \"x\";\n", &cfg,
+	          err, sizeof(err));
+	ok(rc != 0 && strstr(err, "unknown key 'foo'") &&
+	       strstr(err, "on_error: unknown action"),
+	   "several problems are all reported");
+
+	{
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			return 1;
+	}
+	return tap_done();
+}
