@@ -69,6 +69,19 @@ const char *action_name(enum action a)
 	}
 }
 
+static int facility_known(const char *s)
+{
+	static const char *const names[] = { "mail",   "daemon", "user",
+		                             "local0", "local1", "local2",
+		                             "local3", "local4", "local5",
+		                             "local6", "local7" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (str_ieq(s, names[i]))
+			return 1;
+	return 0;
+}
+
 static int action_parse(const char *s, enum action *out)
 {
 	if (str_ieq(s, "tempfail"))
@@ -212,6 +225,19 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		if (k->type == K_STR) {
 			if (s && *str == '\0')
 				BAD("must not be empty");
+			if (strcmp(k->name, "socket") == 0 &&
+			    strncmp(str, "inet:", 5) != 0 &&
+			    strncmp(str, "inet6:", 6) != 0 &&
+			    strncmp(str, "unix:", 5) != 0 &&
+			    strncmp(str, "local:", 6) != 0)
+				BAD("'%s' must start with inet:, inet6:, unix: "
+				    "or local:",
+				    str);
+			if (strcmp(k->name, "syslog_facility") == 0 &&
+			    !facility_known(str))
+				BAD("unknown facility '%s' (mail, daemon, user, "
+				    "local0 ... local7)",
+				    str);
 			*(char **)(base + k->off) = xstrdup(str);
 		} else if (k->type == K_DIGEST) {
 			if (!str_ieq(str, "sha256") && !str_ieq(str, "sha384") &&
@@ -240,8 +266,11 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		int n;
 		char **list;
 		if (s == NULL) {
-			if (k->min > 0)
-				BAD("is required (%s)", k->help);
+			if (k->min > 0) {
+				adderr(err, errlen, "%s: %s: is required (%s)",
+				       file, k->name, k->help);
+				return -1;
+			}
 			break;
 		}
 		if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
@@ -359,19 +388,6 @@ int config_load(const char *path, struct config **out, char *err,
 			bad = 1;
 	}
 	if (!bad) {
-		const char *sock = cfg->socket;
-		s = config_setting_get_member(root, "socket");
-		if (strncmp(sock, "inet:", 5) != 0 &&
-		    strncmp(sock, "inet6:", 6) != 0 &&
-		    strncmp(sock, "unix:", 5) != 0 &&
-		    strncmp(sock, "local:", 6) != 0) {
-			adderr(err, errlen,
-			       "%s:%d: socket: '%s' must start with inet:, "
-			       "inet6: or unix:",
-			       path, s ? config_setting_source_line(s) : 0,
-			       sock);
-			bad = 1;
-		}
 		if (check_dir(cfg->temp_dir, path, cfg->line_temp_dir,
 		              "temp_dir", err, errlen))
 			bad = 1;

@@ -86,6 +86,14 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 			e->key_fault = 1;
 		} else {
 			b->s->nusable++;
+			/* validity is checked per message; here it is only
+			 * worth a warning (and a failure of -n) */
+			if (cert_check_signing(e->cert, e->address, time(NULL),
+			                       err, sizeof(err)) != 0) {
+				b->problems++;
+				adderr(b->warn, b->warnlen, "%s: %s", e->address,
+				       err);
+			}
 			return 0;
 		}
 	}

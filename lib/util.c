@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 int seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -138,6 +139,12 @@ int secret_read_file(const char *path, char *buf, size_t buflen, char *err,
 	while (len + 1 < buflen &&
 	       (n = read(fd, buf + len, buflen - 1 - len)) > 0)
 		len += (size_t)n;
+	if (len + 1 >= buflen && read(fd, &buf[0], 1) > 0) {
+		close(fd);
+		OPENSSL_cleanse(buf, buflen);
+		return seterr(err, errlen, "%s: secret longer than %zu bytes",
+		              path, buflen - 2);
+	}
 	close(fd);
 	buf[len] = '\0';
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))

@@ -34,6 +34,11 @@ void log_open(const char *facility, int to_stderr)
 	log_stderr = to_stderr;
 }
 
+void log_stderr_off(void)
+{
+	log_stderr = 0;
+}
+
 void mlog(int prio, const char *fmt, ...)
 {
 	va_list ap;

@@ -10,6 +10,9 @@
  * every line to stderr when to_stderr is set. */
 void log_open(const char *facility, int to_stderr);
 
+/* Stop copying lines to stderr (a daemon after start-up). */
+void log_stderr_off(void);
+
 /* Log one line. */
 void mlog(int prio, const char *fmt, ...) PRINTFLIKE(2, 3);
 

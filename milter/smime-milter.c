@@ -368,15 +368,43 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
+/* Readiness pipe: the daemon reports its start-up status to the process
+ * that started it, so a failure to open the socket, the database or the
+ * keys is seen by the caller (and its exit code) instead of being hidden
+ * behind a fork. */
+static int ready_fd = -1;
+
+static int started(int code)
+{
+	if (ready_fd >= 0) {
+		unsigned char c = (unsigned char)code;
+		if (write(ready_fd, &c, 1) != 1)
+			mlog(LOG_WARNING, "cannot report start-up status");
+		close(ready_fd);
+		ready_fd = -1;
+	}
+	return code;
+}
+
 static int daemonize(void)
 {
-	pid_t pid = fork();
-	int fd;
+	int p[2];
+	pid_t pid;
 
+	if (pipe(p) != 0)
+		return -1;
+	pid = fork();
 	if (pid < 0)
 		return -1;
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		unsigned char c = EX_OSERR;
+		close(p[1]);
+		if (read(p[0], &c, 1) != 1)
+			c = EX_OSERR;
+		_exit(c);
+	}
+	close(p[0]);
+	ready_fd = p[1];
 	setsid();
 	pid = fork();
 	if (pid < 0)
@@ -385,7 +413,14 @@ static int daemonize(void)
 		_exit(0);
 	if (chdir("/") != 0)
 		return -1;
-	fd = open("/dev/null", O_RDWR);
+	return 0;
+}
+
+/* Detach standard input and output once the daemon runs. */
+static void detach_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
@@ -393,7 +428,7 @@ static int daemonize(void)
 		if (fd > 2)
 			close(fd);
 	}
-	return 0;
+	log_stderr_off();
 }
 
 static int run_daemon(int foreground)
@@ -411,16 +446,16 @@ static int run_daemon(int foreground)
 		fprintf(stderr, "%s\n", err);
 		return EX_CONFIG;
 	}
-	log_open(cfg->syslog_facility, foreground);
+	log_open(cfg->syslog_facility, 1);
 	setrlimit(RLIMIT_CORE, &rl);
 	prctl(PR_SET_DUMPABLE, 0);
 	signal(SIGPIPE, SIG_IGN);
 	if (!foreground && daemonize() != 0) {
 		mlog(LOG_ERR, "cannot daemonize: %s", strerror(errno));
-		return EX_OSERR;
+		return started(EX_OSERR);
 	}
 	if (cfg->pidfile && write_pidfile(cfg->pidfile) != 0)
-		return EX_CANTCREAT;
+		return started(EX_CANTCREAT);
 	sock = cfg->socket;
 	if (strncmp(sock, "unix:", 5) == 0 || strncmp(sock, "local:", 6) == 0)
 		unlink(strchr(sock, ':') + 1);
@@ -428,30 +463,43 @@ static int run_daemon(int foreground)
 	    smfi_register(milter_desc) != MI_SUCCESS ||
 	    smfi_opensocket(1) != MI_SUCCESS) {
 		mlog(LOG_ERR, "cannot open milter socket %s", sock);
-		return EX_UNAVAILABLE;
+		return started(EX_UNAVAILABLE);
 	}
 	if (drop_privileges(cfg->user) != 0)
-		return EX_NOPERM;
+		return started(EX_NOPERM);
 	/* keys are loaded as the unprivileged user, after the fork */
 	if (snapshot_build(conf_path, 0, &s, err, sizeof(err), warn,
 	                   sizeof(warn)) != 0) {
 		mlog_lines(LOG_ERR, "", err);
-		return EX_CONFIG;
+		return started(EX_CONFIG);
 	}
 	if (warn[0])
 		mlog_lines(LOG_WARNING, "mailbox ", warn);
 	milter_set_snapshot(s);
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	/* block the stop signals here too: threads inherit the mask, and
+	 * only libmilter's own signal thread (started by smfi_main) may see
+	 * SIGTERM/SIGHUP/SIGINT, so that a stop is graceful */
+	{
+		sigset_t all = usr1;
+		sigaddset(&all, SIGTERM);
+		sigaddset(&all, SIGHUP);
+		sigaddset(&all, SIGINT);
+		pthread_sigmask(SIG_BLOCK, &all, NULL);
+	}
 	if (pthread_create(&tid, NULL, reload_thread, &usr1) != 0) {
 		mlog(LOG_ERR, "cannot start the reload thread");
-		return EX_OSERR;
+		return started(EX_OSERR);
 	}
 	pthread_detach(tid);
 	mlog(LOG_INFO,
 	     "smime-milter %s starting on %s: %zu mailboxes, %zu can sign",
 	     SMIME_VERSION, sock, s->nentries, s->nusable);
+	if (!foreground) {
+		started(EX_OK);
+		detach_stdio();
+	}
 	if (smfi_main() != MI_SUCCESS)
 		mlog(LOG_ERR, "smfi_main failed");
 	/* SIGTERM: let the messages in flight finish */

@@ -15,7 +15,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "test PKI (root, issuing CA, certificates for @banjarkota.go.id)"
 sh tests/lib/pki.sh "$pki" >/dev/null
-ls "$pki" | grep -c . | xargs printf '%s files in %s\n' "$pki"
+printf '%s files in %s\n' "$(ls "$pki" | wc -l)" "$pki"
 
 mkdir -p "$work/tmp"
 cat >"$work/smime-milter.conf" <<CONF
