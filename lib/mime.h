@@ -72,14 +72,18 @@ struct mime_scan;
 struct mime_scan *mime_scan_new(const char *content_type, const char *cte);
 
 /* Feed the next chunk of the raw body (any size, may split lines anywhere).
- * Returns 0, or -1 on out of memory / limits with err filled. */
+ * Past its limits (nesting depth, part count, line and header lengths) the
+ * scanner degrades to treating content as opaque, never fails; returns -1
+ * only on out of memory (or a feed after finish) with err filled. */
 int mime_scan_feed(struct mime_scan *s, const unsigned char *buf, size_t len,
                    char *err, size_t errlen);
 
 /* Mark the end of the body.  Returns 0 or -1 with err filled. */
 int mime_scan_finish(struct mime_scan *s, char *err, size_t errlen);
 
-/* After finish: 1 when any part needs re-encoding or re-wrapping. */
+/* After finish: 1 when the entity differs from the body by more than line
+ * ends and a dropped blank epilogue (re-encoding, re-wrapping, a changed
+ * CTE or charset header, an escaped preamble, a written close delimiter). */
 int mime_scan_needs_rewrite(const struct mime_scan *s);
 
 /* After finish: number of leaf parts, and bytes of raw body seen. */
@@ -108,8 +112,12 @@ typedef int (*mime_write_fn)(void *arg, const unsigned char *buf, size_t len);
  * and holds 8bit text), CRLF, the canonical 7-bit body.  For a multipart
  * entity an epilogue made only of blank lines is dropped, so the entity ends
  * with the close delimiter (some clients reject a trailing epilogue).
- * Output is written in chunks of at most 64 KiB.
- * Returns 0, or -1 with err filled (reader/writer failure, out of memory).
+ * Output is written in chunks of at most 64 KiB.  May run several times on
+ * one finished scan and then writes identical bytes each time (the caller
+ * hashes one run and sends the next).  Header lines of nested parts are
+ * copied as they are, 8bit bytes included; only bodies are made 7-bit.
+ * Returns 0, or -1 with err filled (reader/writer failure, out of memory,
+ * or a body that differs from the one scanned).
  */
 int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
                  size_t nhdrs, mime_read_fn rd, void *rarg, mime_write_fn wr,
