@@ -97,6 +97,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -394,7 +395,8 @@ struct frame {
 	char bnd[sizeof(((struct mime_ct *)0)->boundary)];
 };
 
-/* pass-2 writer */
+/* pass-2 writer: the state fields come first; the buffers at the end
+ * need no zeroing (see wr_new) */
 struct wr {
 	mime_write_fn fn;
 	void *arg;
@@ -860,6 +862,17 @@ static void b64w_frag(struct wr *w, const unsigned char *p, size_t n)
 	}
 }
 
+/* A writer with its state zeroed; the 64 KiB buffers are left as they
+ * come, so a message does not pay for clearing (and faulting in) them. */
+static struct wr *wr_new(void)
+{
+	struct wr *w = malloc(sizeof(*w));
+
+	if (w)
+		memset(w, 0, offsetof(struct wr, wsb));
+	return w;
+}
+
 int mime_base64_write(const unsigned char *buf, size_t len, mime_write_fn wr,
                       void *warg)
 {
@@ -868,7 +881,7 @@ int mime_base64_write(const unsigned char *buf, size_t len, mime_write_fn wr,
 
 	if (wr == NULL || (buf == NULL && len > 0))
 		return -1;
-	w = calloc(1, sizeof(*w));
+	w = wr_new();
 	if (w == NULL)
 		return -1;
 	w->fn = wr;
@@ -1793,7 +1806,7 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 		return seterr(err, errlen, "mime: bad arguments");
 	x0 = &s->ent[0];
 	hact = x0->hact;
-	w = calloc(1, sizeof(*w));
+	w = wr_new();
 	rb = malloc(RBUF);
 	if (w == NULL || rb == NULL) {
 		seterr(err, errlen, "out of memory");

@@ -47,8 +47,10 @@ int milter_active(void)
 	return __atomic_load_n(&active, __ATOMIC_SEQ_CST);
 }
 
-/* Connection context, from connect to close. */
+/* Connection context, from negotiate (or connect) to close. */
 struct conn {
+	unsigned long pflags; /* protocol steps agreed with the MTA */
+	char *deferred;       /* error seen where no reply could be given */
 	struct snapshot *snap;
 	int internal;     /* client address inside internal_hosts */
 	char client[INET6_ADDRSTRLEN + 8];
@@ -61,6 +63,8 @@ static void msg_cleanup(struct conn *c)
 {
 	msg_free(c->msg);
 	c->msg = NULL;
+	free(c->deferred);
+	c->deferred = NULL;
 	c->authenticated = 0;
 	c->qid[0] = '\0';
 }
@@ -126,10 +130,57 @@ static sfsistat on_error(SMFICTX *ctx, struct conn *c, const char *reason)
 	return act(ctx, c, c->snap->cfg->on_error, "cannot sign", reason);
 }
 
-static sfsistat mlfi_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
+/*
+ * Steps we need no reply for: MAIL, headers and body chunks only feed the
+ * message context, so the MTA need not wait for each of them (two round
+ * trips per message instead of one per header).  Errors found there are
+ * kept in c->deferred and acted on at end of headers or end of message.
+ */
+#define WANT_NR (SMFIP_NR_HDR | SMFIP_NR_MAIL | SMFIP_NR_BODY | SMFIP_NR_CONN)
+#define WANT_NO (SMFIP_NOHELO | SMFIP_NORCPT | SMFIP_NOUNKNOWN | SMFIP_NODATA)
+
+static sfsistat reply(struct conn *c, unsigned long nr_flag)
+{
+	return (c->pflags & nr_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static void defer(struct conn *c, const char *why)
+{
+	if (c->deferred == NULL)
+		c->deferred = strdup(why);
+}
+
+static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0,
+                               unsigned long f1, unsigned long f2,
+                               unsigned long f3, unsigned long *pf0,
+                               unsigned long *pf1, unsigned long *pf2,
+                               unsigned long *pf3)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	unsigned long need = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY;
 
+	if (c == NULL)
+		return SMFIS_REJECT; /* the MTA applies milter_default_action */
+	if ((f0 & need) != need) {
+		mlog(LOG_ERR, "the MTA does not allow header and body changes");
+		free(c);
+		return SMFIS_REJECT;
+	}
+	c->pflags = f1 & (WANT_NR | WANT_NO);
+	mw_setpriv(ctx, c);
+	*pf0 = need;
+	*pf1 = c->pflags;
+	*pf2 = 0;
+	*pf3 = 0;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat mlfi_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
+{
+	struct conn *c = mw_getpriv(ctx);
+
+	if (c == NULL)
+		c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		mlog(LOG_ERR, "out of memory at connect");
 		return SMFIS_TEMPFAIL;
@@ -154,7 +205,7 @@ static sfsistat mlfi_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 	}
 	__atomic_add_fetch(&active, 1, __ATOMIC_SEQ_CST);
 	mw_setpriv(ctx, c);
-	return SMFIS_CONTINUE;
+	return reply(c, SMFIP_NR_CONN);
 }
 
 static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
@@ -166,12 +217,14 @@ static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
 		return SMFIS_TEMPFAIL;
 	msg_cleanup(c);
 	c->msg = msg_new(c->snap);
-	if (c->msg == NULL)
-		return on_error(ctx, c, "out of memory");
+	if (c->msg == NULL) {
+		defer(c, "out of memory");
+		return reply(c, SMFIP_NR_MAIL);
+	}
 	msg_set_signing_time(c->msg, milter_signing_time);
 	auth = mw_getsymval(ctx, "{auth_authen}");
 	c->authenticated = auth != NULL && *auth != '\0';
-	return SMFIS_CONTINUE;
+	return reply(c, SMFIP_NR_MAIL);
 }
 
 static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
@@ -179,11 +232,12 @@ static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
 	struct conn *c = mw_getpriv(ctx);
 	char err[256];
 
-	if (c == NULL || c->msg == NULL)
+	if (c == NULL)
 		return SMFIS_TEMPFAIL;
-	if (msg_header(c->msg, name, value, err, sizeof(err)) != 0)
-		return on_error(ctx, c, err);
-	return SMFIS_CONTINUE;
+	if (c->msg && !c->deferred &&
+	    msg_header(c->msg, name, value, err, sizeof(err)) != 0)
+		defer(c, err);
+	return reply(c, SMFIP_NR_HDR);
 }
 
 static sfsistat mlfi_eoh(SMFICTX *ctx)
@@ -192,8 +246,14 @@ static sfsistat mlfi_eoh(SMFICTX *ctx)
 	const char *reason;
 	int outbound;
 
-	if (c == NULL || c->msg == NULL)
+	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if (c->deferred || c->msg == NULL) {
+		char why[256];
+		snprintf(why, sizeof(why), "%s",
+		         c->deferred ? c->deferred : "no message context");
+		return on_error(ctx, c, why);
+	}
 	outbound = c->internal || c->authenticated;
 	switch (msg_eoh(c->msg, outbound, &reason)) {
 	case MSG_SIGN:
@@ -218,11 +278,12 @@ static sfsistat mlfi_body(SMFICTX *ctx, unsigned char *buf, size_t len)
 	struct conn *c = mw_getpriv(ctx);
 	char err[256];
 
-	if (c == NULL || c->msg == NULL)
+	if (c == NULL)
 		return SMFIS_TEMPFAIL;
-	if (msg_body(c->msg, buf, len, err, sizeof(err)) != 0)
-		return on_error(ctx, c, err);
-	return SMFIS_CONTINUE;
+	if (c->msg && !c->deferred &&
+	    msg_body(c->msg, buf, len, err, sizeof(err)) != 0)
+		defer(c, err);
+	return reply(c, SMFIP_NR_BODY);
 }
 
 static int body_out(void *arg, const unsigned char *buf, size_t len)
@@ -240,6 +301,11 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 	if (c == NULL || c->msg == NULL)
 		return SMFIS_TEMPFAIL;
 	qid_of(ctx, c);
+	if (c->deferred) {
+		char why[256];
+		snprintf(why, sizeof(why), "%s", c->deferred);
+		return on_error(ctx, c, why);
+	}
 	if (msg_eom(c->msg, body_out, ctx, &edits, &nedits, err,
 	            sizeof(err)) != 0)
 		return on_error(ctx, c, err);
@@ -275,10 +341,11 @@ static sfsistat mlfi_close(SMFICTX *ctx)
 	if (c == NULL)
 		return SMFIS_CONTINUE;
 	msg_cleanup(c);
+	if (c->snap) /* connect ran */
+		__atomic_sub_fetch(&active, 1, __ATOMIC_SEQ_CST);
 	snapshot_unref(c->snap);
 	free(c);
 	mw_setpriv(ctx, NULL);
-	__atomic_sub_fetch(&active, 1, __ATOMIC_SEQ_CST);
 	return SMFIS_CONTINUE;
 }
 
@@ -298,5 +365,5 @@ struct smfiDesc milter_desc = {
 	.xxfi_close = mlfi_close,
 	.xxfi_unknown = NULL,
 	.xxfi_data = NULL,
-	.xxfi_negotiate = NULL,
+	.xxfi_negotiate = mlfi_negotiate,
 };

@@ -11,6 +11,7 @@
 
 #include "message.h"
 #include "snapshot.h"
+#include "util.h"
 
 static int sink(void *arg, const unsigned char *buf, size_t len)
 {
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_core CONF MESSAGE SECONDS\n");
 		return 2;
 	}
+	malloc_tune(); /* as the daemon does */
 	if (snapshot_build(argv[1], 0, &s, err, sizeof(err), warn,
 	                   sizeof(warn)) != 0) {
 		fprintf(stderr, "%s\n", err);

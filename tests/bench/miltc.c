@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +31,12 @@
 #define SMFIP_NOBODY 0x10
 #define SMFIP_NOHDRS 0x20
 #define SMFIP_NOEOH 0x40
+#define SMFIP_NR_HDR 0x80
+#define SMFIP_NR_CONN 0x1000
+#define SMFIP_NR_MAIL 0x4000
+#define SMFIP_NR_RCPT 0x8000
+#define SMFIP_NR_EOH 0x40000
+#define SMFIP_NR_BODY 0x80000
 
 static const char *host = "127.0.0.1";
 static int port;
@@ -80,16 +87,23 @@ static int xread(int fd, void *p, size_t n)
 	return 0;
 }
 
+/* One packet in one write (with TCP_NODELAY set, nothing waits). */
 static int send_pkt(int fd, char cmd, const void *data, size_t len)
 {
-	unsigned char h[5];
+	unsigned char stackbuf[4096], *b = stackbuf;
 	uint32_t l = htonl((uint32_t)len + 1);
+	int rc;
 
-	memcpy(h, &l, 4);
-	h[4] = (unsigned char)cmd;
-	if (xwrite(fd, h, 5) != 0)
+	if (len + 5 > sizeof(stackbuf) && (b = malloc(len + 5)) == NULL)
 		return -1;
-	return len ? xwrite(fd, data, len) : 0;
+	memcpy(b, &l, 4);
+	b[4] = (unsigned char)cmd;
+	if (len)
+		memcpy(b + 5, data, len);
+	rc = xwrite(fd, b, len + 5);
+	if (b != stackbuf)
+		free(b);
+	return rc;
 }
 
 static int recv_pkt(int fd, struct pkt *p)
@@ -117,6 +131,17 @@ static char reply(int fd, struct pkt *p)
 	if (recv_pkt(fd, p) != 0)
 		return 0;
 	return p->cmd;
+}
+
+/* Send one step; wait for its reply unless the filter asked for none. */
+static char step(int fd, struct pkt *p, uint32_t pflags, uint32_t nr,
+                 char cmd, const void *data, size_t len)
+{
+	if (send_pkt(fd, cmd, data, len) != 0)
+		return 0;
+	if (pflags & nr)
+		return 'c';
+	return reply(fd, p);
 }
 
 /* Send the headers of msg, one 'L' packet each; folded lines joined. */
@@ -156,8 +181,8 @@ static int send_headers(int fd, struct pkt *p, uint32_t pflags)
 				*q++ = msg[k];
 		*q++ = 0;
 		if (!(pflags & SMFIP_NOHDRS)) {
-			if (send_pkt(fd, 'L', buf, (size_t)(q - buf)) != 0 ||
-			    reply(fd, p) != 'c') {
+			if (step(fd, p, pflags, SMFIP_NR_HDR, 'L', buf,
+			         (size_t)(q - buf)) != 'c') {
 				free(buf);
 				return p->cmd ? p->cmd : -1;
 			}
@@ -196,6 +221,10 @@ static int one_connection(void)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	inet_pton(AF_INET, host, &sa.sin_addr);
+	if (fd >= 0) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		perror("miltc: connect");
 		return -1;
@@ -219,7 +248,7 @@ static int one_connection(void)
 	cl += (size_t)snprintf(conn + cl, sizeof(conn) - cl, "%s", client_ip) + 1;
 	if (!(pflags & SMFIP_NOCONNECT)) {
 		send_pkt(fd, 'D', "Cj\0mail.banjarkota.go.id", 25);
-		if (send_pkt(fd, 'C', conn, cl) != 0 || reply(fd, &p) != 'c')
+		if (step(fd, &p, pflags, SMFIP_NR_CONN, 'C', conn, cl) != 'c')
 			goto fail;
 	}
 	for (int m = 0; m < per_conn; m++) {
@@ -228,15 +257,15 @@ static int one_connection(void)
 		int qlen = snprintf(qid, sizeof(qid), "Mi%c%08X", 0, rand()) + 1;
 		send_pkt(fd, 'D', qid, (size_t)qlen);
 		if (!(pflags & SMFIP_NOMAIL)) {
-			if (send_pkt(fd, 'M', "<andi@banjarkota.go.id>", 24) != 0 ||
-			    (r = reply(fd, &p)) != 'c') {
+			if ((r = step(fd, &p, pflags, SMFIP_NR_MAIL, 'M',
+			              "<andi@banjarkota.go.id>", 24)) != 'c') {
 				count(r);
 				continue;
 			}
 		}
 		if (!(pflags & SMFIP_NORCPT)) {
-			if (send_pkt(fd, 'R', "<x@example.org>", 16) != 0 ||
-			    (r = reply(fd, &p)) != 'c') {
+			if ((r = step(fd, &p, pflags, SMFIP_NR_RCPT, 'R',
+			              "<x@example.org>", 16)) != 'c') {
 				count(r);
 				continue;
 			}
@@ -247,16 +276,16 @@ static int one_connection(void)
 			continue;
 		}
 		if (!(pflags & SMFIP_NOEOH)) {
-			if (send_pkt(fd, 'N', NULL, 0) != 0 ||
-			    (r = reply(fd, &p)) != 'c') {
+			if ((r = step(fd, &p, pflags, SMFIP_NR_EOH, 'N', NULL,
+			              0)) != 'c') {
 				count(r);
 				continue;
 			}
 		}
 		for (size_t off = hdr_end; !(pflags & SMFIP_NOBODY) && off < msglen;) {
 			size_t n = msglen - off > 65535 ? 65535 : msglen - off;
-			if (send_pkt(fd, 'B', msg + off, n) != 0 ||
-			    (r = reply(fd, &p)) != 'c')
+			if ((r = step(fd, &p, pflags, SMFIP_NR_BODY, 'B',
+			              msg + off, n)) != 'c')
 				break;
 			off += n;
 		}
