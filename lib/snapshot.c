@@ -1,5 +1,6 @@
 /* snapshot -- immutable, ref-counted config + keys (see snapshot.h). */
 #include "snapshot.h"
+#include "audit.h"
 #include "certstore.h"
 #include "cms.h"
 #include "db.h"
@@ -115,6 +116,7 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 	static unsigned long generation;
 	struct snapshot *s;
 	struct build b;
+	struct db *db = NULL;
 	char dberr[512];
 
 	*out = NULL;
@@ -130,7 +132,7 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		return -1;
 	}
 	s->md = cms_digest_by_name(s->cfg->digest);
-	if (db_open(s->cfg->database, DB_READWRITE, &s->db, dberr,
+	if (db_open(s->cfg->database, DB_READWRITE, &db, dberr,
 	            sizeof(dberr)) != 0) {
 		seterr(err, errlen, "%s:%d: database: %s", conf_path,
 		       s->cfg->line_database, dberr);
@@ -141,12 +143,14 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 	b.s = s;
 	b.warn = warn;
 	b.warnlen = warnlen;
-	if (db_mappings(s->db, add_mapping, &b, dberr, sizeof(dberr)) != 0) {
+	if (db_mappings(db, add_mapping, &b, dberr, sizeof(dberr)) != 0) {
 		seterr(err, errlen, "database %s: %s", s->cfg->database,
 		       dberr);
+		db_close(db);
 		snapshot_unref(s);
 		return -1;
 	}
+	db_close(db);
 	if (b.oom) {
 		snapshot_unref(s);
 		return seterr(err, errlen, "out of memory loading keys");
@@ -154,6 +158,13 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 	if (strict && b.problems > 0) {
 		seterr(err, errlen, "%d mailbox%s cannot sign", b.problems,
 		       b.problems == 1 ? "" : "es");
+		snapshot_unref(s);
+		return -1;
+	}
+	s->audit = audit_queue_new(s->cfg->database, audit_reporter, dberr,
+	                           sizeof(dberr));
+	if (s->audit == NULL) {
+		seterr(err, errlen, "audit log %s: %s", s->cfg->database, dberr);
 		snapshot_unref(s);
 		return -1;
 	}
@@ -190,7 +201,7 @@ void snapshot_unref(struct snapshot *s)
 	for (size_t i = 0; i < s->nentries; i++)
 		entry_clear(&s->entries[i]);
 	free(s->entries);
-	db_close(s->db);
+	audit_queue_free(s->audit, 5000);
 	config_free(s->cfg);
 	free(s);
 }

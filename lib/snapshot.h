@@ -16,7 +16,7 @@
 
 #include "config.h"
 
-struct db;
+struct audit_queue;
 
 struct signer_entry {
 	char *address; /* lower-case */
@@ -36,7 +36,7 @@ struct snapshot {
 	time_t built_at;
 	struct config *cfg;
 	const EVP_MD *md;
-	struct db *db; /* audit log */
+	struct audit_queue *audit; /* audit log writer */
 	struct signer_entry *entries; /* sorted by address */
 	size_t nentries;
 	size_t nusable;

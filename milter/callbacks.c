@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "db.h"
 #include "log.h"
 #include "message.h"
@@ -81,9 +82,8 @@ static const char *qid_of(SMFICTX *ctx, struct conn *c)
 static void audit(struct conn *c, const char *action, const char *result)
 {
 	struct audit_row r;
-	char err[256];
 
-	if (c->snap->db == NULL || mw_offline)
+	if (mw_offline)
 		return; /* the offline test mode leaves no trace in the log */
 	memset(&r, 0, sizeof(r));
 	r.queue_id = c->qid;
@@ -93,8 +93,7 @@ static void audit(struct conn *c, const char *action, const char *result)
 	r.cert_serial = c->msg ? msg_signer_serial(c->msg) : NULL;
 	r.digest = c->snap->cfg->digest;
 	r.result = result;
-	if (db_audit_add(c->snap->db, &r, err, sizeof(err)) != 0)
-		mlog(LOG_WARNING, "%s: audit row not written: %s", c->qid, err);
+	audit_submit(c->snap->audit, &r);
 }
 
 /* Apply a configured action; logs and audits; returns the sfsistat. */

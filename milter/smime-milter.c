@@ -21,6 +21,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "config.h"
 #include "log.h"
 #include "milter.h"
@@ -28,6 +29,11 @@
 #include "snapshot.h"
 
 static const char *conf_path = CONFIG_DEFAULT_PATH;
+
+static void audit_report(int is_error, const char *text)
+{
+	mlog(is_error ? LOG_ERR : LOG_NOTICE, "%s", text);
+}
 
 static void usage(void)
 {
@@ -475,6 +481,19 @@ static int run_daemon(int foreground)
 		return EX_CONFIG;
 	}
 	log_open(cfg->syslog_facility, 1);
+	/* Block these before any thread exists (threads inherit the mask):
+	 * SIGUSR1 is taken by our reload thread, and only libmilter's own
+	 * signal thread (started by smfi_main) may see SIGTERM/SIGHUP/SIGINT,
+	 * so that a stop is graceful. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	{
+		sigset_t all = usr1;
+		sigaddset(&all, SIGTERM);
+		sigaddset(&all, SIGHUP);
+		sigaddset(&all, SIGINT);
+		pthread_sigmask(SIG_BLOCK, &all, NULL);
+	}
 	setrlimit(RLIMIT_CORE, &rl);
 	prctl(PR_SET_DUMPABLE, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -505,18 +524,6 @@ static int run_daemon(int foreground)
 	if (warn[0])
 		mlog_lines(LOG_WARNING, "mailbox ", warn);
 	milter_set_snapshot(s);
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	/* block the stop signals here too: threads inherit the mask, and
-	 * only libmilter's own signal thread (started by smfi_main) may see
-	 * SIGTERM/SIGHUP/SIGINT, so that a stop is graceful */
-	{
-		sigset_t all = usr1;
-		sigaddset(&all, SIGTERM);
-		sigaddset(&all, SIGHUP);
-		sigaddset(&all, SIGINT);
-		pthread_sigmask(SIG_BLOCK, &all, NULL);
-	}
 	if (pthread_create(&tid, NULL, reload_thread, &usr1) != 0) {
 		mlog(LOG_ERR, "cannot start the reload thread");
 		return started(EX_OSERR);
@@ -548,6 +555,7 @@ int main(int argc, char **argv)
 	int opt, foreground = 0, check = 0;
 
 	malloc_tune();
+	audit_reporter = audit_report;
 	while ((opt = getopt(argc, argv, "c:fnt:s:T:Vh")) != -1) {
 		switch (opt) {
 		case 'c':
