@@ -5,11 +5,12 @@
 #   (a) messages/s through the signing core in-process (bench_core)
 #   (b) messages/s over the milter protocol, 8 connections (miltc)
 #   peak RSS (VmHWM) of the daemon signing a 1 MB and a 50 MB message
-# Prints a Markdown table; BENCH_SECONDS sets the length of each run.
+# Prints a Markdown table; BENCH_SECONDS sets the length of each run,
+# BENCH_ROUNDS the number of back-to-back pairs per ratio (median kept).
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$TOP"
-secs=${BENCH_SECONDS:-5}
+secs=${BENCH_SECONDS:-2}
 work=$(mktemp -d /tmp/smime-bench.XXXXXX)
 pid=""
 cleanup() {
@@ -61,11 +62,22 @@ speed() { # $1: extra args
 	openssl speed -seconds "$secs" $1 rsa2048 2>/dev/null |
 		awk '/^rsa 2048 bits/ { print $6 }'
 }
-rsa1=$(speed "")
-rsa2=$(speed "-multi 2")
-
-core=$(tests/bench/bench_core "$conf" "$work/4k.eml" "$secs")
-core_rate=$(echo "$core" | sed 's/.*rate=\([0-9.]*\).*/\1/')
+# Each ratio is taken from pairs measured back to back (limit, then us),
+# ROUNDS times; the median pair ratio is reported, which keeps the noise
+# of a shared 2-core machine out of the ratio as far as it can be.
+rounds=${BENCH_ROUNDS:-5}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+rate_of() { sed 's/.*rate=\([0-9.]*\).*/\1/'; }
+: >"$work/core.pairs"
+for i in $(seq 1 "$rounds"); do
+	r=$(speed "")
+	c=$(tests/bench/bench_core "$conf" "$work/4k.eml" "$secs" | rate_of)
+	echo "$r $c" | awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' >>"$work/core.pairs"
+done
+core_ratio=$(cut -d' ' -f1 "$work/core.pairs" | median)
+rsa1=$(cut -d' ' -f2 "$work/core.pairs" | median)
+core_rate=$(cut -d' ' -f3 "$work/core.pairs" | median)
+core="pairs (ratio rsa/s msg/s): $(tr '\n' ';' <"$work/core.pairs")"
 
 start_milter() {
 	milter/smime-milter -c "$conf" -f 2>"$work/milter.log" &
@@ -85,12 +97,21 @@ stop_milter() {
 }
 hwm() { awk '/VmHWM/ { print $2 }' "/proc/$pid/status"; }
 
+rsa2=$(speed "-multi 2")
 start_milter
-# warm-up, then as many messages as fit in the time at 8 connections
+# warm-up, then as many messages as fit in about the time at 8 connections
 tests/bench/miltc -s "inet:$port@127.0.0.1" -c 8 -n 80 "$work/4k.eml" >/dev/null
-n=$(awk -v r="$core_rate" -v s="$secs" 'BEGIN { n = int(r * 1.6 * s / 8) * 8; if (n < 64) n = 64; print n }')
-proto=$(tests/bench/miltc -s "inet:$port@127.0.0.1" -c 8 -n "$n" "$work/4k.eml")
-proto_rate=$(echo "$proto" | sed 's/.*rate=\([0-9.]*\).*/\1/')
+n=$(awk -v r="$core_rate" -v s="$secs" 'BEGIN { n = int(r * s / 8) * 8; if (n < 64) n = 64; print n }')
+: >"$work/proto.pairs"
+for i in $(seq 1 "$rounds"); do
+	r=$(speed "-multi 2")
+	p=$(tests/bench/miltc -s "inet:$port@127.0.0.1" -c 8 -n "$n" "$work/4k.eml" | rate_of)
+	echo "$r $p" | awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' >>"$work/proto.pairs"
+done
+proto_ratio=$(cut -d' ' -f1 "$work/proto.pairs" | median)
+rsa2=$(cut -d' ' -f2 "$work/proto.pairs" | median)
+proto_rate=$(cut -d' ' -f3 "$work/proto.pairs" | median)
+proto="pairs (ratio rsa/s msg/s): $(tr '\n' ';' <"$work/proto.pairs")"
 stop_milter
 
 start_milter
@@ -105,19 +126,23 @@ grep -q '^#ADD Content-Type: multipart/signed' "$work/50m.out" || {
 	echo "50 MB message was not signed" >&2
 	exit 1
 }
+out50=$(wc -c <"$work/50m.out")
+[ "$out50" -gt $((50 * 1024 * 1024)) ] || {
+	echo "50 MB message: replaced body is only $out50 bytes" >&2
+	exit 1
+}
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 cat <<TABLE
 | figure | measured | limit | ratio | target |
 |---|---|---|---|---|
-| openssl speed rsa2048, 1 core | $rsa1 sign/s | | | |
-| openssl speed -multi 2 rsa2048 | $rsa2 sign/s | | | |
-| (a) signing core in-process, 4 KB, 1 thread | $core_rate msg/s | $rsa1 | $(ratio "$core_rate" "$rsa1") | >= 0.9 |
-| (b) milter protocol, 4 KB, 8 connections | $proto_rate msg/s | $rsa2 | $(ratio "$proto_rate" "$rsa2") | >= 0.6 |
+| openssl speed rsa2048, 1 core (median) | $rsa1 sign/s | | | |
+| openssl speed -multi 2 rsa2048 (median) | $rsa2 sign/s | | | |
+| (a) signing core in-process, 4 KB, 1 thread | $core_rate msg/s | $rsa1 | $core_ratio | >= 0.9 |
+| (b) milter protocol, 4 KB, 8 connections | $proto_rate msg/s | $rsa2 | $proto_ratio | >= 0.6 |
 | peak RSS, 1 MB message | $((rss1 / 1024)) MB ($rss1 kB) | | | < 32 MB |
 | peak RSS, 50 MB message | $((rss50 / 1024)) MB ($rss50 kB) | | | < 32 MB |
 TABLE
 echo
 echo "core: $core"
 echo "protocol: $proto"
-echo "50 MB message: $t50"
+echo "50 MB message: $t50 (new body and header edits: $out50 bytes)"
