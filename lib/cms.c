@@ -9,15 +9,12 @@
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
-const EVP_MD *cms_digest_by_name(const char *name)
+EVP_MD *cms_digest_fetch(const char *name)
 {
-	if (str_ieq(name, "sha256"))
-		return EVP_sha256();
-	if (str_ieq(name, "sha384"))
-		return EVP_sha384();
-	if (str_ieq(name, "sha512"))
-		return EVP_sha512();
-	return NULL;
+	if (!str_ieq(name, "sha256") && !str_ieq(name, "sha384") &&
+	    !str_ieq(name, "sha512"))
+		return NULL;
+	return EVP_MD_fetch(NULL, name, NULL);
 }
 
 const char *cms_micalg(const EVP_MD *md)

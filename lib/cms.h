@@ -11,8 +11,10 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-/* The digest named in the configuration ("sha256"...), or NULL. */
-const EVP_MD *cms_digest_by_name(const char *name);
+/* The digest named in the configuration ("sha256"...), fetched once so
+ * that messages do not look it up again; EVP_MD_free() it.  NULL when the
+ * name is not one we sign with. */
+EVP_MD *cms_digest_fetch(const char *name);
 
 /* RFC 8551 micalg value for md ("sha-256"...). */
 const char *cms_micalg(const EVP_MD *md);

@@ -131,7 +131,12 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		snapshot_unref(s);
 		return -1;
 	}
-	s->md = cms_digest_by_name(s->cfg->digest);
+	s->md = cms_digest_fetch(s->cfg->digest);
+	if (s->md == NULL) {
+		seterr_ssl(err, errlen, "digest not available");
+		snapshot_unref(s);
+		return -1;
+	}
 	if (db_open(s->cfg->database, DB_READWRITE, &db, dberr,
 	            sizeof(dberr)) != 0) {
 		seterr(err, errlen, "%s:%d: database: %s", conf_path,
@@ -202,6 +207,7 @@ void snapshot_unref(struct snapshot *s)
 		entry_clear(&s->entries[i]);
 	free(s->entries);
 	audit_queue_free(s->audit, 5000);
+	EVP_MD_free(s->md);
 	config_free(s->cfg);
 	free(s);
 }

@@ -35,7 +35,7 @@ struct snapshot {
 	unsigned long generation;
 	time_t built_at;
 	struct config *cfg;
-	const EVP_MD *md;
+	EVP_MD *md; /* fetched once per snapshot */
 	struct audit_queue *audit; /* audit log writer */
 	struct signer_entry *entries; /* sorted by address */
 	size_t nentries;
