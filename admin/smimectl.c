@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -70,13 +72,40 @@ static const char *actor(void)
 	return buf;
 }
 
+/*
+ * From here on run as the milter's user (when started as root and `user`
+ * is set), so that every file smimectl creates -- the database and its
+ * WAL and shared-memory files, copied keys -- belongs to the daemon that
+ * must read and write them.  Inputs named on the command line are read
+ * before this, as root.
+ */
+static void become_user(const struct config *cfg)
+{
+	struct passwd *pw;
+
+	if (cfg->user == NULL || geteuid() != 0)
+		return;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL)
+		die(EX_NOUSER, "user %s (from %s): no such user", cfg->user,
+		    conf_path);
+	if (pw->pw_uid == 0)
+		return;
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+	    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+		die(EX_NOPERM, "cannot become %s: %s", cfg->user,
+		    strerror(errno));
+}
+
 /* ---- init ------------------------------------------------------------ */
 
 static int cmd_init(int argc, char **argv)
 {
 	struct config *cfg = load_config();
-	struct db *db = open_db(cfg, DB_CREATE);
+	struct db *db;
 
+	become_user(cfg);
+	db = open_db(cfg, DB_CREATE);
 	printf("database %s ready (schema version %d)\n", cfg->database,
 	       db_version(db));
 	db_close(db);
@@ -86,18 +115,15 @@ static int cmd_init(int argc, char **argv)
 
 /* ---- import ---------------------------------------------------------- */
 
-/* Copy src to dst (mode 0600, owned by the milter user) via a temp file. */
-static int copy_private(const char *src, const char *dst, uid_t uid, gid_t gid,
-                        char *err, size_t errlen)
+/* Copy the open file in to dst (mode 0600) through a temp file and a
+ * rename, so a half-written key never exists under its name.  Closes in. */
+static int copy_private(int in, const char *dst, char *err, size_t errlen)
 {
 	char tmp[4200], buf[65536];
-	int in, out;
+	int out;
 	ssize_t n;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", dst, (long)getpid());
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return seterr(err, errlen, "%s: %s", src, strerror(errno));
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0) {
 		close(in);
@@ -109,14 +135,10 @@ static int copy_private(const char *src, const char *dst, uid_t uid, gid_t gid,
 			break;
 		}
 	close(in);
+	OPENSSL_cleanse(buf, sizeof(buf));
 	if (n < 0 || fsync(out) != 0 || close(out) != 0) {
 		unlink(tmp);
 		return seterr(err, errlen, "%s: write failed: %s", tmp,
-		              strerror(errno));
-	}
-	if (geteuid() == 0 && uid != (uid_t)-1 && chown(tmp, uid, gid) != 0) {
-		unlink(tmp);
-		return seterr(err, errlen, "%s: chown: %s", tmp,
 		              strerror(errno));
 	}
 	if (rename(tmp, dst) != 0) {
@@ -148,9 +170,7 @@ static int cmd_import(int argc, char **argv)
 	struct db_cert dc;
 	struct key_ref ref;
 	char err[2048], mbox[320], keypath[4096], passpath[4096];
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	int opt;
+	int opt, in_key, in_pass;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -224,32 +244,27 @@ static int cmd_import(int argc, char **argv)
 		        "smimectl: note: certificate %s is valid only from %s\n",
 		        ci.serial, time_fmt(ci.not_before, t, sizeof(t)));
 	}
+	chain = cert_build_chain(cert, extra, cfg->ca_file);
+	/* the key material is opened here, as the caller; what is written
+	 * from now on belongs to the milter user */
+	in_key = open(p12 ? p12 : keyf, O_RDONLY | O_CLOEXEC);
+	in_pass = pass ? open(pass, O_RDONLY | O_CLOEXEC) : -1;
+	if (in_key < 0 || (pass && in_pass < 0))
+		die(EX_NOINPUT, "cannot open the key material: %s",
+		    strerror(errno));
+	become_user(cfg);
 	db = open_db(cfg, DB_READWRITE);
 	if (db_cert_exists(db, ci.fingerprint))
 		die(EX_DATAERR, "refused: certificate %s is already imported",
 		    ci.serial);
-	chain = cert_build_chain(cert, extra, cfg->ca_file);
-
-	/* copy the key material into key_dir, owned by the milter user */
-	if (cfg->user) {
-		struct passwd *pw = getpwnam(cfg->user);
-		if (pw == NULL)
-			die(EX_NOUSER, "user %s (from %s): no such user",
-			    cfg->user, conf_path);
-		uid = pw->pw_uid;
-		gid = pw->pw_gid;
-	}
-	if (mkdir(cfg->key_dir, 0700) == 0 && geteuid() == 0 &&
-	    uid != (uid_t)-1 && chown(cfg->key_dir, uid, gid) != 0)
-		die(EX_CANTCREAT, "%s: chown: %s", cfg->key_dir, strerror(errno));
+	if (mkdir(cfg->key_dir, 0700) != 0 && errno != EEXIST)
+		die(EX_CANTCREAT, "%s: %s", cfg->key_dir, strerror(errno));
 	snprintf(keypath, sizeof(keypath), "%s/%.16s.%s", cfg->key_dir,
 	         ci.fingerprint, p12 ? "p12" : "key.pem");
 	snprintf(passpath, sizeof(passpath), "%s/%.16s.pass", cfg->key_dir,
 	         ci.fingerprint);
-	if (copy_private(p12 ? p12 : keyf, keypath, uid, gid, err,
-	                 sizeof(err)) != 0 ||
-	    (pass && copy_private(pass, passpath, uid, gid, err,
-	                          sizeof(err)) != 0))
+	if (copy_private(in_key, keypath, err, sizeof(err)) != 0 ||
+	    (pass && copy_private(in_pass, passpath, err, sizeof(err)) != 0))
 		die(EX_CANTCREAT, "%s", err);
 
 	memset(&dc, 0, sizeof(dc));
@@ -376,6 +391,7 @@ static int cmd_list(int argc, char **argv)
 			die(EX_USAGE, "usage: list [--json]");
 	}
 	cfg = load_config();
+	become_user(cfg);
 	db = open_db(cfg, DB_READONLY);
 	if (ls.json)
 		printf("[");
@@ -446,28 +462,38 @@ static int cmd_crl(int argc, char **argv)
 {
 	struct config *cfg;
 	struct db *db;
+	X509_CRL **crls;
 	char err[1024];
 	int total = 0;
 
 	if (argc < 3 || strcmp(argv[1], "import") != 0)
 		die(EX_USAGE, "usage: crl import FILE...");
 	cfg = load_config();
-	db = open_db(cfg, DB_READWRITE);
+	/* read and verify every CRL before the database is touched */
+	crls = calloc((size_t)argc, sizeof(*crls));
+	if (crls == NULL)
+		die(EX_OSERR, "out of memory");
 	for (int f = 2; f < argc; f++) {
-		X509_CRL *crl = read_crl(argv[f], err, sizeof(err));
-		STACK_OF(X509_REVOKED) *revs;
-		char *issuer;
-		int changed = 0, n;
-		if (crl == NULL)
+		crls[f] = read_crl(argv[f], err, sizeof(err));
+		if (crls[f] == NULL)
 			die(EX_DATAERR, "%s", err);
 		if (cfg->ca_file) {
-			if (crl_verify(crl, cfg->ca_file, err, sizeof(err)) != 0)
+			if (crl_verify(crls[f], cfg->ca_file, err,
+			               sizeof(err)) != 0)
 				die(EX_DATAERR, "%s: refused: %s", argv[f], err);
 		} else
 			fprintf(stderr,
 			        "smimectl: warning: no ca_file configured, the "
 			        "signature of %s is not verified\n",
 			        argv[f]);
+	}
+	become_user(cfg);
+	db = open_db(cfg, DB_READWRITE);
+	for (int f = 2; f < argc; f++) {
+		X509_CRL *crl = crls[f];
+		STACK_OF(X509_REVOKED) *revs;
+		char *issuer;
+		int changed = 0, n;
 		issuer = cert_name_text(X509_CRL_get_issuer(crl));
 		revs = X509_CRL_get_REVOKED(crl);
 		n = sk_X509_REVOKED_num(revs);
@@ -507,6 +533,7 @@ static int cmd_crl(int argc, char **argv)
 		free(issuer);
 		X509_CRL_free(crl);
 	}
+	free(crls);
 	if (total > 0)
 		printf("run \"smimectl reload\" (or send SIGUSR1) so the milter "
 		       "stops using them\n");

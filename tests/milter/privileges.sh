@@ -1,0 +1,100 @@
+#!/bin/sh
+# The daemon as a postmaster runs it: started as root with `user` set, it
+# opens its socket, drops to that user, and then loads keys and writes the
+# audit log as that user.  smimectl run as root leaves every file it
+# creates (database, WAL, keys) owned by that user, keys mode 0600.
+# Uses the system account "nobody".  Prints TAP.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+export TOP
+. "$TOP/tests/lib/milterenv.sh"
+MILTC=$TOP/tests/bench/miltc
+
+work=$(mktemp -d /tmp/smime-priv.XXXXXX)
+pid=
+n=0
+cleanup() {
+	me_stop "$pid"
+	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+nok() { n=$((n + 1)); echo "not ok $n - $*"; }
+tap() { if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi; }
+bail() { nok "$*"; echo "1..$n"; exit 1; }
+
+[ "$(id -u)" = 0 ] || bail "runs as root (it tests the privilege drop)"
+id nobody >/dev/null 2>&1 || bail "user nobody exists"
+[ -x "$MILTC" ] || bail "tests/bench/miltc is built (make test-bins)"
+uid=$(id -u nobody)
+
+set -- $(me_free_ports 1)
+port=$1
+conf=$work/m.conf
+state=$work/state
+mkdir -p "$state"
+chown nobody "$state"
+chmod 0700 "$state"
+chmod 0755 "$work"
+me_conf "$conf" "$state" "inet:$port@127.0.0.1" 'user = "nobody";' \
+	"pidfile = \"$work/run/m.pid\";"
+mkdir -p "$work/run"
+chown nobody "$work/run"
+chown -R nobody "$state/keys" "$state/tmp"
+chmod 0644 "$conf"
+# the PKI stays root's: smimectl reads it as root
+sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
+sed -i "s|$state/pki/ca-bundle.pem|$work/pki/ca-bundle.pem|" "$conf"
+chmod 0755 "$work/pki"
+chmod 0644 "$work/pki/ca-bundle.pem"
+
+"$ME_CTL" -c "$conf" init >/dev/null
+tap $? "smimectl init as root"
+"$ME_CTL" -c "$conf" import --mailbox andi@banjarkota.go.id \
+	--kind individual --p12 "$work/pki/andi.p12" \
+	--passphrase-file "$work/pki/andi.pass" >/dev/null
+tap $? "smimectl import as root of a root-only PKCS#12"
+"$ME_CTL" -c "$conf" list >/dev/null
+tap $? "smimectl list as root"
+
+bad=$(find "$state" -newer "$conf" ! -user nobody | head -3)
+[ -z "$bad" ]
+tap $? "every file smimectl created belongs to nobody ${bad:+(not: $bad)}"
+modes=$(stat -c '%a' "$state"/keys/* | sort -u | tr '\n' ' ')
+[ "$modes" = "600 " ]
+tap $? "copied key and passphrase files are 0600 ($modes)"
+
+"$ME_MILTER" -c "$conf" -f 2>"$work/milter.log" &
+pid=$!
+i=0
+while ! grep -q "starting on" "$work/milter.log" && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+grep -q "starting on" "$work/milter.log"
+tap $? "milter started as root with user = nobody"
+puid=$(awk '/^Uid:/ { print $2 " " $3 " " $4 }' "/proc/$pid/status" 2>/dev/null)
+[ "$puid" = "$uid $uid $uid" ]
+tap $? "running as nobody (real, effective, saved uid: $puid)"
+
+printf 'From: Andi <andi@banjarkota.go.id>\r\nTo: x@example.org\r\nSubject: priv\r\n\r\nHalo.\r\n' >"$work/m.eml"
+"$MILTC" -s "inet:$port@127.0.0.1" -n 3 -o "$work/out" "$work/m.eml" >/dev/null
+grep -q '^#ADD Content-Type: multipart/signed' "$work/out"
+tap $? "signs with a key loaded after the privilege drop"
+
+kill -USR1 "$pid"
+sleep 1
+grep -q "reloaded: generation" "$work/milter.log"
+tap $? "SIGUSR1 reload works as nobody"
+
+me_stop "$pid"
+pid=
+rows=$(sqlite3 "$state/smime.db" "SELECT count(*) FROM audit WHERE action = 'signed'")
+[ "$rows" = 3 ]
+tap $? "audit rows written by the unprivileged daemon ($rows of 3)"
+! grep -qi "not writable\|readonly\|permission denied" "$work/milter.log"
+tap $? "no permission problem in the log"
+[ ! -e "$work/run/m.pid" ]
+tap $? "pidfile removed at stop"
+echo "1..$n"
