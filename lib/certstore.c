@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,18 +43,24 @@ enum key_backend key_backend_parse(const char *s)
 	return KEY_NONE;
 }
 
-/* Older PKCS#12 files (RC2-40, 3DES) need the legacy provider. */
+static OSSL_PROVIDER *prov_default, *prov_legacy;
+
+static void load_providers(void)
+{
+	prov_default = OSSL_PROVIDER_load(NULL, "default");
+	if (prov_default)
+		prov_legacy = OSSL_PROVIDER_try_load(NULL, "legacy", 1);
+	ERR_clear_error();
+}
+
+/* Older PKCS#12 files (RC2-40, 3DES) need the legacy provider.  It stays
+ * loaded for the life of the process; the handles are kept so that it is
+ * plainly not a leak. */
 static void load_legacy_provider(void)
 {
-	static int done;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	if (!done) {
-		done = 1;
-		if (OSSL_PROVIDER_available(NULL, "default") ||
-		    OSSL_PROVIDER_load(NULL, "default"))
-			OSSL_PROVIDER_try_load(NULL, "legacy", 1);
-		ERR_clear_error();
-	}
+	pthread_once(&once, load_providers);
 }
 
 int keystore_read_pkcs12(const char *path, const char *passfile,

@@ -396,5 +396,7 @@ int main(int argc, char **argv)
 	       "tempfail=%ld reject=%ld other=%ld failed=%ld\n",
 	       per_conn * conns, secs, per_conn * conns / secs, n_ok, n_accept,
 	       n_tempfail, n_reject, n_other, n_fail);
+	free(tids);
+	free(msg);
 	return n_fail ? 1 : 0;
 }
