@@ -45,17 +45,26 @@ enum key_backend key_backend_parse(const char *s)
 
 static OSSL_PROVIDER *prov_default, *prov_legacy;
 
+/* Runs before OpenSSL's own exit cleanup (atexit is last-in, first-out
+ * and OpenSSL registered first), so nothing is left half-freed at exit. */
+static void unload_providers(void)
+{
+	OSSL_PROVIDER_unload(prov_legacy);
+	OSSL_PROVIDER_unload(prov_default);
+	prov_legacy = prov_default = NULL;
+}
+
 static void load_providers(void)
 {
 	prov_default = OSSL_PROVIDER_load(NULL, "default");
 	if (prov_default)
 		prov_legacy = OSSL_PROVIDER_try_load(NULL, "legacy", 1);
 	ERR_clear_error();
+	atexit(unload_providers);
 }
 
 /* Older PKCS#12 files (RC2-40, 3DES) need the legacy provider.  It stays
- * loaded for the life of the process; the handles are kept so that it is
- * plainly not a leak. */
+ * loaded for the life of the process and is unloaded at exit. */
 static void load_legacy_provider(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
