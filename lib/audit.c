@@ -11,6 +11,7 @@
 
 #define AUDIT_MAX_PENDING 200000 /* rows held while the database is away */
 #define AUDIT_BATCH 512
+#define AUDIT_GATHER_MS 100 /* rows gathered into one transaction */
 
 struct row {
 	struct row *next;
@@ -88,6 +89,20 @@ static void *writer(void *arg)
 			pthread_cond_wait(&q->wake, &q->lock);
 		if (q->head == NULL && q->stop)
 			break;
+		/* gather rows for a moment: one transaction for many messages
+		 * instead of one (and a wake-up) per message */
+		if (!q->stop && q->pending < AUDIT_BATCH) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += AUDIT_GATHER_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			while (!q->stop && q->pending < AUDIT_BATCH &&
+			       pthread_cond_timedwait(&q->wake, &q->lock, &ts) == 0)
+				;
+		}
 		first = q->head;
 		n = q->pending < AUDIT_BATCH ? q->pending : AUDIT_BATCH;
 		q->writing = 1;
@@ -200,7 +215,9 @@ void audit_submit(struct audit_queue *q, const struct audit_row *ar)
 		q->head = r;
 	q->tail = r;
 	q->pending++;
-	pthread_cond_signal(&q->wake);
+	/* wake the writer for the first row of a batch and for a full one */
+	if (q->pending == 1 || q->pending == AUDIT_BATCH)
+		pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 }
 
