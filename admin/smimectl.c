@@ -157,10 +157,15 @@ static int cmd_import(int argc, char **argv)
 		{ "passphrase-file", required_argument, NULL, 'P' },
 		{ "cert", required_argument, NULL, 'c' },
 		{ "key", required_argument, NULL, 'K' },
+		{ "owner", required_argument, NULL, 'o' },
+		{ "nip", required_argument, NULL, 'n' },
+		{ "unit", required_argument, NULL, 'u' },
+		{ "contact", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *mailbox = NULL, *kind = NULL, *p12 = NULL, *pass = NULL,
-	           *certf = NULL, *keyf = NULL;
+	           *certf = NULL, *keyf = NULL, *owner = NULL, *nip = NULL,
+	           *unit = NULL, *contact = NULL;
 	struct config *cfg;
 	struct db *db;
 	EVP_PKEY *key = NULL;
@@ -181,6 +186,10 @@ static int cmd_import(int argc, char **argv)
 		case 'P': pass = optarg; break;
 		case 'c': certf = optarg; break;
 		case 'K': keyf = optarg; break;
+		case 'o': owner = optarg; break;
+		case 'n': nip = optarg; break;
+		case 'u': unit = optarg; break;
+		case 'C': contact = optarg; break;
 		default: return EX_USAGE;
 		}
 	}
@@ -189,7 +198,10 @@ static int cmd_import(int argc, char **argv)
 		die(EX_USAGE,
 		    "usage: import --mailbox ADDR --kind individual|role|system"
 		    " (--p12 FILE --passphrase-file FILE | --cert PEM --key PEM"
-		    " [--passphrase-file FILE])");
+		    " [--passphrase-file FILE]) [--owner NAME] [--nip NIP]"
+		    " [--unit UNIT] [--contact ADDR]");
+	if (contact && strchr(contact, '@') == NULL)
+		die(EX_USAGE, "--contact %s is not a mail address", contact);
 	if (strcmp(kind, "individual") && strcmp(kind, "role") &&
 	    strcmp(kind, "system"))
 		die(EX_USAGE, "--kind must be individual, role or system, not '%s'",
@@ -281,6 +293,10 @@ static int cmd_import(int argc, char **argv)
 	dc.secret_file = pass ? passpath : NULL;
 	dc.cert_pem = cert_to_pem(cert);
 	dc.chain_pem = cert_stack_to_pem(chain);
+	dc.owner = (char *)owner;
+	dc.nip = (char *)nip;
+	dc.unit = (char *)unit;
+	dc.contact = (char *)contact;
 	if (db_begin(db, err, sizeof(err)) != 0 ||
 	    db_cert_add(db, &dc, err, sizeof(err)) != 0 ||
 	    db_map(db, mbox, dc.id, kind, actor(), err, sizeof(err)) != 0 ||
@@ -316,6 +332,10 @@ static int cmd_import(int argc, char **argv)
 
 static void json_str(const char *s)
 {
+	if (s == NULL) {
+		printf("null");
+		return;
+	}
 	putchar('"');
 	for (; s && *s; s++) {
 		unsigned char ch = (unsigned char)*s;
@@ -332,6 +352,7 @@ static void json_str(const char *s)
 struct list_state {
 	int json;
 	int n;
+	const char *kind, *unit, *status;
 };
 
 static int list_row(void *arg, const char *address, const struct db_cert *c)
@@ -339,6 +360,10 @@ static int list_row(void *arg, const char *address, const struct db_cert *c)
 	struct list_state *ls = arg;
 	char nb[40], na[40];
 
+	if ((ls->kind && !str_ieq(ls->kind, c->kind)) ||
+	    (ls->unit && !str_ieq(ls->unit, c->unit ? c->unit : "")) ||
+	    (ls->status && !str_ieq(ls->status, c->status)))
+		return 0;
 	time_fmt(c->not_before, nb, sizeof(nb));
 	time_fmt(c->not_after, na, sizeof(na));
 	if (ls->json) {
@@ -363,6 +388,14 @@ static int list_row(void *arg, const char *address, const struct db_cert *c)
 		json_str(na);
 		printf(", \"key_backend\": ");
 		json_str(c->key_backend);
+		printf(", \"owner\": ");
+		json_str(c->owner);
+		printf(", \"nip\": ");
+		json_str(c->nip);
+		printf(", \"unit\": ");
+		json_str(c->unit);
+		printf(", \"contact\": ");
+		json_str(c->contact ? c->contact : c->mailbox);
 		printf("}");
 	} else {
 		if (ls->n == 0)
@@ -379,7 +412,7 @@ static int list_row(void *arg, const char *address, const struct db_cert *c)
 
 static int cmd_list(int argc, char **argv)
 {
-	struct list_state ls = { 0, 0 };
+	struct list_state ls = { 0, 0, NULL, NULL, NULL };
 	struct config *cfg;
 	struct db *db;
 	char err[1024];
@@ -387,8 +420,15 @@ static int cmd_list(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			ls.json = 1;
+		else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc)
+			ls.kind = argv[++i];
+		else if (strcmp(argv[i], "--unit") == 0 && i + 1 < argc)
+			ls.unit = argv[++i];
+		else if (strcmp(argv[i], "--status") == 0 && i + 1 < argc)
+			ls.status = argv[++i];
 		else
-			die(EX_USAGE, "usage: list [--json]");
+			die(EX_USAGE, "usage: list [--kind K] [--unit U] "
+			              "[--status S] [--json]");
 	}
 	cfg = load_config();
 	become_user(cfg);
@@ -542,6 +582,291 @@ static int cmd_crl(int argc, char **argv)
 	return EX_OK;
 }
 
+
+/* ---- map, unmap, revoke ---------------------------------------------- */
+
+/* Resolve CERT (id, serial or fingerprint) or die with a clear message. */
+static void find_cert(struct db *db, const char *spec, struct db_cert *c)
+{
+	char err[512];
+	int rc = db_cert_find(db, spec, c, err, sizeof(err));
+
+	if (rc < 0)
+		die(EX_DATAERR, "%s", err);
+	if (rc == 0)
+		die(EX_NOINPUT,
+		    "no certificate '%s' (give the id shown by list, the "
+		    "serial or the SHA-256 fingerprint)",
+		    spec);
+}
+
+static int cmd_map(int argc, char **argv)
+{
+	struct config *cfg;
+	struct db *db;
+	struct db_cert c;
+	STACK_OF(X509) *sk;
+	char err[1024], mbox[320];
+
+	if (argc != 3)
+		die(EX_USAGE, "usage: map ADDR CERT");
+	if (addr_from_header(argv[1], mbox, sizeof(mbox), err, sizeof(err)))
+		die(EX_USAGE, "%s: %s", argv[1], err);
+	cfg = load_config();
+	become_user(cfg);
+	db = open_db(cfg, DB_READWRITE);
+	find_cert(db, argv[2], &c);
+	if (!str_ieq(c.status, "active"))
+		die(EX_DATAERR, "refused: certificate %s is %s", c.serial,
+		    c.status);
+	sk = cert_stack_from_pem(c.cert_pem);
+	if (sk_X509_num(sk) == 0 ||
+	    cert_check_signing(sk_X509_value(sk, 0), mbox, time(NULL), err,
+	                       sizeof(err)) != 0)
+		die(EX_DATAERR, "refused: certificate %s for %s: %s", c.serial,
+		    mbox, sk_X509_num(sk) ? err : "stored certificate unreadable");
+	sk_X509_pop_free(sk, X509_free);
+	if (db_begin(db, err, sizeof(err)) != 0 ||
+	    db_map(db, mbox, c.id, c.kind, actor(), err, sizeof(err)) != 0 ||
+	    db_commit(db, err, sizeof(err)) != 0) {
+		db_rollback(db);
+		die(EX_TEMPFAIL, "nothing changed: %s", err);
+	}
+	printf("%s now signs with certificate %s (id %lld)\n", mbox, c.serial,
+	       c.id);
+	printf("run \"smimectl reload\" (or send SIGUSR1) to apply\n");
+	db_cert_clear(&c);
+	db_close(db);
+	config_free(cfg);
+	return EX_OK;
+}
+
+static int cmd_unmap(int argc, char **argv)
+{
+	struct config *cfg;
+	struct db *db;
+	char err[1024], mbox[320];
+	int rc;
+
+	if (argc != 2)
+		die(EX_USAGE, "usage: unmap ADDR");
+	if (addr_from_header(argv[1], mbox, sizeof(mbox), err, sizeof(err)))
+		die(EX_USAGE, "%s: %s", argv[1], err);
+	cfg = load_config();
+	become_user(cfg);
+	db = open_db(cfg, DB_READWRITE);
+	if (db_begin(db, err, sizeof(err)) != 0 ||
+	    (rc = db_unmap(db, mbox, actor(), err, sizeof(err))) < 0 ||
+	    db_commit(db, err, sizeof(err)) != 0) {
+		db_rollback(db);
+		die(EX_TEMPFAIL, "nothing changed: %s", err);
+	}
+	if (rc == 0)
+		die(EX_NOINPUT, "%s is not mapped", mbox);
+	printf("%s unmapped; its mail will no longer be signed after "
+	       "\"smimectl reload\"\n",
+	       mbox);
+	db_close(db);
+	config_free(cfg);
+	return EX_OK;
+}
+
+static const char *const revocation_reasons[] = {
+	"unspecified",          "keyCompromise",   "cACompromise",
+	"affiliationChanged",   "superseded",      "cessationOfOperation",
+	"certificateHold",      "privilegeWithdrawn", "aACompromise",
+};
+
+static int cmd_revoke(int argc, char **argv)
+{
+	struct config *cfg;
+	struct db *db;
+	struct db_cert c;
+	const char *reason = NULL, *spec = NULL;
+	char err[1024];
+	int rc, known = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc)
+			reason = argv[++i];
+		else if (spec == NULL && argv[i][0] != '-')
+			spec = argv[i];
+		else
+			spec = NULL, i = argc;
+	}
+	if (spec == NULL || reason == NULL)
+		die(EX_USAGE, "usage: revoke CERT --reason REASON");
+	for (size_t i = 0; i < sizeof(revocation_reasons) /
+	                           sizeof(revocation_reasons[0]); i++)
+		if (strcmp(reason, revocation_reasons[i]) == 0)
+			known = 1;
+	if (!known)
+		die(EX_USAGE,
+		    "unknown reason '%s' (unspecified, keyCompromise, "
+		    "cACompromise, affiliationChanged, superseded, "
+		    "cessationOfOperation, certificateHold, privilegeWithdrawn, "
+		    "aACompromise)",
+		    reason);
+	cfg = load_config();
+	become_user(cfg);
+	db = open_db(cfg, DB_READWRITE);
+	find_cert(db, spec, &c);
+	if (db_begin(db, err, sizeof(err)) != 0 ||
+	    (rc = db_revoke_id(db, c.id, reason, time(NULL), actor(), err,
+	                       sizeof(err))) < 0 ||
+	    db_commit(db, err, sizeof(err)) != 0) {
+		db_rollback(db);
+		die(EX_TEMPFAIL, "nothing changed: %s", err);
+	}
+	if (rc == 0)
+		printf("certificate %s (id %lld) was already revoked\n",
+		       c.serial, c.id);
+	else
+		printf("certificate %s (id %lld, %s) revoked by %s: %s\n"
+		       "run \"smimectl reload\" (or send SIGUSR1) so the milter "
+		       "stops using it\n",
+		       c.serial, c.id, c.mailbox, actor(), reason);
+	db_cert_clear(&c);
+	db_close(db);
+	config_free(cfg);
+	return EX_OK;
+}
+
+/* ---- expiring -------------------------------------------------------- */
+
+/* Monitoring-plugin exit codes (Icinga/Nagios). */
+enum { MON_OK = 0, MON_WARNING = 1, MON_CRITICAL = 2, MON_UNKNOWN = 3 };
+
+struct expiring_state {
+	time_t now, warn_until, crit_until;
+	int json, n, worst;
+};
+
+static int expiring_row(void *arg, const char *address, const struct db_cert *c)
+{
+	struct expiring_state *es = arg;
+	char na[40];
+	long days;
+	int level;
+
+	if (!str_ieq(c->status, "active") || c->not_after > es->warn_until)
+		return 0;
+	level = (c->not_after < es->now || c->not_after <= es->crit_until) ?
+	            MON_CRITICAL :
+	            MON_WARNING;
+	if (level > es->worst)
+		es->worst = level;
+	days = (long)((c->not_after - es->now) / 86400);
+	time_fmt(c->not_after, na, sizeof(na));
+	if (es->json) {
+		printf("%s\n  {\"mailbox\": ", es->n ? "," : "");
+		json_str(address);
+		printf(", \"id\": %lld, \"serial\": ", c->id);
+		json_str(c->serial);
+		printf(", \"not_after\": ");
+		json_str(na);
+		printf(", \"days_left\": %ld, \"expired\": %s, \"level\": \"%s\","
+		       " \"owner\": ",
+		       days, c->not_after < es->now ? "true" : "false",
+		       level == MON_CRITICAL ? "critical" : "warning");
+		json_str(c->owner);
+		printf(", \"unit\": ");
+		json_str(c->unit);
+		printf(", \"contact\": ");
+		json_str(c->contact ? c->contact : address);
+		printf("}");
+	} else if (c->not_after < es->now)
+		printf("CRITICAL: %s certificate %s EXPIRED on %s (still "
+		       "mapped)\n",
+		       address, c->serial, na);
+	else
+		printf("%s: %s certificate %s expires %s (%ld day%s)\n",
+		       level == MON_CRITICAL ? "CRITICAL" : "WARNING", address,
+		       c->serial, na, days, days == 1 ? "" : "s");
+	es->n++;
+	return 0;
+}
+
+struct crl_state {
+	time_t now;
+	int stale;
+	int json;
+};
+
+static int crl_row(void *arg, const char *issuer, time_t next_update)
+{
+	struct crl_state *cs = arg;
+	char t[40];
+
+	if (next_update == 0 || next_update >= cs->now)
+		return 0;
+	cs->stale++;
+	if (!cs->json)
+		printf("WARNING: CRL of %s is stale (nextUpdate %s): import a "
+		       "fresh one\n",
+		       issuer, time_fmt(next_update, t, sizeof(t)));
+	return 0;
+}
+
+static int cmd_expiring(int argc, char **argv)
+{
+	struct expiring_state es;
+	struct crl_state cs;
+	struct config *cfg;
+	struct db *db;
+	char err[1024], *end;
+	long days = -1;
+
+	memset(&es, 0, sizeof(es));
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			es.json = 1;
+		else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+			days = strtol(argv[++i], &end, 10);
+			if (*end || days < 0 || days > 3650)
+				days = -2;
+		} else
+			days = -2;
+	}
+	if (days < 0) {
+		fprintf(stderr, "usage: expiring --days N [--json]\n");
+		return MON_UNKNOWN;
+	}
+	cfg = load_config();
+	become_user(cfg);
+	if (db_open(cfg->database, DB_READONLY, &db, err, sizeof(err)) != 0) {
+		printf("UNKNOWN: %s\n", err);
+		return MON_UNKNOWN;
+	}
+	es.now = time(NULL);
+	es.warn_until = es.now + days * 86400;
+	es.crit_until = es.now + cfg->alert_critical_days * 86400;
+	memset(&cs, 0, sizeof(cs));
+	cs.now = es.now;
+	cs.json = es.json;
+	if (es.json)
+		printf("{\"certificates\": [");
+	if (db_mappings(db, expiring_row, &es, err, sizeof(err)) != 0 ||
+	    db_crls(db, crl_row, &cs, err, sizeof(err)) != 0) {
+		printf("UNKNOWN: %s\n", err);
+		return MON_UNKNOWN;
+	}
+	if (cs.stale && es.worst < MON_WARNING)
+		es.worst = MON_WARNING;
+	if (es.json)
+		printf("%s], \"stale_crls\": %d, \"status\": \"%s\"}\n",
+		       es.n ? "\n" : "", cs.stale,
+		       es.worst == MON_CRITICAL ? "critical" :
+		       es.worst == MON_WARNING  ? "warning" :
+		                                  "ok");
+	else if (es.worst == MON_OK)
+		printf("OK: no mapped certificate expires within %ld days\n",
+		       days);
+	db_close(db);
+	config_free(cfg);
+	return es.worst;
+}
+
 /* ---- reload ---------------------------------------------------------- */
 
 static int cmd_reload(int argc, char **argv)
@@ -576,7 +901,12 @@ static const struct command {
 	{ "import", cmd_import,
 	  "--mailbox ADDR --kind individual|role|system (--p12 FILE "
 	  "--passphrase-file FILE | --cert PEM --key PEM)" },
-	{ "list", cmd_list, "[--json]" },
+	{ "list", cmd_list, "[--kind K] [--unit U] [--status S] [--json]" },
+	{ "map", cmd_map, "ADDR CERT   (CERT: id, serial or fingerprint)" },
+	{ "unmap", cmd_unmap, "ADDR" },
+	{ "revoke", cmd_revoke, "CERT --reason REASON" },
+	{ "expiring", cmd_expiring,
+	  "--days N [--json]   (exit 0 OK, 1 WARNING, 2 CRITICAL)" },
 	{ "crl", cmd_crl, "import FILE...   (PEM or DER)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };
@@ -585,7 +915,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: smimectl [-c CONF] COMMAND [ARGS]\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(stderr, "  %-7s %s\n", commands[i].name,
+		fprintf(stderr, "  %-9s %s\n", commands[i].name,
 		        commands[i].help);
 	exit(EX_USAGE);
 }

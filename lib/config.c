@@ -55,6 +55,8 @@ static const struct keydef keys[] = {
 	  OFF(max_memory_body), 0, "bytes" },
 	{ "log_verbose", K_BOOL, "false", 0, 1, OFF(log_verbose), 0,
 	  "true or false" },
+	{ "alert_critical_days", K_INT, "7", 0, 3650,
+	  OFF(alert_critical_days), 0, "days" },
 };
 
 const char *action_name(enum action a)

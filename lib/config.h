@@ -40,6 +40,7 @@ struct config {
 	enum action on_no_certificate;
 	long long max_memory_body;
 	int log_verbose;
+	long long alert_critical_days; /* smimectl expiring: CRITICAL within */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 };

@@ -71,6 +71,16 @@ static const char *const migrations[] = {
 	"  digest TEXT,"
 	"  result TEXT);"
 	"CREATE INDEX audit_at ON audit (at);",
+	/* 1 -> 2: owners (Pasal 7, 10-13) and alert bookkeeping (Pasal 14) */
+	"ALTER TABLE certificates ADD COLUMN owner TEXT;"
+	"ALTER TABLE certificates ADD COLUMN nip TEXT;"
+	"ALTER TABLE certificates ADD COLUMN unit TEXT;"
+	"ALTER TABLE certificates ADD COLUMN contact TEXT;"
+	"CREATE TABLE alerts_sent ("
+	"  cert_id INTEGER NOT NULL REFERENCES certificates (id),"
+	"  threshold INTEGER NOT NULL,"
+	"  sent_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (cert_id, threshold));",
 };
 
 static int exec(struct db *db, const char *sql, char *err, size_t errlen)
@@ -257,6 +267,10 @@ void db_cert_clear(struct db_cert *c)
 	free(c->cert_pem);
 	free(c->chain_pem);
 	free(c->revocation_reason);
+	free(c->owner);
+	free(c->nip);
+	free(c->unit);
+	free(c->contact);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -281,8 +295,9 @@ int db_cert_add(struct db *db, struct db_cert *c, char *err, size_t errlen)
 	    db,
 	    "INSERT INTO certificates (kind, mailbox, subject, issuer, serial,"
 	    " fingerprint, not_before, not_after, status, key_backend,"
-	    " key_location, secret_file, cert_pem, chain_pem, created_at)"
-	    " VALUES (?,?,?,?,?,?,?,?,'active',?,?,?,?,?,?)",
+	    " key_location, secret_file, cert_pem, chain_pem, created_at,"
+	    " owner, nip, unit, contact)"
+	    " VALUES (?,?,?,?,?,?,?,?,'active',?,?,?,?,?,?,?,?,?,?)",
 	    err, errlen);
 
 	if (st == NULL)
@@ -301,6 +316,10 @@ int db_cert_add(struct db *db, struct db_cert *c, char *err, size_t errlen)
 	bind_text(st, 12, c->cert_pem);
 	bind_text(st, 13, c->chain_pem ? c->chain_pem : "");
 	sqlite3_bind_int64(st, 14, (sqlite3_int64)time(NULL));
+	bind_text(st, 15, c->owner);
+	bind_text(st, 16, c->nip);
+	bind_text(st, 17, c->unit);
+	bind_text(st, 18, c->contact);
 	if (step_done(db, st, err, errlen) != 0)
 		return -1;
 	c->id = sqlite3_last_insert_rowid(db->h);
@@ -380,7 +399,8 @@ int db_map(struct db *db, const char *address, long long cert_id,
 	"c.id, c.kind, c.mailbox, c.subject, c.issuer, c.serial,"              \
 	" c.fingerprint, c.not_before, c.not_after, c.status,"                 \
 	" c.key_backend, c.key_location, c.secret_file, c.cert_pem,"           \
-	" c.chain_pem, c.created_at, c.revoked_at, c.revocation_reason"
+	" c.chain_pem, c.created_at, c.revoked_at, c.revocation_reason,"        \
+	" c.owner, c.nip, c.unit, c.contact"
 
 static char *col_dup(sqlite3_stmt *st, int i)
 {
@@ -409,6 +429,10 @@ static void row_to_cert(sqlite3_stmt *st, struct db_cert *c)
 	c->created_at = (time_t)sqlite3_column_int64(st, 15);
 	c->revoked_at = (time_t)sqlite3_column_int64(st, 16);
 	c->revocation_reason = col_dup(st, 17);
+	c->owner = col_dup(st, 18);
+	c->nip = col_dup(st, 19);
+	c->unit = col_dup(st, 20);
+	c->contact = col_dup(st, 21);
 }
 
 static int each_cert(struct db *db, const char *sql, db_cert_fn fn,
@@ -421,7 +445,7 @@ static int each_cert(struct db *db, const char *sql, db_cert_fn fn,
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct db_cert c;
-		const unsigned char *addr = sqlite3_column_text(st, 18);
+		const unsigned char *addr = sqlite3_column_text(st, 22);
 		int stop;
 		memset(&c, 0, sizeof(c));
 		row_to_cert(st, &c);
@@ -549,4 +573,124 @@ int db_audit_add(struct db *db, const struct audit_row *r, char *err,
 	bind_text(st, 7, r->digest);
 	bind_text(st, 8, r->result);
 	return step_done(db, st, err, errlen);
+}
+
+int db_cert_find(struct db *db, const char *spec, struct db_cert *out,
+                 char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "SELECT " CERT_COLS ", NULL FROM certificates c"
+	                        " WHERE c.fingerprint = upper(?1)"
+	                        " OR c.serial = upper(?1)"
+	                        " OR CAST(c.id AS TEXT) = ?1 ORDER BY c.id",
+	                        err, errlen);
+	int rc, n = 0;
+	char ids[128] = "";
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, spec);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		size_t used = strlen(ids);
+		if (n++ == 0)
+			row_to_cert(st, out);
+		snprintf(ids + used, sizeof(ids) - used, "%s%lld",
+		         used ? ", id " : "id ", (long long)sqlite3_column_int64(st, 0));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_cert_clear(out);
+		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+	}
+	if (n > 1) {
+		db_cert_clear(out);
+		return seterr(err, errlen,
+		              "'%s' is ambiguous (%s): give the fingerprint", spec,
+		              ids);
+	}
+	return n;
+}
+
+int db_unmap(struct db *db, const char *address, const char *actor,
+             char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "DELETE FROM mailboxes WHERE address = ?"
+	                        " RETURNING cert_id",
+	                        err, errlen);
+	long long id = 0;
+	int rc, found = 0;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, address);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+	if (!found)
+		return 0;
+	if (history(db, address, id, "unmapped", NULL, actor, err, errlen) != 0)
+		return -1;
+	return 1;
+}
+
+int db_revoke_id(struct db *db, long long id, const char *reason,
+                 time_t when, const char *actor, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "UPDATE certificates SET status = 'revoked',"
+	                        " revoked_at = ?, revocation_reason = ?"
+	                        " WHERE id = ? AND status != 'revoked'"
+	                        " RETURNING mailbox",
+	                        err, errlen);
+	char *mailbox = NULL;
+	int rc, changed = 0;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)when);
+	bind_text(st, 2, reason);
+	sqlite3_bind_int64(st, 3, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		free(mailbox);
+		mailbox = col_dup(st, 0);
+		changed = 1;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(mailbox);
+		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+	}
+	if (changed && history(db, mailbox, id, "revoked", reason, actor, err,
+	                       errlen) != 0)
+		changed = -1;
+	free(mailbox);
+	return changed;
+}
+
+int db_crls(struct db *db, db_crl_fn fn, void *arg, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "SELECT issuer, max(next_update) FROM crls"
+	                        " GROUP BY issuer ORDER BY issuer",
+	                        err, errlen);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(arg, (const char *)sqlite3_column_text(st, 0),
+		       (time_t)sqlite3_column_int64(st, 1)))
+			break;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+	}
+	sqlite3_finalize(st);
+	return 0;
 }

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 struct db;
 
@@ -52,6 +52,10 @@ struct db_cert {
 	time_t created_at;
 	time_t revoked_at;
 	char *revocation_reason;
+	char *owner;   /* owner's name (schema 2) */
+	char *nip;     /* civil-servant number */
+	char *unit;    /* Perangkat Daerah */
+	char *contact; /* where alerts go (NULL: the mailbox) */
 };
 
 /* Free the strings of a db_cert filled by this module. */
@@ -81,6 +85,30 @@ int db_mappings(struct db *db, db_cert_fn fn, void *arg, char *err,
 /* Every certificate, newest first, with its mapped address or NULL. */
 int db_certs(struct db *db, db_cert_fn fn, void *arg, char *err,
              size_t errlen);
+
+/*
+ * Find one certificate by the id printed by list, its serial (hex) or its
+ * SHA-256 fingerprint (hex).  Returns 1 and fills *out (db_cert_clear it),
+ * 0 when nothing matches, -1 on error or when spec is ambiguous (err says
+ * which certificates it matches).
+ */
+int db_cert_find(struct db *db, const char *spec, struct db_cert *out,
+                 char *err, size_t errlen);
+
+/* Remove the mapping of address (history keeps it).  Returns 1 when a
+ * mapping was removed, 0 when there was none, -1 on error. */
+int db_unmap(struct db *db, const char *address, const char *actor,
+             char *err, size_t errlen);
+
+/* Mark one certificate revoked by id; returns 1 when changed, 0 when it
+ * already was, -1 on error. */
+int db_revoke_id(struct db *db, long long id, const char *reason,
+                 time_t when, const char *actor, char *err, size_t errlen);
+
+/* Newest nextUpdate of the CRLs imported per issuer: fn(arg, issuer,
+ * next_update) for each issuer. */
+typedef int (*db_crl_fn)(void *arg, const char *issuer, time_t next_update);
+int db_crls(struct db *db, db_crl_fn fn, void *arg, char *err, size_t errlen);
 
 /*
  * Mark the certificate with this issuer (as stored) and serial revoked.

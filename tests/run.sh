@@ -2,7 +2,7 @@
 # Runs every test of the suite and ends with "N passed, N failed".
 # Each test prints TAP lines ("ok N - ...", "not ok N - ..."); a test that
 # exits non-zero without a "not ok" line counts as one failure.
-# TESTS="unit milter e2e" narrows the run; VERBOSE=1 shows every line.
+# TESTS="unit admin milter e2e" narrows the run; VERBOSE=1 shows every line.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -11,7 +11,7 @@ passed=0
 failed=0
 log_dir=${TEST_LOG_DIR:-$top/tests/logs}
 mkdir -p "$log_dir"
-groups=${TESTS:-"unit milter e2e"}
+groups=${TESTS:-"unit admin milter e2e"}
 
 run_one() {
 	name=$1

@@ -1,0 +1,158 @@
+#!/bin/sh
+# smimectl lifecycle commands: owners on import, list filters, map/unmap,
+# revoke, and `expiring` with monitoring-plugin exit codes, on certificates
+# issued by the test CA with different expiry dates.  Prints TAP.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+export TOP
+. "$TOP/tests/lib/milterenv.sh"
+CTL=$ME_CTL
+
+work=$(mktemp -d /tmp/smime-admin.XXXXXX)
+n=0
+cleanup() {
+	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+nok() { n=$((n + 1)); echo "not ok $n - $*"; }
+tap() { if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi; }
+bail() { nok "$*"; echo "1..$n"; exit 1; }
+# expect CODE DESCRIPTION COMMAND...: the command exits with CODE
+expect() {
+	_want=$1 _what=$2
+	shift 2
+	"$@" >"$work/out" 2>&1
+	_got=$?
+	if [ "$_got" = "$_want" ]; then ok "$_what (exit $_got)"; else
+		nok "$_what (exit $_got, want $_want)"
+		sed 's/^/#   /' "$work/out" | head -5
+	fi
+}
+
+sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
+pki=$work/pki
+# certificates expiring in 5 and 20 days, from the test issuing CA
+for spec in soon5:5:5005 soon20:20:5020; do
+	name=${spec%%:*} rest=${spec#*:}
+	days=${rest%%:*} serial=${rest#*:}
+	cat >"$work/$name.ext" <<EXT
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=emailProtection
+subjectAltName=email:$name@banjarkota.go.id
+EXT
+	openssl req -newkey rsa:2048 -nodes -keyout "$pki/$name.key.pem" \
+		-subj "/CN=$name/O=Pemerintah Kota Banjar" -out "$work/$name.csr" 2>/dev/null &&
+	openssl x509 -req -in "$work/$name.csr" -CA "$pki/inter.crt.pem" \
+		-CAkey "$pki/inter.key.pem" -set_serial "0x$serial" -days "$days" \
+		-extfile "$work/$name.ext" -out "$pki/$name.crt.pem" 2>/dev/null ||
+		bail "issue $name"
+	chmod 600 "$pki/$name.key.pem"
+done
+
+conf=$work/m.conf
+me_conf "$conf" "$work" "inet:1@127.0.0.1"
+expect 0 "init" "$CTL" -c "$conf" init
+v=$(sqlite3 "$work/smime.db" "PRAGMA user_version")
+[ "$v" = 2 ]
+tap $? "schema is at version 2 ($v)"
+
+expect 0 "expiring on an empty database is OK" "$CTL" -c "$conf" expiring --days 30
+expect 0 "import with owner, NIP, unit and contact" "$CTL" -c "$conf" import \
+	--mailbox andi@banjarkota.go.id --kind individual \
+	--p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass" \
+	--owner "Andi Pratama" --nip 198703122010011002 \
+	--unit "Dinas Komunikasi dan Informatika" --contact andi.pratama@banjarkota.go.id
+expect 0 "import a role certificate" "$CTL" -c "$conf" import \
+	--mailbox sekda@banjarkota.go.id --kind role \
+	--cert "$pki/sekda.crt.pem" --key "$pki/sekda.key.pem" \
+	--owner "Sekretariat Daerah" --unit "Sekretariat Daerah"
+"$CTL" -c "$conf" list --json >"$work/list.json"
+/usr/bin/python3 - "$work/list.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+andi = [r for r in rows if r["mailbox"] == "andi@banjarkota.go.id"][0]
+assert andi["owner"] == "Andi Pratama", andi
+assert andi["nip"] == "198703122010011002", andi
+assert andi["unit"] == "Dinas Komunikasi dan Informatika", andi
+assert andi["contact"] == "andi.pratama@banjarkota.go.id", andi
+sekda = [r for r in rows if r["mailbox"] == "sekda@banjarkota.go.id"][0]
+assert sekda["contact"] == "sekda@banjarkota.go.id", sekda  # default: the mailbox
+assert sekda["kind"] == "role" and sekda["mapped"] is True
+PY
+tap $? "list --json carries owner, NIP, unit and contact (default: the mailbox)"
+c=$("$CTL" -c "$conf" list --kind role | grep -c banjarkota)
+[ "$c" = 1 ]
+tap $? "list --kind role shows only the role certificate ($c)"
+c=$("$CTL" -c "$conf" list --unit "Dinas Komunikasi dan Informatika" | grep -c andi@)
+[ "$c" = 1 ]
+tap $? "list --unit filters by Perangkat Daerah"
+expect 0 "expiring --days 30 with only long-lived certificates: OK" \
+	"$CTL" -c "$conf" expiring --days 30
+
+expect 0 "import a certificate expiring in 20 days" "$CTL" -c "$conf" import \
+	--mailbox soon20@banjarkota.go.id --kind system \
+	--cert "$pki/soon20.crt.pem" --key "$pki/soon20.key.pem"
+expect 1 "expiring --days 30: WARNING" "$CTL" -c "$conf" expiring --days 30
+grep -q "WARNING: soon20@banjarkota.go.id certificate 5020 expires" "$work/out"
+tap $? "the warning names mailbox and serial"
+expect 0 "expiring --days 10: still OK" "$CTL" -c "$conf" expiring --days 10
+expect 0 "import a certificate expiring in 5 days" "$CTL" -c "$conf" import \
+	--mailbox soon5@banjarkota.go.id --kind individual \
+	--cert "$pki/soon5.crt.pem" --key "$pki/soon5.key.pem"
+expect 2 "expiring --days 30: CRITICAL (within alert_critical_days)" \
+	"$CTL" -c "$conf" expiring --days 30
+"$CTL" -c "$conf" expiring --days 30 --json >"$work/exp.json"
+/usr/bin/python3 - "$work/exp.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+by = {c["mailbox"]: c for c in d["certificates"]}
+assert set(by) == {"soon5@banjarkota.go.id", "soon20@banjarkota.go.id"}, by
+assert by["soon5@banjarkota.go.id"]["level"] == "critical"
+assert by["soon20@banjarkota.go.id"]["level"] == "warning"
+assert d["status"] == "critical"
+PY
+tap $? "expiring --json lists exactly the two, with their levels"
+
+# map / unmap
+soon5id=$("$CTL" -c "$conf" list --json | /usr/bin/python3 -c \
+	'import json,sys; print([r["id"] for r in json.load(sys.stdin) if r["mailbox"].startswith("soon5")][0])')
+expect 0 "unmap soon5@" "$CTL" -c "$conf" unmap soon5@banjarkota.go.id
+expect 1 "an unmapped certificate no longer counts: WARNING" \
+	"$CTL" -c "$conf" expiring --days 30
+expect 66 "unmap of an unknown mailbox is refused" \
+	"$CTL" -c "$conf" unmap nobody@banjarkota.go.id
+expect 65 "map refuses a certificate that does not carry the mailbox" \
+	"$CTL" -c "$conf" map sekda@banjarkota.go.id "$soon5id"
+expect 0 "map soon5@ back by id" "$CTL" -c "$conf" map soon5@banjarkota.go.id "$soon5id"
+expect 66 "map with an unknown certificate" \
+	"$CTL" -c "$conf" map soon5@banjarkota.go.id DEADBEEF0123
+
+# revoke
+fpr=$(openssl x509 -in "$pki/andi.crt.pem" -noout -fingerprint -sha256 |
+	sed 's/.*=//; s/://g')
+printf 'From: andi@banjarkota.go.id\nSubject: t\n\nhalo\n' >"$work/m.eml"
+"$ME_MILTER" -c "$conf" -t "$work/m.eml" 2>/dev/null | grep -q "multipart/signed"
+tap $? "andi@ signs before revocation"
+expect 64 "revoke needs a reason" "$CTL" -c "$conf" revoke "$fpr"
+expect 64 "revoke refuses an unknown reason" "$CTL" -c "$conf" revoke "$fpr" --reason lost
+expect 0 "revoke by fingerprint, keyCompromise" \
+	"$CTL" -c "$conf" revoke "$fpr" --reason keyCompromise
+st=$("$CTL" -c "$conf" list --json | /usr/bin/python3 -c \
+	'import json,sys; print([r["status"] for r in json.load(sys.stdin) if r["mailbox"].startswith("andi")][0])')
+[ "$st" = revoked ]
+tap $? "status is revoked ($st)"
+r=$(sqlite3 "$work/smime.db" "SELECT revocation_reason FROM certificates WHERE fingerprint = '$fpr'")
+[ "$r" = keyCompromise ]
+tap $? "reason recorded ($r)"
+h=$(sqlite3 "$work/smime.db" "SELECT count(*) FROM mailbox_history WHERE event = 'revoked' AND detail = 'keyCompromise' AND actor IS NOT NULL")
+[ "$h" = 1 ]
+tap $? "history records who revoked and why"
+"$ME_MILTER" -c "$conf" -t "$work/m.eml" 2>/dev/null | grep -q "multipart/signed"
+[ $? != 0 ]
+tap $? "a fresh snapshot no longer signs with the revoked certificate"
+expect 0 "revoking again says so" "$CTL" -c "$conf" revoke "$fpr" --reason keyCompromise
+grep -q "already revoked" "$work/out"
+tap $? "... already revoked"
+echo "1..$n"
