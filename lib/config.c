@@ -12,7 +12,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum ktype { K_STR, K_INT, K_BOOL, K_ACTION, K_STRLIST, K_CIDRLIST, K_DIGEST };
+enum ktype {
+	K_STR,
+	K_INT,
+	K_BOOL,
+	K_ACTION,
+	K_STRLIST,
+	K_INTLIST,
+	K_CIDRLIST,
+	K_DIGEST
+};
 
 struct keydef {
 	const char *name;
@@ -22,41 +31,52 @@ struct keydef {
 	size_t off;      /* offset into struct config */
 	size_t line_off; /* offset of the line number field, or 0 */
 	const char *help;
+	size_t cnt_off;  /* lists: offset of the element count */
 };
 
 #define OFF(f) offsetof(struct config, f)
 
 static const struct keydef keys[] = {
 	{ "socket", K_STR, "unix:/run/smime-milter/smime-milter.sock", 0, 0,
-	  OFF(socket), 0, "inet:PORT@HOST or unix:PATH" },
+	  OFF(socket), 0, "inet:PORT@HOST or unix:PATH", 0 },
 	{ "database", K_STR, "/var/lib/smime-milter/smime-milter.db", 0, 0,
-	  OFF(database), OFF(line_database), "SQLite path" },
+	  OFF(database), OFF(line_database), "SQLite path", 0 },
 	{ "key_dir", K_STR, "/var/lib/smime-milter/keys", 0, 0, OFF(key_dir),
-	  OFF(line_key_dir), "directory for imported keys" },
+	  OFF(line_key_dir), "directory for imported keys", 0 },
 	{ "temp_dir", K_STR, "/var/lib/smime-milter/tmp", 0, 0, OFF(temp_dir),
-	  OFF(line_temp_dir), "directory for spilled bodies" },
-	{ "pidfile", K_STR, NULL, 0, 0, OFF(pidfile), 0, "path" },
-	{ "user", K_STR, NULL, 0, 0, OFF(user), 0, "user name" },
+	  OFF(line_temp_dir), "directory for spilled bodies", 0 },
+	{ "pidfile", K_STR, NULL, 0, 0, OFF(pidfile), 0, "path", 0 },
+	{ "user", K_STR, NULL, 0, 0, OFF(user), 0, "user name", 0 },
 	{ "ca_file", K_STR, NULL, 0, 0, OFF(ca_file), OFF(line_ca_file),
-	  "PEM trust bundle" },
+	  "PEM trust bundle", 0 },
 	{ "syslog_facility", K_STR, "mail", 0, 0, OFF(syslog_facility), 0,
-	  "syslog facility" },
+	  "syslog facility", 0 },
 	{ "digest", K_DIGEST, "sha256", 0, 0, OFF(digest), 0,
-	  "sha256, sha384 or sha512" },
+	  "sha256, sha384 or sha512", 0 },
 	{ "domains", K_STRLIST, NULL, 1, 0, OFF(domains), 0,
-	  "list of signing domains" },
+	  "list of signing domains", OFF(ndomains) },
 	{ "internal_hosts", K_CIDRLIST, NULL, 0, 0, OFF(internal), 0,
-	  "list of CIDR blocks" },
+	  "list of CIDR blocks", 0 },
 	{ "on_error", K_ACTION, "tempfail", 0, 0, OFF(on_error), 0,
-	  "tempfail, accept or reject" },
+	  "tempfail, accept or reject", 0 },
 	{ "on_no_certificate", K_ACTION, "accept", 0, 0,
-	  OFF(on_no_certificate), 0, "tempfail, accept or reject" },
+	  OFF(on_no_certificate), 0, "tempfail, accept or reject", 0 },
 	{ "max_memory_body", K_INT, "1048576", 4096, 1LL << 30,
-	  OFF(max_memory_body), 0, "bytes" },
+	  OFF(max_memory_body), 0, "bytes", 0 },
 	{ "log_verbose", K_BOOL, "false", 0, 1, OFF(log_verbose), 0,
-	  "true or false" },
+	  "true or false", 0 },
 	{ "alert_critical_days", K_INT, "7", 0, 3650,
-	  OFF(alert_critical_days), 0, "days" },
+	  OFF(alert_critical_days), 0, "days", 0 },
+	{ "alert_days", K_INTLIST, "30 14 7 1", 0, 3650, OFF(alert_days), 0,
+	  "list of days before expiry, e.g. [ 30, 14, 7, 1 ]",
+	  OFF(nalert_days) },
+	{ "op_admin", K_STR, NULL, 0, 0, OFF(op_admin), 0, "mail address", 0 },
+	{ "sendmail_path", K_STR, "/usr/sbin/sendmail", 0, 0,
+	  OFF(sendmail_path), 0, "path", 0 },
+	{ "alert_template", K_STR, NULL, 0, 0, OFF(alert_template), 0,
+	  "path of the alert text", 0 },
+	{ "alert_from", K_STR, NULL, 0, 0, OFF(alert_from), 0,
+	  "mail address", 0 },
 };
 
 const char *action_name(enum action a)
@@ -195,6 +215,7 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		free(cfg->domains[i]);
 	free(cfg->domains);
+	free(cfg->alert_days);
 	free(cfg->internal);
 	free(cfg->path);
 	free(cfg);
@@ -284,14 +305,65 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		list = calloc((size_t)n + 1, sizeof(char *));
 		if (list == NULL)
 			BAD("out of memory");
-		cfg->domains = list;
+		*(char ***)(base + k->off) = list;
 		for (int i = 0; i < n; i++) {
 			const char *v = config_setting_get_string_elem(s, i);
 			if (v == NULL || *v == '\0')
 				BAD("entry %d must be a non-empty string",
 				    i + 1);
 			list[i] = str_lower(xstrdup(v));
-			cfg->ndomains = (size_t)i + 1;
+			*(size_t *)(base + k->cnt_off) = (size_t)i + 1;
+		}
+		break;
+	}
+	case K_INTLIST: {
+		long long vals[64];
+		int n = 0;
+		if (s == NULL) {
+			char *end;
+			const char *p = k->def;
+			while (*p && n < 64) {
+				vals[n++] = strtoll(p, &end, 10);
+				p = end;
+				while (*p == ' ')
+					p++;
+			}
+		} else {
+			if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+				BAD("must be a list of integers (%s)", k->help);
+			n = config_setting_length(s);
+			if (n > 64)
+				BAD("at most 64 entries");
+			for (int i = 0; i < n; i++) {
+				config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+				int et = config_setting_type(e);
+				if (et != CONFIG_TYPE_INT && et != CONFIG_TYPE_INT64)
+					BAD("entry %d must be an integer", i + 1);
+				vals[i] = config_setting_get_int64(e);
+				if (vals[i] < k->min || vals[i] > k->max)
+					BAD("entry %d: %lld is out of range "
+					    "%lld..%lld",
+					    i + 1, vals[i], k->min, k->max);
+			}
+		}
+		/* descending, duplicates dropped */
+		for (int i = 0; i < n; i++)
+			for (int j = i + 1; j < n; j++)
+				if (vals[j] > vals[i]) {
+					long long t = vals[i];
+					vals[i] = vals[j];
+					vals[j] = t;
+				}
+		{
+			long long *out = calloc((size_t)n + 1, sizeof(*out));
+			size_t m = 0;
+			if (out == NULL)
+				BAD("out of memory");
+			for (int i = 0; i < n; i++)
+				if (m == 0 || out[m - 1] != vals[i])
+					out[m++] = vals[i];
+			*(long long **)(base + k->off) = out;
+			*(size_t *)(base + k->cnt_off) = m;
 		}
 		break;
 	}

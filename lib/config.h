@@ -41,6 +41,13 @@ struct config {
 	long long max_memory_body;
 	int log_verbose;
 	long long alert_critical_days; /* smimectl expiring: CRITICAL within */
+	long long *alert_days;         /* smimectl notify thresholds, sorted
+	                                  descending */
+	size_t nalert_days;
+	char *op_admin;      /* copy of every alert (registration authority) */
+	char *sendmail_path; /* local MTA for alerts */
+	char *alert_template; /* file with the alert text, or NULL: built in */
+	char *alert_from;    /* From: of alerts */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 };

@@ -694,3 +694,68 @@ int db_crls(struct db *db, db_crl_fn fn, void *arg, char *err, size_t errlen)
 	sqlite3_finalize(st);
 	return 0;
 }
+
+int db_history(struct db *db, const char *address, long long cert_id,
+               db_history_fn fn, void *arg, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "SELECT at, address, cert_id, event, detail, actor"
+	                        " FROM mailbox_history"
+	                        " WHERE (?1 IS NOT NULL AND address = ?1)"
+	                        " OR (?2 > 0 AND cert_id = ?2) ORDER BY id",
+	                        err, errlen);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, address);
+	sqlite3_bind_int64(st, 2, cert_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(arg, (time_t)sqlite3_column_int64(st, 0),
+		       (const char *)sqlite3_column_text(st, 1),
+		       sqlite3_column_int64(st, 2),
+		       (const char *)sqlite3_column_text(st, 3),
+		       (const char *)sqlite3_column_text(st, 4),
+		       (const char *)sqlite3_column_text(st, 5)))
+			break;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+	return 0;
+}
+
+int db_alert_sent(struct db *db, long long cert_id, int threshold, char *err,
+                  size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "SELECT 1 FROM alerts_sent WHERE cert_id = ?"
+	                        " AND threshold = ?",
+	                        err, errlen);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, cert_id);
+	sqlite3_bind_int(st, 2, threshold);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+	return rc == SQLITE_ROW;
+}
+
+int db_alert_record(struct db *db, long long cert_id, int threshold,
+                    char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "INSERT OR IGNORE INTO alerts_sent (cert_id,"
+	                        " threshold, sent_at) VALUES (?,?,?)",
+	                        err, errlen);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, cert_id);
+	sqlite3_bind_int(st, 2, threshold);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+	return step_done(db, st, err, errlen);
+}

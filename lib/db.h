@@ -105,6 +105,22 @@ int db_unmap(struct db *db, const char *address, const char *actor,
 int db_revoke_id(struct db *db, long long id, const char *reason,
                  time_t when, const char *actor, char *err, size_t errlen);
 
+/* History of a mailbox (address) or of a certificate (cert_id > 0, address
+ * NULL), oldest first: fn(arg, at, address, cert_id, event, detail, actor). */
+typedef int (*db_history_fn)(void *arg, time_t at, const char *address,
+                             long long cert_id, const char *event,
+                             const char *detail, const char *actor);
+int db_history(struct db *db, const char *address, long long cert_id,
+               db_history_fn fn, void *arg, char *err, size_t errlen);
+
+/* Renewal alerts (Pasal 14): 1 when the alert for threshold (days) was
+ * already sent for cert_id, 0 when not, -1 on error. */
+int db_alert_sent(struct db *db, long long cert_id, int threshold, char *err,
+                  size_t errlen);
+/* Record that the alert for threshold was sent (idempotent). */
+int db_alert_record(struct db *db, long long cert_id, int threshold,
+                    char *err, size_t errlen);
+
 /* Newest nextUpdate of the CRLs imported per issuer: fn(arg, issuer,
  * next_update) for each issuer. */
 typedef int (*db_crl_fn)(void *arg, const char *issuer, time_t next_update);

@@ -155,4 +155,48 @@ tap $? "a fresh snapshot no longer signs with the revoked certificate"
 expect 0 "revoking again says so" "$CTL" -c "$conf" revoke "$fpr" --reason keyCompromise
 grep -q "already revoked" "$work/out"
 tap $? "... already revoked"
+
+# ---- notify: renewal alerts through a fake sendmail_path
+mkdir -p "$work/mails"
+cat >"$work/fake-sendmail" <<FAKE
+#!/bin/sh
+[ -e "$work/sendmail-fails" ] && exit 75
+f=\$(mktemp "$work/mails/mail.XXXXXX")
+echo "ARGS: \$*" >"\$f"
+cat >>"\$f"
+FAKE
+chmod 755 "$work/fake-sendmail"
+chmod 755 "$work" "$work/mails"
+chmod 777 "$work/mails"
+sed -i '/^alert_days\|^op_admin\|^sendmail_path/d' "$conf"
+cat >>"$conf" <<CONF
+alert_days = [ 30, 14, 7, 1 ];
+op_admin = "op@banjarkota.go.id";
+sendmail_path = "$work/fake-sendmail";
+CONF
+expect 0 "notify --dry-run" "$CTL" -c "$conf" notify --dry-run
+c=$(grep -c "^---- alert for" "$work/out")
+[ "$c" = 2 ] && [ -z "$(ls "$work/mails")" ]
+tap $? "dry run shows 2 alerts and sends nothing ($c)"
+grep -Eq "Sertifikat soon5@banjarkota.go.id berakhir dalam [45] hari" "$work/out"
+tap $? "dry run text names the mailbox and the days left"
+touch "$work/sendmail-fails"
+expect 75 "notify with a failing sendmail exits 75" "$CTL" -c "$conf" notify
+rm -f "$work/sendmail-fails"
+expect 0 "notify sends" "$CTL" -c "$conf" notify
+c=$(ls "$work/mails" | wc -l)
+[ "$c" = 2 ]
+tap $? "two alert mails handed to sendmail ($c)"
+m=$(grep -l "^To: soon5@banjarkota.go.id" "$work"/mails/* | head -1)
+[ -n "$m" ] && grep -q "^Cc: op@banjarkota.go.id" "$m" &&
+	grep -q "^ARGS: -oi -t" "$m" && grep -q "Pasal 14" "$m" &&
+	grep -q "5005" "$m"
+tap $? "alert goes to the contact with a copy to op_admin, cites Pasal 14, names the serial"
+expect 0 "notify again" "$CTL" -c "$conf" notify
+c=$(ls "$work/mails" | wc -l)
+[ "$c" = 2 ] && grep -q "0 alerts sent, 2 already sent before" "$work/out"
+tap $? "a second run sends nothing new ($c mails in all)"
+t=$(sqlite3 "$work/smime.db" "SELECT group_concat(threshold) FROM (SELECT threshold FROM alerts_sent a JOIN certificates c ON c.id = a.cert_id WHERE c.serial = '5005' ORDER BY threshold)")
+[ "$t" = "7,14,30" ]
+tap $? "every threshold already crossed is recorded, so no burst later ($t)"
 echo "1..$n"
