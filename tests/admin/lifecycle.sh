@@ -58,12 +58,44 @@ v=$(sqlite3 "$work/smime.db" "PRAGMA user_version")
 [ "$v" = 2 ]
 tap $? "schema is at version 2 ($v)"
 
+# refusals: nothing is written
+head -c 600 "$pki/andi.p12" >"$work/corrupt.p12"
+expect 65 "import refuses a corrupt PKCS#12" "$CTL" -c "$conf" import \
+	--mailbox andi@banjarkota.go.id --kind individual \
+	--p12 "$work/corrupt.p12" --passphrase-file "$pki/andi.pass"
+printf 'wrong\n' >"$work/wrong.pass"
+chmod 600 "$work/wrong.pass"
+expect 65 "import refuses a wrong passphrase" "$CTL" -c "$conf" import \
+	--mailbox andi@banjarkota.go.id --kind individual \
+	--p12 "$pki/andi.p12" --passphrase-file "$work/wrong.pass"
+grep -q "wrong passphrase" "$work/out"
+tap $? "... and says so"
+expect 65 "import refuses a key that does not match" "$CTL" -c "$conf" import \
+	--mailbox andi@banjarkota.go.id --kind individual \
+	--cert "$pki/andi.crt.pem" --key "$pki/sekda.key.pem"
+expect 65 "import refuses a certificate without the mailbox" "$CTL" -c "$conf" import \
+	--mailbox budi@banjarkota.go.id --kind individual \
+	--cert "$pki/andi.crt.pem" --key "$pki/andi.key.pem"
+expect 65 "import refuses an expired certificate" "$CTL" -c "$conf" import \
+	--mailbox expired@banjarkota.go.id --kind individual \
+	--cert "$pki/expired.crt.pem" --key "$pki/expired.key.pem"
+expect 64 "import refuses an unknown kind" "$CTL" -c "$conf" import \
+	--mailbox andi@banjarkota.go.id --kind person \
+	--cert "$pki/andi.crt.pem" --key "$pki/andi.key.pem"
+c=$(sqlite3 "$work/smime.db" "SELECT count(*) FROM certificates")
+k=$(ls "$work/keys" | wc -l)
+[ "$c" = 0 ] && [ "$k" = 0 ]
+tap $? "nothing written by the refused imports ($c rows, $k key files)"
+
 expect 0 "expiring on an empty database is OK" "$CTL" -c "$conf" expiring --days 30
 expect 0 "import with owner, NIP, unit and contact" "$CTL" -c "$conf" import \
 	--mailbox andi@banjarkota.go.id --kind individual \
 	--p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass" \
 	--owner "Andi Pratama" --nip 198703122010011002 \
 	--unit "Dinas Komunikasi dan Informatika" --contact andi.pratama@banjarkota.go.id
+expect 65 "a duplicate import is refused" "$CTL" -c "$conf" import \
+	--mailbox andi@banjarkota.go.id --kind individual \
+	--p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass"
 expect 0 "import a role certificate" "$CTL" -c "$conf" import \
 	--mailbox sekda@banjarkota.go.id --kind role \
 	--cert "$pki/sekda.crt.pem" --key "$pki/sekda.key.pem" \
