@@ -83,13 +83,27 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (cert_id, threshold));",
 };
 
+#define DB_BUSY_MS 5000
+
+/* The last error of db in words; a lock held elsewhere says so plainly. */
+static const char *dberr(struct db *db)
+{
+	if ((sqlite3_errcode(db->h) & 0xff) == SQLITE_BUSY ||
+	    (sqlite3_errcode(db->h) & 0xff) == SQLITE_LOCKED)
+		return "the database is locked by another process (waited 5 s; "
+		       "another smimectl may be running): try again";
+	return sqlite3_errmsg(db->h);
+}
+
 static int exec(struct db *db, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		seterr(err, errlen, "database: %s",
-		       msg ? msg : sqlite3_errmsg(db->h));
+		       (sqlite3_errcode(db->h) & 0xff) == SQLITE_BUSY ?
+		           dberr(db) :
+		           msg ? msg : dberr(db));
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -117,7 +131,7 @@ static int migrate(struct db *db, char *err, size_t errlen)
 
 	if (v < 0)
 		return seterr(err, errlen, "database: %s",
-		              sqlite3_errmsg(db->h));
+		              dberr(db));
 	if (v > DB_SCHEMA_VERSION)
 		return seterr(err, errlen,
 		              "database schema version %d is newer than this "
@@ -162,7 +176,7 @@ int db_open(const char *path, enum db_open_mode mode, struct db **out,
 		db_close(db);
 		return -1;
 	}
-	sqlite3_busy_timeout(db->h, 5000);
+	sqlite3_busy_timeout(db->h, DB_BUSY_MS);
 	sqlite3_extended_result_codes(db->h, 1);
 	if (mode == DB_CREATE) {
 		mode_t old = umask(077);
@@ -226,7 +240,7 @@ static sqlite3_stmt *prep(struct db *db, const char *sql, char *err,
 	sqlite3_stmt *st = NULL;
 
 	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
-		seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		seterr(err, errlen, "database: %s", dberr(db));
 		return NULL;
 	}
 	return st;
@@ -240,7 +254,7 @@ static int step_done(struct db *db, sqlite3_stmt *st, char *err,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return seterr(err, errlen, "database: %s",
-		              sqlite3_errmsg(db->h));
+		              dberr(db));
 	return 0;
 }
 
@@ -455,7 +469,7 @@ static int each_cert(struct db *db, const char *sql, db_cert_fn fn,
 			break;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		seterr(err, errlen, "database: %s", dberr(db));
 		sqlite3_finalize(st);
 		return -1;
 	}
@@ -522,7 +536,7 @@ int db_revoke(struct db *db, const char *issuer, const char *serial,
 		for (int i = 0; i < n; i++)
 			free(revs[i].mailbox);
 		return seterr(err, errlen, "database: %s",
-		              sqlite3_errmsg(db->h));
+		              dberr(db));
 	}
 	rc = 0;
 	for (int i = 0; i < n; i++) {
@@ -601,7 +615,7 @@ int db_cert_find(struct db *db, const char *spec, struct db_cert *out,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		db_cert_clear(out);
-		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		return seterr(err, errlen, "database: %s", dberr(db));
 	}
 	if (n > 1) {
 		db_cert_clear(out);
@@ -631,7 +645,7 @@ int db_unmap(struct db *db, const char *address, const char *actor,
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		return seterr(err, errlen, "database: %s", dberr(db));
 	if (!found)
 		return 0;
 	if (history(db, address, id, "unmapped", NULL, actor, err, errlen) != 0)
@@ -664,7 +678,7 @@ int db_revoke_id(struct db *db, long long id, const char *reason,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		free(mailbox);
-		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		return seterr(err, errlen, "database: %s", dberr(db));
 	}
 	if (changed && history(db, mailbox, id, "revoked", reason, actor, err,
 	                       errlen) != 0)
@@ -689,7 +703,7 @@ int db_crls(struct db *db, db_crl_fn fn, void *arg, char *err, size_t errlen)
 			break;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		sqlite3_finalize(st);
-		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		return seterr(err, errlen, "database: %s", dberr(db));
 	}
 	sqlite3_finalize(st);
 	return 0;
@@ -720,7 +734,7 @@ int db_history(struct db *db, const char *address, long long cert_id,
 			break;
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		return seterr(err, errlen, "database: %s", dberr(db));
 	return 0;
 }
 
@@ -740,7 +754,7 @@ int db_alert_sent(struct db *db, long long cert_id, int threshold, char *err,
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return seterr(err, errlen, "database: %s", sqlite3_errmsg(db->h));
+		return seterr(err, errlen, "database: %s", dberr(db));
 	return rc == SQLITE_ROW;
 }
 

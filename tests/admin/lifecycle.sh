@@ -188,6 +188,17 @@ expect 0 "revoking again says so" "$CTL" -c "$conf" revoke "$fpr" --reason keyCo
 grep -q "already revoked" "$work/out"
 tap $? "... already revoked"
 
+# a database locked by another writer: wait, then a clear message
+(echo "BEGIN IMMEDIATE;"; sleep 8; echo "COMMIT;") | sqlite3 "$work/smime.db" &
+locker=$!
+sleep 0.5
+expect 75 "a locked database: unmap gives up after waiting" \
+	"$CTL" -c "$conf" unmap soon20@banjarkota.go.id
+grep -q "locked by another process (waited 5 s" "$work/out"
+tap $? "... with a clear message"
+wait "$locker"
+expect 0 "after the lock is gone, list works" "$CTL" -c "$conf" list
+
 # ---- notify: renewal alerts through a fake sendmail_path
 mkdir -p "$work/mails"
 cat >"$work/fake-sendmail" <<FAKE
