@@ -20,6 +20,9 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
 #include <openssl/x509.h>
 
 #include "certstore.h"
@@ -168,7 +171,6 @@ static int cmd_import(int argc, char **argv)
 	           *certf = NULL, *keyf = NULL, *owner = NULL, *nip = NULL,
 	           *unit = NULL, *contact = NULL;
 	struct config *cfg;
-	struct db *db;
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
 	STACK_OF(X509) *extra = NULL, *chain;
@@ -176,8 +178,11 @@ static int cmd_import(int argc, char **argv)
 	struct db_cert dc;
 	struct key_ref ref;
 	char err[2048], mbox[320], keypath[4096], passpath[4096];
+	struct db *db = NULL;
+	struct db_renewal ren;
 	int opt, in_key, in_pass;
 
+	memset(&ren, 0, sizeof(ren));
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -195,12 +200,12 @@ static int cmd_import(int argc, char **argv)
 		}
 	}
 	if (!mailbox || !kind || (!p12 == !certf) || (p12 && !pass) ||
-	    (certf && !keyf) || optind != argc)
+	    (certf && !keyf && pass) || optind != argc)
 		die(EX_USAGE,
 		    "usage: import --mailbox ADDR --kind individual|role|system"
 		    " (--p12 FILE --passphrase-file FILE | --cert PEM --key PEM"
-		    " [--passphrase-file FILE]) [--owner NAME] [--nip NIP]"
-		    " [--unit UNIT] [--contact ADDR]");
+		    " [--passphrase-file FILE] | --cert PEM (after renew))"
+		    " [--owner NAME] [--nip NIP] [--unit UNIT] [--contact ADDR]");
 	if (contact && strchr(contact, '@') == NULL)
 		die(EX_USAGE, "--contact %s is not a mail address", contact);
 	if (strcmp(kind, "individual") && strcmp(kind, "role") &&
@@ -229,6 +234,27 @@ static int cmd_import(int argc, char **argv)
 			die(EX_DATAERR, "refused: %s", err);
 		cert = sk_X509_shift(sk);
 		extra = sk;
+		if (keyf == NULL) {
+			/* the certificate of a renewal: its key waits in
+			 * key_dir, found by the public key */
+			char *h = pubkey_sha256_hex(X509_get0_pubkey(cert));
+			int rc;
+			become_user(cfg);
+			db = open_db(cfg, DB_READWRITE);
+			rc = h ? db_renewal_find(db, h, &ren, err, sizeof(err)) :
+			         -1;
+			free(h);
+			if (rc < 0)
+				die(EX_SOFTWARE, "%s", err);
+			if (rc == 0)
+				die(EX_DATAERR,
+				    "refused: no pending renewal holds the key of "
+				    "this certificate (give --key, or run "
+				    "\"smimectl renew\" first)");
+			ref.backend = key_backend_parse(ren.key_backend);
+			ref.location = ren.key_location;
+			ref.secret_file = ren.secret_file;
+		}
 		if (keystore_load_key(&ref, &key, err, sizeof(err)) != 0)
 			die(EX_DATAERR, "refused: %s", err);
 	}
@@ -258,27 +284,41 @@ static int cmd_import(int argc, char **argv)
 		        ci.serial, time_fmt(ci.not_before, t, sizeof(t)));
 	}
 	chain = cert_build_chain(cert, extra, cfg->ca_file);
-	/* the key material is opened here, as the caller; what is written
-	 * from now on belongs to the milter user */
-	in_key = open(p12 ? p12 : keyf, O_RDONLY | O_CLOEXEC);
-	in_pass = pass ? open(pass, O_RDONLY | O_CLOEXEC) : -1;
-	if (in_key < 0 || (pass && in_pass < 0))
-		die(EX_NOINPUT, "cannot open the key material: %s",
-		    strerror(errno));
-	become_user(cfg);
-	db = open_db(cfg, DB_READWRITE);
-	if (db_cert_exists(db, ci.fingerprint))
-		die(EX_DATAERR, "refused: certificate %s is already imported",
-		    ci.serial);
-	if (mkdir(cfg->key_dir, 0700) != 0 && errno != EEXIST)
-		die(EX_CANTCREAT, "%s: %s", cfg->key_dir, strerror(errno));
-	snprintf(keypath, sizeof(keypath), "%s/%.16s.%s", cfg->key_dir,
-	         ci.fingerprint, p12 ? "p12" : "key.pem");
-	snprintf(passpath, sizeof(passpath), "%s/%.16s.pass", cfg->key_dir,
-	         ci.fingerprint);
-	if (copy_private(in_key, keypath, err, sizeof(err)) != 0 ||
-	    (pass && copy_private(in_pass, passpath, err, sizeof(err)) != 0))
-		die(EX_CANTCREAT, "%s", err);
+	if (ren.id > 0) {
+		/* the key is already in key_dir */
+		snprintf(keypath, sizeof(keypath), "%s", ren.key_location);
+		snprintf(passpath, sizeof(passpath), "%s",
+		         ren.secret_file ? ren.secret_file : "");
+		if (db_cert_exists(db, ci.fingerprint))
+			die(EX_DATAERR,
+			    "refused: certificate %s is already imported",
+			    ci.serial);
+	} else {
+		/* the key material is opened here, as the caller; what is
+		 * written from now on belongs to the milter user */
+		in_key = open(p12 ? p12 : keyf, O_RDONLY | O_CLOEXEC);
+		in_pass = pass ? open(pass, O_RDONLY | O_CLOEXEC) : -1;
+		if (in_key < 0 || (pass && in_pass < 0))
+			die(EX_NOINPUT, "cannot open the key material: %s",
+			    strerror(errno));
+		become_user(cfg);
+		db = open_db(cfg, DB_READWRITE);
+		if (db_cert_exists(db, ci.fingerprint))
+			die(EX_DATAERR,
+			    "refused: certificate %s is already imported",
+			    ci.serial);
+		if (mkdir(cfg->key_dir, 0700) != 0 && errno != EEXIST)
+			die(EX_CANTCREAT, "%s: %s", cfg->key_dir,
+			    strerror(errno));
+		snprintf(keypath, sizeof(keypath), "%s/%.16s.%s", cfg->key_dir,
+		         ci.fingerprint, p12 ? "p12" : "key.pem");
+		snprintf(passpath, sizeof(passpath), "%s/%.16s.pass",
+		         cfg->key_dir, ci.fingerprint);
+		if (copy_private(in_key, keypath, err, sizeof(err)) != 0 ||
+		    (pass &&
+		     copy_private(in_pass, passpath, err, sizeof(err)) != 0))
+			die(EX_CANTCREAT, "%s", err);
+	}
 
 	memset(&dc, 0, sizeof(dc));
 	dc.kind = (char *)kind;
@@ -289,9 +329,11 @@ static int cmd_import(int argc, char **argv)
 	dc.fingerprint = ci.fingerprint;
 	dc.not_before = ci.not_before;
 	dc.not_after = ci.not_after;
-	dc.key_backend = (char *)(p12 ? "pkcs12" : "pem");
+	dc.key_backend = ren.id > 0 ? ren.key_backend :
+	                              (char *)(p12 ? "pkcs12" : "pem");
 	dc.key_location = keypath;
-	dc.secret_file = pass ? passpath : NULL;
+	dc.secret_file = (pass || (ren.id > 0 && ren.secret_file)) ? passpath :
+	                                                            NULL;
 	dc.cert_pem = cert_to_pem(cert);
 	dc.chain_pem = cert_stack_to_pem(chain);
 	dc.owner = (char *)owner;
@@ -301,13 +343,19 @@ static int cmd_import(int argc, char **argv)
 	if (db_begin(db, err, sizeof(err)) != 0 ||
 	    db_cert_add(db, &dc, err, sizeof(err)) != 0 ||
 	    db_map(db, mbox, dc.id, kind, actor(), err, sizeof(err)) != 0 ||
+	    (ren.id > 0 &&
+	     db_renewal_complete(db, ren.id, dc.id, err, sizeof(err)) != 0) ||
 	    db_commit(db, err, sizeof(err)) != 0) {
 		db_rollback(db);
-		unlink(keypath);
-		if (pass)
-			unlink(passpath);
+		if (ren.id == 0) {
+			unlink(keypath);
+			if (pass)
+				unlink(passpath);
+		}
 		die(EX_TEMPFAIL, "nothing imported: %s", err);
 	}
+	if (ren.id > 0)
+		printf("matched to the key of renewal %lld\n", ren.id);
 	{
 		char t[40];
 		printf("imported certificate %s for %s (%s), valid until %s, "
@@ -319,6 +367,7 @@ static int cmd_import(int argc, char **argv)
 	printf("run \"smimectl reload\" (or send SIGUSR1) to start using it\n");
 	free(dc.cert_pem);
 	free(dc.chain_pem);
+	db_renewal_clear(&ren);
 	cert_info_clear(&ci);
 	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(extra, X509_free);
@@ -733,6 +782,204 @@ static int cmd_revoke(int argc, char **argv)
 	return EX_OK;
 }
 
+
+
+/* ---- renew ----------------------------------------------------------- */
+
+struct renew_find {
+	const char *address;
+	struct db_cert c;
+	int found;
+};
+
+static int renew_mapping(void *arg, const char *address, const struct db_cert *c)
+{
+	struct renew_find *rf = arg;
+
+	if (strcmp(address, rf->address) != 0)
+		return 0;
+	/* keep a copy: the row is freed after the callback */
+	rf->c.id = c->id;
+	rf->c.kind = xstrdup(c->kind);
+	rf->c.serial = xstrdup(c->serial);
+	rf->c.cert_pem = xstrdup(c->cert_pem);
+	rf->found = 1;
+	return 1;
+}
+
+/* A PKCS#10 request for key, with the subject and subjectAltName of old. */
+static X509_REQ *make_csr(X509 *old, EVP_PKEY *key, int ec)
+{
+	X509_REQ *req = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	int idx = X509_get_ext_by_NID(old, NID_subject_alt_name, -1);
+	X509_EXTENSION *ku, *eku;
+
+	if (req == NULL || exts == NULL ||
+	    !X509_REQ_set_version(req, 0) ||
+	    !X509_REQ_set_subject_name(req, X509_get_subject_name(old)) ||
+	    !X509_REQ_set_pubkey(req, key))
+		goto fail;
+	if (idx >= 0)
+		sk_X509_EXTENSION_push(exts,
+		                       X509_EXTENSION_dup(X509_get_ext(old, idx)));
+	ku = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
+	                         ec ? "critical,digitalSignature,keyAgreement" :
+	                              "critical,digitalSignature,keyEncipherment");
+	eku = X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage,
+	                          "emailProtection");
+	if (ku == NULL || eku == NULL)
+		goto fail;
+	sk_X509_EXTENSION_push(exts, ku);
+	sk_X509_EXTENSION_push(exts, eku);
+	if (!X509_REQ_add_extensions(req, exts) ||
+	    !X509_REQ_sign(req, key, EVP_sha256()))
+		goto fail;
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return req;
+fail:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	return NULL;
+}
+
+static int cmd_renew(int argc, char **argv)
+{
+	const char *addr = NULL, *type = "rsa2048", *outdir = ".";
+	struct config *cfg;
+	struct db *db;
+	struct renew_find rf;
+	struct db_renewal ren;
+	STACK_OF(X509) *sk;
+	EVP_PKEY *key;
+	X509_REQ *req;
+	PKCS12 *p12;
+	BIO *bio;
+	char err[1024], mbox[320], csrpath[4096], keypath[4096], passpath[4096];
+	char pass[65], *csr_pem, *data;
+	unsigned char rnd[32];
+	long len;
+	FILE *f;
+	int fd, ec;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--key-type") == 0 && i + 1 < argc)
+			type = argv[++i];
+		else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+			outdir = argv[++i];
+		else if (addr == NULL && argv[i][0] != '-')
+			addr = argv[i];
+		else
+			addr = NULL, i = argc;
+	}
+	if (addr == NULL)
+		die(EX_USAGE, "usage: renew ADDR [--key-type rsa2048|rsa3072|"
+		              "ec-p256] [--out DIR]");
+	if (strcmp(type, "rsa2048") && strcmp(type, "rsa3072") &&
+	    strcmp(type, "ec-p256"))
+		die(EX_USAGE, "--key-type must be rsa2048, rsa3072 or ec-p256");
+	if (addr_from_header(addr, mbox, sizeof(mbox), err, sizeof(err)) != 0)
+		die(EX_USAGE, "%s: %s", addr, err);
+	cfg = load_config();
+	memset(&rf, 0, sizeof(rf));
+	rf.address = mbox;
+	db = open_db(cfg, DB_READONLY);
+	if (db_mappings(db, renew_mapping, &rf, err, sizeof(err)) != 0)
+		die(EX_SOFTWARE, "%s", err);
+	db_close(db);
+	if (!rf.found)
+		die(EX_NOINPUT, "%s has no certificate to renew (import one)",
+		    mbox);
+	sk = cert_stack_from_pem(rf.c.cert_pem);
+	if (sk_X509_num(sk) == 0)
+		die(EX_SOFTWARE, "stored certificate of %s does not parse", mbox);
+
+	/* the new key and the request */
+	ec = strcmp(type, "ec-p256") == 0;
+	key = ec ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") :
+	           EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
+	                             (size_t)(strcmp(type, "rsa3072") ? 2048 :
+	                                                                3072));
+	if (key == NULL)
+		die(EX_SOFTWARE, "key generation failed");
+	req = make_csr(sk_X509_value(sk, 0), key, ec);
+	if (req == NULL)
+		die(EX_SOFTWARE, "cannot build the certificate request");
+	bio = BIO_new(BIO_s_mem());
+	PEM_write_bio_X509_REQ(bio, req);
+	len = BIO_get_mem_data(bio, &data);
+	csr_pem = strndup(data, (size_t)len);
+	BIO_free(bio);
+
+	/* the CSR goes where the caller wants it, written as the caller */
+	snprintf(csrpath, sizeof(csrpath), "%s/%s.csr.pem", outdir, mbox);
+	f = fopen(csrpath, "w");
+	if (f == NULL || fputs(csr_pem, f) == EOF || fclose(f) != 0)
+		die(EX_CANTCREAT, "%s: %s", csrpath, strerror(errno));
+
+	/* the key waits in key_dir, in a PKCS#12 with a random passphrase */
+	become_user(cfg);
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		die(EX_SOFTWARE, "no randomness");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		sprintf(pass + 2 * i, "%02x", rnd[i]);
+	if (mkdir(cfg->key_dir, 0700) != 0 && errno != EEXIST)
+		die(EX_CANTCREAT, "%s: %s", cfg->key_dir, strerror(errno));
+	{
+		char *h = pubkey_sha256_hex(key);
+		snprintf(keypath, sizeof(keypath), "%s/renew-%.16s.p12",
+		         cfg->key_dir, h ? h : "x");
+		snprintf(passpath, sizeof(passpath), "%s/renew-%.16s.pass",
+		         cfg->key_dir, h ? h : "x");
+		ren.pubkey_sha256 = h;
+	}
+	p12 = PKCS12_create(pass, "smimectl renewal key", key, NULL, NULL, 0, 0,
+	                    0, 0, 0);
+	if (p12 == NULL)
+		die(EX_SOFTWARE, "cannot build the PKCS#12 for the new key");
+	fd = open(passpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, pass, strlen(pass)) != (ssize_t)strlen(pass) ||
+	    close(fd) != 0)
+		die(EX_CANTCREAT, "%s: %s", passpath, strerror(errno));
+	OPENSSL_cleanse(pass, sizeof(pass));
+	fd = open(keypath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	bio = fd >= 0 ? BIO_new_fd(fd, BIO_CLOSE) : NULL;
+	if (bio == NULL || i2d_PKCS12_bio(bio, p12) != 1 || BIO_flush(bio) != 1)
+		die(EX_CANTCREAT, "%s: cannot write", keypath);
+	BIO_free(bio);
+	PKCS12_free(p12);
+
+	ren.mailbox = mbox;
+	ren.kind = rf.c.kind;
+	ren.key_backend = "pkcs12";
+	ren.key_location = keypath;
+	ren.secret_file = passpath;
+	db = open_db(cfg, DB_READWRITE);
+	if (db_begin(db, err, sizeof(err)) != 0 ||
+	    db_renewal_add(db, &ren, csr_pem, rf.c.id, actor(), err,
+	                   sizeof(err)) != 0 ||
+	    db_commit(db, err, sizeof(err)) != 0) {
+		db_rollback(db);
+		unlink(keypath);
+		unlink(passpath);
+		die(EX_TEMPFAIL, "nothing recorded: %s", err);
+	}
+	printf("renewal %lld for %s (%s): new %s key in %s\n"
+	       "certificate request: %s\n"
+	       "send it to the CA; then: smimectl import --mailbox %s --kind %s "
+	       "--cert ISSUED.pem\n",
+	       ren.id, mbox, rf.c.serial, type, keypath, csrpath, mbox,
+	       rf.c.kind);
+	free(ren.pubkey_sha256);
+	free(csr_pem);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	sk_X509_pop_free(sk, X509_free);
+	db_cert_clear(&rf.c);
+	db_close(db);
+	config_free(cfg);
+	return EX_OK;
+}
 
 /* ---- show ------------------------------------------------------------ */
 
@@ -1260,6 +1507,8 @@ static const struct command {
 	{ "list", cmd_list, "[--kind K] [--unit U] [--status S] [--json]" },
 	{ "map", cmd_map, "ADDR CERT   (CERT: id, serial or fingerprint)" },
 	{ "unmap", cmd_unmap, "ADDR" },
+	{ "renew", cmd_renew,
+	  "ADDR [--key-type rsa2048|rsa3072|ec-p256] [--out DIR]" },
 	{ "show", cmd_show, "ADDR|CERT   (details and history)" },
 	{ "revoke", cmd_revoke, "CERT --reason REASON" },
 	{ "expiring", cmd_expiring,

@@ -116,7 +116,8 @@ int keystore_read_pkcs12(const char *path, const char *passfile,
 		seterr_ssl(err, errlen, "cannot decrypt PKCS#12 file");
 		goto out;
 	}
-	if (k == NULL || c == NULL) {
+	/* a renewal key waits in a PKCS#12 of its own, without certificate */
+	if (k == NULL || (c == NULL && cert != NULL)) {
 		seterr(err, errlen, "%s: PKCS#12 holds no %s", path,
 		       k == NULL ? "private key" : "certificate");
 		goto out;
@@ -513,4 +514,22 @@ out:
 	sk_X509_free(pool);
 	sk_X509_pop_free(cas, X509_free);
 	return chain;
+}
+
+char *pubkey_sha256_hex(EVP_PKEY *key)
+{
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int len = i2d_PUBKEY(key, &der);
+	char *out;
+
+	if (len <= 0)
+		return NULL;
+	if (!EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL)) {
+		OPENSSL_free(der);
+		return NULL;
+	}
+	OPENSSL_free(der);
+	out = hex(md, mdlen);
+	return out;
 }

@@ -88,6 +88,9 @@ struct cert_info {
 int cert_info_get(X509 *x, struct cert_info *ci);
 void cert_info_clear(struct cert_info *ci);
 
+/* SHA-256 (hex) of the DER SubjectPublicKeyInfo of key; malloc'd. */
+char *pubkey_sha256_hex(EVP_PKEY *key);
+
 /* RFC 2253 text of a name, as stored in the database (malloc'd). */
 char *cert_name_text(X509_NAME *n);
 

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 struct db;
 
@@ -120,6 +120,33 @@ int db_alert_sent(struct db *db, long long cert_id, int threshold, char *err,
 /* Record that the alert for threshold was sent (idempotent). */
 int db_alert_record(struct db *db, long long cert_id, int threshold,
                     char *err, size_t errlen);
+
+/* A pending renewal (smimectl renew): a new key waiting for its
+ * certificate. */
+struct db_renewal {
+	long long id;
+	char *mailbox;
+	char *kind;
+	char *key_backend;
+	char *key_location;
+	char *secret_file;
+	char *pubkey_sha256; /* of the SubjectPublicKeyInfo, hex */
+};
+
+/* Record a pending renewal; sets r->id. */
+int db_renewal_add(struct db *db, struct db_renewal *r, const char *csr_pem,
+                   long long old_cert_id, const char *actor, char *err,
+                   size_t errlen);
+
+/* The open renewal whose key has this public-key hash: 1 and *out filled
+ * (db_renewal_clear it), 0 when none, -1 on error. */
+int db_renewal_find(struct db *db, const char *pubkey_sha256,
+                    struct db_renewal *out, char *err, size_t errlen);
+
+/* Mark a renewal completed by cert_id. */
+int db_renewal_complete(struct db *db, long long id, long long cert_id,
+                        char *err, size_t errlen);
+void db_renewal_clear(struct db_renewal *r);
 
 /* Newest nextUpdate of the CRLs imported per issuer: fn(arg, issuer,
  * next_update) for each issuer. */

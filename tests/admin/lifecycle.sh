@@ -55,8 +55,8 @@ conf=$work/m.conf
 me_conf "$conf" "$work" "inet:1@127.0.0.1"
 expect 0 "init" "$CTL" -c "$conf" init
 v=$(sqlite3 "$work/smime.db" "PRAGMA user_version")
-[ "$v" = 2 ]
-tap $? "schema is at version 2 ($v)"
+[ "$v" = 3 ]
+tap $? "schema is at version 3 ($v)"
 
 # refusals: nothing is written
 head -c 600 "$pki/andi.p12" >"$work/corrupt.p12"
@@ -199,6 +199,49 @@ tap $? "... with a clear message"
 wait "$locker"
 expect 0 "after the lock is gone, list works" "$CTL" -c "$conf" list
 
+# ---- renew: new key + CSR, the issued certificate supersedes the old one
+expect 0 "renew soon20@ (new RSA key and CSR)" \
+	"$CTL" -c "$conf" renew soon20@banjarkota.go.id --out "$work"
+csr=$work/soon20@banjarkota.go.id.csr.pem
+openssl req -in "$csr" -verify -noout >/dev/null 2>&1
+tap $? "openssl req -verify accepts the CSR"
+subj_old=$(openssl x509 -in "$pki/soon20.crt.pem" -noout -subject -nameopt RFC2253)
+subj_new=$(openssl req -in "$csr" -noout -subject -nameopt RFC2253)
+[ "$subj_old" = "$subj_new" ] && openssl req -in "$csr" -noout -text | grep -q "email:soon20@banjarkota.go.id"
+tap $? "CSR keeps subject and subjectAltName of the current certificate"
+k=$(ls "$work/keys" | grep -c '^renew-')
+m=$(stat -c %a "$work"/keys/renew-* | sort -u | tr '\n' ' ')
+[ "$k" = 2 ] && [ "$m" = "600 " ]
+tap $? "the new key waits in key_dir as a PKCS#12 with its passphrase file, 0600 ($k files, $m)"
+openssl x509 -req -in "$csr" -CA "$pki/inter.crt.pem" -CAkey "$pki/inter.key.pem" \
+	-set_serial 0x6020 -days 365 -copy_extensions copyall \
+	-out "$work/soon20-new.crt.pem" 2>/dev/null || bail "CA issues from the CSR"
+expect 65 "importing the new certificate for another mailbox is refused" \
+	"$CTL" -c "$conf" import --mailbox soon5@banjarkota.go.id --kind system \
+	--cert "$work/soon20-new.crt.pem"
+expect 0 "import the issued certificate without --key: matched to the pending key" \
+	"$CTL" -c "$conf" import --mailbox soon20@banjarkota.go.id --kind system \
+	--cert "$work/soon20-new.crt.pem"
+grep -q "matched to the key of renewal" "$work/out"
+tap $? "... says which renewal it completed"
+st=$("$CTL" -c "$conf" list --json | /usr/bin/python3 -c '
+import json, sys
+rows = [r for r in json.load(sys.stdin) if r["mailbox"] == "soon20@banjarkota.go.id"]
+print(" ".join(sorted(r["serial"] + ":" + r["status"] for r in rows)))')
+[ "$st" = "5020:superseded 6020:active" ]
+tap $? "the old certificate is superseded, history keeps both ($st)"
+printf 'From: soon20@banjarkota.go.id\nSubject: r\n\nhalo\n' >"$work/r.eml"
+"$ME_MILTER" -c "$conf" -t "$work/r.eml" >"$work/r.out" 2>/dev/null &&
+	openssl cms -verify -in "$work/r.out" -CAfile "$pki/root.crt.pem" \
+		-out /dev/null 2>/dev/null &&
+	openssl cms -verify -in "$work/r.out" -noverify -signer "$work/r.signer" \
+		-out /dev/null 2>/dev/null &&
+	openssl x509 -in "$work/r.signer" -noout -serial | grep -q "=6020"
+tap $? "mail from soon20@ is signed with the renewed key and certificate"
+expect 65 "a certificate with no pending key and no --key is refused" \
+	"$CTL" -c "$conf" import --mailbox sekda@banjarkota.go.id --kind role \
+	--cert "$pki/noreply.crt.pem"
+
 # ---- notify: renewal alerts through a fake sendmail_path
 mkdir -p "$work/mails"
 cat >"$work/fake-sendmail" <<FAKE
@@ -219,8 +262,8 @@ sendmail_path = "$work/fake-sendmail";
 CONF
 expect 0 "notify --dry-run" "$CTL" -c "$conf" notify --dry-run
 c=$(grep -c "^---- alert for" "$work/out")
-[ "$c" = 2 ] && [ -z "$(ls "$work/mails")" ]
-tap $? "dry run shows 2 alerts and sends nothing ($c)"
+[ "$c" = 1 ] && [ -z "$(ls "$work/mails")" ]
+tap $? "dry run shows 1 alert (soon5@; soon20@ is renewed) and sends nothing ($c)"
 grep -Eq "Sertifikat soon5@banjarkota.go.id berakhir dalam [45] hari" "$work/out"
 tap $? "dry run text names the mailbox and the days left"
 touch "$work/sendmail-fails"
@@ -228,8 +271,8 @@ expect 75 "notify with a failing sendmail exits 75" "$CTL" -c "$conf" notify
 rm -f "$work/sendmail-fails"
 expect 0 "notify sends" "$CTL" -c "$conf" notify
 c=$(ls "$work/mails" | wc -l)
-[ "$c" = 2 ]
-tap $? "two alert mails handed to sendmail ($c)"
+[ "$c" = 1 ]
+tap $? "one alert mail handed to sendmail: soon20@ was renewed ($c)"
 m=$(grep -l "^To: soon5@banjarkota.go.id" "$work"/mails/* | head -1)
 [ -n "$m" ] && grep -q "^Cc: op@banjarkota.go.id" "$m" &&
 	grep -q "^ARGS: -oi -t" "$m" && grep -q "Pasal 14" "$m" &&
@@ -237,7 +280,7 @@ m=$(grep -l "^To: soon5@banjarkota.go.id" "$work"/mails/* | head -1)
 tap $? "alert goes to the contact with a copy to op_admin, cites Pasal 14, names the serial"
 expect 0 "notify again" "$CTL" -c "$conf" notify
 c=$(ls "$work/mails" | wc -l)
-[ "$c" = 2 ] && grep -q "0 alerts sent, 2 already sent before" "$work/out"
+[ "$c" = 1 ] && grep -q "0 alerts sent, 1 already sent before" "$work/out"
 tap $? "a second run sends nothing new ($c mails in all)"
 t=$(sqlite3 "$work/smime.db" "SELECT group_concat(threshold) FROM (SELECT threshold FROM alerts_sent a JOIN certificates c ON c.id = a.cert_id WHERE c.serial = '5005' ORDER BY threshold)")
 [ "$t" = "7,14,30" ]
