@@ -29,12 +29,11 @@
 #include "config.h"
 #include "db.h"
 #include "util.h"
+#include "smimectl.h"
 
 static const char *conf_path = CONFIG_DEFAULT_PATH;
 
-static void die(int code, const char *fmt, ...) PRINTFLIKE(2, 3);
-
-static void die(int code, const char *fmt, ...)
+void die(int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -46,7 +45,7 @@ static void die(int code, const char *fmt, ...)
 	exit(code);
 }
 
-static struct config *load_config(void)
+struct config *load_config(void)
 {
 	struct config *cfg;
 	char err[8192];
@@ -56,7 +55,7 @@ static struct config *load_config(void)
 	return cfg;
 }
 
-static struct db *open_db(struct config *cfg, enum db_open_mode mode)
+struct db *open_db(struct config *cfg, enum db_open_mode mode)
 {
 	struct db *db;
 	char err[1024];
@@ -83,7 +82,7 @@ static const char *actor(void)
  * must read and write them.  Inputs named on the command line are read
  * before this, as root.
  */
-static void become_user(const struct config *cfg)
+void become_user(const struct config *cfg)
 {
 	struct passwd *pw;
 
@@ -380,7 +379,7 @@ static int cmd_import(int argc, char **argv)
 
 /* ---- list ------------------------------------------------------------ */
 
-static void json_str(const char *s)
+void json_str(const char *s)
 {
 	if (s == NULL) {
 		printf("null");
@@ -1515,6 +1514,8 @@ static const struct command {
 	  "--days N [--json]   (exit 0 OK, 1 WARNING, 2 CRITICAL)" },
 	{ "notify", cmd_notify,
 	  "[--dry-run]   (renewal alerts at alert_days, once each)" },
+	{ "report", cmd_report,
+	  "--year YYYY --format csv|json|html   (Pasal 24)" },
 	{ "crl", cmd_crl, "import FILE...   (PEM or DER)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };

@@ -5,7 +5,8 @@
 set -eu
 PKGS="build-essential pkg-config libmilter-dev libssl-dev libconfig-dev
 libsqlite3-dev libp11-dev libengine-pkcs11-openssl softhsm2 sqlite3 openssl
-postfix gpgsm gpg-agent miltertest python3 procps psmisc iproute2"
+postfix gpgsm gpg-agent miltertest python3 procps psmisc iproute2
+chromium"
 
 missing=""
 for p in $PKGS; do

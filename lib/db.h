@@ -148,6 +148,12 @@ int db_renewal_complete(struct db *db, long long id, long long cert_id,
                         char *err, size_t errlen);
 void db_renewal_clear(struct db_renewal *r);
 
+/* Run a read-only query with text parameters; fn gets each row's columns
+ * as text (NULL for SQL NULL).  For reports. */
+typedef int (*db_row_fn)(void *arg, int ncols, const char *const *cols);
+int db_query(struct db *db, const char *sql, const char *const *params,
+             int nparams, db_row_fn fn, void *arg, char *err, size_t errlen);
+
 /* Newest nextUpdate of the CRLs imported per issuer: fn(arg, issuer,
  * next_update) for each issuer. */
 typedef int (*db_crl_fn)(void *arg, const char *issuer, time_t next_update);

@@ -1,0 +1,439 @@
+/*
+ * report -- smimectl report: the yearly monitoring and evaluation report
+ * (Pasal 24) to the mayor and to BSrE, as CSV, JSON or one self-contained
+ * HTML file with tables and inline SVG charts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "smimectl.h"
+
+#define MAXCOLS 8
+
+struct table {
+	const char *key;   /* JSON key / CSV section */
+	const char *title; /* for people */
+	const char *cols[MAXCOLS];
+	int ncols;
+	char ***rows;
+	size_t nrows;
+};
+
+static void table_add(struct table *t, const char *const *cells)
+{
+	char **row = calloc((size_t)t->ncols, sizeof(char *));
+	char ***rows = realloc(t->rows, (t->nrows + 1) * sizeof(*rows));
+
+	if (row == NULL || rows == NULL)
+		die(EX_OSERR, "out of memory");
+	for (int i = 0; i < t->ncols; i++)
+		row[i] = strdup(cells[i] ? cells[i] : "");
+	t->rows = rows;
+	t->rows[t->nrows++] = row;
+}
+
+static int table_row(void *arg, int n, const char *const *cols)
+{
+	table_add(arg, cols);
+	return 0;
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (int c = 0; c < t->ncols; c++)
+			free(t->rows[r][c]);
+		free(t->rows[r]);
+	}
+	free(t->rows);
+}
+
+static void query(struct db *db, struct table *t, const char *sql,
+                  const char *const *params)
+{
+	char err[512];
+
+	if (db_query(db, sql, params, 3, table_row, t, err, sizeof(err)) != 0)
+		die(EX_SOFTWARE, "report: %s", err);
+}
+
+/* Counts of certificates per group (kind or unit). */
+#define CERT_COUNTS(g)                                                         \
+	"(SELECT count(*) FROM certificates c WHERE " g                        \
+	" AND c.status = 'active' AND c.not_after >= ?3),"                     \
+	" (SELECT count(*) FROM certificates c WHERE " g                       \
+	" AND c.not_before >= ?1 AND c.not_before < ?2),"                      \
+	" (SELECT count(*) FROM renewals r JOIN certificates c"                \
+	"  ON c.id = r.completed_cert_id WHERE " g                             \
+	" AND r.completed_at >= ?1 AND r.completed_at < ?2),"                  \
+	" (SELECT count(*) FROM certificates c WHERE " g                       \
+	" AND c.revoked_at >= ?1 AND c.revoked_at < ?2),"                      \
+	" (SELECT count(*) FROM certificates c WHERE " g                       \
+	" AND c.not_after >= ?1 AND c.not_after < min(?2, ?3))"
+
+/* Messages per month or per unit: signed, encrypted, unsigned, failed. */
+static void messages(struct db *db, struct table *t, const char *group_sql,
+                     const char *const *params, int months)
+{
+	struct table raw = { NULL, NULL, { "g", "action", "n" }, 3, NULL, 0 };
+	const char *actions[4][3] = { { "signed", NULL, NULL },
+		                      { "encrypted", NULL, NULL },
+		                      { "unsigned", NULL, NULL },
+		                      { "tempfailed", "rejected", NULL } };
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT %s, a.action, count(*) FROM audit a"
+	         " LEFT JOIN certificates c ON c.id = (SELECT max(id) FROM"
+	         " certificates WHERE mailbox = a.from_addr)"
+	         " WHERE a.at >= ?1 AND a.at < ?2 AND ?3 IS NOT NULL"
+	         " GROUP BY 1, 2 ORDER BY 1",
+	         group_sql);
+	query(db, &raw, sql, params);
+	for (int g = 0; g < (months ? 12 : (int)raw.nrows); g++) {
+		char name[128], num[4][24];
+		const char *cells[5];
+		long n[4] = { 0, 0, 0, 0 };
+		if (months)
+			snprintf(name, sizeof(name), "%02d", g + 1);
+		else {
+			int dup = 0;
+			for (int h = 0; h < g; h++)
+				dup |= strcmp(raw.rows[h][0], raw.rows[g][0]) == 0;
+			if (dup)
+				continue;
+			snprintf(name, sizeof(name), "%s", raw.rows[g][0]);
+		}
+		for (size_t r = 0; r < raw.nrows; r++) {
+			if (strcmp(raw.rows[r][0], name) != 0)
+				continue;
+			for (int a = 0; a < 4; a++)
+				for (int k = 0; k < 3 && actions[a][k]; k++)
+					if (strcmp(raw.rows[r][1],
+					           actions[a][k]) == 0)
+						n[a] += atol(raw.rows[r][2]);
+		}
+		cells[0] = name;
+		for (int a = 0; a < 4; a++) {
+			snprintf(num[a], sizeof(num[a]), "%ld", n[a]);
+			cells[a + 1] = num[a];
+		}
+		table_add(t, cells);
+	}
+	table_free(&raw);
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+static void csv_cell(const char *s)
+{
+	if (strpbrk(s, ",\"\n\r") == NULL) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"')
+			putchar('"');
+		putchar(*s);
+	}
+	putchar('"');
+}
+
+static void out_csv(struct table *t, size_t n, int year)
+{
+	printf("# Laporan pemantauan dan evaluasi sertifikat elektronik %d\n",
+	       year);
+	for (size_t i = 0; i < n; i++) {
+		printf("\n# %s\n", t[i].key);
+		for (int c = 0; c < t[i].ncols; c++) {
+			if (c)
+				putchar(',');
+			csv_cell(t[i].cols[c]);
+		}
+		putchar('\n');
+		for (size_t r = 0; r < t[i].nrows; r++) {
+			for (int c = 0; c < t[i].ncols; c++) {
+				if (c)
+					putchar(',');
+				csv_cell(t[i].rows[r][c]);
+			}
+			putchar('\n');
+		}
+	}
+}
+
+static int numeric(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+static void out_json(struct table *t, size_t n, int year)
+{
+	printf("{\"year\": %d", year);
+	for (size_t i = 0; i < n; i++) {
+		printf(",\n \"%s\": [", t[i].key);
+		for (size_t r = 0; r < t[i].nrows; r++) {
+			printf("%s\n  {", r ? "," : "");
+			for (int c = 0; c < t[i].ncols; c++) {
+				printf("%s\"%s\": ", c ? ", " : "", t[i].cols[c]);
+				if (c > 0 && numeric(t[i].rows[r][c]))
+					fputs(t[i].rows[r][c], stdout);
+				else
+					json_str(t[i].rows[r][c]);
+			}
+			putchar('}');
+		}
+		printf("%s]", t[i].nrows ? "\n " : "");
+	}
+	printf("\n}\n");
+}
+
+static void html_text(const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", stdout); break;
+		case '>': fputs("&gt;", stdout); break;
+		case '&': fputs("&amp;", stdout); break;
+		case '"': fputs("&quot;", stdout); break;
+		default: putchar(*s);
+		}
+	}
+}
+
+static void html_table(const struct table *t)
+{
+	printf("<h2>");
+	html_text(t->title);
+	printf("</h2>\n<table>\n<tr>");
+	for (int c = 0; c < t->ncols; c++) {
+		printf("<th>");
+		html_text(t->cols[c]);
+		printf("</th>");
+	}
+	printf("</tr>\n");
+	if (t->nrows == 0)
+		printf("<tr><td colspan=\"%d\" class=\"none\">tidak ada</td>"
+		       "</tr>\n",
+		       t->ncols);
+	for (size_t r = 0; r < t->nrows; r++) {
+		printf("<tr>");
+		for (int c = 0; c < t->ncols; c++) {
+			printf("<td%s>", c > 0 && numeric(t->rows[r][c]) ?
+			                     " class=\"n\"" :
+			                     "");
+			html_text(t->rows[r][c]);
+			printf("</td>");
+		}
+		printf("</tr>\n");
+	}
+	printf("</table>\n");
+}
+
+/* Stacked bars per row of t: columns 1..ncols-1, one colour each. */
+static void html_bars(const struct table *t, const char *title)
+{
+	static const char *colours[] = { "#2e7d32", "#1565c0", "#ef6c00",
+		                         "#c62828" };
+	long max = 1;
+	const int w = 720, h = 240, left = 40, bottom = 30;
+	int bw;
+
+	for (size_t r = 0; r < t->nrows; r++) {
+		long sum = 0;
+		for (int c = 1; c < t->ncols; c++)
+			sum += atol(t->rows[r][c]);
+		if (sum > max)
+			max = sum;
+	}
+	bw = t->nrows ? (w - left - 10) / (int)t->nrows : 10;
+	printf("<h2>");
+	html_text(title);
+	printf("</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+	       "height=\"%d\" role=\"img\" aria-label=\"",
+	       w, h + 30);
+	html_text(title);
+	printf("\">\n<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+	       "stroke=\"#555\"/>\n<text x=\"2\" y=\"14\" font-size=\"11\">%ld"
+	       "</text>\n",
+	       left, h - bottom, w, h - bottom, max);
+	for (size_t r = 0; r < t->nrows; r++) {
+		int x = left + (int)r * bw + 4, y = h - bottom;
+		for (int c = 1; c < t->ncols; c++) {
+			int bh = (int)(atol(t->rows[r][c]) * (h - bottom - 20) /
+			               max);
+			if (bh <= 0)
+				continue;
+			y -= bh;
+			printf("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+			       "fill=\"%s\"><title>",
+			       x, y, bw - 8, bh, colours[(c - 1) % 4]);
+			html_text(t->cols[c]);
+			printf(": %s</title></rect>\n", t->rows[r][c]);
+		}
+		printf("<text x=\"%d\" y=\"%d\" font-size=\"11\">", x,
+		       h - bottom + 14);
+		html_text(t->rows[r][0]);
+		printf("</text>\n");
+	}
+	for (int c = 1; c < t->ncols; c++) {
+		printf("<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" "
+		       "fill=\"%s\"/><text x=\"%d\" y=\"%d\" font-size=\"11\">",
+		       left + (c - 1) * 140, h + 8, colours[(c - 1) % 4],
+		       left + (c - 1) * 140 + 14, h + 17);
+		html_text(t->cols[c]);
+		printf("</text>\n");
+	}
+	printf("</svg>\n");
+}
+
+static void out_html(struct table *t, size_t n, int year, int months_idx)
+{
+	char now[40];
+
+	time_fmt(time(NULL), now, sizeof(now));
+	printf("<!DOCTYPE html>\n<html lang=\"id\">\n<head>\n<meta "
+	       "charset=\"utf-8\">\n<title>Laporan Sertifikat Elektronik "
+	       "%d</title>\n<style>\n"
+	       "body { font-family: sans-serif; margin: 2em; color: #222; }\n"
+	       "table { border-collapse: collapse; margin-bottom: 1.5em; }\n"
+	       "th, td { border: 1px solid #bbb; padding: 4px 10px; }\n"
+	       "th { background: #eef; } td.n { text-align: right; }\n"
+	       "td.none { color: #888; font-style: italic; }\n"
+	       "</style>\n</head>\n<body>\n"
+	       "<h1>Laporan Pemantauan dan Evaluasi Sertifikat Elektronik "
+	       "Tahun %d</h1>\n<p>Pemerintah Kota Banjar &mdash; laporan "
+	       "kepada Wali Kota dan BSrE (Peraturan Wali Kota Banjar No. "
+	       "2/2018, Pasal 24). Dibuat %s oleh smimectl.</p>\n",
+	       year, year, now);
+	html_bars(&t[months_idx], "Surat per bulan");
+	for (size_t i = 0; i < n; i++)
+		html_table(&t[i]);
+	printf("</body>\n</html>\n");
+}
+
+int cmd_report(int argc, char **argv)
+{
+	const char *format = NULL;
+	char start[24], end[24], now[24], *e;
+	const char *params[3] = { start, end, now };
+	struct config *cfg;
+	struct db *db;
+	long year = 0;
+	struct tm tm;
+	time_t t0, t1;
+	size_t n = 0;
+	struct table t[8];
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--year") == 0 && i + 1 < argc) {
+			year = strtol(argv[++i], &e, 10);
+			if (*e || year < 2000 || year > 9999)
+				year = -1;
+		} else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
+			format = argv[++i];
+		else
+			year = -1;
+	}
+	if (year <= 0 || format == NULL ||
+	    (strcmp(format, "csv") && strcmp(format, "json") &&
+	     strcmp(format, "html")))
+		die(EX_USAGE, "usage: report --year YYYY --format csv|json|html");
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = (int)year - 1900;
+	tm.tm_mday = 1;
+	t0 = timegm(&tm);
+	tm.tm_year++;
+	t1 = timegm(&tm);
+	snprintf(start, sizeof(start), "%lld", (long long)t0);
+	snprintf(end, sizeof(end), "%lld", (long long)t1);
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	cfg = load_config();
+	become_user(cfg);
+	db = open_db(cfg, DB_READONLY);
+	memset(t, 0, sizeof(t));
+
+	t[n] = (struct table){ "certificates_by_kind",
+		               "Sertifikat menurut jenis",
+		               { "kind", "active", "issued", "renewed",
+		                 "revoked", "expired" },
+		               6, NULL, 0 };
+	query(db, &t[n++],
+	      "SELECT k.kind, " CERT_COUNTS("c.kind = k.kind")
+	      " FROM (SELECT 'individual' AS kind UNION ALL SELECT 'role'"
+	      " UNION ALL SELECT 'system') k",
+	      params);
+	t[n] = (struct table){ "certificates_by_unit",
+		               "Sertifikat menurut Perangkat Daerah",
+		               { "unit", "active", "issued", "renewed",
+		                 "revoked", "expired" },
+		               6, NULL, 0 };
+	query(db, &t[n++],
+	      "SELECT u.unit, " CERT_COUNTS("coalesce(c.unit, '-') = u.unit")
+	      " FROM (SELECT DISTINCT coalesce(unit, '-') AS unit"
+	      " FROM certificates) u ORDER BY u.unit",
+	      params);
+	t[n] = (struct table){ "messages_by_month", "Surat per bulan",
+		               { "month", "signed", "encrypted", "unsigned",
+		                 "failed" },
+		               5, NULL, 0 };
+	messages(db, &t[n++], "strftime('%m', a.at, 'unixepoch')", params, 1);
+	t[n] = (struct table){ "messages_by_unit",
+		               "Surat menurut Perangkat Daerah",
+		               { "unit", "signed", "encrypted", "unsigned",
+		                 "failed" },
+		               5, NULL, 0 };
+	messages(db, &t[n++], "coalesce(c.unit, '-')", params, 0);
+	t[n] = (struct table){ "unsigned_reasons",
+		               "Surat tanpa tanda tangan: alasan",
+		               { "reason", "messages" },
+		               2, NULL, 0 };
+	query(db, &t[n++],
+	      "SELECT result, count(*) FROM audit WHERE action = 'unsigned'"
+	      " AND at >= ?1 AND at < ?2 AND ?3 IS NOT NULL"
+	      " GROUP BY result ORDER BY 2 DESC, 1",
+	      params);
+	t[n] = (struct table){ "unsigned_mailboxes",
+		               "Kotak surat yang mengirim surat dinas tanpa "
+		               "tanda tangan",
+		               { "mailbox", "messages" },
+		               2, NULL, 0 };
+	query(db, &t[n++],
+	      "SELECT from_addr, count(*) FROM audit WHERE action = 'unsigned'"
+	      " AND from_addr IS NOT NULL AND at >= ?1 AND at < ?2"
+	      " AND ?3 IS NOT NULL GROUP BY from_addr ORDER BY 2 DESC, 1",
+	      params);
+	t[n] = (struct table){ "late_renewals", "Pembaruan yang terlambat",
+		               { "mailbox", "expired", "renewed", "days_late" },
+		               4, NULL, 0 };
+	query(db, &t[n++],
+	      "SELECT r.mailbox, datetime(c.not_after, 'unixepoch'),"
+	      " datetime(r.completed_at, 'unixepoch'),"
+	      " (r.completed_at - c.not_after) / 86400"
+	      " FROM renewals r JOIN certificates c ON c.id = r.old_cert_id"
+	      " WHERE r.completed_at >= ?1 AND r.completed_at < ?2"
+	      " AND r.completed_at > c.not_after AND ?3 IS NOT NULL"
+	      " ORDER BY 1",
+	      params);
+
+	if (strcmp(format, "csv") == 0)
+		out_csv(t, n, (int)year);
+	else if (strcmp(format, "json") == 0)
+		out_json(t, n, (int)year);
+	else
+		out_html(t, n, (int)year, 2);
+	for (size_t i = 0; i < n; i++)
+		table_free(&t[i]);
+	db_close(db);
+	config_free(cfg);
+	return EX_OK;
+}
