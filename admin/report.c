@@ -210,6 +210,41 @@ static void html_text(const char *s)
 	}
 }
 
+/* Column names and months in words, for the people who read the HTML. */
+static const char *label(const char *key)
+{
+	static const char *const map[][2] = {
+		{ "kind", "Jenis" },
+		{ "active", "Aktif" },
+		{ "issued", "Diterbitkan" },
+		{ "renewed", "Diperbarui" },
+		{ "revoked", "Dicabut" },
+		{ "expired", "Kedaluwarsa" },
+		{ "unit", "Perangkat Daerah" },
+		{ "month", "Bulan" },
+		{ "signed", "Ditandatangani" },
+		{ "encrypted", "Dienkripsi" },
+		{ "unsigned", "Tanpa tanda tangan" },
+		{ "failed", "Gagal" },
+		{ "reason", "Alasan" },
+		{ "messages", "Jumlah surat" },
+		{ "mailbox", "Kotak surat" },
+		{ "days_late", "Terlambat (hari)" },
+		{ "individual", "perorangan" },
+		{ "role", "jabatan/organisasi" },
+		{ "system", "sistem elektronik" },
+		{ "01", "Januari" },   { "02", "Februari" }, { "03", "Maret" },
+		{ "04", "April" },     { "05", "Mei" },      { "06", "Juni" },
+		{ "07", "Juli" },      { "08", "Agustus" },  { "09", "September" },
+		{ "10", "Oktober" },   { "11", "November" }, { "12", "Desember" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(key, map[i][0]) == 0)
+			return map[i][1];
+	return key;
+}
+
 static void html_table(const struct table *t)
 {
 	printf("<h2>");
@@ -217,7 +252,7 @@ static void html_table(const struct table *t)
 	printf("</h2>\n<table>\n<tr>");
 	for (int c = 0; c < t->ncols; c++) {
 		printf("<th>");
-		html_text(t->cols[c]);
+		html_text(label(t->cols[c]));
 		printf("</th>");
 	}
 	printf("</tr>\n");
@@ -231,7 +266,8 @@ static void html_table(const struct table *t)
 			printf("<td%s>", c > 0 && numeric(t->rows[r][c]) ?
 			                     " class=\"n\"" :
 			                     "");
-			html_text(t->rows[r][c]);
+			html_text(c == 0 ? label(t->rows[r][c]) :
+			                   t->rows[r][c]);
 			printf("</td>");
 		}
 		printf("</tr>\n");
@@ -277,12 +313,12 @@ static void html_bars(const struct table *t, const char *title)
 			printf("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
 			       "fill=\"%s\"><title>",
 			       x, y, bw - 8, bh, colours[(c - 1) % 4]);
-			html_text(t->cols[c]);
+			html_text(label(t->cols[c]));
 			printf(": %s</title></rect>\n", t->rows[r][c]);
 		}
 		printf("<text x=\"%d\" y=\"%d\" font-size=\"11\">", x,
 		       h - bottom + 14);
-		html_text(t->rows[r][0]);
+		html_text(t->rows[r][0]); /* month numbers fit under the bars */
 		printf("</text>\n");
 	}
 	for (int c = 1; c < t->ncols; c++) {
@@ -290,7 +326,7 @@ static void html_bars(const struct table *t, const char *title)
 		       "fill=\"%s\"/><text x=\"%d\" y=\"%d\" font-size=\"11\">",
 		       left + (c - 1) * 140, h + 8, colours[(c - 1) % 4],
 		       left + (c - 1) * 140 + 14, h + 17);
-		html_text(t->cols[c]);
+		html_text(label(t->cols[c]));
 		printf("</text>\n");
 	}
 	printf("</svg>\n");
