@@ -9,15 +9,11 @@ export TOP
 CTL=$ME_CTL
 
 work=$(mktemp -d /tmp/smime-admin.XXXXXX)
-n=0
 cleanup() {
 	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-tap() { if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi; }
-bail() { nok "$*"; echo "1..$n"; exit 1; }
+. "$TOP/tests/lib/tap.sh"
 # expect CODE DESCRIPTION COMMAND...: the command exits with CODE
 expect() {
 	_want=$1 _what=$2

@@ -9,15 +9,11 @@ export TOP
 CTL=$ME_CTL
 
 work=$(mktemp -d /tmp/smime-report.XXXXXX)
-n=0
 cleanup() {
 	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-tap() { if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi; }
-bail() { nok "$*"; echo "1..$n"; exit 1; }
+. "$TOP/tests/lib/tap.sh"
 
 sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
 pki=$work/pki

@@ -11,17 +11,13 @@ export TOP
 CTL=$ME_CTL
 
 work=$(mktemp -d /tmp/smime-notify.XXXXXX)
-n=0
 cleanup() {
 	pf_stop >/dev/null 2>&1
 	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-tap() { if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi; }
-bail() { nok "$*"; echo "1..$n"; exit 1; }
+. "$TOP/tests/lib/tap.sh"
 
 sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
 pki=$work/pki

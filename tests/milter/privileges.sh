@@ -12,17 +12,13 @@ MILTC=$TOP/tests/bench/miltc
 
 work=$(mktemp -d /tmp/smime-priv.XXXXXX)
 pid=
-n=0
 cleanup() {
 	me_stop "$pid"
 	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-tap() { if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi; }
-bail() { nok "$*"; echo "1..$n"; exit 1; }
+. "$TOP/tests/lib/tap.sh"
 
 [ "$(id -u)" = 0 ] || bail "runs as root (it tests the privilege drop)"
 id nobody >/dev/null 2>&1 || bail "user nobody exists"
