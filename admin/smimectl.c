@@ -273,8 +273,7 @@ static int cmd_import(int argc, char **argv)
 		die(EX_DATAERR, "refused: certificate %s expired on %s",
 		    ci.serial, time_fmt(ci.not_after, t, sizeof(t)));
 	}
-	if (cert_check_signing(cert, mbox, ci.not_before + 1, err,
-	                       sizeof(err)) != 0)
+	if (cert_check_usage(cert, mbox, err, sizeof(err)) != 0)
 		die(EX_DATAERR, "refused: %s", err);
 	if (ci.not_before > time(NULL)) {
 		char t[40];

@@ -373,19 +373,22 @@ time_t asn1_time_to_time(const ASN1_TIME *t)
 	return timegm(&tm);
 }
 
-int cert_check_signing(X509 *x, const char *mailbox, time_t now, char *err,
-                       size_t errlen)
+int validity_check(time_t not_before, time_t not_after, time_t now,
+                   char *err, size_t errlen)
 {
-	time_t nb = asn1_time_to_time(X509_get0_notBefore(x));
-	time_t na = asn1_time_to_time(X509_get0_notAfter(x));
 	char tb[40];
 
-	if (now < nb)
+	if (now < not_before)
 		return seterr(err, errlen, "certificate is not valid before %s",
-		              time_fmt(nb, tb, sizeof(tb)));
-	if (now > na)
+		              time_fmt(not_before, tb, sizeof(tb)));
+	if (now > not_after)
 		return seterr(err, errlen, "certificate expired on %s",
-		              time_fmt(na, tb, sizeof(tb)));
+		              time_fmt(not_after, tb, sizeof(tb)));
+	return 0;
+}
+
+int cert_check_usage(X509 *x, const char *mailbox, char *err, size_t errlen)
+{
 	if (X509_check_purpose(x, X509_PURPOSE_SMIME_SIGN, 0) != 1) {
 		ERR_clear_error();
 		return seterr(err, errlen,
@@ -399,6 +402,16 @@ int cert_check_signing(X509 *x, const char *mailbox, time_t now, char *err,
 		              "emailAddress)",
 		              mailbox);
 	return 0;
+}
+
+int cert_check_signing(X509 *x, const char *mailbox, time_t now, char *err,
+                       size_t errlen)
+{
+	if (validity_check(asn1_time_to_time(X509_get0_notBefore(x)),
+	                   asn1_time_to_time(X509_get0_notAfter(x)), now, err,
+	                   errlen) != 0)
+		return -1;
+	return cert_check_usage(x, mailbox, err, errlen);
 }
 
 int cert_matches_key(X509 *x, EVP_PKEY *key)

@@ -72,6 +72,14 @@ char *cert_first_email(X509 *x);
 int cert_check_signing(X509 *x, const char *mailbox, time_t now, char *err,
                        size_t errlen);
 
+/* The parts of cert_check_signing: the validity period at time now (from
+ * times already extracted), and what does not change with time (key
+ * usage, extended key usage, the mailbox).  Snapshots check usage once at
+ * load; messages only compare times.  Return 0 or -1 with err filled. */
+int validity_check(time_t not_before, time_t not_after, time_t now,
+                   char *err, size_t errlen);
+int cert_check_usage(X509 *x, const char *mailbox, char *err, size_t errlen);
+
 /* 1 when key is the private half of x's public key. */
 int cert_matches_key(X509 *x, EVP_PKEY *key);
 

@@ -187,8 +187,9 @@ enum msg_verdict msg_eoh(struct msg *m, int outbound, const char **reason)
 		         m->from, e->problem ? e->problem : "no key");
 		VERDICT(e->key_fault ? MSG_ERROR : MSG_NOCERT, why);
 	}
-	if (cert_check_signing(e->cert, m->from, time(NULL), err,
-	                       sizeof(err)) != 0) {
+	/* usage and address were checked when the snapshot was built */
+	if (validity_check(e->not_before, e->not_after, time(NULL), err,
+	                   sizeof(err)) != 0) {
 		snprintf(why, sizeof(why), "certificate %s of %s: %s", e->serial,
 		         m->from, err);
 		VERDICT(MSG_NOCERT, why);

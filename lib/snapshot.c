@@ -67,6 +67,8 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 		b->oom = 1;
 		return 1;
 	}
+	e->not_before = c->not_before;
+	e->not_after = c->not_after;
 	if (e->cert == NULL) {
 		snprintf(err, sizeof(err), "stored certificate does not parse");
 	} else if (!str_ieq(c->status, "active")) {
@@ -85,12 +87,18 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 			EVP_PKEY_free(e->key);
 			e->key = NULL;
 			e->key_fault = 1;
+		} else if (cert_check_usage(e->cert, e->address, err,
+		                            sizeof(err)) != 0) {
+			/* static properties: checked here once, not per
+			 * message; such a mailbox has no usable certificate */
+			EVP_PKEY_free(e->key);
+			e->key = NULL;
 		} else {
 			b->s->nusable++;
 			/* validity is checked per message; here it is only
 			 * worth a warning (and a failure of -n) */
-			if (cert_check_signing(e->cert, e->address, time(NULL),
-			                       err, sizeof(err)) != 0) {
+			if (validity_check(e->not_before, e->not_after,
+			                   time(NULL), err, sizeof(err)) != 0) {
 				b->problems++;
 				adderr(b->warn, b->warnlen, "%s: %s", e->address,
 				       err);

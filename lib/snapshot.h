@@ -24,6 +24,7 @@ struct signer_entry {
 	char *serial;
 	char *status;   /* certificate status in the database */
 	X509 *cert;
+	time_t not_before, not_after; /* of cert, for the per-message check */
 	STACK_OF(X509) *chain;
 	EVP_PKEY *key;  /* NULL when unusable: see problem */
 	char *problem;  /* why this mailbox cannot sign, or NULL */
