@@ -20,21 +20,10 @@ ME_MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
 ME_CTL=${SMIMECTL:-$TOP/admin/smimectl}
 ME_PY=/usr/bin/python3
 
+# the free-port probe lives in postfix.sh
+. "$TOP/tests/lib/postfix.sh"
 me_free_ports() {
-	"$ME_PY" - "$1" <<'EOF'
-import socket, sys
-socks, ports = [], []
-while len(ports) < int(sys.argv[1]):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-    p = s.getsockname()[1]
-    if p not in ports:
-        ports.append(p)
-for s in socks:
-    s.close()
-print("\n".join(map(str, ports)))
-EOF
+	pf_free_ports "$@"
 }
 
 me_conf() {
