@@ -4,6 +4,13 @@
 #
 #   sh tests/e2e/postfix.sh          (KEEP=1 keeps the work directory)
 #
+# KEYSTORE=pkcs11 (tests/e2e/postfix-hsm.sh) keeps every private key on a
+# private SoftHSM2 token instead (tests/lib/hsm.sh): the milter config gets
+# the pkcs11_* keys and the mailboxes are imported with --pkcs11-uri (andi
+# and sekda with --cert, the others through the certificate object on the
+# token); everything else is the same.  The default, KEYSTORE=files, imports
+# PKCS#12 and PEM files.
+#
 # Builds a fresh PKI (tests/lib/pki.sh), a milter config and SQLite DB with
 # smimectl, starts the milter on a free loopback port and a private Postfix
 # (tests/lib/postfix.sh) whose smtpd uses it, plus a second smtpd without the
@@ -26,6 +33,7 @@ PY=/usr/bin/python3
 SC="$TOP/tests/lib/smimecheck.py"
 MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
 CTL=${SMIMECTL:-$TOP/admin/smimectl}
+KEYSTORE=${KEYSTORE:-files}
 
 work=$(mktemp -d /tmp/smime-e2e.XXXXXX)
 chmod 0755 "$work"
@@ -77,6 +85,11 @@ else
 	bail "test PKI created"
 fi
 pki=$work/pki
+if [ "$KEYSTORE" = pkcs11 ]; then
+	. "$TOP/tests/lib/hsm.sh"
+	hsm_fixture "$work/hsm" "$pki" || bail "SoftHSM2 token with the five keys and certificates"
+	ok "SoftHSM2 token $HSM_TOKEN with the five keys and certificates"
+fi
 
 mkdir -p "$work/gen/good" "$work/gen/bad" "$work/send" "$work/out"
 "$PY" "$TOP/tests/lib/mkcorpus.py" "$work/gen/good" "$work/gen/bad" ||
@@ -102,6 +115,7 @@ on_no_certificate = "accept";
 digest = "sha256";
 max_memory_body = 1048576;
 EOF
+[ "$KEYSTORE" = pkcs11 ] && hsm_conf_lines >>"$conf"
 
 ctl() { # ctl DESCRIPTION ARGS...
 	_d=$1
@@ -115,21 +129,40 @@ ctl() { # ctl DESCRIPTION ARGS...
 	fi
 }
 ctl "smimectl init" init
-ctl "smimectl import andi (individual, PKCS#12)" import \
-	--mailbox andi@banjarkota.go.id --kind individual \
+# imp NAME KIND DESCRIPTION FILE-ARGS...: imports NAME@banjarkota.go.id from
+# the files, or with KEYSTORE=pkcs11 from the token
+imp() {
+	_n=$1 _k=$2 _d=$3
+	shift 3
+	if [ "$KEYSTORE" = pkcs11 ]; then
+		case $_n in
+		andi | sekda) set -- --cert "$pki/$_n.crt.pem" ;;
+		*) set -- ;;
+		esac
+		_d="$_n ($_k, key on the token${1:+, --cert})"
+		set -- --pkcs11-uri "$(hsm_uri "$HSM_TOKEN" "$_n")" "$@"
+	fi
+	ctl "smimectl import $_d" import --mailbox "$_n@banjarkota.go.id" --kind "$_k" "$@"
+}
+imp andi individual "andi (individual, PKCS#12)" \
 	--p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass"
-ctl "smimectl import sekda (role, PEM cert + key)" import \
-	--mailbox sekda@banjarkota.go.id --kind role \
+imp sekda role "sekda (role, PEM cert + key)" \
 	--cert "$pki/sekda.crt.pem" --key "$pki/sekda.key.pem"
-ctl "smimectl import noreply (system, PKCS#12)" import \
-	--mailbox noreply@banjarkota.go.id --kind system \
+imp noreply system "noreply (system, PKCS#12)" \
 	--p12 "$pki/noreply.p12" --passphrase-file "$pki/noreply.pass"
-ctl "smimectl import legacy (address only in subject DN, PKCS#12)" import \
-	--mailbox legacy@banjarkota.go.id --kind individual \
+imp legacy individual "legacy (address only in subject DN, PKCS#12)" \
 	--p12 "$pki/legacy.p12" --passphrase-file "$pki/legacy.pass"
-ctl "smimectl import ec (EC P-256, PKCS#12)" import \
-	--mailbox ec@banjarkota.go.id --kind individual \
+imp ec individual "ec (EC P-256, PKCS#12)" \
 	--p12 "$pki/ec.p12" --passphrase-file "$pki/ec.pass"
+if [ "$KEYSTORE" = pkcs11 ]; then
+	# no key file anywhere for the milter to fall back to
+	for a in andi sekda noreply legacy ec; do
+		rm -f "$pki/$a.key.pem" "$pki/$a.p12" "$pki/$a.legacy.p12" "$pki/$a.pass"
+	done
+	left=$(find "$work/keys" -type f \( -name '*.p12' -o -name '*.pem' -o -name '*.pass' \) |
+		xargs -r grep -lE 'PRIVATE KEY' 2>/dev/null; find "$work/keys" -name '*.p12' -o -name '*.pass')
+	tap "$([ -z "$left" ]; echo $?)" "no key file in key_dir after the token imports${left:+: $(echo $left)}"
+fi
 "$CTL" -c "$conf" list >"$work/list.out" 2>&1
 missing=
 for a in andi sekda noreply legacy ec; do

@@ -135,3 +135,39 @@ hsm_access() {
 		priv && $1 == "label:" { sub(/^[ \t]*label:[ \t]*/, ""); lab = $0 }
 		priv && lab == want && $1 == "Access:" { sub(/^[ \t]*Access:[ \t]*/, ""); print; exit }'
 }
+
+# The shared fixture of the PKCS#11 tests.
+#   hsm_fixture DIR PKI      hsm_setup DIR; token "banjar" (user PIN in
+#                            HSM_PIN, SO PIN so-HSM_PIN) holding the keys of
+#                            PKI/NAME.key.pem for andi, sekda, noreply, legacy,
+#                            ec with ids 01..05 (HSM_ID_NAME) and labels NAME,
+#                            each with its certificate object (same id and
+#                            label); PIN file DIR/banjar.pin (0600) in
+#                            HSM_PIN_FILE.
+#   hsm_conf_lines [RETRY] [SESSIONS]
+#                            prints the pkcs11_* lines of a milter config for
+#                            that token, one per line
+HSM_TOKEN=banjar
+HSM_PIN=banjar-1234
+HSM_PIN_FILE=
+HSM_ID_andi=01 HSM_ID_sekda=02 HSM_ID_noreply=03 HSM_ID_legacy=04 HSM_ID_ec=05
+
+hsm_fixture() {
+	_hfd=$1 _hfp=$2
+	hsm_setup "$_hfd" || return 1
+	hsm_init_token "$HSM_TOKEN" "$HSM_PIN" || return 1
+	for _hfn in andi sekda noreply legacy ec; do
+		eval "_hfi=\$HSM_ID_$_hfn"
+		hsm_import_key "$HSM_TOKEN" "$HSM_PIN" "$_hfp/$_hfn.key.pem" "$_hfn" "$_hfi" || return 1
+		hsm_write_cert "$HSM_TOKEN" "$HSM_PIN" "$_hfp/$_hfn.crt.pem" "$_hfn" "$_hfi" || return 1
+	done
+	HSM_PIN_FILE=$_hfd/$HSM_TOKEN.pin
+	hsm_pin_file "$HSM_PIN_FILE" "$HSM_PIN"
+}
+
+hsm_conf_lines() {
+	echo "pkcs11_module = \"$HSM_MODULE\";"
+	echo "pkcs11_tokens = ( { token = \"$HSM_TOKEN\"; pin_file = \"$HSM_PIN_FILE\"; } );"
+	echo "pkcs11_sessions = ${2:-4};"
+	echo "pkcs11_retry = ${1:-2};"
+}
