@@ -568,6 +568,7 @@ struct p11_key {
 	CK_OBJECT_HANDLE h;
 	unsigned gen; /* token generation h belongs to */
 	enum key_state state;
+	int mismatch; /* the object is not the certificate's key */
 	time_t last_try;
 	char why[256];
 	struct p11_key *next;
@@ -718,8 +719,8 @@ static void token_down(struct p11_token *t, const char *why)
 	t->down_since = t->last_try = time(NULL);
 	report(1,
 	       "PKCS#11 token \"%s\" unavailable (%s): mail to be signed with "
-	       "its keys gets the on_error action until it is back; retrying "
-	       "every %d s",
+	       "its keys gets the on_error action until the token returns; "
+	       "retrying every %d s",
 	       tname(t), why, t->ctx->retry);
 }
 
@@ -1092,8 +1093,10 @@ static int key_resolve(struct p11_key *k, char *err, size_t errlen)
 	if (!key_check_pub(k, s, h[0], why, sizeof(why))) {
 		snprintf(k->why, sizeof(k->why), "PKCS#11 key %s %s", k->uri,
 		         why);
+		k->mismatch = 1;
 		goto out;
 	}
+	k->mismatch = 0;
 	k->h = h[0];
 	k->gen = t->gen;
 	if (k->state == KEY_MISSING)
@@ -1538,7 +1541,7 @@ static int ctx_key(struct p11_ctx *c, const char *uri, EVP_PKEY *pub,
 	if (p11_key_ready(k, err, errlen))
 		return 0;
 	/* a key of another certificate is a mistake, not an outage */
-	if (k->state == KEY_MISSING && strstr(k->why, "is not the key of")) {
+	if (k->state == KEY_MISSING && k->mismatch) {
 		EVP_PKEY_free(*out);
 		*out = NULL;
 		if (keyp)
