@@ -7,7 +7,7 @@ DESTDIR   ?=
 
 CC        ?= cc
 PKGS      := openssl sqlite3 libconfig
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) p11-kit-1)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 CFLAGS    ?= -O2 -g

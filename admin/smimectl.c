@@ -65,7 +65,7 @@ struct db *open_db(struct config *cfg, enum db_open_mode mode)
 	return db;
 }
 
-static const char *actor(void)
+const char *actor(void)
 {
 	static char buf[64];
 	struct passwd *pw = getpwuid(getuid());
@@ -164,11 +164,12 @@ static int cmd_import(int argc, char **argv)
 		{ "nip", required_argument, NULL, 'n' },
 		{ "unit", required_argument, NULL, 'u' },
 		{ "contact", required_argument, NULL, 'C' },
+		{ "pkcs11-uri", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *mailbox = NULL, *kind = NULL, *p12 = NULL, *pass = NULL,
 	           *certf = NULL, *keyf = NULL, *owner = NULL, *nip = NULL,
-	           *unit = NULL, *contact = NULL;
+	           *unit = NULL, *contact = NULL, *uri = NULL;
 	struct config *cfg;
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
@@ -195,15 +196,18 @@ static int cmd_import(int argc, char **argv)
 		case 'n': nip = optarg; break;
 		case 'u': unit = optarg; break;
 		case 'C': contact = optarg; break;
+		case 'U': uri = optarg; break;
 		default: return EX_USAGE;
 		}
 	}
-	if (!mailbox || !kind || (!p12 == !certf) || (p12 && !pass) ||
+	if (!mailbox || !kind || (uri && (p12 || keyf || pass)) ||
+	    (!uri && !p12 == !certf) || (p12 && !pass) ||
 	    (certf && !keyf && pass) || optind != argc)
 		die(EX_USAGE,
 		    "usage: import --mailbox ADDR --kind individual|role|system"
 		    " (--p12 FILE --passphrase-file FILE | --cert PEM --key PEM"
-		    " [--passphrase-file FILE] | --cert PEM (after renew))"
+		    " [--passphrase-file FILE] | --pkcs11-uri URI [--cert PEM]"
+		    " | --cert PEM (after renew or keygen))"
 		    " [--owner NAME] [--nip NIP] [--unit UNIT] [--contact ADDR]");
 	if (contact && strchr(contact, '@') == NULL)
 		die(EX_USAGE, "--contact %s is not a mail address", contact);
@@ -220,7 +224,21 @@ static int cmd_import(int argc, char **argv)
 		        mbox, conf_path);
 
 	/* read and check everything before writing anything */
-	if (p12) {
+	if (uri) {
+		/* the key stays on its token: use it as the milter's user */
+		become_user(cfg);
+		if (certf) {
+			STACK_OF(X509) *sk;
+			if (cert_read_file(certf, &sk, err, sizeof(err)) != 0)
+				die(EX_DATAERR, "refused: %s", err);
+			cert = sk_X509_shift(sk);
+			extra = sk;
+		} else {
+			cert = hsm_cert_of_key(cfg, uri);
+			extra = sk_X509_new_null();
+		}
+		key = hsm_key_for_cert(cfg, uri, cert);
+	} else if (p12) {
 		if (keystore_read_pkcs12(p12, pass, &key, &cert, &extra, err,
 		                         sizeof(err)) != 0)
 			die(EX_DATAERR, "refused: %s", err);
@@ -254,7 +272,9 @@ static int cmd_import(int argc, char **argv)
 			ref.location = ren.key_location;
 			ref.secret_file = ren.secret_file;
 		}
-		if (keystore_load_key(&ref, &key, err, sizeof(err)) != 0)
+		if (ref.backend == KEY_PKCS11)
+			key = hsm_key_for_cert(cfg, ref.location, cert);
+		else if (keystore_load_key(&ref, &key, err, sizeof(err)) != 0)
 			die(EX_DATAERR, "refused: %s", err);
 	}
 	if (cert_info_get(cert, &ci) != 0)
@@ -282,7 +302,14 @@ static int cmd_import(int argc, char **argv)
 		        ci.serial, time_fmt(ci.not_before, t, sizeof(t)));
 	}
 	chain = cert_build_chain(cert, extra, cfg->ca_file);
-	if (ren.id > 0) {
+	if (uri) {
+		snprintf(keypath, sizeof(keypath), "%s", uri);
+		db = open_db(cfg, DB_READWRITE);
+		if (db_cert_exists(db, ci.fingerprint))
+			die(EX_DATAERR,
+			    "refused: certificate %s is already imported",
+			    ci.serial);
+	} else if (ren.id > 0) {
 		/* the key is already in key_dir */
 		snprintf(keypath, sizeof(keypath), "%s", ren.key_location);
 		snprintf(passpath, sizeof(passpath), "%s",
@@ -327,7 +354,8 @@ static int cmd_import(int argc, char **argv)
 	dc.fingerprint = ci.fingerprint;
 	dc.not_before = ci.not_before;
 	dc.not_after = ci.not_after;
-	dc.key_backend = ren.id > 0 ? ren.key_backend :
+	dc.key_backend = uri        ? (char *)"pkcs11" :
+	                 ren.id > 0 ? ren.key_backend :
 	                              (char *)(p12 ? "pkcs12" : "pem");
 	dc.key_location = keypath;
 	dc.secret_file = (pass || (ren.id > 0 && ren.secret_file)) ? passpath :
@@ -345,7 +373,7 @@ static int cmd_import(int argc, char **argv)
 	     db_renewal_complete(db, ren.id, dc.id, err, sizeof(err)) != 0) ||
 	    db_commit(db, err, sizeof(err)) != 0) {
 		db_rollback(db);
-		if (ren.id == 0) {
+		if (ren.id == 0 && !uri) {
 			unlink(keypath);
 			if (pass)
 				unlink(passpath);
@@ -801,26 +829,28 @@ static int renew_mapping(void *arg, const char *address, const struct db_cert *c
 	rf->c.kind = xstrdup(c->kind);
 	rf->c.serial = xstrdup(c->serial);
 	rf->c.cert_pem = xstrdup(c->cert_pem);
+	rf->c.key_backend = xstrdup(c->key_backend);
+	rf->c.key_location = xstrdup(c->key_location);
 	rf->found = 1;
 	return 1;
 }
 
-/* A PKCS#10 request for key, with the subject and subjectAltName of old. */
-static X509_REQ *make_csr(X509 *old, EVP_PKEY *key, int ec)
+/* A PKCS#10 request for key with subject and (if not NULL) a copy of the
+ * subjectAltName extension san; key usage fits S/MIME. */
+X509_REQ *make_csr(const X509_NAME *subject, const X509_EXTENSION *san,
+                   EVP_PKEY *key, int ec)
 {
 	X509_REQ *req = X509_REQ_new();
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-	int idx = X509_get_ext_by_NID(old, NID_subject_alt_name, -1);
 	X509_EXTENSION *ku, *eku;
 
 	if (req == NULL || exts == NULL ||
 	    !X509_REQ_set_version(req, 0) ||
-	    !X509_REQ_set_subject_name(req, X509_get_subject_name(old)) ||
+	    !X509_REQ_set_subject_name(req, subject) ||
 	    !X509_REQ_set_pubkey(req, key))
 		goto fail;
-	if (idx >= 0)
-		sk_X509_EXTENSION_push(exts,
-		                       X509_EXTENSION_dup(X509_get_ext(old, idx)));
+	if (san)
+		sk_X509_EXTENSION_push(exts, X509_EXTENSION_dup(san));
 	ku = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
 	                         ec ? "critical,digitalSignature,keyAgreement" :
 	                              "critical,digitalSignature,keyEncipherment");
@@ -841,6 +871,34 @@ fail:
 	return NULL;
 }
 
+FILE *open_csr(const char *outdir, const char *mbox, char *path,
+               size_t pathlen)
+{
+	FILE *f;
+
+	snprintf(path, pathlen, "%s/%s.csr.pem", outdir, mbox);
+	f = fopen(path, "w");
+	if (f == NULL)
+		die(EX_CANTCREAT, "%s: %s", path, strerror(errno));
+	return f;
+}
+
+char *write_csr(FILE *f, X509_REQ *req, const char *path)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *pem;
+	long len;
+
+	if (bio == NULL || !PEM_write_bio_X509_REQ(bio, req))
+		die(EX_SOFTWARE, "cannot encode the certificate request");
+	len = BIO_get_mem_data(bio, &data);
+	pem = strndup(data, (size_t)len);
+	BIO_free(bio);
+	if (pem == NULL || fputs(pem, f) == EOF || fclose(f) != 0)
+		die(EX_CANTCREAT, "%s: %s", path, strerror(errno));
+	return pem;
+}
+
 static int cmd_renew(int argc, char **argv)
 {
 	const char *addr = NULL, *type = "rsa2048", *outdir = ".";
@@ -853,10 +911,10 @@ static int cmd_renew(int argc, char **argv)
 	X509_REQ *req;
 	PKCS12 *p12;
 	BIO *bio;
+	const X509_EXTENSION *san;
 	char err[1024], mbox[320], csrpath[4096], keypath[4096], passpath[4096];
-	char pass[65], *csr_pem, *data;
+	char pass[65], *csr_pem, *newuri = NULL;
 	unsigned char rnd[32];
-	long len;
 	FILE *f;
 	int fd, ec;
 
@@ -894,26 +952,42 @@ static int cmd_renew(int argc, char **argv)
 
 	/* the new key and the request */
 	ec = strcmp(type, "ec-p256") == 0;
+	san = X509_get_ext(sk_X509_value(sk, 0),
+	                   X509_get_ext_by_NID(sk_X509_value(sk, 0),
+	                                       NID_subject_alt_name, -1));
+	if (str_ieq(rf.c.key_backend, "pkcs11")) {
+		/* the new key is born on the token of the current one */
+		char label[400];
+		f = open_csr(outdir, mbox, csrpath, sizeof(csrpath));
+		become_user(cfg);
+		snprintf(label, sizeof(label), "%s renewal %ld", mbox,
+		         (long)time(NULL));
+		key = hsm_keygen(cfg, rf.c.key_location, label, type, &newuri,
+		                 &ren.pubkey_sha256);
+		req = make_csr(X509_get_subject_name(sk_X509_value(sk, 0)), san,
+		               key, ec);
+		if (req == NULL)
+			die(EX_SOFTWARE, "cannot build the certificate request");
+		csr_pem = write_csr(f, req, csrpath);
+		ren.key_backend = "pkcs11";
+		ren.key_location = newuri;
+		ren.secret_file = NULL;
+		snprintf(keypath, sizeof(keypath), "%s", newuri);
+		goto record;
+	}
 	key = ec ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") :
 	           EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
 	                             (size_t)(strcmp(type, "rsa3072") ? 2048 :
 	                                                                3072));
 	if (key == NULL)
 		die(EX_SOFTWARE, "key generation failed");
-	req = make_csr(sk_X509_value(sk, 0), key, ec);
+	req = make_csr(X509_get_subject_name(sk_X509_value(sk, 0)), san, key,
+	               ec);
 	if (req == NULL)
 		die(EX_SOFTWARE, "cannot build the certificate request");
-	bio = BIO_new(BIO_s_mem());
-	PEM_write_bio_X509_REQ(bio, req);
-	len = BIO_get_mem_data(bio, &data);
-	csr_pem = strndup(data, (size_t)len);
-	BIO_free(bio);
-
 	/* the CSR goes where the caller wants it, written as the caller */
-	snprintf(csrpath, sizeof(csrpath), "%s/%s.csr.pem", outdir, mbox);
-	f = fopen(csrpath, "w");
-	if (f == NULL || fputs(csr_pem, f) == EOF || fclose(f) != 0)
-		die(EX_CANTCREAT, "%s: %s", csrpath, strerror(errno));
+	f = open_csr(outdir, mbox, csrpath, sizeof(csrpath));
+	csr_pem = write_csr(f, req, csrpath);
 
 	/* the key waits in key_dir, in a PKCS#12 with a random passphrase */
 	become_user(cfg);
@@ -947,20 +1021,24 @@ static int cmd_renew(int argc, char **argv)
 	BIO_free(bio);
 	PKCS12_free(p12);
 
-	ren.mailbox = mbox;
-	ren.kind = rf.c.kind;
 	ren.key_backend = "pkcs12";
 	ren.key_location = keypath;
 	ren.secret_file = passpath;
+record:
+	ren.mailbox = mbox;
+	ren.kind = rf.c.kind;
 	db = open_db(cfg, DB_READWRITE);
 	if (db_begin(db, err, sizeof(err)) != 0 ||
 	    db_renewal_add(db, &ren, csr_pem, rf.c.id, actor(), err,
 	                   sizeof(err)) != 0 ||
 	    db_commit(db, err, sizeof(err)) != 0) {
 		db_rollback(db);
-		unlink(keypath);
-		unlink(passpath);
-		die(EX_TEMPFAIL, "nothing recorded: %s", err);
+		if (newuri == NULL) {
+			unlink(keypath);
+			unlink(passpath);
+		}
+		die(EX_TEMPFAIL, "nothing recorded: %s%s", err,
+		    newuri ? " (the new key stays on the token)" : "");
 	}
 	printf("renewal %lld for %s (%s): new %s key in %s\n"
 	       "certificate request: %s\n"
@@ -969,6 +1047,7 @@ static int cmd_renew(int argc, char **argv)
 	       ren.id, mbox, rf.c.serial, type, keypath, csrpath, mbox,
 	       rf.c.kind);
 	free(ren.pubkey_sha256);
+	free(newuri);
 	free(csr_pem);
 	X509_REQ_free(req);
 	EVP_PKEY_free(key);
@@ -1501,7 +1580,11 @@ static const struct command {
 	{ "init", cmd_init, "create or migrate the database" },
 	{ "import", cmd_import,
 	  "--mailbox ADDR --kind individual|role|system (--p12 FILE "
-	  "--passphrase-file FILE | --cert PEM --key PEM)" },
+	  "--passphrase-file FILE | --cert PEM --key PEM | --pkcs11-uri URI "
+	  "[--cert PEM] | --cert PEM after renew/keygen)" },
+	{ "keygen", cmd_keygen,
+	  "--mailbox ADDR --pkcs11-uri URI [--key-type T] [--out DIR]" },
+	{ "tokens", cmd_tokens, "[--module PATH]   (PKCS#11 slots and keys)" },
 	{ "list", cmd_list, "[--kind K] [--unit U] [--status S] [--json]" },
 	{ "map", cmd_map, "ADDR CERT   (CERT: id, serial or fingerprint)" },
 	{ "unmap", cmd_unmap, "ADDR" },

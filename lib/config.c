@@ -20,7 +20,8 @@ enum ktype {
 	K_STRLIST,
 	K_INTLIST,
 	K_CIDRLIST,
-	K_DIGEST
+	K_DIGEST,
+	K_TOKENLIST
 };
 
 struct keydef {
@@ -77,6 +78,15 @@ static const struct keydef keys[] = {
 	  "path of the alert text", 0 },
 	{ "alert_from", K_STR, NULL, 0, 0, OFF(alert_from), 0,
 	  "mail address", 0 },
+	{ "pkcs11_module", K_STR, NULL, 0, 0, OFF(pkcs11_module), 0,
+	  "path of the PKCS#11 module", 0 },
+	{ "pkcs11_tokens", K_TOKENLIST, NULL, 0, 0, OFF(pkcs11_token), 0,
+	  "( { token = \"LABEL\"; pin_file = \"PATH\"; }, ... )",
+	  OFF(npkcs11_tokens) },
+	{ "pkcs11_sessions", K_INT, "8", 1, 256, OFF(pkcs11_sessions), 0,
+	  "sessions per token", 0 },
+	{ "pkcs11_retry", K_INT, "5", 1, 3600, OFF(pkcs11_retry), 0,
+	  "seconds", 0 },
 };
 
 const char *action_name(enum action a)
@@ -215,6 +225,12 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		free(cfg->domains[i]);
 	free(cfg->domains);
+	for (size_t i = 0; i < cfg->npkcs11_tokens; i++) {
+		free(cfg->pkcs11_token[i]);
+		free(cfg->pkcs11_pin_file[i]);
+	}
+	free(cfg->pkcs11_token);
+	free(cfg->pkcs11_pin_file);
 	free(cfg->alert_days);
 	free(cfg->internal);
 	free(cfg->path);
@@ -364,6 +380,57 @@ static int key_store(struct config *cfg, const struct keydef *k,
 					out[m++] = vals[i];
 			*(long long **)(base + k->off) = out;
 			*(size_t *)(base + k->cnt_off) = m;
+		}
+		break;
+	}
+	case K_TOKENLIST: {
+		int n;
+		if (s == NULL)
+			break;
+		if (type != CONFIG_TYPE_LIST)
+			BAD("must be a list of groups: %s", k->help);
+		n = config_setting_length(s);
+		cfg->pkcs11_token = calloc((size_t)n + 1, sizeof(char *));
+		cfg->pkcs11_pin_file = calloc((size_t)n + 1, sizeof(char *));
+		if (cfg->pkcs11_token == NULL || cfg->pkcs11_pin_file == NULL)
+			BAD("out of memory");
+		for (int i = 0; i < n; i++) {
+			config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+			const char *tok = NULL, *pin = NULL;
+			int eline = config_setting_source_line(g);
+			if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+				BAD("entry %d must be a group: %s", i + 1,
+				    k->help);
+			for (int j = 0; j < config_setting_length(g); j++) {
+				config_setting_t *m = config_setting_get_elem(g, (unsigned)j);
+				const char *mn = config_setting_name(m);
+				if (strcmp(mn, "token") && strcmp(mn, "pin_file")) {
+					line = config_setting_source_line(m);
+					BAD("entry %d: unknown key '%s' (token, "
+					    "pin_file)", i + 1, mn);
+				}
+			}
+			if (!config_setting_lookup_string(g, "token", &tok) ||
+			    !*tok ||
+			    !config_setting_lookup_string(g, "pin_file", &pin) ||
+			    !*pin) {
+				line = eline;
+				BAD("entry %d needs token and pin_file strings",
+				    i + 1);
+			}
+			for (int j = 0; j < i; j++)
+				if (strcmp(cfg->pkcs11_token[j], tok) == 0) {
+					line = eline;
+					BAD("token \"%s\" is listed twice", tok);
+				}
+			if (pin[0] != '/') {
+				line = eline;
+				BAD("entry %d: pin_file must be an absolute path",
+				    i + 1);
+			}
+			cfg->pkcs11_token[i] = xstrdup(tok);
+			cfg->pkcs11_pin_file[i] = xstrdup(pin);
+			cfg->npkcs11_tokens = (size_t)i + 1;
 		}
 		break;
 	}

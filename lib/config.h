@@ -48,6 +48,12 @@ struct config {
 	char *sendmail_path; /* local MTA for alerts */
 	char *alert_template; /* file with the alert text, or NULL: built in */
 	char *alert_from;    /* From: of alerts */
+	char *pkcs11_module; /* default PKCS#11 module for pkcs11: keys */
+	char **pkcs11_token; /* pkcs11_tokens: label ... */
+	char **pkcs11_pin_file; /* ... and its PIN file */
+	size_t npkcs11_tokens;
+	long long pkcs11_sessions; /* session pool per token */
+	long long pkcs11_retry;    /* seconds between reconnect attempts */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 };

@@ -2,6 +2,7 @@
 #include "message.h"
 #include "certstore.h"
 #include "cms.h"
+#include "p11.h"
 #include "spool.h"
 #include "util.h"
 
@@ -142,7 +143,7 @@ enum msg_verdict msg_eoh(struct msg *m, int outbound, const char **reason)
 	const struct config *cfg = m->snap->cfg;
 	const struct signer_entry *e;
 	const char *r;
-	char err[256];
+	char err[512];
 
 #define VERDICT(v, text)                                                       \
 	do {                                                                   \
@@ -186,6 +187,10 @@ enum msg_verdict msg_eoh(struct msg *m, int outbound, const char **reason)
 		snprintf(why, sizeof(why), "certificate of %s unusable: %s",
 		         m->from, e->problem ? e->problem : "no key");
 		VERDICT(e->key_fault ? MSG_ERROR : MSG_NOCERT, why);
+	}
+	if (e->hsm && !p11_key_ready(e->hsm, err, sizeof(err))) {
+		snprintf(why, sizeof(why), "key of %s: %s", m->from, err);
+		VERDICT(MSG_ERROR, why);
 	}
 	/* usage and address were checked when the snapshot was built */
 	if (validity_check(e->not_before, e->not_after, time(NULL), err,
@@ -341,8 +346,11 @@ int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
 		goto out;
 	}
 	if (cms_sign_digest(e->cert, e->chain, e->key, m->snap->md, dgst, dlen,
-	                    m->signing_time, &der, &derlen, err, errlen) != 0)
+	                    m->signing_time, &der, &derlen, err, errlen) != 0) {
+		if (e->hsm && *p11_last_error())
+			seterr(err, errlen, "%s", p11_last_error());
 		goto out;
+	}
 
 	/* header edits: Content-* move inside, multipart/signed outside */
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {

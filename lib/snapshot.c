@@ -4,6 +4,7 @@
 #include "certstore.h"
 #include "cms.h"
 #include "db.h"
+#include "p11.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -31,6 +32,59 @@ static void entry_clear(struct signer_entry *e)
 	sk_X509_pop_free(e->chain, X509_free);
 	EVP_PKEY_free(e->key);
 	free(e->problem);
+}
+
+/* The entry's key is on a PKCS#11 token: the snapshot's p11 context logs in
+ * once per token; a token that is down now leaves a key that recovers by
+ * itself (messages get on_error meanwhile). */
+static int add_pkcs11(struct build *b, struct signer_entry *e,
+                      const struct db_cert *c)
+{
+	const struct config *cfg = b->s->cfg;
+	char err[512];
+	int rc;
+
+	if (b->s->p11 == NULL) {
+		struct p11_settings set = {
+			.module = cfg->pkcs11_module,
+			.pin_tokens = cfg->pkcs11_token,
+			.pin_files = cfg->pkcs11_pin_file,
+			.npins = cfg->npkcs11_tokens,
+			.sessions = (int)cfg->pkcs11_sessions,
+			.retry = (int)cfg->pkcs11_retry,
+		};
+		b->s->p11 = p11_ctx_new(&set);
+		if (b->s->p11 == NULL) {
+			b->oom = 1;
+			return 1;
+		}
+	}
+	rc = p11_ctx_key(b->s->p11, c->key_location, e->cert, &e->key,
+	                 &e->hsm, err, sizeof(err));
+	if (rc == 0 && cert_check_usage(e->cert, e->address, err,
+	                                sizeof(err)) != 0) {
+		EVP_PKEY_free(e->key);
+		e->key = NULL;
+		e->hsm = NULL;
+		rc = -1;
+	} else if (rc == 0) {
+		b->s->nusable++;
+		if (validity_check(e->not_before, e->not_after, time(NULL), err,
+		                   sizeof(err)) != 0) {
+			b->problems++;
+			adderr(b->warn, b->warnlen, "%s: %s", e->address, err);
+		}
+		return 0;
+	} else if (rc == 1) {
+		/* the entry keeps its key: usable again once the token or
+		 * the key is back, without a reload */
+	} else {
+		e->key_fault = 1;
+	}
+	e->problem = xstrdup(err);
+	b->problems++;
+	adderr(b->warn, b->warnlen, "%s: %s", e->address, err);
+	return 0;
 }
 
 static int add_mapping(void *arg, const char *address, const struct db_cert *c)
@@ -74,6 +128,8 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 	} else if (!str_ieq(c->status, "active")) {
 		snprintf(err, sizeof(err), "certificate %s is %s", c->serial,
 		         c->status);
+	} else if (key_backend_parse(c->key_backend) == KEY_PKCS11) {
+		return add_pkcs11(b, e, c);
 	} else {
 		ref.backend = key_backend_parse(c->key_backend);
 		ref.location = c->key_location;
@@ -214,6 +270,7 @@ void snapshot_unref(struct snapshot *s)
 	for (size_t i = 0; i < s->nentries; i++)
 		entry_clear(&s->entries[i]);
 	free(s->entries);
+	p11_ctx_free(s->p11); /* after the keys it handed out */
 	audit_queue_free(s->audit, 5000);
 	EVP_MD_free(s->md);
 	config_free(s->cfg);

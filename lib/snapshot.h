@@ -17,6 +17,8 @@
 #include "config.h"
 
 struct audit_queue;
+struct p11_ctx;
+struct p11_key;
 
 struct signer_entry {
 	char *address; /* lower-case */
@@ -29,6 +31,7 @@ struct signer_entry {
 	EVP_PKEY *key;  /* NULL when unusable: see problem */
 	char *problem;  /* why this mailbox cannot sign, or NULL */
 	int key_fault;  /* 1: problem is an operational fault (key unreadable) */
+	struct p11_key *hsm; /* the key is on a PKCS#11 token (or NULL) */
 };
 
 struct snapshot {
@@ -38,6 +41,7 @@ struct snapshot {
 	struct config *cfg;
 	EVP_MD *md; /* fetched once per snapshot */
 	struct audit_queue *audit; /* audit log writer */
+	struct p11_ctx *p11; /* tokens and sessions of PKCS#11 keys, or NULL */
 	struct signer_entry *entries; /* sorted by address */
 	size_t nentries;
 	size_t nusable;

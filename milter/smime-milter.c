@@ -26,6 +26,7 @@
 #include "log.h"
 #include "milter.h"
 #include "mwrap.h"
+#include "p11.h"
 #include "snapshot.h"
 
 static const char *conf_path = CONFIG_DEFAULT_PATH;
@@ -556,6 +557,7 @@ int main(int argc, char **argv)
 
 	malloc_tune();
 	audit_reporter = audit_report;
+	p11_reporter = audit_report;
 	while ((opt = getopt(argc, argv, "c:fnt:s:T:Vh")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -148,6 +148,41 @@ int main(void)
 	       strstr(err, "on_error: unknown action"),
 	   "several problems are all reported");
 
+	/* PKCS#11 settings */
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "pkcs11_module = \"/usr/lib/softhsm/libsofthsm2.so\";\n"
+	          "pkcs11_tokens = ( { token = \"banjar\"; pin_file = "
+	          "\"/etc/p1\"; }, { token = \"kota\"; pin_file = "
+	          "\"/etc/p2\"; } );\n",
+	          &cfg, err, sizeof(err));
+	ok(rc == 0 && cfg->npkcs11_tokens == 2 &&
+	       strcmp(cfg->pkcs11_token[1], "kota") == 0 &&
+	       strcmp(cfg->pkcs11_pin_file[0], "/etc/p1") == 0 &&
+	       cfg->pkcs11_sessions == 8 && cfg->pkcs11_retry == 5,
+	   "pkcs11_tokens read, sessions and retry default to 8 and 5 (%s)",
+	   err);
+	if (rc == 0)
+		config_free(cfg);
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "pkcs11_tokens = ( { token = \"b\"; pin = \"/x\"; } );\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:3: pkcs11_tokens: entry 1: unknown "
+	                          "key 'pin'"),
+	   "unknown key in a token group named with its line (%s)", err);
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "pkcs11_tokens = ( { token = \"b\"; pin_file = \"/x\"; },"
+	          " { token = \"b\"; pin_file = \"/y\"; } );\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "listed twice"), "a token listed twice (%s)",
+	   err);
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "pkcs11_tokens = ( { token = \"b\"; pin_file = \"pin\"; } );"
+	          "\npkcs11_sessions = 0;\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "absolute path") &&
+	       strstr(err, "pkcs11_sessions"),
+	   "relative pin_file and 0 sessions both reported (%s)", err);
+
 	{
 		char cmd[600];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
