@@ -206,36 +206,36 @@ tap $? "smime-milter -t signs sekda@ (certificate from the token object); verifi
 mkdir -p "$work/csr"
 # keygen_case ADDR LABEL TYPE SERIAL ALGO-REGEX
 keygen_case() {
-	_a=$1 _l=$2 _t=$3 _s=$4 _algo=$5
-	_p0=$(privkeys)
-	expect 0 "keygen $_t for $_a on the token" "$CTL" -c "$conf" keygen --mailbox "$_a" \
-		--pkcs11-uri "$(hsm_uri "$HSM_TOKEN" "$_l")" --key-type "$_t" --out "$work/csr" || return 1
-	_csr=$work/csr/$_a.csr.pem
-	[ -s "$_csr" ]
-	tap $? "$_t: CSR written to --out DIR/$_a.csr.pem" || return 1
-	_p1=$(privkeys)
-	tap "$([ "$_p1" = $((_p0 + 1)) ]; echo $?)" "$_t: one new private key object on the token ($_p0 -> $_p1)"
-	_acc=$(hsm_access "$HSM_TOKEN" "$HSM_PIN" "$_l")
-	nonextractable "$_acc"
-	tap $? "$_t: pkcs11-tool says the key '$_l' is sensitive and never extractable (Access: $_acc)"
-	openssl req -in "$_csr" -verify -noout >/dev/null 2>&1
-	tap $? "$_t: openssl req -verify accepts the CSR"
-	openssl req -in "$_csr" -noout -text | grep -qE "$_algo"
-	tap $? "$_t: the CSR key is $(openssl req -in "$_csr" -noout -text | grep -m1 -E 'Public-Key|ASN1 OID' | sed 's/^ *//')"
-	spki_of_csr "$_csr" "$work/csr.der"
-	_id=$(token_id_of_pub "$work/csr.der")
-	tap "$([ -n "$_id" ]; echo $?)" "$_t: the CSR's public key is the token's public key object${_id:+ (id $_id)}"
-	[ -n "$_id" ] && [ -n "$(private_access_by_id "$_id")" ]
-	tap $? "$_t: ... and a private key object with that id is on the token"
-	issue "$_csr" "$_a" "$_s" "$work/$_l.crt.pem"
-	tap $? "$_t: the test CA issues a certificate from the CSR" || return 1
-	expect 0 "$_t: import --cert completes the pending key" "$CTL" -c "$conf" import \
-		--mailbox "$_a" --kind individual --cert "$work/$_l.crt.pem"
-	listed "$_a"
-	tap $? "$_t: list shows $_a"
-	expect 0 "$_t: smime-milter -n passes" "$ME_MILTER" -c "$conf" -n
-	signs_with "$_a" "$_s"
-	tap $? "$_t: smime-milter -t signs mail from $_a with the key on the token; verifies"
+	kc_a=$1 kc_l=$2 kc_t=$3 kc_s=$4 kc_algo=$5
+	kc_p0=$(privkeys)
+	expect 0 "keygen $kc_t for $kc_a on the token" "$CTL" -c "$conf" keygen --mailbox "$kc_a" \
+		--pkcs11-uri "$(hsm_uri "$HSM_TOKEN" "$kc_l")" --key-type "$kc_t" --out "$work/csr" || return 1
+	kc_csr=$work/csr/$kc_a.csr.pem
+	[ -s "$kc_csr" ]
+	tap $? "$kc_t: CSR written to --out DIR/$kc_a.csr.pem" || return 1
+	kc_p1=$(privkeys)
+	tap "$([ "$kc_p1" = $((kc_p0 + 1)) ]; echo $?)" "$kc_t: one new private key object on the token ($kc_p0 -> $kc_p1)"
+	kc_acc=$(hsm_access "$HSM_TOKEN" "$HSM_PIN" "$kc_l")
+	nonextractable "$kc_acc"
+	tap $? "$kc_t: pkcs11-tool says the key '$kc_l' is sensitive and never extractable (Access: $kc_acc)"
+	openssl req -in "$kc_csr" -verify -noout >/dev/null 2>&1
+	tap $? "$kc_t: openssl req -verify accepts the CSR"
+	openssl req -in "$kc_csr" -noout -text | grep -qE "$kc_algo"
+	tap $? "$kc_t: the CSR key is $(openssl req -in "$kc_csr" -noout -text | grep -m1 -E 'Public-Key|ASN1 OID' | sed 's/^ *//')"
+	spki_of_csr "$kc_csr" "$work/csr.der"
+	kc_id=$(token_id_of_pub "$work/csr.der")
+	tap "$([ -n "$kc_id" ]; echo $?)" "$kc_t: the CSR's public key is the token's public key object${kc_id:+ (id $kc_id)}"
+	[ -n "$kc_id" ] && [ -n "$(private_access_by_id "$kc_id")" ]
+	tap $? "$kc_t: ... and a private key object with that id is on the token"
+	issue "$kc_csr" "$kc_a" "$kc_s" "$work/$kc_l.crt.pem"
+	tap $? "$kc_t: the test CA issues a certificate from the CSR" || return 1
+	expect 0 "$kc_t: import --cert completes the pending key" "$CTL" -c "$conf" import \
+		--mailbox "$kc_a" --kind individual --cert "$work/$kc_l.crt.pem"
+	listed "$kc_a"
+	tap $? "$kc_t: list shows $kc_a"
+	expect 0 "$kc_t: smime-milter -n passes" "$ME_MILTER" -c "$conf" -n
+	signs_with "$kc_a" "$kc_s"
+	tap $? "$kc_t: smime-milter -t signs mail from $kc_a with the key on the token; verifies"
 }
 keygen_case budi@banjarkota.go.id budi rsa2048 7001 'Public-Key: \(2048 bit\)'
 keygen_case dewi@banjarkota.go.id dewi ec-p256 7002 'prime256v1|P-256'
@@ -281,9 +281,9 @@ print(" ".join(sorted(r["serial"] + ":" + r["status"] for r in rows)))')
 		nok "renew: the test CA issues a certificate from the CSR"
 	fi
 fi
-if grep -qE "$HSM_PIN|wrong-pin-0000" "$work"/*.out "$work/out" "$work/err" 2>/dev/null; then
-	nok "the PIN never appears in smimectl output"
+if grep -qaE "$HSM_PIN|wrong-pin-0000" "$work"/*.out "$work/out" "$work/err" "$work/smime.db" 2>/dev/null; then
+	nok "the PIN never appears in smimectl output or in the database"
 else
-	ok "the PIN never appears in smimectl output"
+	ok "the PIN never appears in smimectl output or in the database"
 fi
 echo "1..$n"

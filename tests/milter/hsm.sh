@@ -153,11 +153,13 @@ else
 	sed 's/^/#   /' "$work/a.res" | head
 fi
 # eight messages on four parallel connections: the session pool
+pids=
 for k in 1 2 3 4; do
 	send "$port" "$work/par$k.res" "$work/in/andi.eml=$work/out/par$k-1.eml" \
 		"$work/in/ec.eml=$work/out/par$k-2.eml" &
+	pids="$pids $!"
 done
-wait
+for p in $pids; do wait "$p"; done
 bad=0
 for k in 1 2 3 4; do
 	grep -qx 'm1.bodychange=1' "$work/par$k.res" && grep -qx 'm2.bodychange=1' "$work/par$k.res" || bad=$((bad + 1))
