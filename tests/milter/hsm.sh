@@ -15,7 +15,8 @@
 #   (d) token directory moved away while the milter runs: tempfail, one
 #       "unavailable" line however many messages and retry periods; moved
 #       back: signing resumes within pkcs11_retry (polled up to 15 s) without
-#       a restart, one "is back" line, same pid
+#       a restart, one "is back" line, same pid; (d2) the same with the
+#       whole SoftHSM tokendir moved away (C_Initialize fails meanwhile)
 # Prints TAP.  KEEP=1 keeps the work directory.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -29,12 +30,12 @@ CLI=$TOP/tests/lib/miltercli.py
 RETRY=2
 
 work=$(mktemp -d /tmp/smime-hsm.XXXXXX)
-pid= pid2=
+pid= pid2= moved=
 cleanup() {
 	me_stop "$pid"
 	me_stop "$pid2"
-	# a token directory moved away by (d) must not survive a failed run
-	[ -d "$work/tokdir.away" ] && [ -n "${tokdir:-}" ] && mv "$work/tokdir.away" "$tokdir"
+	# a directory moved away by (d) must not survive a failed run
+	[ -d "$work/tokdir.away" ] && [ -n "${moved:-}" ] && mv "$work/tokdir.away" "$moved"
 	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -260,45 +261,56 @@ signed_ok "(e) sekda@ still signed, verifies" "$work/e.res" m3 "$work/out/e-sekd
 	"$work/in/sekda.eml" sekda@banjarkota.go.id
 
 # ---------------------------------------------------------------- (d) token gone
-before=$(wc -l <"$work/milter.log")
-mv "$tokdir" "$work/tokdir.away" || bail "token directory moved away"
-allt=0
-for k in 1 2 3 4 5 6; do
-	send "$port" "$work/d$k.res" "$work/in/andi.eml"
-	tempfailed "$work/d$k.res" m1 || allt=$((allt + 1))
-	sleep 1
-done
-tap $allt "(d) token directory gone: 6 messages over 6 s ($((6 / RETRY)) retry periods) each got tempfail ($allt not)"
-[ $allt = 0 ] || grep '^m1\.' "$work/d6.res" | sed 's/^/#   /'
-c=$(logsince "$work/milter.log" "$before" | grep -c 'unavailable')
-tap "$([ "$c" = 1 ]; echo $?)" "(d) exactly one 'unavailable' log line for the event (found $c)"
-[ "$c" = 1 ] || logsince "$work/milter.log" "$before" | grep 'unavailable' | head -5 | sed 's/^/#   log: /'
-mv "$work/tokdir.away" "$tokdir" || bail "token directory moved back"
-back=$(date +%s)
-signed=no
-i=0
-while [ $i -lt 15 ]; do
-	sleep 1
-	i=$((i + 1))
-	send "$port" "$work/d-back.res" "$work/in/andi.eml=$work/out/d-back.eml"
-	if grep -qx 'm1.bodychange=1' "$work/d-back.res"; then
-		signed=yes
-		break
+# outage TAG DIR WHAT: moves DIR away while messages come in, then back
+outage() {
+	o_tag=$1 o_dir=$2 o_what=$3
+	before=$(wc -l <"$work/milter.log")
+	mv "$o_dir" "$work/tokdir.away" || bail "$o_tag $o_what moved away"
+	moved=$o_dir
+	allt=0
+	for k in 1 2 3 4 5 6; do
+		send "$port" "$work/d$k.res" "$work/in/andi.eml"
+		tempfailed "$work/d$k.res" m1 || allt=$((allt + 1))
+		sleep 1
+	done
+	tap $allt "$o_tag $o_what gone: 6 messages over 6 s ($((6 / RETRY)) retry periods) each got tempfail ($allt not)"
+	[ $allt = 0 ] || grep '^m1\.' "$work/d6.res" | sed 's/^/#   /'
+	c=$(logsince "$work/milter.log" "$before" | grep -c 'unavailable')
+	tap "$([ "$c" = 1 ]; echo $?)" "$o_tag exactly one 'unavailable' log line for the event (found $c)"
+	[ "$c" = 1 ] || logsince "$work/milter.log" "$before" | grep 'unavailable' | head -5 | sed 's/^/#   log: /'
+	mv "$work/tokdir.away" "$o_dir" || bail "$o_tag $o_what moved back"
+	moved=
+	back=$(date +%s)
+	signed=no
+	i=0
+	while [ $i -lt 15 ]; do
+		sleep 1
+		i=$((i + 1))
+		send "$port" "$work/d-back.res" "$work/in/andi.eml=$work/out/d-back.eml"
+		if grep -qx 'm1.bodychange=1' "$work/d-back.res"; then
+			signed=yes
+			break
+		fi
+	done
+	if [ $signed = yes ]; then
+		ok "$o_tag $o_what back: signing resumed without restart after $(($(date +%s) - back)) s (pkcs11_retry = $RETRY)"
+		signed_ok "$o_tag first message after the token came back verifies" "$work/d-back.res" m1 \
+			"$work/out/d-back.eml" "$work/in/andi.eml" andi@banjarkota.go.id
+	else
+		nok "$o_tag $o_what back: signing resumed within 15 s without restart"
+		grep '^m1\.' "$work/d-back.res" | sed 's/^/#   /'
 	fi
-done
-if [ $signed = yes ]; then
-	ok "(d) token back: signing resumed without restart after $(($(date +%s) - back)) s (pkcs11_retry = $RETRY)"
-	signed_ok "(d) first message after the token came back verifies" "$work/d-back.res" m1 \
-		"$work/out/d-back.eml" "$work/in/andi.eml" andi@banjarkota.go.id
-else
-	nok "(d) token back: signing resumed within 15 s without restart"
-	grep '^m1\.' "$work/d-back.res" | sed 's/^/#   /'
-fi
-c=$(logsince "$work/milter.log" "$before" | grep -c 'is back')
-tap "$([ "$c" = 1 ]; echo $?)" "(d) exactly one 'is back' log line (found $c)"
-send "$port" "$work/d-more.res" "$work/in/sekda.eml=$work/out/d-more.eml"
-signed_ok "(d) sekda@ after the token came back: signed, verifies" "$work/d-more.res" m1 \
-	"$work/out/d-more.eml" "$work/in/sekda.eml" sekda@banjarkota.go.id
+	c=$(logsince "$work/milter.log" "$before" | grep -c 'is back')
+	tap "$([ "$c" = 1 ]; echo $?)" "$o_tag exactly one 'is back' log line (found $c)"
+	send "$port" "$work/d-more.res" "$work/in/sekda.eml=$work/out/d-more.eml"
+	signed_ok "$o_tag sekda@ after the token came back: signed, verifies" "$work/d-more.res" m1 \
+		"$work/out/d-more.eml" "$work/in/sekda.eml" sekda@banjarkota.go.id
+}
+# the token's own directory: SoftHSM's C_GetTokenInfo fails until the module
+# is finalized and initialized again
+outage "(d)" "$tokdir" "token directory"
+# all of directories.tokendir: C_Initialize itself fails while it is away
+outage "(d2)" "$HSM_DIR/tokens" "whole SoftHSM tokendir"
 
 # ---------------------------------------------------------------- health
 if kill -0 "$pid" 2>/dev/null && [ "$(tr -d ' \n' <"$conf.pid" 2>/dev/null)" = "$pid" ]; then
