@@ -94,6 +94,7 @@ int cmd_tokens(int argc, char **argv)
 	become_user(cfg);
 	if (p11_list(hsm_ctx(cfg), module, stdout, err, sizeof(err)) != 0)
 		die(EX_UNAVAILABLE, "%s", err);
+	config_free(cfg);
 	return EX_OK;
 }
 
