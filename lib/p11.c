@@ -619,15 +619,19 @@ struct p11_ctx *p11_ctx_new(const struct p11_settings *set)
 	return c;
 }
 
+/* Also frees a token that token_for() built only in part. */
 static void token_free(struct p11_token *t)
 {
-	/* sessions of an older module generation died with C_Finalize */
-	pthread_rwlock_rdlock(&t->mod->rw);
-	if (t->gen == t->mod->gen && t->mod->ok)
-		for (int i = 0; i < t->nfree; i++)
-			t->mod->f->C_CloseSession(t->pool[i]);
-	pthread_rwlock_unlock(&t->mod->rw);
-	module_put(t->mod);
+	if (t->mod) {
+		/* sessions of an older module generation died with
+		 * C_Finalize */
+		pthread_rwlock_rdlock(&t->mod->rw);
+		if (t->gen == t->mod->gen && t->mod->ok)
+			for (int i = 0; i < t->nfree; i++)
+				t->mod->f->C_CloseSession(t->pool[i]);
+		pthread_rwlock_unlock(&t->mod->rw);
+		module_put(t->mod);
+	}
 	if (t->pin) {
 		OPENSSL_cleanse(t->pin, t->pinlen);
 		free(t->pin);
@@ -1426,8 +1430,12 @@ static struct p11_token *token_for(struct p11_ctx *c, const struct p11_uri *u,
 			return NULL;
 	}
 	t = calloc(1, sizeof(*t));
-	if (t == NULL)
-		goto oom;
+	if (t == NULL) {
+		OPENSSL_cleanse(pin, sizeof(pin));
+		return seterr(err, errlen, "out of memory"), NULL;
+	}
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
 	t->ctx = c;
 	t->slot_id = u->slot_id;
 	t->label = dup_or_null(u->token);
@@ -1438,43 +1446,27 @@ static struct p11_token *token_for(struct p11_ctx *c, const struct p11_uri *u,
 	if (pinf) {
 		t->pin = malloc((size_t)plen + 1);
 		t->pin_origin = strdup(pinf);
-		if (t->pin == NULL || t->pin_origin == NULL)
-			goto oom;
-		memcpy(t->pin, pin, (size_t)plen + 1);
+		if (t->pin)
+			memcpy(t->pin, pin, (size_t)plen + 1);
 		t->pinlen = (size_t)plen;
 	}
 	OPENSSL_cleanse(pin, sizeof(pin));
-	if (t->pool == NULL)
-		goto oom;
+	/* a label lost to a failed strdup would match any token */
+	if (t->pool == NULL || (u->token && !t->label) ||
+	    (u->serial && !t->serial) ||
+	    (u->manufacturer && !t->manufacturer) ||
+	    (u->model && !t->model) || (pinf && (!t->pin || !t->pin_origin))) {
+		token_free(t);
+		return seterr(err, errlen, "out of memory"), NULL;
+	}
 	t->mod = module_get(module, err, errlen);
 	if (t->mod == NULL) {
-		free(t->label);
-		free(t->serial);
-		free(t->manufacturer);
-		free(t->model);
-		free(t->pool);
-		if (t->pin)
-			OPENSSL_cleanse(t->pin, t->pinlen);
-		free(t->pin);
-		free(t->pin_origin);
-		free(t);
+		token_free(t);
 		return NULL;
 	}
-	pthread_mutex_init(&t->mu, NULL);
-	pthread_cond_init(&t->cv, NULL);
 	t->next = c->tokens;
 	c->tokens = t;
 	return t;
-oom:
-	OPENSSL_cleanse(pin, sizeof(pin));
-	if (t) {
-		free(t->pool);
-		free(t->pin);
-		free(t->pin_origin);
-		free(t);
-	}
-	seterr(err, errlen, "out of memory");
-	return NULL;
 }
 
 static struct p11_key *key_new(struct p11_ctx *c, const char *uri,

@@ -34,56 +34,48 @@ static void entry_clear(struct signer_entry *e)
 	free(e->problem);
 }
 
-/* The entry's key is on a PKCS#11 token: the snapshot's p11 context logs in
- * once per token; a token that is down now leaves a key that recovers by
- * itself (messages get on_error meanwhile). */
-static int add_pkcs11(struct build *b, struct signer_entry *e,
-                      const struct db_cert *c)
+/*
+ * e's private key, checked against its certificate.  Returns 0 (usable),
+ * 1 when e->key is a PKCS#11 key that cannot sign now but recovers by
+ * itself once its token or object is back (no reload needed), or -1 (an
+ * operational fault); err says why.  PKCS#11 keys share the snapshot's
+ * context: one login per token.
+ */
+static int load_key(struct build *b, struct signer_entry *e,
+                    const struct db_cert *c, char *err, size_t errlen)
 {
 	const struct config *cfg = b->s->cfg;
-	char err[512];
-	int rc;
+	struct key_ref ref;
 
-	if (b->s->p11 == NULL) {
-		struct p11_settings set = {
-			.module = cfg->pkcs11_module,
-			.pin_tokens = cfg->pkcs11_token,
-			.pin_files = cfg->pkcs11_pin_file,
-			.npins = cfg->npkcs11_tokens,
-			.sessions = (int)cfg->pkcs11_sessions,
-			.retry = (int)cfg->pkcs11_retry,
-		};
-		b->s->p11 = p11_ctx_new(&set);
+	if (key_backend_parse(c->key_backend) == KEY_PKCS11) {
 		if (b->s->p11 == NULL) {
-			b->oom = 1;
-			return 1;
+			struct p11_settings set = {
+				.module = cfg->pkcs11_module,
+				.pin_tokens = cfg->pkcs11_token,
+				.pin_files = cfg->pkcs11_pin_file,
+				.npins = cfg->npkcs11_tokens,
+				.sessions = (int)cfg->pkcs11_sessions,
+				.retry = (int)cfg->pkcs11_retry,
+			};
+			b->s->p11 = p11_ctx_new(&set);
+			if (b->s->p11 == NULL)
+				return seterr(err, errlen, "out of memory");
 		}
+		/* the token proves the key is the certificate's */
+		return p11_ctx_key(b->s->p11, c->key_location, e->cert, &e->key,
+		                   &e->hsm, err, errlen);
 	}
-	rc = p11_ctx_key(b->s->p11, c->key_location, e->cert, &e->key,
-	                 &e->hsm, err, sizeof(err));
-	if (rc == 0 && cert_check_usage(e->cert, e->address, err,
-	                                sizeof(err)) != 0) {
+	ref.backend = key_backend_parse(c->key_backend);
+	ref.location = c->key_location;
+	ref.secret_file = c->secret_file;
+	if (keystore_load_key(&ref, &e->key, err, errlen) != 0)
+		return -1;
+	if (!cert_matches_key(e->cert, e->key)) {
 		EVP_PKEY_free(e->key);
 		e->key = NULL;
-		e->hsm = NULL;
-		rc = -1;
-	} else if (rc == 0) {
-		b->s->nusable++;
-		if (validity_check(e->not_before, e->not_after, time(NULL), err,
-		                   sizeof(err)) != 0) {
-			b->problems++;
-			adderr(b->warn, b->warnlen, "%s: %s", e->address, err);
-		}
-		return 0;
-	} else if (rc == 1) {
-		/* the entry keeps its key: usable again once the token or
-		 * the key is back, without a reload */
-	} else {
-		e->key_fault = 1;
+		return seterr(err, errlen, "key %s does not match certificate %s",
+		              c->key_location, c->serial);
 	}
-	e->problem = xstrdup(err);
-	b->problems++;
-	adderr(b->warn, b->warnlen, "%s: %s", e->address, err);
 	return 0;
 }
 
@@ -93,7 +85,7 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 	struct signer_entry *e;
 	STACK_OF(X509) *certs;
 	char err[512];
-	struct key_ref ref;
+	int rc;
 
 	if (b->s->nentries == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 64;
@@ -128,39 +120,27 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 	} else if (!str_ieq(c->status, "active")) {
 		snprintf(err, sizeof(err), "certificate %s is %s", c->serial,
 		         c->status);
-	} else if (key_backend_parse(c->key_backend) == KEY_PKCS11) {
-		return add_pkcs11(b, e, c);
+	} else if ((rc = load_key(b, e, c, err, sizeof(err))) < 0) {
+		e->key_fault = 1;
+	} else if (rc == 1) {
+		/* keeps its key: usable again without a reload */
+	} else if (cert_check_usage(e->cert, e->address, err, sizeof(err)) !=
+	           0) {
+		/* static properties: checked here once, not per message;
+		 * such a mailbox has no usable certificate */
+		EVP_PKEY_free(e->key);
+		e->key = NULL;
+		e->hsm = NULL;
 	} else {
-		ref.backend = key_backend_parse(c->key_backend);
-		ref.location = c->key_location;
-		ref.secret_file = c->secret_file;
-		if (keystore_load_key(&ref, &e->key, err, sizeof(err)) != 0) {
-			e->key_fault = 1;
-		} else if (!cert_matches_key(e->cert, e->key)) {
-			snprintf(err, sizeof(err),
-			         "key %s does not match certificate %s",
-			         c->key_location, c->serial);
-			EVP_PKEY_free(e->key);
-			e->key = NULL;
-			e->key_fault = 1;
-		} else if (cert_check_usage(e->cert, e->address, err,
-		                            sizeof(err)) != 0) {
-			/* static properties: checked here once, not per
-			 * message; such a mailbox has no usable certificate */
-			EVP_PKEY_free(e->key);
-			e->key = NULL;
-		} else {
-			b->s->nusable++;
-			/* validity is checked per message; here it is only
-			 * worth a warning (and a failure of -n) */
-			if (validity_check(e->not_before, e->not_after,
-			                   time(NULL), err, sizeof(err)) != 0) {
-				b->problems++;
-				adderr(b->warn, b->warnlen, "%s: %s", e->address,
-				       err);
-			}
-			return 0;
+		b->s->nusable++;
+		/* validity is checked per message; here it is only worth a
+		 * warning (and a failure of -n) */
+		if (validity_check(e->not_before, e->not_after, time(NULL),
+		                   err, sizeof(err)) != 0) {
+			b->problems++;
+			adderr(b->warn, b->warnlen, "%s: %s", e->address, err);
 		}
+		return 0;
 	}
 	e->problem = xstrdup(err);
 	b->problems++;
