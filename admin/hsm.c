@@ -155,13 +155,8 @@ int cmd_keygen(int argc, char **argv)
 		die(EX_USAGE, "usage: keygen --mailbox ADDR --pkcs11-uri URI "
 		    "[--key-type rsa2048|rsa3072|ec-p256] [--kind K] "
 		    "[--out DIR]");
-	if (strcmp(type, "rsa2048") && strcmp(type, "rsa3072") &&
-	    strcmp(type, "ec-p256"))
-		die(EX_USAGE, "--key-type must be rsa2048, rsa3072 or ec-p256");
-	if (strcmp(kind, "individual") && strcmp(kind, "role") &&
-	    strcmp(kind, "system"))
-		die(EX_USAGE, "--kind must be individual, role or system, not '%s'",
-		    kind);
+	check_key_type(type);
+	check_kind(kind);
 	if (addr_from_header(mailbox, mbox, sizeof(mbox), err, sizeof(err)) != 0)
 		die(EX_USAGE, "--mailbox %s: %s", mailbox, err);
 	if (p11_uri_parse(uri, &u, err, sizeof(err)) != 0)

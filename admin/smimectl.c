@@ -100,6 +100,21 @@ void become_user(const struct config *cfg)
 		    strerror(errno));
 }
 
+void check_kind(const char *kind)
+{
+	if (strcmp(kind, "individual") && strcmp(kind, "role") &&
+	    strcmp(kind, "system"))
+		die(EX_USAGE, "--kind must be individual, role or system, not '%s'",
+		    kind);
+}
+
+void check_key_type(const char *type)
+{
+	if (strcmp(type, "rsa2048") && strcmp(type, "rsa3072") &&
+	    strcmp(type, "ec-p256"))
+		die(EX_USAGE, "--key-type must be rsa2048, rsa3072 or ec-p256");
+}
+
 /* ---- init ------------------------------------------------------------ */
 
 static int cmd_init(int argc, char **argv)
@@ -211,10 +226,7 @@ static int cmd_import(int argc, char **argv)
 		    " [--owner NAME] [--nip NIP] [--unit UNIT] [--contact ADDR]");
 	if (contact && strchr(contact, '@') == NULL)
 		die(EX_USAGE, "--contact %s is not a mail address", contact);
-	if (strcmp(kind, "individual") && strcmp(kind, "role") &&
-	    strcmp(kind, "system"))
-		die(EX_USAGE, "--kind must be individual, role or system, not '%s'",
-		    kind);
+	check_kind(kind);
 	if (addr_from_header(mailbox, mbox, sizeof(mbox), err, sizeof(err)) != 0)
 		die(EX_USAGE, "--mailbox %s: %s", mailbox, err);
 	cfg = load_config();
@@ -931,9 +943,7 @@ static int cmd_renew(int argc, char **argv)
 	if (addr == NULL)
 		die(EX_USAGE, "usage: renew ADDR [--key-type rsa2048|rsa3072|"
 		              "ec-p256] [--out DIR]");
-	if (strcmp(type, "rsa2048") && strcmp(type, "rsa3072") &&
-	    strcmp(type, "ec-p256"))
-		die(EX_USAGE, "--key-type must be rsa2048, rsa3072 or ec-p256");
+	check_key_type(type);
 	if (addr_from_header(addr, mbox, sizeof(mbox), err, sizeof(err)) != 0)
 		die(EX_USAGE, "%s: %s", addr, err);
 	cfg = load_config();

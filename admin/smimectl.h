@@ -18,6 +18,9 @@ struct config *load_config(void);
 struct db *open_db(struct config *cfg, enum db_open_mode mode);
 /* From here on run as the milter's user (see smimectl.c). */
 void become_user(const struct config *cfg);
+/* --kind and --key-type values, or die with the usage error. */
+void check_kind(const char *kind);
+void check_key_type(const char *type);
 /* Who runs the command, for the audit trail. */
 const char *actor(void);
 /* A JSON string (or null) on stdout. */

@@ -209,7 +209,8 @@ int keystore_load_key(const struct key_ref *ref, EVP_PKEY **out, char *err,
 		                    errlen);
 	case KEY_PKCS11:
 		return seterr(err, errlen,
-		              "PKCS#11 keys are not supported by this build");
+		              "PKCS#11 keys are loaded through a token "
+		              "context (p11_ctx_key), not here");
 	default:
 		return seterr(err, errlen, "unknown key backend");
 	}

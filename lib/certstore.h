@@ -3,7 +3,8 @@
  *
  * The certificate and its chain are kept in the database (PEM); the private
  * key lives in a key store backend named by a key reference: a PKCS#12 file,
- * a PEM key file, or (later) a PKCS#11 URI.  Keys are loaded once per
+ * a PEM key file, or a PKCS#11 URI (those through p11.h, which needs the
+ * configuration's module and PINs).  Keys are loaded once per
  * configuration snapshot, never per message.
  */
 #ifndef SMIME_CERTSTORE_H
