@@ -27,6 +27,14 @@
 #     nosign     nosign@banjarkota.go.id    keyUsage keyEncipherment only
 #     revoked    revoked@banjarkota.go.id   valid, but listed in DIR/crl.pem
 #     other      other@example.org          a domain the milter does not sign for
+#   Partner agencies (recipients of encrypted mail, same test CA):
+#     mitra      mitra@jabarprov.go.id      RSA-2048
+#     auditor    auditor@bpk.go.id          RSA-2048
+#     ecmitra    ecmitra@jabarprov.go.id    EC P-256, keyUsage digitalSignature,
+#                                           keyAgreement (ECDH recipient)
+#     signonly   signonly@jabarprov.go.id   keyUsage digitalSignature only
+#                                           (cannot be an encryption recipient)
+#     revmitra   revmitra@jabarprov.go.id   valid, but listed in DIR/crl.pem
 #   Internal state of `openssl ca` lives in DIR/ca/ (config, index, serial).
 #
 # Running it again on the same DIR rebuilds everything from scratch.
@@ -42,7 +50,8 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 umask 077
 
-LEAVES="andi sekda noreply legacy ec expired future serveronly nosign revoked other"
+LEAVES="andi sekda noreply legacy ec expired future serveronly nosign revoked other
+	mitra auditor ecmitra signonly revmitra"
 
 # Start clean: remove whatever an earlier run left.
 rm -rf "$dir/ca"
@@ -144,6 +153,22 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 subjectAltName = email:\$ENV::LEAF_EMAIL
 
+[ ext_leaf_ecdh ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyAgreement
+extendedKeyUsage = emailProtection
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = email:\$ENV::LEAF_EMAIL
+
+[ ext_leaf_signonly ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = emailProtection
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = email:\$ENV::LEAF_EMAIL
+
 [ ext_leaf_nosign ]
 basicConstraints = critical, CA:false
 keyUsage = critical, keyEncipherment
@@ -171,7 +196,7 @@ ts() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
 # Generate the keys in parallel (the slow part).
 genkey() {
 	case $1 in
-	ec) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	ec | ecmitra) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 		-out "$dir/$1.key.pem" 2>/dev/null ;;
 	*) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
 		-out "$dir/$1.key.pem" 2>/dev/null ;;
@@ -210,6 +235,7 @@ leaf() {
 	name=$1 email=$2 cn=$3 ext=$4 start=${5:-$now_start} end=${6:-$now_end}
 	case $email in
 	*@banjarkota.go.id) subj="/C=ID/O=Pemerintah Kota Banjarkota/CN=$cn" ;;
+	*.go.id) subj="/C=ID/O=Partner Agency/CN=$cn" ;;
 	*) subj="/C=US/O=Example Org/CN=$cn" ;;
 	esac
 	if [ "$ext" = ext_leaf_nosan ]; then
@@ -236,9 +262,15 @@ leaf serveronly serveronly@banjarkota.go.id "Server Only" ext_leaf_server
 leaf nosign nosign@banjarkota.go.id "No Sign" ext_leaf_nosign
 leaf revoked revoked@banjarkota.go.id "Revoked User" ext_leaf
 leaf other other@example.org "Other Domain" ext_leaf
+leaf mitra mitra@jabarprov.go.id "Mitra Jabar" ext_leaf
+leaf auditor auditor@bpk.go.id "Auditor BPK" ext_leaf
+leaf ecmitra ecmitra@jabarprov.go.id "EC Mitra" ext_leaf_ecdh
+leaf signonly signonly@jabarprov.go.id "Sign Only Mitra" ext_leaf_signonly
+leaf revmitra revmitra@jabarprov.go.id "Revoked Mitra" ext_leaf
 
-# Revoke "revoked" and publish the CRL (PEM and DER).
+# Revoke "revoked" and "revmitra" and publish the CRL (PEM and DER).
 ossl ca -name inter_ca -revoke "$dir/revoked.crt.pem" -crl_reason keyCompromise
+ossl ca -name inter_ca -revoke "$dir/revmitra.crt.pem" -crl_reason keyCompromise
 ossl ca -name inter_ca -gencrl -out "$dir/crl.pem"
 ossl crl -in "$dir/crl.pem" -outform DER -out "$dir/crl.der"
 
