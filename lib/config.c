@@ -21,7 +21,8 @@ enum ktype {
 	K_INTLIST,
 	K_CIDRLIST,
 	K_DIGEST,
-	K_TOKENLIST
+	K_TOKENLIST,
+	K_RULELIST
 };
 
 struct keydef {
@@ -87,6 +88,17 @@ static const struct keydef keys[] = {
 	  "sessions per token", 0 },
 	{ "pkcs11_retry", K_INT, "5", 1, 3600, OFF(pkcs11_retry), 0,
 	  "seconds", 0 },
+	{ "encrypt", K_RULELIST, NULL, 0, 0, OFF(encrypt), 0,
+	  "( { recipients = [ \"DOMAIN\", \"*.DOMAIN\", \"USER@DOMAIN\" ]; "
+	  "[ senders = [ ... ]; ] mode = \"never|opportunistic|required\"; }, "
+	  "... )",
+	  OFF(nencrypt) },
+	{ "encrypt_cipher", K_STR, "aes-256-cbc", 0, 0, OFF(encrypt_cipher), 0,
+	  "aes-256-cbc, aes-128-cbc, aes-256-gcm or aes-128-gcm", 0 },
+	{ "encrypt_rsa_padding", K_STR, "pkcs1", 0, 0,
+	  OFF(encrypt_rsa_padding), 0, "pkcs1 or oaep", 0 },
+	{ "harvest", K_BOOL, "false", 0, 1, OFF(harvest), 0, "true or false",
+	  0 },
 };
 
 const char *action_name(enum action a)
@@ -99,6 +111,112 @@ const char *action_name(enum action a)
 	default:
 		return "tempfail";
 	}
+}
+
+const char *enc_mode_name(enum enc_mode m)
+{
+	switch (m) {
+	case ENC_OPPORTUNISTIC:
+		return "opportunistic";
+	case ENC_REQUIRED:
+		return "required";
+	default:
+		return "never";
+	}
+}
+
+static int enc_mode_parse(const char *s, enum enc_mode *out)
+{
+	if (str_ieq(s, "never"))
+		*out = ENC_NEVER;
+	else if (str_ieq(s, "opportunistic"))
+		*out = ENC_OPPORTUNISTIC;
+	else if (str_ieq(s, "required"))
+		*out = ENC_REQUIRED;
+	else
+		return -1;
+	return 0;
+}
+
+/* A pattern of the encrypt list is "*", "*.domain", "domain" or
+ * "local@domain", without spaces or angle brackets. */
+static int pattern_valid(const char *p)
+{
+	const char *at = strchr(p, '@');
+
+	if (strcmp(p, "*") == 0)
+		return 1;
+	if (strpbrk(p, " \t<>,;\"()") != NULL)
+		return 0;
+	if (p[0] == '*')
+		return p[1] == '.' && p[2] != '\0' && strchr(p + 1, '*') == NULL &&
+		       at == NULL;
+	if (strchr(p, '*'))
+		return 0;
+	if (at)
+		return at != p && at[1] != '\0' && strchr(at + 1, '@') == NULL;
+	return p[0] != '.' && p[0] != '\0';
+}
+
+/* How specifically pattern p names addr (lower-case); 0: no match. */
+static long pattern_weight(const char *p, const char *addr)
+{
+	const char *dom = addr_domain(addr);
+	size_t dl = strlen(dom);
+
+	if (strcmp(p, "*") == 0)
+		return 1;
+	if (strchr(p, '@'))
+		return strcmp(p, addr) == 0 ? 4000000L : 0;
+	if (p[0] == '*') {
+		const char *suf = p + 2; /* after "*." */
+		size_t sl = strlen(suf);
+		if (strcmp(dom, suf) == 0 ||
+		    (dl > sl && dom[dl - sl - 1] == '.' &&
+		     strcmp(dom + dl - sl, suf) == 0))
+			return 1000L + (long)sl;
+		return 0;
+	}
+	return strcmp(p, dom) == 0 ? 2000000L : 0;
+}
+
+static long list_weight(char **pats, size_t n, const char *addr)
+{
+	long best = 0;
+
+	for (size_t i = 0; addr && i < n; i++) {
+		long w = pattern_weight(pats[i], addr);
+		if (w > best)
+			best = w;
+	}
+	return best;
+}
+
+enum enc_mode config_encrypt_mode(const struct config *cfg, const char *rcpt,
+                                  const char *sender, int *line)
+{
+	const struct encrypt_rule *best = NULL;
+	long bestw = 0;
+
+	for (size_t i = 0; i < cfg->nencrypt; i++) {
+		const struct encrypt_rule *r = &cfg->encrypt[i];
+		long w = list_weight(r->recipients, r->nrecipients, rcpt);
+		if (w == 0)
+			continue;
+		w *= 2;
+		if (r->nsenders > 0) {
+			if (list_weight(r->senders, r->nsenders, sender) == 0)
+				continue;
+			w++;
+		}
+		if (w > bestw) {
+			bestw = w;
+			best = r;
+		}
+	}
+	if (line)
+		*line = best ? best->line : 0;
+	return best ? best->mode : ENC_NEVER;
 }
 
 static int facility_known(const char *s)
@@ -231,10 +349,128 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->pkcs11_token);
 	free(cfg->pkcs11_pin_file);
+	for (size_t i = 0; i < cfg->nencrypt; i++) {
+		struct encrypt_rule *r = &cfg->encrypt[i];
+		for (size_t j = 0; j < r->nrecipients; j++)
+			free(r->recipients[j]);
+		for (size_t j = 0; j < r->nsenders; j++)
+			free(r->senders[j]);
+		free(r->recipients);
+		free(r->senders);
+	}
+	free(cfg->encrypt);
 	free(cfg->alert_days);
 	free(cfg->internal);
 	free(cfg->path);
 	free(cfg);
+}
+
+/* One pattern list of an encrypt rule into *out / *n. */
+static int patterns_store(config_setting_t *g, const char *name, int required,
+                          int rule, char ***out, size_t *n, const char *file,
+                          char *err, size_t errlen)
+{
+	config_setting_t *l = config_setting_get_member(g, name);
+	int line = l ? config_setting_source_line(l) :
+	               config_setting_source_line(g);
+	int cnt;
+
+	if (l == NULL) {
+		if (!required)
+			return 0;
+		adderr(err, errlen, "%s:%d: encrypt: rule %d needs a %s list",
+		       file, line, rule, name);
+		return -1;
+	}
+	if (config_setting_type(l) != CONFIG_TYPE_ARRAY &&
+	    config_setting_type(l) != CONFIG_TYPE_LIST) {
+		adderr(err, errlen,
+		       "%s:%d: encrypt: rule %d: %s must be a list of strings, "
+		       "e.g. [ \"example.go.id\" ]",
+		       file, line, rule, name);
+		return -1;
+	}
+	cnt = config_setting_length(l);
+	if (cnt == 0) {
+		adderr(err, errlen, "%s:%d: encrypt: rule %d: %s is empty",
+		       file, line, rule, name);
+		return -1;
+	}
+	*out = calloc((size_t)cnt + 1, sizeof(char *));
+	if (*out == NULL)
+		return seterr(err, errlen, "out of memory");
+	for (int i = 0; i < cnt; i++) {
+		const char *v = config_setting_get_string_elem(l, i);
+		if (v == NULL || !pattern_valid(v)) {
+			adderr(err, errlen,
+			       "%s:%d: encrypt: rule %d: %s entry %d '%s' is "
+			       "not \"user@domain\", \"domain\", "
+			       "\"*.domain\" or \"*\"",
+			       file, line, rule, name, i + 1,
+			       v ? v : "(not a string)");
+			return -1;
+		}
+		(*out)[i] = str_lower(xstrdup(v));
+		if ((*out)[i] == NULL)
+			return seterr(err, errlen, "out of memory");
+		*n = (size_t)i + 1;
+	}
+	return 0;
+}
+
+/* The encrypt list: groups with recipients, optional senders, and mode. */
+static int rules_store(struct config *cfg, config_setting_t *s,
+                       const char *file, char *err, size_t errlen)
+{
+	int n = config_setting_length(s);
+
+	cfg->encrypt = calloc((size_t)n + 1, sizeof(*cfg->encrypt));
+	if (cfg->encrypt == NULL)
+		return seterr(err, errlen, "out of memory");
+	for (int i = 0; i < n; i++) {
+		config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+		struct encrypt_rule *r = &cfg->encrypt[i];
+		int line = config_setting_source_line(g);
+		const char *mode = NULL;
+
+		cfg->nencrypt = (size_t)i + 1;
+		r->line = line;
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+			adderr(err, errlen,
+			       "%s:%d: encrypt: rule %d must be a group "
+			       "{ recipients = [ ... ]; mode = \"...\"; }",
+			       file, line, i + 1);
+			return -1;
+		}
+		for (int j = 0; j < config_setting_length(g); j++) {
+			config_setting_t *m = config_setting_get_elem(g, (unsigned)j);
+			const char *mn = config_setting_name(m);
+			if (strcmp(mn, "recipients") && strcmp(mn, "senders") &&
+			    strcmp(mn, "mode")) {
+				adderr(err, errlen,
+				       "%s:%d: encrypt: rule %d: unknown key "
+				       "'%s' (recipients, senders, mode)",
+				       file, config_setting_source_line(m),
+				       i + 1, mn);
+				return -1;
+			}
+		}
+		if (!config_setting_lookup_string(g, "mode", &mode) ||
+		    enc_mode_parse(mode, &r->mode) != 0) {
+			adderr(err, errlen,
+			       "%s:%d: encrypt: rule %d: mode must be "
+			       "\"never\", \"opportunistic\" or \"required\"%s%s%s",
+			       file, line, i + 1, mode ? " (not '" : "",
+			       mode ? mode : "", mode ? "')" : "");
+			return -1;
+		}
+		if (patterns_store(g, "recipients", 1, i + 1, &r->recipients,
+		                   &r->nrecipients, file, err, errlen) != 0 ||
+		    patterns_store(g, "senders", 0, i + 1, &r->senders,
+		                   &r->nsenders, file, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* Store one value (setting s, or the default text when s is NULL). */
@@ -272,12 +508,24 @@ static int key_store(struct config *cfg, const struct keydef *k,
 				BAD("'%s' must start with inet:, inet6:, unix: "
 				    "or local:",
 				    str);
+			if (strcmp(k->name, "encrypt_cipher") == 0 &&
+			    !str_ieq(str, "aes-256-cbc") &&
+			    !str_ieq(str, "aes-128-cbc") &&
+			    !str_ieq(str, "aes-256-gcm") &&
+			    !str_ieq(str, "aes-128-gcm"))
+				BAD("unknown cipher '%s' (%s)", str, k->help);
+			if (strcmp(k->name, "encrypt_rsa_padding") == 0 &&
+			    !str_ieq(str, "pkcs1") && !str_ieq(str, "oaep"))
+				BAD("unknown padding '%s' (%s)", str, k->help);
 			if (strcmp(k->name, "syslog_facility") == 0 &&
 			    !facility_known(str))
 				BAD("unknown facility '%s' (mail, daemon, user, "
 				    "local0 ... local7)",
 				    str);
-			*(char **)(base + k->off) = xstrdup(str);
+			*(char **)(base + k->off) =
+			    strncmp(k->name, "encrypt_", 8) == 0 ?
+			        str_lower(xstrdup(str)) :
+			        xstrdup(str);
 		} else if (k->type == K_DIGEST) {
 			if (!str_ieq(str, "sha256") && !str_ieq(str, "sha384") &&
 			    !str_ieq(str, "sha512"))
@@ -434,6 +682,14 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		}
 		break;
 	}
+	case K_RULELIST:
+		if (s == NULL)
+			break;
+		if (type != CONFIG_TYPE_LIST)
+			BAD("must be a list of groups: %s", k->help);
+		if (rules_store(cfg, s, file, err, errlen) != 0)
+			return -1;
+		break;
 	case K_CIDRLIST: {
 		static const char *defaults[] = { "127.0.0.0/8", "::1/128" };
 		int n = s ? config_setting_length(s) : 2;
@@ -532,6 +788,14 @@ int config_load(const char *path, struct config **out, char *err,
 		if (check_dir(cfg->temp_dir, path, cfg->line_temp_dir,
 		              "temp_dir", err, errlen))
 			bad = 1;
+		if (cfg->harvest && cfg->ca_file == NULL) {
+			adderr(err, errlen,
+			       "%s: harvest = true needs ca_file (the trust "
+			       "bundle that harvested certificates must chain "
+			       "to)",
+			       path);
+			bad = 1;
+		}
 		if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0) {
 			adderr(err, errlen, "%s:%d: ca_file: %s: %s", path,
 			       cfg->line_ca_file, cfg->ca_file,

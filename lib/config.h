@@ -15,6 +15,23 @@
 
 enum action { ACTION_TEMPFAIL = 0, ACTION_ACCEPT, ACTION_REJECT };
 
+/* Encryption policy for one recipient (issue 5). */
+enum enc_mode { ENC_NEVER = 0, ENC_OPPORTUNISTIC, ENC_REQUIRED };
+
+/*
+ * One rule of the encrypt list.  Patterns are lower-case: "user@domain",
+ * "domain" (that domain only), "*.domain" (its subdomains and itself) or
+ * "*" (every address).
+ */
+struct encrypt_rule {
+	char **recipients;
+	size_t nrecipients;
+	char **senders; /* From addresses the rule is limited to (0: any) */
+	size_t nsenders;
+	enum enc_mode mode;
+	int line; /* in the configuration file */
+};
+
 struct cidr {
 	int family; /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
@@ -54,6 +71,12 @@ struct config {
 	size_t npkcs11_tokens;
 	long long pkcs11_sessions; /* session pool per token */
 	long long pkcs11_retry;    /* seconds between reconnect attempts */
+	struct encrypt_rule *encrypt; /* encryption policy (issue 5) */
+	size_t nencrypt;
+	char *encrypt_cipher;      /* aes-256-cbc, aes-128-cbc, aes-256-gcm,
+	                              aes-128-gcm */
+	char *encrypt_rsa_padding; /* pkcs1 or oaep */
+	int harvest; /* store certificates of inbound signed mail */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 };
@@ -77,6 +100,20 @@ int config_host_internal(const struct config *cfg, const struct sockaddr *sa);
 
 /* Parse "a.b.c.d/n", "x::y/n" or a bare address.  Returns 0 or -1. */
 int cidr_parse(const char *s, struct cidr *out);
+
+/*
+ * Encryption mode for mail from sender (lower-case, may be NULL: rules
+ * limited to senders then do not match) to rcpt (lower-case).  The most
+ * specific matching rule decides: an address before a domain, a domain
+ * before a longer-suffix wildcard before a shorter one before "*"; at equal
+ * weight a rule limited to senders wins, then the earlier rule.  *line (may
+ * be NULL) gets the rule's line, 0 when no rule matched (ENC_NEVER).
+ */
+enum enc_mode config_encrypt_mode(const struct config *cfg, const char *rcpt,
+                                  const char *sender, int *line);
+
+/* "never", "opportunistic" or "required". */
+const char *enc_mode_name(enum enc_mode m);
 
 /* Name of an action ("tempfail", "accept", "reject"). */
 const char *action_name(enum action a);

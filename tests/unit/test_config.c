@@ -183,6 +183,106 @@ int main(void)
 	       strstr(err, "pkcs11_sessions"),
 	   "relative pin_file and 0 sessions both reported (%s)", err);
 
+	/* encryption policy (issue 5) */
+	rc = load("domains = [ \"banjarkota.go.id\" ];\n"
+	          "encrypt = (\n"
+	          "  { recipients = [ \"jabarprov.go.id\", \"*.go.id\" ];"
+	          " mode = \"opportunistic\"; },\n"
+	          "  { recipients = [ \"BPK.go.id\" ]; mode = \"required\"; },\n"
+	          "  { recipients = [ \"humas@bpk.go.id\" ]; mode = \"never\"; },\n"
+	          "  { recipients = [ \"*.go.id\" ];"
+	          " senders = [ \"sekda@banjarkota.go.id\" ];"
+	          " mode = \"required\"; }\n"
+	          ");\n",
+	          &cfg, err, sizeof(err));
+	ok(rc == 0, "encrypt rules load (%s)", rc ? err : "ok");
+	if (rc == 0) {
+		int line = -1;
+		ok(cfg->nencrypt == 4, "four rules");
+		is_str(cfg->encrypt_cipher, "aes-256-cbc",
+		       "encrypt_cipher defaults to aes-256-cbc");
+		is_str(cfg->encrypt_rsa_padding, "pkcs1",
+		       "encrypt_rsa_padding defaults to pkcs1");
+		ok(!cfg->harvest, "harvest defaults to false");
+		ok(config_encrypt_mode(cfg, "a@example.org", "x@banjarkota.go.id",
+		                       &line) == ENC_NEVER && line == 0,
+		   "no rule: never");
+		ok(config_encrypt_mode(cfg, "a@jabarprov.go.id", NULL, &line) ==
+		           ENC_OPPORTUNISTIC && line == 4,
+		   "exact domain of rule 1 (line %d)", line);
+		ok(config_encrypt_mode(cfg, "a@disdik.jabarprov.go.id", NULL,
+		                       NULL) == ENC_OPPORTUNISTIC,
+		   "subdomain through *.go.id");
+		ok(config_encrypt_mode(cfg, "a@go.id", NULL, NULL) ==
+		       ENC_OPPORTUNISTIC,
+		   "*.go.id also names go.id itself");
+		ok(config_encrypt_mode(cfg, "a@xgo.id", NULL, NULL) == ENC_NEVER,
+		   "*.go.id does not match xgo.id");
+		ok(config_encrypt_mode(cfg, "auditor@bpk.go.id", NULL, NULL) ==
+		       ENC_REQUIRED,
+		   "domain rule beats the wildcard listed first");
+		ok(config_encrypt_mode(cfg, "humas@bpk.go.id", NULL, NULL) ==
+		       ENC_NEVER,
+		   "address rule beats the domain rule");
+		ok(config_encrypt_mode(cfg, "a@kemendagri.go.id",
+		                       "sekda@banjarkota.go.id", NULL) ==
+		       ENC_REQUIRED,
+		   "rule limited to the sender wins at equal weight");
+		ok(config_encrypt_mode(cfg, "a@kemendagri.go.id",
+		                       "andi@banjarkota.go.id", NULL) ==
+		       ENC_OPPORTUNISTIC,
+		   "rule limited to another sender does not match");
+		config_free(cfg);
+	}
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "encrypt_cipher = \"AES-256-GCM\";\n"
+	          "encrypt_rsa_padding = \"oaep\";\n",
+	          &cfg, err, sizeof(err));
+	ok(rc == 0 && strcmp(cfg->encrypt_cipher, "aes-256-gcm") == 0 &&
+	       strcmp(cfg->encrypt_rsa_padding, "oaep") == 0,
+	   "cipher and padding are read lower-case (%s)", rc ? err : "ok");
+	if (rc == 0)
+		config_free(cfg);
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "encrypt_cipher = \"des-ede3-cbc\";\n"
+	          "encrypt_rsa_padding = \"pss\";\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "unknown cipher 'des-ede3-cbc'") &&
+	       strstr(err, "unknown padding 'pss'"),
+	   "unknown cipher and padding both reported (%s)", err);
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "encrypt = (\n"
+	          "  { recipients = [ \"b.go.id\" ]; mode = \"always\"; }\n"
+	          ");\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:4: encrypt: rule 1: mode") &&
+	       strstr(err, "'always'"),
+	   "unknown mode named with its line (%s)", err);
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "encrypt = ( { recipients = [ \"b@@c\" ]; mode = \"required\"; } );\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "entry 1 'b@@c'"), "bad pattern (%s)", err);
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "encrypt = ( { recipients = [ \"go.*\" ]; mode = \"required\"; } );\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "'go.*'"), "wildcard not at the start (%s)",
+	   err);
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "encrypt = ( { mode = \"required\"; } );\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "needs a recipients list"),
+	   "rule without recipients (%s)", err);
+	rc = load("domains = [ \"a.go.id\" ];\n"
+	          "encrypt = ( { recipients = [ \"b.go.id\" ]; mode = \"required\";"
+	          " recipient = [ \"c\" ]; } );\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 && strstr(err, "unknown key 'recipient'"),
+	   "typo in a rule (%s)", err);
+	rc = load("domains = [ \"a.go.id\" ];\nharvest = true;\n", &cfg, err,
+	          sizeof(err));
+	ok(rc != 0 && strstr(err, "harvest = true needs ca_file"),
+	   "harvest without a trust bundle (%s)", err);
+
 	{
 		char cmd[600];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
