@@ -586,6 +586,27 @@ static int crl_verify(X509_CRL *crl, const char *ca_file, char *err,
 	return 0;
 }
 
+/* The reasonCode of a CRL entry by its RFC 5280 name, or "crl" when the
+ * entry has none. */
+static const char *crl_entry_reason(X509_REVOKED *r)
+{
+	static const char *const names[] = {
+		"unspecified",          "keyCompromise",   "cACompromise",
+		"affiliationChanged",   "superseded",      "cessationOfOperation",
+		"certificateHold",      "crl",             "removeFromCRL",
+		"privilegeWithdrawn",   "aACompromise",
+	};
+	ASN1_ENUMERATED *e = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, NULL,
+	                                              NULL);
+	long code = e ? ASN1_ENUMERATED_get(e) : -1;
+
+	ASN1_ENUMERATED_free(e);
+	ERR_clear_error();
+	if (code < 0 || code >= (long)(sizeof(names) / sizeof(names[0])))
+		return "crl";
+	return names[code];
+}
+
 static int cmd_crl(int argc, char **argv)
 {
 	struct config *cfg;
@@ -635,9 +656,18 @@ static int cmd_crl(int argc, char **argv)
 			time_t when = asn1_time_to_time(
 			    X509_REVOKED_get0_revocationDate(r));
 			int count = 0;
-			if (hex && db_revoke(db, issuer, hex, "crl", when,
-			                     actor(), &count, err,
-			                     sizeof(err)) != 0) {
+			if (hex == NULL) {
+				db_rollback(db);
+				die(EX_SOFTWARE, "%s: cannot read a serial",
+				    argv[f]);
+			}
+			/* every entry is kept, so that a recipient
+			 * certificate imported later is refused too */
+			if (db_serial_revoke_add(db, issuer, hex,
+			                         crl_entry_reason(r), when, err,
+			                         sizeof(err)) != 0 ||
+			    db_revoke(db, issuer, hex, "crl", when, actor(),
+			              &count, err, sizeof(err)) != 0) {
 				db_rollback(db);
 				die(EX_TEMPFAIL, "nothing changed: %s", err);
 			}
@@ -1609,6 +1639,10 @@ static const struct command {
 	{ "report", cmd_report,
 	  "--year YYYY --format csv|json|html   (Pasal 24)" },
 	{ "crl", cmd_crl, "import FILE...   (PEM or DER)" },
+	{ "recipient", cmd_recipient,
+	  "import|list|remove ...   (certificates to encrypt to: import "
+	  "[--address ADDR] FILE..., list [--address ADDR] [--json], remove "
+	  "ADDR|ID|SERIAL|FINGERPRINT)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };
 

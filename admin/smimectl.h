@@ -52,4 +52,8 @@ int cmd_keygen(int argc, char **argv);
 /* smimectl report (report.c). */
 int cmd_report(int argc, char **argv);
 
+/* smimectl recipient import|list|remove (recipient.c): certificates mail
+ * may be encrypted to. */
+int cmd_recipient(int argc, char **argv);
+
 #endif

@@ -47,7 +47,14 @@ int keystore_read_pkcs12(const char *path, const char *passfile,
                          EVP_PKEY **key, X509 **cert, STACK_OF(X509) **extra,
                          char *err, size_t errlen);
 
-/* Read every certificate of a PEM or DER file (first = leaf). */
+/*
+ * Read every certificate of a file, in file order (first = leaf when the
+ * file is a leaf and its chain): PEM with any number of CERTIFICATE (also
+ * TRUSTED CERTIFICATE) and PKCS7 blocks (other blocks are skipped), a DER
+ * certificate, or a DER/BER PKCS#7 bundle (certs-only .p7b/.p7c, or the
+ * certificates of a signature).  Returns 0 and *out (free with
+ * sk_X509_pop_free), or -1 with err naming the file.
+ */
 int cert_read_file(const char *path, STACK_OF(X509) **out, char *err,
                    size_t errlen);
 
@@ -57,6 +64,39 @@ STACK_OF(X509) *cert_stack_from_pem(const char *pem);
 /* PEM text of one certificate / of a stack (malloc'd; NULL on error). */
 char *cert_to_pem(X509 *x);
 char *cert_stack_to_pem(STACK_OF(X509) *sk);
+
+/*
+ * Every e-mail address of x (subjectAltName rfc822Name, then subject
+ * emailAddress), lower-case, without duplicates, as a NULL-terminated
+ * malloc'd array (free with cert_emails_free); NULL on out of memory; an
+ * empty array when there is none.
+ */
+char **cert_emails(X509 *x);
+/* Free what cert_emails returned; NULL is fine. */
+void cert_emails_free(char **v);
+
+/*
+ * May mail be encrypted to x?  The key is RSA or EC; keyUsage (when
+ * present) allows key transport (RSA: keyEncipherment) or key agreement
+ * (EC: keyAgreement); extendedKeyUsage (when present) includes
+ * emailProtection or anyExtendedKeyUsage; for RSA,
+ * X509_check_purpose(X509_PURPOSE_SMIME_ENCRYPT) agrees (for EC, whose
+ * keyAgreement that purpose does not know, only its Netscape certificate
+ * type part is applied).  Time is not looked at.  Returns 0, or -1 with
+ * err saying which rule failed in plain words.
+ */
+int cert_check_encryption(X509 *x, char *err, size_t errlen);
+
+/*
+ * Verify that x chains to a trust anchor in ca_file (PEM, DER or PKCS#7,
+ * read on every call), with untrusted (may be NULL) as candidate
+ * intermediates, at time now: signatures, validity of every certificate
+ * of the chain, CA constraints.  No purpose and no CRL is checked here.
+ * Returns 0, or -1 with err holding X509_verify_cert_error_string and the
+ * depth and subject of the certificate it failed at.
+ */
+int cert_verify_chain(X509 *x, STACK_OF(X509) *untrusted, const char *ca_file,
+                      time_t now, char *err, size_t errlen);
 
 /* 1 when the certificate carries addr (rfc822Name in subjectAltName or
  * emailAddress in the subject), compared case-insensitively. */

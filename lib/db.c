@@ -98,7 +98,43 @@ static const char *const migrations[] = {
 	"  completed_cert_id INTEGER REFERENCES certificates (id),"
 	"  completed_at INTEGER);"
 	"CREATE INDEX renewals_pubkey ON renewals (pubkey_sha256);",
+	/* 3 -> 4: recipient certificates for encryption (issue 5), and every
+	 * CRL entry, so a certificate stored after its CRL is still caught.
+	 * Serials already revoked through a CRL are carried over. */
+	"CREATE TABLE recipient_certs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  address TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  issuer TEXT NOT NULL,"
+	"  serial TEXT NOT NULL,"
+	"  fingerprint TEXT NOT NULL,"
+	"  not_before INTEGER NOT NULL,"
+	"  not_after INTEGER NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'active'"
+	"    CHECK (status IN ('active','revoked')),"
+	"  source TEXT NOT NULL CHECK (source IN ('import','harvest')),"
+	"  cert_pem TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  revoked_at INTEGER,"
+	"  revocation_reason TEXT,"
+	"  UNIQUE (address, fingerprint));"
+	"CREATE INDEX recipient_certs_address ON recipient_certs (address);"
+	"CREATE INDEX recipient_certs_serial ON recipient_certs (serial);"
+	"CREATE TABLE revoked_serials ("
+	"  issuer TEXT NOT NULL,"
+	"  serial TEXT NOT NULL,"
+	"  reason TEXT,"
+	"  revoked_at INTEGER,"
+	"  PRIMARY KEY (issuer, serial));"
+	"INSERT OR IGNORE INTO revoked_serials (issuer, serial, reason,"
+	"  revoked_at) SELECT issuer, serial, 'crl', revoked_at"
+	"  FROM certificates WHERE status = 'revoked'"
+	"  AND revocation_reason = 'crl';",
 };
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
+                   DB_SCHEMA_VERSION,
+               "one migration per schema version");
 
 #define DB_BUSY_MS 5000
 
@@ -514,6 +550,56 @@ int db_certs(struct db *db, db_cert_fn fn, void *arg, char *err,
 	                 fn, arg, err, errlen);
 }
 
+/* The recipient half of db_revoke: adds the rows changed to *count. */
+static int revoke_recipients(struct db *db, const char *issuer,
+                             const char *serial, const char *reason,
+                             time_t when, const char *actor, int *count,
+                             char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "UPDATE recipient_certs SET status = 'revoked',"
+	                        " revoked_at = ?1, revocation_reason = ?2"
+	                        " WHERE serial = ?3 AND (?4 IS NULL OR issuer = ?4)"
+	                        " AND status != 'revoked'"
+	                        " RETURNING address",
+	                        err, errlen);
+	char **addrs = NULL;
+	int rc, n = 0;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)when);
+	bind_text(st, 2, reason);
+	bind_text(st, 3, serial);
+	bind_text(st, 4, issuer);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **p = realloc(addrs, (size_t)(n + 1) * sizeof(*addrs));
+		if (p == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		addrs = p;
+		addrs[n++] = col_dup(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		seterr(err, errlen, "database: %s",
+		       rc == SQLITE_NOMEM ? "out of memory" : dberr(db));
+		rc = -1;
+	} else
+		rc = 0;
+	for (int i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = history(db, addrs[i], 0, "recipient-revoked", serial,
+			             actor, err, errlen);
+		free(addrs[i]);
+	}
+	free(addrs);
+	if (rc == 0)
+		*count += n;
+	return rc;
+}
+
 int db_revoke(struct db *db, const char *issuer, const char *serial,
               const char *reason, time_t when, const char *actor, int *count,
               char *err, size_t errlen)
@@ -562,7 +648,10 @@ int db_revoke(struct db *db, const char *issuer, const char *serial,
 			             reason, actor, err, errlen);
 		free(revs[i].mailbox);
 	}
-	return rc;
+	if (rc != 0)
+		return rc;
+	return revoke_recipients(db, issuer, serial, reason, when, actor,
+	                         count, err, errlen);
 }
 
 int db_crl_add(struct db *db, const char *issuer, time_t this_update,
@@ -907,4 +996,272 @@ int db_query(struct db *db, const char *sql, const char *const *params,
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return seterr(err, errlen, "database: %s", dberr(db));
 	return 0;
+}
+
+/* ---- recipient certificates ------------------------------------------ */
+
+void db_recipient_clear(struct db_recipient *r)
+{
+	if (r == NULL)
+		return;
+	free(r->address);
+	free(r->subject);
+	free(r->issuer);
+	free(r->serial);
+	free(r->fingerprint);
+	free(r->status);
+	free(r->source);
+	free(r->cert_pem);
+	memset(r, 0, sizeof(*r));
+}
+
+int db_recipient_add(struct db *db, const struct db_recipient *r,
+                     const char *actor, int *added, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	char *address;
+	int rc;
+
+	*added = 0;
+	if (r->address == NULL || r->fingerprint == NULL || r->serial == NULL ||
+	    r->cert_pem == NULL)
+		return seterr(err, errlen,
+		              "recipient certificate without address, serial, "
+		              "fingerprint or PEM");
+	if (r->source == NULL || (strcmp(r->source, "import") != 0 &&
+	                          strcmp(r->source, "harvest") != 0))
+		return seterr(err, errlen,
+		              "recipient certificate source must be import or "
+		              "harvest, not '%s'",
+		              r->source ? r->source : "(none)");
+	address = str_lower(strdup(r->address));
+	if (address == NULL)
+		return seterr(err, errlen, "out of memory");
+	st = prep(db,
+	          "INSERT INTO recipient_certs (address, subject, issuer, serial,"
+	          " fingerprint, not_before, not_after, status, source, cert_pem,"
+	          " created_at) VALUES (?,?,?,upper(?),upper(?),?,?,'active',?,?,?)"
+	          " ON CONFLICT (address, fingerprint) DO NOTHING",
+	          err, errlen);
+	if (st == NULL) {
+		free(address);
+		return -1;
+	}
+	bind_text(st, 1, address);
+	bind_text(st, 2, r->subject);
+	bind_text(st, 3, r->issuer);
+	bind_text(st, 4, r->serial);
+	bind_text(st, 5, r->fingerprint);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->not_before);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)r->not_after);
+	bind_text(st, 8, r->source);
+	bind_text(st, 9, r->cert_pem);
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)time(NULL));
+	rc = step_done(db, st, err, errlen);
+	if (rc == 0 && sqlite3_changes(db->h) > 0) {
+		*added = 1;
+		rc = history(db, address, 0,
+		             strcmp(r->source, "harvest") == 0 ?
+		                 "recipient-harvest" :
+		                 "recipient-import",
+		             r->serial, actor, err, errlen);
+	}
+	free(address);
+	return rc;
+}
+
+#define RECIPIENT_COLS                                                         \
+	"id, address, subject, issuer, serial, fingerprint, not_before,"       \
+	" not_after, status, source, cert_pem, created_at"
+
+int db_recipients(struct db *db, const char *address, int active_only,
+                  db_recipient_fn fn, void *arg, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "SELECT " RECIPIENT_COLS " FROM recipient_certs"
+	                        " WHERE (?1 IS NULL OR address = lower(?1))"
+	                        " AND (?2 = 0 OR status = 'active')"
+	                        " ORDER BY address, not_before DESC, id DESC",
+	                        err, errlen);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, address);
+	sqlite3_bind_int(st, 2, active_only ? 1 : 0);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_recipient r;
+		int stop;
+		r.id = sqlite3_column_int64(st, 0);
+		r.address = (char *)sqlite3_column_text(st, 1);
+		r.subject = (char *)sqlite3_column_text(st, 2);
+		r.issuer = (char *)sqlite3_column_text(st, 3);
+		r.serial = (char *)sqlite3_column_text(st, 4);
+		r.fingerprint = (char *)sqlite3_column_text(st, 5);
+		r.not_before = (time_t)sqlite3_column_int64(st, 6);
+		r.not_after = (time_t)sqlite3_column_int64(st, 7);
+		r.status = (char *)sqlite3_column_text(st, 8);
+		r.source = (char *)sqlite3_column_text(st, 9);
+		r.cert_pem = (char *)sqlite3_column_text(st, 10);
+		r.created_at = (time_t)sqlite3_column_int64(st, 11);
+		stop = fn(arg, &r);
+		if (stop)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		seterr(err, errlen, "database: %s", dberr(db));
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* How spec matches, for db_recipient_remove: rows by id, rows by serial or
+ * fingerprint that are another certificate than the id's, and distinct
+ * certificates matched by serial or fingerprint.  Returns 0 or -1. */
+static int recipient_match_counts(struct db *db, const char *spec, int *by_id,
+                                  int *by_other, int *certs, char *err,
+                                  size_t errlen)
+{
+	sqlite3_stmt *st = prep(
+	    db,
+	    "SELECT (SELECT count(*) FROM recipient_certs"
+	    "        WHERE CAST(id AS TEXT) = ?1),"
+	    " (SELECT count(*) FROM recipient_certs"
+	    "  WHERE (serial = upper(?1) OR fingerprint = upper(?1))"
+	    "  AND fingerprint NOT IN (SELECT fingerprint FROM recipient_certs"
+	    "                          WHERE CAST(id AS TEXT) = ?1)),"
+	    " (SELECT count(DISTINCT fingerprint) FROM recipient_certs"
+	    "  WHERE serial = upper(?1) OR fingerprint = upper(?1))",
+	    err, errlen);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, spec);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*by_id = sqlite3_column_int(st, 0);
+		*by_other = sqlite3_column_int(st, 1);
+		*certs = sqlite3_column_int(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return seterr(err, errlen, "database: %s", dberr(db));
+	return 0;
+}
+
+int db_recipient_remove(struct db *db, const char *spec, const char *actor,
+                        int *count, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	struct gone {
+		char *address, *serial;
+	} *gone = NULL;
+	int rc, n = 0, by_address = spec && strchr(spec, '@') != NULL;
+
+	*count = 0;
+	if (spec == NULL || *spec == '\0')
+		return seterr(err, errlen, "no recipient certificate named");
+	if (!by_address) {
+		int by_id = 0, by_other = 0, certs = 0;
+		if (recipient_match_counts(db, spec, &by_id, &by_other, &certs,
+		                           err, errlen) != 0)
+			return -1;
+		if (by_id > 0 && by_other > 0)
+			return seterr(err, errlen,
+			              "'%s' is ambiguous (the id of one recipient "
+			              "certificate and the serial of another): give "
+			              "the fingerprint",
+			              spec);
+		if (certs > 1)
+			return seterr(err, errlen,
+			              "serial '%s' is shared by %d recipient "
+			              "certificates (of different issuers): give "
+			              "the fingerprint",
+			              spec, certs);
+	}
+	st = prep(db,
+	          by_address ?
+	              "DELETE FROM recipient_certs WHERE address = lower(?1)"
+	              " RETURNING address, serial" :
+	              "DELETE FROM recipient_certs WHERE CAST(id AS TEXT) = ?1"
+	              " OR serial = upper(?1) OR fingerprint = upper(?1)"
+	              " RETURNING address, serial",
+	          err, errlen);
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, spec);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct gone *p = realloc(gone, (size_t)(n + 1) * sizeof(*gone));
+		if (p == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		gone = p;
+		gone[n].address = col_dup(st, 0);
+		gone[n].serial = col_dup(st, 1);
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		seterr(err, errlen, "database: %s",
+		       rc == SQLITE_NOMEM ? "out of memory" : dberr(db));
+		rc = -1;
+	} else
+		rc = 0;
+	for (int i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = history(db, gone[i].address, 0, "recipient-remove",
+			             gone[i].serial, actor, err, errlen);
+		free(gone[i].address);
+		free(gone[i].serial);
+	}
+	free(gone);
+	if (rc == 0)
+		*count = n;
+	return rc;
+}
+
+int db_serial_revoked(struct db *db, const char *issuer, const char *serial,
+                      char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(db,
+	                        "SELECT 1 FROM revoked_serials"
+	                        " WHERE issuer = ? AND serial = upper(?)",
+	                        err, errlen);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, issuer);
+	bind_text(st, 2, serial);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return seterr(err, errlen, "database: %s", dberr(db));
+	return rc == SQLITE_ROW;
+}
+
+int db_serial_revoke_add(struct db *db, const char *issuer,
+                         const char *serial, const char *reason, time_t when,
+                         char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+
+	if (issuer == NULL || serial == NULL)
+		return seterr(err, errlen, "CRL entry without issuer or serial");
+	st = prep(db,
+	          "INSERT INTO revoked_serials (issuer, serial, reason,"
+	          " revoked_at) VALUES (?,upper(?),?,?)"
+	          " ON CONFLICT (issuer, serial) DO NOTHING",
+	          err, errlen);
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, issuer);
+	bind_text(st, 2, serial);
+	bind_text(st, 3, reason);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)when);
+	return step_done(db, st, err, errlen);
 }

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 struct db;
 
@@ -160,9 +160,12 @@ typedef int (*db_crl_fn)(void *arg, const char *issuer, time_t next_update);
 int db_crls(struct db *db, db_crl_fn fn, void *arg, char *err, size_t errlen);
 
 /*
- * Mark the certificate with this issuer (as stored) and serial revoked.
- * *count gets the number of certificates changed (0 when unknown or already
- * revoked).
+ * Mark the certificates with this issuer (as stored) and serial revoked:
+ * signing certificates and recipient certificates (schema 4) alike.
+ * *count gets the number of certificates changed, of both kinds (0 when
+ * unknown or already revoked).  History records "revoked" for a signing
+ * certificate and "recipient-revoked" (detail: the serial) for a recipient
+ * certificate.
  */
 int db_revoke(struct db *db, const char *issuer, const char *serial,
               const char *reason, time_t when, const char *actor, int *count,
@@ -171,6 +174,81 @@ int db_revoke(struct db *db, const char *issuer, const char *serial,
 /* Record an imported CRL. */
 int db_crl_add(struct db *db, const char *issuer, time_t this_update,
                time_t next_update, int entries, char *err, size_t errlen);
+
+/* ---- recipient certificates (schema 4) --------------------------------
+ * Certificates of the people mail may be encrypted to: imported with
+ * "smimectl recipient import" or harvested from signed inbound mail.  One
+ * row per (address, certificate); a certificate with two addresses has two
+ * rows.  revoked_serials keeps every entry of every imported CRL, so a
+ * certificate stored after its CRL was imported is still known revoked.
+ */
+struct db_recipient {
+	long long id;
+	char *address;     /* lower-case */
+	char *subject;
+	char *issuer;
+	char *serial;      /* hex, upper-case */
+	char *fingerprint; /* SHA-256 hex, upper-case */
+	time_t not_before;
+	time_t not_after;
+	char *status;      /* active, revoked */
+	char *source;      /* import, harvest */
+	char *cert_pem;
+	time_t created_at;
+};
+
+/* Free the strings of r and zero it; NULL is fine. */
+void db_recipient_clear(struct db_recipient *r);
+
+/*
+ * Store r (status active) unless (address, fingerprint) is already stored:
+ * *added = 1 when a row was inserted, 0 when it was already there.  The
+ * address is stored lower-cased; r->id, r->status and r->created_at are
+ * ignored (the row gets its own).  r->source must be "import" or "harvest".
+ * Records a history event (mailbox_history: address, event
+ * "recipient-import" or "recipient-harvest", detail the serial) with actor
+ * when a row was inserted.  Returns 0 or -1 with err filled.
+ */
+int db_recipient_add(struct db *db, const struct db_recipient *r,
+                     const char *actor, int *added, char *err, size_t errlen);
+
+/* Called for each row (valid only during the call); return non-zero to
+ * stop. */
+typedef int (*db_recipient_fn)(void *arg, const struct db_recipient *r);
+
+/*
+ * Recipient certificates of address (NULL: all; compared lower-cased),
+ * ordered by address, then newest not_before first; with active_only only
+ * status active.  Expiry is not filtered: compare not_after yourself.
+ * Returns 0 or -1 with err filled.
+ */
+int db_recipients(struct db *db, const char *address, int active_only,
+                  db_recipient_fn fn, void *arg, char *err, size_t errlen);
+
+/*
+ * Delete the recipient certificates named by spec: an address (with '@':
+ * all of its certificates), an id as printed by "recipient list", a serial
+ * or a SHA-256 fingerprint (hex, any case; every address the certificate
+ * is stored under).  *count = rows removed (0: nothing matched).  A spec
+ * that is the id of one certificate and the serial of another, or a serial
+ * shared by certificates of different issuers, is refused as ambiguous
+ * (-1, err says to give the fingerprint) and nothing is removed.  History
+ * event "recipient-remove" (detail the serial) per row.  Returns 0 or -1.
+ */
+int db_recipient_remove(struct db *db, const char *spec, const char *actor,
+                        int *count, char *err, size_t errlen);
+
+/* 1 when (issuer, serial) is listed by an imported CRL, 0 when not, -1 on
+ * error (err filled).  issuer as cert_name_text gives it, serial hex
+ * upper-case. */
+int db_serial_revoked(struct db *db, const char *issuer, const char *serial,
+                      char *err, size_t errlen);
+
+/* Record one CRL entry (idempotent: a known (issuer, serial) is left as it
+ * is).  reason may be NULL.  Returns 0 or -1 with err filled. */
+int db_serial_revoke_add(struct db *db, const char *issuer,
+                         const char *serial, const char *reason, time_t when,
+                         char *err, size_t errlen);
 
 struct audit_row {
 	time_t at;
