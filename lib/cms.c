@@ -2,11 +2,13 @@
 #include "cms.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 EVP_MD *cms_digest_fetch(const char *name)
@@ -108,4 +110,192 @@ out:
 	ASN1_TIME_free(when);
 	CMS_ContentInfo_free(cms);
 	return rc;
+}
+
+/* ---- encryption ------------------------------------------------------ */
+
+struct cms_enc {
+	CMS_ContentInfo *cms;
+	BIO *out;  /* sink BIO calling the caller's writer */
+	BIO *in;   /* the filter chain the content is written into */
+	mime_write_fn fn;
+	void *arg;
+	int failed; /* the caller's writer failed */
+};
+
+static BIO_METHOD *sink_method;
+static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
+
+static int sink_write(BIO *b, const char *buf, int len)
+{
+	struct cms_enc *e = BIO_get_data(b);
+
+	if (len <= 0)
+		return 0;
+	if (e->fn(e->arg, (const unsigned char *)buf, (size_t)len) != 0) {
+		e->failed = 1;
+		return -1;
+	}
+	return len;
+}
+
+static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sink_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void sink_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+	                             "smime-milter sink");
+
+	if (m && BIO_meth_set_write(m, sink_write) &&
+	    BIO_meth_set_ctrl(m, sink_ctrl) &&
+	    BIO_meth_set_create(m, sink_create))
+		sink_method = m;
+	else
+		BIO_meth_free(m);
+}
+
+int cms_cipher_is_aead(const char *cipher)
+{
+	return cipher && strstr(cipher, "-gcm") != NULL;
+}
+
+/* Key transport or agreement parameters of one recipient. */
+static int recipient_params(CMS_RecipientInfo *ri, int oaep)
+{
+	EVP_PKEY_CTX *pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
+
+	if (pctx == NULL)
+		return 0;
+	if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS) {
+		if (!oaep)
+			return 1;
+		return EVP_PKEY_CTX_set_rsa_padding(pctx,
+		                                    RSA_PKCS1_OAEP_PADDING) > 0 &&
+		       EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) > 0 &&
+		       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) > 0;
+	}
+	if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE)
+		return EVP_PKEY_CTX_set_ecdh_kdf_md(pctx, EVP_sha256()) > 0;
+	return 0;
+}
+
+struct cms_enc *cms_encrypt_new(STACK_OF(X509) *recips, const char *cipher,
+                                int oaep, mime_write_fn out, void *outarg,
+                                char *err, size_t errlen)
+{
+	struct cms_enc *e;
+	EVP_CIPHER *c;
+
+	pthread_once(&sink_once, sink_init);
+	if (sink_method == NULL) {
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (recips == NULL || sk_X509_num(recips) == 0) {
+		seterr(err, errlen, "no recipient certificates");
+		return NULL;
+	}
+	c = EVP_CIPHER_fetch(NULL, cipher, NULL);
+	if (c == NULL) {
+		seterr_ssl(err, errlen, "cipher not available");
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		EVP_CIPHER_free(c);
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	e->fn = out;
+	e->arg = outarg;
+	e->cms = CMS_encrypt(NULL, NULL, c,
+	                     CMS_BINARY | CMS_PARTIAL | CMS_STREAM);
+	EVP_CIPHER_free(c);
+	if (e->cms == NULL) {
+		seterr_ssl(err, errlen, "cannot start the encryption");
+		goto fail;
+	}
+	for (int i = 0; i < sk_X509_num(recips); i++) {
+		X509 *x = sk_X509_value(recips, i);
+		CMS_RecipientInfo *ri =
+		    CMS_add1_recipient_cert(e->cms, x, CMS_KEY_PARAM);
+		if (ri == NULL || !recipient_params(ri, oaep)) {
+			char *subj = X509_NAME_oneline(X509_get_subject_name(x),
+			                               NULL, 0);
+			char what[300];
+			snprintf(what, sizeof(what),
+			         "cannot add recipient %s", subj ? subj : "?");
+			OPENSSL_free(subj);
+			seterr_ssl(err, errlen, what);
+			goto fail;
+		}
+	}
+	e->out = BIO_new(sink_method);
+	if (e->out == NULL) {
+		seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	BIO_set_data(e->out, e);
+	e->in = BIO_new_CMS(e->out, e->cms);
+	if (e->in == NULL) {
+		seterr_ssl(err, errlen, "cannot start the encryption");
+		goto fail;
+	}
+	return e;
+fail:
+	cms_encrypt_free(e);
+	return NULL;
+}
+
+int cms_encrypt_write(void *arg, const unsigned char *buf, size_t len)
+{
+	struct cms_enc *e = arg;
+
+	while (len > 0) {
+		int n = len > (1 << 30) ? (1 << 30) : (int)len;
+		if (e->failed || BIO_write(e->in, buf, n) != n)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int cms_encrypt_finish(struct cms_enc *e, char *err, size_t errlen)
+{
+	if (BIO_flush(e->in) != 1 || e->failed) {
+		if (e->failed)
+			return seterr(err, errlen,
+			              "cannot write the encrypted body");
+		seterr_ssl(err, errlen, "encryption failed");
+		return -1;
+	}
+	return 0;
+}
+
+void cms_encrypt_free(struct cms_enc *e)
+{
+	if (e == NULL)
+		return;
+	/* free the filters BIO_new_CMS pushed, up to our own sink */
+	while (e->in && e->in != e->out) {
+		BIO *next = BIO_pop(e->in);
+		BIO_free(e->in);
+		e->in = next;
+	}
+	BIO_free(e->out);
+	CMS_ContentInfo_free(e->cms);
+	free(e);
 }

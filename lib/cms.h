@@ -11,6 +11,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "mime.h"
+
 /* The digest named in the configuration ("sha256"...), fetched once so
  * that messages do not look it up again; EVP_MD_free() it.  NULL when the
  * name is not one we sign with. */
@@ -30,5 +32,33 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
                     const EVP_MD *md, const unsigned char *dgst,
                     size_t dgstlen, time_t signing_time, unsigned char **der,
                     size_t *derlen, char *err, size_t errlen);
+
+/*
+ * Streaming encryption of a MIME entity (issue 5).
+ *
+ * cms_encrypt_new starts an EnvelopedData (cipher "aes-256-cbc" or
+ * "aes-128-cbc") or AuthEnvelopedData (RFC 5083/5084: "aes-256-gcm",
+ * "aes-128-gcm") to every certificate of recips.  RSA recipients get key
+ * transport with PKCS#1 v1.5, or RSAES-OAEP (SHA-256, MGF1-SHA-256) when
+ * oaep is set; EC recipients get ECDH key agreement
+ * (dhSinglePass-stdDH-sha256kdf-scheme with AES key wrap).  The caller has
+ * checked the certificates (usage, validity).  The BER encoding goes to out
+ * while the content is written, so nothing is held whole.  Returns NULL with
+ * err filled.
+ *
+ * cms_encrypt_write has the mime_write_fn shape (arg: the struct cms_enc).
+ * cms_encrypt_finish writes the end of the structure (the GCM tag too);
+ * returns 0 or -1 with err.  cms_encrypt_free accepts NULL.
+ */
+struct cms_enc;
+struct cms_enc *cms_encrypt_new(STACK_OF(X509) *recips, const char *cipher,
+                                int oaep, mime_write_fn out, void *outarg,
+                                char *err, size_t errlen);
+int cms_encrypt_write(void *enc, const unsigned char *buf, size_t len);
+int cms_encrypt_finish(struct cms_enc *e, char *err, size_t errlen);
+void cms_encrypt_free(struct cms_enc *e);
+
+/* 1 when cipher (a configuration name) makes AuthEnvelopedData. */
+int cms_cipher_is_aead(const char *cipher);
 
 #endif

@@ -17,7 +17,9 @@ enum msg_verdict {
 	MSG_SIGN = 0, /* go on: body, then eom signs */
 	MSG_PASS,     /* nothing to do: accept untouched */
 	MSG_NOCERT,   /* signing domain but no usable certificate */
-	MSG_ERROR     /* cannot do the job: the configured on_error action */
+	MSG_ERROR,    /* cannot do the job: the configured on_error action */
+	MSG_REJECT,   /* refused by the encryption policy (550 5.7.1) */
+	MSG_HARVEST   /* inbound signed message: body, then msg_harvest */
 };
 
 enum msg_edit_op { EDIT_DELETE, EDIT_ADD };
@@ -43,12 +45,34 @@ void msg_set_signing_time(struct msg *m, time_t t);
 int msg_header(struct msg *m, const char *name, const char *value, char *err,
                size_t errlen);
 
+/* The envelope sender (MAIL FROM argument, angle brackets allowed), for
+ * encryption rules limited to senders until the From header is known. */
+void msg_envfrom(struct msg *m, const char *addr);
+
+/*
+ * One envelope recipient (RCPT TO argument, angle brackets allowed).  For
+ * outbound mail (outbound set) a recipient whose encryption rule is
+ * "required" and who has no valid certificate is refused here: returns 1 and
+ * *reason (static per thread) says why; the recipient is not recorded.
+ * Returns 0 when recorded, -1 on out of memory.
+ */
+int msg_rcpt(struct msg *m, const char *addr, int outbound,
+             const char **reason);
+
 /*
  * End of headers: decide.  outbound says whether the client is internal or
  * authenticated.  *reason (may be NULL) gets a static-lifetime text that
  * explains PASS, NOCERT and ERROR verdicts.
  */
 enum msg_verdict msg_eoh(struct msg *m, int outbound, const char **reason);
+/*
+ * MSG_SIGN also decides encryption: with encrypt rules that ask for it for
+ * any recipient, the message is encrypted when every recipient and the
+ * sender have a valid certificate that allows encryption.  Otherwise a
+ * "required" recipient turns the verdict into MSG_REJECT, and opportunistic
+ * ones leave it signed only with msg_encrypt_note saying why.  MSG_HARVEST
+ * comes for inbound signed mail when harvest is on.
+ */
 
 /* A chunk of the body (after a MSG_SIGN verdict).  Returns 0 or -1. */
 int msg_body(struct msg *m, const unsigned char *buf, size_t len, char *err,
@@ -64,6 +88,28 @@ int msg_body(struct msg *m, const unsigned char *buf, size_t len, char *err,
 int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
             const struct msg_edit **edits, size_t *nedits, char *err,
             size_t errlen);
+
+/*
+ * After a MSG_HARVEST verdict and the whole body: verify the message's
+ * S/MIME signature against ca_file and store each signer certificate that
+ * carries the From address and qualifies as a recipient certificate (chain,
+ * usage, validity, not revoked) in the database.  found(arg, address,
+ * serial, cert) is called for every certificate newly stored.  *why gets
+ * the reason when nothing was stored.  Returns the number stored, or -1 with
+ * why filled on an error worth logging.
+ */
+typedef void (*msg_harvest_fn)(void *arg, const char *address,
+                               const char *serial, X509 *cert);
+int msg_harvest(struct msg *m, msg_harvest_fn found, void *arg, char *why,
+                size_t whylen);
+
+/* 1 after a MSG_HARVEST verdict. */
+int msg_is_harvest(const struct msg *m);
+
+/* Number of certificates the message is encrypted to (0: not encrypted). */
+int msg_encrypt_count(const struct msg *m);
+/* Why an opportunistic encryption did not happen, or NULL. */
+const char *msg_encrypt_note(const struct msg *m);
 
 /* The From address (lower-case) once eoh ran, or NULL. */
 const char *msg_from(const struct msg *m);

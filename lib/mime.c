@@ -873,27 +873,58 @@ static struct wr *wr_new(void)
 	return w;
 }
 
-int mime_base64_write(const unsigned char *buf, size_t len, mime_write_fn wr,
-                      void *warg)
+struct mime_b64 {
+	struct wr w;
+};
+
+struct mime_b64 *mime_b64_new(mime_write_fn wr, void *warg)
 {
 	struct wr *w;
-	int rc;
 
-	if (wr == NULL || (buf == NULL && len > 0))
-		return -1;
-	w = wr_new();
-	if (w == NULL)
-		return -1;
+	if (wr == NULL || (w = wr_new()) == NULL)
+		return NULL;
 	w->fn = wr;
 	w->arg = warg;
+	return (struct mime_b64 *)w;
+}
+
+int mime_b64_feed(void *arg, const unsigned char *buf, size_t len)
+{
+	struct wr *w = &((struct mime_b64 *)arg)->w;
+
 	if (len > 0)
 		b64_feed(w, buf, len);
+	return w->failed ? -1 : 0;
+}
+
+int mime_b64_end(struct mime_b64 *b)
+{
+	struct wr *w = &b->w;
+
 	b64_end(w);
 	if (w->pend && w->lastnl)
 		w_put(w, "\r\n", 2);
 	w_flush(w);
-	rc = w->failed ? -1 : 0;
-	free(w);
+	return w->failed ? -1 : 0;
+}
+
+void mime_b64_free(struct mime_b64 *b)
+{
+	free(b);
+}
+
+int mime_base64_write(const unsigned char *buf, size_t len, mime_write_fn wr,
+                      void *warg)
+{
+	struct mime_b64 *b;
+	int rc;
+
+	if (wr == NULL || (buf == NULL && len > 0))
+		return -1;
+	if ((b = mime_b64_new(wr, warg)) == NULL)
+		return -1;
+	rc = mime_b64_feed(b, buf, len) != 0 || mime_b64_end(b) != 0 ? -1 : 0;
+	mime_b64_free(b);
 	return rc;
 }
 

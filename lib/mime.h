@@ -128,4 +128,15 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 int mime_base64_write(const unsigned char *buf, size_t len, mime_write_fn wr,
                       void *warg);
 
+/* The same encoder fed in pieces of any size (a stream too large to hold):
+ * new (NULL on out of memory), feed (has the mime_write_fn shape, so a
+ * producer can write into it; the argument is the struct mime_b64), end
+ * (the last partial group and line end), free (NULL is fine).  feed and end
+ * return 0 or -1 when wr failed. */
+struct mime_b64;
+struct mime_b64 *mime_b64_new(mime_write_fn wr, void *warg);
+int mime_b64_feed(void *b64, const unsigned char *buf, size_t len);
+int mime_b64_end(struct mime_b64 *b);
+void mime_b64_free(struct mime_b64 *b);
+
 #endif

@@ -133,6 +133,8 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 		e->hsm = NULL;
 	} else {
 		b->s->nusable++;
+		e->can_encrypt =
+		    cert_check_encryption(e->cert, err, sizeof(err)) == 0;
 		/* validity is checked per message; here it is only worth a
 		 * warning (and a failure of -n) */
 		if (validity_check(e->not_before, e->not_after, time(NULL),
@@ -146,6 +148,150 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 	b->problems++;
 	adderr(b->warn, b->warnlen, "%s: %s", e->address, err);
 	return 0;
+}
+
+static void rcpt_clear(struct rcpt_cert *r)
+{
+	free(r->address);
+	free(r->serial);
+	X509_free(r->cert);
+}
+
+static int rcpt_push(struct rcpt_cert **v, size_t *n, size_t *cap,
+                     const char *address, const char *serial, X509 *x)
+{
+	struct rcpt_cert *r;
+
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct rcpt_cert *nv = realloc(*v, ncap * sizeof(*nv));
+		if (nv == NULL)
+			return -1;
+		*v = nv;
+		*cap = ncap;
+	}
+	r = &(*v)[*n];
+	memset(r, 0, sizeof(*r));
+	r->address = str_lower(xstrdup(address));
+	r->serial = xstrdup(serial);
+	if (r->address == NULL || r->serial == NULL || !X509_up_ref(x)) {
+		rcpt_clear(r);
+		return -1;
+	}
+	r->cert = x;
+	r->not_before = asn1_time_to_time(X509_get0_notBefore(x));
+	r->not_after = asn1_time_to_time(X509_get0_notAfter(x));
+	(*n)++;
+	return 0;
+}
+
+struct rcpt_load {
+	struct build *b;
+	size_t cap;
+};
+
+static int add_recipient(void *arg, const struct db_recipient *r)
+{
+	struct rcpt_load *l = arg;
+	struct snapshot *s = l->b->s;
+	STACK_OF(X509) *certs = cert_stack_from_pem(r->cert_pem);
+	X509 *x = certs && sk_X509_num(certs) > 0 ? sk_X509_value(certs, 0) :
+	                                             NULL;
+	int rc = 0;
+
+	if (x == NULL) {
+		/* not a signing problem: -n does not fail on it */
+		adderr(l->b->warn, l->b->warnlen,
+		       "recipient %s: stored certificate %s does not parse",
+		       r->address, r->serial);
+	} else if (rcpt_push(&s->rcpts, &s->nrcpts, &l->cap, r->address,
+	                     r->serial, x) != 0) {
+		l->b->oom = 1;
+		rc = 1;
+	}
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}
+
+/* Newest certificate of address valid at now in v[0..n), or NULL; v need
+ * not be sorted. */
+static const struct rcpt_cert *rcpt_best(const struct rcpt_cert *v, size_t n,
+                                         const char *address, time_t now,
+                                         const struct rcpt_cert *best)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].address, address) == 0 &&
+		    now >= v[i].not_before && now <= v[i].not_after &&
+		    (best == NULL || v[i].not_before > best->not_before))
+			best = &v[i];
+	return best;
+}
+
+static int rcpt_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct rcpt_cert *)a)->address,
+	              ((const struct rcpt_cert *)b)->address);
+}
+
+X509 *snapshot_encryption_cert(const struct snapshot *cs, const char *address,
+                               time_t now, const char **serial)
+{
+	struct snapshot *s = (struct snapshot *)cs; /* the harvest lock */
+	const struct rcpt_cert *best = NULL;
+	const struct signer_entry *e;
+	const char *ser = NULL;
+	X509 *x = NULL;
+	time_t nb = 0;
+
+	if (s == NULL || address == NULL)
+		return NULL;
+	if (s->nrcpts > 0) {
+		/* the first entry of address, then its neighbours */
+		struct rcpt_cert key = { .address = (char *)address };
+		const struct rcpt_cert *hit =
+		    bsearch(&key, s->rcpts, s->nrcpts, sizeof(key), rcpt_cmp);
+		if (hit) {
+			size_t lo = (size_t)(hit - s->rcpts), hi = lo + 1;
+			while (lo > 0 &&
+			       strcmp(s->rcpts[lo - 1].address, address) == 0)
+				lo--;
+			while (hi < s->nrcpts &&
+			       strcmp(s->rcpts[hi].address, address) == 0)
+				hi++;
+			best = rcpt_best(s->rcpts + lo, hi - lo, address, now,
+			                 NULL);
+		}
+	}
+	pthread_mutex_lock(&s->harvest_lock);
+	best = rcpt_best(s->harvested, s->nharvested, address, now, best);
+	if (best) {
+		x = best->cert;
+		ser = best->serial;
+		nb = best->not_before;
+	}
+	pthread_mutex_unlock(&s->harvest_lock);
+	e = snapshot_lookup(s, address);
+	if (e && e->can_encrypt && e->cert && str_ieq(e->status, "active") &&
+	    now >= e->not_before && now <= e->not_after &&
+	    (x == NULL || e->not_before > nb)) {
+		x = e->cert;
+		ser = e->serial;
+	}
+	if (serial)
+		*serial = ser;
+	return x;
+}
+
+int snapshot_add_harvested(struct snapshot *s, const char *address,
+                           const char *serial, X509 *cert)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->harvest_lock);
+	rc = rcpt_push(&s->harvested, &s->nharvested, &s->capharvested,
+	               address, serial, cert);
+	pthread_mutex_unlock(&s->harvest_lock);
+	return rc;
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -171,6 +317,7 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		return seterr(err, errlen, "out of memory");
 	s->refs = 1;
 	s->built_at = time(NULL);
+	pthread_mutex_init(&s->harvest_lock, NULL);
 	if (config_load(conf_path, &s->cfg, err, errlen) != 0) {
 		snapshot_unref(s);
 		return -1;
@@ -199,6 +346,17 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		snapshot_unref(s);
 		return -1;
 	}
+	if (s->cfg->nencrypt > 0 || s->cfg->harvest) {
+		struct rcpt_load l = { .b = &b };
+		if (db_recipients(db, NULL, 1, add_recipient, &l, dberr,
+		                  sizeof(dberr)) != 0) {
+			seterr(err, errlen, "database %s: %s",
+			       s->cfg->database, dberr);
+			db_close(db);
+			snapshot_unref(s);
+			return -1;
+		}
+	}
 	db_close(db);
 	if (b.oom) {
 		snapshot_unref(s);
@@ -220,6 +378,8 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 	if (s->nentries > 1)
 		qsort(s->entries, s->nentries, sizeof(s->entries[0]),
 		      entry_cmp);
+	if (s->nrcpts > 1)
+		qsort(s->rcpts, s->nrcpts, sizeof(s->rcpts[0]), rcpt_cmp);
 	s->generation = __atomic_add_fetch(&generation, 1, __ATOMIC_SEQ_CST);
 	*out = s;
 	return 0;
@@ -250,6 +410,13 @@ void snapshot_unref(struct snapshot *s)
 	for (size_t i = 0; i < s->nentries; i++)
 		entry_clear(&s->entries[i]);
 	free(s->entries);
+	for (size_t i = 0; i < s->nrcpts; i++)
+		rcpt_clear(&s->rcpts[i]);
+	free(s->rcpts);
+	for (size_t i = 0; i < s->nharvested; i++)
+		rcpt_clear(&s->harvested[i]);
+	free(s->harvested);
+	pthread_mutex_destroy(&s->harvest_lock);
 	p11_ctx_free(s->p11); /* after the keys it handed out */
 	audit_queue_free(s->audit, 5000);
 	EVP_MD_free(s->md);

@@ -237,6 +237,65 @@ int addr_from_header(const char *value, char *out, size_t outlen, char *err,
 	return 0;
 }
 
+int addr_list_each(const char *value, void (*fn)(void *arg, const char *addr),
+                   void *arg)
+{
+	char *buf, *part, addr[320], err[128];
+	const char *p;
+	int inq = 0, angle = 0, n = 0;
+	size_t len;
+
+	if (value == NULL)
+		return 0;
+	len = strlen(value);
+	if ((buf = malloc(len + 1)) == NULL)
+		return -1;
+	part = buf;
+	for (p = value;; p++) {
+		int end = *p == '\0';
+		if (!end && inq) {
+			if (*p == '\\' && p[1]) {
+				*part++ = *p++;
+			} else if (*p == '"')
+				inq = 0;
+			*part++ = *p;
+			continue;
+		}
+		if (!end && *p == '(') {
+			const char *q = skip_comment(p);
+			memcpy(part, p, (size_t)(q - p));
+			part += q - p;
+			p = q - 1;
+			continue;
+		}
+		if (!end && *p == '"')
+			inq = 1;
+		else if (!end && *p == '<')
+			angle = 1;
+		else if (!end && *p == '>')
+			angle = 0;
+		else if (!end && *p == ':' && !angle) {
+			part = buf; /* a group name: drop it */
+			continue;
+		}
+		if (end || (!angle && (*p == ',' || *p == ';'))) {
+			*part = '\0';
+			if (addr_from_header(buf, addr, sizeof(addr), err,
+			                     sizeof(err)) == 0) {
+				fn(arg, addr);
+				n++;
+			}
+			part = buf;
+			if (end)
+				break;
+			continue;
+		}
+		*part++ = *p;
+	}
+	free(buf);
+	return n;
+}
+
 const char *addr_domain(const char *addr)
 {
 	const char *at = addr ? strrchr(addr, '@') : NULL;

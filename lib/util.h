@@ -61,6 +61,17 @@ int path_check_private(const char *path, char *err, size_t errlen);
 int addr_from_header(const char *value, char *out, size_t outlen, char *err,
                      size_t errlen);
 
+/*
+ * Every mailbox of an address-list header value (To, Cc, Bcc): splits at
+ * top-level commas (not inside quotes, comments or angle brackets), drops
+ * group names ("Team: a@b, c@d;"), and calls fn(arg, address) with each
+ * address lower-cased as addr_from_header gives it.  Parts that hold no
+ * mailbox are skipped.  Returns the number of addresses, or -1 on out of
+ * memory.
+ */
+int addr_list_each(const char *value, void (*fn)(void *arg, const char *addr),
+                   void *arg);
+
 /* Pointer to the domain part of a lower-cased address (after '@'), or "". */
 const char *addr_domain(const char *addr);
 

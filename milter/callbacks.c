@@ -157,15 +157,25 @@ static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0,
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	unsigned long need = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY;
+	unsigned long skip = WANT_NO;
+	struct snapshot *s = milter_snapshot();
 
-	if (c == NULL)
+	if (c == NULL) {
+		snapshot_unref(s);
 		return SMFIS_REJECT; /* the MTA applies milter_default_action */
+	}
 	if ((f0 & need) != need) {
 		mlog(LOG_ERR, "the MTA does not allow header and body changes");
 		free(c);
+		snapshot_unref(s);
 		return SMFIS_REJECT;
 	}
-	c->pflags = f1 & (WANT_NR | WANT_NO);
+	/* recipients matter only to an encryption policy: without one the
+	 * MTA need not send them (a round trip per recipient saved) */
+	if (s && s->cfg->nencrypt > 0)
+		skip &= ~SMFIP_NORCPT;
+	snapshot_unref(s);
+	c->pflags = f1 & (WANT_NR | skip);
 	mw_setpriv(ctx, c);
 	*pf0 = need;
 	*pf1 = c->pflags;
@@ -221,9 +231,37 @@ static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
 		return reply(c, SMFIP_NR_MAIL);
 	}
 	msg_set_signing_time(c->msg, milter_signing_time);
+	if (argv && argv[0])
+		msg_envfrom(c->msg, argv[0]);
 	auth = mw_getsymval(ctx, "{auth_authen}");
 	c->authenticated = auth != NULL && *auth != '\0';
 	return reply(c, SMFIP_NR_MAIL);
+}
+
+static sfsistat mlfi_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct conn *c = mw_getpriv(ctx);
+	const char *reason;
+	char text[800];
+	int rc;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	if (c->msg == NULL || c->deferred || argv == NULL || argv[0] == NULL)
+		return SMFIS_CONTINUE;
+	rc = msg_rcpt(c->msg, argv[0], c->internal || c->authenticated,
+	              &reason);
+	if (rc < 0) {
+		defer(c, "out of memory");
+	} else if (rc > 0) {
+		snprintf(text, sizeof(text), "%s", reason);
+		mlog(LOG_NOTICE, "%s: recipient %s refused: %s",
+		     qid_of(ctx, c), argv[0], text);
+		mw_setreply(ctx, "550", "5.7.1", text);
+		audit(c, "rejected", text);
+		return SMFIS_REJECT; /* this recipient only */
+	}
+	return SMFIS_CONTINUE;
 }
 
 static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
@@ -267,6 +305,10 @@ static sfsistat mlfi_eoh(SMFICTX *ctx)
 	case MSG_NOCERT:
 		return act(ctx, c, c->snap->cfg->on_no_certificate,
 		           "no usable certificate", reason);
+	case MSG_REJECT:
+		return act(ctx, c, ACTION_REJECT, "encryption policy", reason);
+	case MSG_HARVEST:
+		return SMFIS_CONTINUE;
 	default:
 		return on_error(ctx, c, reason);
 	}
@@ -290,6 +332,40 @@ static int body_out(void *arg, const unsigned char *buf, size_t len)
 	return mw_replacebody(arg, buf, len) == MI_SUCCESS ? 0 : -1;
 }
 
+/* A newly harvested certificate: log it once and use it at once. */
+static void harvested(void *arg, const char *address, const char *serial,
+                      X509 *cert)
+{
+	struct conn *c = arg;
+	struct snapshot *s = milter_snapshot();
+
+	mlog(LOG_NOTICE,
+	     "%s: harvested certificate %s for %s (signed mail from %s)",
+	     c->qid, serial, address, c->client);
+	if (s && snapshot_add_harvested(s, address, serial, cert) != 0)
+		mlog(LOG_WARNING,
+		     "%s: out of memory: certificate %s for %s is used after "
+		     "the next reload",
+		     c->qid, serial, address);
+	snapshot_unref(s);
+}
+
+/* End of an inbound signed message: harvest, then let it go untouched. */
+static sfsistat harvest_eom(struct conn *c)
+{
+	char why[512];
+	int n = msg_harvest(c->msg, harvested, c, why, sizeof(why));
+
+	if (n < 0)
+		mlog(LOG_WARNING, "%s: certificate harvest from %s failed: %s",
+		     c->qid, msg_from(c->msg), why);
+	else if (n == 0 && c->snap->cfg->log_verbose)
+		mlog(LOG_INFO, "%s: nothing harvested from %s: %s", c->qid,
+		     msg_from(c->msg), why);
+	msg_cleanup(c);
+	return SMFIS_ACCEPT;
+}
+
 static sfsistat mlfi_eom(SMFICTX *ctx)
 {
 	struct conn *c = mw_getpriv(ctx);
@@ -305,6 +381,8 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 		snprintf(why, sizeof(why), "%s", c->deferred);
 		return on_error(ctx, c, why);
 	}
+	if (msg_is_harvest(c->msg))
+		return harvest_eom(c);
 	if (msg_eom(c->msg, body_out, ctx, &edits, &nedits, err,
 	            sizeof(err)) != 0)
 		return on_error(ctx, c, err);
@@ -316,10 +394,32 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 		if (rc != MI_SUCCESS)
 			return on_error(ctx, c, "MTA refused a header change");
 	}
-	mlog(LOG_INFO, "%s: signed for %s with certificate %s (%zu bytes)",
-	     c->qid, msg_from(c->msg), msg_signer_serial(c->msg),
-	     msg_body_size(c->msg));
-	audit(c, "signed", "ok");
+	if (msg_encrypt_count(c->msg) > 0) {
+		snprintf(err, sizeof(err), "encrypted (%s, %d certificates)",
+		         c->snap->cfg->encrypt_cipher,
+		         msg_encrypt_count(c->msg));
+		mlog(LOG_INFO,
+		     "%s: signed for %s with certificate %s and %s (%zu "
+		     "bytes)",
+		     c->qid, msg_from(c->msg), msg_signer_serial(c->msg), err,
+		     msg_body_size(c->msg));
+		audit(c, "signed", err);
+	} else if (msg_encrypt_note(c->msg)) {
+		snprintf(err, sizeof(err), "ok; not encrypted: %s",
+		         msg_encrypt_note(c->msg));
+		mlog(LOG_NOTICE,
+		     "%s: signed for %s with certificate %s, not encrypted "
+		     "(opportunistic): %s (%zu bytes)",
+		     c->qid, msg_from(c->msg), msg_signer_serial(c->msg),
+		     msg_encrypt_note(c->msg), msg_body_size(c->msg));
+		audit(c, "signed", err);
+	} else {
+		mlog(LOG_INFO,
+		     "%s: signed for %s with certificate %s (%zu bytes)",
+		     c->qid, msg_from(c->msg), msg_signer_serial(c->msg),
+		     msg_body_size(c->msg));
+		audit(c, "signed", "ok");
+	}
 	msg_cleanup(c);
 	return SMFIS_CONTINUE;
 }
@@ -355,7 +455,7 @@ struct smfiDesc milter_desc = {
 	.xxfi_connect = mlfi_connect,
 	.xxfi_helo = NULL,
 	.xxfi_envfrom = mlfi_envfrom,
-	.xxfi_envrcpt = NULL,
+	.xxfi_envrcpt = mlfi_envrcpt,
 	.xxfi_header = mlfi_header,
 	.xxfi_eoh = mlfi_eoh,
 	.xxfi_body = mlfi_body,

@@ -41,13 +41,15 @@ static void usage(void)
 	fprintf(stderr,
 	        "usage: smime-milter [-c FILE] [-f]\n"
 	        "       smime-milter [-c FILE] -n\n"
-	        "       smime-milter [-c FILE] -t FILE [-s ADDR]\n"
+	        "       smime-milter [-c FILE] -t FILE [-s ADDR] [-r ADDR]...\n"
 	        "       smime-milter -V\n"
 	        "  -c FILE  configuration file (default %s)\n"
 	        "  -f       stay in the foreground, log to stderr too\n"
 	        "  -n       check configuration, database and keys, then exit\n"
 	        "  -t FILE  sign one message file offline, result on stdout\n"
 	        "  -s ADDR  envelope sender for -t\n"
+	        "  -r ADDR  envelope recipient for -t (repeatable; default: the\n"
+	        "           To, Cc and Bcc addresses of the message)\n"
 	        "  -V       print the version\n",
 	        CONFIG_DEFAULT_PATH);
 	exit(EX_USAGE);
@@ -82,8 +84,12 @@ static int check_config(void)
 		snapshot_unref(s);
 		return EX_DATAERR;
 	}
-	printf("%s: OK: %zu mailbox%s, %zu can sign\n", conf_path, s->nentries,
+	printf("%s: OK: %zu mailbox%s, %zu can sign", conf_path, s->nentries,
 	       s->nentries == 1 ? "" : "es", s->nusable);
+	if (s->cfg->nencrypt > 0 || s->cfg->harvest)
+		printf(", %zu recipient certificate%s", s->nrcpts,
+		       s->nrcpts == 1 ? "" : "s");
+	printf("\n");
 	snapshot_unref(s);
 	return EX_OK;
 }
@@ -172,8 +178,32 @@ static void put_crlf_line(const char *s, size_t len)
 	}
 }
 
+/* Envelope recipients of -t: from -r, or the To, Cc and Bcc headers. */
+struct rcpt_list {
+	char **v;
+	size_t n;
+};
+
+static void rcpt_add(void *arg, const char *addr)
+{
+	struct rcpt_list *l = arg;
+	char **nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
+
+	if (nv == NULL || (nv[l->n] = strdup(addr)) == NULL) {
+		fprintf(stderr, "out of memory\n");
+		exit(EX_OSERR);
+	}
+	l->v = nv;
+	l->n++;
+}
+
+static struct rcpt_list opt_rcpts;
+
 static int offline_sign(const char *path, const char *sender)
 {
+	struct rcpt_list hdr_rcpts = { NULL, 0 };
+	const struct rcpt_list *rl;
+	size_t accepted = 0;
 	struct offline_ctx o;
 	struct snapshot *s;
 	char err[8192], warn[8192];
@@ -230,6 +260,34 @@ static int offline_sign(const char *path, const char *sender)
 	argv[1] = NULL;
 	if (st == SMFIS_CONTINUE)
 		st = milter_desc.xxfi_envfrom(NULL, argv);
+	if (opt_rcpts.n == 0)
+		for (size_t i = 0; i < o.nhdrs; i++)
+			if (strcasecmp(o.hdr_names[i], "To") == 0 ||
+			    strcasecmp(o.hdr_names[i], "Cc") == 0 ||
+			    strcasecmp(o.hdr_names[i], "Bcc") == 0)
+				addr_list_each(o.hdr_values[i], rcpt_add,
+				               &hdr_rcpts);
+	rl = opt_rcpts.n ? &opt_rcpts : &hdr_rcpts;
+	for (size_t i = 0; st == SMFIS_CONTINUE && i < rl->n; i++) {
+		sfsistat r;
+		argv[0] = rl->v[i];
+		r = milter_desc.xxfi_envrcpt(NULL, argv);
+		if (r == SMFIS_CONTINUE) {
+			accepted++;
+		} else if (r == SMFIS_REJECT) {
+			fprintf(stderr,
+			        "smime-milter: recipient %s refused: %s\n",
+			        rl->v[i], o.reply);
+		} else {
+			st = r;
+		}
+	}
+	if (st == SMFIS_CONTINUE && rl->n > 0 && accepted == 0) {
+		/* an MTA would not take the message at all */
+		fprintf(stderr, "smime-milter: every recipient was refused\n");
+		st = SMFIS_REJECT;
+		snprintf(o.reply, sizeof(o.reply), "no recipient left");
+	}
 	for (size_t i = 0; st == SMFIS_CONTINUE && i < o.nhdrs; i++)
 		st = milter_desc.xxfi_header(NULL, o.hdr_names[i],
 		                             o.hdr_values[i]);
@@ -300,6 +358,9 @@ static int offline_sign(const char *path, const char *sender)
 	free(o.hdr_deleted);
 	free(o.add_names);
 	free(o.add_values);
+	for (size_t i = 0; i < hdr_rcpts.n; i++)
+		free(hdr_rcpts.v[i]);
+	free(hdr_rcpts.v);
 	milter_set_snapshot(NULL);
 	return rc;
 }
@@ -558,7 +619,7 @@ int main(int argc, char **argv)
 	malloc_tune();
 	audit_reporter = audit_report;
 	p11_reporter = audit_report;
-	while ((opt = getopt(argc, argv, "c:fnt:s:T:Vh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:fnt:s:r:T:Vh")) != -1) {
 		switch (opt) {
 		case 'c':
 			conf_path = optarg;
@@ -574,6 +635,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			sender = optarg;
+			break;
+		case 'r':
+			rcpt_add(&opt_rcpts, optarg);
 			break;
 		case 'T': /* fixed signing time (tests) */
 			milter_signing_time = (time_t)atoll(optarg);

@@ -17,7 +17,10 @@
 #   pf_send FROM TO FILE [PORT]
 #       Sends FILE byte for byte (only SMTP dot-stuffing is added) via SMTP to
 #       127.0.0.1:SMTP_PORT (or PORT).  Prints the server's final reply code;
-#       returns 0 when the message was accepted (2xx), 1 otherwise.
+#       returns 0 when the message was accepted (2xx), 1 otherwise.  TO may
+#       list several recipients separated by commas: each RCPT reply goes to
+#       stderr as "# pf_send rcpt ADDR: CODE TEXT", and the message is sent
+#       when at least one was accepted.
 #       With $PF_XCLIENT set (e.g. "ADDR=192.0.2.1 NAME=mx.example.net" or
 #       "... LOGIN=andi"), the client identity is overridden with XCLIENT
 #       first; this needs PF_EXTRA_MAIN to authorize 127.0.0.1 for XCLIENT
@@ -262,9 +265,17 @@ try:
     code, msg = s.mail(sender, opts)
     if code != 250:
         print(code); sys.exit(1)
-    code, msg = s.rcpt(rcpt)
-    if code not in (250, 251):
-        print(code); sys.exit(1)
+    taken = 0
+    first = None
+    for r in rcpt.split(","):
+        code, msg = s.rcpt(r)
+        sys.stderr.write("# pf_send rcpt %s: %d %s\n" % (r, code, msg.decode("ascii", "replace").replace("\n", " ")))
+        if code in (250, 251):
+            taken += 1
+        elif first is None:
+            first = code
+    if taken == 0:
+        print(first); sys.exit(1)
     code, msg = s.docmd("DATA")
     if code != 354:
         print(code); sys.exit(1)
