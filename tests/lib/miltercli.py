@@ -13,6 +13,8 @@ usage: miltercli.py --socket inet:PORT@HOST|unix:PATH [--client-ip IP]
            [--rcpt ADDR] [--qid QID] [--chunk N] [--timeout S]
            MESSAGE[=OUT] ...
 
+With several --rcpt, each RCPT verdict is printed as mN.rcptK=ADDR RESULT
+(accepted, reject, ...); the message goes on while one recipient is left.
 Each MESSAGE is a file (any line ends; sent with CRLF) sent as one
 transaction on the same connection; "abort:FILE" sends it up to the end of
 the body and then aborts.  The envelope sender is the From address unless
@@ -165,9 +167,18 @@ def run_message(m, out, path, idx, args, abort):
         m.send(b"M", nul(("<%s>" % (sender or "")).encode()))
         ended = not verdict("mailfrom", P_NR_MAIL)
     if not ended and not m.has(P_NORCPT):
-        m.send(b"D", b"R" + nul(b"{rcpt_addr}", args.rcpt.encode()))
-        m.send(b"R", nul(("<%s>" % args.rcpt).encode()))
-        ended = not verdict("rcpt", P_NR_RCPT)
+        # like an MTA: a refused recipient is dropped, the message goes on
+        # while at least one recipient is left
+        taken = 0
+        for k, rcpt in enumerate(args.rcpt or ["someone@example.org"], 1):
+            m.send(b"D", b"R" + nul(b"{rcpt_addr}", rcpt.encode()))
+            m.send(b"R", nul(("<%s>" % rcpt).encode()))
+            if verdict("rcpt", P_NR_RCPT):
+                taken += 1
+                out.append(pre + "rcpt%d=%s accepted" % (k, rcpt))
+            else:
+                out.append(pre + "rcpt%d=%s %s" % (k, rcpt, state["result"]))
+        ended = taken == 0
     if not ended and not m.has(P_NODATA):
         m.send(b"T")
         ended = not verdict("data", P_NR_DATA)
@@ -269,7 +280,9 @@ def main():
     ap.add_argument("--helo", default="client.test")
     ap.add_argument("--auth")
     ap.add_argument("--mail-from")
-    ap.add_argument("--rcpt", default="someone@example.org")
+    ap.add_argument("--rcpt", action="append",
+                    help="envelope recipient (repeatable; default "
+                         "someone@example.org)")
     ap.add_argument("--qid")
     ap.add_argument("--chunk", type=int, default=65535)
     ap.add_argument("--timeout", type=float, default=60)
