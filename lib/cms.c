@@ -121,6 +121,10 @@ struct cms_enc {
 	mime_write_fn fn;
 	void *arg;
 	int failed; /* the caller's writer failed */
+	/* content is gathered into large writes: every write into the CMS
+	 * chain becomes its own BER OCTET STRING segment and cipher call */
+	size_t len;
+	unsigned char buf[65536];
 };
 
 static BIO_METHOD *sink_method;
@@ -259,23 +263,36 @@ fail:
 	return NULL;
 }
 
+static int enc_flush(struct cms_enc *e)
+{
+	int n = (int)e->len;
+
+	e->len = 0;
+	return n == 0 || (!e->failed && BIO_write(e->in, e->buf, n) == n) ? 0 :
+	                                                                    -1;
+}
+
 int cms_encrypt_write(void *arg, const unsigned char *buf, size_t len)
 {
 	struct cms_enc *e = arg;
 
 	while (len > 0) {
-		int n = len > (1 << 30) ? (1 << 30) : (int)len;
-		if (e->failed || BIO_write(e->in, buf, n) != n)
+		size_t take = sizeof(e->buf) - e->len;
+		if (take > len)
+			take = len;
+		memcpy(e->buf + e->len, buf, take);
+		e->len += take;
+		buf += take;
+		len -= take;
+		if (e->len == sizeof(e->buf) && enc_flush(e) != 0)
 			return -1;
-		buf += n;
-		len -= (size_t)n;
 	}
 	return 0;
 }
 
 int cms_encrypt_finish(struct cms_enc *e, char *err, size_t errlen)
 {
-	if (BIO_flush(e->in) != 1 || e->failed) {
+	if (enc_flush(e) != 0 || BIO_flush(e->in) != 1 || e->failed) {
 		if (e->failed)
 			return seterr(err, errlen,
 			              "cannot write the encrypted body");

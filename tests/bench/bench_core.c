@@ -2,7 +2,11 @@
  * bench_core -- figure (a): messages/s through the signing core in-process,
  * one thread, the same lib/ code the milter runs (headers, eoh, body, eom).
  *
- *   bench_core CONF MESSAGE_FILE SECONDS
+ *   bench_core CONF MESSAGE_FILE SECONDS [RCPT]
+ *
+ * With RCPT each message gets that envelope recipient, and must come out
+ * encrypted (the configuration's encrypt rules and recipient certificates
+ * decide): the sign+encrypt figure of issue 5.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +43,9 @@ int main(int argc, char **argv)
 	char *names[64], *values[64];
 	int nh = 0;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: bench_core CONF MESSAGE SECONDS\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr,
+		        "usage: bench_core CONF MESSAGE SECONDS [RCPT]\n");
 		return 2;
 	}
 	malloc_tune(); /* as the daemon does */
@@ -87,10 +92,19 @@ int main(int argc, char **argv)
 		const struct msg_edit *edits;
 		size_t nedits;
 		const char *reason;
+		if (argc == 5 && msg_rcpt(m, argv[4], 1, &reason) != 0) {
+			fprintf(stderr, "recipient refused: %s\n", reason);
+			return 1;
+		}
 		for (int i = 0; i < nh; i++)
 			msg_header(m, names[i], values[i], err, sizeof(err));
 		if (msg_eoh(m, 1, &reason) != MSG_SIGN) {
 			fprintf(stderr, "not signed: %s\n", reason);
+			return 1;
+		}
+		if (argc == 5 && msg_encrypt_count(m) == 0) {
+			fprintf(stderr, "not encrypted: %s\n",
+			        msg_encrypt_note(m) ? msg_encrypt_note(m) : "?");
 			return 1;
 		}
 		if (msg_body(m, (unsigned char *)body, bodylen, err,

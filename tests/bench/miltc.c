@@ -4,8 +4,10 @@
  * milter and reports messages/s and the verdicts.
  *
  *   miltc -s inet:PORT@HOST [-c CONNS] [-n MESSAGES] [-a CLIENT_IP]
- *         [-o OUTFILE] FILE
+ *         [-o OUTFILE] [-r RCPT] FILE
  *
+ * -r sets the envelope recipient (default x@example.org; sent only when
+ * the milter asks for recipients).
  * -o writes the message as the milter changed it (the last one) to OUTFILE.
  * Exit status 0 when every message got an answer, 1 otherwise.
  */
@@ -46,6 +48,7 @@ static size_t msglen;
 static size_t hdr_end; /* offset of the body */
 static int per_conn;
 static const char *outfile;
+static const char *rcpt = "x@example.org"; /* -r: envelope recipient */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long n_ok, n_accept, n_tempfail, n_reject, n_other, n_fail;
 
@@ -264,8 +267,10 @@ static int one_connection(void)
 			}
 		}
 		if (!(pflags & SMFIP_NORCPT)) {
-			if ((r = step(fd, &p, pflags, SMFIP_NR_RCPT, 'R',
-			              "<x@example.org>", 16)) != 'c') {
+			char rarg[330];
+			int rlen = snprintf(rarg, sizeof(rarg), "<%s>", rcpt) + 1;
+			if ((r = step(fd, &p, pflags, SMFIP_NR_RCPT, 'R', rarg,
+			              (size_t)rlen)) != 'c') {
 				count(r);
 				continue;
 			}
@@ -348,20 +353,21 @@ int main(int argc, char **argv)
 	double secs;
 	char *b;
 
-	while ((opt = getopt(argc, argv, "s:c:n:a:o:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:c:n:a:o:r:")) != -1) {
 		switch (opt) {
 		case 's': sock = optarg; break;
 		case 'c': conns = atoi(optarg); break;
 		case 'n': total = atoi(optarg); break;
 		case 'a': client_ip = optarg; break;
 		case 'o': outfile = optarg; break;
+		case 'r': rcpt = optarg; break;
 		default: return 2;
 		}
 	}
 	if (!sock || optind + 1 != argc || sscanf(sock, "inet:%d@", &port) != 1 ||
 	    conns < 1 || total < conns) {
 		fprintf(stderr, "usage: miltc -s inet:PORT@HOST [-c N] [-n N] "
-		                "[-a IP] [-o OUT] FILE\n");
+		                "[-a IP] [-o OUT] [-r RCPT] FILE\n");
 		return 2;
 	}
 	if (strchr(sock, '@'))

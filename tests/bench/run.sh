@@ -6,7 +6,10 @@
 #   (b) messages/s over the milter protocol, 8 connections (miltc)
 #   (c) messages/s with the key on a SoftHSM2 token against the same run
 #       with the key in a PKCS#12 file, 8 connections each
-#   peak RSS (VmHWM) of the daemon signing a 1 MB and a 50 MB message
+#   (d) messages/s signed and encrypted (one RSA-2048 recipient) against
+#       signed only, in-process, 1 thread
+#   peak RSS (VmHWM) of the daemon signing a 1 MB and a 50 MB message, and
+#   signing and encrypting the 50 MB one
 # Prints a Markdown table; BENCH_SECONDS sets the length of each run,
 # BENCH_ROUNDS the number of back-to-back pairs per ratio (median kept).
 set -eu
@@ -85,6 +88,27 @@ rsa1=$(cut -d' ' -f2 "$work/core.pairs" | median)
 core_rate=$(cut -d' ' -f3 "$work/core.pairs" | median)
 core="pairs (ratio rsa/s msg/s): $(tr '\n' ';' <"$work/core.pairs")"
 
+# (d) sign+encrypt against signing alone: the same core, one RSA-2048
+# recipient certificate (plus the sender's own, as always)
+econf=$work/encrypt.conf
+eport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed "s/inet:$port@/inet:$eport@/" "$conf" >"$econf"
+cat >>"$econf" <<CONF
+encrypt = ( { recipients = [ "jabarprov.go.id" ]; mode = "required"; } );
+CONF
+admin/smimectl -c "$econf" recipient import "$work/pki/mitra.crt.pem" >/dev/null
+: >"$work/enc.pairs"
+for i in $(seq 1 "$rounds"); do
+	sg=$(taskset -c 0 tests/bench/bench_core "$conf" "$work/4k.eml" "$secs" | rate_of)
+	se=$(taskset -c 0 tests/bench/bench_core "$econf" "$work/4k.eml" "$secs" \
+		mitra@jabarprov.go.id | rate_of)
+	echo "$sg $se" | awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' >>"$work/enc.pairs"
+done
+enc_ratio=$(cut -d' ' -f1 "$work/enc.pairs" | median)
+sign_rate=$(cut -d' ' -f2 "$work/enc.pairs" | median)
+enc_rate=$(cut -d' ' -f3 "$work/enc.pairs" | median)
+enc="pairs (ratio sign-msg/s sign+encrypt-msg/s): $(tr '\n' ';' <"$work/enc.pairs")"
+
 start_milter() {
 	milter/smime-milter -c "$conf" -f 2>"$work/milter.log" &
 	pid=$!
@@ -133,6 +157,21 @@ grep -q '^#ADD Content-Type: multipart/signed' "$work/50m.out" || {
 	exit 1
 }
 out50=$(wc -c <"$work/50m.out")
+# the same 50 MB message signed and encrypted: streamed as well
+conf_plain=$conf
+conf=$econf
+start_milter
+t50e=$(tests/bench/miltc -s "inet:$eport@127.0.0.1" -r mitra@jabarprov.go.id \
+	-n 1 -o "$work/50me.out" "$work/50m.eml")
+rss50e=$(hwm)
+stop_milter
+conf=$conf_plain
+grep -q '^#ADD Content-Type: application/pkcs7-mime; smime-type=enveloped-data' \
+	"$work/50me.out" || {
+	echo "50 MB message was not encrypted" >&2
+	cat "$work/milter.log" >&2
+	exit 1
+}
 [ "$out50" -gt $((50 * 1024 * 1024)) ] || {
 	echo "50 MB message: replaced body is only $out50 bytes" >&2
 	exit 1
@@ -201,10 +240,14 @@ cat <<TABLE
 | (c) key on SoftHSM2 vs PKCS#12, 4 KB, 8 connections | $hsm_rate msg/s | $p12_rate | $hsm_ratio | >= 0.8 |
 | peak RSS, 1 MB message | $((rss1 / 1024)) MB ($rss1 kB) | | | < 32 MB |
 | peak RSS, 50 MB message | $((rss50 / 1024)) MB ($rss50 kB) | | | < 32 MB |
+| (d) sign+encrypt vs sign, 4 KB, 1 RSA-2048 recipient, 1 thread | $enc_rate msg/s | $sign_rate | $enc_ratio | (report) |
+| peak RSS, 50 MB message signed and encrypted | $((rss50e / 1024)) MB ($rss50e kB) | | | < 32 MB |
 TABLE
 echo
 echo "core: $core"
 echo "protocol: $proto"
 echo "hsm: $hsm"
+echo "encrypt: $enc"
+echo "50 MB message signed and encrypted: $t50e"
 echo "hsm in-process, 1 core: $inproc"
 echo "50 MB message: $t50 (new body and header edits: $out50 bytes)"
