@@ -57,6 +57,7 @@ struct conn {
 	char client[INET6_ADDRSTRLEN + 8];
 	struct msg *msg;  /* message context, from envfrom to eom/abort */
 	int authenticated;
+	int connected; /* connect ran: counted in active */
 	char qid[64];
 };
 
@@ -174,7 +175,7 @@ static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0,
 	 * MTA need not send them (a round trip per recipient saved) */
 	if (s && s->cfg->nencrypt > 0)
 		skip &= ~SMFIP_NORCPT;
-	snapshot_unref(s);
+	c->snap = s; /* the connection keeps the snapshot it negotiated with */
 	c->pflags = f1 & (WANT_NR | skip);
 	mw_setpriv(ctx, c);
 	*pf0 = need;
@@ -194,7 +195,8 @@ static sfsistat mlfi_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 		mlog(LOG_ERR, "out of memory at connect");
 		return SMFIS_TEMPFAIL;
 	}
-	c->snap = milter_snapshot();
+	if (c->snap == NULL)
+		c->snap = milter_snapshot();
 	if (addr == NULL) {
 		c->internal = 1; /* local submission (non_smtpd_milters) */
 		snprintf(c->client, sizeof(c->client), "local");
@@ -212,7 +214,9 @@ static sfsistat mlfi_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 			snprintf(c->client, sizeof(c->client), "%s",
 			         host ? host : "unknown");
 	}
-	__atomic_add_fetch(&active, 1, __ATOMIC_SEQ_CST);
+	if (!c->connected)
+		__atomic_add_fetch(&active, 1, __ATOMIC_SEQ_CST);
+	c->connected = 1;
 	mw_setpriv(ctx, c);
 	return reply(c, SMFIP_NR_CONN);
 }
@@ -440,7 +444,7 @@ static sfsistat mlfi_close(SMFICTX *ctx)
 	if (c == NULL)
 		return SMFIS_CONTINUE;
 	msg_cleanup(c);
-	if (c->snap) /* connect ran */
+	if (c->connected)
 		__atomic_sub_fetch(&active, 1, __ATOMIC_SEQ_CST);
 	snapshot_unref(c->snap);
 	free(c);
