@@ -1,0 +1,408 @@
+#!/bin/sh
+# End-to-end encryption (issue 5): real Postfix -> smime-milter -> smtp-sink,
+# every encrypted message decrypted by independent code (openssl cms AND
+# gpgsm, tests/lib/decrypt.sh), its inner signature verified (openssl and
+# gpgsm, tests/lib/verify.sh) and its decoded content compared with what was
+# sent.
+#
+#   sh tests/e2e/postfix-encrypt.sh          (KEEP=1 keeps the work directory)
+#
+# Policy: jabarprov.go.id opportunistic, bpk.go.id required, harvest on.
+# Recipient certificates: mitra and ecmitra (jabarprov.go.id) imported with
+# smimectl; auditor@bpk.go.id unknown until it is harvested.
+#   1. AES-256-CBC + RSA PKCS#1 v1.5 to mitra: decrypts with mitra's key
+#      (openssl and gpgsm) and with the sender's own key (archive copy)
+#   2. to the EC recipient ecmitra: ECDH, decrypts with openssl (gpgsm 2.2
+#      cannot: decrypt.sh says so and why)
+#   3. opportunistic, one recipient without a certificate: signed only
+#   4. required, auditor@bpk.go.id without a certificate: that recipient is
+#      refused with 550 5.7.1 at RCPT, mitra still gets the message, encrypted
+#   5. harvesting: a signed message from auditor@bpk.go.id arrives from
+#      outside (untouched); its certificate is learned, logged once, and the
+#      next outbound message to auditor is encrypted to it, without a reload
+#   6. reload with encrypt_cipher = "aes-256-gcm": authEnveloped-data
+#   7. reload with encrypt_rsa_padding = "oaep": RSAES-OAEP
+# Prints TAP.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+export TOP
+. "$TOP/tests/lib/postfix.sh"
+. "$TOP/tests/lib/decrypt.sh"
+PY=/usr/bin/python3
+SC="$TOP/tests/lib/smimecheck.py"
+MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
+CTL=${SMIMECTL:-$TOP/admin/smimectl}
+
+work=$(mktemp -d /tmp/smime-e2e-enc.XXXXXX)
+chmod 0755 "$work"
+milter_pid=
+n=0
+
+cleanup() {
+	if [ -n "$milter_pid" ]; then
+		kill "$milter_pid" 2>/dev/null
+		i=0
+		while kill -0 "$milter_pid" 2>/dev/null && [ $i -lt 50 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -9 "$milter_pid" 2>/dev/null
+		milter_pid=
+	fi
+	pf_stop
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "# work directory kept: $work"
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+nok() { n=$((n + 1)); echo "not ok $n - $*"; }
+tap() { # tap CONDITION-RESULT(0/1) DESCRIPTION
+	if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi
+}
+bail() {
+	nok "$*"
+	[ -f "$work/milter.log" ] && tail -20 "$work/milter.log" | sed 's/^/# milter: /'
+	echo "1..$n"
+	exit 1
+}
+
+for p in "$MILTER" "$CTL"; do
+	[ -x "$p" ] || bail "$p is built (run make first)"
+done
+
+# ---------------------------------------------------------------- setup
+if sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1; then
+	ok "test PKI created"
+else
+	sed 's/^/# /' "$work/pki.log"
+	bail "test PKI created"
+fi
+pki=$work/pki
+mkdir -p "$work/send" "$work/out" "$work/keys" "$work/tmp"
+chmod 0700 "$work/keys" "$work/tmp"
+set -- $(pf_free_ports 3)
+milter_port=$1 smtp_port=$2 sink_port=$3
+conf=$work/smime-milter.conf
+# write_conf [EXTRA-LINE...]: the configuration, with extra lines appended
+write_conf() {
+	cat >"$conf.new" <<EOF
+# written by tests/e2e/postfix-encrypt.sh
+socket = "inet:$milter_port@127.0.0.1";
+database = "$work/smime.db";
+key_dir = "$work/keys";
+temp_dir = "$work/tmp";
+pidfile = "$work/milter.pid";
+ca_file = "$pki/ca-bundle.pem";
+domains = [ "banjarkota.go.id" ];
+internal_hosts = [ "127.0.0.0/8", "::1/128" ];
+on_error = "tempfail";
+on_no_certificate = "accept";
+harvest = true;
+encrypt = (
+  { recipients = [ "jabarprov.go.id" ]; mode = "opportunistic"; },
+  { recipients = [ "bpk.go.id" ]; mode = "required"; }
+);
+EOF
+	for _l in "$@"; do printf '%s\n' "$_l" >>"$conf.new"; done
+	mv "$conf.new" "$conf"
+}
+write_conf
+
+ctl() { # ctl DESCRIPTION ARGS...
+	_d=$1
+	shift
+	if "$CTL" -c "$conf" "$@" >"$work/ctl.out" 2>&1; then
+		ok "$_d"
+	else
+		nok "$_d"
+		echo "# smimectl -c CONF $*"
+		sed 's/^/#   /' "$work/ctl.out"
+	fi
+}
+ctl "smimectl init" init
+ctl "smimectl import andi (sender)" import --mailbox andi@banjarkota.go.id \
+	--kind individual --p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass"
+ctl "smimectl recipient import mitra (PEM) and ecmitra (EC)" recipient import \
+	"$pki/mitra.crt.pem" "$pki/ecmitra.crt.pem"
+
+"$MILTER" -c "$conf" -f >"$work/milter.log" 2>&1 &
+milter_pid=$!
+if pf__wait_port "$milter_port" 15 && kill -0 "$milter_pid" 2>/dev/null; then
+	ok "milter listens on inet:$milter_port@127.0.0.1"
+else
+	bail "milter listens on inet:$milter_port@127.0.0.1"
+fi
+mkdir -p "$work/pf"
+PF_EXTRA_MAIN='smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, check_client_access static:OK, reject'
+if pf_start "$work/pf" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1"; then
+	ok "private Postfix started (smtpd $smtp_port, sink $sink_port)"
+else
+	bail "private Postfix started"
+fi
+
+# ---------------------------------------------------------------- helpers
+# msg TAG FROM TO-HEADER: a multipart message with non-ASCII text and an
+# attachment, Message-ID <TAG@test>, written to $work/send/TAG.eml (CRLF)
+msg() {
+	"$PY" - "$work/send/$1.eml" "$1" "$2" "$3" <<'EOF'
+import base64, sys
+path, tag, frm, to = sys.argv[1:5]
+att = base64.encodebytes(bytes(range(256)) * 8).decode().replace("\n", "\r\n")
+text = ("Yth. Bapak/Ibu,\r\n\r\nBerikut laporan keuangan triwulan III "
+        "(rahasia) \u2013 mohon tidak disebarluaskan.\r\n\r\nSalam,\r\nAndi\r\n")
+m = ("From: Andi Pratama <%s>\r\nTo: %s\r\nSubject: Laporan %s\r\n"
+     "Date: Tue, 24 Nov 2026 10:00:00 +0700\r\nMessage-ID: <%s@test>\r\n"
+     "MIME-Version: 1.0\r\n"
+     "Content-Type: multipart/mixed; boundary=\"b-%s\"\r\n\r\n"
+     "--b-%s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+     "Content-Transfer-Encoding: 8bit\r\n\r\n%s\r\n"
+     "--b-%s\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n"
+     "Content-Disposition: attachment; filename=\"data.bin\"\r\n"
+     "Content-Transfer-Encoding: base64\r\n\r\n%s--b-%s--\r\n"
+     % (frm, to, tag, tag, tag, tag, text, tag, att, tag))
+open(path, "wb").write(m.encode("utf-8"))
+EOF
+}
+
+sent=0
+# send TAG RCPTS: returns 0 when Postfix accepted the message
+send() {
+	_code=$(pf_send andi@banjarkota.go.id "$2" "$work/send/$1.eml" 2>"$work/send/$1.err")
+	if [ "$_code" = 250 ]; then
+		sent=$((sent + 1))
+		return 0
+	fi
+	sed 's/^/#   /' "$work/send/$1.err"
+	return 1
+}
+
+# delivered TAG: the sink copy of the message with Message-ID <TAG@test> to
+# $work/out/TAG.eml; 1 when it is not there (waits up to 30 s)
+delivered() {
+	_end=$(($(date +%s) + 30))
+	while :; do
+		_f=$(pf_sink_files | while read -r _x; do
+			if grep -qi "^Message-ID: <$1@test>" "$_x"; then echo "$_x"; break; fi
+		done)
+		[ -n "$_f" ] && break
+		[ "$(date +%s)" -ge "$_end" ] && return 1
+		sleep 0.3
+	done
+	pf_strip_sink "$_f" >"$work/out/$1.eml"
+}
+
+# check_decrypt TAG RECIPIENT-NAME CIPHER WHAT: decrypt_message's checks as
+# TAP lines (cd_* names: sh has no locals, and decrypt.sh uses _x names)
+check_decrypt() {
+	cd_t=$1 cd_r=$2 cd_c=$3 cd_w=$4
+	echo "# --- $cd_t: decrypt as $cd_r ($cd_w)"
+	decrypt_message "$work/out/$cd_t.eml" "$work/send/$cd_t.eml" \
+		andi@banjarkota.go.id "$cd_r" "$pki" "$cd_c"
+	tap "$([ "$DM_STRUCT" = ok ]; echo $?)" "$cd_t: application/pkcs7-mime structure, outer headers unchanged"
+	tap "$([ "$DM_ALG" = ok ]; echo $?)" "$cd_t: $cd_c content encryption ($DM_CIPHER; recipients: $DM_KEYALGS)"
+	tap "$([ "$DM_OPENSSL" = ok ]; echo $?)" "$cd_t: openssl cms -decrypt with $cd_r's key"
+	if [ "$DM_GPGSM" = skip ]; then
+		ok "$cd_t: gpgsm --decrypt with $cd_r's key # SKIP $DM_GPGSM_WHY"
+	else
+		tap "$([ "$DM_GPGSM" = ok ]; echo $?)" "$cd_t: gpgsm --decrypt with $cd_r's key, same bytes as openssl"
+	fi
+	tap "$([ "$DM_INNER" = ok ]; echo $?)" "$cd_t: inner signature verifies (openssl, gpgsm) and the decoded content equals what was sent"
+}
+
+# is_recipient TAG PKI-NAME: NAME's certificate is among the RecipientInfos
+is_recipient() {
+	dm_recipients "$work/out/$1.eml" >"$work/recips.$1" 2>/dev/null
+	dm_cert_id "$pki/$2.crt.pem" | while read -r _id; do
+		grep -qxF "$_id" "$work/recips.$1" && echo yes && break
+	done | grep -q yes
+}
+
+# reload [EXTRA-LINE...]: new configuration, SIGUSR1, wait for the log line
+reload() {
+	write_conf "$@"
+	_before=$(grep -c 'reloaded: generation' "$work/milter.log")
+	"$CTL" -c "$conf" reload >/dev/null 2>&1 || return 1
+	_i=0
+	while [ "$(grep -c 'reloaded: generation' "$work/milter.log")" -le "$_before" ]; do
+		_i=$((_i + 1))
+		[ $_i -gt 100 ] && return 1
+		sleep 0.1
+	done
+}
+
+# ---------------------------------------------------------------- 1. CBC
+msg cbc andi@banjarkota.go.id "Mitra Jabar <mitra@jabarprov.go.id>"
+send cbc mitra@jabarprov.go.id
+tap $? "cbc: accepted by Postfix with the milter"
+if delivered cbc; then
+	ok "cbc: delivered"
+	check_decrypt cbc mitra aes-256-cbc "AES-256-CBC, RSA PKCS#1 v1.5"
+	case " $DM_KEYALGS " in
+	*" rsaesOaep "* | *dhSinglePass*) nok "cbc: RSA PKCS#1 v1.5 key transport only ($DM_KEYALGS)" ;;
+	*) ok "cbc: RSA PKCS#1 v1.5 key transport only ($DM_KEYALGS)" ;;
+	esac
+	gpgsm_can_decrypt rsaEncryption aes-256-cbc
+	tap $? "cbc: this gpgsm decrypts AES-256-CBC with RSA v1.5 (so the gpgsm check above was not skipped)"
+	is_recipient cbc andi
+	tap $? "cbc: the sender's own certificate is a recipient"
+	is_recipient cbc mitra
+	tap $? "cbc: mitra's certificate is a recipient"
+	check_decrypt cbc andi aes-256-cbc "the sender's archive copy"
+else
+	nok "cbc: delivered"
+fi
+grep -q 'signed for andi@banjarkota.go.id with certificate .* and encrypted (aes-256-cbc, 2 certificates)' "$work/milter.log"
+tap $? "cbc: the log says signed and encrypted to 2 certificates"
+
+# ---------------------------------------------------------------- 2. EC
+msg ec andi@banjarkota.go.id "ecmitra@jabarprov.go.id"
+send ec ecmitra@jabarprov.go.id
+tap $? "ec: accepted by Postfix with the milter"
+if delivered ec; then
+	ok "ec: delivered"
+	check_decrypt ec ecmitra aes-256-cbc "EC recipient, ECDH"
+	case "$DM_RECIP_KEYALG" in
+	dhSinglePass-stdDH-sha256kdf-scheme) ok "ec: ECDH key agreement ($DM_RECIP_KEYALG)" ;;
+	*) nok "ec: ECDH key agreement (got '$DM_RECIP_KEYALG')" ;;
+	esac
+else
+	nok "ec: delivered"
+fi
+
+# ---------------------------------------------------------------- 3. opportunistic
+msg opp andi@banjarkota.go.id "mitra@jabarprov.go.id, lain@jabarprov.go.id"
+send opp "mitra@jabarprov.go.id,lain@jabarprov.go.id"
+tap $? "opportunistic: accepted for both recipients"
+if delivered opp; then
+	ok "opportunistic: delivered"
+	if decrypt_is_encrypted "$work/out/opp.eml"; then
+		nok "opportunistic: one recipient has no certificate, so it is signed only"
+	else
+		ok "opportunistic: one recipient has no certificate, so it is signed only"
+	fi
+	verify_message "$work/out/opp.eml" "$work/send/opp.eml" andi@banjarkota.go.id "$pki"
+	tap $? "opportunistic: the signature verifies (openssl, gpgsm) and the content is intact${VM_FAILED:+ failed:$VM_FAILED}"
+else
+	nok "opportunistic: delivered"
+fi
+grep -q 'not encrypted (opportunistic): no valid certificate for lain@jabarprov.go.id' "$work/milter.log"
+tap $? "opportunistic: the log says why it was not encrypted"
+
+# ---------------------------------------------------------------- 4. required
+msg req andi@banjarkota.go.id "auditor@bpk.go.id, mitra@jabarprov.go.id"
+send req "auditor@bpk.go.id,mitra@jabarprov.go.id"
+tap $? "required: the message is accepted for the recipient with a certificate"
+grep -q '^# pf_send rcpt auditor@bpk.go.id: 550 5.7.1 .*encryption to auditor@bpk.go.id is required' "$work/send/req.err"
+tap $? "required: auditor@bpk.go.id (no certificate) refused at RCPT with 550 5.7.1 and a clear text"
+grep -q '^# pf_send rcpt mitra@jabarprov.go.id: 250' "$work/send/req.err"
+tap $? "required: mitra@jabarprov.go.id accepted in the same transaction"
+if delivered req; then
+	ok "required: delivered"
+	grep -q '^X-Rcpt-Args: <auditor@bpk.go.id>' "$(pf_sink_files | xargs grep -l '^Message-ID: <req@test>' | head -1)"
+	tap "$([ $? -ne 0 ]; echo $?)" "required: the refused recipient is not in the delivered envelope"
+	check_decrypt req mitra aes-256-cbc "after a refused recipient"
+else
+	nok "required: delivered"
+fi
+grep -q 'recipient <auditor@bpk.go.id> refused: encryption to auditor@bpk.go.id is required' "$work/milter.log"
+tap $? "required: the log names the refused recipient and the rule"
+
+# ---------------------------------------------------------------- 5. harvest
+# auditor's signed mail arrives from outside (XCLIENT 192.0.2.1)
+printf 'Content-Type: text/plain; charset=us-ascii\r\n\r\nSalam dari BPK: mohon laporan dikirim terenkripsi.\r\n' >"$work/h-inner.txt"
+if openssl smime -sign -binary -in "$work/h-inner.txt" -signer "$pki/auditor.crt.pem" \
+	-inkey "$pki/auditor.key.pem" -certfile "$pki/inter.crt.pem" >"$work/h-signed.part" 2>"$work/h.err"; then
+	{
+		printf 'From: Auditor BPK <auditor@bpk.go.id>\r\nTo: andi@banjarkota.go.id\r\n'
+		printf 'Subject: permintaan laporan\r\nDate: Tue, 24 Nov 2026 11:00:00 +0700\r\n'
+		printf 'Message-ID: <harvest@test>\r\n'
+		"$PY" "$SC" crlf "$work/h-signed.part" "$work/h-signed.crlf" &&
+			cat "$work/h-signed.crlf"
+	} >"$work/send/harvest.eml"
+	ok "harvest: a message signed by auditor@bpk.go.id (openssl smime -sign)"
+else
+	sed 's/^/# /' "$work/h.err"
+	nok "harvest: a message signed by auditor@bpk.go.id (openssl smime -sign)"
+fi
+cp "$work/send/harvest.eml" "$work/send/harvest2.eml"
+sed -i 's/^Message-ID: <harvest@test>/Message-ID: <harvest2@test>/' "$work/send/harvest2.eml"
+for t in harvest harvest2; do
+	PF_XCLIENT="ADDR=192.0.2.1 NAME=mx.bpk.go.id" pf_send auditor@bpk.go.id \
+		andi@banjarkota.go.id "$work/send/$t.eml" >/dev/null 2>"$work/send/$t.err"
+	tap $? "$t: inbound signed message accepted (client 192.0.2.1)"
+	if delivered $t; then
+		"$PY" "$SC" same-body "$work/send/$t.eml" "$work/out/$t.eml"
+		tap $? "$t: delivered untouched"
+	else
+		nok "$t: delivered untouched"
+	fi
+done
+c=$(grep -c 'harvested certificate .* for auditor@bpk.go.id' "$work/milter.log")
+tap "$([ "$c" = 1 ]; echo $?)" "harvest: logged once for two messages (got $c)"
+"$CTL" -c "$conf" recipient list >"$work/rlist" 2>&1
+grep -E 'auditor@bpk.go.id .* active +harvest' "$work/rlist" >/dev/null
+tap $? "harvest: smimectl recipient list shows auditor's certificate, source harvest"
+msg after andi@banjarkota.go.id "auditor@bpk.go.id"
+send after auditor@bpk.go.id
+tap $? "after harvest: auditor@bpk.go.id (required) is accepted now, without a reload"
+if delivered after; then
+	ok "after harvest: delivered"
+	check_decrypt after auditor aes-256-cbc "harvested certificate"
+else
+	nok "after harvest: delivered"
+fi
+
+# ---------------------------------------------------------------- 6. GCM
+reload 'encrypt_cipher = "aes-256-gcm";'
+tap $? "reload with encrypt_cipher = aes-256-gcm"
+msg gcm andi@banjarkota.go.id "mitra@jabarprov.go.id"
+send gcm mitra@jabarprov.go.id
+tap $? "gcm: accepted"
+if delivered gcm; then
+	ok "gcm: delivered"
+	grep -qi '^Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data' "$work/out/gcm.eml"
+	tap $? "gcm: smime-type=authEnveloped-data"
+	check_decrypt gcm mitra aes-256-gcm "AES-256-GCM AuthEnvelopedData"
+else
+	nok "gcm: delivered"
+fi
+
+# ---------------------------------------------------------------- 7. OAEP
+reload 'encrypt_rsa_padding = "oaep";'
+tap $? "reload with encrypt_rsa_padding = oaep"
+msg oaep andi@banjarkota.go.id "mitra@jabarprov.go.id"
+send oaep mitra@jabarprov.go.id
+tap $? "oaep: accepted"
+if delivered oaep; then
+	ok "oaep: delivered"
+	check_decrypt oaep mitra aes-256-cbc "RSA-OAEP"
+	case "$DM_RECIP_KEYALG" in
+	rsaesOaep) ok "oaep: mitra's RecipientInfo uses RSAES-OAEP ($DM_KEYDETAILS)" ;;
+	*) nok "oaep: mitra's RecipientInfo uses RSAES-OAEP (got '$DM_RECIP_KEYALG')" ;;
+	esac
+else
+	nok "oaep: delivered"
+fi
+
+# ---------------------------------------------------------------- health
+if kill -0 "$milter_pid" 2>/dev/null; then
+	ok "milter still running"
+else
+	nok "milter still running"
+	tail -30 "$work/milter.log" | sed 's/^/# milter: /'
+fi
+if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log"; then
+	nok "no sanitizer report in the milter log"
+	grep -E -A10 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log" | head -40 | sed 's/^/# /'
+else
+	ok "no sanitizer report in the milter log"
+fi
+left=$(find "$work/tmp" -type f | wc -l)
+tap "$([ "$left" = 0 ]; echo $?)" "no temp file left in temp_dir ($left)"
+echo "1..$n"
