@@ -407,7 +407,8 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 		     "bytes)",
 		     c->qid, msg_from(c->msg), msg_signer_serial(c->msg), err,
 		     msg_body_size(c->msg));
-		audit(c, "signed", err);
+		/* the report's "encrypted" column: signed and encrypted */
+		audit(c, "encrypted", err);
 	} else if (msg_encrypt_note(c->msg)) {
 		snprintf(err, sizeof(err), "ok; not encrypted: %s",
 		         msg_encrypt_note(c->msg));

@@ -390,6 +390,33 @@ else
 	nok "oaep: delivered"
 fi
 
+# ---------------------------------------------------------------- audit
+# six messages went out encrypted: cbc ec req after gcm oaep (the audit
+# queue writes in the background: give it a moment)
+i=0
+while :; do
+	enc=$(sqlite3 "$work/smime.db" "SELECT count(*) FROM audit WHERE action = 'encrypted'" 2>/dev/null)
+	{ [ "${enc:-0}" -ge 6 ] || [ $i -ge 50 ]; } && break
+	i=$((i + 1))
+	sleep 0.1
+done
+tap "$([ "${enc:-0}" = 6 ]; echo $?)" "audit: six rows with action encrypted (got ${enc:-none})"
+"$CTL" -c "$conf" report --year "$(date +%Y)" --format csv >"$work/report.csv" 2>&1
+"$PY" - "$work/report.csv" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+i = next(k for k, r in enumerate(rows) if r and "month" in r and "encrypted" in r)
+col = rows[i].index("encrypted")
+total = 0
+for r in rows[i + 1:]:
+    if not r or r[0].startswith("#"):
+        break
+    total += int(r[col])
+print("# report: %d encrypted" % total)
+sys.exit(0 if total == 6 else 1)
+EOF
+tap $? "smimectl report counts the six encrypted messages in its encrypted column"
+
 # ---------------------------------------------------------------- health
 if kill -0 "$milter_pid" 2>/dev/null; then
 	ok "milter still running"
