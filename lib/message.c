@@ -760,6 +760,9 @@ static BIO *entity_bio(struct msg *m, char *err, size_t errlen)
 		seterr(err, errlen, "out of memory");
 		return NULL;
 	}
+	/* the end of the data is the end, not "try again": without this the
+	 * base64 filter of an opaque-signed entity stops short */
+	BIO_set_mem_eof_return(b, 0);
 	for (size_t i = 0; i < m->nch; i++)
 		if (BIO_printf(b, "%s: %s\r\n", m->ch[i].name,
 		               m->ch[i].value) <= 0)
