@@ -48,6 +48,7 @@ struct msg {
 	STACK_OF(X509) *enc; /* encrypt to these (not owned), or NULL */
 	char *enc_note;      /* why opportunistic encryption did not happen */
 	int harvest;         /* MSG_HARVEST: spool only, no rewrite */
+	int required;        /* a recipient's rule requires encryption */
 };
 
 #define HARVEST_MAX (16u << 20) /* larger inbound mail is not inspected */
@@ -103,15 +104,19 @@ int msg_rcpt(struct msg *m, const char *addr, int outbound,
 			return 0;
 	if (outbound && cfg->nencrypt > 0 &&
 	    config_encrypt_mode(cfg, a, m->envfrom[0] ? m->envfrom : NULL,
-	                        &line) == ENC_REQUIRED &&
-	    snapshot_encryption_cert(m->snap, a, time(NULL), NULL) == NULL) {
-		snprintf(why, sizeof(why),
-		         "encryption to %s is required (policy rule at %s:%d), "
-		         "but no valid certificate of %s is known",
-		         a, cfg->path, line, a);
-		if (reason)
-			*reason = why;
-		return 1;
+	                        &line) == ENC_REQUIRED) {
+		if (snapshot_encryption_cert(m->snap, a, time(NULL), NULL) ==
+		    NULL) {
+			snprintf(why, sizeof(why),
+			         "encryption to %s is required (policy rule at "
+			         "%s:%d), but no valid certificate of %s is "
+			         "known",
+			         a, cfg->path, line, a);
+			if (reason)
+				*reason = why;
+			return 1;
+		}
+		m->required = 1;
 	}
 	if (m->nrcpts == m->caprcpts) {
 		size_t ncap = m->caprcpts ? m->caprcpts * 2 : 8;
@@ -343,6 +348,8 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 			line = rline;
 		}
 	}
+	if (required)
+		m->required = 1;
 	if (!want || v == MSG_ERROR)
 		return v;
 	if (v != MSG_SIGN) {
@@ -894,6 +901,11 @@ out:
 	BIO_free(in);
 	CMS_ContentInfo_free(cms);
 	return rc;
+}
+
+int msg_requires_encryption(const struct msg *m)
+{
+	return m->required;
 }
 
 int msg_is_harvest(const struct msg *m)

@@ -103,6 +103,11 @@ typedef void (*msg_harvest_fn)(void *arg, const char *address,
 int msg_harvest(struct msg *m, msg_harvest_fn found, void *arg, char *why,
                 size_t whylen);
 
+/* 1 when an encryption rule requires encryption for one of the
+ * recipients: such a message must never be passed on unencrypted, whatever
+ * on_error says. */
+int msg_requires_encryption(const struct msg *m);
+
 /* 1 after a MSG_HARVEST verdict. */
 int msg_is_harvest(const struct msg *m);
 

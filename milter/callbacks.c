@@ -127,7 +127,19 @@ static sfsistat act(SMFICTX *ctx, struct conn *c, enum action a,
 
 static sfsistat on_error(SMFICTX *ctx, struct conn *c, const char *reason)
 {
-	return act(ctx, c, c->snap->cfg->on_error, "cannot sign", reason);
+	enum action a = c->snap->cfg->on_error;
+
+	/* mail that a rule requires to be encrypted never leaves in clear:
+	 * the MTA keeps it and tries again */
+	if (a == ACTION_ACCEPT && c->msg && msg_requires_encryption(c->msg)) {
+		char why[700];
+		snprintf(why, sizeof(why),
+		         "%s (encryption is required for a recipient, so "
+		         "on_error = accept does not apply)",
+		         reason);
+		return act(ctx, c, ACTION_TEMPFAIL, "cannot sign", why);
+	}
+	return act(ctx, c, a, "cannot sign", reason);
 }
 
 /*
