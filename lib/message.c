@@ -78,6 +78,8 @@ static void envelope_addr(const char *in, char *out, size_t outlen)
 		p++;
 	for (; *p && *p != '>' && *p != ' ' && n + 1 < outlen; p++)
 		out[n++] = (char)tolower((unsigned char)*p);
+	while (n > 0 && out[n - 1] == '.') /* "user@example.go.id." */
+		n--;
 	out[n] = '\0';
 }
 
