@@ -745,7 +745,13 @@ int cert_check_encryption(X509 *x, char *err, size_t errlen)
 		return seterr(err, errlen,
 		              "extendedKeyUsage does not include "
 		              "emailProtection");
-	if (type == EVP_PKEY_RSA) {
+	/* OpenSSL's SMIME_ENCRYPT purpose insists on keyEncipherment, which
+	 * an ECDH recipient does not have, and on the emailProtection bit,
+	 * where anyExtendedKeyUsage alone is fine by RFC 5280.  Where it
+	 * applies, it must agree; elsewhere the rest of it (the Netscape
+	 * certificate type) is checked here. */
+	if (type == EVP_PKEY_RSA &&
+	    !((flags & EXFLAG_XKUSAGE) && !(xku & XKU_SMIME))) {
 		if (X509_check_purpose(x, X509_PURPOSE_SMIME_ENCRYPT, 0) != 1) {
 			ERR_clear_error();
 			return seterr(err, errlen,
@@ -754,11 +760,8 @@ int cert_check_encryption(X509 *x, char *err, size_t errlen)
 			              "certificate type or key usage)");
 		}
 	} else if (flags & EXFLAG_NSCERT) {
-		/* OpenSSL's SMIME_ENCRYPT purpose insists on keyEncipherment,
-		 * which an ECDH recipient does not have; the rest of that
-		 * purpose (EKU, done above, and the Netscape certificate type:
-		 * S/MIME, or SSL client as OpenSSL tolerates) is applied here.
-		 * Bits from the left: 0 SSL client, 2 S/MIME. */
+		/* S/MIME, or SSL client as OpenSSL tolerates; bits from the
+		 * left: 0 SSL client, 2 S/MIME */
 		ASN1_BIT_STRING *ns =
 		    X509_get_ext_d2i(x, NID_netscape_cert_type, NULL, NULL);
 		int smime = ns && (ASN1_BIT_STRING_get_bit(ns, 2) ||

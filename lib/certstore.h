@@ -79,11 +79,13 @@ void cert_emails_free(char **v);
  * May mail be encrypted to x?  The key is RSA or EC; keyUsage (when
  * present) allows key transport (RSA: keyEncipherment) or key agreement
  * (EC: keyAgreement); extendedKeyUsage (when present) includes
- * emailProtection or anyExtendedKeyUsage; for RSA,
- * X509_check_purpose(X509_PURPOSE_SMIME_ENCRYPT) agrees (for EC, whose
- * keyAgreement that purpose does not know, only its Netscape certificate
- * type part is applied).  Time is not looked at.  Returns 0, or -1 with
- * err saying which rule failed in plain words.
+ * emailProtection or anyExtendedKeyUsage; and
+ * X509_check_purpose(X509_PURPOSE_SMIME_ENCRYPT) agrees.  That purpose
+ * demands keyEncipherment and the emailProtection bit itself, so for an
+ * EC key (keyAgreement) and for an anyExtendedKeyUsage-only certificate
+ * only its remaining part, the Netscape certificate type, is applied.
+ * Time is not looked at.  Returns 0, or -1 with err saying which rule
+ * failed in plain words.
  */
 int cert_check_encryption(X509 *x, char *err, size_t errlen);
 
