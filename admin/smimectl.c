@@ -1152,12 +1152,33 @@ static int history_row(void *arg, time_t at, const char *address,
                        long long cert_id, const char *event,
                        const char *detail, const char *who)
 {
-	char t[40];
+	char t[40], cert[48] = "";
 
-	printf("  %s  %-10s %s  certificate %lld%s%s  by %s\n",
-	       time_fmt(at, t, sizeof(t)), event, address ? address : "-",
-	       cert_id, detail ? ": " : "", detail ? detail : "",
+	/* recipient certificate events name their serial in detail */
+	if (cert_id > 0)
+		snprintf(cert, sizeof(cert), "  certificate %lld", cert_id);
+	printf("  %s  %-10s %s%s%s%s  by %s\n", time_fmt(at, t, sizeof(t)),
+	       event, address ? address : "-", cert,
+	       detail ? (cert[0] ? ": " : "  ") : "", detail ? detail : "",
 	       who ? who : "?");
+	return 0;
+}
+
+/* One recipient certificate of the address shown. */
+static int show_recipient(void *arg, const struct db_recipient *r)
+{
+	char t[40];
+	int *n = arg;
+
+	if ((*n)++ == 0)
+		printf("recipient certificates (for encryption):\n");
+	time_fmt(r->not_after, t, sizeof(t));
+	printf("  %s  serial %s  until %.10s  %s  (%s)  %s\n", r->fingerprint,
+	       r->serial, t,
+	       str_ieq(r->status, "active") && r->not_after < time(NULL) ?
+	           "expired" :
+	           r->status,
+	       r->source, r->subject);
 	return 0;
 }
 
@@ -1185,6 +1206,12 @@ static int cmd_show(int argc, char **argv)
 			die(EX_SOFTWARE, "%s", err);
 		if (!ss.found)
 			printf("  not mapped to any certificate\n");
+		{
+			int nr = 0;
+			if (db_recipients(db, mbox, 0, show_recipient, &nr, err,
+			                  sizeof(err)) != 0)
+				die(EX_SOFTWARE, "%s", err);
+		}
 		printf("history:\n");
 		if (db_history(db, mbox, 0, history_row, NULL, err,
 		               sizeof(err)) != 0)

@@ -119,6 +119,15 @@ h=$(q "SELECT count(*) FROM mailbox_history WHERE event = 'recipient-import' AND
 [ "$h" = 1 ]
 tap $? "history records the import with serial and actor ($h)"
 
+expect 0 "smimectl show of a recipient address" "$CTL" -c "$conf" show mitra@jabarprov.go.id
+has "recipient certificates (for encryption):" "... has a recipient certificates section"
+has "serial $mitra_serial  until $mitra_until  active  (import)" "... with serial, expiry, state and source"
+if grep -q "certificate 0" "$work/out"; then
+	nok "... and its history names no certificate 0"
+else
+	ok "... and its history names no certificate 0"
+fi
+
 # ---- idempotent
 expect 0 "importing mitra again" "$CTL" -c "$conf" recipient import "$pki/mitra.crt.pem"
 has "mitra@jabarprov.go.id: certificate $mitra_serial already known" "... says already known"
