@@ -26,29 +26,21 @@
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 export TOP
-. "$TOP/tests/lib/postfix.sh"
+. "$TOP/tests/lib/milterenv.sh" # and postfix.sh
 . "$TOP/tests/lib/decrypt.sh"
+. "$TOP/tests/lib/tap.sh"
 PY=/usr/bin/python3
 SC="$TOP/tests/lib/smimecheck.py"
-MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
-CTL=${SMIMECTL:-$TOP/admin/smimectl}
+MILTER=$ME_MILTER
+CTL=$ME_CTL
 
 work=$(mktemp -d /tmp/smime-e2e-enc.XXXXXX)
 chmod 0755 "$work"
 milter_pid=
-n=0
 
 cleanup() {
-	if [ -n "$milter_pid" ]; then
-		kill "$milter_pid" 2>/dev/null
-		i=0
-		while kill -0 "$milter_pid" 2>/dev/null && [ $i -lt 50 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill -9 "$milter_pid" 2>/dev/null
-		milter_pid=
-	fi
+	[ -n "$milter_pid" ] && me_stop "$milter_pid"
+	milter_pid=
 	pf_stop
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "# work directory kept: $work"
@@ -59,12 +51,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-tap() { # tap CONDITION-RESULT(0/1) DESCRIPTION
-	if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi
-}
-bail() {
+bail() { # tap.sh's, with the end of the milter log
 	nok "$*"
 	[ -f "$work/milter.log" ] && tail -20 "$work/milter.log" | sed 's/^/# milter: /'
 	echo "1..$n"
