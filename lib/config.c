@@ -41,6 +41,11 @@ struct keydef {
 static const struct keydef keys[] = {
 	{ "socket", K_STR, "unix:/run/smime-milter/smime-milter.sock", 0, 0,
 	  OFF(socket), 0, "inet:PORT@HOST or unix:PATH", 0 },
+	{ "socket_mode", K_STR, "0660", 0, 0, OFF(socket_mode), 0,
+	  "octal permissions of a unix socket as a string, e.g. \"0660\"",
+	  0 },
+	{ "socket_group", K_STR, NULL, 0, 0, OFF(socket_group), 0,
+	  "group name", 0 },
 	{ "database", K_STR, "/var/lib/smime-milter/smime-milter.db", 0, 0,
 	  OFF(database), OFF(line_database), "SQLite path", 0 },
 	{ "key_dir", K_STR, "/var/lib/smime-milter/keys", 0, 0, OFF(key_dir),
@@ -507,6 +512,11 @@ static int key_store(struct config *cfg, const struct keydef *k,
 			    strncmp(str, "local:", 6) != 0)
 				BAD("'%s' must start with inet:, inet6:, unix: "
 				    "or local:",
+				    str);
+			if (strcmp(k->name, "socket_mode") == 0 &&
+			    (strspn(str, "01234567") != strlen(str) ||
+			     strlen(str) > 4 || strtol(str, NULL, 8) > 0777))
+				BAD("'%s' is not an octal mode such as \"0660\"",
 				    str);
 			if (strcmp(k->name, "encrypt_cipher") == 0 &&
 			    !str_ieq(str, "aes-256-cbc") &&

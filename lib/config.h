@@ -41,6 +41,8 @@ struct cidr {
 struct config {
 	char *path;
 	char *socket;
+	char *socket_mode;     /* of a unix socket, octal text ("0660") */
+	char *socket_group;    /* group of a unix socket, or NULL */
 	char *database;
 	char *key_dir;
 	char *temp_dir;

@@ -20,6 +20,7 @@ struct build {
 	size_t warnlen;
 	int problems;
 	int oom;
+	char exposed[512]; /* first key or secret file others can read */
 };
 
 static void entry_clear(struct signer_entry *e)
@@ -64,6 +65,14 @@ static int load_key(struct build *b, struct signer_entry *e,
 		/* the token proves the key is the certificate's */
 		return p11_ctx_key(b->s->p11, c->key_location, e->cert, &e->key,
 		                   &e->hsm, err, errlen);
+	}
+	/* a key others could read is not used at all: the whole build fails
+	 * (smime-milter refuses to start, a reload keeps the old snapshot) */
+	if (path_exposed(c->key_location, err, errlen) ||
+	    path_exposed(c->secret_file, err, errlen)) {
+		if (b->exposed[0] == '\0')
+			snprintf(b->exposed, sizeof(b->exposed), "%s", err);
+		return -1;
 	}
 	ref.backend = key_backend_parse(c->key_backend);
 	ref.location = c->key_location;
@@ -339,6 +348,9 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 	b.s = s;
 	b.warn = warn;
 	b.warnlen = warnlen;
+	for (size_t i = 0; i < s->cfg->npkcs11_tokens && !b.exposed[0]; i++)
+		path_exposed(s->cfg->pkcs11_pin_file[i], b.exposed,
+		             sizeof(b.exposed));
 	if (db_mappings(db, add_mapping, &b, dberr, sizeof(dberr)) != 0) {
 		seterr(err, errlen, "database %s: %s", s->cfg->database,
 		       dberr);
@@ -358,6 +370,15 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		}
 	}
 	db_close(db);
+	if (b.exposed[0]) {
+		seterr(err, errlen,
+		       "%s (key, PKCS#12, passphrase and PIN files must be "
+		       "readable by their owner only, in directories only "
+		       "trusted users can write)",
+		       b.exposed);
+		snapshot_unref(s);
+		return -1;
+	}
 	if (b.oom) {
 		snapshot_unref(s);
 		return seterr(err, errlen, "out of memory loading keys");

@@ -91,23 +91,23 @@ int str_iprefix(const char *s, const char *prefix)
 	return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
-int path_check_private(const char *path, char *err, size_t errlen)
+int path_exposed(const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 	char dir[PATH_MAX];
 	char *slash;
 
-	if (stat(path, &st) != 0)
-		return seterr(err, errlen, "%s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return seterr(err, errlen, "%s: not a regular file", path);
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		return seterr(err, errlen,
-		              "%s: mode %04o is readable by group or others; "
-		              "chmod 600 it",
-		              path, (unsigned)(st.st_mode & 07777));
+	if (path == NULL || stat(path, &st) != 0)
+		return 0;
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		seterr(err, errlen,
+		       "%s: mode %04o is readable by group or others; chmod 600 "
+		       "it",
+		       path, (unsigned)(st.st_mode & 07777));
+		return 1;
+	}
 	if (strlen(path) >= sizeof(dir))
-		return seterr(err, errlen, "%s: path too long", path);
+		return 0;
 	strcpy(dir, path);
 	while ((slash = strrchr(dir, '/')) != NULL) {
 		if (slash == dir)
@@ -115,14 +115,28 @@ int path_check_private(const char *path, char *err, size_t errlen)
 		else
 			*slash = '\0';
 		if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) &&
-		    !(st.st_mode & S_ISVTX))
-			return seterr(err, errlen,
-			              "%s: directory %s is writable by others",
-			              path, dir);
+		    !(st.st_mode & S_ISVTX)) {
+			seterr(err, errlen, "%s: directory %s is writable by others",
+			       path, dir);
+			return 1;
+		}
 		if (slash == dir)
 			break;
 	}
 	return 0;
+}
+
+int path_check_private(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return seterr(err, errlen, "%s: not a regular file", path);
+	if (strlen(path) >= PATH_MAX)
+		return seterr(err, errlen, "%s: path too long", path);
+	return path_exposed(path, err, errlen) ? -1 : 0;
 }
 
 int secret_read_file(const char *path, char *buf, size_t buflen, char *err,

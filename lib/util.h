@@ -53,6 +53,14 @@ int secret_read_file(const char *path, char *buf, size_t buflen, char *err,
 int path_check_private(const char *path, char *err, size_t errlen);
 
 /*
+ * The part of path_check_private that makes a secret exposed: path exists
+ * and its mode lets group or others in, or a directory along it is
+ * writable by others (sticky directories excepted).  Returns 1 with err
+ * naming the path, else 0 (a missing file is not exposed, only missing).
+ */
+int path_exposed(const char *path, char *err, size_t errlen);
+
+/*
  * Extract the single addr-spec of an RFC 5322 From (or Sender) header value:
  * handles "Display Name <a@b>", bare a@b, comments and quoted display names.
  * The result is lower-cased.  Returns 0, or -1 when there is not exactly one

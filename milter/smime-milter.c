@@ -464,6 +464,45 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
+/* A unix socket gets socket_mode (default 0660) and socket_group, so the
+ * MTA's group can connect and nobody else can. */
+static int socket_permissions(const struct config *cfg)
+{
+	const char *sock = cfg->socket, *path;
+	mode_t mode = (mode_t)strtol(cfg->socket_mode, NULL, 8);
+	gid_t gid = (gid_t)-1;
+	uid_t uid = (uid_t)-1;
+
+	if (strncmp(sock, "unix:", 5) != 0 && strncmp(sock, "local:", 6) != 0)
+		return 0;
+	path = strchr(sock, ':') + 1;
+	if (cfg->socket_group) {
+		struct group *gr = getgrnam(cfg->socket_group);
+		if (gr == NULL) {
+			mlog(LOG_ERR, "%s: socket_group %s: no such group",
+			     cfg->path, cfg->socket_group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (cfg->user && geteuid() == 0) {
+		struct passwd *pw = getpwnam(cfg->user);
+		if (pw)
+			uid = pw->pw_uid; /* so it can remove it at exit */
+	}
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    chown(path, uid, gid) != 0) {
+		mlog(LOG_ERR, "socket %s: chown: %s", path, strerror(errno));
+		return -1;
+	}
+	if (chmod(path, mode) != 0) {
+		mlog(LOG_ERR, "socket %s: chmod %04o: %s", path, (unsigned)mode,
+		     strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Readiness pipe: the daemon reports its start-up status to the process
  * that started it, so a failure to open the socket, the database or the
  * keys is seen by the caller (and its exit code) instead of being hidden
@@ -575,6 +614,8 @@ static int run_daemon(int foreground)
 		return started(EX_UNAVAILABLE);
 	}
 	listener_nodelay();
+	if (socket_permissions(cfg) != 0)
+		return started(EX_CONFIG);
 	if (drop_privileges(cfg->user) != 0)
 		return started(EX_NOPERM);
 	/* keys are loaded as the unprivileged user, after the fork */
