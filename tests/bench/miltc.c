@@ -6,6 +6,9 @@
  *   miltc -s inet:PORT@HOST [-c CONNS] [-n MESSAGES] [-a CLIENT_IP]
  *         [-o OUTFILE] [-r RCPT] FILE
  *
+ * -R paces the run at RATE messages/s over all connections (open loop);
+ * every run also prints per-message latency percentiles (from the first
+ * packet of a message to the reply to its end).
  * -r sets the envelope recipient (default x@example.org; sent only when
  * the milter asks for recipients).
  * -o writes the message as the milter changed it (the last one) to OUTFILE.
@@ -47,6 +50,11 @@ static char *msg;
 static size_t msglen;
 static size_t hdr_end; /* offset of the body */
 static int per_conn;
+static double rate;    /* -R: messages/s over all connections, 0: flat out */
+static int conns_n;
+static double t_start; /* monotonic start of the run */
+static double *lat;    /* per-message latency (s), end of message reply */
+static size_t n_lat, lat_cap;
 static const char *outfile;
 static const char *rcpt = "x@example.org"; /* -r: envelope recipient */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -209,7 +217,47 @@ static void count(char c)
 	pthread_mutex_unlock(&lock);
 }
 
-static int one_connection(void)
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* -R: wait until message m of connection ci is due (an open-loop pace of
+ * rate messages/s over all connections). */
+static void pace(int ci, int m)
+{
+	double due, now;
+
+	if (rate <= 0)
+		return;
+	due = t_start + ((double)m * conns_n + ci) / rate;
+	while ((now = mono()) < due) {
+		double d = due - now;
+		struct timespec ts = { (time_t)d,
+			               (long)((d - (double)(time_t)d) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void record_latency(double secs)
+{
+	pthread_mutex_lock(&lock);
+	if (n_lat < lat_cap)
+		lat[n_lat++] = secs;
+	pthread_mutex_unlock(&lock);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int one_connection(int ci)
 {
 	struct sockaddr_in sa;
 	struct pkt p = { 0, NULL, 0 };
@@ -258,6 +306,9 @@ static int one_connection(void)
 		char r = 0;
 		char qid[32];
 		int qlen = snprintf(qid, sizeof(qid), "Mi%c%08X", 0, rand()) + 1;
+		double began;
+		pace(ci, m);
+		began = mono();
 		send_pkt(fd, 'D', qid, (size_t)qlen);
 		if (!(pflags & SMFIP_NOMAIL)) {
 			if ((r = step(fd, &p, pflags, SMFIP_NR_MAIL, 'M',
@@ -320,6 +371,7 @@ static int one_connection(void)
 			out = NULL;
 			pthread_mutex_unlock(&lock);
 		}
+		record_latency(mono() - began);
 		count(p.cmd);
 	}
 	send_pkt(fd, 'Q', NULL, 0);
@@ -339,7 +391,7 @@ fail:
 
 static void *worker(void *arg)
 {
-	one_connection();
+	one_connection((int)(long)arg);
 	return NULL;
 }
 
@@ -353,7 +405,7 @@ int main(int argc, char **argv)
 	double secs;
 	char *b;
 
-	while ((opt = getopt(argc, argv, "s:c:n:a:o:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:c:n:a:o:r:R:")) != -1) {
 		switch (opt) {
 		case 's': sock = optarg; break;
 		case 'c': conns = atoi(optarg); break;
@@ -361,13 +413,14 @@ int main(int argc, char **argv)
 		case 'a': client_ip = optarg; break;
 		case 'o': outfile = optarg; break;
 		case 'r': rcpt = optarg; break;
+		case 'R': rate = atof(optarg); break;
 		default: return 2;
 		}
 	}
 	if (!sock || optind + 1 != argc || sscanf(sock, "inet:%d@", &port) != 1 ||
 	    conns < 1 || total < conns) {
 		fprintf(stderr, "usage: miltc -s inet:PORT@HOST [-c N] [-n N] "
-		                "[-a IP] [-o OUT] [-r RCPT] FILE\n");
+		                "[-a IP] [-o OUT] [-r RCPT] [-R RATE] FILE\n");
 		return 2;
 	}
 	if (strchr(sock, '@'))
@@ -390,10 +443,14 @@ int main(int argc, char **argv)
 	if (!b && (b = strstr(msg, "\n\n")))
 		hdr_end = (size_t)(b - msg) + 2;
 	per_conn = total / conns;
+	conns_n = conns;
+	lat_cap = (size_t)per_conn * (size_t)conns;
+	lat = calloc(lat_cap + 1, sizeof(*lat));
 	tids = calloc((size_t)conns, sizeof(*tids));
 	gettimeofday(&t0, NULL);
+	t_start = mono();
 	for (int i = 0; i < conns; i++)
-		pthread_create(&tids[i], NULL, worker, NULL);
+		pthread_create(&tids[i], NULL, worker, (void *)(long)i);
 	for (int i = 0; i < conns; i++)
 		pthread_join(tids[i], NULL);
 	gettimeofday(&t1, NULL);
@@ -402,6 +459,13 @@ int main(int argc, char **argv)
 	       "tempfail=%ld reject=%ld other=%ld failed=%ld\n",
 	       per_conn * conns, secs, per_conn * conns / secs, n_ok, n_accept,
 	       n_tempfail, n_reject, n_other, n_fail);
+	if (n_lat > 0) {
+		qsort(lat, n_lat, sizeof(*lat), cmp_double);
+		printf("latency_ms p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
+		       lat[n_lat / 2] * 1e3, lat[n_lat * 9 / 10] * 1e3,
+		       lat[n_lat * 99 / 100] * 1e3, lat[n_lat - 1] * 1e3);
+	}
+	free(lat);
 	free(tids);
 	free(msg);
 	return n_fail ? 1 : 0;
