@@ -44,7 +44,7 @@ cleanup() {
 	if [ -n "$milter_pid" ]; then
 		kill "$milter_pid" 2>/dev/null
 		i=0
-		while kill -0 "$milter_pid" 2>/dev/null && [ $i -lt 50 ]; do
+		while kill -0 "$milter_pid" 2>/dev/null && [ $i -lt 300 ]; do
 			sleep 0.1
 			i=$((i + 1))
 		done
