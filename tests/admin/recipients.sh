@@ -91,8 +91,8 @@ tap $? "the PKCS#7 bundle holds the leaf and the intermediate ($c)"
 expect 0 "init" "$CTL" -c "$conf" init
 v=$(q "PRAGMA user_version")
 t=$(q "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('recipient_certs', 'revoked_serials') ORDER BY name)")
-[ "$v" = 4 ] && [ "$t" = "recipient_certs,revoked_serials" ]
-tap $? "schema 4 with recipient_certs and revoked_serials ($v: $t)"
+[ "$v" = 5 ] && [ "$t" = "recipient_certs,revoked_serials" ]
+tap $? "schema 5 with recipient_certs and revoked_serials ($v: $t)"
 
 # ---- ca_file is required
 grep -v '^ca_file' "$conf" >"$work/noca.conf"
@@ -321,7 +321,7 @@ sqlite3 "$db" "DROP TABLE recipient_certs; DROP TABLE revoked_serials;
 expect 66 "a schema 3 database is not used as is" "$CTL" -c "$m3/m.conf" recipient list
 has 'run "smimectl init" to migrate' "... the message says to run init"
 expect 0 "init migrates it" "$CTL" -c "$m3/m.conf" init
-has "schema version 4" "... to version 4"
+has "schema version 5" "... to version 5"
 r=$(q "SELECT group_concat(mailbox || ':' || status) FROM (SELECT mailbox, status FROM certificates ORDER BY mailbox)")
 m=$(q "SELECT count(*) FROM mailboxes")
 [ "$r" = "andi@banjarkota.go.id:active,revoked@banjarkota.go.id:revoked" ] && [ "$m" = 2 ]
