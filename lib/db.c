@@ -991,7 +991,6 @@ int db_audit_verify(struct db *db, struct db_audit_check *out, char *err,
 		int phn = sqlite3_column_bytes(st, 9), hn;
 		long long id = sqlite3_column_int64(st, 0);
 
-		h = sqlite3_column_text(st, 10);
 		hn = sqlite3_column_bytes(st, 10);
 		for (int i = 0; i < AUDIT_HASH_COLS; i++)
 			cols[i] = hv_col(st, i);

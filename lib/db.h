@@ -269,7 +269,8 @@ struct audit_row {
  * hash = SHA-256 of "smime-milter-audit-v1\n" and the length-prefixed
  * encoding of prev_hash, id, at, queue_id, message_id, from_addr, action,
  * cert_serial, digest, result (see db.c; smimectl(8) AUDIT LOG).
- * Returns 0 or -1 with err filled.
+ * Keeps its prepared statements in db: one thread at a time per db (the
+ * audit writer has its own connection).  Returns 0 or -1 with err filled.
  */
 int db_audit_add(struct db *db, const struct audit_row *r, char *err,
                  size_t errlen);

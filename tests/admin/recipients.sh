@@ -313,9 +313,10 @@ db=$m3/smime.db
 	"$CTL" -c "$m3/m.conf" import --mailbox revoked@banjarkota.go.id --kind individual \
 		--cert "$pki/revoked.crt.pem" --key "$pki/revoked.key.pem" >/dev/null ||
 	bail "a database to turn into schema 3"
-# what schema 3 was: no recipient_certs, no revoked_serials; its crl
-# import revoked signing certificates only
+# what schema 3 was: no recipient_certs, no revoked_serials, no audit
+# hash chain (schema 5); its crl import revoked signing certificates only
 sqlite3 "$db" "DROP TABLE recipient_certs; DROP TABLE revoked_serials;
+	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	UPDATE certificates SET status = 'revoked', revoked_at = 1700000000, revocation_reason = 'crl' WHERE serial = '$revoked_serial';
 	PRAGMA user_version = 3;" || bail "schema 3"
 expect 66 "a schema 3 database is not used as is" "$CTL" -c "$m3/m.conf" recipient list
