@@ -5,6 +5,7 @@
  * written breaks the chain at that row or the one after it.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
@@ -17,6 +18,8 @@ static const char *problem_key(enum db_audit_problem p)
 	case DB_AUDIT_PREV_MISSING: return "prev-hash-missing";
 	case DB_AUDIT_CHANGED: return "content-changed";
 	case DB_AUDIT_LINK: return "link-broken";
+	case DB_AUDIT_ANCHOR_CHANGED: return "anchor-changed";
+	case DB_AUDIT_ANCHOR_MISSING: return "anchor-missing";
 	default: return "ok";
 	}
 }
@@ -49,6 +52,16 @@ static void problem_text(const struct db_audit_check *c, char *buf,
 			         "prev_hash of the first row is not 64 zeros: "
 			         "rows before it were deleted");
 		break;
+	case DB_AUDIT_ANCHOR_CHANGED:
+		snprintf(buf, len, "its hash is not the anchor given: the "
+		                   "chain was recomputed after a change at or "
+		                   "before this row");
+		break;
+	case DB_AUDIT_ANCHOR_MISSING:
+		snprintf(buf, len, "the anchor row is gone (the log ends at "
+		                   "row %lld): rows were deleted from the end",
+		         c->prev_id);
+		break;
 	default: buf[0] = '\0'; break;
 	}
 }
@@ -59,18 +72,34 @@ static int audit_verify(int argc, char **argv)
 	struct db *db;
 	struct db_audit_check c;
 	char err[512], what[256];
+	const char *anchor_hash = NULL;
+	long long anchor_id = 0;
 	int json = 0, rc;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = 1;
-		else
-			die(EX_USAGE, "usage: audit verify [--json]");
+		else if (strcmp(argv[i], "--anchor") == 0 && i + 1 < argc) {
+			/* ID:HASH, as recorded from an earlier run */
+			const char *a = argv[++i], *colon = strchr(a, ':');
+			char *end;
+			anchor_id = strtoll(a, &end, 10);
+			if (colon == NULL || end != colon || anchor_id <= 0 ||
+			    strlen(colon + 1) != 64 ||
+			    strspn(colon + 1, "0123456789abcdefABCDEF") != 64)
+				die(EX_USAGE, "--anchor wants ID:HASH (a row id "
+				              "and its 64 hex digit hash), not "
+				              "'%s'",
+				    a);
+			anchor_hash = colon + 1;
+		} else
+			die(EX_USAGE, "usage: audit verify [--anchor ID:HASH] "
+			              "[--json]");
 	}
 	cfg = load_config();
 	become_user(cfg);
 	db = open_db(cfg, DB_READONLY);
-	rc = db_audit_verify(db, &c, err, sizeof(err));
+	rc = db_audit_verify(db, anchor_id, anchor_hash, &c, err, sizeof(err));
 	db_close(db);
 	config_free(cfg);
 	if (rc < 0)
@@ -94,6 +123,8 @@ static int audit_verify(int argc, char **argv)
 	} else if (rc == 0)
 		printf("audit log OK: %lld rows, last hash %s\n", c.rows,
 		       c.last_hash);
+	else if (c.problem == DB_AUDIT_ANCHOR_MISSING)
+		printf("audit log BROKEN at row %lld: %s\n", c.bad_id, what);
 	else
 		printf("audit log BROKEN at row %lld: %s\n"
 		       "(%lld rows before it verify; last good row %lld, "
@@ -106,6 +137,6 @@ int cmd_audit(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "verify") == 0)
 		return audit_verify(argc - 1, argv + 1);
-	die(EX_USAGE, "usage: audit verify [--json]");
+	die(EX_USAGE, "usage: audit verify [--anchor ID:HASH] [--json]");
 	return EX_USAGE;
 }

@@ -1671,8 +1671,8 @@ static const struct command {
 	  "[--address ADDR] FILE..., list [--address ADDR] [--json], remove "
 	  "ADDR|ID|SERIAL|FINGERPRINT)" },
 	{ "audit", cmd_audit,
-	  "verify [--json]   (the audit log's hash chain; exit 1 at the "
-	  "first broken row)" },
+	  "verify [--anchor ID:HASH] [--json]   (the audit log's hash "
+	  "chain; exit 1 at the first broken row)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };
 

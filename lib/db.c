@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -963,8 +964,9 @@ static int is_hash(const unsigned char *s, int n)
 	return 1;
 }
 
-int db_audit_verify(struct db *db, struct db_audit_check *out, char *err,
-                    size_t errlen)
+int db_audit_verify(struct db *db, long long anchor_id,
+                    const char *anchor_hash, struct db_audit_check *out,
+                    char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
 	char expect[65], hash[65];
@@ -1021,6 +1023,13 @@ int db_audit_verify(struct db *db, struct db_audit_check *out, char *err,
 			rc = 1;
 			break;
 		}
+		if (anchor_id > 0 && id == anchor_id &&
+		    (anchor_hash == NULL || strlen(anchor_hash) != 64 ||
+		     strncasecmp(anchor_hash, (const char *)h, 64) != 0)) {
+			out->problem = DB_AUDIT_ANCHOR_CHANGED;
+			rc = 1;
+			break;
+		}
 		memcpy(expect, h, 64);
 		memcpy(out->last_hash, h, 64);
 		out->last_id = id;
@@ -1033,6 +1042,13 @@ int db_audit_verify(struct db *db, struct db_audit_check *out, char *err,
 	}
 	if (rc == 0)
 		out->bad_id = out->prev_id = 0;
+	if (rc == 0 && anchor_id > 0 && out->last_id < anchor_id) {
+		/* walked to the end without meeting it */
+		out->bad_id = anchor_id;
+		out->prev_id = out->last_id;
+		out->problem = DB_AUDIT_ANCHOR_MISSING;
+		rc = 1;
+	}
 	sqlite3_finalize(st);
 	db_rollback(db);
 	return rc;

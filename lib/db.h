@@ -280,8 +280,11 @@ enum db_audit_problem {
 	DB_AUDIT_HASH_MISSING, /* hash NULL or not 64 hex digits */
 	DB_AUDIT_PREV_MISSING, /* prev_hash NULL or not 64 hex digits */
 	DB_AUDIT_CHANGED,      /* the columns do not give the stored hash */
-	DB_AUDIT_LINK          /* prev_hash is not the previous row's hash:
+	DB_AUDIT_LINK,         /* prev_hash is not the previous row's hash:
 	                          a row deleted, inserted or moved before it */
+	DB_AUDIT_ANCHOR_CHANGED, /* the anchor row's hash is not the one
+	                            recorded: the chain was rewritten */
+	DB_AUDIT_ANCHOR_MISSING  /* the anchor row is gone */
 };
 
 struct db_audit_check {
@@ -295,10 +298,14 @@ struct db_audit_check {
 
 /*
  * Walk the audit log in id order and recompute the chain, in one read
- * transaction.  Returns 0 when every row verifies, 1 at the first broken
- * link (out says which and why), -1 on error with err filled.
+ * transaction.  With anchor_id > 0, row anchor_id must also exist and have
+ * the hash anchor_hash (64 hex digits recorded earlier, e.g. printed by a
+ * previous verify): that catches a chain recomputed after a change and
+ * rows deleted from the end.  Returns 0 when every row verifies, 1 at the
+ * first broken link (out says which and why), -1 on error with err filled.
  */
-int db_audit_verify(struct db *db, struct db_audit_check *out, char *err,
-                    size_t errlen);
+int db_audit_verify(struct db *db, long long anchor_id,
+                    const char *anchor_hash, struct db_audit_check *out,
+                    char *err, size_t errlen);
 
 #endif

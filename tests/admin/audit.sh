@@ -201,6 +201,26 @@ has "BROKEN at row 2: hash missing" "... row 2, hash missing"
 
 restore
 expect 0 "the untouched copy verifies again" "$CTL" -c "$conf" audit verify
+# anchors: the last row's id and hash, recorded elsewhere
+lastid=$(q "SELECT max(id) FROM audit")
+expect 0 "--anchor with the last row's hash" "$CTL" -c "$conf" audit verify --anchor "$lastid:$last"
+q "DELETE FROM audit WHERE id = $lastid"
+expect 0 "the last row deleted: the chain alone cannot tell" "$CTL" -c "$conf" audit verify
+expect 1 "... the anchor can" "$CTL" -c "$conf" audit verify --anchor "$lastid:$last"
+has "BROKEN at row $lastid: the anchor row is gone" "... the anchor row is gone"
+restore
+q "UPDATE audit SET from_addr = 'x@banjarkota.go.id' WHERE id = $lastid"
+expect 1 "a changed row (with its hash recomputed or not): the anchor differs" \
+	"$CTL" -c "$conf" audit verify --json --anchor "$lastid:0000000000000000000000000000000000000000000000000000000000000001"
+$PY -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+sys.exit(0 if j["ok"] is False and j["broken_id"] == int(sys.argv[2]) else 1)' "$work/out" "$lastid"
+tap $? "... JSON names row $lastid"
+restore
+expect 1 "an anchor with another hash" "$CTL" -c "$conf" audit verify --anchor "2:$last"
+has "BROKEN at row 2: its hash is not the anchor given" "... row 2"
+expect 64 "a malformed anchor" "$CTL" -c "$conf" audit verify --anchor 2:abc
 expect 64 "a usage error" "$CTL" -c "$conf" audit verify --bogus
 expect 64 "audit without verify" "$CTL" -c "$conf" audit
 

@@ -66,7 +66,7 @@ static int verify(const char *path, struct db_audit_check *c)
 		printf("# open: %s\n", err);
 		return -1;
 	}
-	rc = db_audit_verify(db, c, err, sizeof(err));
+	rc = db_audit_verify(db, 0, NULL, c, err, sizeof(err));
 	if (rc < 0)
 		printf("# verify: %s\n", err);
 	db_close(db);
@@ -163,6 +163,29 @@ static void chain_tests(const char *dir)
 	v = one(path, "SELECT hash FROM audit WHERE id = 10");
 	is_str(c.last_hash, v, "last hash is row 10's");
 	free(v);
+
+	/* anchors: the right hash, a wrong one, a row beyond the end */
+	{
+		struct db *vd;
+		char *h5 = one(path, "SELECT hash FROM audit WHERE id = 5");
+		char other[65];
+		db_open(path, DB_READONLY, &vd, err, sizeof(err));
+		ok(db_audit_verify(vd, 5, h5, &c, err, sizeof(err)) == 0,
+		   "anchor 5 with its hash: OK");
+		snprintf(other, sizeof(other), "%s", h5 ? h5 : "");
+		other[0] = other[0] == '0' ? '1' : '0';
+		ok(db_audit_verify(vd, 5, other, &c, err, sizeof(err)) == 1 &&
+		       c.bad_id == 5 && c.problem == DB_AUDIT_ANCHOR_CHANGED,
+		   "anchor 5 with another hash: row 5 (%lld, %d)", c.bad_id,
+		   (int)c.problem);
+		ok(db_audit_verify(vd, 11, h5, &c, err, sizeof(err)) == 1 &&
+		       c.bad_id == 11 && c.problem == DB_AUDIT_ANCHOR_MISSING &&
+		       c.prev_id == 10,
+		   "anchor 11 past the end: missing (%lld, %d)", c.bad_id,
+		   (int)c.problem);
+		db_close(vd);
+		free(h5);
+	}
 
 	/* one column changed */
 	sql(path, "UPDATE audit SET from_addr = 'mallory@banjarkota.go.id' "
