@@ -1670,6 +1670,9 @@ static const struct command {
 	  "import|list|remove ...   (certificates to encrypt to: import "
 	  "[--address ADDR] FILE..., list [--address ADDR] [--json], remove "
 	  "ADDR|ID|SERIAL|FINGERPRINT)" },
+	{ "audit", cmd_audit,
+	  "verify [--anchor ID:HASH] [--json]   (the audit log's hash "
+	  "chain; exit 1 at the first broken row)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };
 

@@ -56,4 +56,7 @@ int cmd_report(int argc, char **argv);
  * may be encrypted to. */
 int cmd_recipient(int argc, char **argv);
 
+/* smimectl audit verify [--json] (audit.c): the audit log's hash chain. */
+int cmd_audit(int argc, char **argv);
+
 #endif

@@ -2,7 +2,10 @@
  * audit -- the per-message audit log, written by a background thread in
  * batches (one transaction per batch), so a message never waits for the
  * database and a database locked by a long smimectl transaction delays
- * rows instead of mail.  Rows are kept in memory until written.
+ * rows instead of mail.  Rows are kept in memory until written.  The
+ * writer extends the audit hash chain (db_audit_add, schema 5) inside each
+ * batch's BEGIN IMMEDIATE transaction, so the SHA-256 work is done in the
+ * writer thread and never in a mail callback.
  */
 #ifndef SMIME_AUDIT_H
 #define SMIME_AUDIT_H

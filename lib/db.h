@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 struct db;
 
@@ -261,8 +261,51 @@ struct audit_row {
 	const char *result; /* ok, or the reason */
 };
 
-/* Append one audit row. */
+/*
+ * Append one audit row to the hash chain (schema 5): reads the last row's
+ * id and hash and inserts id + 1 with prev_hash and hash, inside one write
+ * transaction (the caller's, when one is open: db_begin takes BEGIN
+ * IMMEDIATE; otherwise its own), so concurrent writers keep one chain.
+ * hash = SHA-256 of "smime-milter-audit-v1\n" and the length-prefixed
+ * encoding of prev_hash, id, at, queue_id, message_id, from_addr, action,
+ * cert_serial, digest, result (see db.c; smimectl(8) AUDIT LOG).
+ * Keeps its prepared statements in db: one thread at a time per db (the
+ * audit writer has its own connection).  Returns 0 or -1 with err filled.
+ */
 int db_audit_add(struct db *db, const struct audit_row *r, char *err,
                  size_t errlen);
+
+enum db_audit_problem {
+	DB_AUDIT_OK = 0,
+	DB_AUDIT_HASH_MISSING, /* hash NULL or not 64 hex digits */
+	DB_AUDIT_PREV_MISSING, /* prev_hash NULL or not 64 hex digits */
+	DB_AUDIT_CHANGED,      /* the columns do not give the stored hash */
+	DB_AUDIT_LINK,         /* prev_hash is not the previous row's hash:
+	                          a row deleted, inserted or moved before it */
+	DB_AUDIT_ANCHOR_CHANGED, /* the anchor row's hash is not the one
+	                            recorded: the chain was rewritten */
+	DB_AUDIT_ANCHOR_MISSING  /* the anchor row is gone */
+};
+
+struct db_audit_check {
+	long long rows;      /* rows verified (before the break, if any) */
+	long long last_id;   /* the last verified row (0: none) */
+	char last_hash[65];  /* its hash (64 zeros: none) */
+	long long bad_id;    /* the first broken row */
+	long long prev_id;   /* the row before it (0: none) */
+	enum db_audit_problem problem;
+};
+
+/*
+ * Walk the audit log in id order and recompute the chain, in one read
+ * transaction.  With anchor_id > 0, row anchor_id must also exist and have
+ * the hash anchor_hash (64 hex digits recorded earlier, e.g. printed by a
+ * previous verify): that catches a chain recomputed after a change and
+ * rows deleted from the end.  Returns 0 when every row verifies, 1 at the
+ * first broken link (out says which and why), -1 on error with err filled.
+ */
+int db_audit_verify(struct db *db, long long anchor_id,
+                    const char *anchor_hash, struct db_audit_check *out,
+                    char *err, size_t errlen);
 
 #endif

@@ -1,6 +1,10 @@
 /* Unit tests: the batched audit writer (lib/audit.c), including a database
- * locked by another writer (rows wait in memory, then land). */
+ * locked by another writer (rows wait in memory, then land), and the audit
+ * hash chain (lib/db.c, schema 5): known-answer hashes, tampering of every
+ * kind found at the right row, migration of a schema 4 log, and two
+ * processes appending to one chain. */
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +38,351 @@ static int count_rows(const char *path, const char *where)
 	sqlite3_finalize(st);
 	sqlite3_close(h);
 	return n;
+}
+
+static int sql(const char *path, const char *text)
+{
+	sqlite3 *h;
+	char *msg = NULL;
+	int rc;
+
+	sqlite3_open(path, &h);
+	rc = sqlite3_exec(h, text, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		printf("# sql: %s: %s\n", text, msg ? msg : "?");
+	sqlite3_free(msg);
+	sqlite3_close(h);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* verify path: returns db_audit_verify's result, *c filled */
+static int verify(const char *path, struct db_audit_check *c)
+{
+	struct db *db;
+	char err[512];
+	int rc;
+
+	if (db_open(path, DB_READONLY, &db, err, sizeof(err)) != 0) {
+		printf("# open: %s\n", err);
+		return -1;
+	}
+	rc = db_audit_verify(db, 0, NULL, c, err, sizeof(err));
+	if (rc < 0)
+		printf("# verify: %s\n", err);
+	db_close(db);
+	return rc;
+}
+
+/* a fresh database at path with n rows written through db_audit_add */
+static int fresh(const char *path, int n)
+{
+	struct db *db;
+	struct audit_row r;
+	char err[512], qid[32];
+
+	unlink(path);
+	if (db_open(path, DB_CREATE, &db, err, sizeof(err)) != 0)
+		return -1;
+	memset(&r, 0, sizeof(r));
+	r.action = "signed";
+	r.result = "ok";
+	for (int i = 1; i <= n; i++) {
+		snprintf(qid, sizeof(qid), "Q%d", i);
+		r.at = 1700000000 + i;
+		r.queue_id = qid;
+		r.from_addr = "andi@banjarkota.go.id";
+		if (db_audit_add(db, &r, err, sizeof(err)) != 0) {
+			db_close(db);
+			return -1;
+		}
+	}
+	db_close(db);
+	return 0;
+}
+
+static char *one(const char *path, const char *text)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	char *v = NULL;
+
+	sqlite3_open(path, &h);
+	if (sqlite3_prepare_v2(h, text, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		v = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+static void chain_tests(const char *dir)
+{
+	char path[256], err[512], *v;
+	struct db *db;
+	struct audit_row r;
+	struct db_audit_check c;
+
+	/* known answers: the hash definition of smimectl(8), computed
+	 * independently with Python's hashlib */
+	snprintf(path, sizeof(path), "%s/kat.db", dir);
+	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0, "kat db");
+	memset(&r, 0, sizeof(r));
+	r.at = 1700000000;
+	r.queue_id = "Q1";
+	r.message_id = "<a@b>";
+	r.from_addr = "andi@banjarkota.go.id";
+	r.action = "signed";
+	r.digest = "sha256";
+	r.result = "ok";
+	ok(db_audit_add(db, &r, err, sizeof(err)) == 0, "row 1 added");
+	memset(&r, 0, sizeof(r));
+	r.at = 1700000001;
+	r.queue_id = "";
+	r.action = "passed";
+	r.result = "";
+	ok(db_audit_add(db, &r, err, sizeof(err)) == 0, "row 2 added");
+	db_close(db);
+	v = one(path, "SELECT prev_hash FROM audit WHERE id = 1");
+	is_str(v, "0000000000000000000000000000000000000000000000000000000000000000",
+	       "the first row's prev_hash is 64 zeros");
+	free(v);
+	v = one(path, "SELECT hash FROM audit WHERE id = 1");
+	is_str(v, "708737dcdea6632054a3a61a8625662f166de4a23ac3332f1b0cc6020d56d8a1",
+	       "row 1 hash is the documented SHA-256");
+	free(v);
+	v = one(path, "SELECT hash FROM audit WHERE id = 2");
+	is_str(v, "f9b0232359c4b9b5e814368d2971249123755db6d63e5e09a945cfd67dc11335",
+	       "row 2 hash chains on row 1 (empty text and NULL differ)");
+	free(v);
+
+	/* fresh chain */
+	snprintf(path, sizeof(path), "%s/chain.db", dir);
+	ok(fresh(path, 10) == 0, "10 rows written");
+	ok(verify(path, &c) == 0 && c.rows == 10 && c.last_id == 10,
+	   "a fresh chain verifies (%lld rows)", c.rows);
+	v = one(path, "SELECT hash FROM audit WHERE id = 10");
+	is_str(c.last_hash, v, "last hash is row 10's");
+	free(v);
+
+	/* anchors: the right hash, a wrong one, a row beyond the end */
+	{
+		struct db *vd;
+		char *h5 = one(path, "SELECT hash FROM audit WHERE id = 5");
+		char other[65];
+		db_open(path, DB_READONLY, &vd, err, sizeof(err));
+		ok(db_audit_verify(vd, 5, h5, &c, err, sizeof(err)) == 0,
+		   "anchor 5 with its hash: OK");
+		snprintf(other, sizeof(other), "%s", h5 ? h5 : "");
+		other[0] = other[0] == '0' ? '1' : '0';
+		ok(db_audit_verify(vd, 5, other, &c, err, sizeof(err)) == 1 &&
+		       c.bad_id == 5 && c.problem == DB_AUDIT_ANCHOR_CHANGED,
+		   "anchor 5 with another hash: row 5 (%lld, %d)", c.bad_id,
+		   (int)c.problem);
+		ok(db_audit_verify(vd, 11, h5, &c, err, sizeof(err)) == 1 &&
+		       c.bad_id == 11 && c.problem == DB_AUDIT_ANCHOR_MISSING &&
+		       c.prev_id == 10,
+		   "anchor 11 past the end: missing (%lld, %d)", c.bad_id,
+		   (int)c.problem);
+		db_close(vd);
+		free(h5);
+	}
+
+	/* one column changed */
+	sql(path, "UPDATE audit SET from_addr = 'mallory@banjarkota.go.id' "
+	          "WHERE id = 4");
+	ok(verify(path, &c) == 1 && c.bad_id == 4 &&
+	       c.problem == DB_AUDIT_CHANGED && c.rows == 3,
+	   "UPDATE of row 4's from_addr: row 4, content changed (%lld, %d)",
+	   c.bad_id, (int)c.problem);
+	/* NULL for empty is a change too */
+	fresh(path, 5);
+	sql(path, "UPDATE audit SET digest = '' WHERE id = 2");
+	ok(verify(path, &c) == 1 && c.bad_id == 2 &&
+	       c.problem == DB_AUDIT_CHANGED,
+	   "NULL -> '' is a change (%lld)", c.bad_id);
+	/* the integer column as text is a change */
+	fresh(path, 5);
+	sql(path, "UPDATE audit SET at = at - 1 WHERE id = 3");
+	ok(verify(path, &c) == 1 && c.bad_id == 3 &&
+	       c.problem == DB_AUDIT_CHANGED,
+	   "at changed: row 3 (%lld)", c.bad_id);
+
+	/* a middle row deleted: the next row is named */
+	fresh(path, 10);
+	sql(path, "DELETE FROM audit WHERE id = 5");
+	ok(verify(path, &c) == 1 && c.bad_id == 6 && c.prev_id == 4 &&
+	       c.problem == DB_AUDIT_LINK,
+	   "DELETE of row 5: row 6, link to row 4 broken (%lld, %d)",
+	   c.bad_id, (int)c.problem);
+	/* the first row deleted */
+	fresh(path, 3);
+	sql(path, "DELETE FROM audit WHERE id = 1");
+	ok(verify(path, &c) == 1 && c.bad_id == 2 && c.prev_id == 0 &&
+	       c.problem == DB_AUDIT_LINK,
+	   "DELETE of row 1: row 2 is not the start (%lld)", c.bad_id);
+
+	/* a forged row inserted by hand, without a hash, at the end */
+	fresh(path, 5);
+	sql(path, "INSERT INTO audit (at, queue_id, action, result) "
+	          "VALUES (1700000100, 'FORGED', 'signed', 'ok')");
+	ok(verify(path, &c) == 1 && c.bad_id == 6 &&
+	       c.problem == DB_AUDIT_HASH_MISSING,
+	   "forged row without hash: row 6, hash missing (%lld, %d)",
+	   c.bad_id, (int)c.problem);
+	/* a forged row in a gap, hashed correctly on its predecessor: the
+	 * row after it no longer links */
+	fresh(path, 6);
+	{
+		/* rebuild: rows 1-2 honest, a forged row 3 hashed on row 2
+		 * with db_audit_add (so its own hash is right), then the
+		 * original rows 4-6 copied back */
+		char other[300];
+		snprintf(other, sizeof(other), "%s/orig.db", dir);
+		fresh(other, 6);
+		sql(path, "DELETE FROM audit WHERE id >= 3");
+		db_open(path, DB_READWRITE, &db, err, sizeof(err));
+		memset(&r, 0, sizeof(r));
+		r.at = 1700000003;
+		r.queue_id = "FORGED";
+		r.action = "signed";
+		r.result = "ok";
+		db_audit_add(db, &r, err, sizeof(err));
+		db_close(db);
+		snprintf(err, sizeof(err),
+		         "ATTACH '%s' AS o; INSERT INTO audit SELECT * FROM "
+		         "o.audit WHERE id >= 4",
+		         other);
+		sql(path, err);
+	}
+	ok(verify(path, &c) == 1 && c.bad_id == 4 && c.prev_id == 3 &&
+	       c.problem == DB_AUDIT_LINK,
+	   "forged row 3 with a correct own hash: row 4 names it (%lld, %d)",
+	   c.bad_id, (int)c.problem);
+
+	/* two rows swapped (ids exchanged) */
+	fresh(path, 6);
+	sql(path, "UPDATE audit SET id = -3 WHERE id = 3;"
+	          "UPDATE audit SET id = 3 WHERE id = 4;"
+	          "UPDATE audit SET id = 4 WHERE id = -3");
+	ok(verify(path, &c) == 1 && c.bad_id == 3,
+	   "rows 3 and 4 swapped: row 3 (%lld, %d)", c.bad_id, (int)c.problem);
+	/* contents swapped, ids and hashes kept in place */
+	fresh(path, 6);
+	sql(path, "UPDATE audit SET queue_id = CASE id WHEN 3 THEN 'Q4' "
+	          "ELSE 'Q3' END, at = CASE id WHEN 3 THEN 1700000004 ELSE "
+	          "1700000003 END WHERE id IN (3, 4)");
+	ok(verify(path, &c) == 1 && c.bad_id == 3 &&
+	       c.problem == DB_AUDIT_CHANGED,
+	   "contents of rows 3 and 4 swapped: row 3 (%lld)", c.bad_id);
+	/* hash removed */
+	fresh(path, 4);
+	sql(path, "UPDATE audit SET hash = NULL WHERE id = 2");
+	ok(verify(path, &c) == 1 && c.bad_id == 2 &&
+	       c.problem == DB_AUDIT_HASH_MISSING,
+	   "hash set NULL: row 2, hash missing (%lld)", c.bad_id);
+
+	/* migration of a schema 4 database with rows: chained in id order */
+	fresh(path, 0);
+	sql(path, "ALTER TABLE audit DROP COLUMN hash;"
+	          "ALTER TABLE audit DROP COLUMN prev_hash;"
+	          "INSERT INTO audit (id, at, queue_id, message_id, from_addr,"
+	          " action, result) VALUES"
+	          " (1, 1600000000, 'A1', '<1@x>', 'a@banjarkota.go.id',"
+	          "  'signed', 'ok'),"
+	          " (2, 1600000001, NULL, NULL, NULL, 'passed', NULL),"
+	          " (7, 1600000002, 'A7', '<7@x>', 'b@banjarkota.go.id',"
+	          "  'unsigned', 'no certificate');"
+	          "PRAGMA user_version = 4");
+	ok(db_open(path, DB_READWRITE, &db, err, sizeof(err)) != 0 &&
+	       strstr(err, "schema version 4"),
+	   "a schema 4 database is refused until migrated");
+	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0 &&
+	       db_version(db) == 5,
+	   "schema 4 -> 5");
+	memset(&r, 0, sizeof(r));
+	r.at = 1700000000;
+	r.action = "signed";
+	r.result = "ok";
+	ok(db_audit_add(db, &r, err, sizeof(err)) == 0, "a row after it");
+	db_close(db);
+	ok(verify(path, &c) == 0 && c.rows == 4 && c.last_id == 8,
+	   "the migrated log verifies, new row 8 chained on (%lld rows, "
+	   "last %lld)",
+	   c.rows, c.last_id);
+	v = one(path, "SELECT group_concat(id || ':' || coalesce(queue_id, "
+	              "'-'), ',') FROM audit");
+	is_str(v, "1:A1,2:-,7:A7,8:-", "old rows kept as they were");
+	free(v);
+	sql(path, "UPDATE audit SET result = 'ok' WHERE id = 7");
+	ok(verify(path, &c) == 1 && c.bad_id == 7,
+	   "a migrated row changed later is found (%lld)", c.bad_id);
+}
+
+/* two processes, each with its own audit queue (its own connection),
+ * append to one database at once: one chain */
+static void concurrent(const char *dir)
+{
+	char path[256], err[512];
+	struct db *db;
+	struct db_audit_check c;
+	pid_t kids[2];
+	int st, good = 1;
+
+	snprintf(path, sizeof(path), "%s/conc.db", dir);
+	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0, "conc db");
+	db_close(db);
+	for (int k = 0; k < 2; k++) {
+		kids[k] = fork();
+		if (kids[k] == 0) {
+			struct audit_queue *q =
+			    audit_queue_new(path, NULL, err, sizeof(err));
+			struct audit_row r;
+			char qid[32];
+			if (q == NULL)
+				_exit(1);
+			memset(&r, 0, sizeof(r));
+			r.action = "signed";
+			r.result = "ok";
+			for (int i = 0; i < 3000; i++) {
+				snprintf(qid, sizeof(qid), "P%d-%d", k, i);
+				r.queue_id = qid;
+				audit_submit(q, &r);
+				if (i % 300 == 0)
+					usleep(20000); /* interleave batches */
+			}
+			audit_queue_free(q, 20000);
+			_exit(0);
+		}
+	}
+	/* and this process writes single rows (smimectl-style) meanwhile */
+	if (db_open(path, DB_READWRITE, &db, err, sizeof(err)) == 0) {
+		struct audit_row r;
+		memset(&r, 0, sizeof(r));
+		r.action = "admin";
+		for (int i = 0; i < 50; i++) {
+			if (db_audit_add(db, &r, err, sizeof(err)) != 0) {
+				printf("# single: %s\n", err);
+				good = 0;
+			}
+			usleep(2000);
+		}
+		db_close(db);
+	}
+	for (int k = 0; k < 2; k++)
+		if (waitpid(kids[k], &st, 0) != kids[k] || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 0)
+			good = 0;
+	ok(good, "two writer processes and single rows finished");
+	ok(count_rows(path, "") == 6050, "6050 rows (%d)", count_rows(path, ""));
+	ok(count_rows(path, "WHERE queue_id LIKE 'P0-%'") == 3000 &&
+	       count_rows(path, "WHERE queue_id LIKE 'P1-%'") == 3000,
+	   "both processes' rows are there");
+	ok(verify(path, &c) == 0 && c.rows == 6050,
+	   "one chain: it verifies (%lld rows, broken at %lld)", c.rows,
+	   c.bad_id);
+	ok(count_rows(path, "a WHERE (SELECT count(*) FROM audit b WHERE "
+	                    "b.prev_hash = a.hash) > 1") == 0,
+	   "no fork: no hash is the prev_hash of two rows");
 }
 
 int main(void)
@@ -86,6 +435,12 @@ int main(void)
 	audit_queue_free(q, 5000);
 	ok(count_rows(path, "") == 1010, "1010 rows in all");
 	audit_queue_free(NULL, 0);
+	ok(verify(path, &(struct db_audit_check){ 0 }) == 0,
+	   "the queue's 1010 rows form one chain");
+
+	chain_tests(dir);
+	concurrent(dir);
+
 	snprintf(err, sizeof(err), "rm -rf %s", dir);
 	if (system(err) != 0)
 		return 1;

@@ -423,7 +423,7 @@ static void test_db(const char *ca_file)
 	err[0] = '\0';
 	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0,
 	   "database created (%s)", err);
-	ok(db_version(db) == 4, "schema version 4");
+	ok(db_version(db) == 5, "schema version 5");
 
 	r = row("Mitra@Partner.go.id", "0a", "aa01", I1, now - 100);
 	err[0] = '\0';
