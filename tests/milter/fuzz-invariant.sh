@@ -18,7 +18,7 @@
 # Anything else (a crash, a signal, output on failure, a signature that
 # does not verify, changed content) is "not ok".
 # Files named in tests/fuzz/KNOWN (open bugs elsewhere) are skipped when
-# they fail.  GPGSM=0 skips the gpgsm step (openssl only).  Prints TAP.
+# they fail.  GPGSM=0 ignores the gpgsm result (openssl only).  Prints TAP.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 export TOP
