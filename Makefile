@@ -96,6 +96,7 @@ FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilib $(PK
 FUZZ_SAN     := address,undefined
 FUZZ_OBJS    := $(patsubst lib/%.c,tests/fuzz/obj/%.o,$(LIB_SRCS))
 FUZZ_BINS    := tests/fuzz/fuzz_mime tests/fuzz/fuzz_eom
+.SECONDARY: $(FUZZ_OBJS)
 
 .PHONY: fuzz fuzz-bins
 tests/fuzz/obj/%.o: lib/%.c $(LIB_HDRS)

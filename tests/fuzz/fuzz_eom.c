@@ -109,6 +109,8 @@ static void check_signed(const struct buf *out, const struct msg_edit *edits,
 	CMS_ContentInfo *cms;
 	struct buf whole = { 0 };
 
+	if (getenv("FUZZ_EOM_DUMP"))
+		fwrite(out->p, 1, out->len, stderr); /* for a human */
 	for (size_t i = 0; i < out->len; i++) {
 		unsigned char c = out->p[i];
 		if (c == '\n' && (i == 0 || out->p[i - 1] != '\r'))
