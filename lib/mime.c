@@ -91,7 +91,10 @@
  *  - Top-level header values are written with CRLF folding; an empty or
  *    all-whitespace continuation line is dropped and a continuation line not
  *    starting with whitespace gets one space, so a value can never end the
- *    header block or start a new field.
+ *    header block or start a new field.  A line over LMAX octets is folded
+ *    before a space or tab (the value unfolds unchanged); when there is no
+ *    such place the rewrite fails rather than sign a line a relay would
+ *    break (found by tests/fuzz/fuzz_eom).
  */
 #include "mime.h"
 
@@ -416,6 +419,7 @@ struct wr {
 	size_t bcol;
 	/* nested header block */
 	int hact, hskip, hrep;
+	int hlong; /* a top-level header line could not be folded to LMAX */
 	unsigned char wsb[WSHOLD];
 	unsigned char buf[OBUF];
 };
@@ -1783,23 +1787,65 @@ void mime_scan_free(struct mime_scan *s)
 /* ------------------------------------------------------------------ */
 /* pass 2 */
 
+/* Write p[0..len) on an output line already col octets long, folding
+ * before a space or tab so that no line exceeds LMAX octets (unfolding gives
+ * the same value).  content says the line already holds a non-blank octet;
+ * a folded piece must hold one too (no all-blank continuation lines).  When
+ * no such fold point exists, w->hlong is set and the rest is written as it
+ * is (mime_rewrite then fails). */
+static void w_fold(struct wr *w, const char *p, size_t len, size_t col,
+                   int content)
+{
+	while (col + len > LMAX) {
+		size_t cut = 0;
+		if (col < LMAX)
+			for (size_t i = LMAX - col; i > 0; i--) {
+				if (!is_sp((unsigned char)p[i]))
+					continue;
+				for (size_t j = 0; !content && j < i; j++)
+					if (!is_sp((unsigned char)p[j]))
+						content = 1;
+				if (content) {
+					cut = i;
+					break;
+				}
+			}
+		if (cut == 0) {
+			w->hlong = 1;
+			break;
+		}
+		w_put(w, p, cut);
+		w_put(w, "\r\n", 2);
+		p += cut;
+		len -= cut;
+		col = 0;
+		content = 0;
+	}
+	w_put(w, p, len);
+}
+
 static void w_top_header(struct wr *w, const char *name, const char *value)
 {
 	const char *v = value ? value : "";
 	int firstseg = 1;
 
+	size_t col;
+
 	w_lbeg(w);
 	w_str(w, name);
 	w_ch(w, ':');
-	if (!is_sp((unsigned char)*v) && *v != '\r' && *v != '\n')
+	col = strlen(name) + 1;
+	if (!is_sp((unsigned char)*v) && *v != '\r' && *v != '\n') {
 		w_ch(w, ' ');
+		col++;
+	}
 	for (;;) {
 		const char *nl = strchr(v, '\n');
 		size_t len = nl ? (size_t)(nl - v) : strlen(v);
 		if (len > 0 && v[len - 1] == '\r')
 			len--;
 		if (firstseg) {
-			w_put(w, v, len);
+			w_fold(w, v, len, col, 1);
 			firstseg = 0;
 		} else {
 			size_t k = 0;
@@ -1809,7 +1855,7 @@ static void w_top_header(struct wr *w, const char *name, const char *value)
 				w_put(w, "\r\n", 2);
 				if (k == 0)
 					w_ch(w, ' ');
-				w_put(w, v, len);
+				w_fold(w, v, len, k == 0, k == 0);
 			}
 		}
 		if (nl == NULL)
@@ -1866,6 +1912,14 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 		                     "text/plain; charset=utf-8");
 	if (hact != H_NONE && !done)
 		w_cte_line(w, hact);
+	if (w->hlong) {
+		/* a relay would fold it (Postfix inserts CRLF SPACE anywhere
+		 * past smtp_line_length_limit) and break the signature */
+		seterr(err, errlen,
+		       "mime: a Content-* header line is over 998 octets "
+		       "with no place to fold it");
+		goto out;
+	}
 	w_lbeg(w);
 	w_lend(w, 1);
 

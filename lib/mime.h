@@ -116,8 +116,10 @@ typedef int (*mime_write_fn)(void *arg, const unsigned char *buf, size_t len);
  * one finished scan and then writes identical bytes each time (the caller
  * hashes one run and sends the next).  Header lines of nested parts are
  * copied as they are, 8bit bytes included; only bodies are made 7-bit.
+ * A top-level header line over 998 octets is folded before a space or tab.
  * Returns 0, or -1 with err filled (reader/writer failure, out of memory,
- * or a body that differs from the one scanned).
+ * a body that differs from the one scanned, or a header line over 998
+ * octets with no space or tab to fold it at: a relay would break it).
  */
 int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
                  size_t nhdrs, mime_read_fn rd, void *rarg, mime_write_fn wr,

@@ -1,0 +1,51 @@
+#!/bin/sh
+# tests/fuzz/run.sh SECONDS -- run each fuzz target (built by `make fuzz`)
+# for SECONDS on a copy of the seed corpus, with -jobs=1.  Prints libFuzzer's
+# last status line (execs, cov, ft) and a summary line per target.  Crashes
+# land in tests/fuzz/out/TARGET/ (crash-*, leak-*, timeout-*); minimize with
+#   tests/fuzz/fuzz_mime -minimize_crash=1 -runs=10000 CRASH
+# and add the result to tests/fuzz/regress/.  Exit 1 if a target crashed.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+export TOP
+secs=${1:-60}
+out=$TOP/tests/fuzz/out
+rm -rf "$out"
+mkdir -p "$out"
+env=$out/env
+if ! sh "$TOP/tests/fuzz/mkenv.sh" "$env"; then
+	echo "fuzz: cannot build the test PKI and configuration" >&2
+	exit 1
+fi
+export FUZZ_EOM_CONF=$env/m.conf
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+status=0
+for t in fuzz_mime fuzz_eom; do
+	bin=$TOP/tests/fuzz/$t
+	mkdir -p "$out/$t/corpus" "$out/$t/artifacts"
+	cp "$TOP"/tests/fuzz/seeds/* "$TOP"/tests/fuzz/regress/* "$out/$t/corpus/" 2>/dev/null
+	echo "== $t: ${secs}s on $(ls "$out/$t/corpus" | wc -l) seed files"
+	start=$(date +%s)
+	"$bin" -jobs=1 -workers=1 -max_total_time="$secs" -max_len=65536 \
+		-timeout=20 -rss_limit_mb=1024 -print_final_stats=1 \
+		-artifact_prefix="$out/$t/artifacts/" "$out/$t/corpus" \
+		>"$out/$t.log" 2>&1
+	rc=$?
+	# with -jobs the output goes to fuzz-0.log in the current directory
+	[ -f fuzz-0.log ] && mv fuzz-0.log "$out/$t.log"
+	el=$(($(date +%s) - start))
+	last=$(grep -E '^#[0-9]+' "$out/$t.log" | tail -1)
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log" | tail -1)
+	echo "   last: $last"
+	echo "   $t: ${execs:-?} execs in ${el}s ($(( ${execs:-0} / (el > 0 ? el : 1) )) execs/s)," \
+		"$(echo "$last" | grep -oE 'cov: [0-9]+ ft: [0-9]+'), corpus $(ls "$out/$t/corpus" | wc -l) files"
+	crashes=$(ls "$out/$t/artifacts" | wc -l)
+	if [ "$rc" -ne 0 ] || [ "$crashes" -gt 0 ]; then
+		echo "   $t: CRASH (exit $rc), artifacts in $out/$t/artifacts:"
+		ls "$out/$t/artifacts" | sed 's/^/     /'
+		grep -E 'ERROR|SUMMARY|runtime error|^fuzz_' "$out/$t.log" | head -5 | sed 's/^/     /'
+		status=1
+	fi
+done
+exit $status
