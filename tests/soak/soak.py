@@ -58,6 +58,7 @@ DOMAIN = "banjarkota.go.id"
 SENDERS = [("andi", "Andi Wijaya"), ("sekda", "Sekretariat Daerah"),
            ("noreply", "Sistem Informasi Kota")]
 KB, MB = 1024, 1024 * 1024
+MIN_RSS_COUNT = 2000  # fewer messages: the RSS check is reported, not judged
 TEN_MB = 10 * MB
 
 # ---------------------------------------------------------------- messages
@@ -470,7 +471,7 @@ def cmd_verify(sink_dir, sink_pid, pki, workers, stop_file, out):
     pool = multiprocessing.Pool(workers, initializer=_load_pki, initargs=(pki,))
     seen = open(os.path.join(out, "seen"), "w")
     res = {"verified": 0, "bad": 0, "errors": [], "bytes": 0,
-           "max_backlog": 0, "max_backlog_bytes": 0, "busy": 0.0,
+           "max_backlog": 0, "busy": 0.0,
            "max_wait": 0.0, "scans": 0, "scan_time": 0.0}
     inflight = {}
     done = set()
@@ -501,33 +502,44 @@ def cmd_verify(sink_dir, sink_pid, pki, workers, stop_file, out):
             else:
                 res["verified"] += 1
 
-    while True:
-        ts = time.time()
+    def listing():
         files = []
-        for root, _, names in os.walk(sink_dir):
-            for n in names:
-                files.append(os.path.join(root, n))
-        held = _open_by(sink_pid)
-        ready = [f for f in files if f not in held and f not in inflight
-                 and f not in done]
-        backlog = len(files)
-        if backlog > res["max_backlog"]:
-            res["max_backlog"] = backlog
+        try:
+            subdirs = [e.path for e in os.scandir(sink_dir) if e.is_dir()]
+        except OSError:
+            return files
+        for d in subdirs:
             try:
-                res["max_backlog_bytes"] = max(res["max_backlog_bytes"], sum(
-                    os.path.getsize(f) for f in files if os.path.exists(f)))
+                files.extend(e.path for e in os.scandir(d) if e.is_file())
             except OSError:
                 pass
-        ready.sort(key=lambda f: os.path.getmtime(f) if os.path.exists(f) else 0)
-        res["scans"] += 1
-        res["scan_time"] += time.time() - ts
-        for f in ready:
-            if len(inflight) >= 4 * workers:
-                break
-            if t_first is None:
-                t_first = time.time()
-            inflight[f] = pool.apply_async(_verify_task, (f,))
+        return files
+
+    limit = 4 * workers
+    while True:
         collect(False)
+        ts = time.time()
+        files = listing()
+        res["scans"] += 1
+        backlog = len(files)
+        res["max_backlog"] = max(res["max_backlog"], backlog)
+        dispatched = 0
+        if len(inflight) < limit:
+            new = [f for f in files if f not in inflight and f not in done]
+            if new:
+                held = _open_by(sink_pid)
+                # smtp-sink names dumps after the hour plus a random
+                # suffix: the order of arrival is unknown and unimportant
+                for f in new:
+                    if len(inflight) >= limit:
+                        break
+                    if f in held:
+                        continue
+                    if t_first is None:
+                        t_first = time.time()
+                    inflight[f] = pool.apply_async(_verify_task, (f,))
+                    dispatched += 1
+        res["scan_time"] += time.time() - ts
         if os.path.exists(stop_file) and not inflight and not files:
             if stopping_since is None:
                 stopping_since = time.time()
@@ -535,10 +547,7 @@ def cmd_verify(sink_dir, sink_pid, pki, workers, stop_file, out):
                 break
         else:
             stopping_since = None
-        # paths are unique (smtp-sink adds a random suffix); forget old ones
-        if len(done) > 100000:
-            done.clear()
-        time.sleep(0.05 if ready else 0.3)
+        time.sleep(0.02 if dispatched else 0.1)
     collect(True)
     pool.close()
     pool.join()
@@ -677,8 +686,19 @@ def cmd_report(out, n_done):
             m2, m4 = max(q2), max(q4)
             allow = max(m2 * 0.10, 4096)
             ok_rss = m4 <= m2 + allow
-            tap(ok_rss, "RSS flat after warm-up: max of the last quarter %s <= "
-                "max of the second quarter %s + %s" % (_mb(m4), _mb(m2), _mb(allow)))
+            text = ("RSS flat after warm-up: max of the last quarter %s <= "
+                    "max of the second quarter %s + %s" % (_mb(m4), _mb(m2), _mb(allow)))
+            if count < MIN_RSS_COUNT:
+                # a short run is warm-up from end to end (the milter's RSS
+                # still climbs for the first ~1,000 messages): report, but
+                # do not judge
+                n += 1
+                print("ok %d - %s # SKIP %d messages are too few, the check "
+                      "needs SOAK_MESSAGES >= %d%s" % (
+                          n, text, count, MIN_RSS_COUNT,
+                          "" if ok_rss else " (it would fail)"))
+            else:
+                tap(ok_rss, text)
         else:
             tap(False, "RSS flat after warm-up (no samples in a quarter)")
     else:
@@ -721,8 +741,8 @@ def cmd_report(out, n_done):
             print("# milter CPU %.1f s during the run (%.2f ms per message)" % (
                 cpu, 1000.0 * cpu / send["sent"]))
     print("# fds        start %s, end %s" % (fd0 or "?", fd1 or "?"))
-    print("# sink       at most %d dump files (%.1f MB) waiting for the verifier" % (
-        ver.get("max_backlog", 0), ver.get("max_backlog_bytes", 0) / 1048576.0))
+    print("# sink       at most %d dump files waiting for the verifier" %
+          ver.get("max_backlog", 0))
     if ver.get("first") and ver.get("last"):
         print("# verifier   %.1f s from first to last dump, %.1f s worker time "
               "(%.1f ms per message), a dump waited at most %.1f s; "
