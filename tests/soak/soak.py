@@ -152,10 +152,10 @@ def pick_size(rng, i):
         return TEN_MB
     r = rng.random()
     if r < 0.90:
-        return rng.randint(1 * KB, 16 * KB)
+        return rng.randint(1 * KB + 128, 16 * KB)  # may come out ~100 bytes short
     if r < 0.99:  # log-uniform, so the class is not all near 1 MB
         return int(16 * KB * (64 ** rng.random()))
-    return rng.randint(1 * MB, TEN_MB)
+    return rng.randint(1 * MB, TEN_MB - 4 * KB)
 
 
 def build(seed, runid, i):
@@ -184,7 +184,9 @@ def build(seed, runid, i):
         "X-Soak-Seq: %d" % i,
         "MIME-Version: 1.0",
     ]
-    overhead = 600
+    # the head's size is known before the body: X-Soak-Digest has a fixed
+    # length, and the Content-* lines below add at most 120 bytes
+    overhead = len("\r\n".join(hdr)) + len("X-Soak-Digest: ") + 64 + 124
     body_size = max(size - overhead, 200)
     if shape in ("text", "dots"):
         body = _text(rng, body_size, ASCII_POOL, dots=(shape == "dots"))
@@ -198,7 +200,8 @@ def build(seed, runid, i):
         leaves = [("text/plain", body)]
     else:
         note = _text(rng, min(2 * KB, body_size // 4), ASCII_POOL)
-        raw = rng.randbytes(max((body_size - len(note) - 400) * 3 // 4, 16))
+        # base64 lines carry 57 bytes in 78 (76 characters and CRLF)
+        raw = rng.randbytes(max((body_size - len(note) - 400) * 57 // 78, 16))
         b64 = base64.encodebytes(raw).replace(b"\n", b"\r\n")
         bnd = "soak-%d-%08x" % (i, rng.getrandbits(32))
         hdr.append('Content-Type: multipart/mixed; boundary="%s"' % bnd)
@@ -519,6 +522,9 @@ def cmd_verify(sink_dir, sink_pid, pki, workers, stop_file, out):
     while True:
         collect(False)
         ts = time.time()
+        if len(inflight) >= limit:
+            time.sleep(0.05)
+            continue
         files = listing()
         res["scans"] += 1
         backlog = len(files)
