@@ -34,7 +34,7 @@ TOOL_BINS := $(TOOL_SRCS:.c=)
 
 PROGS     := milter/smime-milter admin/smimectl
 
-.PHONY: all deps check test-bins demo install clean bench
+.PHONY: all deps check test-bins demo install clean bench soak
 all: $(PROGS)
 
 # Debian 12 packages for building, the demo and the tests (as root)
@@ -110,3 +110,10 @@ fuzz-bins: $(FUZZ_BINS)
 
 fuzz: all fuzz-bins
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Soak test (not part of check): SOAK_MESSAGES messages from SOAK_CLIENTS
+# parallel SMTP clients through a private Postfix; see tests/soak/soak.sh.
+SOAK_MESSAGES ?= 20000
+SOAK_CLIENTS  ?= 16
+soak: all
+	SOAK_MESSAGES=$(SOAK_MESSAGES) SOAK_CLIENTS=$(SOAK_CLIENTS) sh tests/soak/soak.sh
