@@ -320,10 +320,15 @@ static int offline_sign(const char *path, const char *sender)
 			fwrite(data, 1, len, stdout);
 			fprintf(stderr, "smime-milter: message passed unsigned\n");
 		} else {
-			for (size_t i = 0; i < o.nhdrs; i++)
-				if (!o.hdr_deleted[i])
-					put_crlf_line(o.hdr_raw[i],
-					              strlen(o.hdr_raw[i]));
+			for (size_t i = 0; i < o.nhdrs; i++) {
+				size_t l = strlen(o.hdr_raw[i]);
+				if (o.hdr_deleted[i])
+					continue;
+				put_crlf_line(o.hdr_raw[i], l);
+				/* input that ends inside its header block */
+				if (l == 0 || o.hdr_raw[i][l - 1] != '\n')
+					fputs("\r\n", stdout);
+			}
 			for (size_t i = 0; i < o.nadds; i++) {
 				printf("%s: ", o.add_names[i]);
 				put_crlf_line(o.add_values[i],
