@@ -1,0 +1,350 @@
+#!/bin/sh
+# End-to-end with a second real MTA: Sendmail (Debian's sendmail-bin, not
+# installed: fetched with apt-get download, unpacked with dpkg -x and run
+# with its own m4-built .cf; tests/lib/sendmail.sh) -> smime-milter ->
+# smtp-sink.  Every delivered message is checked by independent verifiers
+# (openssl cms, gpgsm, python), as in tests/e2e/postfix.sh.
+#
+#   sh tests/e2e/sendmail.sh          (KEEP=1 keeps the work directory)
+#
+# The whole test runs in its own network, UTS and PID namespaces
+# (sm_isolate): only loopback exists, so nothing leaves 127.0.0.1, DNS
+# included, and the host name is mail.banjarkota.test.  When the .debs
+# cannot be fetched (no network) or the namespaces cannot be made, it prints
+# one "ok 1 - ... # SKIP reason" line and exits 0.
+#
+# Sends, over SMTP from 127.0.0.1 to the private sendmail whose .cf has
+#   INPUT_MAIL_FILTER(`smime', `S=inet:PORT@127.0.0.1, F=T, T=S:30s;R:60s;E:5m'):
+#   tests/data/corpus/*.eml + generated ones (tests/lib/mkcorpus.py): each must
+#     arrive signed by its From address and pass tests/lib/verify.sh;
+#   a message from other@example.org: must arrive untouched.
+# The milter's log line for each signed message must start with the queue id
+# sendmail gave in its 250 reply (macro i reaches the milter), and the
+# milter must still be running at the end.  Prints TAP.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+export TOP
+. "$TOP/tests/lib/sendmail.sh"
+. "$TOP/tests/lib/verify.sh"
+PY=/usr/bin/python3
+SC="$TOP/tests/lib/smimecheck.py"
+MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
+CTL=${SMIMECTL:-$TOP/admin/smimectl}
+
+skip() {
+	echo "ok 1 - Sendmail end-to-end # SKIP $*"
+	echo "1..1"
+	exit 0
+}
+
+if [ "${SM_ISOLATED:-0}" != 1 ]; then
+	# outside the namespaces: the network is still there for apt-get
+	[ "$(id -u)" = 0 ] || skip "needs root (sendmail daemon, namespaces)"
+	sm_fetch || skip "$SM_WHY"
+	sm_isolate "$0" "$@"
+	skip "$SM_WHY"
+fi
+start_time=$(date +%s)
+
+work=$(mktemp -d /tmp/smime-sm-e2e.XXXXXX)
+chmod 0755 "$work"
+milter_pid=
+n=0
+
+cleanup() {
+	me_stop "$milter_pid"
+	milter_pid=
+	sm_stop
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "# work directory kept: $work"
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+nok() { n=$((n + 1)); echo "not ok $n - $*"; }
+tap() { # tap CONDITION-RESULT(0/1) DESCRIPTION
+	if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi
+}
+bail() {
+	nok "$*"
+	[ -f "$work/milter.log" ] && tail -20 "$work/milter.log" | sed 's/^/# milter: /'
+	echo "1..$n"
+	exit 1
+}
+# me_stop from milterenv.sh without sourcing it twice (it sources postfix.sh)
+me_stop() {
+	[ -n "${1:-}" ] || return 0
+	kill "$1" 2>/dev/null || return 0
+	_i=0
+	while kill -0 "$1" 2>/dev/null && [ $_i -lt 50 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+
+for p in "$MILTER" "$CTL"; do
+	[ -x "$p" ] || bail "$p is built (run make first)"
+done
+
+# ---------------------------------------------------------------- isolation
+tap "$([ "$(hostname)" = "$SM_HOSTNAME" ]; echo $?)" \
+	"private UTS namespace: host name is $SM_HOSTNAME"
+ifs=$(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
+tap "$([ "$ifs" = "lo " ]; echo $?)" \
+	"private network namespace: loopback is the only interface ($ifs)"
+
+if sm_unpack "$work/root"; then
+	ok "sendmail-bin, sendmail-cf, m4 unpacked with dpkg -x ($(basename "$(sm__deb sendmail-bin)"))"
+else
+	bail "sendmail unpacked: $SM_WHY"
+fi
+
+# ---------------------------------------------------------------- setup
+if sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1; then
+	ok "test PKI created"
+else
+	sed 's/^/# /' "$work/pki.log"
+	bail "test PKI created"
+fi
+pki=$work/pki
+
+mkdir -p "$work/gen/good" "$work/gen/bad" "$work/send" "$work/out" "$work/sm"
+"$PY" "$TOP/tests/lib/mkcorpus.py" "$work/gen/good" "$work/gen/bad" ||
+	bail "generated corpus written"
+
+set -- $(pf_free_ports 3)
+milter_port=$1 smtp_port=$2 sink_port=$3
+mkdir -p "$work/keys" "$work/tmp"
+chmod 0700 "$work/keys" "$work/tmp"
+conf=$work/smime-milter.conf
+cat >"$conf" <<EOF
+# written by tests/e2e/sendmail.sh
+socket = "inet:$milter_port@127.0.0.1";
+database = "$work/smime.db";
+key_dir = "$work/keys";
+temp_dir = "$work/tmp";
+pidfile = "$work/milter.pid";
+ca_file = "$pki/ca-bundle.pem";
+domains = [ "banjarkota.go.id" ];
+internal_hosts = [ "127.0.0.0/8", "::1/128" ];
+on_error = "tempfail";
+on_no_certificate = "accept";
+digest = "sha256";
+max_memory_body = 1048576;
+EOF
+
+ctl() { # ctl DESCRIPTION ARGS...
+	_d=$1
+	shift
+	if "$CTL" -c "$conf" "$@" >"$work/ctl.out" 2>&1; then
+		ok "$_d"
+	else
+		nok "$_d"
+		echo "# smimectl -c CONF $*"
+		sed 's/^/#   /' "$work/ctl.out"
+	fi
+}
+ctl "smimectl init" init
+ctl "smimectl import andi (individual, PKCS#12)" import \
+	--mailbox andi@banjarkota.go.id --kind individual \
+	--p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass"
+ctl "smimectl import sekda (role, PEM cert + key)" import \
+	--mailbox sekda@banjarkota.go.id --kind role \
+	--cert "$pki/sekda.crt.pem" --key "$pki/sekda.key.pem"
+ctl "smimectl import noreply (system, PKCS#12)" import \
+	--mailbox noreply@banjarkota.go.id --kind system \
+	--p12 "$pki/noreply.p12" --passphrase-file "$pki/noreply.pass"
+ctl "smimectl import legacy (address only in subject DN, PKCS#12)" import \
+	--mailbox legacy@banjarkota.go.id --kind individual \
+	--p12 "$pki/legacy.p12" --passphrase-file "$pki/legacy.pass"
+ctl "smimectl import ec (EC P-256, PKCS#12)" import \
+	--mailbox ec@banjarkota.go.id --kind individual \
+	--p12 "$pki/ec.p12" --passphrase-file "$pki/ec.pass"
+
+# ---------------------------------------------------------------- start
+"$MILTER" -c "$conf" -f >"$work/milter.log" 2>&1 &
+milter_pid=$!
+if pf__wait_port "$milter_port" 15 && kill -0 "$milter_pid" 2>/dev/null; then
+	ok "milter listens on inet:$milter_port@127.0.0.1"
+else
+	bail "milter listens on inet:$milter_port@127.0.0.1"
+fi
+
+if sm_start "$work/sm" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1"; then
+	ok "private sendmail started (-C sendmail.cf, 127.0.0.1:$smtp_port, sink $sink_port)"
+else
+	bail "private sendmail started"
+fi
+grep -q "^Xsmime, S=inet:$milter_port@127.0.0.1, F=T, T=S:30s;R:60s;E:5m\$" "$work/sm/sendmail.cf" &&
+	grep -q '^O InputMailFilters=smime$' "$work/sm/sendmail.cf"
+tap $? "sendmail.cf has the milter (X line, InputMailFilters) from INPUT_MAIL_FILTER"
+
+# ---------------------------------------------------------------- send
+# Each message gets its own envelope recipient t-TAG@example.org, which is how
+# the delivered copy is found again (X-Rcpt-Args in the sink dump).
+# not a signing domain
+other=$work/other-domain.eml
+printf '%s\r\n' "From: Other Org <other@example.org>" "To: someone@example.org" \
+	"Subject: message from a domain the milter does not sign for" \
+	"Date: Tue, 24 Nov 2026 13:00:00 +0700" "Message-ID: <other-1@example.org>" \
+	"MIME-Version: 1.0" "Content-Type: text/plain; charset=utf-8" \
+	"Content-Transfer-Encoding: 8bit" "" "Salam dari luar – must stay untouched." \
+	>"$other"
+good=
+: >"$work/send.list"
+for f in "$TOP"/tests/data/corpus/*.eml "$work"/gen/good/*.eml; do
+	tag=$(basename "$f" .eml)
+	good="$good $tag"
+	echo "$tag $f" >>"$work/send.list"
+done
+echo "other-domain $other" >>"$work/send.list"
+sm_send_batch "$work/send.list" "$work/send" >"$work/send.out"
+sent=0
+for tag in $good other-domain; do
+	# TAG CODE QID FROM TEXT
+	set -- $(grep "^$tag " "$work/send.out") - - - -
+	echo "$3" >"$work/send/$tag.qid"
+	echo "$4" >"$work/send/$tag.from"
+	if [ "$2" = 250 ]; then
+		sent=$((sent + 1))
+		ok "$tag: accepted by sendmail with the milter (queue id $3)"
+	else
+		nok "$tag: accepted by sendmail with the milter"
+		grep "^$tag " "$work/send.out" | sed 's/^/#   /'
+	fi
+done
+
+if sm_wait_delivered "$sent" 120; then
+	ok "all $sent accepted messages delivered to the sink, sendmail's queue empty"
+else
+	nok "all $sent accepted messages delivered to the sink, sendmail's queue empty"
+	tail -30 "$work/sm/smtp.log" | sed 's/^/# smtp.log: /'
+fi
+
+# delivered TAG -> writes $work/out/TAG.eml, returns 1 if not delivered
+delivered() {
+	_f=$(pf_sink_files | while read -r _x; do
+		if grep -q "^X-Rcpt-Args: <t-$1@example.org>" "$_x"; then echo "$_x"; break; fi
+	done)
+	[ -n "$_f" ] || return 1
+	pf_strip_sink "$_f" >"$work/out/$1.eml"
+}
+
+# sm_refolded ORIGINAL DELIVERED: Sendmail rebuilds address headers (From,
+# To, Cc, ...) and folds them its own way (",\r\n        " between
+# addresses), with or without a milter; those headers are outside the
+# signature.  Succeeds, printing the names, when every original non-Content
+# header is present unchanged except address headers that differ only in
+# folding white space.
+sm_refolded() {
+	"$PY" - "$TOP/tests/lib" "$1" "$2" <<'EOF'
+import re, sys
+sys.path.insert(0, sys.argv[1])
+import smimecheck as sc
+ADDR = {b"from", b"to", b"cc", b"bcc", b"reply-to", b"sender", b"resent-from",
+        b"resent-to", b"resent-cc", b"resent-bcc", b"resent-sender"}
+norm = lambda raw: re.sub(rb"[ \t]+", b" ", raw)
+oh, _ = sc.split_head_body(sc.read_canon(sys.argv[2]))
+dh, _ = sc.split_head_body(sc.read_canon(sys.argv[3]))
+have = [raw for _, raw in sc.header_fields(dh)]
+names, ok = [], True
+for name, raw in sc.header_fields(oh):
+    if sc.is_content_header(name):
+        continue
+    if raw in have:
+        have.remove(raw)
+        continue
+    alike = [r for r in have if norm(r) == norm(raw)]
+    if name in ADDR and alike:
+        have.remove(alike[0])
+        names.append(name.decode())
+    else:
+        ok = False
+if ok and names:
+    print(("s " if len(names) > 1 else " ") + ", ".join(names))
+sys.exit(0 if ok and names else 1)
+EOF
+}
+
+# ---------------------------------------------------------------- verify
+for tag in $good; do
+	if ! delivered "$tag"; then
+		nok "$tag: delivered"
+		continue
+	fi
+	ok "$tag: delivered"
+	who=$(cat "$work/send/$tag.from")
+	echo "# --- $tag (signer $who)"
+	verify_message "$work/out/$tag.eml" "$work/send/$tag.eml" "$who" "$pki"
+	tap "$([ $VM_STRUCT = ok ]; echo $?)" "$tag: multipart/signed structure, 7-bit entity"
+	tap "$([ $VM_OPENSSL = ok ]; echo $?)" "$tag: openssl cms verifies (root-only trust)"
+	tap "$([ $VM_GPGSM = ok ]; echo $?)" "$tag: gpgsm verifies (root-only trust)"
+	tap "$([ $VM_SIGNER = ok ]; echo $?)" "$tag: signer certificate is $who"
+	tap "$([ $VM_CMS = ok ]; echo $?)" "$tag: CMS attributes and embedded chain"
+	if [ $VM_HEADERS = ok ]; then
+		ok "$tag: original headers preserved outside"
+	elif refolded=$(sm_refolded "$work/send/$tag.eml" "$work/out/$tag.eml"); then
+		ok "$tag: original headers preserved outside (sendmail refolded the address header$refolded)"
+	else
+		nok "$tag: original headers preserved outside"
+	fi
+	tap "$([ $VM_CONTENT = ok ]; echo $?)" "$tag: content ok (decoded parts equal)"
+	# macro i: the milter logs sendmail's queue id, not NOQUEUE
+	qid=$(cat "$work/send/$tag.qid")
+	if [ "$qid" != - ] && grep -q "$qid: signed for $who " "$work/milter.log"; then
+		ok "$tag: milter log says \"$qid: signed for $who\" (sendmail's queue id)"
+	else
+		nok "$tag: milter log names sendmail's queue id '${qid:-none in the 250 reply}'"
+		grep -i "$who" "$work/milter.log" | tail -3 | sed 's/^/# milter: /'
+	fi
+done
+
+if delivered other-domain; then
+	ok "other-domain: delivered"
+	if vm_is_signed "$work/out/other-domain.eml"; then
+		nok "other-domain: not signed"
+	else
+		ok "other-domain: not signed"
+	fi
+	"$PY" "$SC" same-body "$work/send/other-domain.eml" "$work/out/other-domain.eml"
+	tap $? "other-domain: arrived untouched"
+else
+	nok "other-domain: delivered"
+fi
+
+# ---------------------------------------------------------------- health
+if grep -q 'NOQUEUE' "$work/milter.log"; then
+	nok "no milter log line without a queue id (macro i missing)"
+	grep 'NOQUEUE' "$work/milter.log" | head -5 | sed 's/^/# milter: /'
+else
+	ok "no milter log line without a queue id"
+fi
+if kill -0 "$milter_pid" 2>/dev/null && [ -s "$work/milter.pid" ]; then
+	ok "milter still running after all messages (pid $milter_pid)"
+else
+	nok "milter still running after all messages"
+	tail -30 "$work/milter.log" | sed 's/^/# milter: /'
+fi
+if kill -0 "$SM_PID" 2>/dev/null; then
+	ok "sendmail daemon still running (pid $SM_PID in the test's PID namespace)"
+else
+	nok "sendmail daemon still running"
+	sed 's/^/# sendmail: /' "$work/sm/sendmail.out" | tail -20
+fi
+if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log"; then
+	nok "no sanitizer report in the milter log"
+	grep -E -A10 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log" | head -40 | sed 's/^/# /'
+else
+	ok "no sanitizer report in the milter log"
+fi
+grep -c ' signed for ' "$work/milter.log" | sed 's/^/# milter log lines "signed for": /'
+echo "# run time $(($(date +%s) - start_time)) s inside the namespaces"
+
+echo "1..$n"
