@@ -9,7 +9,8 @@
 #
 # The whole test runs in its own network, UTS and PID namespaces
 # (sm_isolate): only loopback exists, so nothing leaves 127.0.0.1, DNS
-# included, and the host name is mail.banjarkota.test.  When the .debs
+# included, and the host name is mail.banjarkota.test, which the C library
+# finds in a private /etc/hosts ("hosts: files").  When the .debs
 # cannot be fetched (no network) or the namespaces cannot be made, it prints
 # one "ok 1 - ... # SKIP reason" line and exits 0.
 #
@@ -99,6 +100,11 @@ tap "$([ "$(hostname)" = "$SM_HOSTNAME" ]; echo $?)" \
 ifs=$(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
 tap "$([ "$ifs" = "lo " ]; echo $?)" \
 	"private network namespace: loopback is the only interface ($ifs)"
+
+r=$(getent hosts "$SM_HOSTNAME" | awk '{print $1}')
+grep -q '^hosts: files$' /etc/nsswitch.conf
+tap "$([ $? = 0 ] && [ "$r" = 127.0.0.1 ]; echo $?)" \
+	"C library: hosts from files only, $SM_HOSTNAME is ${r:-unknown} (private bind mounts)"
 
 if sm_unpack "$work/root"; then
 	ok "sendmail-bin, sendmail-cf, m4 unpacked with dpkg -x ($(basename "$(sm__deb sendmail-bin)"))"

@@ -20,15 +20,17 @@
 #       mount namespaces: only a loopback interface exists, so nothing the
 #       test starts can reach anything beyond 127.0.0.1, DNS included, and
 #       every process left over dies with the namespace.  Inside, the host
-#       name is $SM_HOSTNAME (mail.banjarkota.test).  Returns (1 + $SM_WHY)
+#       name is $SM_HOSTNAME (mail.banjarkota.test), and /etc/hosts (that
+#       name on 127.0.0.1) and /etc/nsswitch.conf ("hosts: files") are
+#       private copies from $SM_CACHE/ns bind-mounted over the real ones,
+#       which stay untouched.  Returns (1 + $SM_WHY)
 #       only when the namespaces cannot be made; on success it does not
 #       return.  Inside the namespaces SM_ISOLATED=1.
 #       Why: sendmail resolves its own host name with the C library before
 #       it reads its .cf (so before ServiceSwitchFile applies); with an
 #       unqualified name it asks DNS for it and then sleeps 60 s.  A fixed,
-#       dotted name avoids the sleep and the empty network makes the one
-#       C-library lookup of that name fail at once instead of leaving the
-#       machine.
+#       dotted name that the files-only C library finds avoids both; the
+#       empty network is the guarantee that nothing else gets out either.
 #   sm_start WORKDIR SMTP_PORT SINK_PORT MILTER_SOCKET
 #       Writes WORKDIR/sendmail.mc (the setup INSTALL documents: the milter
 #       as INPUT_MAIL_FILTER, relaying everything to [127.0.0.1]:SINK_PORT,
@@ -145,9 +147,22 @@ sm_isolate() {
 		SM_WHY="cannot create private network/UTS/PID namespaces (unshare: $_err); without them sendmail would look up its host name in DNS"
 		return 1
 	fi
+	# The C library's view inside the mount namespace: a hosts file that
+	# names this host, and "hosts: files" (the real files stay untouched;
+	# these are bind-mounted over them in the private mount namespace).
+	_ns=$SM_CACHE/ns
+	if ! mkdir -p "$_ns" ||
+		! printf '127.0.0.1\t%s %s localhost\n' "$SM_HOSTNAME" "${SM_HOSTNAME%%.*}" >"$_ns/hosts" ||
+		! sed 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf >"$_ns/nsswitch.conf"; then
+		SM_WHY="cannot write $_ns/hosts and nsswitch.conf"
+		return 1
+	fi
 	SM_ISOLATED=1 exec unshare --net --uts --pid --fork --mount-proc --kill-child \
-		sh -c 'ip link set lo up && hostname "$0" && exec sh "$@"' \
-		"$SM_HOSTNAME" "$_script" "$@"
+		sh -c 'ip link set lo up && hostname "$0" &&
+			mount --bind "$1/hosts" /etc/hosts &&
+			mount --bind "$1/nsswitch.conf" /etc/nsswitch.conf &&
+			shift && exec sh "$@"' \
+		"$SM_HOSTNAME" "$_ns" "$_script" "$@"
 }
 
 sm_start() {
