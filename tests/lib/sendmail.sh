@@ -100,7 +100,7 @@ sm_fetch() {
 		rm -rf "$_dl"
 		return 0
 	fi
-	SM_WHY="apt-get download$_missing failed: $(grep -E '^(E|W):' "$_dl/apt.log" | head -2 | tr '\n' ' ')"
+	SM_WHY="apt-get download$_missing failed: $(grep -E '^(E|W):' "$_dl/apt.log" | head -1 | cut -c1-200)"
 	rm -rf "$_dl"
 	return 1
 }
@@ -151,9 +151,14 @@ sm_isolate() {
 	# names this host, and "hosts: files" (the real files stay untouched;
 	# these are bind-mounted over them in the private mount namespace).
 	_ns=$SM_CACHE/ns
+	# (written under temporary names and renamed: another run may be
+	# bind-mounting them right now)
 	if ! mkdir -p "$_ns" ||
-		! printf '127.0.0.1\t%s %s localhost\n' "$SM_HOSTNAME" "${SM_HOSTNAME%%.*}" >"$_ns/hosts" ||
-		! sed 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf >"$_ns/nsswitch.conf"; then
+		! printf '127.0.0.1\t%s %s localhost\n' "$SM_HOSTNAME" "${SM_HOSTNAME%%.*}" >"$_ns/hosts.$$" ||
+		! sed 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf >"$_ns/nsswitch.conf.$$" ||
+		! mv -f "$_ns/hosts.$$" "$_ns/hosts" ||
+		! mv -f "$_ns/nsswitch.conf.$$" "$_ns/nsswitch.conf"; then
+		rm -f "$_ns/hosts.$$" "$_ns/nsswitch.conf.$$"
 		SM_WHY="cannot write $_ns/hosts and nsswitch.conf"
 		return 1
 	fi
