@@ -18,10 +18,14 @@
 #   INPUT_MAIL_FILTER(`smime', `S=inet:PORT@127.0.0.1, F=T, T=S:30s;R:60s;E:5m'):
 #   tests/data/corpus/*.eml + generated ones (tests/lib/mkcorpus.py): each must
 #     arrive signed by its From address and pass tests/lib/verify.sh;
-#   a message from other@example.org: must arrive untouched.
+#   a message from other@example.org: must arrive untouched;
+#   tests/data/bad/*.eml + generated bad ones: each must be delivered and be
+#     either signed-and-verifying or exactly what Sendmail alone delivers
+#     (a second daemon socket with InputMailFilters= empty is the baseline).
 # The milter's log line for each signed message must start with the queue id
 # sendmail gave in its 250 reply (macro i reaches the milter), and the
-# milter must still be running at the end.  Prints TAP.
+# milter must still be running at the end.  Last, with the milter stopped,
+# F=T must turn a submission into a 4xx reply.  Prints TAP.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 export TOP
@@ -125,8 +129,8 @@ mkdir -p "$work/gen/good" "$work/gen/bad" "$work/send" "$work/out" "$work/sm"
 "$PY" "$TOP/tests/lib/mkcorpus.py" "$work/gen/good" "$work/gen/bad" ||
 	bail "generated corpus written"
 
-set -- $(pf_free_ports 3)
-milter_port=$1 smtp_port=$2 sink_port=$3
+set -- $(pf_free_ports 4)
+milter_port=$1 smtp_port=$2 sink_port=$3 base_port=$4
 mkdir -p "$work/keys" "$work/tmp"
 chmod 0700 "$work/keys" "$work/tmp"
 conf=$work/smime-milter.conf
@@ -183,8 +187,10 @@ else
 	bail "milter listens on inet:$milter_port@127.0.0.1"
 fi
 
+# a second daemon socket without any filter: what Sendmail alone delivers
+SM_EXTRA_MC="DAEMON_OPTIONS(\`Port=$base_port, Addr=127.0.0.1, Name=Base, InputMailFilters=')dnl"
 if sm_start "$work/sm" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1"; then
-	ok "private sendmail started (-C sendmail.cf, 127.0.0.1:$smtp_port, sink $sink_port)"
+	ok "private sendmail started (-C sendmail.cf, 127.0.0.1:$smtp_port, baseline $base_port, sink $sink_port)"
 else
 	bail "private sendmail started"
 fi
@@ -211,9 +217,31 @@ for f in "$TOP"/tests/data/corpus/*.eml "$work"/gen/good/*.eml; do
 	echo "$tag $f" >>"$work/send.list"
 done
 echo "other-domain $other" >>"$work/send.list"
+bad=
+for f in "$TOP"/tests/data/bad/*.eml "$work"/gen/bad/*.eml; do
+	tag=$(basename "$f" .eml)
+	mode=
+	case $tag in *bare-lf*) mode=raw ;; esac
+	bad="$bad $tag"
+	echo "$tag $f - $mode" >>"$work/send.list"
+	echo "base-$tag $f $base_port $mode" >>"$work/send.list"
+done
 sm_send_batch "$work/send.list" "$work/send" >"$work/send.out"
 sent=0
-for tag in $good other-domain; do
+refused=
+for tag in $bad; do
+	# Sendmail itself refuses some bad messages (bare LF, a header block
+	# over MaxHeadersLength); with or without the milter alike is fine.
+	set -- $(grep "^$tag " "$work/send.out") - - - -
+	c=$2
+	set -- $(grep "^base-$tag " "$work/send.out") - - - -
+	if [ "$c" != 250 ] && [ "$c" = "$2" ]; then
+		refused="$refused $tag"
+		ok "$tag: refused by Sendmail itself, with or without the milter ($(grep "^base-$tag " "$work/send.out" | cut -d' ' -f2,5-))"
+	fi
+done
+for tag in $good other-domain $bad; do
+	case " $refused " in *" $tag "*) continue ;; esac
 	# TAG CODE QID FROM TEXT
 	set -- $(grep "^$tag " "$work/send.out") - - - -
 	echo "$3" >"$work/send/$tag.qid"
@@ -224,6 +252,15 @@ for tag in $good other-domain; do
 	else
 		nok "$tag: accepted by sendmail with the milter"
 		grep "^$tag " "$work/send.out" | sed 's/^/#   /'
+	fi
+done
+for tag in $bad; do
+	case " $refused " in *" $tag "*) continue ;; esac
+	set -- $(grep "^base-$tag " "$work/send.out") - - - -
+	if [ "$2" = 250 ]; then
+		sent=$((sent + 1))
+	else
+		echo "# baseline copy of $tag not accepted: $(grep "^base-$tag " "$work/send.out")"
 	fi
 done
 
@@ -279,6 +316,29 @@ sys.exit(0 if ok and names else 1)
 EOF
 }
 
+# sm_same_as_base BASE DELIVERED: same body bytes and same header fields,
+# except the ones Sendmail writes per copy (Received; Message-Id and Date
+# when the message had none carry the queue id and time).
+sm_same_as_base() {
+	"$PY" - "$TOP/tests/lib" "$1" "$2" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import smimecheck as sc
+PER_COPY = {b"received", b"message-id", b"date"}
+bh, bb = sc.split_head_body(sc.read_canon(sys.argv[2]))
+dh, db = sc.split_head_body(sc.read_canon(sys.argv[3]))
+ok = bb == db
+if not ok:
+    sc.diag("body differs from the baseline copy (%d vs %d bytes)" % (len(db), len(bb)))
+b = sorted(r for n, r in sc.header_fields(bh) if n not in PER_COPY)
+d = sorted(r for n, r in sc.header_fields(dh) if n not in PER_COPY)
+if b != d:
+    sc.diag("header fields differ from the baseline copy: %s" % sc.show(b"|".join(set(b) ^ set(d))))
+    ok = False
+sys.exit(0 if ok else 1)
+EOF
+}
+
 # ---------------------------------------------------------------- verify
 for tag in $good; do
 	if ! delivered "$tag"; then
@@ -325,6 +385,42 @@ else
 	nok "other-domain: delivered"
 fi
 
+for tag in $bad; do
+	case " $refused " in *" $tag "*) continue ;; esac
+	if ! delivered "$tag"; then
+		nok "$tag: delivered"
+		continue
+	fi
+	ok "$tag: delivered"
+	echo "# --- $tag"
+	have_base=no
+	delivered "base-$tag" && have_base=yes
+	if vm_is_signed "$work/out/$tag.eml"; then
+		verify_message "$work/out/$tag.eml" - - "$pki"
+		tap $? "$tag: signed, and the signature verifies (openssl and gpgsm)"
+		# what was signed must be what Sendmail alone would have delivered
+		if [ $have_base = yes ]; then
+			"$PY" "$SC" content "$work/out/base-$tag.eml" "$work/out/$tag.eml"
+			tap $? "$tag: signed content equals what Sendmail alone delivers"
+		else
+			nok "$tag: signed content equals what Sendmail alone delivers (no baseline copy)"
+		fi
+		if "$PY" "$SC" headers "$work/send/$tag.eml" "$work/out/$tag.eml" >"$work/hdr.log"; then
+			ok "$tag: original headers preserved outside"
+		elif refolded=$(sm_refolded "$work/send/$tag.eml" "$work/out/$tag.eml"); then
+			ok "$tag: original headers preserved outside (sendmail refolded the address header$refolded)"
+		else
+			nok "$tag: original headers preserved outside"
+			grep -v 'present unchanged' "$work/hdr.log" | head -5
+		fi
+	elif [ $have_base = yes ]; then
+		sm_same_as_base "$work/out/base-$tag.eml" "$work/out/$tag.eml"
+		tap $? "$tag: not signed, and identical to what Sendmail alone delivers"
+	else
+		nok "$tag: not signed, and no baseline copy to compare with"
+	fi
+done
+
 # ---------------------------------------------------------------- health
 if grep -q 'NOQUEUE' "$work/milter.log"; then
 	nok "no milter log line without a queue id (macro i missing)"
@@ -351,6 +447,21 @@ else
 	ok "no sanitizer report in the milter log"
 fi
 grep -c ' signed for ' "$work/milter.log" | sed 's/^/# milter log lines "signed for": /'
+
+# F=T: with the milter gone, Sendmail answers 4xx instead of relaying
+# the message unsigned
+me_stop "$milter_pid"
+milter_pid=
+echo "down $work/send/01-plain-ascii.eml" >"$work/down.list"
+sm_send_batch "$work/down.list" "$work/send" >"$work/down.out"
+set -- $(cat "$work/down.out") - - - -
+case $2 in
+4??) ok "milter stopped: sendmail answers $2 (F=T), nothing relayed unsigned" ;;
+*) nok "milter stopped: sendmail answers 4xx (F=T), got: $(cat "$work/down.out")" ;;
+esac
+sleep 1
+tap "$([ -z "$(pf_sink_files | xargs -r grep -l '^X-Rcpt-Args: <t-down@example.org>')" ] &&
+	[ "$(sm_queue_count)" -eq 0 ]; echo $?)" "milter stopped: the message is neither delivered nor queued"
 echo "# run time $(($(date +%s) - start_time)) s inside the namespaces"
 
 echo "1..$n"

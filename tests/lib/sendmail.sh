@@ -47,8 +47,10 @@
 #       stderr.
 #   sm_send_batch LIST OUTDIR
 #       One python process for many messages (python starts slowly on a
-#       loaded machine): LIST has "TAG FILE" lines; each FILE is written with
-#       CRLF line ends to OUTDIR/TAG.eml and sent in its own SMTP session
+#       loaded machine): LIST has "TAG FILE [PORT|-] [raw]" lines; each
+#       FILE is written with CRLF line ends (as it is with "raw") to
+#       OUTDIR/TAG.eml and sent to PORT (default SMTP_PORT) in its own SMTP
+#       session
 #       from its From: address (andi@banjarkota.go.id if none) to
 #       t-TAG@example.org.  Prints "TAG CODE QID FROM REPLY-TEXT" per message
 #       (QID from sendmail's "250 2.0.0 QID Message accepted", "-" if none).
@@ -226,6 +228,11 @@ define(\`confDEF_USER_ID', \`daemon:daemon')dnl
 dnl --- other engineers' tests load the machine: never queue-only or refuse
 define(\`confQUEUE_LA', \`999')dnl
 define(\`confREFUSE_LA', \`999')dnl
+dnl --- Sendmail's MIME header length guard (compiled-in default 2048/1024)
+dnl walks every multipart body at delivery and rewrites broken nesting: a
+dnl message whose declared boundary never occurs then loses the outer
+dnl delimiter of its multipart/signed.  INSTALL, section Sendmail.
+define(\`confMAX_MIME_HEADER_LENGTH', \`0/0')dnl
 dnl --- listen on loopback only, relay everything to the sink
 DAEMON_OPTIONS(\`Port=$SM_SMTP_PORT, Addr=127.0.0.1, Name=MTA')dnl
 define(\`SMART_HOST', \`relay:[127.0.0.1]')dnl
@@ -281,8 +288,13 @@ import smimecheck as sc
 for line in open(listfile):
     if not line.strip():
         continue
-    tag, path = line.split(None, 1)
-    data = sc.read_canon(path.strip())
+    f = line.split()
+    tag, path = f[0], f[1]
+    to_port = int(f[2]) if len(f) > 2 and f[2] != "-" else port
+    if "raw" in f[3:]:
+        data = open(path, "rb").read()
+    else:
+        data = sc.read_canon(path)
     with open("%s/%s.eml" % (outdir, tag), "wb") as f:
         f.write(data)
     head, _ = sc.split_head_body(data)
@@ -296,7 +308,7 @@ for line in open(listfile):
     opts = ["BODY=8BITMIME"] if any(b > 127 for b in data) else []
     code, text = 0, ""
     try:
-        s = smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=120)
+        s = smtplib.SMTP("127.0.0.1", to_port, local_hostname="client.test", timeout=120)
         s.ehlo()
         code, msg = s.mail(sender, opts)
         if code == 250:
