@@ -42,15 +42,18 @@
 #       "inet:PORT@127.0.0.1" (or "" for no milter).  $SM_EXTRA_MC lines are
 #       added before the MAILER lines.  WORKDIR/smtp.log is sendmail's -X
 #       trace of every SMTP session.  1 on failure, with "# ..." lines.
+#       WORKDIR and its parents must be searchable by the postfix user (the
+#       sink writes WORKDIR/sink as postfix).  The .cf also turns off
+#       Sendmail's MIME header guard (confMAX_MIME_HEADER_LENGTH 0/0; see
+#       INSTALL, section Sendmail).
 #   sm_send FROM TO FILE [PORT]   pf_send to the sendmail daemon; prints
 #       the reply code; the reply text (with sendmail's queue id) goes to
 #       stderr.
 #   sm_send_batch LIST OUTDIR
 #       One python process for many messages (python starts slowly on a
-#       loaded machine): LIST has "TAG FILE [PORT|-] [raw]" lines; each
-#       FILE is written with CRLF line ends (as it is with "raw") to
-#       OUTDIR/TAG.eml and sent to PORT (default SMTP_PORT) in its own SMTP
-#       session
+#       loaded machine).  LIST has "TAG FILE [PORT|-] [raw]" lines.  Each
+#       FILE is written to OUTDIR/TAG.eml with CRLF line ends (as it is, with
+#       "raw") and sent in its own SMTP session to PORT (default SMTP_PORT)
 #       from its From: address (andi@banjarkota.go.id if none) to
 #       t-TAG@example.org.  Prints "TAG CODE QID FROM REPLY-TEXT" per message
 #       (QID from sendmail's "250 2.0.0 QID Message accepted", "-" if none).
