@@ -339,8 +339,13 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 	}
 	if (db_open(s->cfg->database, DB_READWRITE, &db, dberr,
 	            sizeof(dberr)) != 0) {
-		seterr(err, errlen, "%s:%d: database: %s", conf_path,
-		       s->cfg->line_database, dberr);
+		/* "file is not a database" alone does not say which file */
+		if (strstr(dberr, s->cfg->database))
+			seterr(err, errlen, "%s:%d: database: %s", conf_path,
+			       s->cfg->line_database, dberr);
+		else
+			seterr(err, errlen, "%s:%d: database %s: %s", conf_path,
+			       s->cfg->line_database, s->cfg->database, dberr);
 		snapshot_unref(s);
 		return -1;
 	}
