@@ -7,9 +7,11 @@
 #include "p11.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 
@@ -303,6 +305,90 @@ int snapshot_add_harvested(struct snapshot *s, const char *address,
 	return rc;
 }
 
+/*
+ * One audit queue per database file, shared by every snapshot that writes
+ * to it.  A reload used to open a second queue and free the old one with a
+ * 5 s timeout: while the database was locked (a long smimectl transaction),
+ * the rows still queued in the old one were dropped ("N audit rows not
+ * written") and the reload stalled.  A queue is reused while the path still
+ * names the file it opened; a replaced database file gets a new queue.
+ */
+struct shared_audit {
+	struct shared_audit *next;
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	struct audit_queue *q;
+	unsigned refs;
+};
+
+static pthread_mutex_t audits_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_audit *audits;
+
+static struct audit_queue *audit_get(const char *path, char *err,
+                                     size_t errlen)
+{
+	struct shared_audit *a;
+	struct audit_queue *q = NULL;
+	struct stat st;
+	int have = stat(path, &st) == 0;
+
+	pthread_mutex_lock(&audits_lock);
+	for (a = audits; a; a = a->next)
+		if (have && strcmp(a->path, path) == 0 &&
+		    a->dev == st.st_dev && a->ino == st.st_ino) {
+			a->refs++;
+			q = a->q;
+			goto out;
+		}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL || (a->path = xstrdup(path)) == NULL) {
+		free(a);
+		seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	a->q = audit_queue_new(path, audit_reporter, err, errlen);
+	if (a->q == NULL) {
+		free(a->path);
+		free(a);
+		goto out;
+	}
+	if (have) {
+		a->dev = st.st_dev;
+		a->ino = st.st_ino;
+	}
+	a->refs = 1;
+	a->next = audits;
+	audits = a;
+	q = a->q;
+out:
+	pthread_mutex_unlock(&audits_lock);
+	return q;
+}
+
+static void audit_put(struct audit_queue *q)
+{
+	struct shared_audit **pp, *a = NULL;
+
+	if (q == NULL)
+		return;
+	pthread_mutex_lock(&audits_lock);
+	for (pp = &audits; *pp; pp = &(*pp)->next)
+		if ((*pp)->q == q) {
+			if (--(*pp)->refs == 0) {
+				a = *pp;
+				*pp = a->next;
+			}
+			break;
+		}
+	pthread_mutex_unlock(&audits_lock);
+	if (a) {
+		audit_queue_free(a->q, 5000);
+		free(a->path);
+		free(a);
+	}
+}
+
 static int entry_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct signer_entry *)a)->address,
@@ -339,8 +425,13 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 	}
 	if (db_open(s->cfg->database, DB_READWRITE, &db, dberr,
 	            sizeof(dberr)) != 0) {
-		seterr(err, errlen, "%s:%d: database: %s", conf_path,
-		       s->cfg->line_database, dberr);
+		/* "file is not a database" alone does not say which file */
+		if (strstr(dberr, s->cfg->database))
+			seterr(err, errlen, "%s:%d: database: %s", conf_path,
+			       s->cfg->line_database, dberr);
+		else
+			seterr(err, errlen, "%s:%d: database %s: %s", conf_path,
+			       s->cfg->line_database, s->cfg->database, dberr);
 		snapshot_unref(s);
 		return -1;
 	}
@@ -389,8 +480,7 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		snapshot_unref(s);
 		return -1;
 	}
-	s->audit = audit_queue_new(s->cfg->database, audit_reporter, dberr,
-	                           sizeof(dberr));
+	s->audit = audit_get(s->cfg->database, dberr, sizeof(dberr));
 	if (s->audit == NULL) {
 		seterr(err, errlen, "audit log %s: %s", s->cfg->database, dberr);
 		snapshot_unref(s);
@@ -439,7 +529,7 @@ void snapshot_unref(struct snapshot *s)
 	free(s->harvested);
 	pthread_mutex_destroy(&s->harvest_lock);
 	p11_ctx_free(s->p11); /* after the keys it handed out */
-	audit_queue_free(s->audit, 5000);
+	audit_put(s->audit);
 	EVP_MD_free(s->md);
 	config_free(s->cfg);
 	free(s);

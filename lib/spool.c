@@ -39,15 +39,18 @@ struct spool *spool_new(size_t max_mem, const char *dir)
 	return s;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n, char *err,
-                     size_t errlen)
+/* The error names temp_dir: "No space left on device" alone does not tell a
+ * postmaster which file system filled up. */
+static int write_all(const struct spool *s, int fd, const unsigned char *p,
+                     size_t n, char *err, size_t errlen)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return seterr(err, errlen, "spool write: %s",
+			return seterr(err, errlen,
+			              "cannot write temp file in %s: %s", s->dir,
 			              strerror(errno));
 		}
 		p += w;
@@ -70,7 +73,7 @@ static int spill(struct spool *s, char *err, size_t errlen)
 		              s->dir, strerror(errno));
 	unlink(path); /* nothing is ever left behind */
 	fchmod(fd, 0600);
-	if (write_all(fd, s->mem, s->len, err, errlen) != 0) {
+	if (write_all(s, fd, s->mem, s->len, err, errlen) != 0) {
 		close(fd);
 		return -1;
 	}
@@ -98,12 +101,12 @@ int spool_write(struct spool *s, const void *buf, size_t len, char *err,
 	if (s->fd >= 0) {
 		/* buffer small writes, pass big ones straight through */
 		if (s->len + len > SPOOL_WBUF) {
-			if (write_all(s->fd, s->mem, s->len, err, errlen) != 0)
+			if (write_all(s, s->fd, s->mem, s->len, err, errlen) != 0)
 				return -1;
 			s->len = 0;
 		}
 		if (len >= SPOOL_WBUF) {
-			if (write_all(s->fd, p, len, err, errlen) != 0)
+			if (write_all(s, s->fd, p, len, err, errlen) != 0)
 				return -1;
 			s->total += len;
 			return 0;
@@ -131,7 +134,7 @@ int spool_rewind(struct spool *s, char *err, size_t errlen)
 {
 	if (s->fd >= 0) {
 		if (s->len > 0) {
-			if (write_all(s->fd, s->mem, s->len, err, errlen) != 0)
+			if (write_all(s, s->fd, s->mem, s->len, err, errlen) != 0)
 				return -1;
 			s->len = 0;
 		}

@@ -651,6 +651,10 @@ static int run_daemon(int foreground)
 		usleep(100000);
 	mlog(LOG_INFO, "stopping (%d connection%s still open)", milter_active(),
 	     milter_active() == 1 ? "" : "s");
+	/* the last snapshot's audit queue holds the rows of the last
+	 * ~100 ms: write them before exiting (waits up to 5 s, and says so
+	 * when rows cannot be written) */
+	milter_set_snapshot(NULL);
 	if (cfg->pidfile)
 		unlink(cfg->pidfile);
 	config_free(cfg);
