@@ -400,13 +400,12 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 		*reason = why;
 		return MSG_REJECT;
 	}
+	snprintf(why, sizeof(why), "no valid certificate for %s", missing);
 	free(m->enc_note);
-	if ((m->enc_note = malloc(sizeof(missing) + 64)) == NULL) {
+	if ((m->enc_note = strdup(why)) == NULL) {
 		*reason = "out of memory";
 		return MSG_ERROR;
 	}
-	snprintf(m->enc_note, sizeof(missing) + 64,
-	         "no valid certificate for %s", missing);
 	return MSG_SIGN;
 oom:
 	sk_X509_free(certs);
@@ -905,9 +904,38 @@ out:
 	return rc;
 }
 
-int msg_requires_encryption(const struct msg *m)
+enum action msg_error_action(const struct msg *m, enum action configured,
+                             const char **note)
 {
-	return m->required;
+	if (note)
+		*note = NULL;
+	if (configured != ACTION_ACCEPT || m == NULL || !m->required)
+		return configured;
+	if (note)
+		*note = "encryption is required for a recipient, so on_error = "
+		        "accept does not apply";
+	return ACTION_TEMPFAIL;
+}
+
+const char *msg_outcome(const struct msg *m, const char **action,
+                        char *result, size_t resultlen)
+{
+	static __thread char logtext[700];
+
+	*action = "signed";
+	logtext[0] = '\0';
+	snprintf(result, resultlen, "ok");
+	if (m->enc) {
+		*action = "encrypted";
+		snprintf(result, resultlen, "encrypted (%s, %d certificates)",
+		         m->snap->cfg->encrypt_cipher, sk_X509_num(m->enc));
+		snprintf(logtext, sizeof(logtext), " and %s", result);
+	} else if (m->enc_note) {
+		snprintf(result, resultlen, "ok; not encrypted: %s", m->enc_note);
+		snprintf(logtext, sizeof(logtext),
+		         ", not encrypted (opportunistic): %s", m->enc_note);
+	}
+	return logtext;
 }
 
 int msg_is_harvest(const struct msg *m)

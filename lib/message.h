@@ -103,10 +103,24 @@ typedef void (*msg_harvest_fn)(void *arg, const char *address,
 int msg_harvest(struct msg *m, msg_harvest_fn found, void *arg, char *why,
                 size_t whylen);
 
-/* 1 when an encryption rule requires encryption for one of the
- * recipients: such a message must never be passed on unencrypted, whatever
- * on_error says. */
-int msg_requires_encryption(const struct msg *m);
+/*
+ * The action when the filter cannot do its job on m: the configured one,
+ * except that mail an encryption rule requires to be encrypted never
+ * leaves in clear, so "accept" becomes "tempfail" for it (*note, may be
+ * NULL, then gets a static text saying so; otherwise NULL).
+ */
+enum action msg_error_action(const struct msg *m, enum action configured,
+                             const char **note);
+
+/*
+ * What end of message did, for the log and the audit row: *action is
+ * "encrypted" or "signed"; result gets "encrypted (CIPHER, N
+ * certificates)", "ok; not encrypted: WHY" or "ok"; the return value is
+ * the text the log line adds after the signer (" and encrypted (...)",
+ * ", not encrypted (opportunistic): WHY" or ""), static per thread.
+ */
+const char *msg_outcome(const struct msg *m, const char **action,
+                        char *result, size_t resultlen);
 
 /* 1 after a MSG_HARVEST verdict. */
 int msg_is_harvest(const struct msg *m);

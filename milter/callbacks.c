@@ -127,19 +127,13 @@ static sfsistat act(SMFICTX *ctx, struct conn *c, enum action a,
 
 static sfsistat on_error(SMFICTX *ctx, struct conn *c, const char *reason)
 {
-	enum action a = c->snap->cfg->on_error;
+	const char *note;
+	enum action a = msg_error_action(c->msg, c->snap->cfg->on_error, &note);
+	char why[700];
 
-	/* mail that a rule requires to be encrypted never leaves in clear:
-	 * the MTA keeps it and tries again */
-	if (a == ACTION_ACCEPT && c->msg && msg_requires_encryption(c->msg)) {
-		char why[700];
-		snprintf(why, sizeof(why),
-		         "%s (encryption is required for a recipient, so "
-		         "on_error = accept does not apply)",
-		         reason);
-		return act(ctx, c, ACTION_TEMPFAIL, "cannot sign", why);
-	}
-	return act(ctx, c, a, "cannot sign", reason);
+	if (note)
+		snprintf(why, sizeof(why), "%s (%s)", reason, note);
+	return act(ctx, c, a, "cannot sign", note ? why : reason);
 }
 
 /*
@@ -410,32 +404,14 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 		if (rc != MI_SUCCESS)
 			return on_error(ctx, c, "MTA refused a header change");
 	}
-	if (msg_encrypt_count(c->msg) > 0) {
-		snprintf(err, sizeof(err), "encrypted (%s, %d certificates)",
-		         c->snap->cfg->encrypt_cipher,
-		         msg_encrypt_count(c->msg));
-		mlog(LOG_INFO,
-		     "%s: signed for %s with certificate %s and %s (%zu "
-		     "bytes)",
-		     c->qid, msg_from(c->msg), msg_signer_serial(c->msg), err,
+	{
+		const char *action;
+		const char *more = msg_outcome(c->msg, &action, err, sizeof(err));
+		mlog(msg_encrypt_note(c->msg) ? LOG_NOTICE : LOG_INFO,
+		     "%s: signed for %s with certificate %s%s (%zu bytes)",
+		     c->qid, msg_from(c->msg), msg_signer_serial(c->msg), more,
 		     msg_body_size(c->msg));
-		/* the report's "encrypted" column: signed and encrypted */
-		audit(c, "encrypted", err);
-	} else if (msg_encrypt_note(c->msg)) {
-		snprintf(err, sizeof(err), "ok; not encrypted: %s",
-		         msg_encrypt_note(c->msg));
-		mlog(LOG_NOTICE,
-		     "%s: signed for %s with certificate %s, not encrypted "
-		     "(opportunistic): %s (%zu bytes)",
-		     c->qid, msg_from(c->msg), msg_signer_serial(c->msg),
-		     msg_encrypt_note(c->msg), msg_body_size(c->msg));
-		audit(c, "signed", err);
-	} else {
-		mlog(LOG_INFO,
-		     "%s: signed for %s with certificate %s (%zu bytes)",
-		     c->qid, msg_from(c->msg), msg_signer_serial(c->msg),
-		     msg_body_size(c->msg));
-		audit(c, "signed", "ok");
+		audit(c, action, err);
 	}
 	msg_cleanup(c);
 	return SMFIS_CONTINUE;
