@@ -14,17 +14,7 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$TOP/tests/lib/tap.sh"
-# expect CODE DESCRIPTION COMMAND...: the command exits with CODE
-expect() {
-	_want=$1 _what=$2
-	shift 2
-	"$@" >"$work/out" 2>&1
-	_got=$?
-	if [ "$_got" = "$_want" ]; then ok "$_what (exit $_got)"; else
-		nok "$_what (exit $_got, want $_want)"
-		sed 's/^/#   /' "$work/out" | head -5
-	fi
-}
+. "$TOP/tests/lib/expect.sh"
 
 sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
 pki=$work/pki

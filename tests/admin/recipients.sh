@@ -17,27 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$TOP/tests/lib/tap.sh"
-# expect CODE DESCRIPTION COMMAND...: the command exits with CODE; its
-# stdout and stderr are in $work/out
-expect() {
-	_want=$1 _what=$2
-	shift 2
-	"$@" >"$work/out" 2>&1
-	_got=$?
-	if [ "$_got" = "$_want" ]; then ok "$_what (exit $_got)"; else
-		nok "$_what (exit $_got, want $_want)"
-		sed 's/^/#   /' "$work/out" | head -8
-	fi
-}
-# has TEXT DESCRIPTION: $work/out contains the fixed string TEXT
-has() {
-	if grep -qF -- "$1" "$work/out"; then ok "$2"; else
-		nok "$2"
-		echo "#   wanted: $1"
-		sed 's/^/#   /' "$work/out" | head -8
-	fi
-}
-q() { sqlite3 "$db" "$1"; }
+. "$TOP/tests/lib/expect.sh"
 serial_of() { openssl x509 -in "$1" -noout -serial | sed 's/.*=//'; }
 fpr_of() { openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g'; }
 

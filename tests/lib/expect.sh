@@ -1,0 +1,27 @@
+# tests/lib/expect.sh -- command checks for the smimectl tests.  Source it
+# after tests/lib/tap.sh; the tests set $work (output goes to $work/out) and,
+# for q, $db.
+#   expect CODE DESCRIPTION COMMAND...   the command exits with CODE
+#   has TEXT DESCRIPTION                 $work/out holds the fixed string TEXT
+#   q SQL                                sqlite3 "$db" SQL
+
+expect() {
+	_want=$1 _what=$2
+	shift 2
+	"$@" >"$work/out" 2>&1
+	_got=$?
+	if [ "$_got" = "$_want" ]; then ok "$_what (exit $_got)"; else
+		nok "$_what (exit $_got, want $_want)"
+		sed 's/^/#   /' "$work/out" | head -8
+	fi
+}
+
+has() {
+	if grep -qF -- "$1" "$work/out"; then ok "$2"; else
+		nok "$2"
+		echo "#   wanted: $1"
+		sed 's/^/#   /' "$work/out" | head -8
+	fi
+}
+
+q() { sqlite3 "$db" "$1"; }
