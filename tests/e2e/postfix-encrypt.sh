@@ -100,17 +100,7 @@ EOF
 }
 write_conf
 
-ctl() { # ctl DESCRIPTION ARGS...
-	_d=$1
-	shift
-	if "$CTL" -c "$conf" "$@" >"$work/ctl.out" 2>&1; then
-		ok "$_d"
-	else
-		nok "$_d"
-		echo "# smimectl -c CONF $*"
-		sed 's/^/#   /' "$work/ctl.out"
-	fi
-}
+. "$TOP/tests/lib/expect.sh" # ctl
 ctl "smimectl init" init
 ctl "smimectl import andi (sender)" import --mailbox andi@banjarkota.go.id \
 	--kind individual --p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass"

@@ -117,17 +117,7 @@ max_memory_body = 1048576;
 EOF
 [ "$KEYSTORE" = pkcs11 ] && hsm_conf_lines >>"$conf"
 
-ctl() { # ctl DESCRIPTION ARGS...
-	_d=$1
-	shift
-	if "$CTL" -c "$conf" "$@" >"$work/ctl.out" 2>&1; then
-		ok "$_d"
-	else
-		nok "$_d"
-		echo "# smimectl -c CONF $*"
-		sed 's/^/#   /' "$work/ctl.out"
-	fi
-}
+. "$TOP/tests/lib/expect.sh" # ctl
 ctl "smimectl init" init
 # imp NAME KIND DESCRIPTION FILE-ARGS...: imports NAME@banjarkota.go.id from
 # the files, or with KEYSTORE=pkcs11 from the token

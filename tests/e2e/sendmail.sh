@@ -150,17 +150,7 @@ digest = "sha256";
 max_memory_body = 1048576;
 EOF
 
-ctl() { # ctl DESCRIPTION ARGS...
-	_d=$1
-	shift
-	if "$CTL" -c "$conf" "$@" >"$work/ctl.out" 2>&1; then
-		ok "$_d"
-	else
-		nok "$_d"
-		echo "# smimectl -c CONF $*"
-		sed 's/^/#   /' "$work/ctl.out"
-	fi
-}
+. "$TOP/tests/lib/expect.sh" # ctl
 ctl "smimectl init" init
 ctl "smimectl import andi (individual, PKCS#12)" import \
 	--mailbox andi@banjarkota.go.id --kind individual \

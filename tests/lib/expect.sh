@@ -1,9 +1,10 @@
-# tests/lib/expect.sh -- command checks for the smimectl tests.  Source it
+# tests/lib/expect.sh -- command checks for the smimectl and e2e tests.  Source it
 # after tests/lib/tap.sh; the tests set $work (output goes to $work/out) and,
 # for q, $db.
 #   expect CODE DESCRIPTION COMMAND...   the command exits with CODE
 #   has TEXT DESCRIPTION                 $work/out holds the fixed string TEXT
 #   q SQL                                sqlite3 "$db" SQL
+#   ctl DESCRIPTION ARGS...             smimectl -c "$conf" ARGS succeeds
 
 expect() {
 	_want=$1 _what=$2
@@ -25,3 +26,17 @@ has() {
 }
 
 q() { sqlite3 "$db" "$1"; }
+
+# ctl DESCRIPTION ARGS...: smimectl -c "$conf" ARGS succeeds ($CTL is the
+# smimectl binary; its output goes to $work/ctl.out and is shown on failure)
+ctl() {
+	_d=$1
+	shift
+	if "$CTL" -c "$conf" "$@" >"$work/ctl.out" 2>&1; then
+		ok "$_d"
+	else
+		nok "$_d"
+		echo "# smimectl -c CONF $*"
+		sed 's/^/#   /' "$work/ctl.out"
+	fi
+}
