@@ -20,6 +20,16 @@ CFLAGS    += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
+# The compiler and flags of the last build: objects depend on this file,
+# so "make check SANITIZE=1" after a plain build (or the other way round)
+# rebuilds everything instead of linking a mix of the two.
+.DEFAULT_GOAL := all
+BUILD_FLAGS := $(CC) $(CFLAGS) $(LDFLAGS)
+.build-flags: FORCE
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' >$@
+.PHONY: FORCE
+FORCE:
+
 LIB_SRCS  := $(wildcard lib/*.c)
 LIB_OBJS  := $(LIB_SRCS:.c=.o)
 LIB_HDRS  := $(wildcard lib/*.h)
@@ -44,7 +54,7 @@ deps:
 lib/libsmime.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^
 
-$(LIB_OBJS) $(MILTER_OBJS) $(ADMIN_OBJS): $(LIB_HDRS) $(wildcard milter/*.h admin/*.h)
+$(LIB_OBJS) $(MILTER_OBJS) $(ADMIN_OBJS): $(LIB_HDRS) $(wildcard milter/*.h admin/*.h) .build-flags
 
 milter/smime-milter: $(MILTER_OBJS) lib/libsmime.a
 	$(CC) $(LDFLAGS) -o $@ $(MILTER_OBJS) lib/libsmime.a -lmilter $(LDLIBS)
@@ -52,13 +62,13 @@ milter/smime-milter: $(MILTER_OBJS) lib/libsmime.a
 admin/smimectl: $(ADMIN_OBJS) lib/libsmime.a
 	$(CC) $(LDFLAGS) -o $@ $(ADMIN_OBJS) lib/libsmime.a $(LDLIBS)
 
-tests/unit/test_%: tests/unit/test_%.c tests/unit/tap.h lib/libsmime.a
+tests/unit/test_%: tests/unit/test_%.c tests/unit/tap.h lib/libsmime.a .build-flags
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
 
-tests/bench/%: tests/bench/%.c lib/libsmime.a
+tests/bench/%: tests/bench/%.c lib/libsmime.a .build-flags
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
 
-tests/lib/%: tests/lib/%.c lib/libsmime.a
+tests/lib/%: tests/lib/%.c lib/libsmime.a .build-flags
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
 
 test-bins: $(PROGS) $(UNIT_BINS) $(TOOL_BINS)
@@ -82,7 +92,7 @@ install: all
 	  install -m 0640 conf/smime-milter.conf $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf
 
 clean:
-	rm -f lib/*.o lib/libsmime.a milter/*.o admin/*.o $(PROGS) $(UNIT_BINS) $(TOOL_BINS)
+	rm -f lib/*.o lib/libsmime.a milter/*.o admin/*.o $(PROGS) $(UNIT_BINS) $(TOOL_BINS) .build-flags
 	rm -rf tests/fuzz/obj $(FUZZ_BINS)
 
 # ---- fuzzing (clang + libFuzzer; not needed by `make check`) ----------

@@ -738,12 +738,15 @@ static int cmd_map(int argc, char **argv)
 		die(EX_DATAERR, "refused: certificate %s is %s", c.serial,
 		    c.status);
 	sk = cert_stack_from_pem(c.cert_pem);
-	if (sk_X509_num(sk) == 0 ||
-	    cert_check_signing(sk_X509_value(sk, 0), mbox, time(NULL), err,
-	                       sizeof(err)) != 0)
+	if (sk_X509_num(sk) <= 0)
+		snprintf(err, sizeof(err), "stored certificate unreadable");
+	else if (cert_check_signing(sk_X509_value(sk, 0), mbox, time(NULL),
+	                            err, sizeof(err)) == 0)
+		err[0] = '\0';
+	sk_X509_pop_free(sk, X509_free); /* before die(): nothing left over */
+	if (err[0] != '\0')
 		die(EX_DATAERR, "refused: certificate %s for %s: %s", c.serial,
-		    mbox, sk_X509_num(sk) ? err : "stored certificate unreadable");
-	sk_X509_pop_free(sk, X509_free);
+		    mbox, err);
 	if (db_begin(db, err, sizeof(err)) != 0 ||
 	    db_map(db, mbox, c.id, c.kind, actor(), err, sizeof(err)) != 0 ||
 	    db_commit(db, err, sizeof(err)) != 0) {

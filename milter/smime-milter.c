@@ -571,9 +571,10 @@ static void detach_stdio(void)
 	log_stderr_off();
 }
 
-static int run_daemon(int foreground)
+/* The daemon's life from an already loaded configuration; run_daemon()
+ * frees cfg whatever the outcome. */
+static int serve(struct config *cfg, int foreground)
 {
-	struct config *cfg;
 	struct snapshot *s;
 	char err[8192], warn[8192];
 	struct rlimit rl = { 0, 0 };
@@ -582,10 +583,6 @@ static int run_daemon(int foreground)
 	const char *sock;
 	int waited;
 
-	if (config_load(conf_path, &cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s\n", err);
-		return EX_CONFIG;
-	}
 	log_open(cfg->syslog_facility, 1);
 	/* Block these before any thread exists (threads inherit the mask):
 	 * SIGUSR1 is taken by our reload thread, and only libmilter's own
@@ -657,8 +654,22 @@ static int run_daemon(int foreground)
 	milter_set_snapshot(NULL);
 	if (cfg->pidfile)
 		unlink(cfg->pidfile);
-	config_free(cfg);
 	return EX_OK;
+}
+
+static int run_daemon(int foreground)
+{
+	struct config *cfg;
+	char err[8192];
+	int rc;
+
+	if (config_load(conf_path, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return EX_CONFIG;
+	}
+	rc = serve(cfg, foreground);
+	config_free(cfg);
+	return rc;
 }
 
 int main(int argc, char **argv)

@@ -17,8 +17,10 @@ run_one() {
 	name=$1
 	shift
 	log="$log_dir/$(echo "$name" | tr '/ ' '__').log"
+	t0=$(date +%s)
 	"$@" >"$log" 2>&1 </dev/null
 	rc=$?
+	secs=$(($(date +%s) - t0))
 	p=$(grep -c '^ok ' "$log")
 	f=$(grep -c '^not ok ' "$log")
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -32,11 +34,11 @@ run_one() {
 	passed=$((passed + p))
 	failed=$((failed + f))
 	if [ "$f" -gt 0 ]; then
-		echo "FAIL $name ($p passed, $f failed; log: $log)"
+		echo "FAIL $name ($p passed, $f failed, ${secs}s; log: $log)"
 		grep -E '^(not ok|#)' "$log" | head -40 | sed 's/^/    /'
 		tail -15 "$log" | sed 's/^/    | /'
 	else
-		echo "ok   $name ($p checks)"
+		echo "ok   $name ($p checks, ${secs}s)"
 	fi
 	[ "${VERBOSE:-0}" = 1 ] && cat "$log"
 	return 0
