@@ -12,6 +12,12 @@
  * and a writer applies the recorded actions while the bytes stream through.
  * Nothing depends on chunking: the engine assembles lines itself and keeps at
  * most LMAX bytes of one line; longer lines are handed on in pieces.
+ * When pass 1 finds that pass 2 would change nothing (every line end CR LF,
+ * no entity to re-encode, no delimiter to add), the scan is an "identity":
+ * pass 2 then copies the body octets (up to the outermost close delimiter
+ * when a blank epilogue is dropped) instead of running the engine again.
+ * tests/unit/test_mime and tests/fuzz/fuzz_mime check the copy against the
+ * engine's output (mime_scan_fastpath).
  *
  * The body of an entity is made of "regions": the content of a leaf, the
  * preamble (region A) and the epilogue (region B) of a multipart.  Each
@@ -389,6 +395,12 @@ struct mime_scan {
 	size_t bytes, leaves;
 	int finished, failed, needs, addct;
 	struct eng *eng; /* pass 1, freed by finish */
+	/* identity: pass 2 would write the body octets exactly as they came
+	 * (no bare LF, nothing re-encoded, no delimiter added), up to
+	 * ident_len -- short of the total only by the outermost multipart's
+	 * dropped blank epilogue, which starts at close0 */
+	int lf, have_close0, ident, nofast;
+	size_t close0, ident_len;
 };
 
 struct frame {
@@ -434,6 +446,8 @@ struct eng {
 	/* line assembly */
 	int lmode, lfirst, pcr;
 	size_t lblen, llen;
+	size_t cur_end; /* pass 1: body offset where the current line's
+	                 * content ends (before its CR LF) */
 	/* header block being read */
 	int hf, have_ct, have_cte, cte;
 	size_t hlen;
@@ -1420,6 +1434,10 @@ static void on_delim(struct eng *E, int fi, int cl, const unsigned char *p,
 		x->delim = 1;
 		if (cl)
 			x->closed = 1;
+		if (cl && fi == 0 && !E->ms->have_close0) {
+			E->ms->have_close0 = 1;
+			E->ms->close0 = E->cur_end;
+		}
 	} else {
 		const struct ent *x = &E->s->ent[m->e];
 		if (!x->delim || (cl && !x->closed))
@@ -1544,6 +1562,10 @@ static void line_piece(struct eng *E, const unsigned char *p, size_t n,
 
 static void eng_feed(struct eng *E, const unsigned char *p, size_t n)
 {
+	/* body offset of p[0]; pass 1 counts the bytes after the feed */
+	const size_t base = E->ms != NULL ? E->ms->bytes : 0;
+	const unsigned char *const p0 = p;
+
 	while (n > 0 && !E->failed) {
 		const unsigned char *nl;
 		if (E->w != NULL && E->w->failed) {
@@ -1553,6 +1575,8 @@ static void eng_feed(struct eng *E, const unsigned char *p, size_t n)
 		if (E->pcr) {
 			E->pcr = 0;
 			if (*p == '\n') {
+				/* the CR ended the previous chunk */
+				E->cur_end = base + (size_t)(p - p0) - 1;
 				line_piece(E, empty_buf, 0, EOL_CRLF);
 				p++;
 				n--;
@@ -1567,7 +1591,10 @@ static void eng_feed(struct eng *E, const unsigned char *p, size_t n)
 			if (len > 0 && p[len - 1] == '\r') {
 				len--;
 				eol = EOL_CRLF;
+			} else if (E->ms != NULL) {
+				E->ms->lf = 1; /* pass 2 makes it CR LF */
 			}
+			E->cur_end = base + (size_t)(p - p0) + len;
 			line_piece(E, p, len, eol);
 			n -= (size_t)(nl - p) + 1;
 			p = nl + 1;
@@ -1587,6 +1614,7 @@ static void eng_finish(struct eng *E)
 {
 	if (E->failed)
 		return;
+	E->cur_end = E->ms != NULL ? E->ms->bytes : 0;
 	if (E->pcr) {
 		E->pcr = 0;
 		line_piece(E, (const unsigned char *)"\r", 1, EOL_NONE);
@@ -1734,6 +1762,14 @@ static void plan(struct mime_scan *s)
 	           s->ent[0].kind == K_LEAF && (s->ent[0].fa & F_8BIT);
 	if (s->addct)
 		s->needs = 1;
+	s->ident = !s->needs && !s->lf && s->nent > 0;
+	s->ident_len = s->bytes;
+	if (s->ident && s->ent[0].actb == A_DROP) {
+		if (s->have_close0 && s->close0 <= s->bytes)
+			s->ident_len = s->close0;
+		else
+			s->ident = 0; /* cannot happen; the engine will do */
+	}
 }
 
 int mime_scan_finish(struct mime_scan *s, char *err, size_t errlen)
@@ -1761,6 +1797,17 @@ int mime_scan_finish(struct mime_scan *s, char *err, size_t errlen)
 int mime_scan_needs_rewrite(const struct mime_scan *s)
 {
 	return s != NULL && s->finished && !s->failed && s->needs;
+}
+
+int mime_scan_identity(const struct mime_scan *s)
+{
+	return s != NULL && s->finished && !s->failed && s->ident;
+}
+
+void mime_scan_fastpath(struct mime_scan *s, int on)
+{
+	if (s != NULL)
+		s->nofast = !on;
 }
 
 size_t mime_scan_parts(const struct mime_scan *s)
@@ -1922,6 +1969,38 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 	}
 	w_lbeg(w);
 	w_lend(w, 1);
+
+	if (s->ident && !s->nofast) {
+		/* the body octets as they are: no second run of the engine */
+		size_t left = s->ident_len;
+		w_lbeg(w); /* the blank line */
+		w_flush(w);
+		for (;;) {
+			ssize_t r = rd(rarg, rb, RBUF);
+			size_t k;
+			if (r < 0 || (size_t)r > RBUF) {
+				seterr(err, errlen, "mime: cannot read the body");
+				goto out;
+			}
+			if (r == 0)
+				break;
+			total += (size_t)r;
+			k = (size_t)r < left ? (size_t)r : left;
+			left -= k;
+			if (k > 0 && !w->failed && w->fn(w->arg, rb, k) != 0)
+				w->failed = 1;
+		}
+		if (total != s->bytes) {
+			seterr(err, errlen, "body changed between passes");
+			goto out;
+		}
+		if (w->failed) {
+			seterr(err, errlen, "mime: cannot write the entity");
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
 
 	E = eng_new(s, NULL, w);
 	if (E == NULL) {

@@ -86,6 +86,16 @@ int mime_scan_finish(struct mime_scan *s, char *err, size_t errlen);
  * CTE or charset header, an escaped preamble, a written close delimiter). */
 int mime_scan_needs_rewrite(const struct mime_scan *s);
 
+/* After finish: 1 when the entity's body is the raw body octets exactly
+ * (every line end CR LF, nothing to re-encode or add), cut short only by a
+ * dropped blank epilogue.  mime_rewrite then copies the octets instead of
+ * parsing them again: a 50 MB attachment costs one parse, not three. */
+int mime_scan_identity(const struct mime_scan *s);
+
+/* Tests only: on = 0 makes mime_rewrite always run the parser, so that a
+ * test can check the copy against it.  The default is on. */
+void mime_scan_fastpath(struct mime_scan *s, int on);
+
 /* After finish: number of leaf parts, and bytes of raw body seen. */
 size_t mime_scan_parts(const struct mime_scan *s);
 size_t mime_scan_bytes(const struct mime_scan *s);
@@ -117,6 +127,8 @@ typedef int (*mime_write_fn)(void *arg, const unsigned char *buf, size_t len);
  * hashes one run and sends the next).  Header lines of nested parts are
  * copied as they are, 8bit bytes included; only bodies are made 7-bit.
  * A top-level header line over 998 octets is folded before a space or tab.
+ * For an identity scan (mime_scan_identity) the body is copied, and a body
+ * that differs from the scanned one is only noticed by its length.
  * Returns 0, or -1 with err filled (reader/writer failure, out of memory,
  * a body that differs from the one scanned, or a header line over 998
  * octets with no space or tab to fold it at: a relay would break it).

@@ -12,6 +12,8 @@
  *     (one chunk and small chunks give the same parts, byte count,
  *     needs_rewrite and rewritten entity);
  *   - mime_rewrite run twice on one scan writes identical bytes;
+ *   - when the scan says "identity", the copy mime_rewrite then makes
+ *     equals what the parser writes (mime_scan_fastpath off);
  *   - the entity has no bare LF (a bare CR may stay inside a nested part's
  *     header line, which mime.c copies as it is: see tests/fuzz/README);
  *   - mime_b64_feed in pieces equals mime_base64_write in one go.
@@ -186,7 +188,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mime_scan_parts(s1) != mime_scan_parts(s2) ||
 	    mime_scan_bytes(s1) != mime_scan_bytes(s2) ||
 	    mime_scan_bytes(s1) != bodylen ||
-	    mime_scan_needs_rewrite(s1) != mime_scan_needs_rewrite(s2)) {
+	    mime_scan_needs_rewrite(s1) != mime_scan_needs_rewrite(s2) ||
+	    mime_scan_identity(s1) != mime_scan_identity(s2)) {
 		fprintf(stderr, "scan depends on chunking (step %zu)\n", step);
 		abort();
 	}
@@ -207,6 +210,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (o1.len != o3.len || memcmp(o1.p, o3.p, o1.len) != 0) {
 			fprintf(stderr, "rewrite depends on scan chunking\n");
 			abort();
+		}
+		if (mime_scan_identity(s1)) {
+			int r4;
+			mime_scan_fastpath(s2, 0);
+			r4 = rewrite(s2, hdrs, nch, body, bodylen, step, &o3);
+			if (r4 != 0 || o1.len != o3.len ||
+			    memcmp(o1.p, o3.p, o1.len) != 0) {
+				fprintf(stderr, "identity copy != parser\n");
+				abort();
+			}
 		}
 		for (size_t i = 0; i < o1.len; i++) {
 			if (o1.p[i] == '\n' && (i == 0 || o1.p[i - 1] != '\r')) {
