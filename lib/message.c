@@ -49,6 +49,7 @@ struct msg {
 	char *enc_note;      /* why opportunistic encryption did not happen */
 	int harvest;         /* MSG_HARVEST: spool only, no rewrite */
 	int required;        /* a recipient's rule requires encryption */
+	int body_sent;       /* part of a new body went to the MTA */
 };
 
 #define HARVEST_MAX (16u << 20) /* larger inbound mail is not inspected */
@@ -551,12 +552,55 @@ static int write_entity(struct msg *m, const struct mime_header *hdrs,
 	                    arg, err, errlen);
 }
 
-/* The multipart/signed body: entity, then the signature part. */
-static int write_signed_body(struct msg *m, const struct mime_header *hdrs,
-                             const char *boundary, const unsigned char *der,
-                             size_t derlen, mime_write_fn wr, void *arg,
-                             char *err, size_t errlen)
+/* Finish the digest in md and sign it with the message's signer. */
+static int sign_digest(struct msg *m, EVP_MD_CTX *md, unsigned char **der,
+                       size_t *derlen, char *err, size_t errlen)
 {
+	const struct signer_entry *e = m->signer;
+	unsigned char dgst[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+
+	if (!EVP_DigestFinal_ex(md, dgst, &dlen)) {
+		seterr_ssl(err, errlen, "digest final");
+		return -1;
+	}
+	if (cms_sign_digest(e->cert, e->chain, e->key, m->snap->md, dgst, dlen,
+	                    m->signing_time, der, derlen, err, errlen) != 0) {
+		if (e->hsm && *p11_last_error())
+			seterr(err, errlen, "%s", p11_last_error());
+		return -1;
+	}
+	return 0;
+}
+
+/* The entity on its way out also goes into the digest. */
+struct tee {
+	EVP_MD_CTX *md;
+	mime_write_fn wr;
+	void *arg;
+};
+
+static int tee_sink(void *arg, const unsigned char *p, size_t n)
+{
+	struct tee *t = arg;
+
+	if (!EVP_DigestUpdate(t->md, p, n))
+		return -1;
+	return t->wr(t->arg, p, n);
+}
+
+/* The multipart/signed body: entity, then the signature part.  With md
+ * (initialized, nothing fed yet) the entity is hashed as it is written and
+ * signed before the signature part: one run over the body, and the octets
+ * signed are the octets sent.  Without md, *der holds the signature. */
+static int write_signed_body(struct msg *m, const struct mime_header *hdrs,
+                             const char *boundary, EVP_MD_CTX *md,
+                             unsigned char **der, size_t *derlen,
+                             mime_write_fn wr, void *arg, char *err,
+                             size_t errlen)
+{
+	struct tee t = { md, wr, arg };
+
 	static const char sigpart[] =
 	    "\r\nContent-Type: application/pkcs7-signature;"
 	    " name=\"smime.p7s\"\r\n"
@@ -568,10 +612,15 @@ static int write_signed_body(struct msg *m, const struct mime_header *hdrs,
 	if (PUT("This is an S/MIME signed message.\r\n\r\n--") ||
 	    PUT(boundary) || PUT("\r\n"))
 		goto outfail;
-	if (write_entity(m, hdrs, wr, arg, err, errlen) != 0)
+	if (md != NULL) {
+		if (write_entity(m, hdrs, tee_sink, &t, err, errlen) != 0 ||
+		    sign_digest(m, md, der, derlen, err, errlen) != 0)
+			return -1;
+	} else if (write_entity(m, hdrs, wr, arg, err, errlen) != 0) {
 		return -1;
+	}
 	if (PUT("\r\n--") || PUT(boundary) || PUT(sigpart) ||
-	    mime_base64_write(der, derlen, wr, arg) != 0 || PUT("\r\n--") ||
+	    mime_base64_write(*der, *derlen, wr, arg) != 0 || PUT("\r\n--") ||
 	    PUT(boundary) || PUT("--\r\n"))
 		goto outfail;
 	return 0;
@@ -600,8 +649,9 @@ static int set_content_headers(struct msg *m, const char *const *nv)
  * base64 into ob. */
 static int write_encrypted(struct msg *m, const struct mime_header *hdrs,
                            const char *ctype, const char *boundary,
-                           const unsigned char *der, size_t derlen,
-                           struct outbuf *ob, char *err, size_t errlen)
+                           EVP_MD_CTX *md, unsigned char **der,
+                           size_t *derlen, struct outbuf *ob, char *err,
+                           size_t errlen)
 {
 	const struct config *cfg = m->snap->cfg;
 	struct mime_b64 *b64 = mime_b64_new(ob_write, ob);
@@ -622,7 +672,7 @@ static int write_encrypted(struct msg *m, const struct mime_header *hdrs,
 		seterr(err, errlen, "cannot write the new body");
 		goto out;
 	}
-	if (write_signed_body(m, hdrs, boundary, der, derlen,
+	if (write_signed_body(m, hdrs, boundary, md, der, derlen,
 	                      cms_encrypt_write, enc, err, errlen) != 0 ||
 	    cms_encrypt_finish(enc, err, errlen) != 0)
 		goto out;
@@ -643,19 +693,25 @@ int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
 {
 	const struct signer_entry *e = m->signer;
 	struct mime_header *hdrs = NULL;
-	unsigned char dgst[EVP_MAX_MD_SIZE], rnd[16];
-	unsigned int dlen = 0;
+	unsigned char rnd[16];
 	unsigned char *der = NULL;
 	size_t derlen = 0;
 	EVP_MD_CTX *md = NULL;
 	struct outbuf *ob = NULL;
 	char boundary[64], ctype[256];
-	int rc = -1;
+	int rc = -1, one_pass;
 
 	*edits = NULL;
 	*nedits = 0;
 	if (errlen)
 		err[0] = '\0';
+	/* One run over the body, hashing what is sent and signing before the
+	 * signature part -- unless a failure must leave the message as it
+	 * came (on_error = accept): then digest and sign first, and only
+	 * then start the new body. */
+	one_pass = m->snap != NULL &&
+	           msg_error_action(m, m->snap->cfg->on_error, NULL) !=
+	                   ACTION_ACCEPT;
 	if (e == NULL || m->body == NULL || m->harvest)
 		return seterr(err, errlen, "end of message without a signer");
 	if (mime_scan_finish(m->scan, err, errlen) != 0)
@@ -671,23 +727,15 @@ int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
 		hdrs[i].name = m->ch[i].name;
 		hdrs[i].value = m->ch[i].value;
 	}
-	/* pass 2, first run: digest of the signed entity */
 	if (!EVP_DigestInit_ex(md, m->snap->md, NULL)) {
 		seterr_ssl(err, errlen, "digest init");
 		goto out;
 	}
-	if (write_entity(m, hdrs, digest_sink, md, err, errlen) != 0)
+	/* two runs: the digest of the signed entity first */
+	if (!one_pass &&
+	    (write_entity(m, hdrs, digest_sink, md, err, errlen) != 0 ||
+	     sign_digest(m, md, &der, &derlen, err, errlen) != 0))
 		goto out;
-	if (!EVP_DigestFinal_ex(md, dgst, &dlen)) {
-		seterr_ssl(err, errlen, "digest final");
-		goto out;
-	}
-	if (cms_sign_digest(e->cert, e->chain, e->key, m->snap->md, dgst, dlen,
-	                    m->signing_time, &der, &derlen, err, errlen) != 0) {
-		if (e->hsm && *p11_last_error())
-			seterr(err, errlen, "%s", p11_last_error());
-		goto out;
-	}
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		seterr(err, errlen, "no randomness for the boundary");
@@ -723,7 +771,9 @@ int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
 		};
 		if (set_content_headers(m, nv) != 0)
 			goto oom;
-		if (write_encrypted(m, hdrs, ctype, boundary, der, derlen, ob,
+		m->body_sent = 1;
+		if (write_encrypted(m, hdrs, ctype, boundary,
+		                    one_pass ? md : NULL, &der, &derlen, ob,
 		                    err, errlen) != 0 ||
 		    ob_flush(ob) != 0)
 			goto fail;
@@ -733,8 +783,10 @@ int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
 		const char *const nv[] = { "Content-Type", ctype, NULL };
 		if (set_content_headers(m, nv) != 0)
 			goto oom;
-		if (write_signed_body(m, hdrs, boundary, der, derlen, ob_write,
-		                      ob, err, errlen) != 0 ||
+		m->body_sent = 1;
+		if (write_signed_body(m, hdrs, boundary, one_pass ? md : NULL,
+		                      &der, &derlen, ob_write, ob, err,
+		                      errlen) != 0 ||
 		    ob_flush(ob) != 0)
 			goto fail;
 	}
@@ -909,7 +961,16 @@ enum action msg_error_action(const struct msg *m, enum action configured,
 {
 	if (note)
 		*note = NULL;
-	if (configured != ACTION_ACCEPT || m == NULL || !m->required)
+	if (configured != ACTION_ACCEPT || m == NULL)
+		return configured;
+	if (m->body_sent) {
+		/* accepting now would deliver a half-replaced body */
+		if (note)
+			*note = "the new body was already being handed to the "
+			        "MTA, so on_error = accept does not apply";
+		return ACTION_TEMPFAIL;
+	}
+	if (!m->required)
 		return configured;
 	if (note)
 		*note = "encryption is required for a recipient, so on_error = "

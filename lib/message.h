@@ -105,9 +105,13 @@ int msg_harvest(struct msg *m, msg_harvest_fn found, void *arg, char *why,
 
 /*
  * The action when the filter cannot do its job on m: the configured one,
- * except that mail an encryption rule requires to be encrypted never
- * leaves in clear, so "accept" becomes "tempfail" for it (*note, may be
- * NULL, then gets a static text saying so; otherwise NULL).
+ * except that "accept" becomes "tempfail" (*note, may be NULL, then gets a
+ * static text saying why; otherwise NULL) when mail an encryption rule
+ * requires to be encrypted would leave in clear, or when msg_eom failed
+ * after part of the new body went to the MTA (accepting would deliver a
+ * half-replaced body).  msg_eom streams the body in one run, hashing what
+ * it sends and signing before the signature part, whenever this function
+ * would not say "accept"; otherwise it signs first and sends after.
  */
 enum action msg_error_action(const struct msg *m, enum action configured,
                              const char **note);

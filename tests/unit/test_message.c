@@ -253,6 +253,44 @@ static void test_verdict(struct snapshot *s, const char *label,
 	msg_free(m);
 }
 
+static int refuse(void *arg, const unsigned char *buf, size_t len)
+{
+	(void)arg;
+	(void)buf;
+	(void)len;
+	return -1;
+}
+
+/* on_error = accept: msg_eom digests and signs before it sends anything
+ * (two runs), and once a new body went out, an error is a tempfail. */
+static void test_error_modes(struct snapshot *s, const char *big)
+{
+	struct config *cfg = s->cfg;
+	enum action saved = cfg->on_error;
+	const struct msg_edit *edits;
+	size_t nedits;
+	struct outbuf o = { 0 };
+	const char *reason, *note = NULL;
+	char err[512];
+	struct msg *m;
+
+	cfg->on_error = ACTION_ACCEPT;
+	test_sign(s, "on_error accept (digest run, then the send run)", big,
+	          NULL);
+	feed(s, big, 1, &m, &reason);
+	ok(msg_error_action(m, ACTION_ACCEPT, &note) == ACTION_ACCEPT &&
+	       note == NULL,
+	   "on_error accept: before the end of the message it applies");
+	ok(msg_eom(m, refuse, &o, &edits, &nedits, err, sizeof(err)) != 0,
+	   "on_error accept: the MTA refusing the new body fails eom (%s)",
+	   err);
+	ok(msg_error_action(m, ACTION_ACCEPT, &note) == ACTION_TEMPFAIL &&
+	       note && strstr(note, "already"),
+	   "... and then accept becomes tempfail: %s", note ? note : "");
+	msg_free(m);
+	cfg->on_error = saved;
+}
+
 int main(void)
 {
 	struct snapshot *s;
@@ -286,6 +324,7 @@ int main(void)
 			big[at + i] = (i % 61 == 60) ? '\n' : (char)('a' + i % 26);
 		big[at + n] = '\0';
 		test_sign(s, "300 KB spilled body", big, NULL);
+		test_error_modes(s, big);
 		free(big);
 	}
 
