@@ -79,11 +79,12 @@ int msg_body(struct msg *m, const unsigned char *buf, size_t len, char *err,
              size_t errlen);
 
 /*
- * End of message: build the signed entity, sign it, and only then write the
- * new body through out (chunks of at most 64 KiB, CRLF line ends).  On
- * success *edits and *nedits list the header edits to apply.  Returns 0, or -1
- * with err filled and nothing written when signing failed.  A failure of out
- * itself is also -1 (then part of the body may have been written).
+ * End of message: write the new body through out (chunks of at most 64 KiB,
+ * CRLF line ends) and sign it.  On success *edits and *nedits list the
+ * header edits to apply.  Returns 0, or -1 with err filled.  Part of the
+ * body may have been written before a failure; msg_error_action then never
+ * says "accept" (see there: with on_error = accept, msg_eom signs before it
+ * writes anything, so a signing failure leaves the message untouched).
  */
 int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
             const struct msg_edit **edits, size_t *nedits, char *err,
