@@ -1972,42 +1972,13 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 
 	if (s->ident && !s->nofast) {
 		/* the body octets as they are: no second run of the engine */
-		size_t left = s->ident_len;
 		w_lbeg(w); /* the blank line */
 		w_flush(w);
-		for (;;) {
-			ssize_t r = rd(rarg, rb, RBUF);
-			size_t k;
-			if (r < 0 || (size_t)r > RBUF) {
-				seterr(err, errlen, "mime: cannot read the body");
-				goto out;
-			}
-			if (r == 0)
-				break;
-			total += (size_t)r;
-			k = (size_t)r < left ? (size_t)r : left;
-			left -= k;
-			if (k > 0 && !w->failed && w->fn(w->arg, rb, k) != 0)
-				w->failed = 1;
-		}
-		if (total != s->bytes) {
-			seterr(err, errlen, "body changed between passes");
-			goto out;
-		}
-		if (w->failed) {
-			seterr(err, errlen, "mime: cannot write the entity");
-			goto out;
-		}
-		rc = 0;
-		goto out;
-	}
-
-	E = eng_new(s, NULL, w);
-	if (E == NULL) {
+	} else if ((E = eng_new(s, NULL, w)) == NULL) {
 		seterr(err, errlen, "out of memory");
 		goto out;
 	}
-	while (!E->failed) {
+	while (E == NULL || !E->failed) {
 		ssize_t r = rd(rarg, rb, RBUF);
 		if (r < 0 || (size_t)r > RBUF) {
 			seterr(err, errlen, "mime: cannot read the body");
@@ -2016,19 +1987,31 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 		if (r == 0)
 			break;
 		total += (size_t)r;
-		eng_feed(E, rb, (size_t)r);
+		if (E != NULL) {
+			eng_feed(E, rb, (size_t)r);
+		} else if (total - (size_t)r < s->ident_len && !w->failed) {
+			/* up to ident_len: a dropped epilogue stays out */
+			size_t k = s->ident_len - (total - (size_t)r);
+			if (k > (size_t)r)
+				k = (size_t)r;
+			if (w->fn(w->arg, rb, k) != 0)
+				w->failed = 1;
+		}
 	}
-	eng_finish(E);
-	if (E->failed) {
-		seterr(err, errlen, E->emsg);
-		goto out;
+	if (E != NULL) {
+		eng_finish(E);
+		if (E->failed) {
+			seterr(err, errlen, E->emsg);
+			goto out;
+		}
 	}
-	if (total != s->bytes || E->nent != s->nent) {
+	if (total != s->bytes || (E != NULL && E->nent != s->nent)) {
 		seterr(err, errlen, "body changed between passes");
 		goto out;
 	}
 	/* the outermost multipart ends with its close delimiter */
-	if (!(x0->kind == K_MULTI && x0->delim && !(x0->fb & F_NONBLANK)) &&
+	if (E != NULL &&
+	    !(x0->kind == K_MULTI && x0->delim && !(x0->fb & F_NONBLANK)) &&
 	    w->pend && w->lastnl)
 		w_put(w, "\r\n", 2);
 	w_flush(w);
