@@ -85,10 +85,23 @@ int mw_addheader(SMFICTX *ctx, const char *name, const char *value)
 int mw_setreply(SMFICTX *ctx, const char *rcode, const char *xcode,
                 const char *msg)
 {
+	/* The MTA takes the text as a format: Sendmail expands it, Postfix
+	 * turns %% into % and drops a lone %.  An address may hold a '%'
+	 * (user%host@...), so each one is doubled; a CR or LF (libmilter
+	 * refuses those) becomes a space. */
+	char text[1024];
+	size_t n = 0;
+
+	for (const char *p = msg; *p && n + 3 < sizeof(text); p++) {
+		if (*p == '%')
+			text[n++] = '%';
+		text[n++] = (*p == '\r' || *p == '\n') ? ' ' : *p;
+	}
+	text[n] = '\0';
 	if (mw_offline) {
 		snprintf(mw_offline->reply, sizeof(mw_offline->reply),
 		         "%s %s %s", rcode, xcode, msg);
 		return MI_SUCCESS;
 	}
-	return smfi_setreply(ctx, (char *)rcode, (char *)xcode, (char *)msg);
+	return smfi_setreply(ctx, (char *)rcode, (char *)xcode, text);
 }

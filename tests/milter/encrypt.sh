@@ -914,6 +914,10 @@ run d9b --socket "inet:$port_p@127.0.0.1" --rcpt auditor@bpk.go.id "$in/plain.em
 p=$(proto d9b)
 [ -n "$p" ] && [ $((p & 0x8)) != 0 ] && ! grep -q 'rcpt' "$out/d9b.res"
 tap $? "(9) without encrypt rules the negotiated protocol has NORCPT set ($p), no RCPT is sent" || showres d9b
+run d9p $E --rcpt 'kasubag%keu@bpk.go.id' "$in/plain.eml"
+has d9p "m1.rcpt1=kasubag%keu@bpk.go.id replycode" &&
+	grep -qF "m1.reply=550 5.7.1 encryption to kasubag%%keu@bpk.go.id is required" "$out/d9p.res"
+tap $? "(9) a '%' in the refused address is doubled in the reply text (the MTA reads it as a format)" || showres d9p
 run d9c $E --client-ip 192.0.2.1 --rcpt pemeriksa@bpk.go.id "$in/foreign.eml"
 has d9c "m1.rcpt1=pemeriksa@bpk.go.id accepted" && has d9c "m1.bodychange=0" && has d9c "m1.result=accept"
 tap $? "(9) inbound mail (client 192.0.2.1) to a required address is not refused nor touched" || showres d9c
