@@ -29,6 +29,7 @@ TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 export TOP
 . "$TOP/tests/lib/postfix.sh"
 . "$TOP/tests/lib/verify.sh"
+. "$TOP/tests/lib/milterenv.sh" # me_conf, me_stop
 PY=/usr/bin/python3
 SC="$TOP/tests/lib/smimecheck.py"
 MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
@@ -97,24 +98,8 @@ mkdir -p "$work/gen/good" "$work/gen/bad" "$work/send" "$work/out"
 
 set -- $(pf_free_ports 4)
 milter_port=$1 smtp_port=$2 sink_port=$3 base_port=$4
-mkdir -p "$work/keys" "$work/tmp"
-chmod 0700 "$work/keys" "$work/tmp"
 conf=$work/smime-milter.conf
-cat >"$conf" <<EOF
-# written by tests/e2e/postfix.sh
-socket = "inet:$milter_port@127.0.0.1";
-database = "$work/smime.db";
-key_dir = "$work/keys";
-temp_dir = "$work/tmp";
-pidfile = "$work/milter.pid";
-ca_file = "$pki/ca-bundle.pem";
-domains = [ "banjarkota.go.id" ];
-internal_hosts = [ "127.0.0.0/8", "::1/128" ];
-on_error = "tempfail";
-on_no_certificate = "accept";
-digest = "sha256";
-max_memory_body = 1048576;
-EOF
+me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" # pidfile $conf.pid
 [ "$KEYSTORE" = pkcs11 ] && hsm_conf_lines >>"$conf"
 
 . "$TOP/tests/lib/expect.sh" # ctl
@@ -174,11 +159,11 @@ else
 	bail "milter listens on inet:$milter_port@127.0.0.1"
 fi
 i=0
-while [ ! -s "$work/milter.pid" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
-if [ "$(cat "$work/milter.pid" 2>/dev/null | tr -d ' \n')" = "$milter_pid" ]; then
+while [ ! -s "$conf.pid" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+if [ "$(cat "$conf.pid" 2>/dev/null | tr -d ' \n')" = "$milter_pid" ]; then
 	ok "pidfile holds the milter's pid"
 else
-	nok "pidfile holds the milter's pid (got '$(cat "$work/milter.pid" 2>/dev/null)', want $milter_pid)"
+	nok "pidfile holds the milter's pid (got '$(cat "$conf.pid" 2>/dev/null)', want $milter_pid)"
 fi
 
 mkdir -p "$work/pf"
@@ -356,7 +341,7 @@ for tag in $bad; do
 done
 
 # ---------------------------------------------------------------- health
-if kill -0 "$milter_pid" 2>/dev/null && [ -s "$work/milter.pid" ]; then
+if kill -0 "$milter_pid" 2>/dev/null && [ -s "$conf.pid" ]; then
 	ok "milter still running after all messages (pid $milter_pid)"
 else
 	nok "milter still running after all messages"

@@ -31,6 +31,7 @@ TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 export TOP
 . "$TOP/tests/lib/sendmail.sh"
 . "$TOP/tests/lib/verify.sh"
+. "$TOP/tests/lib/milterenv.sh" # me_conf, me_stop
 PY=/usr/bin/python3
 SC="$TOP/tests/lib/smimecheck.py"
 MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
@@ -80,20 +81,6 @@ bail() {
 	echo "1..$n"
 	exit 1
 }
-# me_stop from milterenv.sh without sourcing it twice (it sources postfix.sh)
-me_stop() {
-	[ -n "${1:-}" ] || return 0
-	kill "$1" 2>/dev/null || return 0
-	_i=0
-	while kill -0 "$1" 2>/dev/null && [ $_i -lt 50 ]; do
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-	return 0
-}
-
 for p in "$MILTER" "$CTL"; do
 	[ -x "$p" ] || bail "$p is built (run make first)"
 done
@@ -131,24 +118,8 @@ mkdir -p "$work/gen/good" "$work/gen/bad" "$work/send" "$work/out" "$work/sm"
 
 set -- $(pf_free_ports 4)
 milter_port=$1 smtp_port=$2 sink_port=$3 base_port=$4
-mkdir -p "$work/keys" "$work/tmp"
-chmod 0700 "$work/keys" "$work/tmp"
 conf=$work/smime-milter.conf
-cat >"$conf" <<EOF
-# written by tests/e2e/sendmail.sh
-socket = "inet:$milter_port@127.0.0.1";
-database = "$work/smime.db";
-key_dir = "$work/keys";
-temp_dir = "$work/tmp";
-pidfile = "$work/milter.pid";
-ca_file = "$pki/ca-bundle.pem";
-domains = [ "banjarkota.go.id" ];
-internal_hosts = [ "127.0.0.0/8", "::1/128" ];
-on_error = "tempfail";
-on_no_certificate = "accept";
-digest = "sha256";
-max_memory_body = 1048576;
-EOF
+me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" # pidfile $conf.pid
 
 . "$TOP/tests/lib/expect.sh" # ctl
 ctl "smimectl init" init
@@ -418,7 +389,7 @@ if grep -q 'NOQUEUE' "$work/milter.log"; then
 else
 	ok "no milter log line without a queue id"
 fi
-if kill -0 "$milter_pid" 2>/dev/null && [ -s "$work/milter.pid" ]; then
+if kill -0 "$milter_pid" 2>/dev/null && [ -s "$conf.pid" ]; then
 	ok "milter still running after all messages (pid $milter_pid)"
 else
 	nok "milter still running after all messages"
