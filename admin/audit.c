@@ -14,31 +14,39 @@
 static const char *problem_key(enum db_audit_problem p)
 {
 	switch (p) {
-	case DB_AUDIT_HASH_MISSING: return "hash-missing";
-	case DB_AUDIT_PREV_MISSING: return "prev-hash-missing";
-	case DB_AUDIT_CHANGED: return "content-changed";
-	case DB_AUDIT_LINK: return "link-broken";
-	case DB_AUDIT_ANCHOR_CHANGED: return "anchor-changed";
-	case DB_AUDIT_ANCHOR_MISSING: return "anchor-missing";
-	default: return "ok";
+	case DB_AUDIT_HASH_MISSING:
+		return "hash-missing";
+	case DB_AUDIT_PREV_MISSING:
+		return "prev-hash-missing";
+	case DB_AUDIT_CHANGED:
+		return "content-changed";
+	case DB_AUDIT_LINK:
+		return "link-broken";
+	case DB_AUDIT_ANCHOR_CHANGED:
+		return "anchor-changed";
+	case DB_AUDIT_ANCHOR_MISSING:
+		return "anchor-missing";
+	default:
+		return "ok";
 	}
 }
 
-static void problem_text(const struct db_audit_check *c, char *buf,
-                         size_t len)
+static void problem_text(const struct db_audit_check *c, char *buf, size_t len)
 {
 	switch (c->problem) {
 	case DB_AUDIT_HASH_MISSING:
-		snprintf(buf, len, "hash missing (the row was not written by "
-		                   "smime-milter or smimectl, or its hash was "
-		                   "removed)");
+		snprintf(buf, len,
+		         "hash missing (the row was not written by "
+		         "smime-milter or smimectl, or its hash was "
+		         "removed)");
 		break;
 	case DB_AUDIT_PREV_MISSING:
 		snprintf(buf, len, "prev_hash missing or malformed");
 		break;
 	case DB_AUDIT_CHANGED:
-		snprintf(buf, len, "row content changed (its columns do not "
-		                   "give its stored hash)");
+		snprintf(buf, len,
+		         "row content changed (its columns do not "
+		         "give its stored hash)");
 		break;
 	case DB_AUDIT_LINK:
 		if (c->prev_id)
@@ -53,16 +61,20 @@ static void problem_text(const struct db_audit_check *c, char *buf,
 			         "rows before it were deleted");
 		break;
 	case DB_AUDIT_ANCHOR_CHANGED:
-		snprintf(buf, len, "its hash is not the anchor given: the "
-		                   "chain was recomputed after a change at or "
-		                   "before this row");
+		snprintf(buf, len,
+		         "its hash is not the anchor given: the "
+		         "chain was recomputed after a change at or "
+		         "before this row");
 		break;
 	case DB_AUDIT_ANCHOR_MISSING:
-		snprintf(buf, len, "the anchor row is gone (the log ends at "
-		                   "row %lld): rows were deleted from the end",
+		snprintf(buf, len,
+		         "the anchor row is gone (the log ends at "
+		         "row %lld): rows were deleted from the end",
 		         c->prev_id);
 		break;
-	default: buf[0] = '\0'; break;
+	default:
+		buf[0] = '\0';
+		break;
 	}
 }
 
@@ -87,9 +99,10 @@ static int audit_verify(int argc, char **argv)
 			if (colon == NULL || end != colon || anchor_id <= 0 ||
 			    strlen(colon + 1) != 64 ||
 			    strspn(colon + 1, "0123456789abcdefABCDEF") != 64)
-				die(EX_USAGE, "--anchor wants ID:HASH (a row id "
-				              "and its 64 hex digit hash), not "
-				              "'%s'",
+				die(EX_USAGE,
+				    "--anchor wants ID:HASH (a row id "
+				    "and its 64 hex digit hash), not "
+				    "'%s'",
 				    a);
 			anchor_hash = colon + 1;
 		} else
@@ -114,7 +127,8 @@ static int audit_verify(int argc, char **argv)
 			printf(", \"broken_id\": null, \"problem\": null, "
 			       "\"message\": null}\n");
 		else {
-			printf(", \"broken_id\": %lld, \"problem\": ", c.bad_id);
+			printf(", \"broken_id\": %lld, \"problem\": ",
+			       c.bad_id);
 			json_str(problem_key(c.problem));
 			printf(", \"message\": ");
 			json_str(what);

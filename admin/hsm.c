@@ -65,7 +65,8 @@ EVP_PKEY *hsm_keygen(const struct config *cfg, const char *uri,
 		die(EX_UNAVAILABLE, "%s", err);
 	if (p11_ctx_key_pub(hsm_ctx(cfg), *newuri, pub, &key, err,
 	                    sizeof(err)) != 0)
-		die(EX_SOFTWARE, "the new key %s cannot sign: %s", *newuri, err);
+		die(EX_SOFTWARE, "the new key %s cannot sign: %s", *newuri,
+		    err);
 	*pubkey_sha256 = pubkey_sha256_hex(pub);
 	EVP_PKEY_free(pub);
 	if (*pubkey_sha256 == NULL)
@@ -89,8 +90,10 @@ int cmd_tokens(int argc, char **argv)
 	if (module == NULL)
 		module = cfg->pkcs11_module;
 	if (module == NULL)
-		die(EX_USAGE, "no PKCS#11 module: set pkcs11_module in %s or "
-		    "give --module PATH", cfg->path);
+		die(EX_USAGE,
+		    "no PKCS#11 module: set pkcs11_module in %s or "
+		    "give --module PATH",
+		    cfg->path);
 	become_user(cfg);
 	if (p11_list(hsm_ctx(cfg), module, stdout, err, sizeof(err)) != 0)
 		die(EX_UNAVAILABLE, "%s", err);
@@ -143,28 +146,41 @@ int cmd_keygen(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'm': mailbox = optarg; break;
-		case 'U': uri = optarg; break;
-		case 't': type = optarg; break;
-		case 'k': kind = optarg; break;
-		case 'o': outdir = optarg; break;
-		default: return EX_USAGE;
+		case 'm':
+			mailbox = optarg;
+			break;
+		case 'U':
+			uri = optarg;
+			break;
+		case 't':
+			type = optarg;
+			break;
+		case 'k':
+			kind = optarg;
+			break;
+		case 'o':
+			outdir = optarg;
+			break;
+		default:
+			return EX_USAGE;
 		}
 	}
 	if (!mailbox || !uri || optind != argc)
 		die(EX_USAGE, "usage: keygen --mailbox ADDR --pkcs11-uri URI "
-		    "[--key-type rsa2048|rsa3072|ec-p256] [--kind K] "
-		    "[--out DIR]");
+		              "[--key-type rsa2048|rsa3072|ec-p256] [--kind K] "
+		              "[--out DIR]");
 	check_key_type(type);
 	check_kind(kind);
-	if (addr_from_header(mailbox, mbox, sizeof(mbox), err, sizeof(err)) != 0)
+	if (addr_from_header(mailbox, mbox, sizeof(mbox), err, sizeof(err)) !=
+	    0)
 		die(EX_USAGE, "--mailbox %s: %s", mailbox, err);
 	if (p11_uri_parse(uri, &u, err, sizeof(err)) != 0)
 		die(EX_USAGE, "--pkcs11-uri %s: %s", uri, err);
 	cfg = load_config();
 	if (!config_signing_domain(cfg, addr_domain(mbox)))
 		fprintf(stderr,
-		        "smimectl: warning: %s is not in a signing domain of %s\n",
+		        "smimectl: warning: %s is not in a signing domain of "
+		        "%s\n",
 		        mbox, cfg->path);
 	f = open_csr(outdir, mbox, csrpath, sizeof(csrpath));
 	become_user(cfg);
@@ -174,8 +190,10 @@ int cmd_keygen(int argc, char **argv)
 	p11_uri_clear(&u);
 	req = new_request(mbox, key, strcmp(type, "ec-p256") == 0);
 	if (req == NULL)
-		die(EX_SOFTWARE, "cannot build the certificate request (the new "
-		    "key %s stays on the token)", newuri);
+		die(EX_SOFTWARE,
+		    "cannot build the certificate request (the new "
+		    "key %s stays on the token)",
+		    newuri);
 	csr_pem = write_csr(f, req, csrpath);
 
 	ren.mailbox = mbox;
@@ -185,15 +203,18 @@ int cmd_keygen(int argc, char **argv)
 	db = open_db(cfg, DB_READWRITE);
 	if (db_begin(db, err, sizeof(err)) != 0 ||
 	    db_renewal_add(db, &ren, csr_pem, 0, actor(), err, sizeof(err)) !=
-	        0 ||
+	            0 ||
 	    db_commit(db, err, sizeof(err)) != 0) {
 		db_rollback(db);
-		die(EX_TEMPFAIL, "nothing recorded: %s (the new key %s stays on "
-		    "the token)", err, newuri);
+		die(EX_TEMPFAIL,
+		    "nothing recorded: %s (the new key %s stays on "
+		    "the token)",
+		    err, newuri);
 	}
 	printf("key request %lld for %s: new %s key on the token: %s\n"
 	       "certificate request: %s\n"
-	       "send it to the CA; then: smimectl import --mailbox %s --kind %s "
+	       "send it to the CA; then: smimectl import --mailbox %s --kind "
+	       "%s "
 	       "--cert ISSUED.pem\n",
 	       ren.id, mbox, type, newuri, csrpath, mbox, kind);
 	free(ren.pubkey_sha256);

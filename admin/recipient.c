@@ -21,8 +21,7 @@
 #include "recipient.h"
 #include "smimectl.h"
 
-#define RELOAD_HINT                                                            \
-	"run \"smimectl reload\" (or send SIGUSR1) to apply\n"
+#define RELOAD_HINT "run \"smimectl reload\" (or send SIGUSR1) to apply\n"
 
 /* "YYYY-MM-DD" of t (UTC) into buf (>= 11 bytes). */
 static const char *day_fmt(time_t t, char *buf, size_t len)
@@ -69,8 +68,8 @@ static void read_one(struct rfile *f)
 		die(EX_NOINPUT, "%s: %s", f->path, strerror(errno));
 	if (!S_ISREG(sb.st_mode))
 		die(EX_NOINPUT, "%s: %s", f->path,
-		    S_ISDIR(sb.st_mode) ? "is a directory" :
-		                          "not a regular file");
+		    S_ISDIR(sb.st_mode) ? "is a directory"
+		                        : "not a regular file");
 	close(fd);
 	if (cert_read_file(f->path, &f->certs, f->err, sizeof(f->err)) != 0)
 		f->certs = NULL;
@@ -145,8 +144,9 @@ static int recipient_import(int argc, char **argv)
 		struct rfile *f = &files[i];
 		int nca = 0, nleaf = 0;
 		if (f->certs == NULL) {
-			fprintf(stderr, "%s: refused: no certificate (PEM, DER or "
-			                "PKCS#7)\n",
+			fprintf(stderr,
+			        "%s: refused: no certificate (PEM, DER or "
+			        "PKCS#7)\n",
 			        f->path);
 			refused++;
 			continue;
@@ -165,8 +165,9 @@ static int recipient_import(int argc, char **argv)
 			nleaf++;
 			leaves++;
 			if (cert_info_get(x, &ci) != 0) {
-				fprintf(stderr, "%s: certificate %d: refused: "
-				                "its details cannot be read\n",
+				fprintf(stderr,
+				        "%s: certificate %d: refused: "
+				        "its details cannot be read\n",
 				        f->path, j + 1);
 				refused++;
 				continue;
@@ -174,7 +175,8 @@ static int recipient_import(int argc, char **argv)
 			if (recipient_cert_check(db, x, untrusted, cfg->ca_file,
 			                         now, err, sizeof(err)) != 0) {
 				fprintf(stderr,
-				        "%s: certificate %s (%s): refused: %s\n",
+				        "%s: certificate %s (%s): refused: "
+				        "%s\n",
 				        f->path, ci.serial, ci.subject, err);
 				refused++;
 				cert_info_clear(&ci);
@@ -184,7 +186,8 @@ static int recipient_import(int argc, char **argv)
 				fprintf(stderr,
 				        "%s: certificate %s (%s): refused: it "
 				        "does not carry %s\n",
-				        f->path, ci.serial, ci.subject, address);
+				        f->path, ci.serial, ci.subject,
+				        address);
 				refused++;
 				cert_info_clear(&ci);
 				continue;
@@ -199,23 +202,26 @@ static int recipient_import(int argc, char **argv)
 			for (; *to; to++) {
 				struct db_recipient r;
 				int added = 0;
-				if (recipient_from_cert(x, *to, "import", &r, err,
+				if (recipient_from_cert(x, *to, "import", &r,
+				                        err,
 				                        sizeof(err)) != 0 ||
-				    db_recipient_add(db, &r, actor(), &added, err,
-				                     sizeof(err)) != 0) {
+				    db_recipient_add(db, &r, actor(), &added,
+				                     err, sizeof(err)) != 0) {
 					db_rollback(db);
 					die(EX_TEMPFAIL, "nothing imported: %s",
 					    err);
 				}
 				if (added) {
-					printf("imported %s for %s (valid until "
+					printf("imported %s for %s (valid "
+					       "until "
 					       "%s)\n",
 					       ci.serial, r.address,
 					       day_fmt(ci.not_after, day,
 					               sizeof(day)));
 					added_total++;
 				} else
-					printf("%s: certificate %s already known\n",
+					printf("%s: certificate %s already "
+					       "known\n",
 					       r.address, ci.serial);
 				db_recipient_clear(&r);
 			}
@@ -327,7 +333,8 @@ static int recipient_list(int argc, char **argv)
 		if (strcmp(argv[i], "--json") == 0)
 			l.json = 1;
 		else if (strcmp(argv[i], "--address") == 0 && i + 1 < argc) {
-			norm_address("--address", argv[++i], addr, sizeof(addr));
+			norm_address("--address", argv[++i], addr,
+			             sizeof(addr));
 			address = addr;
 		} else
 			die(EX_USAGE, "%s", usage);
@@ -373,17 +380,19 @@ static int recipient_remove(int argc, char **argv)
 	become_user(cfg);
 	db = open_db(cfg, DB_READWRITE);
 	if (db_begin(db, err, sizeof(err)) != 0 ||
-	    db_recipient_remove(db, spec, actor(), &count, err,
-	                        sizeof(err)) != 0 ||
+	    db_recipient_remove(db, spec, actor(), &count, err, sizeof(err)) !=
+	            0 ||
 	    db_commit(db, err, sizeof(err)) != 0) {
 		db_rollback(db);
-		die(strncmp(err, "database:", 9) == 0 ? EX_TEMPFAIL : EX_DATAERR,
+		die(strncmp(err, "database:", 9) == 0 ? EX_TEMPFAIL
+		                                      : EX_DATAERR,
 		    "nothing removed: %s", err);
 	}
 	if (count == 0)
 		die(1,
 		    "no recipient certificate matches '%s' (give an address, "
-		    "the id shown by \"smimectl recipient list\", a serial or a "
+		    "the id shown by \"smimectl recipient list\", a serial or "
+		    "a "
 		    "SHA-256 fingerprint)",
 		    spec);
 	printf("removed %d recipient certificate%s\n", count,

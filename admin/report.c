@@ -61,17 +61,17 @@ static void query(struct db *db, struct table *t, const char *sql,
 }
 
 /* Counts of certificates per group (kind or unit). */
-#define CERT_COUNTS(g)                                                         \
-	"(SELECT count(*) FROM certificates c WHERE " g                        \
-	" AND c.status = 'active' AND c.not_after >= ?3),"                     \
-	" (SELECT count(*) FROM certificates c WHERE " g                       \
-	" AND c.not_before >= ?1 AND c.not_before < ?2),"                      \
-	" (SELECT count(*) FROM renewals r JOIN certificates c"                \
-	"  ON c.id = r.completed_cert_id WHERE " g                             \
-	" AND r.completed_at >= ?1 AND r.completed_at < ?2),"                  \
-	" (SELECT count(*) FROM certificates c WHERE " g                       \
-	" AND c.revoked_at >= ?1 AND c.revoked_at < ?2),"                      \
-	" (SELECT count(*) FROM certificates c WHERE " g                       \
+#define CERT_COUNTS(g)                                          \
+	"(SELECT count(*) FROM certificates c WHERE " g         \
+	" AND c.status = 'active' AND c.not_after >= ?3),"      \
+	" (SELECT count(*) FROM certificates c WHERE " g        \
+	" AND c.not_before >= ?1 AND c.not_before < ?2),"       \
+	" (SELECT count(*) FROM renewals r JOIN certificates c" \
+	"  ON c.id = r.completed_cert_id WHERE " g              \
+	" AND r.completed_at >= ?1 AND r.completed_at < ?2),"   \
+	" (SELECT count(*) FROM certificates c WHERE " g        \
+	" AND c.revoked_at >= ?1 AND c.revoked_at < ?2),"       \
+	" (SELECT count(*) FROM certificates c WHERE " g        \
 	" AND c.not_after >= ?1 AND c.not_after < min(?2, ?3))"
 
 /* Messages per month or per unit: signed, encrypted, unsigned, failed. */
@@ -102,7 +102,8 @@ static void messages(struct db *db, struct table *t, const char *group_sql,
 		else {
 			int dup = 0;
 			for (int h = 0; h < g; h++)
-				dup |= strcmp(raw.rows[h][0], raw.rows[g][0]) == 0;
+				dup |= strcmp(raw.rows[h][0], raw.rows[g][0]) ==
+				       0;
 			if (dup)
 				continue;
 			snprintf(name, sizeof(name), "%s", raw.rows[g][0]);
@@ -184,7 +185,8 @@ static void out_json(struct table *t, size_t n, int year)
 		for (size_t r = 0; r < t[i].nrows; r++) {
 			printf("%s\n  {", r ? "," : "");
 			for (int c = 0; c < t[i].ncols; c++) {
-				printf("%s\"%s\": ", c ? ", " : "", t[i].cols[c]);
+				printf("%s\"%s\": ", c ? ", " : "",
+				       t[i].cols[c]);
 				if (c > 0 && numeric(t[i].rows[r][c]))
 					fputs(t[i].rows[r][c], stdout);
 				else
@@ -201,11 +203,20 @@ static void html_text(const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': fputs("&lt;", stdout); break;
-		case '>': fputs("&gt;", stdout); break;
-		case '&': fputs("&amp;", stdout); break;
-		case '"': fputs("&quot;", stdout); break;
-		default: putchar(*s);
+		case '<':
+			fputs("&lt;", stdout);
+			break;
+		case '>':
+			fputs("&gt;", stdout);
+			break;
+		case '&':
+			fputs("&amp;", stdout);
+			break;
+		case '"':
+			fputs("&quot;", stdout);
+			break;
+		default:
+			putchar(*s);
 		}
 	}
 }
@@ -233,10 +244,18 @@ static const char *label(const char *key)
 		{ "individual", "perorangan" },
 		{ "role", "jabatan/organisasi" },
 		{ "system", "sistem elektronik" },
-		{ "01", "Januari" },   { "02", "Februari" }, { "03", "Maret" },
-		{ "04", "April" },     { "05", "Mei" },      { "06", "Juni" },
-		{ "07", "Juli" },      { "08", "Agustus" },  { "09", "September" },
-		{ "10", "Oktober" },   { "11", "November" }, { "12", "Desember" },
+		{ "01", "Januari" },
+		{ "02", "Februari" },
+		{ "03", "Maret" },
+		{ "04", "April" },
+		{ "05", "Mei" },
+		{ "06", "Juni" },
+		{ "07", "Juli" },
+		{ "08", "Agustus" },
+		{ "09", "September" },
+		{ "10", "Oktober" },
+		{ "11", "November" },
+		{ "12", "Desember" },
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -263,11 +282,11 @@ static void html_table(const struct table *t)
 	for (size_t r = 0; r < t->nrows; r++) {
 		printf("<tr>");
 		for (int c = 0; c < t->ncols; c++) {
-			printf("<td%s>", c > 0 && numeric(t->rows[r][c]) ?
-			                     " class=\"n\"" :
-			                     "");
-			html_text(c == 0 ? label(t->rows[r][c]) :
-			                   t->rows[r][c]);
+			printf("<td%s>", c > 0 && numeric(t->rows[r][c])
+			                         ? " class=\"n\""
+			                         : "");
+			html_text(c == 0 ? label(t->rows[r][c])
+			                 : t->rows[r][c]);
 			printf("</td>");
 		}
 		printf("</tr>\n");
@@ -310,7 +329,8 @@ static void html_bars(const struct table *t, const char *title)
 			if (bh <= 0)
 				continue;
 			y -= bh;
-			printf("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+			printf("<rect x=\"%d\" y=\"%d\" width=\"%d\" "
+			       "height=\"%d\" "
 			       "fill=\"%s\"><title>",
 			       x, y, bw - 8, bh, colours[(c - 1) % 4]);
 			html_text(label(t->cols[c]));
@@ -383,7 +403,8 @@ int cmd_report(int argc, char **argv)
 	if (year <= 0 || format == NULL ||
 	    (strcmp(format, "csv") && strcmp(format, "json") &&
 	     strcmp(format, "html")))
-		die(EX_USAGE, "usage: report --year YYYY --format csv|json|html");
+		die(EX_USAGE,
+		    "usage: report --year YYYY --format csv|json|html");
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = (int)year - 1900;
 	tm.tm_mday = 1;
@@ -402,37 +423,53 @@ int cmd_report(int argc, char **argv)
 		               "Sertifikat menurut jenis",
 		               { "kind", "active", "issued", "renewed",
 		                 "revoked", "expired" },
-		               6, NULL, 0 };
+		               6,
+		               NULL,
+		               0 };
 	query(db, &t[n++],
-	      "SELECT k.kind, " CERT_COUNTS("c.kind = k.kind")
-	      " FROM (SELECT 'individual' AS kind UNION ALL SELECT 'role'"
-	      " UNION ALL SELECT 'system') k",
+	      "SELECT k.kind, " CERT_COUNTS(
+	              "c.kind = k.kind") " FROM (SELECT 'individual' AS kind "
+	                                 "UNION ALL SELECT 'role'"
+	                                 " UNION ALL SELECT 'system') k",
 	      params);
 	t[n] = (struct table){ "certificates_by_unit",
 		               "Sertifikat menurut Perangkat Daerah",
 		               { "unit", "active", "issued", "renewed",
 		                 "revoked", "expired" },
-		               6, NULL, 0 };
+		               6,
+		               NULL,
+		               0 };
 	query(db, &t[n++],
-	      "SELECT u.unit, " CERT_COUNTS("coalesce(c.unit, '-') = u.unit")
-	      " FROM (SELECT DISTINCT coalesce(unit, '-') AS unit"
-	      " FROM certificates) u ORDER BY u.unit",
+	      "SELECT u.unit, " CERT_COUNTS(
+	              "coalesce(c.unit, '-') = u.unit") " FROM (SELECT "
+	                                                "DISTINCT "
+	                                                "coalesce(unit, '-') "
+	                                                "AS unit"
+	                                                " FROM certificates) u "
+	                                                "ORDER BY u.unit",
 	      params);
-	t[n] = (struct table){ "messages_by_month", "Surat per bulan",
+	t[n] = (struct table){ "messages_by_month",
+		               "Surat per bulan",
 		               { "month", "signed", "encrypted", "unsigned",
 		                 "failed" },
-		               5, NULL, 0 };
+		               5,
+		               NULL,
+		               0 };
 	messages(db, &t[n++], "strftime('%m', a.at, 'unixepoch')", params, 1);
 	t[n] = (struct table){ "messages_by_unit",
 		               "Surat menurut Perangkat Daerah",
 		               { "unit", "signed", "encrypted", "unsigned",
 		                 "failed" },
-		               5, NULL, 0 };
+		               5,
+		               NULL,
+		               0 };
 	messages(db, &t[n++], "coalesce(c.unit, '-')", params, 0);
 	t[n] = (struct table){ "unsigned_reasons",
 		               "Surat tanpa tanda tangan: alasan",
 		               { "reason", "messages" },
-		               2, NULL, 0 };
+		               2,
+		               NULL,
+		               0 };
 	query(db, &t[n++],
 	      "SELECT result, count(*) FROM audit WHERE action = 'unsigned'"
 	      " AND at >= ?1 AND at < ?2 AND ?3 IS NOT NULL"
@@ -442,15 +479,20 @@ int cmd_report(int argc, char **argv)
 		               "Kotak surat yang mengirim surat dinas tanpa "
 		               "tanda tangan",
 		               { "mailbox", "messages" },
-		               2, NULL, 0 };
+		               2,
+		               NULL,
+		               0 };
 	query(db, &t[n++],
 	      "SELECT from_addr, count(*) FROM audit WHERE action = 'unsigned'"
 	      " AND from_addr IS NOT NULL AND at >= ?1 AND at < ?2"
 	      " AND ?3 IS NOT NULL GROUP BY from_addr ORDER BY 2 DESC, 1",
 	      params);
-	t[n] = (struct table){ "late_renewals", "Pembaruan yang terlambat",
+	t[n] = (struct table){ "late_renewals",
+		               "Pembaruan yang terlambat",
 		               { "mailbox", "expired", "renewed", "days_late" },
-		               4, NULL, 0 };
+		               4,
+		               NULL,
+		               0 };
 	query(db, &t[n++],
 	      "SELECT r.mailbox, datetime(c.not_after, 'unixepoch'),"
 	      " datetime(r.completed_at, 'unixepoch'),"

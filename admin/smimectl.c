@@ -104,7 +104,8 @@ void check_kind(const char *kind)
 {
 	if (strcmp(kind, "individual") && strcmp(kind, "role") &&
 	    strcmp(kind, "system"))
-		die(EX_USAGE, "--kind must be individual, role or system, not '%s'",
+		die(EX_USAGE,
+		    "--kind must be individual, role or system, not '%s'",
 		    kind);
 }
 
@@ -201,18 +202,41 @@ static int cmd_import(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'm': mailbox = optarg; break;
-		case 'k': kind = optarg; break;
-		case 'p': p12 = optarg; break;
-		case 'P': pass = optarg; break;
-		case 'c': certf = optarg; break;
-		case 'K': keyf = optarg; break;
-		case 'o': owner = optarg; break;
-		case 'n': nip = optarg; break;
-		case 'u': unit = optarg; break;
-		case 'C': contact = optarg; break;
-		case 'U': uri = optarg; break;
-		default: return EX_USAGE;
+		case 'm':
+			mailbox = optarg;
+			break;
+		case 'k':
+			kind = optarg;
+			break;
+		case 'p':
+			p12 = optarg;
+			break;
+		case 'P':
+			pass = optarg;
+			break;
+		case 'c':
+			certf = optarg;
+			break;
+		case 'K':
+			keyf = optarg;
+			break;
+		case 'o':
+			owner = optarg;
+			break;
+		case 'n':
+			nip = optarg;
+			break;
+		case 'u':
+			unit = optarg;
+			break;
+		case 'C':
+			contact = optarg;
+			break;
+		case 'U':
+			uri = optarg;
+			break;
+		default:
+			return EX_USAGE;
 		}
 	}
 	if (!mailbox || !kind || (uri && (p12 || keyf || pass)) ||
@@ -223,16 +247,19 @@ static int cmd_import(int argc, char **argv)
 		    " (--p12 FILE --passphrase-file FILE | --cert PEM --key PEM"
 		    " [--passphrase-file FILE] | --pkcs11-uri URI [--cert PEM]"
 		    " | --cert PEM (after renew or keygen))"
-		    " [--owner NAME] [--nip NIP] [--unit UNIT] [--contact ADDR]");
+		    " [--owner NAME] [--nip NIP] [--unit UNIT] [--contact "
+		    "ADDR]");
 	if (contact && strchr(contact, '@') == NULL)
 		die(EX_USAGE, "--contact %s is not a mail address", contact);
 	check_kind(kind);
-	if (addr_from_header(mailbox, mbox, sizeof(mbox), err, sizeof(err)) != 0)
+	if (addr_from_header(mailbox, mbox, sizeof(mbox), err, sizeof(err)) !=
+	    0)
 		die(EX_USAGE, "--mailbox %s: %s", mailbox, err);
 	cfg = load_config();
 	if (!config_signing_domain(cfg, addr_domain(mbox)))
 		fprintf(stderr,
-		        "smimectl: warning: %s is not in a signing domain of %s\n",
+		        "smimectl: warning: %s is not in a signing domain of "
+		        "%s\n",
 		        mbox, conf_path);
 
 	/* read and check everything before writing anything */
@@ -270,14 +297,15 @@ static int cmd_import(int argc, char **argv)
 			int rc;
 			become_user(cfg);
 			db = open_db(cfg, DB_READWRITE);
-			rc = h ? db_renewal_find(db, h, &ren, err, sizeof(err)) :
-			         -1;
+			rc = h ? db_renewal_find(db, h, &ren, err, sizeof(err))
+			       : -1;
 			free(h);
 			if (rc < 0)
 				die(EX_SOFTWARE, "%s", err);
 			if (rc == 0)
 				die(EX_DATAERR,
-				    "refused: no pending renewal holds the key of "
+				    "refused: no pending renewal holds the key "
+				    "of "
 				    "this certificate (give --key, or run "
 				    "\"smimectl renew\" first)");
 			ref.backend = key_backend_parse(ren.key_backend);
@@ -310,7 +338,8 @@ static int cmd_import(int argc, char **argv)
 	if (ci.not_before > time(NULL)) {
 		char t[40];
 		fprintf(stderr,
-		        "smimectl: note: certificate %s is valid only from %s\n",
+		        "smimectl: note: certificate %s is valid only from "
+		        "%s\n",
 		        ci.serial, time_fmt(ci.not_before, t, sizeof(t)));
 	}
 	chain = cert_build_chain(cert, extra, cfg->ca_file);
@@ -366,12 +395,12 @@ static int cmd_import(int argc, char **argv)
 	dc.fingerprint = ci.fingerprint;
 	dc.not_before = ci.not_before;
 	dc.not_after = ci.not_after;
-	dc.key_backend = uri        ? (char *)"pkcs11" :
-	                 ren.id > 0 ? ren.key_backend :
-	                              (char *)(p12 ? "pkcs12" : "pem");
+	dc.key_backend = uri          ? (char *)"pkcs11"
+	                 : ren.id > 0 ? ren.key_backend
+	                              : (char *)(p12 ? "pkcs12" : "pem");
 	dc.key_location = keypath;
-	dc.secret_file = (pass || (ren.id > 0 && ren.secret_file)) ? passpath :
-	                                                            NULL;
+	dc.secret_file =
+	        (pass || (ren.id > 0 && ren.secret_file)) ? passpath : NULL;
 	dc.cert_pem = cert_to_pem(cert);
 	dc.chain_pem = cert_stack_to_pem(chain);
 	dc.owner = (char *)owner;
@@ -458,7 +487,8 @@ static int list_row(void *arg, const char *address, const struct db_cert *c)
 		printf("%s\n  {\"id\": %lld, \"mailbox\": ", ls->n ? "," : "",
 		       c->id);
 		json_str(c->mailbox);
-		printf(", \"mapped\": %s, \"kind\": ", address ? "true" : "false");
+		printf(", \"mapped\": %s, \"kind\": ",
+		       address ? "true" : "false");
 		json_str(c->kind);
 		printf(", \"status\": ");
 		json_str(c->status);
@@ -488,8 +518,8 @@ static int list_row(void *arg, const char *address, const struct db_cert *c)
 	} else {
 		if (ls->n == 0)
 			printf("%-4s %-32s %-10s %-10s %-20s %-10s %s\n", "ID",
-			       "MAILBOX", "KIND", "STATUS", "SERIAL",
-			       "EXPIRES", "SUBJECT");
+			       "MAILBOX", "KIND", "STATUS", "SERIAL", "EXPIRES",
+			       "SUBJECT");
 		printf("%-4lld %-32s %-10s %-10s %-20.20s %-10.10s %s\n", c->id,
 		       c->mailbox, c->kind, c->status, c->serial, na,
 		       c->subject);
@@ -528,7 +558,8 @@ static int cmd_list(int argc, char **argv)
 	if (ls.json)
 		printf("%s]\n", ls.n ? "\n" : "");
 	else if (ls.n == 0)
-		printf("no certificates (import one with \"smimectl import\")\n");
+		printf("no certificates (import one with \"smimectl "
+		       "import\")\n");
 	db_close(db);
 	config_free(cfg);
 	return EX_OK;
@@ -572,8 +603,8 @@ static int crl_verify(X509_CRL *crl, const char *ca_file, char *err,
 		X509 *ca = sk_X509_value(cas, i);
 		EVP_PKEY *pk = X509_get0_pubkey(ca);
 		if (X509_NAME_cmp(X509_get_subject_name(ca),
-		                  X509_CRL_get_issuer(crl)) == 0 && pk &&
-		    X509_CRL_verify(crl, pk) == 1)
+		                  X509_CRL_get_issuer(crl)) == 0 &&
+		    pk && X509_CRL_verify(crl, pk) == 1)
 			ok = 1;
 	}
 	ERR_clear_error();
@@ -591,13 +622,13 @@ static int crl_verify(X509_CRL *crl, const char *ca_file, char *err,
 static const char *crl_entry_reason(X509_REVOKED *r)
 {
 	static const char *const names[] = {
-		"unspecified",          "keyCompromise",   "cACompromise",
-		"affiliationChanged",   "superseded",      "cessationOfOperation",
-		"certificateHold",      "crl",             "removeFromCRL",
-		"privilegeWithdrawn",   "aACompromise",
+		"unspecified",        "keyCompromise", "cACompromise",
+		"affiliationChanged", "superseded",    "cessationOfOperation",
+		"certificateHold",    "crl",           "removeFromCRL",
+		"privilegeWithdrawn", "aACompromise",
 	};
-	ASN1_ENUMERATED *e = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, NULL,
-	                                              NULL);
+	ASN1_ENUMERATED *e =
+	        X509_REVOKED_get_ext_d2i(r, NID_crl_reason, NULL, NULL);
 	long code = e ? ASN1_ENUMERATED_get(e) : -1;
 
 	ASN1_ENUMERATED_free(e);
@@ -629,7 +660,8 @@ static int cmd_crl(int argc, char **argv)
 		if (cfg->ca_file) {
 			if (crl_verify(crls[f], cfg->ca_file, err,
 			               sizeof(err)) != 0)
-				die(EX_DATAERR, "%s: refused: %s", argv[f], err);
+				die(EX_DATAERR, "%s: refused: %s", argv[f],
+				    err);
 		} else
 			fprintf(stderr,
 			        "smimectl: warning: no ca_file configured, the "
@@ -651,10 +683,10 @@ static int cmd_crl(int argc, char **argv)
 		for (int i = 0; i < n; i++) {
 			X509_REVOKED *r = sk_X509_REVOKED_value(revs, i);
 			BIGNUM *bn = ASN1_INTEGER_to_BN(
-			    X509_REVOKED_get0_serialNumber(r), NULL);
+			        X509_REVOKED_get0_serialNumber(r), NULL);
 			char *hex = bn ? BN_bn2hex(bn) : NULL;
 			time_t when = asn1_time_to_time(
-			    X509_REVOKED_get0_revocationDate(r));
+			        X509_REVOKED_get0_revocationDate(r));
 			int count = 0;
 			if (hex == NULL) {
 				db_rollback(db);
@@ -693,13 +725,13 @@ static int cmd_crl(int argc, char **argv)
 	}
 	free(crls);
 	if (total > 0)
-		printf("run \"smimectl reload\" (or send SIGUSR1) so the milter "
+		printf("run \"smimectl reload\" (or send SIGUSR1) so the "
+		       "milter "
 		       "stops using them\n");
 	db_close(db);
 	config_free(cfg);
 	return EX_OK;
 }
-
 
 /* ---- map, unmap, revoke ---------------------------------------------- */
 
@@ -740,8 +772,8 @@ static int cmd_map(int argc, char **argv)
 	sk = cert_stack_from_pem(c.cert_pem);
 	if (sk_X509_num(sk) <= 0)
 		snprintf(err, sizeof(err), "stored certificate unreadable");
-	else if (cert_check_signing(sk_X509_value(sk, 0), mbox, time(NULL),
-	                            err, sizeof(err)) == 0)
+	else if (cert_check_signing(sk_X509_value(sk, 0), mbox, time(NULL), err,
+	                            sizeof(err)) == 0)
 		err[0] = '\0';
 	sk_X509_pop_free(sk, X509_free); /* before die(): nothing left over */
 	if (err[0] != '\0')
@@ -793,9 +825,9 @@ static int cmd_unmap(int argc, char **argv)
 }
 
 static const char *const revocation_reasons[] = {
-	"unspecified",          "keyCompromise",   "cACompromise",
-	"affiliationChanged",   "superseded",      "cessationOfOperation",
-	"certificateHold",      "privilegeWithdrawn", "aACompromise",
+	"unspecified",        "keyCompromise",      "cACompromise",
+	"affiliationChanged", "superseded",         "cessationOfOperation",
+	"certificateHold",    "privilegeWithdrawn", "aACompromise",
 };
 
 static int cmd_revoke(int argc, char **argv)
@@ -817,15 +849,17 @@ static int cmd_revoke(int argc, char **argv)
 	}
 	if (spec == NULL || reason == NULL)
 		die(EX_USAGE, "usage: revoke CERT --reason REASON");
-	for (size_t i = 0; i < sizeof(revocation_reasons) /
-	                           sizeof(revocation_reasons[0]); i++)
+	for (size_t i = 0;
+	     i < sizeof(revocation_reasons) / sizeof(revocation_reasons[0]);
+	     i++)
 		if (strcmp(reason, revocation_reasons[i]) == 0)
 			known = 1;
 	if (!known)
 		die(EX_USAGE,
 		    "unknown reason '%s' (unspecified, keyCompromise, "
 		    "cACompromise, affiliationChanged, superseded, "
-		    "cessationOfOperation, certificateHold, privilegeWithdrawn, "
+		    "cessationOfOperation, certificateHold, "
+		    "privilegeWithdrawn, "
 		    "aACompromise)",
 		    reason);
 	cfg = load_config();
@@ -844,7 +878,8 @@ static int cmd_revoke(int argc, char **argv)
 		       c.serial, c.id);
 	else
 		printf("certificate %s (id %lld, %s) revoked by %s: %s\n"
-		       "run \"smimectl reload\" (or send SIGUSR1) so the milter "
+		       "run \"smimectl reload\" (or send SIGUSR1) so the "
+		       "milter "
 		       "stops using it\n",
 		       c.serial, c.id, c.mailbox, actor(), reason);
 	db_cert_clear(&c);
@@ -852,8 +887,6 @@ static int cmd_revoke(int argc, char **argv)
 	config_free(cfg);
 	return EX_OK;
 }
-
-
 
 /* ---- renew ----------------------------------------------------------- */
 
@@ -863,7 +896,8 @@ struct renew_find {
 	int found;
 };
 
-static int renew_mapping(void *arg, const char *address, const struct db_cert *c)
+static int renew_mapping(void *arg, const char *address,
+                         const struct db_cert *c)
 {
 	struct renew_find *rf = arg;
 
@@ -889,16 +923,16 @@ X509_REQ *make_csr(const X509_NAME *subject, const X509_EXTENSION *san,
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 	X509_EXTENSION *ku, *eku;
 
-	if (req == NULL || exts == NULL ||
-	    !X509_REQ_set_version(req, 0) ||
+	if (req == NULL || exts == NULL || !X509_REQ_set_version(req, 0) ||
 	    !X509_REQ_set_subject_name(req, subject) ||
 	    !X509_REQ_set_pubkey(req, key))
 		goto fail;
 	if (san)
 		sk_X509_EXTENSION_push(exts, X509_EXTENSION_dup(san));
 	ku = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
-	                         ec ? "critical,digitalSignature,keyAgreement" :
-	                              "critical,digitalSignature,keyEncipherment");
+	                         ec ? "critical,digitalSignature,keyAgreement"
+	                            : "critical,digitalSignature,"
+	                              "keyEncipherment");
 	eku = X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage,
 	                          "emailProtection");
 	if (ku == NULL || eku == NULL)
@@ -916,8 +950,7 @@ fail:
 	return NULL;
 }
 
-FILE *open_csr(const char *outdir, const char *mbox, char *path,
-               size_t pathlen)
+FILE *open_csr(const char *outdir, const char *mbox, char *path, size_t pathlen)
 {
 	FILE *f;
 
@@ -991,7 +1024,8 @@ static int cmd_renew(int argc, char **argv)
 		    mbox);
 	sk = cert_stack_from_pem(rf.c.cert_pem);
 	if (sk_X509_num(sk) == 0)
-		die(EX_SOFTWARE, "stored certificate of %s does not parse", mbox);
+		die(EX_SOFTWARE, "stored certificate of %s does not parse",
+		    mbox);
 
 	/* the new key and the request */
 	ec = strcmp(type, "ec-p256") == 0;
@@ -1010,7 +1044,8 @@ static int cmd_renew(int argc, char **argv)
 		req = make_csr(X509_get_subject_name(sk_X509_value(sk, 0)), san,
 		               key, ec);
 		if (req == NULL)
-			die(EX_SOFTWARE, "cannot build the certificate request");
+			die(EX_SOFTWARE,
+			    "cannot build the certificate request");
 		csr_pem = write_csr(f, req, csrpath);
 		ren.key_backend = "pkcs11";
 		ren.key_location = newuri;
@@ -1018,10 +1053,10 @@ static int cmd_renew(int argc, char **argv)
 		snprintf(keypath, sizeof(keypath), "%s", newuri);
 		goto record;
 	}
-	key = ec ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") :
-	           EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
-	                             (size_t)(strcmp(type, "rsa3072") ? 2048 :
-	                                                                3072));
+	key = ec ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")
+	         : EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
+	                             (size_t)(strcmp(type, "rsa3072") ? 2048
+	                                                              : 3072));
 	if (key == NULL)
 		die(EX_SOFTWARE, "key generation failed");
 	req = make_csr(X509_get_subject_name(sk_X509_value(sk, 0)), san, key,
@@ -1085,7 +1120,8 @@ record:
 	}
 	printf("renewal %lld for %s (%s): new %s key in %s\n"
 	       "certificate request: %s\n"
-	       "send it to the CA; then: smimectl import --mailbox %s --kind %s "
+	       "send it to the CA; then: smimectl import --mailbox %s --kind "
+	       "%s "
 	       "--cert ISSUED.pem\n",
 	       ren.id, mbox, rf.c.serial, type, keypath, csrpath, mbox,
 	       rf.c.kind);
@@ -1113,7 +1149,8 @@ static void show_cert(const struct db_cert *c, const char *mapped_to)
 	printf("  kind:         %s\n", c->kind);
 	printf("  status:       %s", c->status);
 	if (c->revoked_at)
-		printf(" since %s (%s)", time_fmt(c->revoked_at, ra, sizeof(ra)),
+		printf(" since %s (%s)",
+		       time_fmt(c->revoked_at, ra, sizeof(ra)),
 		       c->revocation_reason ? c->revocation_reason : "");
 	printf("\n  owner:        %s\n", c->owner ? c->owner : "-");
 	printf("  NIP:          %s\n", c->nip ? c->nip : "-");
@@ -1152,8 +1189,8 @@ static int show_mapping(void *arg, const char *address, const struct db_cert *c)
 }
 
 static int history_row(void *arg, time_t at, const char *address,
-                       long long cert_id, const char *event,
-                       const char *detail, const char *who)
+                       long long cert_id, const char *event, const char *detail,
+                       const char *who)
 {
 	char t[40], cert[48] = "";
 
@@ -1178,9 +1215,9 @@ static int show_recipient(void *arg, const struct db_recipient *r)
 	time_fmt(r->not_after, t, sizeof(t));
 	printf("  %s  serial %s  until %.10s  %s  (%s)  %s\n", r->fingerprint,
 	       r->serial, t,
-	       str_ieq(r->status, "active") && r->not_after < time(NULL) ?
-	           "expired" :
-	           r->status,
+	       str_ieq(r->status, "active") && r->not_after < time(NULL)
+	               ? "expired"
+	               : r->status,
 	       r->source, r->subject);
 	return 0;
 }
@@ -1255,9 +1292,9 @@ static int expiring_row(void *arg, const char *address, const struct db_cert *c)
 
 	if (!str_ieq(c->status, "active") || c->not_after > es->warn_until)
 		return 0;
-	level = (c->not_after < es->now || c->not_after <= es->crit_until) ?
-	            MON_CRITICAL :
-	            MON_WARNING;
+	level = (c->not_after < es->now || c->not_after <= es->crit_until)
+	                ? MON_CRITICAL
+	                : MON_WARNING;
 	if (level > es->worst)
 		es->worst = level;
 	days = (long)((c->not_after - es->now) / 86400);
@@ -1269,7 +1306,8 @@ static int expiring_row(void *arg, const char *address, const struct db_cert *c)
 		json_str(c->serial);
 		printf(", \"not_after\": ");
 		json_str(na);
-		printf(", \"days_left\": %ld, \"expired\": %s, \"level\": \"%s\","
+		printf(", \"days_left\": %ld, \"expired\": %s, \"level\": "
+		       "\"%s\","
 		       " \"owner\": ",
 		       days, c->not_after < es->now ? "true" : "false",
 		       level == MON_CRITICAL ? "critical" : "warning");
@@ -1360,9 +1398,9 @@ static int cmd_expiring(int argc, char **argv)
 	if (es.json)
 		printf("%s], \"stale_crls\": %d, \"status\": \"%s\"}\n",
 		       es.n ? "\n" : "", cs.stale,
-		       es.worst == MON_CRITICAL ? "critical" :
-		       es.worst == MON_WARNING  ? "warning" :
-		                                  "ok");
+		       es.worst == MON_CRITICAL  ? "critical"
+		       : es.worst == MON_WARNING ? "warning"
+		                                 : "ok");
 	else if (es.worst == MON_OK)
 		printf("OK: no mapped certificate expires within %ld days\n",
 		       days);
@@ -1371,30 +1409,30 @@ static int cmd_expiring(int argc, char **argv)
 	return es.worst;
 }
 
-
 /* ---- notify ---------------------------------------------------------- */
 
 /* The alert as shipped (Indonesian); alert_template names a file that
  * replaces it.  Placeholders: {mailbox} {owner} {unit} {serial} {expiry}
  * {days} {contact}.  The first lines up to a blank line are headers. */
 static const char default_template[] =
-    "Subject: [Sertifikat Elektronik] Sertifikat {mailbox} berakhir dalam "
-    "{days} hari\n"
-    "\n"
-    "Yth. {owner},\n"
-    "\n"
-    "Sertifikat elektronik untuk kotak surat {mailbox} ({unit})\n"
-    "akan berakhir masa berlakunya pada {expiry}, yaitu dalam {days} "
-    "hari.\n"
-    "Nomor seri sertifikat: {serial}.\n"
-    "\n"
-    "Sesuai Peraturan Wali Kota Banjar Nomor 2 Tahun 2018 Pasal 14,\n"
-    "pembaruan sertifikat menjadi kewajiban pemilik sertifikat. Silakan\n"
-    "ajukan permohonan pembaruan kepada Operator Pendaftaran (OP)\n"
-    "sebelum tanggal tersebut, agar surat elektronik dinas dari kotak surat\n"
-    "ini tetap dapat ditandatangani secara elektronik.\n"
-    "\n"
-    "Pesan ini dikirim otomatis oleh smimectl.\n";
+        "Subject: [Sertifikat Elektronik] Sertifikat {mailbox} berakhir dalam "
+        "{days} hari\n"
+        "\n"
+        "Yth. {owner},\n"
+        "\n"
+        "Sertifikat elektronik untuk kotak surat {mailbox} ({unit})\n"
+        "akan berakhir masa berlakunya pada {expiry}, yaitu dalam {days} "
+        "hari.\n"
+        "Nomor seri sertifikat: {serial}.\n"
+        "\n"
+        "Sesuai Peraturan Wali Kota Banjar Nomor 2 Tahun 2018 Pasal 14,\n"
+        "pembaruan sertifikat menjadi kewajiban pemilik sertifikat. Silakan\n"
+        "ajukan permohonan pembaruan kepada Operator Pendaftaran (OP)\n"
+        "sebelum tanggal tersebut, agar surat elektronik dinas dari kotak "
+        "surat\n"
+        "ini tetap dapat ditandatangani secara elektronik.\n"
+        "\n"
+        "Pesan ini dikirim otomatis oleh smimectl.\n";
 
 struct notify_state {
 	struct config *cfg;
@@ -1433,7 +1471,8 @@ static char *expand(const char *tpl, const char *const *keys,
 				size_t kl = strlen(keys[i]);
 				if (strncmp(p + 1, keys[i], kl) == 0 &&
 				    p[1 + kl] == '}') {
-					sb_add(&out, &len, vals[i], strlen(vals[i]));
+					sb_add(&out, &len, vals[i],
+					       strlen(vals[i]));
 					p += kl + 2;
 					break;
 				}
@@ -1477,9 +1516,8 @@ static int send_mail(const char *sendmail, const char *msg)
 	close(fds[1]);
 	if (waitpid(pid, &status, 0) != pid)
 		return -1;
-	return off == len && WIFEXITED(status) && WEXITSTATUS(status) == 0 ?
-	           0 :
-	           -1;
+	return off == len && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0
+	                                                                   : -1;
 }
 
 static int notify_row(void *arg, const char *address, const struct db_cert *c)
@@ -1514,8 +1552,8 @@ static int notify_row(void *arg, const char *address, const struct db_cert *c)
 	time_fmt(c->not_after, expiry, sizeof(expiry));
 	snprintf(dbuf, sizeof(dbuf), "%ld", days);
 	{
-		const char *keys[] = { "mailbox", "owner", "unit", "serial",
-			               "expiry", "days", "contact" };
+		const char *keys[] = { "mailbox", "owner", "unit",   "serial",
+			               "expiry",  "days",  "contact" };
 		const char *vals[] = { address,
 			               c->owner ? c->owner : address,
 			               c->unit ? c->unit : "-",
@@ -1549,8 +1587,8 @@ static int notify_row(void *arg, const char *address, const struct db_cert *c)
 	sb_add(&msg, &len, body, strlen(body));
 	free(body);
 	if (ns->dry_run) {
-		printf("---- alert for %s (threshold %d days) ----\n%s\n", address,
-		       threshold, msg);
+		printf("---- alert for %s (threshold %d days) ----\n%s\n",
+		       address, threshold, msg);
 		ns->sent++;
 	} else if (send_mail(cfg->sendmail_path, msg) != 0) {
 		fprintf(stderr, "smimectl: %s did not take the alert for %s\n",
@@ -1560,10 +1598,11 @@ static int notify_row(void *arg, const char *address, const struct db_cert *c)
 		/* every threshold crossed counts as sent: one mail, not a burst */
 		for (size_t i = 0; i < cfg->nalert_days; i++)
 			if (days <= cfg->alert_days[i] &&
-			    db_alert_record(ns->db, c->id, (int)cfg->alert_days[i],
-			                    err, sizeof(err)) != 0)
-				die(EX_TEMPFAIL, "alert sent but not recorded: %s",
-				    err);
+			    db_alert_record(ns->db, c->id,
+			                    (int)cfg->alert_days[i], err,
+			                    sizeof(err)) != 0)
+				die(EX_TEMPFAIL,
+				    "alert sent but not recorded: %s", err);
 		printf("alert sent to %s%s%s for %s (expires %s, threshold %d "
 		       "days)\n",
 		       contact, cfg->op_admin ? ", copy to " : "",
@@ -1626,8 +1665,9 @@ static int cmd_reload(int argc, char **argv)
 	long pid = 0;
 
 	if (cfg->pidfile == NULL)
-		die(EX_CONFIG, "%s sets no pidfile; send SIGUSR1 to the milter "
-		               "yourself",
+		die(EX_CONFIG,
+		    "%s sets no pidfile; send SIGUSR1 to the milter "
+		    "yourself",
 		    conf_path);
 	f = fopen(cfg->pidfile, "r");
 	if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1)

@@ -10,14 +10,14 @@
 #include <time.h>
 
 #define AUDIT_MAX_PENDING 200000 /* rows held while the database is away */
-#define AUDIT_BATCH 512
-#define AUDIT_GATHER_MS 100 /* rows gathered into one transaction */
+#define AUDIT_BATCH       512
+#define AUDIT_GATHER_MS   100 /* rows gathered into one transaction */
 
 struct row {
 	struct row *next;
 	time_t at;
 	char *queue_id, *message_id, *from_addr, *action, *cert_serial, *digest,
-	    *result;
+	        *result;
 };
 
 struct audit_queue {
@@ -57,10 +57,10 @@ static int write_batch(struct audit_queue *q, struct row *first, size_t n,
 	if (db_begin(q->db, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < n && r; i++) {
-		struct audit_row ar = { r->at,          r->queue_id,
-			                r->message_id,  r->from_addr,
-			                r->action,      r->cert_serial,
-			                r->digest,      r->result };
+		struct audit_row ar = { r->at,         r->queue_id,
+			                r->message_id, r->from_addr,
+			                r->action,     r->cert_serial,
+			                r->digest,     r->result };
 		if (db_audit_add(q->db, &ar, err, errlen) != 0) {
 			db_rollback(q->db);
 			return -1;
@@ -100,7 +100,8 @@ static void *writer(void *arg)
 				ts.tv_nsec -= 1000000000L;
 			}
 			while (!q->stop && q->pending < AUDIT_BATCH &&
-			       pthread_cond_timedwait(&q->wake, &q->lock, &ts) == 0)
+			       pthread_cond_timedwait(&q->wake, &q->lock,
+			                              &ts) == 0)
 				;
 		}
 		first = q->head;
@@ -202,8 +203,9 @@ void audit_submit(struct audit_queue *q, const struct audit_row *ar)
 	pthread_mutex_lock(&q->lock);
 	if (r == NULL || q->pending >= AUDIT_MAX_PENDING) {
 		if (q->lost++ == 0 && q->report)
-			q->report(1, r ? "audit queue full: rows are being lost" :
-			                 "out of memory: audit rows are being lost");
+			q->report(1, r ? "audit queue full: rows are being lost"
+			               : "out of memory: audit rows are being "
+			                 "lost");
 		pthread_mutex_unlock(&q->lock);
 		if (r)
 			row_free(r);

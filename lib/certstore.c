@@ -73,9 +73,9 @@ static void load_legacy_provider(void)
 	pthread_once(&once, load_providers);
 }
 
-int keystore_read_pkcs12(const char *path, const char *passfile,
-                         EVP_PKEY **key, X509 **cert, STACK_OF(X509) **extra,
-                         char *err, size_t errlen)
+int keystore_read_pkcs12(const char *path, const char *passfile, EVP_PKEY **key,
+                         X509 **cert, STACK_OF(X509) **extra, char *err,
+                         size_t errlen)
 {
 	char pass[SECRET_MAX];
 	BIO *bio;
@@ -159,8 +159,8 @@ static int pem_pass_cb(char *buf, int size, int rwflag, void *u)
 	return len;
 }
 
-static int read_pem_key(const char *path, const char *passfile,
-                        EVP_PKEY **out, char *err, size_t errlen)
+static int read_pem_key(const char *path, const char *passfile, EVP_PKEY **out,
+                        char *err, size_t errlen)
 {
 	char pass[SECRET_MAX];
 	BIO *bio;
@@ -188,8 +188,8 @@ static int read_pem_key(const char *path, const char *passfile,
 		              "%s: cannot read private key (not PEM, or "
 		              "encrypted and %s)",
 		              path,
-		              passfile ? "the passphrase is wrong" :
-		                         "no passphrase file given");
+		              passfile ? "the passphrase is wrong"
+		                       : "no passphrase file given");
 	}
 	*out = k;
 	return 0;
@@ -330,7 +330,8 @@ int cert_read_file(const char *path, STACK_OF(X509) **out, char *err,
 			BIO_free(mem);
 			sk_X509_free(sk);
 			return seterr(err, errlen,
-			              "%s: larger than %d MiB, not a certificate "
+			              "%s: larger than %d MiB, not a "
+			              "certificate "
 			              "file",
 			              path, CERT_FILE_MAX / (1024 * 1024));
 		}
@@ -421,8 +422,7 @@ static int cert_each_email(X509 *x, int (*fn)(const char *, void *), void *arg)
 	int rc = 0, idx = -1;
 
 	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	for (int i = 0; gens && rc == 0 && i < sk_GENERAL_NAME_num(gens);
-	     i++) {
+	for (int i = 0; gens && rc == 0 && i < sk_GENERAL_NAME_num(gens); i++) {
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		if (g->type == GEN_EMAIL) {
 			char *e = asn1_string_dup_lower(g->d.rfc822Name);
@@ -433,8 +433,9 @@ static int cert_each_email(X509 *x, int (*fn)(const char *, void *), void *arg)
 	}
 	GENERAL_NAMES_free(gens);
 	name = X509_get_subject_name(x);
-	while (rc == 0 && (idx = X509_NAME_get_index_by_NID(
-	                       name, NID_pkcs9_emailAddress, idx)) >= 0) {
+	while (rc == 0 &&
+	       (idx = X509_NAME_get_index_by_NID(name, NID_pkcs9_emailAddress,
+	                                         idx)) >= 0) {
 		X509_NAME_ENTRY *ne = X509_NAME_get_entry(name, idx);
 		char *e = asn1_string_dup_lower(X509_NAME_ENTRY_get_data(ne));
 		if (e)
@@ -477,8 +478,8 @@ time_t asn1_time_to_time(const ASN1_TIME *t)
 	return timegm(&tm);
 }
 
-int validity_check(time_t not_before, time_t not_after, time_t now,
-                   char *err, size_t errlen)
+int validity_check(time_t not_before, time_t not_after, time_t now, char *err,
+                   size_t errlen)
 {
 	char tb[40];
 
@@ -734,11 +735,13 @@ int cert_check_encryption(X509 *x, char *err, size_t errlen)
 	if (flags & EXFLAG_KUSAGE) {
 		if (type == EVP_PKEY_RSA && !(ku & KU_KEY_ENCIPHERMENT))
 			return seterr(err, errlen,
-			              "keyUsage does not allow encryption: an RSA "
+			              "keyUsage does not allow encryption: an "
+			              "RSA "
 			              "recipient needs keyEncipherment");
 		if (type == EVP_PKEY_EC && !(ku & KU_KEY_AGREEMENT))
 			return seterr(err, errlen,
-			              "keyUsage does not allow encryption: an EC "
+			              "keyUsage does not allow encryption: an "
+			              "EC "
 			              "recipient needs keyAgreement");
 	}
 	if ((flags & EXFLAG_XKUSAGE) && !(xku & (XKU_SMIME | XKU_ANYEKU)))
@@ -755,7 +758,8 @@ int cert_check_encryption(X509 *x, char *err, size_t errlen)
 		if (X509_check_purpose(x, X509_PURPOSE_SMIME_ENCRYPT, 0) != 1) {
 			ERR_clear_error();
 			return seterr(err, errlen,
-			              "OpenSSL's S/MIME encryption purpose check "
+			              "OpenSSL's S/MIME encryption purpose "
+			              "check "
 			              "refuses the certificate (Netscape "
 			              "certificate type or key usage)");
 		}
@@ -763,7 +767,7 @@ int cert_check_encryption(X509 *x, char *err, size_t errlen)
 		/* S/MIME, or SSL client as OpenSSL tolerates; bits from the
 		 * left: 0 SSL client, 2 S/MIME */
 		ASN1_BIT_STRING *ns =
-		    X509_get_ext_d2i(x, NID_netscape_cert_type, NULL, NULL);
+		        X509_get_ext_d2i(x, NID_netscape_cert_type, NULL, NULL);
 		int smime = ns && (ASN1_BIT_STRING_get_bit(ns, 2) ||
 		                   ASN1_BIT_STRING_get_bit(ns, 0));
 		ASN1_BIT_STRING_free(ns);

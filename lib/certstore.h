@@ -43,9 +43,9 @@ int keystore_load_key(const struct key_ref *ref, EVP_PKEY **out, char *err,
  * leaf certificate and the extra certificates (any of the outputs may be
  * NULL to ignore).  Error text says "wrong passphrase" when that is the cause.
  */
-int keystore_read_pkcs12(const char *path, const char *passfile,
-                         EVP_PKEY **key, X509 **cert, STACK_OF(X509) **extra,
-                         char *err, size_t errlen);
+int keystore_read_pkcs12(const char *path, const char *passfile, EVP_PKEY **key,
+                         X509 **cert, STACK_OF(X509) **extra, char *err,
+                         size_t errlen);
 
 /*
  * Read every certificate of a file, in file order (first = leaf when the
@@ -119,8 +119,8 @@ int cert_check_signing(X509 *x, const char *mailbox, time_t now, char *err,
  * times already extracted), and what does not change with time (key
  * usage, extended key usage, the mailbox).  Snapshots check usage once at
  * load; messages only compare times.  Return 0 or -1 with err filled. */
-int validity_check(time_t not_before, time_t not_after, time_t now,
-                   char *err, size_t errlen);
+int validity_check(time_t not_before, time_t not_after, time_t now, char *err,
+                   size_t errlen);
 int cert_check_usage(X509 *x, const char *mailbox, char *err, size_t errlen);
 
 /* 1 when key is the private half of x's public key. */

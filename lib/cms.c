@@ -46,12 +46,12 @@ static int add_smimecap(CMS_SignerInfo *si)
 }
 
 int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
-                    const EVP_MD *md, const unsigned char *dgst,
-                    size_t dgstlen, time_t signing_time, unsigned char **der,
-                    size_t *derlen, char *err, size_t errlen)
+                    const EVP_MD *md, const unsigned char *dgst, size_t dgstlen,
+                    time_t signing_time, unsigned char **der, size_t *derlen,
+                    char *err, size_t errlen)
 {
 	const unsigned int flags =
-	    CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	        CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
 	CMS_ContentInfo *cms;
 	CMS_SignerInfo *si;
 	ASN1_TIME *when = NULL;
@@ -79,14 +79,14 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
 		seterr_ssl(err, errlen, "cannot add SMIMECapabilities");
 		goto out;
 	}
-	when = ASN1_TIME_adj(NULL, signing_time ? signing_time : time(NULL),
-	                     0, 0);
+	when = ASN1_TIME_adj(NULL, signing_time ? signing_time : time(NULL), 0,
+	                     0);
 	if (when == NULL ||
-	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime,
-	                                 when->type, when, -1) ||
+	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, when->type,
+	                                 when, -1) ||
 	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType,
-	                                 V_ASN1_OBJECT, OBJ_nid2obj(NID_pkcs7_data),
-	                                 -1) ||
+	                                 V_ASN1_OBJECT,
+	                                 OBJ_nid2obj(NID_pkcs7_data), -1) ||
 	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest,
 	                                 V_ASN1_OCTET_STRING, dgst,
 	                                 (int)dgstlen)) {
@@ -116,8 +116,8 @@ out:
 
 struct cms_enc {
 	CMS_ContentInfo *cms;
-	BIO *out;  /* sink BIO calling the caller's writer */
-	BIO *in;   /* the filter chain the content is written into */
+	BIO *out; /* sink BIO calling the caller's writer */
+	BIO *in;  /* the filter chain the content is written into */
 	mime_write_fn fn;
 	void *arg;
 	int failed; /* the caller's writer failed */
@@ -186,7 +186,8 @@ static int recipient_params(CMS_RecipientInfo *ri, int oaep)
 		if (!oaep)
 			return 1;
 		return EVP_PKEY_CTX_set_rsa_padding(pctx,
-		                                    RSA_PKCS1_OAEP_PADDING) > 0 &&
+		                                    RSA_PKCS1_OAEP_PADDING) >
+		               0 &&
 		       EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) > 0 &&
 		       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) > 0;
 	}
@@ -234,13 +235,13 @@ struct cms_enc *cms_encrypt_new(STACK_OF(X509) *recips, const char *cipher,
 	for (int i = 0; i < sk_X509_num(recips); i++) {
 		X509 *x = sk_X509_value(recips, i);
 		CMS_RecipientInfo *ri =
-		    CMS_add1_recipient_cert(e->cms, x, CMS_KEY_PARAM);
+		        CMS_add1_recipient_cert(e->cms, x, CMS_KEY_PARAM);
 		if (ri == NULL || !recipient_params(ri, oaep)) {
 			char *subj = X509_NAME_oneline(X509_get_subject_name(x),
 			                               NULL, 0);
 			char what[300];
-			snprintf(what, sizeof(what),
-			         "cannot add recipient %s", subj ? subj : "?");
+			snprintf(what, sizeof(what), "cannot add recipient %s",
+			         subj ? subj : "?");
 			OPENSSL_free(subj);
 			seterr_ssl(err, errlen, what);
 			goto fail;
@@ -268,8 +269,8 @@ static int enc_flush(struct cms_enc *e)
 	int n = (int)e->len;
 
 	e->len = 0;
-	return n == 0 || (!e->failed && BIO_write(e->in, e->buf, n) == n) ? 0 :
-	                                                                    -1;
+	return n == 0 || (!e->failed && BIO_write(e->in, e->buf, n) == n) ? 0
+	                                                                  : -1;
 }
 
 int cms_encrypt_write(void *arg, const unsigned char *buf, size_t len)

@@ -29,9 +29,9 @@ const char *cms_micalg(const EVP_MD *md);
  * OPENSSL_malloc'd.  Returns 0 or -1 with err filled.
  */
 int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
-                    const EVP_MD *md, const unsigned char *dgst,
-                    size_t dgstlen, time_t signing_time, unsigned char **der,
-                    size_t *derlen, char *err, size_t errlen);
+                    const EVP_MD *md, const unsigned char *dgst, size_t dgstlen,
+                    time_t signing_time, unsigned char **der, size_t *derlen,
+                    char *err, size_t errlen);
 
 /*
  * Streaming encryption of a MIME entity (issue 5).

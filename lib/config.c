@@ -33,7 +33,7 @@ struct keydef {
 	size_t off;      /* offset into struct config */
 	size_t line_off; /* offset of the line number field, or 0 */
 	const char *help;
-	size_t cnt_off;  /* lists: offset of the element count */
+	size_t cnt_off; /* lists: offset of the element count */
 };
 
 #define OFF(f) offsetof(struct config, f)
@@ -42,10 +42,9 @@ static const struct keydef keys[] = {
 	{ "socket", K_STR, "unix:/run/smime-milter/smime-milter.sock", 0, 0,
 	  OFF(socket), 0, "inet:PORT@HOST or unix:PATH", 0 },
 	{ "socket_mode", K_STR, "0660", 0, 0, OFF(socket_mode), 0,
-	  "octal permissions of a unix socket as a string, e.g. \"0660\"",
+	  "octal permissions of a unix socket as a string, e.g. \"0660\"", 0 },
+	{ "socket_group", K_STR, NULL, 0, 0, OFF(socket_group), 0, "group name",
 	  0 },
-	{ "socket_group", K_STR, NULL, 0, 0, OFF(socket_group), 0,
-	  "group name", 0 },
 	{ "database", K_STR, "/var/lib/smime-milter/smime-milter.db", 0, 0,
 	  OFF(database), OFF(line_database), "SQLite path", 0 },
 	{ "key_dir", K_STR, "/var/lib/smime-milter/keys", 0, 0, OFF(key_dir),
@@ -66,14 +65,14 @@ static const struct keydef keys[] = {
 	  "list of CIDR blocks", 0 },
 	{ "on_error", K_ACTION, "tempfail", 0, 0, OFF(on_error), 0,
 	  "tempfail, accept or reject", 0 },
-	{ "on_no_certificate", K_ACTION, "accept", 0, 0,
-	  OFF(on_no_certificate), 0, "tempfail, accept or reject", 0 },
+	{ "on_no_certificate", K_ACTION, "accept", 0, 0, OFF(on_no_certificate),
+	  0, "tempfail, accept or reject", 0 },
 	{ "max_memory_body", K_INT, "1048576", 4096, 1LL << 30,
 	  OFF(max_memory_body), 0, "bytes", 0 },
 	{ "log_verbose", K_BOOL, "false", 0, 1, OFF(log_verbose), 0,
 	  "true or false", 0 },
-	{ "alert_critical_days", K_INT, "7", 0, 3650,
-	  OFF(alert_critical_days), 0, "days", 0 },
+	{ "alert_critical_days", K_INT, "7", 0, 3650, OFF(alert_critical_days),
+	  0, "days", 0 },
 	{ "alert_days", K_INTLIST, "30 14 7 1", 0, 3650, OFF(alert_days), 0,
 	  "list of days before expiry, e.g. [ 30, 14, 7, 1 ]",
 	  OFF(nalert_days) },
@@ -82,8 +81,8 @@ static const struct keydef keys[] = {
 	  OFF(sendmail_path), 0, "path", 0 },
 	{ "alert_template", K_STR, NULL, 0, 0, OFF(alert_template), 0,
 	  "path of the alert text", 0 },
-	{ "alert_from", K_STR, NULL, 0, 0, OFF(alert_from), 0,
-	  "mail address", 0 },
+	{ "alert_from", K_STR, NULL, 0, 0, OFF(alert_from), 0, "mail address",
+	  0 },
 	{ "pkcs11_module", K_STR, NULL, 0, 0, OFF(pkcs11_module), 0,
 	  "path of the PKCS#11 module", 0 },
 	{ "pkcs11_tokens", K_TOKENLIST, NULL, 0, 0, OFF(pkcs11_token), 0,
@@ -91,8 +90,8 @@ static const struct keydef keys[] = {
 	  OFF(npkcs11_tokens) },
 	{ "pkcs11_sessions", K_INT, "8", 1, 256, OFF(pkcs11_sessions), 0,
 	  "sessions per token", 0 },
-	{ "pkcs11_retry", K_INT, "5", 1, 3600, OFF(pkcs11_retry), 0,
-	  "seconds", 0 },
+	{ "pkcs11_retry", K_INT, "5", 1, 3600, OFF(pkcs11_retry), 0, "seconds",
+	  0 },
 	{ "encrypt", K_RULELIST, NULL, 0, 0, OFF(encrypt), 0,
 	  "( { recipients = [ \"DOMAIN\", \"*.DOMAIN\", \"USER@DOMAIN\" ]; "
 	  "[ senders = [ ... ]; ] mode = \"never|opportunistic|required\"; }, "
@@ -100,8 +99,8 @@ static const struct keydef keys[] = {
 	  OFF(nencrypt) },
 	{ "encrypt_cipher", K_STR, "aes-256-cbc", 0, 0, OFF(encrypt_cipher), 0,
 	  "aes-256-cbc, aes-128-cbc, aes-256-gcm or aes-128-gcm", 0 },
-	{ "encrypt_rsa_padding", K_STR, "pkcs1", 0, 0,
-	  OFF(encrypt_rsa_padding), 0, "pkcs1 or oaep", 0 },
+	{ "encrypt_rsa_padding", K_STR, "pkcs1", 0, 0, OFF(encrypt_rsa_padding),
+	  0, "pkcs1 or oaep", 0 },
 	{ "harvest", K_BOOL, "false", 0, 1, OFF(harvest), 0, "true or false",
 	  0 },
 };
@@ -154,8 +153,8 @@ static int pattern_valid(const char *p)
 	if (strpbrk(p, " \t<>,;\"()") != NULL)
 		return 0;
 	if (p[0] == '*')
-		return p[1] == '.' && p[2] != '\0' && strchr(p + 1, '*') == NULL &&
-		       at == NULL;
+		return p[1] == '.' && p[2] != '\0' &&
+		       strchr(p + 1, '*') == NULL && at == NULL;
 	if (strchr(p, '*'))
 		return 0;
 	if (at)
@@ -309,11 +308,11 @@ int config_host_internal(const struct config *cfg, const struct sockaddr *sa)
 	if (sa->sa_family == AF_INET) {
 		family = AF_INET;
 		a = (const unsigned char *)&((const struct sockaddr_in *)sa)
-		        ->sin_addr;
+		            ->sin_addr;
 	} else if (sa->sa_family == AF_INET6) {
 		family = AF_INET6;
 		a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)
-		        ->sin6_addr;
+		            ->sin6_addr;
 		if (memcmp(a, v4mapped, 12) == 0) {
 			family = AF_INET;
 			a += 12;
@@ -376,8 +375,8 @@ static int patterns_store(config_setting_t *g, const char *name, int required,
                           char *err, size_t errlen)
 {
 	config_setting_t *l = config_setting_get_member(g, name);
-	int line = l ? config_setting_source_line(l) :
-	               config_setting_source_line(g);
+	int line = l ? config_setting_source_line(l)
+	             : config_setting_source_line(g);
 	int cnt;
 
 	if (l == NULL) {
@@ -448,7 +447,8 @@ static int rules_store(struct config *cfg, config_setting_t *s,
 			return -1;
 		}
 		for (int j = 0; j < config_setting_length(g); j++) {
-			config_setting_t *m = config_setting_get_elem(g, (unsigned)j);
+			config_setting_t *m =
+			        config_setting_get_elem(g, (unsigned)j);
 			const char *mn = config_setting_name(m);
 			if (strcmp(mn, "recipients") && strcmp(mn, "senders") &&
 			    strcmp(mn, "mode")) {
@@ -464,7 +464,8 @@ static int rules_store(struct config *cfg, config_setting_t *s,
 		    enc_mode_parse(mode, &r->mode) != 0) {
 			adderr(err, errlen,
 			       "%s:%d: encrypt: rule %d: mode must be "
-			       "\"never\", \"opportunistic\" or \"required\"%s%s%s",
+			       "\"never\", \"opportunistic\" or "
+			       "\"required\"%s%s%s",
 			       file, line, i + 1, mode ? " (not '" : "",
 			       mode ? mode : "", mode ? "')" : "");
 			return -1;
@@ -480,19 +481,20 @@ static int rules_store(struct config *cfg, config_setting_t *s,
 
 /* Store one value (setting s, or the default text when s is NULL). */
 static int key_store(struct config *cfg, const struct keydef *k,
-                     config_setting_t *s, const char *file, int line,
-                     char *err, size_t errlen)
+                     config_setting_t *s, const char *file, int line, char *err,
+                     size_t errlen)
 {
 	char *base = (char *)cfg;
 	const char *str = NULL;
 	long long ival = 0;
 	int type = s ? config_setting_type(s) : 0;
 
-#define BAD(...)                                                               \
-	do {                                                                   \
-		adderr(err, errlen, "%s:%d: %s: ", file, line, k->name);       \
-		snprintf(err + strlen(err), errlen - strlen(err), __VA_ARGS__);\
-		return -1;                                                     \
+#define BAD(...)                                                         \
+	do {                                                             \
+		adderr(err, errlen, "%s:%d: %s: ", file, line, k->name); \
+		snprintf(err + strlen(err), errlen - strlen(err),        \
+		         __VA_ARGS__);                                   \
+		return -1;                                               \
 	} while (0)
 
 	switch (k->type) {
@@ -516,7 +518,8 @@ static int key_store(struct config *cfg, const struct keydef *k,
 			if (strcmp(k->name, "socket_mode") == 0 &&
 			    (strspn(str, "01234567") != strlen(str) ||
 			     strlen(str) > 4 || strtol(str, NULL, 8) > 0777))
-				BAD("'%s' is not an octal mode such as \"0660\"",
+				BAD("'%s' is not an octal mode such as "
+				    "\"0660\"",
 				    str);
 			if (strcmp(k->name, "encrypt_cipher") == 0 &&
 			    !str_ieq(str, "aes-256-cbc") &&
@@ -529,16 +532,17 @@ static int key_store(struct config *cfg, const struct keydef *k,
 				BAD("unknown padding '%s' (%s)", str, k->help);
 			if (strcmp(k->name, "syslog_facility") == 0 &&
 			    !facility_known(str))
-				BAD("unknown facility '%s' (mail, daemon, user, "
+				BAD("unknown facility '%s' (mail, daemon, "
+				    "user, "
 				    "local0 ... local7)",
 				    str);
 			*(char **)(base + k->off) =
-			    strncmp(k->name, "encrypt_", 8) == 0 ?
-			        str_lower(xstrdup(str)) :
-			        xstrdup(str);
+			        strncmp(k->name, "encrypt_", 8) == 0
+			                ? str_lower(xstrdup(str))
+			                : xstrdup(str);
 		} else if (k->type == K_DIGEST) {
-			if (!str_ieq(str, "sha256") && !str_ieq(str, "sha384") &&
-			    !str_ieq(str, "sha512"))
+			if (!str_ieq(str, "sha256") &&
+			    !str_ieq(str, "sha384") && !str_ieq(str, "sha512"))
 				BAD("unknown digest '%s' (%s)", str, k->help);
 			*(char **)(base + k->off) = str_lower(xstrdup(str));
 		} else if (action_parse(str, (enum action *)(base + k->off)))
@@ -556,8 +560,8 @@ static int key_store(struct config *cfg, const struct keydef *k,
 	case K_BOOL:
 		if (s && type != CONFIG_TYPE_BOOL)
 			BAD("must be true or false");
-		*(int *)(base + k->off) =
-		    s ? config_setting_get_bool(s) : str_ieq(k->def, "true");
+		*(int *)(base + k->off) = s ? config_setting_get_bool(s)
+		                            : str_ieq(k->def, "true");
 		break;
 	case K_STRLIST: {
 		int n;
@@ -603,16 +607,20 @@ static int key_store(struct config *cfg, const struct keydef *k,
 					p++;
 			}
 		} else {
-			if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+			if (type != CONFIG_TYPE_ARRAY &&
+			    type != CONFIG_TYPE_LIST)
 				BAD("must be a list of integers (%s)", k->help);
 			n = config_setting_length(s);
 			if (n > 64)
 				BAD("at most 64 entries");
 			for (int i = 0; i < n; i++) {
-				config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+				config_setting_t *e =
+				        config_setting_get_elem(s, (unsigned)i);
 				int et = config_setting_type(e);
-				if (et != CONFIG_TYPE_INT && et != CONFIG_TYPE_INT64)
-					BAD("entry %d must be an integer", i + 1);
+				if (et != CONFIG_TYPE_INT &&
+				    et != CONFIG_TYPE_INT64)
+					BAD("entry %d must be an integer",
+					    i + 1);
 				vals[i] = config_setting_get_int64(e);
 				if (vals[i] < k->min || vals[i] > k->max)
 					BAD("entry %d: %lld is out of range "
@@ -653,24 +661,30 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		if (cfg->pkcs11_token == NULL || cfg->pkcs11_pin_file == NULL)
 			BAD("out of memory");
 		for (int i = 0; i < n; i++) {
-			config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+			config_setting_t *g =
+			        config_setting_get_elem(s, (unsigned)i);
 			const char *tok = NULL, *pin = NULL;
 			int eline = config_setting_source_line(g);
 			if (config_setting_type(g) != CONFIG_TYPE_GROUP)
 				BAD("entry %d must be a group: %s", i + 1,
 				    k->help);
 			for (int j = 0; j < config_setting_length(g); j++) {
-				config_setting_t *m = config_setting_get_elem(g, (unsigned)j);
+				config_setting_t *m =
+				        config_setting_get_elem(g, (unsigned)j);
 				const char *mn = config_setting_name(m);
-				if (strcmp(mn, "token") && strcmp(mn, "pin_file")) {
+				if (strcmp(mn, "token") &&
+				    strcmp(mn, "pin_file")) {
 					line = config_setting_source_line(m);
-					BAD("entry %d: unknown key '%s' (token, "
-					    "pin_file)", i + 1, mn);
+					BAD("entry %d: unknown key '%s' "
+					    "(token, "
+					    "pin_file)",
+					    i + 1, mn);
 				}
 			}
 			if (!config_setting_lookup_string(g, "token", &tok) ||
 			    !*tok ||
-			    !config_setting_lookup_string(g, "pin_file", &pin) ||
+			    !config_setting_lookup_string(g, "pin_file",
+			                                  &pin) ||
 			    !*pin) {
 				line = eline;
 				BAD("entry %d needs token and pin_file strings",
@@ -679,11 +693,13 @@ static int key_store(struct config *cfg, const struct keydef *k,
 			for (int j = 0; j < i; j++)
 				if (strcmp(cfg->pkcs11_token[j], tok) == 0) {
 					line = eline;
-					BAD("token \"%s\" is listed twice", tok);
+					BAD("token \"%s\" is listed twice",
+					    tok);
 				}
 			if (pin[0] != '/') {
 				line = eline;
-				BAD("entry %d: pin_file must be an absolute path",
+				BAD("entry %d: pin_file must be an absolute "
+				    "path",
 				    i + 1);
 			}
 			cfg->pkcs11_token[i] = xstrdup(tok);
@@ -704,13 +720,14 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		static const char *defaults[] = { "127.0.0.0/8", "::1/128" };
 		int n = s ? config_setting_length(s) : 2;
 		if (s && type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
-			BAD("must be a list of strings, e.g. [ \"127.0.0.0/8\" ]");
+			BAD("must be a list of strings, e.g. [ \"127.0.0.0/8\" "
+			    "]");
 		cfg->internal = calloc((size_t)n + 1, sizeof(struct cidr));
 		if (cfg->internal == NULL)
 			BAD("out of memory");
 		for (int i = 0; i < n; i++) {
-			const char *v = s ? config_setting_get_string_elem(s, i) :
-			                    defaults[i];
+			const char *v = s ? config_setting_get_string_elem(s, i)
+			                  : defaults[i];
 			if (v == NULL || cidr_parse(v, &cfg->internal[i]) != 0)
 				BAD("entry %d '%s' is not an address or CIDR "
 				    "block",
@@ -744,8 +761,7 @@ static int check_dir(const char *path, const char *file, int line,
 	return 0;
 }
 
-int config_load(const char *path, struct config **out, char *err,
-                size_t errlen)
+int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
 	config_t lc;
 	config_setting_t *root, *s;

@@ -41,8 +41,8 @@ struct cidr {
 struct config {
 	char *path;
 	char *socket;
-	char *socket_mode;     /* of a unix socket, octal text ("0660") */
-	char *socket_group;    /* group of a unix socket, or NULL */
+	char *socket_mode;  /* of a unix socket, octal text ("0660") */
+	char *socket_group; /* group of a unix socket, or NULL */
 	char *database;
 	char *key_dir;
 	char *temp_dir;
@@ -63,16 +63,16 @@ struct config {
 	long long *alert_days;         /* smimectl notify thresholds, sorted
 	                                  descending */
 	size_t nalert_days;
-	char *op_admin;      /* copy of every alert (registration authority) */
-	char *sendmail_path; /* local MTA for alerts */
+	char *op_admin;       /* copy of every alert (registration authority) */
+	char *sendmail_path;  /* local MTA for alerts */
 	char *alert_template; /* file with the alert text, or NULL: built in */
-	char *alert_from;    /* From: of alerts */
-	char *pkcs11_module; /* default PKCS#11 module for pkcs11: keys */
-	char **pkcs11_token; /* pkcs11_tokens: label ... */
+	char *alert_from;     /* From: of alerts */
+	char *pkcs11_module;  /* default PKCS#11 module for pkcs11: keys */
+	char **pkcs11_token;  /* pkcs11_tokens: label ... */
 	char **pkcs11_pin_file; /* ... and its PIN file */
 	size_t npkcs11_tokens;
-	long long pkcs11_sessions; /* session pool per token */
-	long long pkcs11_retry;    /* seconds between reconnect attempts */
+	long long pkcs11_sessions;    /* session pool per token */
+	long long pkcs11_retry;       /* seconds between reconnect attempts */
 	struct encrypt_rule *encrypt; /* encryption policy (issue 5) */
 	size_t nencrypt;
 	char *encrypt_cipher;      /* aes-256-cbc, aes-128-cbc, aes-256-gcm,

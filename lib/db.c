@@ -148,11 +148,10 @@ static int (*const migration_code[])(struct db *, char *, size_t) = {
 	NULL, NULL, NULL, NULL, audit_chain_existing,
 };
 
-_Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
-                   DB_SCHEMA_VERSION,
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DB_SCHEMA_VERSION,
                "one migration per schema version");
 _Static_assert(sizeof(migration_code) / sizeof(migration_code[0]) ==
-                   DB_SCHEMA_VERSION,
+                       DB_SCHEMA_VERSION,
                "one migration_code entry per schema version");
 
 #define DB_BUSY_MS 5000
@@ -173,9 +172,10 @@ static int exec(struct db *db, const char *sql, char *err, size_t errlen)
 
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		seterr(err, errlen, "database: %s",
-		       (sqlite3_errcode(db->h) & 0xff) == SQLITE_BUSY ?
-		           dberr(db) :
-		           msg ? msg : dberr(db));
+		       (sqlite3_errcode(db->h) & 0xff) == SQLITE_BUSY
+		               ? dberr(db)
+		       : msg ? msg
+		             : dberr(db));
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -202,8 +202,7 @@ static int migrate(struct db *db, char *err, size_t errlen)
 	char sql[64];
 
 	if (v < 0)
-		return seterr(err, errlen, "database: %s",
-		              dberr(db));
+		return seterr(err, errlen, "database: %s", dberr(db));
 	if (v > DB_SCHEMA_VERSION)
 		return seterr(err, errlen,
 		              "database schema version %d is newer than this "
@@ -241,8 +240,8 @@ int db_open(const char *path, enum db_open_mode mode, struct db **out,
 	if (db == NULL)
 		return seterr(err, errlen, "out of memory");
 	flags = SQLITE_OPEN_FULLMUTEX |
-	        (mode == DB_READONLY ? SQLITE_OPEN_READONLY :
-	                               SQLITE_OPEN_READWRITE) |
+	        (mode == DB_READONLY ? SQLITE_OPEN_READONLY
+	                             : SQLITE_OPEN_READWRITE) |
 	        (mode == DB_CREATE ? SQLITE_OPEN_CREATE : 0);
 	if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
 		seterr(err, errlen, "database %s: %s", path,
@@ -322,15 +321,13 @@ static sqlite3_stmt *prep(struct db *db, const char *sql, char *err,
 	return st;
 }
 
-static int step_done(struct db *db, sqlite3_stmt *st, char *err,
-                     size_t errlen)
+static int step_done(struct db *db, sqlite3_stmt *st, char *err, size_t errlen)
 {
 	int rc = sqlite3_step(st);
 
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return seterr(err, errlen, "database: %s",
-		              dberr(db));
+		return seterr(err, errlen, "database: %s", dberr(db));
 	return 0;
 }
 
@@ -367,8 +364,8 @@ void db_cert_clear(struct db_cert *c)
 int db_cert_exists(struct db *db, const char *fingerprint)
 {
 	sqlite3_stmt *st =
-	    prep(db, "SELECT 1 FROM certificates WHERE fingerprint = ?", NULL,
-	         0);
+	        prep(db, "SELECT 1 FROM certificates WHERE fingerprint = ?",
+	             NULL, 0);
 	int found;
 
 	if (st == NULL)
@@ -381,14 +378,16 @@ int db_cert_exists(struct db *db, const char *fingerprint)
 
 int db_cert_add(struct db *db, struct db_cert *c, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = prep(
-	    db,
-	    "INSERT INTO certificates (kind, mailbox, subject, issuer, serial,"
-	    " fingerprint, not_before, not_after, status, key_backend,"
-	    " key_location, secret_file, cert_pem, chain_pem, created_at,"
-	    " owner, nip, unit, contact)"
-	    " VALUES (?,?,?,?,?,?,?,?,'active',?,?,?,?,?,?,?,?,?,?)",
-	    err, errlen);
+	sqlite3_stmt *st =
+	        prep(db,
+	             "INSERT INTO certificates (kind, mailbox, subject, "
+	             "issuer, serial,"
+	             " fingerprint, not_before, not_after, status, key_backend,"
+	             " key_location, secret_file, cert_pem, chain_pem, "
+	             "created_at,"
+	             " owner, nip, unit, contact)"
+	             " VALUES (?,?,?,?,?,?,?,?,'active',?,?,?,?,?,?,?,?,?,?)",
+	             err, errlen);
 
 	if (st == NULL)
 		return -1;
@@ -485,11 +484,11 @@ int db_map(struct db *db, const char *address, long long cert_id,
 	               errlen);
 }
 
-#define CERT_COLS                                                              \
-	"c.id, c.kind, c.mailbox, c.subject, c.issuer, c.serial,"              \
-	" c.fingerprint, c.not_before, c.not_after, c.status,"                 \
-	" c.key_backend, c.key_location, c.secret_file, c.cert_pem,"           \
-	" c.chain_pem, c.created_at, c.revoked_at, c.revocation_reason,"        \
+#define CERT_COLS                                                        \
+	"c.id, c.kind, c.mailbox, c.subject, c.issuer, c.serial,"        \
+	" c.fingerprint, c.not_before, c.not_after, c.status,"           \
+	" c.key_backend, c.key_location, c.secret_file, c.cert_pem,"     \
+	" c.chain_pem, c.created_at, c.revoked_at, c.revocation_reason," \
 	" c.owner, c.nip, c.unit, c.contact"
 
 static char *col_dup(sqlite3_stmt *st, int i)
@@ -525,8 +524,8 @@ static void row_to_cert(sqlite3_stmt *st, struct db_cert *c)
 	c->contact = col_dup(st, 21);
 }
 
-static int each_cert(struct db *db, const char *sql, db_cert_fn fn,
-                     void *arg, char *err, size_t errlen)
+static int each_cert(struct db *db, const char *sql, db_cert_fn fn, void *arg,
+                     char *err, size_t errlen)
 {
 	sqlite3_stmt *st = prep(db, sql, err, errlen);
 	int rc;
@@ -563,8 +562,7 @@ int db_mappings(struct db *db, db_cert_fn fn, void *arg, char *err,
 	                 fn, arg, err, errlen);
 }
 
-int db_certs(struct db *db, db_cert_fn fn, void *arg, char *err,
-             size_t errlen)
+int db_certs(struct db *db, db_cert_fn fn, void *arg, char *err, size_t errlen)
 {
 	return each_cert(db,
 	                 "SELECT " CERT_COLS ", m.address FROM certificates c"
@@ -579,13 +577,14 @@ static int revoke_recipients(struct db *db, const char *issuer,
                              time_t when, const char *actor, int *count,
                              char *err, size_t errlen)
 {
-	sqlite3_stmt *st = prep(db,
-	                        "UPDATE recipient_certs SET status = 'revoked',"
-	                        " revoked_at = ?1, revocation_reason = ?2"
-	                        " WHERE serial = ?3 AND (?4 IS NULL OR issuer = ?4)"
-	                        " AND status != 'revoked'"
-	                        " RETURNING address",
-	                        err, errlen);
+	sqlite3_stmt *st =
+	        prep(db,
+	             "UPDATE recipient_certs SET status = 'revoked',"
+	             " revoked_at = ?1, revocation_reason = ?2"
+	             " WHERE serial = ?3 AND (?4 IS NULL OR issuer = ?4)"
+	             " AND status != 'revoked'"
+	             " RETURNING address",
+	             err, errlen);
 	char **addrs = NULL;
 	int rc, n = 0;
 
@@ -613,8 +612,8 @@ static int revoke_recipients(struct db *db, const char *issuer,
 		rc = 0;
 	for (int i = 0; i < n; i++) {
 		if (rc == 0)
-			rc = history(db, addrs[i], 0, "recipient-revoked", serial,
-			             actor, err, errlen);
+			rc = history(db, addrs[i], 0, "recipient-revoked",
+			             serial, actor, err, errlen);
 		free(addrs[i]);
 	}
 	free(addrs);
@@ -627,13 +626,14 @@ int db_revoke(struct db *db, const char *issuer, const char *serial,
               const char *reason, time_t when, const char *actor, int *count,
               char *err, size_t errlen)
 {
-	sqlite3_stmt *st = prep(db,
-	                        "UPDATE certificates SET status = 'revoked',"
-	                        " revoked_at = ?, revocation_reason = ?"
-	                        " WHERE serial = ? AND (? IS NULL OR issuer = ?)"
-	                        " AND status != 'revoked'"
-	                        " RETURNING mailbox, id",
-	                        err, errlen);
+	sqlite3_stmt *st =
+	        prep(db,
+	             "UPDATE certificates SET status = 'revoked',"
+	             " revoked_at = ?, revocation_reason = ?"
+	             " WHERE serial = ? AND (? IS NULL OR issuer = ?)"
+	             " AND status != 'revoked'"
+	             " RETURNING mailbox, id",
+	             err, errlen);
 	int rc;
 
 	*count = 0;
@@ -661,8 +661,7 @@ int db_revoke(struct db *db, const char *issuer, const char *serial,
 	if (rc != SQLITE_DONE) {
 		for (int i = 0; i < n; i++)
 			free(revs[i].mailbox);
-		return seterr(err, errlen, "database: %s",
-		              dberr(db));
+		return seterr(err, errlen, "database: %s", dberr(db));
 	}
 	rc = 0;
 	for (int i = 0; i < n; i++) {
@@ -673,8 +672,8 @@ int db_revoke(struct db *db, const char *issuer, const char *serial,
 	}
 	if (rc != 0)
 		return rc;
-	return revoke_recipients(db, issuer, serial, reason, when, actor,
-	                         count, err, errlen);
+	return revoke_recipients(db, issuer, serial, reason, when, actor, count,
+	                         err, errlen);
 }
 
 int db_crl_add(struct db *db, const char *issuer, time_t this_update,
@@ -747,7 +746,8 @@ static void hash_field(EVP_MD_CTX *md, const struct hval *v)
 		break;
 	}
 	for (int k = 0; k < 8; k++)
-		hdr[1 + k] = (unsigned char)((unsigned long long)n >> (56 - 8 * k));
+		hdr[1 + k] =
+		        (unsigned char)((unsigned long long)n >> (56 - 8 * k));
 	EVP_DigestUpdate(md, hdr, sizeof(hdr));
 	if (n)
 		EVP_DigestUpdate(md, p, n);
@@ -784,7 +784,7 @@ static int audit_hash(const struct hval *prev, const struct hval *cols,
 }
 
 static const char audit_zero_hash[] =
-    "0000000000000000000000000000000000000000000000000000000000000000";
+        "0000000000000000000000000000000000000000000000000000000000000000";
 
 static struct hval hv_text(const char *s)
 {
@@ -810,8 +810,12 @@ static struct hval hv_col(sqlite3_stmt *st, int i)
 	struct hval v = { sqlite3_column_type(st, i), NULL, 0, 0, 0 };
 
 	switch (v.type) {
-	case SQLITE_INTEGER: v.i = sqlite3_column_int64(st, i); break;
-	case SQLITE_FLOAT: v.d = sqlite3_column_double(st, i); break;
+	case SQLITE_INTEGER:
+		v.i = sqlite3_column_int64(st, i);
+		break;
+	case SQLITE_FLOAT:
+		v.d = sqlite3_column_double(st, i);
+		break;
 	case SQLITE_BLOB:
 		v.p = sqlite3_column_blob(st, i);
 		v.n = (size_t)sqlite3_column_bytes(st, i);
@@ -820,13 +824,14 @@ static struct hval hv_col(sqlite3_stmt *st, int i)
 		v.p = sqlite3_column_text(st, i);
 		v.n = (size_t)sqlite3_column_bytes(st, i);
 		break;
-	default: break;
+	default:
+		break;
 	}
 	return v;
 }
 
-#define AUDIT_COLS                                                           \
-	"id, at, queue_id, message_id, from_addr, action, cert_serial, "     \
+#define AUDIT_COLS                                                       \
+	"id, at, queue_id, message_id, from_addr, action, cert_serial, " \
 	"digest, result"
 
 int db_audit_add(struct db *db, const struct audit_row *r, char *err,
@@ -848,11 +853,11 @@ int db_audit_add(struct db *db, const struct audit_row *r, char *err,
 	                           err, errlen)) == NULL)
 		goto fail;
 	if (db->audit_ins == NULL &&
-	    (db->audit_ins = prep(db,
-	                          "INSERT INTO audit (" AUDIT_COLS
-	                          ", prev_hash, hash)"
-	                          " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-	                          err, errlen)) == NULL)
+	    (db->audit_ins =
+	             prep(db,
+	                  "INSERT INTO audit (" AUDIT_COLS ", prev_hash, hash)"
+	                  " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+	                  err, errlen)) == NULL)
 		goto fail;
 	snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
 	rc = sqlite3_step(db->audit_last);
@@ -914,10 +919,14 @@ fail:
 /* Migration 4 -> 5: chain the rows already there, in id order. */
 static int audit_chain_existing(struct db *db, char *err, size_t errlen)
 {
-	sqlite3_stmt *sel = prep(db, "SELECT " AUDIT_COLS " FROM audit"
-	                             " ORDER BY id", err, errlen);
-	sqlite3_stmt *upd = prep(db, "UPDATE audit SET prev_hash = ?,"
-	                             " hash = ? WHERE id = ?", err, errlen);
+	sqlite3_stmt *sel = prep(db,
+	                         "SELECT " AUDIT_COLS " FROM audit"
+	                         " ORDER BY id",
+	                         err, errlen);
+	sqlite3_stmt *upd = prep(db,
+	                         "UPDATE audit SET prev_hash = ?,"
+	                         " hash = ? WHERE id = ?",
+	                         err, errlen);
 	char prevhex[65], hash[65];
 	int rc = -1, s;
 
@@ -959,14 +968,14 @@ static int is_hash(const unsigned char *s, int n)
 	if (s == NULL || n != 64)
 		return 0;
 	for (int i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return 1;
 }
 
-int db_audit_verify(struct db *db, long long anchor_id,
-                    const char *anchor_hash, struct db_audit_check *out,
-                    char *err, size_t errlen)
+int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
+                    struct db_audit_check *out, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
 	char expect[65], hash[65];
@@ -980,8 +989,10 @@ int db_audit_verify(struct db *db, long long anchor_id,
 	 * appends */
 	if (exec(db, "BEGIN", err, errlen) != 0)
 		return -1;
-	st = prep(db, "SELECT " AUDIT_COLS ", prev_hash, hash FROM audit"
-	              " ORDER BY id", err, errlen);
+	st = prep(db,
+	          "SELECT " AUDIT_COLS ", prev_hash, hash FROM audit"
+	          " ORDER BY id",
+	          err, errlen);
 	if (st == NULL) {
 		db_rollback(db);
 		return -1;
@@ -1075,7 +1086,8 @@ int db_cert_find(struct db *db, const char *spec, struct db_cert *out,
 		if (n++ == 0)
 			row_to_cert(st, out);
 		snprintf(ids + used, sizeof(ids) - used, "%s%lld",
-		         used ? ", id " : "id ", (long long)sqlite3_column_int64(st, 0));
+		         used ? ", id " : "id ",
+		         (long long)sqlite3_column_int64(st, 0));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -1085,14 +1097,14 @@ int db_cert_find(struct db *db, const char *spec, struct db_cert *out,
 	if (n > 1) {
 		db_cert_clear(out);
 		return seterr(err, errlen,
-		              "'%s' is ambiguous (%s): give the fingerprint", spec,
-		              ids);
+		              "'%s' is ambiguous (%s): give the fingerprint",
+		              spec, ids);
 	}
 	return n;
 }
 
-int db_unmap(struct db *db, const char *address, const char *actor,
-             char *err, size_t errlen)
+int db_unmap(struct db *db, const char *address, const char *actor, char *err,
+             size_t errlen)
 {
 	sqlite3_stmt *st = prep(db,
 	                        "DELETE FROM mailboxes WHERE address = ?"
@@ -1118,8 +1130,8 @@ int db_unmap(struct db *db, const char *address, const char *actor,
 	return 1;
 }
 
-int db_revoke_id(struct db *db, long long id, const char *reason,
-                 time_t when, const char *actor, char *err, size_t errlen)
+int db_revoke_id(struct db *db, long long id, const char *reason, time_t when,
+                 const char *actor, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = prep(db,
 	                        "UPDATE certificates SET status = 'revoked',"
@@ -1177,12 +1189,13 @@ int db_crls(struct db *db, db_crl_fn fn, void *arg, char *err, size_t errlen)
 int db_history(struct db *db, const char *address, long long cert_id,
                db_history_fn fn, void *arg, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = prep(db,
-	                        "SELECT at, address, cert_id, event, detail, actor"
-	                        " FROM mailbox_history"
-	                        " WHERE (?1 IS NOT NULL AND address = ?1)"
-	                        " OR (?2 > 0 AND cert_id = ?2) ORDER BY id",
-	                        err, errlen);
+	sqlite3_stmt *st =
+	        prep(db,
+	             "SELECT at, address, cert_id, event, detail, actor"
+	             " FROM mailbox_history"
+	             " WHERE (?1 IS NOT NULL AND address = ?1)"
+	             " OR (?2 > 0 AND cert_id = ?2) ORDER BY id",
+	             err, errlen);
 	int rc;
 
 	if (st == NULL)
@@ -1223,8 +1236,8 @@ int db_alert_sent(struct db *db, long long cert_id, int threshold, char *err,
 	return rc == SQLITE_ROW;
 }
 
-int db_alert_record(struct db *db, long long cert_id, int threshold,
-                    char *err, size_t errlen)
+int db_alert_record(struct db *db, long long cert_id, int threshold, char *err,
+                    size_t errlen)
 {
 	sqlite3_stmt *st = prep(db,
 	                        "INSERT OR IGNORE INTO alerts_sent (cert_id,"
@@ -1254,12 +1267,13 @@ int db_renewal_add(struct db *db, struct db_renewal *r, const char *csr_pem,
                    long long old_cert_id, const char *actor, char *err,
                    size_t errlen)
 {
-	sqlite3_stmt *st = prep(db,
-	                        "INSERT INTO renewals (mailbox, kind, old_cert_id,"
-	                        " key_backend, key_location, secret_file,"
-	                        " pubkey_sha256, csr_pem, actor, created_at)"
-	                        " VALUES (?,?,?,?,?,?,?,?,?,?)",
-	                        err, errlen);
+	sqlite3_stmt *st =
+	        prep(db,
+	             "INSERT INTO renewals (mailbox, kind, old_cert_id,"
+	             " key_backend, key_location, secret_file,"
+	             " pubkey_sha256, csr_pem, actor, created_at)"
+	             " VALUES (?,?,?,?,?,?,?,?,?,?)",
+	             err, errlen);
 
 	if (st == NULL)
 		return -1;
@@ -1397,9 +1411,12 @@ int db_recipient_add(struct db *db, const struct db_recipient *r,
 	if (address == NULL)
 		return seterr(err, errlen, "out of memory");
 	st = prep(db,
-	          "INSERT INTO recipient_certs (address, subject, issuer, serial,"
-	          " fingerprint, not_before, not_after, status, source, cert_pem,"
-	          " created_at) VALUES (?,?,?,upper(?),upper(?),?,?,'active',?,?,?)"
+	          "INSERT INTO recipient_certs (address, subject, issuer, "
+	          "serial,"
+	          " fingerprint, not_before, not_after, status, source, "
+	          "cert_pem,"
+	          " created_at) VALUES "
+	          "(?,?,?,upper(?),upper(?),?,?,'active',?,?,?)"
 	          " ON CONFLICT (address, fingerprint) DO NOTHING",
 	          err, errlen);
 	if (st == NULL) {
@@ -1420,17 +1437,17 @@ int db_recipient_add(struct db *db, const struct db_recipient *r,
 	if (rc == 0 && sqlite3_changes(db->h) > 0) {
 		*added = 1;
 		rc = history(db, address, 0,
-		             strcmp(r->source, "harvest") == 0 ?
-		                 "recipient-harvest" :
-		                 "recipient-import",
+		             strcmp(r->source, "harvest") == 0
+		                     ? "recipient-harvest"
+		                     : "recipient-import",
 		             r->serial, actor, err, errlen);
 	}
 	free(address);
 	return rc;
 }
 
-#define RECIPIENT_COLS                                                         \
-	"id, address, subject, issuer, serial, fingerprint, not_before,"       \
+#define RECIPIENT_COLS                                                   \
+	"id, address, subject, issuer, serial, fingerprint, not_before," \
 	" not_after, status, source, cert_pem, created_at"
 
 int db_recipients(struct db *db, const char *address, int active_only,
@@ -1483,17 +1500,18 @@ static int recipient_match_counts(struct db *db, const char *spec, int *by_id,
                                   int *by_other, int *certs, char *err,
                                   size_t errlen)
 {
-	sqlite3_stmt *st = prep(
-	    db,
-	    "SELECT (SELECT count(*) FROM recipient_certs"
-	    "        WHERE CAST(id AS TEXT) = ?1),"
-	    " (SELECT count(*) FROM recipient_certs"
-	    "  WHERE (serial = upper(?1) OR fingerprint = upper(?1))"
-	    "  AND fingerprint NOT IN (SELECT fingerprint FROM recipient_certs"
-	    "                          WHERE CAST(id AS TEXT) = ?1)),"
-	    " (SELECT count(DISTINCT fingerprint) FROM recipient_certs"
-	    "  WHERE serial = upper(?1) OR fingerprint = upper(?1))",
-	    err, errlen);
+	sqlite3_stmt *st =
+	        prep(db,
+	             "SELECT (SELECT count(*) FROM recipient_certs"
+	             "        WHERE CAST(id AS TEXT) = ?1),"
+	             " (SELECT count(*) FROM recipient_certs"
+	             "  WHERE (serial = upper(?1) OR fingerprint = upper(?1))"
+	             "  AND fingerprint NOT IN (SELECT fingerprint FROM "
+	             "recipient_certs"
+	             "                          WHERE CAST(id AS TEXT) = ?1)),"
+	             " (SELECT count(DISTINCT fingerprint) FROM recipient_certs"
+	             "  WHERE serial = upper(?1) OR fingerprint = upper(?1))",
+	             err, errlen);
 	int rc;
 
 	if (st == NULL)
@@ -1530,24 +1548,29 @@ int db_recipient_remove(struct db *db, const char *spec, const char *actor,
 			return -1;
 		if (by_id > 0 && by_other > 0)
 			return seterr(err, errlen,
-			              "'%s' is ambiguous (the id of one recipient "
-			              "certificate and the serial of another): give "
+			              "'%s' is ambiguous (the id of one "
+			              "recipient "
+			              "certificate and the serial of another): "
+			              "give "
 			              "the fingerprint",
 			              spec);
 		if (certs > 1)
 			return seterr(err, errlen,
 			              "serial '%s' is shared by %d recipient "
-			              "certificates (of different issuers): give "
+			              "certificates (of different issuers): "
+			              "give "
 			              "the fingerprint",
 			              spec, certs);
 	}
 	st = prep(db,
-	          by_address ?
-	              "DELETE FROM recipient_certs WHERE address = lower(?1)"
-	              " RETURNING address, serial" :
-	              "DELETE FROM recipient_certs WHERE CAST(id AS TEXT) = ?1"
-	              " OR serial = upper(?1) OR fingerprint = upper(?1)"
-	              " RETURNING address, serial",
+	          by_address
+	                  ? "DELETE FROM recipient_certs WHERE address = "
+	                    "lower(?1)"
+	                    " RETURNING address, serial"
+	                  : "DELETE FROM recipient_certs WHERE CAST(id AS "
+	                    "TEXT) = ?1"
+	                    " OR serial = upper(?1) OR fingerprint = upper(?1)"
+	                    " RETURNING address, serial",
 	          err, errlen);
 	if (st == NULL)
 		return -1;
@@ -1603,14 +1626,15 @@ int db_serial_revoked(struct db *db, const char *issuer, const char *serial,
 	return rc == SQLITE_ROW;
 }
 
-int db_serial_revoke_add(struct db *db, const char *issuer,
-                         const char *serial, const char *reason, time_t when,
-                         char *err, size_t errlen)
+int db_serial_revoke_add(struct db *db, const char *issuer, const char *serial,
+                         const char *reason, time_t when, char *err,
+                         size_t errlen)
 {
 	sqlite3_stmt *st;
 
 	if (issuer == NULL || serial == NULL)
-		return seterr(err, errlen, "CRL entry without issuer or serial");
+		return seterr(err, errlen,
+		              "CRL entry without issuer or serial");
 	st = prep(db,
 	          "INSERT INTO revoked_serials (issuer, serial, reason,"
 	          " revoked_at) VALUES (?,upper(?),?,?)"

@@ -35,7 +35,7 @@ void db_rollback(struct db *db);
 
 struct db_cert {
 	long long id;
-	char *kind;        /* individual, role, system */
+	char *kind; /* individual, role, system */
 	char *mailbox;
 	char *subject;
 	char *issuer;
@@ -83,8 +83,7 @@ int db_mappings(struct db *db, db_cert_fn fn, void *arg, char *err,
                 size_t errlen);
 
 /* Every certificate, newest first, with its mapped address or NULL. */
-int db_certs(struct db *db, db_cert_fn fn, void *arg, char *err,
-             size_t errlen);
+int db_certs(struct db *db, db_cert_fn fn, void *arg, char *err, size_t errlen);
 
 /*
  * Find one certificate by the id printed by list, its serial (hex) or its
@@ -97,13 +96,13 @@ int db_cert_find(struct db *db, const char *spec, struct db_cert *out,
 
 /* Remove the mapping of address (history keeps it).  Returns 1 when a
  * mapping was removed, 0 when there was none, -1 on error. */
-int db_unmap(struct db *db, const char *address, const char *actor,
-             char *err, size_t errlen);
+int db_unmap(struct db *db, const char *address, const char *actor, char *err,
+             size_t errlen);
 
 /* Mark one certificate revoked by id; returns 1 when changed, 0 when it
  * already was, -1 on error. */
-int db_revoke_id(struct db *db, long long id, const char *reason,
-                 time_t when, const char *actor, char *err, size_t errlen);
+int db_revoke_id(struct db *db, long long id, const char *reason, time_t when,
+                 const char *actor, char *err, size_t errlen);
 
 /* History of a mailbox (address) or of a certificate (cert_id > 0, address
  * NULL), oldest first: fn(arg, at, address, cert_id, event, detail, actor). */
@@ -118,8 +117,8 @@ int db_history(struct db *db, const char *address, long long cert_id,
 int db_alert_sent(struct db *db, long long cert_id, int threshold, char *err,
                   size_t errlen);
 /* Record that the alert for threshold was sent (idempotent). */
-int db_alert_record(struct db *db, long long cert_id, int threshold,
-                    char *err, size_t errlen);
+int db_alert_record(struct db *db, long long cert_id, int threshold, char *err,
+                    size_t errlen);
 
 /* A pending renewal (smimectl renew): a new key waiting for its
  * certificate. */
@@ -184,15 +183,15 @@ int db_crl_add(struct db *db, const char *issuer, time_t this_update,
  */
 struct db_recipient {
 	long long id;
-	char *address;     /* lower-case */
+	char *address; /* lower-case */
 	char *subject;
 	char *issuer;
 	char *serial;      /* hex, upper-case */
 	char *fingerprint; /* SHA-256 hex, upper-case */
 	time_t not_before;
 	time_t not_after;
-	char *status;      /* active, revoked */
-	char *source;      /* import, harvest */
+	char *status; /* active, revoked */
+	char *source; /* import, harvest */
 	char *cert_pem;
 	time_t created_at;
 };
@@ -246,9 +245,9 @@ int db_serial_revoked(struct db *db, const char *issuer, const char *serial,
 
 /* Record one CRL entry (idempotent: a known (issuer, serial) is left as it
  * is).  reason may be NULL.  Returns 0 or -1 with err filled. */
-int db_serial_revoke_add(struct db *db, const char *issuer,
-                         const char *serial, const char *reason, time_t when,
-                         char *err, size_t errlen);
+int db_serial_revoke_add(struct db *db, const char *issuer, const char *serial,
+                         const char *reason, time_t when, char *err,
+                         size_t errlen);
 
 struct audit_row {
 	time_t at;
@@ -277,10 +276,10 @@ int db_audit_add(struct db *db, const struct audit_row *r, char *err,
 
 enum db_audit_problem {
 	DB_AUDIT_OK = 0,
-	DB_AUDIT_HASH_MISSING, /* hash NULL or not 64 hex digits */
-	DB_AUDIT_PREV_MISSING, /* prev_hash NULL or not 64 hex digits */
-	DB_AUDIT_CHANGED,      /* the columns do not give the stored hash */
-	DB_AUDIT_LINK,         /* prev_hash is not the previous row's hash:
+	DB_AUDIT_HASH_MISSING,   /* hash NULL or not 64 hex digits */
+	DB_AUDIT_PREV_MISSING,   /* prev_hash NULL or not 64 hex digits */
+	DB_AUDIT_CHANGED,        /* the columns do not give the stored hash */
+	DB_AUDIT_LINK,           /* prev_hash is not the previous row's hash:
 	                          a row deleted, inserted or moved before it */
 	DB_AUDIT_ANCHOR_CHANGED, /* the anchor row's hash is not the one
 	                            recorded: the chain was rewritten */
@@ -288,11 +287,11 @@ enum db_audit_problem {
 };
 
 struct db_audit_check {
-	long long rows;      /* rows verified (before the break, if any) */
-	long long last_id;   /* the last verified row (0: none) */
-	char last_hash[65];  /* its hash (64 zeros: none) */
-	long long bad_id;    /* the first broken row */
-	long long prev_id;   /* the row before it (0: none) */
+	long long rows;     /* rows verified (before the break, if any) */
+	long long last_id;  /* the last verified row (0: none) */
+	char last_hash[65]; /* its hash (64 zeros: none) */
+	long long bad_id;   /* the first broken row */
+	long long prev_id;  /* the row before it (0: none) */
 	enum db_audit_problem problem;
 };
 
@@ -304,8 +303,7 @@ struct db_audit_check {
  * rows deleted from the end.  Returns 0 when every row verifies, 1 at the
  * first broken link (out says which and why), -1 on error with err filled.
  */
-int db_audit_verify(struct db *db, long long anchor_id,
-                    const char *anchor_hash, struct db_audit_check *out,
-                    char *err, size_t errlen);
+int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
+                    struct db_audit_check *out, char *err, size_t errlen);
 
 #endif

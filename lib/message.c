@@ -18,7 +18,7 @@
 #include <openssl/rand.h>
 
 #define MAX_CONTENT_HEADERS 1000
-#define OUT_CHUNK 65536
+#define OUT_CHUNK           65536
 
 struct chdr {
 	char *name;
@@ -89,8 +89,7 @@ void msg_envfrom(struct msg *m, const char *addr)
 	envelope_addr(addr, m->envfrom, sizeof(m->envfrom));
 }
 
-int msg_rcpt(struct msg *m, const char *addr, int outbound,
-             const char **reason)
+int msg_rcpt(struct msg *m, const char *addr, int outbound, const char **reason)
 {
 	static __thread char why[768];
 	const struct config *cfg = m->snap->cfg;
@@ -200,9 +199,9 @@ static const char *protected_content(const char *ctype)
 	mime_ct_parse(ctype, &ct);
 	if (strcmp(ct.type, "multipart") == 0) {
 		if (strcmp(ct.subtype, "signed") == 0)
-			return strstr(ct.protocol, "pgp") ?
-			           "PGP/MIME signed message" :
-			           "already S/MIME signed";
+			return strstr(ct.protocol, "pgp")
+			               ? "PGP/MIME signed message"
+			               : "already S/MIME signed";
 		if (strcmp(ct.subtype, "encrypted") == 0)
 			return "PGP/MIME encrypted message";
 	}
@@ -228,11 +227,11 @@ static enum msg_verdict sign_verdict(struct msg *m, int outbound,
 	const char *r;
 	char err[512];
 
-#define VERDICT(v, text)                                                       \
-	do {                                                                   \
-		if (reason)                                                    \
-			*reason = (text);                                      \
-		return (v);                                                    \
+#define VERDICT(v, text)                  \
+	do {                              \
+		if (reason)               \
+			*reason = (text); \
+		return (v);               \
 	} while (0)
 
 	if (reason)
@@ -246,7 +245,8 @@ static enum msg_verdict sign_verdict(struct msg *m, int outbound,
 		VERDICT(MSG_PASS, why);
 	}
 	if (!config_signing_domain(cfg, addr_domain(m->from))) {
-		snprintf(why, sizeof(why), "From domain %s is not a signing domain",
+		snprintf(why, sizeof(why),
+		         "From domain %s is not a signing domain",
 		         addr_domain(m->from));
 		VERDICT(MSG_PASS, why);
 	}
@@ -278,8 +278,8 @@ static enum msg_verdict sign_verdict(struct msg *m, int outbound,
 	/* usage and address were checked when the snapshot was built */
 	if (validity_check(e->not_before, e->not_after, time(NULL), err,
 	                   sizeof(err)) != 0) {
-		snprintf(why, sizeof(why), "certificate %s of %s: %s", e->serial,
-		         m->from, err);
+		snprintf(why, sizeof(why), "certificate %s of %s: %s",
+		         e->serial, m->from, err);
 		VERDICT(MSG_NOCERT, why);
 	}
 	m->signer = e;
@@ -343,7 +343,7 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		enum enc_mode mode =
-		    config_encrypt_mode(cfg, m->rcpts[i], from, &rline);
+		        config_encrypt_mode(cfg, m->rcpts[i], from, &rline);
 		if (mode != ENC_NEVER)
 			want = 1;
 		if (mode == ENC_REQUIRED && required == NULL) {
@@ -382,7 +382,8 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 	}
 	if (missing[0] == '\0' && !m->signer->can_encrypt)
 		snprintf(missing, sizeof(missing),
-		         "the sender (certificate %s does not allow encryption)",
+		         "the sender (certificate %s does not allow "
+		         "encryption)",
 		         m->signer->serial);
 	if (missing[0] == '\0') {
 		/* the sender can read its own archive copy */
@@ -441,8 +442,8 @@ enum msg_verdict msg_eoh(struct msg *m, int outbound, const char **reason)
 	if (!outbound && v == MSG_PASS && cfg->harvest && !m->overflow &&
 	    harvestable(m)) {
 		m->harvest = 1;
-		m->body = spool_new((size_t)cfg->max_memory_body,
-		                    cfg->temp_dir);
+		m->body =
+		        spool_new((size_t)cfg->max_memory_body, cfg->temp_dir);
 		if (m->body == NULL) {
 			v = MSG_ERROR;
 			r = "out of memory";
@@ -602,11 +603,11 @@ static int write_signed_body(struct msg *m, const struct mime_header *hdrs,
 	struct tee t = { md, wr, arg };
 
 	static const char sigpart[] =
-	    "\r\nContent-Type: application/pkcs7-signature;"
-	    " name=\"smime.p7s\"\r\n"
-	    "Content-Transfer-Encoding: base64\r\n"
-	    "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n"
-	    "Content-Description: S/MIME Cryptographic Signature\r\n\r\n";
+	        "\r\nContent-Type: application/pkcs7-signature;"
+	        " name=\"smime.p7s\"\r\n"
+	        "Content-Transfer-Encoding: base64\r\n"
+	        "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n"
+	        "Content-Description: S/MIME Cryptographic Signature\r\n\r\n";
 
 #define PUT(str) wr(arg, (const unsigned char *)(str), strlen(str))
 	if (PUT("This is an S/MIME signed message.\r\n\r\n--") ||
@@ -649,9 +650,8 @@ static int set_content_headers(struct msg *m, const char *const *nv)
  * base64 into ob. */
 static int write_encrypted(struct msg *m, const struct mime_header *hdrs,
                            const char *ctype, const char *boundary,
-                           EVP_MD_CTX *md, unsigned char **der,
-                           size_t *derlen, struct outbuf *ob, char *err,
-                           size_t errlen)
+                           EVP_MD_CTX *md, unsigned char **der, size_t *derlen,
+                           struct outbuf *ob, char *err, size_t errlen)
 {
 	const struct config *cfg = m->snap->cfg;
 	struct mime_b64 *b64 = mime_b64_new(ob_write, ob);
@@ -665,7 +665,8 @@ static int write_encrypted(struct msg *m, const struct mime_header *hdrs,
 	                      mime_b64_feed, b64, err, errlen);
 	if (enc == NULL)
 		goto out;
-	if (cms_encrypt_write(enc, (const unsigned char *)"Content-Type: ", 14) ||
+	if (cms_encrypt_write(enc,
+	                      (const unsigned char *)"Content-Type: ", 14) ||
 	    cms_encrypt_write(enc, (const unsigned char *)ctype,
 	                      strlen(ctype)) ||
 	    cms_encrypt_write(enc, (const unsigned char *)"\r\n\r\n", 4)) {
@@ -757,16 +758,19 @@ int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
 		 * enveloped (or authEnveloped) entity */
 		const char *const nv[] = {
 			"Content-Type",
-			cms_cipher_is_aead(m->snap->cfg->encrypt_cipher) ?
-			    "application/pkcs7-mime;"
-			    " smime-type=authEnveloped-data;"
-			    " name=\"smime.p7m\"" :
-			    "application/pkcs7-mime;"
-			    " smime-type=enveloped-data; name=\"smime.p7m\"",
-			"Content-Transfer-Encoding", "base64",
+			cms_cipher_is_aead(m->snap->cfg->encrypt_cipher)
+			        ? "application/pkcs7-mime;"
+			          " smime-type=authEnveloped-data;"
+			          " name=\"smime.p7m\""
+			        : "application/pkcs7-mime;"
+			          " smime-type=enveloped-data; "
+			          "name=\"smime.p7m\"",
+			"Content-Transfer-Encoding",
+			"base64",
 			"Content-Disposition",
 			"attachment; filename=\"smime.p7m\"",
-			"Content-Description", "S/MIME Encrypted Message",
+			"Content-Description",
+			"S/MIME Encrypted Message",
 			NULL
 		};
 		if (set_content_headers(m, nv) != 0)
@@ -874,8 +878,7 @@ int msg_harvest(struct msg *m, msg_harvest_fn found, void *arg, char *why,
 		goto out;
 	}
 	store = X509_STORE_new();
-	if (store == NULL ||
-	    X509_STORE_load_file(store, cfg->ca_file) != 1) {
+	if (store == NULL || X509_STORE_load_file(store, cfg->ca_file) != 1) {
 		seterr_ssl(why, whylen, "cannot load ca_file");
 		goto out;
 	}
@@ -903,9 +906,8 @@ int msg_harvest(struct msg *m, msg_harvest_fn found, void *arg, char *why,
 			seterr(why, whylen, "certificate already known");
 			continue;
 		}
-		if (db == NULL &&
-		    db_open(cfg->database, DB_READWRITE, &db, err,
-		            sizeof(err)) != 0) {
+		if (db == NULL && db_open(cfg->database, DB_READWRITE, &db, err,
+		                          sizeof(err)) != 0) {
 			seterr(why, whylen, "database: %s", err);
 			goto out;
 		}
@@ -978,8 +980,8 @@ enum action msg_error_action(const struct msg *m, enum action configured,
 	return ACTION_TEMPFAIL;
 }
 
-const char *msg_outcome(const struct msg *m, const char **action,
-                        char *result, size_t resultlen)
+const char *msg_outcome(const struct msg *m, const char **action, char *result,
+                        size_t resultlen)
 {
 	static __thread char logtext[700];
 
@@ -992,7 +994,8 @@ const char *msg_outcome(const struct msg *m, const char **action,
 		         m->snap->cfg->encrypt_cipher, sk_X509_num(m->enc));
 		snprintf(logtext, sizeof(logtext), " and %s", result);
 	} else if (m->enc_note) {
-		snprintf(result, resultlen, "ok; not encrypted: %s", m->enc_note);
+		snprintf(result, resultlen, "ok; not encrypted: %s",
+		         m->enc_note);
 		snprintf(logtext, sizeof(logtext),
 		         ", not encrypted (opportunistic): %s", m->enc_note);
 	}

@@ -124,8 +124,8 @@ enum action msg_error_action(const struct msg *m, enum action configured,
  * the text the log line adds after the signer (" and encrypted (...)",
  * ", not encrypted (opportunistic): WHY" or ""), static per thread.
  */
-const char *msg_outcome(const struct msg *m, const char **action,
-                        char *result, size_t resultlen);
+const char *msg_outcome(const struct msg *m, const char **action, char *result,
+                        size_t resultlen);
 
 /* 1 after a MSG_HARVEST verdict. */
 int msg_is_harvest(const struct msg *m);

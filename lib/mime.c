@@ -110,14 +110,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LMAX 998        /* longest line that may be a delimiter */
-#define MAXD 32         /* nesting depth (frames) */
-#define MAXENT 10000    /* entities (header block + body) */
-#define HMAX 16384      /* bytes of one Content-Type / CTE value kept */
-#define OBUF 65536      /* largest chunk handed to the writer */
-#define RBUF 65536      /* pass-2 read size */
-#define WSHOLD 1024     /* whitespace held while re-wrapping QP */
-#define QPLINE 75       /* QP characters per line before the soft break */
+#define LMAX    998   /* longest line that may be a delimiter */
+#define MAXD    32    /* nesting depth (frames) */
+#define MAXENT  10000 /* entities (header block + body) */
+#define HMAX    16384 /* bytes of one Content-Type / CTE value kept */
+#define OBUF    65536 /* largest chunk handed to the writer */
+#define RBUF    65536 /* pass-2 read size */
+#define WSHOLD  1024  /* whitespace held while re-wrapping QP */
+#define QPLINE  75    /* QP characters per line before the soft break */
 #define B64LINE 76
 
 enum { EOL_NONE = 0, EOL_LF, EOL_CRLF, EOL_EOF };
@@ -127,13 +127,13 @@ enum { LM_NEW = 0, LM_BUF, LM_STREAM };
 enum { A_PASS = 0, A_QP, A_B64, A_QPWRAP, A_B64WRAP, A_DROP };
 enum { H_NONE = 0, H_QP, H_B64, H_7BIT };
 
-#define F_8BIT 0x01
-#define F_NUL 0x02
-#define F_CR 0x04
-#define F_LONG 0x08
+#define F_8BIT     0x01
+#define F_NUL      0x02
+#define F_CR       0x04
+#define F_LONG     0x08
 #define F_NONBLANK 0x10
-#define F_BADUTF8 0x20
-#define F_UNSAFE (F_8BIT | F_NUL | F_CR | F_LONG)
+#define F_BADUTF8  0x20
+#define F_UNSAFE   (F_8BIT | F_NUL | F_CR | F_LONG)
 
 static const unsigned char empty_buf[1];
 
@@ -638,8 +638,8 @@ static void qp_line_start(struct wr *w)
 }
 
 /* Encode raw text (region A_QP). */
-static void qpe_frag(struct wr *w, const unsigned char *p, size_t n,
-                     int first, int eol)
+static void qpe_frag(struct wr *w, const unsigned char *p, size_t n, int first,
+                     int eol)
 {
 	size_t i = 0;
 
@@ -713,8 +713,8 @@ static void qpw_byte(struct wr *w, unsigned char c)
 }
 
 /* Re-wrap existing quoted-printable (region A_QPWRAP). */
-static void qpw_frag(struct wr *w, const unsigned char *p, size_t n,
-                     int first, int eol)
+static void qpw_frag(struct wr *w, const unsigned char *p, size_t n, int first,
+                     int eol)
 {
 	size_t i = 0;
 
@@ -787,7 +787,7 @@ static void qpw_frag(struct wr *w, const unsigned char *p, size_t n,
 /* base64 */
 
 static const char b64a[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static int is_b64(unsigned char c)
 {
@@ -806,9 +806,9 @@ static void b64_quad(struct wr *w, const unsigned char *t, int n)
 	o = w->buf + w->len;
 	o[0] = (unsigned char)b64a[t[0] >> 2];
 	o[1] = (unsigned char)b64a[((t[0] & 3) << 4) | (n > 1 ? t[1] >> 4 : 0)];
-	o[2] = n > 1 ? (unsigned char)b64a[((t[1] & 15) << 2) |
-	                                   (n > 2 ? t[2] >> 6 : 0)] :
-	               '=';
+	o[2] = n > 1 ? (unsigned char)
+	                       b64a[((t[1] & 15) << 2) | (n > 2 ? t[2] >> 6 : 0)]
+	             : '=';
 	o[3] = n > 2 ? (unsigned char)b64a[t[2] & 63] : '=';
 	w->len += 4;
 	w->bcol += 4;
@@ -851,12 +851,13 @@ static void b64_end(struct wr *w)
 	}
 }
 
-static void b64r_frag(struct wr *w, const unsigned char *p, size_t n,
-                      int first, int eol)
+static void b64r_frag(struct wr *w, const unsigned char *p, size_t n, int first,
+                      int eol)
 {
 	if (first && w->beol) {
-		b64_feed(w, (const unsigned char *)"\r\n" +
-		                    (w->beol == EOL_LF ? 1 : 0),
+		b64_feed(w,
+		         (const unsigned char *)"\r\n" +
+		                 (w->beol == EOL_LF ? 1 : 0),
 		         w->beol == EOL_LF ? 1 : 2);
 		w->beol = 0;
 	}
@@ -992,8 +993,9 @@ static void w_reg_end(struct wr *w, int keep)
 {
 	if (w->act == A_B64) {
 		if (keep && w->beol)
-			b64_feed(w, (const unsigned char *)"\r\n" +
-			                    (w->beol == EOL_LF ? 1 : 0),
+			b64_feed(w,
+			         (const unsigned char *)"\r\n" +
+			                 (w->beol == EOL_LF ? 1 : 0),
 			         w->beol == EOL_LF ? 1 : 2);
 		w->beol = 0;
 		b64_end(w);
@@ -1258,8 +1260,8 @@ static int name_class(const unsigned char *p, size_t n, size_t *voff)
 	return 0;
 }
 
-static void hdr_frag(struct eng *E, const unsigned char *p, size_t n,
-                     int first, int eol)
+static void hdr_frag(struct eng *E, const unsigned char *p, size_t n, int first,
+                     int eol)
 {
 	int start = 0, cls = 0;
 
@@ -1323,8 +1325,8 @@ static void body_start(struct eng *E, struct frame *f)
 			kind = K_MULTI;
 	} else if (strcmp(type, "message") == 0) {
 		text = 1;
-		if (comp && (strcmp(sub, "rfc822") == 0 ||
-		             strcmp(sub, "news") == 0))
+		if (comp &&
+		    (strcmp(sub, "rfc822") == 0 || strcmp(sub, "news") == 0))
 			kind = K_MSG;
 	} else if (strcmp(type, "text") == 0) {
 		text = 1;
@@ -1475,13 +1477,12 @@ static void frag(struct eng *E, const unsigned char *p, size_t n, int first,
 }
 
 /* A whole line of n octets (n may exceed LMAX when it came in one piece). */
-static void full_line(struct eng *E, const unsigned char *p, size_t n,
-                      int eol)
+static void full_line(struct eng *E, const unsigned char *p, size_t n, int eol)
 {
 	struct frame *f = &E->fr[E->depth - 1];
 
-	if (n >= 2 && n <= LMAX && p[0] == '-' && p[1] == '-' &&
-	    E->nopen > 0 && !E->frozen) {
+	if (n >= 2 && n <= LMAX && p[0] == '-' && p[1] == '-' && E->nopen > 0 &&
+	    !E->frozen) {
 		for (int i = E->depth - 1; i >= 0; i--) {
 			const struct frame *m = &E->fr[i];
 			int cl;
@@ -1511,8 +1512,7 @@ static int need_prefix(const struct eng *E, unsigned char c)
 
 /* The next n octets of the current line; eol says whether (and how) the
  * line ends after them. */
-static void line_piece(struct eng *E, const unsigned char *p, size_t n,
-                       int eol)
+static void line_piece(struct eng *E, const unsigned char *p, size_t n, int eol)
 {
 	if (E->lmode == LM_NEW) {
 		if (eol) {
@@ -1754,8 +1754,7 @@ static void plan(struct mime_scan *s)
 		} else {
 			leaf_plan(x);
 		}
-		if ((x->acta != A_PASS) || x->actb == A_QP ||
-		    x->hact != H_NONE)
+		if ((x->acta != A_PASS) || x->actb == A_QP || x->hact != H_NONE)
 			s->needs = 1;
 	}
 	s->addct = s->top_ct == NULL && s->nent > 0 &&
@@ -1954,9 +1953,9 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 	}
 	if (s->addct && !have_ct)
 		w_top_header(w, "Content-Type",
-		             (x0->fa & F_BADUTF8) ?
-		                     "text/plain; charset=unknown-8bit" :
-		                     "text/plain; charset=utf-8");
+		             (x0->fa & F_BADUTF8)
+		                     ? "text/plain; charset=unknown-8bit"
+		                     : "text/plain; charset=utf-8");
 	if (hact != H_NONE && !done)
 		w_cte_line(w, hact);
 	if (w->hlong) {

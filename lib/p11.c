@@ -29,7 +29,7 @@
 
 p11_report_fn p11_reporter;
 
-#define PIN_MAX 256
+#define PIN_MAX      256
 #define MAX_SESSIONS 256
 
 /* ---- CKR names --------------------------------------------------------- */
@@ -258,16 +258,17 @@ static int uri_attr(struct p11_uri *u, const char *name, size_t nlen,
 			char *end;
 			long id = strtol((const char *)v, &end, 10);
 			if (vlen == 0 || *end || id < 0)
-				return seterr(err, errlen, "slot-id=%.*s is not "
-				              "a number", (int)vlen,
-				              (const char *)v);
+				return seterr(err, errlen,
+				              "slot-id=%.*s is not "
+				              "a number",
+				              (int)vlen, (const char *)v);
 			u->slot_id = id;
 			return 0;
 		}
 		if (IS("library-manufacturer") || IS("library-description") ||
 		    IS("library-version") || IS("slot-description") ||
-		    IS("slot-manufacturer") || (nlen > 2 && name[0] == 'x' &&
-		                                name[1] == '-'))
+		    IS("slot-manufacturer") ||
+		    (nlen > 2 && name[0] == 'x' && name[1] == '-'))
 			return 0; /* accepted, not used to select */
 	} else {
 		if (IS("pin-source")) {
@@ -283,21 +284,23 @@ static int uri_attr(struct p11_uri *u, const char *name, size_t nlen,
 			}
 			if (vlen == 0 || s[0] != '/')
 				return seterr(err, errlen,
-				              "pin-source must be file:/ABSOLUTE"
+				              "pin-source must be "
+				              "file:/ABSOLUTE"
 				              "/PATH");
 			return set_text(&u->pin_source,
 			                (const unsigned char *)s, vlen);
 		}
 		if (IS("pin-value"))
 			return seterr(err, errlen,
-			              "pin-value is refused: a PIN in a URI ends "
+			              "pin-value is refused: a PIN in a URI "
+			              "ends "
 			              "up in the database and in logs; use "
 			              "pin-source=file:PATH or a pin_file in "
 			              "pkcs11_tokens");
 		if (IS("module-path"))
 			return set_text(&u->module_path, v, vlen);
-		if (IS("module-name") || (nlen > 2 && name[0] == 'x' &&
-		                          name[1] == '-'))
+		if (IS("module-name") ||
+		    (nlen > 2 && name[0] == 'x' && name[1] == '-'))
 			return 0;
 	}
 	return seterr(err, errlen, "unknown attribute \"%.*s\"", (int)nlen,
@@ -305,8 +308,7 @@ static int uri_attr(struct p11_uri *u, const char *name, size_t nlen,
 #undef IS
 }
 
-int p11_uri_parse(const char *text, struct p11_uri *u, char *err,
-                  size_t errlen)
+int p11_uri_parse(const char *text, struct p11_uri *u, char *err, size_t errlen)
 {
 	const char *p, *end;
 	int query = 0;
@@ -314,7 +316,8 @@ int p11_uri_parse(const char *text, struct p11_uri *u, char *err,
 	memset(u, 0, sizeof(*u));
 	u->slot_id = -1;
 	if (text == NULL || strncmp(text, "pkcs11:", 7) != 0)
-		return seterr(err, errlen, "not a PKCS#11 URI (must start "
+		return seterr(err, errlen,
+		              "not a PKCS#11 URI (must start "
 		              "with \"pkcs11:\")");
 	p = text + 7;
 	while (*p) {
@@ -335,8 +338,10 @@ int p11_uri_parse(const char *text, struct p11_uri *u, char *err,
 			v = pct_decode(eq + 1, (size_t)(end - eq - 1), &vlen);
 			if (v == NULL) {
 				p11_uri_clear(u);
-				return seterr(err, errlen, "bad %%-escape in "
-				              "\"%.*s\"", (int)alen, p);
+				return seterr(err, errlen,
+				              "bad %%-escape in "
+				              "\"%.*s\"",
+				              (int)alen, p);
 			}
 			why[0] = '\0';
 			if (uri_attr(u, p, (size_t)(eq - p), v, vlen, query,
@@ -355,8 +360,8 @@ int p11_uri_parse(const char *text, struct p11_uri *u, char *err,
 	return 0;
 }
 
-static void pct_append(char *out, size_t *o, const unsigned char *v,
-                       size_t n, int all)
+static void pct_append(char *out, size_t *o, const unsigned char *v, size_t n,
+                       int all)
 {
 	static const char hexd[] = "0123456789ABCDEF";
 
@@ -377,7 +382,8 @@ static void pct_append(char *out, size_t *o, const unsigned char *v,
 char *p11_uri_make(const char *token, const unsigned char *id, size_t idlen,
                    const char *object)
 {
-	size_t n = 64 + 3 * (strlen(token) + idlen + (object ? strlen(object) : 0));
+	size_t n = 64 +
+	           3 * (strlen(token) + idlen + (object ? strlen(object) : 0));
 	char *out = malloc(n);
 	size_t o = 0;
 
@@ -437,8 +443,7 @@ static CK_RV module_initialize(struct p11_module *m)
 	return rv;
 }
 
-static struct p11_module *module_get(const char *path, char *err,
-                                     size_t errlen)
+static struct p11_module *module_get(const char *path, char *err, size_t errlen)
 {
 	struct p11_module *m;
 	CK_C_GetFunctionList getfl;
@@ -465,14 +470,16 @@ static struct p11_module *module_get(const char *path, char *err,
 	}
 	*(void **)&getfl = dlsym(m->dl, "C_GetFunctionList");
 	if (getfl == NULL || getfl(&m->f) != CKR_OK || m->f == NULL) {
-		seterr(err, errlen, "%s is not a PKCS#11 module (no "
-		       "C_GetFunctionList)", path);
+		seterr(err, errlen,
+		       "%s is not a PKCS#11 module (no "
+		       "C_GetFunctionList)",
+		       path);
 		goto fail;
 	}
 	/* writers first: a reconnect must not starve behind signatures */
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(
-	    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	        &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&m->rw, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&m->mu, NULL);
@@ -540,7 +547,7 @@ struct p11_token {
 	struct p11_module *mod;
 	char *label, *manufacturer, *serial, *model;
 	long slot_id;
-	char *pin;       /* kept for logging in again after a reconnect */
+	char *pin; /* kept for logging in again after a reconnect */
 	size_t pinlen;
 	char *pin_origin; /* the file, for messages (never the PIN) */
 	pthread_mutex_t mu;
@@ -767,14 +774,14 @@ static int token_prepare(struct p11_token *t, char *err, size_t errlen)
 		if (t->slot_id >= 0 && (CK_SLOT_ID)t->slot_id != slots[i])
 			continue;
 		if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
-		    (ti.flags & CKF_TOKEN_INITIALIZED) && token_matches(t, &ti)) {
+		    (ti.flags & CKF_TOKEN_INITIALIZED) &&
+		    token_matches(t, &ti)) {
 			t->slot = slots[i];
 			found = 1;
 		}
 	}
 	if (!found) {
-		snprintf(why, sizeof(why), "no such token in %s",
-		         t->mod->path);
+		snprintf(why, sizeof(why), "no such token in %s", t->mod->path);
 		goto down;
 	}
 	rv = f->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
@@ -821,7 +828,8 @@ static int token_prepare(struct p11_token *t, char *err, size_t errlen)
 	t->pool[t->nfree++] = s;
 	t->nopen = 1;
 	if (t->state == TOK_DOWN)
-		report(0, "PKCS#11 token \"%s\" is back after %ld s; signing "
+		report(0,
+		       "PKCS#11 token \"%s\" is back after %ld s; signing "
 		       "resumes",
 		       tname(t), (long)(time(NULL) - t->down_since));
 	t->state = TOK_OK;
@@ -847,8 +855,9 @@ static int session_get(struct p11_token *t, CK_SESSION_HANDLE *s, char *err,
 			return 0;
 		}
 		if (t->nopen < t->ctx->sessions) {
-			rv = t->mod->f->C_OpenSession(t->slot, CKF_SERIAL_SESSION,
-			                              NULL, NULL, s);
+			rv = t->mod->f->C_OpenSession(t->slot,
+			                              CKF_SERIAL_SESSION, NULL,
+			                              NULL, s);
 			if (rv == CKR_OK) {
 				t->nopen++;
 				return 0;
@@ -916,7 +925,7 @@ static CK_RV find_objects(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s,
 		tmpl[nt++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, idlen };
 	if (label)
 		tmpl[nt++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label,
-		                             strlen(label) };
+			                     strlen(label) };
 	*n = 0;
 	rv = f->C_FindObjectsInit(s, tmpl, nt);
 	if (rv != CKR_OK)
@@ -965,7 +974,8 @@ static int key_check_pub(struct p11_key *k, CK_SESSION_HANDLE s,
 
 	if (k->type == CKK_RSA) {
 		if (!EVP_PKEY_is_a(k->pub, "RSA")) {
-			snprintf(why, whylen, "is an RSA key, the certificate's "
+			snprintf(why, whylen,
+			         "is an RSA key, the certificate's "
 			         "is not");
 			return 0;
 		}
@@ -987,7 +997,8 @@ static int key_check_pub(struct p11_key *k, CK_SESSION_HANDLE s,
 		int dlen;
 
 		if (!EVP_PKEY_is_a(k->pub, "EC")) {
-			snprintf(why, whylen, "is an EC key, the certificate's "
+			snprintf(why, whylen,
+			         "is an EC key, the certificate's "
 			         "is not");
 			return 0;
 		}
@@ -1002,7 +1013,8 @@ static int key_check_pub(struct p11_key *k, CK_SESSION_HANDLE s,
 		dlen = sig ? i2d_ECDSA_SIG(sig, &der) : -1;
 		pc = EVP_PKEY_CTX_new(k->pub, NULL);
 		ok = dlen > 0 && pc && EVP_PKEY_verify_init(pc) == 1 &&
-		     EVP_PKEY_verify(pc, der, (size_t)dlen, dg, sizeof(dg)) == 1;
+		     EVP_PKEY_verify(pc, der, (size_t)dlen, dg, sizeof(dg)) ==
+		             1;
 		EVP_PKEY_CTX_free(pc);
 		ECDSA_SIG_free(sig);
 		OPENSSL_free(der);
@@ -1042,8 +1054,8 @@ static int key_resolve(struct p11_key *k, char *err, size_t errlen)
 		return 0;
 	if (session_get(t, &s, err, errlen) != 0)
 		return -1;
-	rv = find_objects(f, s, CKO_PRIVATE_KEY, k->id, k->idlen, k->object,
-	                  h, 2, &n);
+	rv = find_objects(f, s, CKO_PRIVATE_KEY, k->id, k->idlen, k->object, h,
+	                  2, &n);
 	if (rv != CKR_OK) {
 		snprintf(why, sizeof(why), "C_FindObjects: %s", ckr_name(rv));
 		if (ckr_is_device(rv)) {
@@ -1062,8 +1074,8 @@ static int key_resolve(struct p11_key *k, char *err, size_t errlen)
 		rv = f->C_GetTokenInfo(t->slot, &ti);
 		if (rv != CKR_OK || !token_matches(t, &ti)) {
 			snprintf(why, sizeof(why), "C_GetTokenInfo: %s",
-			         rv != CKR_OK ? ckr_name(rv) :
-			                        "another token in the slot");
+			         rv != CKR_OK ? ckr_name(rv)
+			                      : "another token in the slot");
 			session_put(t, s, t->gen);
 			token_down(t, why);
 			return seterr(err, errlen, "token \"%s\": %s", tname(t),
@@ -1158,7 +1170,8 @@ int p11_key_ready(struct p11_key *k, char *err, size_t errlen)
 	if (t->state == TOK_DOWN) {
 		if (now - t->last_try < t->ctx->retry) {
 			seterr(err, errlen,
-			       "PKCS#11 token \"%s\" down since %ld s (%s); next "
+			       "PKCS#11 token \"%s\" down since %ld s (%s); "
+			       "next "
 			       "attempt within %d s",
 			       tname(t), (long)(now - t->down_since), t->why,
 			       t->ctx->retry);
@@ -1199,8 +1212,8 @@ int p11_key_ready(struct p11_key *k, char *err, size_t errlen)
 /* Sign on the token with up to one retry (a stale object handle after a
  * reconnect by another context).  Fills last_err on failure. */
 static int key_sign(struct p11_key *k, CK_MECHANISM_TYPE mech,
-                    const unsigned char *in, size_t inlen,
-                    unsigned char *out, size_t *outlen)
+                    const unsigned char *in, size_t inlen, unsigned char *out,
+                    size_t *outlen)
 {
 	struct p11_token *t = k->tok;
 	struct p11_module *m = t->mod;
@@ -1252,8 +1265,8 @@ static int key_sign(struct p11_key *k, CK_MECHANISM_TYPE mech,
 		if (rc == 0)
 			return 0;
 		snprintf(last_err, sizeof(last_err),
-		         "PKCS#11 signature with %s on token \"%s\": %s", k->uri,
-		         tname(t), ckr_name(rv));
+		         "PKCS#11 signature with %s on token \"%s\": %s",
+		         k->uri, tname(t), ckr_name(rv));
 		if (k->gen != 0)
 			break; /* only a stale handle is worth a second try */
 	}
@@ -1266,8 +1279,8 @@ static RSA_METHOD *rsa_meth;
 static EC_KEY_METHOD *ec_meth;
 static int rsa_idx = -1, ec_idx = -1;
 
-static int rsa_priv_enc(int flen, const unsigned char *from,
-                        unsigned char *to, RSA *rsa, int padding)
+static int rsa_priv_enc(int flen, const unsigned char *from, unsigned char *to,
+                        RSA *rsa, int padding)
 {
 	struct p11_key *k = RSA_get_ex_data(rsa, rsa_idx);
 	CK_MECHANISM_TYPE mech;
@@ -1290,8 +1303,8 @@ static int rsa_priv_enc(int flen, const unsigned char *from,
 	return (int)outlen;
 }
 
-static int rsa_priv_dec(int flen, const unsigned char *from,
-                        unsigned char *to, RSA *rsa, int padding)
+static int rsa_priv_dec(int flen, const unsigned char *from, unsigned char *to,
+                        RSA *rsa, int padding)
 {
 	snprintf(last_err, sizeof(last_err),
 	         "decryption with PKCS#11 keys is not supported");
@@ -1299,22 +1312,21 @@ static int rsa_priv_dec(int flen, const unsigned char *from,
 }
 
 static ECDSA_SIG *ec_sign_sig(const unsigned char *dgst, int dlen,
-                              const BIGNUM *kinv, const BIGNUM *r,
-                              EC_KEY *ec)
+                              const BIGNUM *kinv, const BIGNUM *r, EC_KEY *ec)
 {
 	struct p11_key *k = EC_KEY_get_ex_data(ec, ec_idx);
 	unsigned char raw[160];
 	size_t rawlen = sizeof(raw);
 
-	if (k == NULL || key_sign(k, CKM_ECDSA, dgst, (size_t)dlen, raw,
-	                          &rawlen) != 0)
+	if (k == NULL ||
+	    key_sign(k, CKM_ECDSA, dgst, (size_t)dlen, raw, &rawlen) != 0)
 		return NULL;
 	return ecdsa_from_raw(raw, rawlen);
 }
 
 static int ec_sign(int type, const unsigned char *dgst, int dlen,
-                   unsigned char *sig, unsigned int *siglen,
-                   const BIGNUM *kinv, const BIGNUM *r, EC_KEY *ec)
+                   unsigned char *sig, unsigned int *siglen, const BIGNUM *kinv,
+                   const BIGNUM *r, EC_KEY *ec)
 {
 	ECDSA_SIG *s = ec_sign_sig(dgst, dlen, kinv, r, ec);
 	unsigned char *p = sig;
@@ -1408,11 +1420,13 @@ static struct p11_token *token_for(struct p11_ctx *c, const struct p11_uri *u,
 	int plen;
 
 	if (module == NULL)
-		return seterr(err, errlen, "no PKCS#11 module: set "
+		return seterr(err, errlen,
+		              "no PKCS#11 module: set "
 		              "pkcs11_module in the configuration"),
 		       NULL;
 	if (!u->token && !u->serial && u->slot_id < 0)
-		return seterr(err, errlen, "the URI names no token (token= or "
+		return seterr(err, errlen,
+		              "the URI names no token (token= or "
 		              "serial=)"),
 		       NULL;
 	for (t = c->tokens; t; t = t->next)
@@ -1454,8 +1468,8 @@ static struct p11_token *token_for(struct p11_ctx *c, const struct p11_uri *u,
 	/* a label lost to a failed strdup would match any token */
 	if (t->pool == NULL || (u->token && !t->label) ||
 	    (u->serial && !t->serial) ||
-	    (u->manufacturer && !t->manufacturer) ||
-	    (u->model && !t->model) || (pinf && (!t->pin || !t->pin_origin))) {
+	    (u->manufacturer && !t->manufacturer) || (u->model && !t->model) ||
+	    (pinf && (!t->pin || !t->pin_origin))) {
 		token_free(t);
 		return seterr(err, errlen, "out of memory"), NULL;
 	}
@@ -1480,8 +1494,10 @@ static struct p11_key *key_new(struct p11_ctx *c, const char *uri,
 		return seterr(err, errlen, "%s: type must be private", uri),
 		       NULL;
 	if (u->id == NULL && u->object == NULL)
-		return seterr(err, errlen, "%s names no key (give id= or "
-		              "object=)", uri),
+		return seterr(err, errlen,
+		              "%s names no key (give id= or "
+		              "object=)",
+		              uri),
 		       NULL;
 	t = token_for(c, u, err, errlen);
 	if (t == NULL)
@@ -1543,12 +1559,11 @@ static int ctx_key(struct p11_ctx *c, const char *uri, EVP_PKEY *pub,
 	return 1;
 }
 
-int p11_ctx_key(struct p11_ctx *c, const char *uri, X509 *cert,
-                EVP_PKEY **out, struct p11_key **keyp, char *err,
-                size_t errlen)
+int p11_ctx_key(struct p11_ctx *c, const char *uri, X509 *cert, EVP_PKEY **out,
+                struct p11_key **keyp, char *err, size_t errlen)
 {
-	return ctx_key(c, uri, cert ? X509_get0_pubkey(cert) : NULL, out,
-	               keyp, err, errlen);
+	return ctx_key(c, uri, cert ? X509_get0_pubkey(cert) : NULL, out, keyp,
+	               err, errlen);
 }
 
 int p11_ctx_key_pub(struct p11_ctx *c, const char *uri, EVP_PKEY *pub,
@@ -1588,8 +1603,8 @@ static void ctl_end(struct p11_token *t, CK_SESSION_HANDLE s)
 	pthread_rwlock_unlock(&t->mod->rw);
 }
 
-int p11_ctx_key_cert(struct p11_ctx *c, const char *uri, X509 **cert,
-                     char *err, size_t errlen)
+int p11_ctx_key_cert(struct p11_ctx *c, const char *uri, X509 **cert, char *err,
+                     size_t errlen)
 {
 	struct p11_uri u;
 	struct p11_token *t;
@@ -1608,8 +1623,10 @@ int p11_ctx_key_cert(struct p11_ctx *c, const char *uri, X509 **cert,
 		return seterr(err, errlen, "%s: %s", uri, why);
 	if (!u.id && !u.object) {
 		p11_uri_clear(&u);
-		return seterr(err, errlen, "%s names no key (give id= or "
-		              "object=)", uri);
+		return seterr(err, errlen,
+		              "%s names no key (give id= or "
+		              "object=)",
+		              uri);
 	}
 	if (ctl_begin(c, &u, &t, &s, err, errlen) != 0) {
 		p11_uri_clear(&u);
@@ -1619,21 +1636,24 @@ int p11_ctx_key_cert(struct p11_ctx *c, const char *uri, X509 **cert,
 	                  u.object, h, 2, &n);
 	if (rv != CKR_OK || n != 1) {
 		seterr(err, errlen, "%s: %s", uri,
-		       rv != CKR_OK ? ckr_name(rv) :
-		       n == 0      ? "no such private key on the token" :
-		                     "more than one private key matches");
+		       rv != CKR_OK ? ckr_name(rv)
+		       : n == 0     ? "no such private key on the token"
+		                    : "more than one private key matches");
 		goto out;
 	}
 	if (get_attr(t->mod->f, s, h[0], CKA_ID, &id, &idlen) != 0 ||
 	    idlen == 0) {
-		seterr(err, errlen, "%s: the key has no CKA_ID to find its "
-		       "certificate by (give --cert)", uri);
+		seterr(err, errlen,
+		       "%s: the key has no CKA_ID to find its "
+		       "certificate by (give --cert)",
+		       uri);
 		goto out;
 	}
 	rv = find_objects(t->mod->f, s, CKO_CERTIFICATE, id, idlen, NULL, h, 2,
 	                  &n);
 	if (rv != CKR_OK || n == 0) {
-		seterr(err, errlen, "%s: no certificate object with the key's "
+		seterr(err, errlen,
+		       "%s: no certificate object with the key's "
 		       "CKA_ID on token \"%s\" (give --cert)",
 		       uri, tname(t));
 		goto out;
@@ -1692,8 +1712,8 @@ static EVP_PKEY *public_of(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s,
 		if (!OSSL_PARAM_BLD_push_utf8_string(b, "group", "prime256v1",
 		                                     0) ||
 		    !OSSL_PARAM_BLD_push_octet_string(
-		        b, "pub", os ? ASN1_STRING_get0_data(os) : a,
-		        os ? (size_t)ASN1_STRING_length(os) : alen))
+		            b, "pub", os ? ASN1_STRING_get0_data(os) : a,
+		            os ? (size_t)ASN1_STRING_length(os) : alen))
 			goto out;
 	}
 	params = OSSL_PARAM_BLD_to_param(b);
@@ -1724,8 +1744,8 @@ int p11_keygen(struct p11_ctx *c, const char *uri, const char *label,
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = strcmp(type, "rsa3072") == 0 ? 3072 : 2048;
 	int ec = strcmp(type, "ec-p256") == 0;
-	CK_MECHANISM mech = { ec ? CKM_EC_KEY_PAIR_GEN :
-		                   CKM_RSA_PKCS_KEY_PAIR_GEN,
+	CK_MECHANISM mech = { ec ? CKM_EC_KEY_PAIR_GEN
+		                 : CKM_RSA_PKCS_KEY_PAIR_GEN,
 		              NULL, 0 };
 	unsigned char id[16];
 	CK_ATTRIBUTE pubt[8], privt[12];
@@ -1751,8 +1771,9 @@ int p11_keygen(struct p11_ctx *c, const char *uri, const char *label,
 		return -1;
 	}
 	/* creating objects needs a read-write session (the login is shared) */
-	rv = t->mod->f->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-	                              NULL, NULL, &rws);
+	rv = t->mod->f->C_OpenSession(t->slot,
+	                              CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+	                              NULL, &rws);
 	if (rv != CKR_OK) {
 		seterr(err, errlen, "token \"%s\": read-write session: %s",
 		       tname(t), ckr_name(rv));
@@ -1789,10 +1810,13 @@ int p11_keygen(struct p11_ctx *c, const char *uri, const char *label,
 		CK_OBJECT_HANDLE h;
 		CK_ULONG n = 0;
 		if (find_objects(t->mod->f, s, CKO_PRIVATE_KEY, NULL, 0, label,
-		                 &h, 1, &n) == CKR_OK && n > 0) {
-			seterr(err, errlen, "token \"%s\" already holds a private "
+		                 &h, 1, &n) == CKR_OK &&
+		    n > 0) {
+			seterr(err, errlen,
+			       "token \"%s\" already holds a private "
 			       "key labelled \"%s\" (choose another object= in "
-			       "the URI)", tname(t), label);
+			       "the URI)",
+			       tname(t), label);
 			goto out;
 		}
 	}
@@ -1805,14 +1829,15 @@ int p11_keygen(struct p11_ctx *c, const char *uri, const char *label,
 	}
 	*pub = public_of(t->mod->f, s, hpub, ec);
 	if (*pub == NULL) {
-		seterr(err, errlen, "cannot read the new public key from token "
-		       "\"%s\"", tname(t));
+		seterr(err, errlen,
+		       "cannot read the new public key from token "
+		       "\"%s\"",
+		       tname(t));
 		t->mod->f->C_DestroyObject(s, hpriv);
 		t->mod->f->C_DestroyObject(s, hpub);
 		goto out;
 	}
-	*newuri = p11_uri_make(t->label ? t->label : "", id, sizeof(id),
-	                       label);
+	*newuri = p11_uri_make(t->label ? t->label : "", id, sizeof(id), label);
 	rc = *newuri ? 0 : seterr(err, errlen, "out of memory");
 out:
 	t->mod->f->C_CloseSession(rws);
@@ -1880,13 +1905,14 @@ static void list_objects(struct p11_token *t, CK_SESSION_HANDLE s, FILE *out)
 				fprintf(out, "\n      %s", uri ? uri : "");
 				free(uri);
 			} else if (classes[ci].cls == CKO_CERTIFICATE &&
-			           get_attr(f, s, h[i], CKA_VALUE, &v,
-			                    &vlen) == 0) {
+			           get_attr(f, s, h[i], CKA_VALUE, &v, &vlen) ==
+			                   0) {
 				const unsigned char *p = v;
 				X509 *x = d2i_X509(NULL, &p, (long)vlen);
 				if (x) {
 					char *sub = X509_NAME_oneline(
-					    X509_get_subject_name(x), NULL, 0);
+					        X509_get_subject_name(x), NULL,
+					        0);
 					fprintf(out, "\n      subject %s", sub);
 					OPENSSL_free(sub);
 					X509_free(x);
@@ -1912,7 +1938,8 @@ int p11_list(struct p11_ctx *c, const char *module, void *fp, char *err,
 	CK_RV rv;
 
 	if (module == NULL)
-		return seterr(err, errlen, "no PKCS#11 module: set "
+		return seterr(err, errlen,
+		              "no PKCS#11 module: set "
 		              "pkcs11_module in the configuration");
 	m = module_get(module, err, errlen);
 	if (m == NULL)
@@ -1945,8 +1972,9 @@ int p11_list(struct p11_ctx *c, const char *module, void *fp, char *err,
 		padded(serial, ti.serialNumber, sizeof(ti.serialNumber));
 		fprintf(out, "slot %lu: token \"%s\" (%s, %s, serial %s)%s\n",
 		        (unsigned long)slots[i], label, manu, model, serial,
-		        (ti.flags & CKF_TOKEN_INITIALIZED) ? "" :
-		                                             " not initialized");
+		        (ti.flags & CKF_TOKEN_INITIALIZED)
+		                ? ""
+		                : " not initialized");
 		if (!(ti.flags & CKF_TOKEN_INITIALIZED))
 			continue;
 		memset(&u, 0, sizeof(u));
@@ -1955,7 +1983,8 @@ int p11_list(struct p11_ctx *c, const char *module, void *fp, char *err,
 		u.module_path = (char *)module;
 		if (pin_file_for(c, label) == NULL &&
 		    (ti.flags & CKF_LOGIN_REQUIRED)) {
-			fprintf(out, "  (no pin_file for this token in "
+			fprintf(out,
+			        "  (no pin_file for this token in "
 			        "pkcs11_tokens: private keys not listed)\n");
 			/* public objects only, in a session of our own */
 			if (m->f->C_OpenSession(slots[i], CKF_SERIAL_SESSION,

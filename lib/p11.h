@@ -47,7 +47,7 @@ struct p11_uri {
 	unsigned char *id;
 	size_t idlen;
 	enum p11_objtype type;
-	long slot_id; /* -1: not given */
+	long slot_id;     /* -1: not given */
 	char *pin_source; /* file path (from "file:PATH" or a bare path) */
 	char *module_path;
 };
@@ -64,12 +64,12 @@ char *p11_uri_make(const char *token, const unsigned char *id, size_t idlen,
 
 /* What a context needs from the configuration. */
 struct p11_settings {
-	const char *module;          /* default module path (may be NULL) */
-	char *const *pin_tokens;     /* token labels ... */
-	char *const *pin_files;      /* ... and their PIN files */
+	const char *module;      /* default module path (may be NULL) */
+	char *const *pin_tokens; /* token labels ... */
+	char *const *pin_files;  /* ... and their PIN files */
 	size_t npins;
-	int sessions;                /* pool size per token */
-	int retry;                   /* seconds between reconnect attempts */
+	int sessions; /* pool size per token */
+	int retry;    /* seconds between reconnect attempts */
 };
 
 struct p11_ctx;
@@ -91,9 +91,8 @@ void p11_ctx_free(struct p11_ctx *c);
  *       certificate); *out is NULL, err says why.
  * *keyp (may be NULL) receives the key, for p11_key_ready().
  */
-int p11_ctx_key(struct p11_ctx *c, const char *uri, X509 *cert,
-                EVP_PKEY **out, struct p11_key **keyp, char *err,
-                size_t errlen);
+int p11_ctx_key(struct p11_ctx *c, const char *uri, X509 *cert, EVP_PKEY **out,
+                struct p11_key **keyp, char *err, size_t errlen);
 
 /* 1 when a signature with key may be attempted now (trying to reconnect if
  * the token is down and the retry interval has passed); 0 with err filled
@@ -107,8 +106,8 @@ const char *p11_last_error(void);
 
 /* Find the certificate object with the CKA_ID of the key named by uri.
  * Returns 0 and *cert, or -1 with err. */
-int p11_ctx_key_cert(struct p11_ctx *c, const char *uri, X509 **cert,
-                     char *err, size_t errlen);
+int p11_ctx_key_cert(struct p11_ctx *c, const char *uri, X509 **cert, char *err,
+                     size_t errlen);
 
 /* Generate a key pair (sensitive, not extractable, CKA_TOKEN) on the token
  * of uri, with the given label and a fresh CKA_ID; type is "rsa2048",

@@ -21,7 +21,8 @@ int recipient_cert_check(struct db *db, X509 *x, STACK_OF(X509) *untrusted,
 		return seterr(err, errlen, "no certificate");
 	if (ca_file == NULL)
 		return seterr(err, errlen,
-		              "no trust bundle: set ca_file in the configuration "
+		              "no trust bundle: set ca_file in the "
+		              "configuration "
 		              "to check recipient certificates");
 	if (X509_check_ca(x) != 0) {
 		ERR_clear_error();
@@ -32,7 +33,8 @@ int recipient_cert_check(struct db *db, X509 *x, STACK_OF(X509) *untrusted,
 	if (cert_info_get(x, &ci) != 0)
 		return seterr(err, errlen,
 		              "cannot read the certificate's details");
-	if (validity_check(ci.not_before, ci.not_after, now, err, errlen) != 0 ||
+	if (validity_check(ci.not_before, ci.not_after, now, err, errlen) !=
+	            0 ||
 	    cert_verify_chain(x, untrusted, ca_file, now, err, errlen) != 0 ||
 	    cert_check_encryption(x, err, errlen) != 0) {
 		cert_info_clear(&ci);

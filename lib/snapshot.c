@@ -84,7 +84,8 @@ static int load_key(struct build *b, struct signer_entry *e,
 	if (!cert_matches_key(e->cert, e->key)) {
 		EVP_PKEY_free(e->key);
 		e->key = NULL;
-		return seterr(err, errlen, "key %s does not match certificate %s",
+		return seterr(err, errlen,
+		              "key %s does not match certificate %s",
 		              c->key_location, c->serial);
 	}
 	return 0;
@@ -101,7 +102,7 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 	if (b->s->nentries == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 64;
 		struct signer_entry *n =
-		    realloc(b->s->entries, ncap * sizeof(*n));
+		        realloc(b->s->entries, ncap * sizeof(*n));
 		if (n == NULL) {
 			b->oom = 1;
 			return 1;
@@ -145,11 +146,11 @@ static int add_mapping(void *arg, const char *address, const struct db_cert *c)
 	} else {
 		b->s->nusable++;
 		e->can_encrypt =
-		    cert_check_encryption(e->cert, err, sizeof(err)) == 0;
+		        cert_check_encryption(e->cert, err, sizeof(err)) == 0;
 		/* validity is checked per message; here it is only worth a
 		 * warning (and a failure of -n) */
-		if (validity_check(e->not_before, e->not_after, time(NULL),
-		                   err, sizeof(err)) != 0) {
+		if (validity_check(e->not_before, e->not_after, time(NULL), err,
+		                   sizeof(err)) != 0) {
 			b->problems++;
 			adderr(b->warn, b->warnlen, "%s: %s", e->address, err);
 		}
@@ -206,8 +207,8 @@ static int add_recipient(void *arg, const struct db_recipient *r)
 	struct rcpt_load *l = arg;
 	struct snapshot *s = l->b->s;
 	STACK_OF(X509) *certs = cert_stack_from_pem(r->cert_pem);
-	X509 *x = certs && sk_X509_num(certs) > 0 ? sk_X509_value(certs, 0) :
-	                                             NULL;
+	X509 *x = certs && sk_X509_num(certs) > 0 ? sk_X509_value(certs, 0)
+	                                          : NULL;
 	int rc = 0;
 
 	if (x == NULL) {
@@ -259,8 +260,8 @@ X509 *snapshot_encryption_cert(const struct snapshot *cs, const char *address,
 	if (s->nrcpts > 0) {
 		/* the first entry of address, then its neighbours */
 		struct rcpt_cert key = { .address = (char *)address };
-		const struct rcpt_cert *hit =
-		    bsearch(&key, s->rcpts, s->nrcpts, sizeof(key), rcpt_cmp);
+		const struct rcpt_cert *hit = bsearch(&key, s->rcpts, s->nrcpts,
+		                                      sizeof(key), rcpt_cmp);
 		if (hit) {
 			size_t lo = (size_t)(hit - s->rcpts), hi = lo + 1;
 			while (lo > 0 &&
@@ -299,8 +300,8 @@ int snapshot_add_harvested(struct snapshot *s, const char *address,
 	int rc;
 
 	pthread_mutex_lock(&s->harvest_lock);
-	rc = rcpt_push(&s->harvested, &s->nharvested, &s->capharvested,
-	               address, serial, cert);
+	rc = rcpt_push(&s->harvested, &s->nharvested, &s->capharvested, address,
+	               serial, cert);
 	pthread_mutex_unlock(&s->harvest_lock);
 	return rc;
 }
@@ -325,8 +326,7 @@ struct shared_audit {
 static pthread_mutex_t audits_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shared_audit *audits;
 
-static struct audit_queue *audit_get(const char *path, char *err,
-                                     size_t errlen)
+static struct audit_queue *audit_get(const char *path, char *err, size_t errlen)
 {
 	struct shared_audit *a;
 	struct audit_queue *q = NULL;
@@ -335,8 +335,8 @@ static struct audit_queue *audit_get(const char *path, char *err,
 
 	pthread_mutex_lock(&audits_lock);
 	for (a = audits; a; a = a->next)
-		if (have && strcmp(a->path, path) == 0 &&
-		    a->dev == st.st_dev && a->ino == st.st_ino) {
+		if (have && strcmp(a->path, path) == 0 && a->dev == st.st_dev &&
+		    a->ino == st.st_ino) {
 			a->refs++;
 			q = a->q;
 			goto out;
@@ -443,8 +443,7 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		path_exposed(s->cfg->pkcs11_pin_file[i], b.exposed,
 		             sizeof(b.exposed));
 	if (db_mappings(db, add_mapping, &b, dberr, sizeof(dberr)) != 0) {
-		seterr(err, errlen, "database %s: %s", s->cfg->database,
-		       dberr);
+		seterr(err, errlen, "database %s: %s", s->cfg->database, dberr);
 		db_close(db);
 		snapshot_unref(s);
 		return -1;
@@ -453,8 +452,8 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		struct rcpt_load l = { .b = &b };
 		if (db_recipients(db, NULL, 1, add_recipient, &l, dberr,
 		                  sizeof(dberr)) != 0) {
-			seterr(err, errlen, "database %s: %s",
-			       s->cfg->database, dberr);
+			seterr(err, errlen, "database %s: %s", s->cfg->database,
+			       dberr);
 			db_close(db);
 			snapshot_unref(s);
 			return -1;
@@ -482,7 +481,8 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 	}
 	s->audit = audit_get(s->cfg->database, dberr, sizeof(dberr));
 	if (s->audit == NULL) {
-		seterr(err, errlen, "audit log %s: %s", s->cfg->database, dberr);
+		seterr(err, errlen, "audit log %s: %s", s->cfg->database,
+		       dberr);
 		snapshot_unref(s);
 		return -1;
 	}

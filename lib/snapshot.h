@@ -25,15 +25,15 @@ struct signer_entry {
 	char *address; /* lower-case */
 	char *kind;
 	char *serial;
-	char *status;   /* certificate status in the database */
+	char *status; /* certificate status in the database */
 	X509 *cert;
 	time_t not_before, not_after; /* of cert, for the per-message check */
 	STACK_OF(X509) *chain;
-	EVP_PKEY *key;  /* NULL when unusable: see problem */
-	char *problem;  /* why this mailbox cannot sign, or NULL */
-	int key_fault;  /* 1: problem is an operational fault (key unreadable) */
+	EVP_PKEY *key; /* NULL when unusable: see problem */
+	char *problem; /* why this mailbox cannot sign, or NULL */
+	int key_fault; /* 1: problem is an operational fault (key unreadable) */
 	struct p11_key *hsm; /* the key is on a PKCS#11 token (or NULL) */
-	int can_encrypt; /* cert may also be an encryption recipient */
+	int can_encrypt;     /* cert may also be an encryption recipient */
 };
 
 /* A certificate to encrypt to (smimectl recipient import, harvesting). */
@@ -49,7 +49,7 @@ struct snapshot {
 	unsigned long generation;
 	time_t built_at;
 	struct config *cfg;
-	EVP_MD *md; /* fetched once per snapshot */
+	EVP_MD *md;                /* fetched once per snapshot */
 	struct audit_queue *audit; /* audit log writer */
 	struct p11_ctx *p11; /* tokens and sessions of PKCS#11 keys, or NULL */
 	struct signer_entry *entries; /* sorted by address */

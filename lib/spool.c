@@ -18,9 +18,9 @@ struct spool {
 	unsigned char *mem; /* in-memory data, or the write buffer once on disk */
 	size_t len;         /* bytes in mem */
 	size_t cap;
-	size_t total;       /* bytes written in all */
-	size_t rpos;        /* read position in mem (memory mode) */
-	int fd;             /* -1 while in memory */
+	size_t total; /* bytes written in all */
+	size_t rpos;  /* read position in mem (memory mode) */
+	int fd;       /* -1 while in memory */
 };
 
 struct spool *spool_new(size_t max_mem, const char *dir)
@@ -50,8 +50,8 @@ static int write_all(const struct spool *s, int fd, const unsigned char *p,
 			if (errno == EINTR)
 				continue;
 			return seterr(err, errlen,
-			              "cannot write temp file in %s: %s", s->dir,
-			              strerror(errno));
+			              "cannot write temp file in %s: %s",
+			              s->dir, strerror(errno));
 		}
 		p += w;
 		n -= (size_t)w;
@@ -101,7 +101,8 @@ int spool_write(struct spool *s, const void *buf, size_t len, char *err,
 	if (s->fd >= 0) {
 		/* buffer small writes, pass big ones straight through */
 		if (s->len + len > SPOOL_WBUF) {
-			if (write_all(s, s->fd, s->mem, s->len, err, errlen) != 0)
+			if (write_all(s, s->fd, s->mem, s->len, err, errlen) !=
+			    0)
 				return -1;
 			s->len = 0;
 		}
@@ -134,7 +135,8 @@ int spool_rewind(struct spool *s, char *err, size_t errlen)
 {
 	if (s->fd >= 0) {
 		if (s->len > 0) {
-			if (write_all(s, s->fd, s->mem, s->len, err, errlen) != 0)
+			if (write_all(s, s->fd, s->mem, s->len, err, errlen) !=
+			    0)
 				return -1;
 			s->len = 0;
 		}

@@ -63,9 +63,9 @@ void seterr_ssl(char *err, size_t errlen, const char *what)
 		used = strlen(err);
 		if (used + 3 < errlen)
 			snprintf(err + used, errlen - used, ": %s",
-			         ERR_reason_error_string(e) ?
-			             ERR_reason_error_string(e) :
-			             buf);
+			         ERR_reason_error_string(e)
+			                 ? ERR_reason_error_string(e)
+			                 : buf);
 	}
 }
 
@@ -101,7 +101,8 @@ int path_exposed(const char *path, char *err, size_t errlen)
 		return 0;
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		seterr(err, errlen,
-		       "%s: mode %04o is readable by group or others; chmod 600 "
+		       "%s: mode %04o is readable by group or others; chmod "
+		       "600 "
 		       "it",
 		       path, (unsigned)(st.st_mode & 07777));
 		return 1;
@@ -116,8 +117,9 @@ int path_exposed(const char *path, char *err, size_t errlen)
 			*slash = '\0';
 		if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH) &&
 		    !(st.st_mode & S_ISVTX)) {
-			seterr(err, errlen, "%s: directory %s is writable by others",
-			       path, dir);
+			seterr(err, errlen,
+			       "%s: directory %s is writable by others", path,
+			       dir);
 			return 1;
 		}
 		if (slash == dir)
@@ -234,7 +236,8 @@ int addr_from_header(const char *value, char *out, size_t outlen, char *err,
 		if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
 			continue;
 		if ((unsigned char)*p < 0x20)
-			return seterr(err, errlen, "control byte in From address");
+			return seterr(err, errlen,
+			              "control byte in From address");
 		if (n + 1 >= outlen)
 			return seterr(err, errlen, "From address too long");
 		*o++ = (char)tolower((unsigned char)*p);

@@ -53,9 +53,9 @@ struct conn {
 	unsigned long pflags; /* protocol steps agreed with the MTA */
 	char *deferred;       /* error seen where no reply could be given */
 	struct snapshot *snap;
-	int internal;     /* client address inside internal_hosts */
+	int internal; /* client address inside internal_hosts */
 	char client[INET6_ADDRSTRLEN + 8];
-	struct msg *msg;  /* message context, from envfrom to eom/abort */
+	struct msg *msg; /* message context, from envfrom to eom/abort */
 	int authenticated;
 	int connected; /* connect ran: counted in active */
 	char qid[64];
@@ -106,7 +106,8 @@ static sfsistat act(SMFICTX *ctx, struct conn *c, enum action a,
 	snprintf(text, sizeof(text), "%s: %s", what, reason);
 	switch (a) {
 	case ACTION_ACCEPT:
-		mlog(LOG_NOTICE, "%s: %s; passed unsigned", qid_of(ctx, c), text);
+		mlog(LOG_NOTICE, "%s: %s; passed unsigned", qid_of(ctx, c),
+		     text);
 		audit(c, "unsigned", text);
 		msg_cleanup(c);
 		return SMFIS_ACCEPT;
@@ -156,11 +157,10 @@ static void defer(struct conn *c, const char *why)
 		c->deferred = strdup(why);
 }
 
-static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0,
-                               unsigned long f1, unsigned long f2,
-                               unsigned long f3, unsigned long *pf0,
-                               unsigned long *pf1, unsigned long *pf2,
-                               unsigned long *pf3)
+static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+                               unsigned long f2, unsigned long f3,
+                               unsigned long *pf0, unsigned long *pf1,
+                               unsigned long *pf2, unsigned long *pf3)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	unsigned long need = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY;
@@ -265,8 +265,8 @@ static sfsistat mlfi_envrcpt(SMFICTX *ctx, char **argv)
 		defer(c, "out of memory");
 	} else if (rc > 0) {
 		snprintf(text, sizeof(text), "%s", reason);
-		mlog(LOG_NOTICE, "%s: recipient %s refused: %s",
-		     qid_of(ctx, c), argv[0], text);
+		mlog(LOG_NOTICE, "%s: recipient %s refused: %s", qid_of(ctx, c),
+		     argv[0], text);
 		mw_setreply(ctx, "550", "5.7.1", text);
 		audit(c, "rejected", text);
 		return SMFIS_REJECT; /* this recipient only */
@@ -393,20 +393,22 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 	}
 	if (msg_is_harvest(c->msg))
 		return harvest_eom(c);
-	if (msg_eom(c->msg, body_out, ctx, &edits, &nedits, err,
-	            sizeof(err)) != 0)
+	if (msg_eom(c->msg, body_out, ctx, &edits, &nedits, err, sizeof(err)) !=
+	    0)
 		return on_error(ctx, c, err);
 	for (size_t i = 0; i < nedits; i++) {
-		int rc = edits[i].op == EDIT_DELETE ?
-		             mw_chgheader(ctx, edits[i].name, edits[i].index,
-		                          NULL) :
-		             mw_addheader(ctx, edits[i].name, edits[i].value);
+		int rc = edits[i].op == EDIT_DELETE
+		                 ? mw_chgheader(ctx, edits[i].name,
+		                                edits[i].index, NULL)
+		                 : mw_addheader(ctx, edits[i].name,
+		                                edits[i].value);
 		if (rc != MI_SUCCESS)
 			return on_error(ctx, c, "MTA refused a header change");
 	}
 	{
 		const char *action;
-		const char *more = msg_outcome(c->msg, &action, err, sizeof(err));
+		const char *more =
+		        msg_outcome(c->msg, &action, err, sizeof(err));
 		mlog(msg_encrypt_note(c->msg) ? LOG_NOTICE : LOG_INFO,
 		     "%s: signed for %s with certificate %s%s (%zu bytes)",
 		     c->qid, msg_from(c->msg), msg_signer_serial(c->msg), more,

@@ -26,7 +26,8 @@ void log_open(const char *facility, int to_stderr)
 {
 	int fac = LOG_MAIL;
 
-	for (size_t i = 0; facility && i < sizeof(facilities) / sizeof(facilities[0]); i++)
+	for (size_t i = 0;
+	     facility && i < sizeof(facilities) / sizeof(facilities[0]); i++)
 		if (strcasecmp(facility, facilities[i].name) == 0)
 			fac = facilities[i].value;
 	openlog("smime-milter", LOG_PID | LOG_NDELAY, fac);
@@ -65,8 +66,8 @@ void mlog_lines(int prio, const char *prefix, const char *text)
 
 	while (p && *p) {
 		nl = strchr(p, '\n');
-		mlog(prio, "%s%.*s", prefix, nl ? (int)(nl - p) : (int)strlen(p),
-		     p);
+		mlog(prio, "%s%.*s", prefix,
+		     nl ? (int)(nl - p) : (int)strlen(p), p);
 		p = nl ? nl + 1 : NULL;
 	}
 }

@@ -37,9 +37,9 @@ int mw_replacebody(SMFICTX *ctx, const unsigned char *buf, size_t len)
 {
 	if (mw_offline) {
 		mw_offline->body_replaced = 1;
-		return fwrite(buf, 1, len, mw_offline->body_out) == len ?
-		           MI_SUCCESS :
-		           MI_FAILURE;
+		return fwrite(buf, 1, len, mw_offline->body_out) == len
+		               ? MI_SUCCESS
+		               : MI_FAILURE;
 	}
 	return smfi_replacebody(ctx, (unsigned char *)buf, (int)len);
 }
@@ -65,7 +65,8 @@ int mw_addheader(SMFICTX *ctx, const char *name, const char *value)
 {
 	if (mw_offline) {
 		size_t n = mw_offline->nadds + 1;
-		char **names = realloc(mw_offline->add_names, n * sizeof(char *));
+		char **names =
+		        realloc(mw_offline->add_names, n * sizeof(char *));
 		char **values;
 		if (names == NULL)
 			return MI_FAILURE;

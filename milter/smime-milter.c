@@ -48,7 +48,8 @@ static void usage(void)
 	        "  -n       check configuration, database and keys, then exit\n"
 	        "  -t FILE  sign one message file offline, result on stdout\n"
 	        "  -s ADDR  envelope sender for -t\n"
-	        "  -r ADDR  envelope recipient for -t (repeatable; default: the\n"
+	        "  -r ADDR  envelope recipient for -t (repeatable; default: "
+	        "the\n"
 	        "           To, Cc and Bcc addresses of the message)\n"
 	        "  -V       print the version\n",
 	        CONFIG_DEFAULT_PATH);
@@ -239,7 +240,8 @@ static int offline_sign(const char *path, const char *sender)
 	if (is_header_line(p, end)) {
 		while (p < end) {
 			char *start = p, *nl;
-			if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) {
+			if (*p == '\n' ||
+			    (*p == '\r' && p + 1 < end && p[1] == '\n')) {
 				p += *p == '\r' ? 2 : 1;
 				break;
 			}
@@ -318,7 +320,8 @@ static int offline_sign(const char *path, const char *sender)
 	if (st == SMFIS_CONTINUE || st == SMFIS_ACCEPT) {
 		if (!o.body_replaced) {
 			fwrite(data, 1, len, stdout);
-			fprintf(stderr, "smime-milter: message passed unsigned\n");
+			fprintf(stderr,
+			        "smime-milter: message passed unsigned\n");
 		} else {
 			for (size_t i = 0; i < o.nhdrs; i++) {
 				size_t l = strlen(o.hdr_raw[i]);

@@ -85,38 +85,43 @@ int main(int argc, char **argv)
 	secs = atof(argv[3]);
 	/* warm up (heap growth, caches) for a fifth of the time, then count */
 	for (int pass = 0; pass < 2; pass++) {
-	t0 = now();
-	n = 0;
-	do {
-		struct msg *m = msg_new(s);
-		const struct msg_edit *edits;
-		size_t nedits;
-		const char *reason;
-		if (argc == 5 && msg_rcpt(m, argv[4], 1, &reason) != 0) {
-			fprintf(stderr, "recipient refused: %s\n", reason);
-			return 1;
-		}
-		for (int i = 0; i < nh; i++)
-			msg_header(m, names[i], values[i], err, sizeof(err));
-		if (msg_eoh(m, 1, &reason) != MSG_SIGN) {
-			fprintf(stderr, "not signed: %s\n", reason);
-			return 1;
-		}
-		if (argc == 5 && msg_encrypt_count(m) == 0) {
-			fprintf(stderr, "not encrypted: %s\n",
-			        msg_encrypt_note(m) ? msg_encrypt_note(m) : "?");
-			return 1;
-		}
-		if (msg_body(m, (unsigned char *)body, bodylen, err,
-		             sizeof(err)) != 0 ||
-		    msg_eom(m, sink, &out, &edits, &nedits, err,
-		            sizeof(err)) != 0) {
-			fprintf(stderr, "%s\n", err);
-			return 1;
-		}
-		msg_free(m);
-		n++;
-	} while (now() - t0 < (pass == 0 ? secs / 5 : secs));
+		t0 = now();
+		n = 0;
+		do {
+			struct msg *m = msg_new(s);
+			const struct msg_edit *edits;
+			size_t nedits;
+			const char *reason;
+			if (argc == 5 &&
+			    msg_rcpt(m, argv[4], 1, &reason) != 0) {
+				fprintf(stderr, "recipient refused: %s\n",
+				        reason);
+				return 1;
+			}
+			for (int i = 0; i < nh; i++)
+				msg_header(m, names[i], values[i], err,
+				           sizeof(err));
+			if (msg_eoh(m, 1, &reason) != MSG_SIGN) {
+				fprintf(stderr, "not signed: %s\n", reason);
+				return 1;
+			}
+			if (argc == 5 && msg_encrypt_count(m) == 0) {
+				fprintf(stderr, "not encrypted: %s\n",
+				        msg_encrypt_note(m)
+				                ? msg_encrypt_note(m)
+				                : "?");
+				return 1;
+			}
+			if (msg_body(m, (unsigned char *)body, bodylen, err,
+			             sizeof(err)) != 0 ||
+			    msg_eom(m, sink, &out, &edits, &nedits, err,
+			            sizeof(err)) != 0) {
+				fprintf(stderr, "%s\n", err);
+				return 1;
+			}
+			msg_free(m);
+			n++;
+		} while (now() - t0 < (pass == 0 ? secs / 5 : secs));
 	}
 	secs = now() - t0;
 	printf("messages=%ld seconds=%.3f rate=%.1f bytes_out=%zu\n", n, secs,

@@ -88,7 +88,7 @@ static double raw_rate(const char *module, const char *pinfile,
 	f->C_Initialize(&args);
 	if (f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK || n == 0 ||
 	    f->C_OpenSession(slots[0], CKF_SERIAL_SESSION, NULL, NULL, &s) !=
-	        CKR_OK)
+	            CKR_OK)
 		return 0;
 	f->C_Login(s, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
 	if (f->C_FindObjectsInit(s, tmpl, 2) != CKR_OK ||

@@ -28,20 +28,20 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define SMFI_V6 6
+#define SMFI_V6         6
 #define SMFIP_NOCONNECT 0x01
-#define SMFIP_NOHELO 0x02
-#define SMFIP_NOMAIL 0x04
-#define SMFIP_NORCPT 0x08
-#define SMFIP_NOBODY 0x10
-#define SMFIP_NOHDRS 0x20
-#define SMFIP_NOEOH 0x40
-#define SMFIP_NR_HDR 0x80
-#define SMFIP_NR_CONN 0x1000
-#define SMFIP_NR_MAIL 0x4000
-#define SMFIP_NR_RCPT 0x8000
-#define SMFIP_NR_EOH 0x40000
-#define SMFIP_NR_BODY 0x80000
+#define SMFIP_NOHELO    0x02
+#define SMFIP_NOMAIL    0x04
+#define SMFIP_NORCPT    0x08
+#define SMFIP_NOBODY    0x10
+#define SMFIP_NOHDRS    0x20
+#define SMFIP_NOEOH     0x40
+#define SMFIP_NR_HDR    0x80
+#define SMFIP_NR_CONN   0x1000
+#define SMFIP_NR_MAIL   0x4000
+#define SMFIP_NR_RCPT   0x8000
+#define SMFIP_NR_EOH    0x40000
+#define SMFIP_NR_BODY   0x80000
 
 static const char *host = "127.0.0.1";
 static int port;
@@ -50,7 +50,7 @@ static char *msg;
 static size_t msglen;
 static size_t hdr_end; /* offset of the body */
 static int per_conn;
-static double rate;    /* -R: messages/s over all connections, 0: flat out */
+static double rate; /* -R: messages/s over all connections, 0: flat out */
 static int conns_n;
 static double t_start; /* monotonic start of the run */
 static double *lat;    /* per-message latency (s), end of message reply */
@@ -145,8 +145,8 @@ static char reply(int fd, struct pkt *p)
 }
 
 /* Send one step; wait for its reply unless the filter asked for none. */
-static char step(int fd, struct pkt *p, uint32_t pflags, uint32_t nr,
-                 char cmd, const void *data, size_t len)
+static char step(int fd, struct pkt *p, uint32_t pflags, uint32_t nr, char cmd,
+                 const void *data, size_t len)
 {
 	if (send_pkt(fd, cmd, data, len) != 0)
 		return 0;
@@ -207,12 +207,24 @@ static void count(char c)
 {
 	pthread_mutex_lock(&lock);
 	switch (c) {
-	case 'c': n_ok++; break;
-	case 'a': n_accept++; break;
-	case 't': n_tempfail++; break;
-	case 'r': n_reject++; break;
-	case 'y': n_other++; break;
-	default: n_fail++; break;
+	case 'c':
+		n_ok++;
+		break;
+	case 'a':
+		n_accept++;
+		break;
+	case 't':
+		n_tempfail++;
+		break;
+	case 'r':
+		n_reject++;
+		break;
+	case 'y':
+		n_other++;
+		break;
+	default:
+		n_fail++;
+		break;
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -296,7 +308,8 @@ static int one_connection(int ci)
 	conn[cl++] = '4';
 	conn[cl++] = 0;
 	conn[cl++] = 25;
-	cl += (size_t)snprintf(conn + cl, sizeof(conn) - cl, "%s", client_ip) + 1;
+	cl += (size_t)snprintf(conn + cl, sizeof(conn) - cl, "%s", client_ip) +
+	      1;
 	if (!(pflags & SMFIP_NOCONNECT)) {
 		send_pkt(fd, 'D', "Cj\0mail.banjarkota.go.id", 25);
 		if (step(fd, &p, pflags, SMFIP_NR_CONN, 'C', conn, cl) != 'c')
@@ -305,7 +318,8 @@ static int one_connection(int ci)
 	for (int m = 0; m < per_conn; m++) {
 		char r = 0;
 		char qid[32];
-		int qlen = snprintf(qid, sizeof(qid), "Mi%c%08X", 0, rand()) + 1;
+		int qlen =
+		        snprintf(qid, sizeof(qid), "Mi%c%08X", 0, rand()) + 1;
 		double began;
 		pace(ci, m);
 		began = mono();
@@ -319,7 +333,8 @@ static int one_connection(int ci)
 		}
 		if (!(pflags & SMFIP_NORCPT)) {
 			char rarg[330];
-			int rlen = snprintf(rarg, sizeof(rarg), "<%s>", rcpt) + 1;
+			int rlen =
+			        snprintf(rarg, sizeof(rarg), "<%s>", rcpt) + 1;
 			if ((r = step(fd, &p, pflags, SMFIP_NR_RCPT, 'R', rarg,
 			              (size_t)rlen)) != 'c') {
 				count(r);
@@ -338,7 +353,8 @@ static int one_connection(int ci)
 				continue;
 			}
 		}
-		for (size_t off = hdr_end; !(pflags & SMFIP_NOBODY) && off < msglen;) {
+		for (size_t off = hdr_end;
+		     !(pflags & SMFIP_NOBODY) && off < msglen;) {
 			size_t n = msglen - off > 65535 ? 65535 : msglen - off;
 			if ((r = step(fd, &p, pflags, SMFIP_NR_BODY, 'B',
 			              msg + off, n)) != 'c')
@@ -361,7 +377,8 @@ static int one_connection(int ci)
 				                   (p.cmd == 'm' ? 4 : 0);
 				const char *val = name + strlen(name) + 1;
 				fprintf(out, "%s %s: %s\n",
-				        p.cmd == 'h' ? "#ADD" : "#CHG", name, val);
+				        p.cmd == 'h' ? "#ADD" : "#CHG", name,
+				        val);
 			}
 			if (strchr("bhmi+-2spq", p.cmd) == NULL)
 				break;
@@ -407,18 +424,34 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "s:c:n:a:o:r:R:")) != -1) {
 		switch (opt) {
-		case 's': sock = optarg; break;
-		case 'c': conns = atoi(optarg); break;
-		case 'n': total = atoi(optarg); break;
-		case 'a': client_ip = optarg; break;
-		case 'o': outfile = optarg; break;
-		case 'r': rcpt = optarg; break;
-		case 'R': rate = atof(optarg); break;
-		default: return 2;
+		case 's':
+			sock = optarg;
+			break;
+		case 'c':
+			conns = atoi(optarg);
+			break;
+		case 'n':
+			total = atoi(optarg);
+			break;
+		case 'a':
+			client_ip = optarg;
+			break;
+		case 'o':
+			outfile = optarg;
+			break;
+		case 'r':
+			rcpt = optarg;
+			break;
+		case 'R':
+			rate = atof(optarg);
+			break;
+		default:
+			return 2;
 		}
 	}
-	if (!sock || optind + 1 != argc || sscanf(sock, "inet:%d@", &port) != 1 ||
-	    conns < 1 || total < conns) {
+	if (!sock || optind + 1 != argc ||
+	    sscanf(sock, "inet:%d@", &port) != 1 || conns < 1 ||
+	    total < conns) {
 		fprintf(stderr, "usage: miltc -s inet:PORT@HOST [-c N] [-n N] "
 		                "[-a IP] [-o OUT] [-r RCPT] [-R RATE] FILE\n");
 		return 2;
@@ -454,7 +487,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < conns; i++)
 		pthread_join(tids[i], NULL);
 	gettimeofday(&t1, NULL);
-	secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_usec - t0.tv_usec) / 1e6;
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	       (t1.tv_usec - t0.tv_usec) / 1e6;
 	printf("messages=%d seconds=%.3f rate=%.1f continue=%ld accept=%ld "
 	       "tempfail=%ld reject=%ld other=%ld failed=%ld\n",
 	       per_conn * conns, secs, per_conn * conns / secs, n_ok, n_accept,

@@ -55,8 +55,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		snprintf(conf, sizeof(conf), "%s/m.conf", dir);
 		c = conf;
 	}
-	if (snapshot_build(c, 0, &snap, err, sizeof(err), warn,
-	                   sizeof(warn)) != 0) {
+	if (snapshot_build(c, 0, &snap, err, sizeof(err), warn, sizeof(warn)) !=
+	    0) {
 		fprintf(stderr, "fuzz_eom: snapshot_build %s: %s\n", c, err);
 		exit(1);
 	}
@@ -176,7 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		while (p < end) {
 			const unsigned char *start = p, *nl, *colon, *vp;
 			char *name, *value, *w;
-			if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) {
+			if (*p == '\n' ||
+			    (*p == '\r' && p + 1 < end && p[1] == '\n')) {
 				p += *p == '\r' ? 2 : 1;
 				break;
 			}
@@ -187,7 +188,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				p = nl ? nl + 1 : end;
 			} while (p < end && (*p == ' ' || *p == '\t'));
 			colon = memchr(start, ':', (size_t)(p - start));
-			name = strndup((const char *)start, (size_t)(colon - start));
+			name = strndup((const char *)start,
+			               (size_t)(colon - start));
 			vp = colon + 1;
 			while (vp < p && (*vp == ' ' || *vp == '\t'))
 				vp++;
@@ -198,9 +200,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			while (w > value && (w[-1] == '\n' || w[-1] == '\r'))
 				w--;
 			*w = '\0';
-			rc = nh++ < MAXHDR ?
-			         msg_header(m, name, value, err, sizeof(err)) :
-			         0;
+			rc = nh++ < MAXHDR ? msg_header(m, name, value, err,
+			                                sizeof(err))
+			                   : 0;
 			free(name);
 			free(value);
 			if (rc != 0)
@@ -219,7 +221,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				chunk[n++] = '\r';
 			chunk[n++] = body[i];
 			if (n >= sizeof(chunk) - 2) {
-				if (msg_body(m, chunk, n, err, sizeof(err)) != 0)
+				if (msg_body(m, chunk, n, err, sizeof(err)) !=
+				    0)
 					goto done;
 				n = 0;
 			}
@@ -231,9 +234,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 0) {
 		if (out.len != 0 &&
 		    msg_error_action(m, ACTION_ACCEPT, NULL) == ACTION_ACCEPT) {
-			fprintf(stderr, "fuzz_eom: eom failed (%s) after "
-			                "writing %zu bytes, and accept would "
-			                "still apply\n", err, out.len);
+			fprintf(stderr,
+			        "fuzz_eom: eom failed (%s) after "
+			        "writing %zu bytes, and accept would "
+			        "still apply\n",
+			        err, out.len);
 			abort();
 		}
 	} else {

@@ -93,17 +93,18 @@ static size_t split(const unsigned char *d, size_t len, char **names,
 			return start;
 		e = colon;
 		do {
-			const unsigned char *nl =
-			    memchr(d + e, '\n', len - e);
+			const unsigned char *nl = memchr(d + e, '\n', len - e);
 			e = nl ? (size_t)(nl - d) + 1 : len;
 		} while (e < len && (d[e] == ' ' || d[e] == '\t'));
 		if (*nh < MAXHDR) {
 			size_t vs = colon + 1, ve = e;
 			while (vs < ve && (d[vs] == ' ' || d[vs] == '\t'))
 				vs++;
-			while (ve > vs && (d[ve - 1] == '\n' || d[ve - 1] == '\r'))
+			while (ve > vs &&
+			       (d[ve - 1] == '\n' || d[ve - 1] == '\r'))
 				ve--;
-			names[*nh] = strndup((const char *)d + start, colon - start);
+			names[*nh] =
+			        strndup((const char *)d + start, colon - start);
 			values[*nh] = malloc(ve - vs + 1);
 			/* values are C strings: a NUL cuts them, as in libmilter */
 			memcpy(values[*nh], d + vs, ve - vs);
@@ -197,11 +198,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r2 = rewrite(s1, hdrs, nch, body, bodylen, step, &o2);
 	r3 = rewrite(s2, hdrs, nch, body, bodylen, 0, &o3);
 	if (r1 != r2 || r1 != r3) {
-		fprintf(stderr, "rewrite result differs: %d %d %d\n", r1, r2, r3);
+		fprintf(stderr, "rewrite result differs: %d %d %d\n", r1, r2,
+		        r3);
 		abort();
 	}
 	if (r1 == 0 && getenv("FUZZ_MIME_DUMP"))
-		fwrite(o1.p, 1, o1.len, stderr); /* for a human looking at a crash */
+		fwrite(o1.p, 1, o1.len,
+		       stderr); /* for a human looking at a crash */
 	if (r1 == 0) {
 		if (o1.len != o2.len || memcmp(o1.p, o2.p, o1.len) != 0) {
 			fprintf(stderr, "two rewrites of one scan differ\n");
@@ -222,8 +225,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 		}
 		for (size_t i = 0; i < o1.len; i++) {
-			if (o1.p[i] == '\n' && (i == 0 || o1.p[i - 1] != '\r')) {
-				fprintf(stderr, "bare LF at %zu of entity\n", i);
+			if (o1.p[i] == '\n' &&
+			    (i == 0 || o1.p[i - 1] != '\r')) {
+				fprintf(stderr, "bare LF at %zu of entity\n",
+				        i);
 				abort();
 			}
 		}

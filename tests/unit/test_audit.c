@@ -143,15 +143,21 @@ static void chain_tests(const char *dir)
 	ok(db_audit_add(db, &r, err, sizeof(err)) == 0, "row 2 added");
 	db_close(db);
 	v = one(path, "SELECT prev_hash FROM audit WHERE id = 1");
-	is_str(v, "0000000000000000000000000000000000000000000000000000000000000000",
+	is_str(v,
+	       "000000000000000000000000000000000000000000000000000000000000000"
+	       "0",
 	       "the first row's prev_hash is 64 zeros");
 	free(v);
 	v = one(path, "SELECT hash FROM audit WHERE id = 1");
-	is_str(v, "708737dcdea6632054a3a61a8625662f166de4a23ac3332f1b0cc6020d56d8a1",
+	is_str(v,
+	       "708737dcdea6632054a3a61a8625662f166de4a23ac3332f1b0cc6020d56d8a"
+	       "1",
 	       "row 1 hash is the documented SHA-256");
 	free(v);
 	v = one(path, "SELECT hash FROM audit WHERE id = 2");
-	is_str(v, "f9b0232359c4b9b5e814368d2971249123755db6d63e5e09a945cfd67dc11335",
+	is_str(v,
+	       "f9b0232359c4b9b5e814368d2971249123755db6d63e5e09a945cfd67dc1133"
+	       "5",
 	       "row 2 hash chains on row 1 (empty text and NULL differ)");
 	free(v);
 
@@ -175,12 +181,14 @@ static void chain_tests(const char *dir)
 		snprintf(other, sizeof(other), "%s", h5 ? h5 : "");
 		other[0] = other[0] == '0' ? '1' : '0';
 		ok(db_audit_verify(vd, 5, other, &c, err, sizeof(err)) == 1 &&
-		       c.bad_id == 5 && c.problem == DB_AUDIT_ANCHOR_CHANGED,
+		           c.bad_id == 5 &&
+		           c.problem == DB_AUDIT_ANCHOR_CHANGED,
 		   "anchor 5 with another hash: row 5 (%lld, %d)", c.bad_id,
 		   (int)c.problem);
 		ok(db_audit_verify(vd, 11, h5, &c, err, sizeof(err)) == 1 &&
-		       c.bad_id == 11 && c.problem == DB_AUDIT_ANCHOR_MISSING &&
-		       c.prev_id == 10,
+		           c.bad_id == 11 &&
+		           c.problem == DB_AUDIT_ANCHOR_MISSING &&
+		           c.prev_id == 10,
 		   "anchor 11 past the end: missing (%lld, %d)", c.bad_id,
 		   (int)c.problem);
 		db_close(vd);
@@ -191,34 +199,34 @@ static void chain_tests(const char *dir)
 	sql(path, "UPDATE audit SET from_addr = 'mallory@banjarkota.go.id' "
 	          "WHERE id = 4");
 	ok(verify(path, &c) == 1 && c.bad_id == 4 &&
-	       c.problem == DB_AUDIT_CHANGED && c.rows == 3,
+	           c.problem == DB_AUDIT_CHANGED && c.rows == 3,
 	   "UPDATE of row 4's from_addr: row 4, content changed (%lld, %d)",
 	   c.bad_id, (int)c.problem);
 	/* NULL for empty is a change too */
 	fresh(path, 5);
 	sql(path, "UPDATE audit SET digest = '' WHERE id = 2");
 	ok(verify(path, &c) == 1 && c.bad_id == 2 &&
-	       c.problem == DB_AUDIT_CHANGED,
+	           c.problem == DB_AUDIT_CHANGED,
 	   "NULL -> '' is a change (%lld)", c.bad_id);
 	/* the integer column as text is a change */
 	fresh(path, 5);
 	sql(path, "UPDATE audit SET at = at - 1 WHERE id = 3");
 	ok(verify(path, &c) == 1 && c.bad_id == 3 &&
-	       c.problem == DB_AUDIT_CHANGED,
+	           c.problem == DB_AUDIT_CHANGED,
 	   "at changed: row 3 (%lld)", c.bad_id);
 
 	/* a middle row deleted: the next row is named */
 	fresh(path, 10);
 	sql(path, "DELETE FROM audit WHERE id = 5");
 	ok(verify(path, &c) == 1 && c.bad_id == 6 && c.prev_id == 4 &&
-	       c.problem == DB_AUDIT_LINK,
-	   "DELETE of row 5: row 6, link to row 4 broken (%lld, %d)",
-	   c.bad_id, (int)c.problem);
+	           c.problem == DB_AUDIT_LINK,
+	   "DELETE of row 5: row 6, link to row 4 broken (%lld, %d)", c.bad_id,
+	   (int)c.problem);
 	/* the first row deleted */
 	fresh(path, 3);
 	sql(path, "DELETE FROM audit WHERE id = 1");
 	ok(verify(path, &c) == 1 && c.bad_id == 2 && c.prev_id == 0 &&
-	       c.problem == DB_AUDIT_LINK,
+	           c.problem == DB_AUDIT_LINK,
 	   "DELETE of row 1: row 2 is not the start (%lld)", c.bad_id);
 
 	/* a forged row inserted by hand, without a hash, at the end */
@@ -226,9 +234,9 @@ static void chain_tests(const char *dir)
 	sql(path, "INSERT INTO audit (at, queue_id, action, result) "
 	          "VALUES (1700000100, 'FORGED', 'signed', 'ok')");
 	ok(verify(path, &c) == 1 && c.bad_id == 6 &&
-	       c.problem == DB_AUDIT_HASH_MISSING,
-	   "forged row without hash: row 6, hash missing (%lld, %d)",
-	   c.bad_id, (int)c.problem);
+	           c.problem == DB_AUDIT_HASH_MISSING,
+	   "forged row without hash: row 6, hash missing (%lld, %d)", c.bad_id,
+	   (int)c.problem);
 	/* a forged row in a gap, hashed correctly on its predecessor: the
 	 * row after it no longer links */
 	fresh(path, 6);
@@ -255,7 +263,7 @@ static void chain_tests(const char *dir)
 		sql(path, err);
 	}
 	ok(verify(path, &c) == 1 && c.bad_id == 4 && c.prev_id == 3 &&
-	       c.problem == DB_AUDIT_LINK,
+	           c.problem == DB_AUDIT_LINK,
 	   "forged row 3 with a correct own hash: row 4 names it (%lld, %d)",
 	   c.bad_id, (int)c.problem);
 
@@ -272,13 +280,13 @@ static void chain_tests(const char *dir)
 	          "ELSE 'Q3' END, at = CASE id WHEN 3 THEN 1700000004 ELSE "
 	          "1700000003 END WHERE id IN (3, 4)");
 	ok(verify(path, &c) == 1 && c.bad_id == 3 &&
-	       c.problem == DB_AUDIT_CHANGED,
+	           c.problem == DB_AUDIT_CHANGED,
 	   "contents of rows 3 and 4 swapped: row 3 (%lld)", c.bad_id);
 	/* hash removed */
 	fresh(path, 4);
 	sql(path, "UPDATE audit SET hash = NULL WHERE id = 2");
 	ok(verify(path, &c) == 1 && c.bad_id == 2 &&
-	       c.problem == DB_AUDIT_HASH_MISSING,
+	           c.problem == DB_AUDIT_HASH_MISSING,
 	   "hash set NULL: row 2, hash missing (%lld)", c.bad_id);
 
 	/* migration of a schema 4 database with rows: chained in id order */
@@ -294,10 +302,10 @@ static void chain_tests(const char *dir)
 	          "  'unsigned', 'no certificate');"
 	          "PRAGMA user_version = 4");
 	ok(db_open(path, DB_READWRITE, &db, err, sizeof(err)) != 0 &&
-	       strstr(err, "schema version 4"),
+	           strstr(err, "schema version 4"),
 	   "a schema 4 database is refused until migrated");
 	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0 &&
-	       db_version(db) == 5,
+	           db_version(db) == 5,
 	   "schema 4 -> 5");
 	memset(&r, 0, sizeof(r));
 	r.at = 1700000000;
@@ -335,7 +343,7 @@ static void concurrent(const char *dir)
 		kids[k] = fork();
 		if (kids[k] == 0) {
 			struct audit_queue *q =
-			    audit_queue_new(path, NULL, err, sizeof(err));
+			        audit_queue_new(path, NULL, err, sizeof(err));
 			struct audit_row r;
 			char qid[32];
 			if (q == NULL)
@@ -373,9 +381,10 @@ static void concurrent(const char *dir)
 		    WEXITSTATUS(st) != 0)
 			good = 0;
 	ok(good, "two writer processes and single rows finished");
-	ok(count_rows(path, "") == 6050, "6050 rows (%d)", count_rows(path, ""));
+	ok(count_rows(path, "") == 6050, "6050 rows (%d)",
+	   count_rows(path, ""));
 	ok(count_rows(path, "WHERE queue_id LIKE 'P0-%'") == 3000 &&
-	       count_rows(path, "WHERE queue_id LIKE 'P1-%'") == 3000,
+	           count_rows(path, "WHERE queue_id LIKE 'P1-%'") == 3000,
 	   "both processes' rows are there");
 	ok(verify(path, &c) == 0 && c.rows == 6050,
 	   "one chain: it verifies (%lld rows, broken at %lld)", c.rows,
@@ -397,7 +406,8 @@ int main(void)
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	snprintf(path, sizeof(path), "%s/db", dir);
-	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0, "database created");
+	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0,
+	   "database created");
 	db_close(db);
 
 	q = audit_queue_new(path, report, err, sizeof(err));

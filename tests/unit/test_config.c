@@ -61,7 +61,8 @@ int main(void)
 	ok(rc == 0, "minimal config loads (%s)", rc ? err : "ok");
 	if (rc == 0) {
 		is_str(cfg->digest, "sha256", "digest defaults to sha256");
-		ok(cfg->on_error == ACTION_TEMPFAIL, "on_error defaults to tempfail");
+		ok(cfg->on_error == ACTION_TEMPFAIL,
+		   "on_error defaults to tempfail");
 		ok(cfg->on_no_certificate == ACTION_ACCEPT,
 		   "on_no_certificate defaults to accept");
 		ok(cfg->max_memory_body == 1048576, "max_memory_body default");
@@ -69,43 +70,50 @@ int main(void)
 		   "domains are compared lower-case");
 		ok(!config_signing_domain(cfg, "example.org"),
 		   "other domain is not a signing domain");
-		ok(internal(cfg, "127.0.0.1"), "loopback is internal by default");
+		ok(internal(cfg, "127.0.0.1"),
+		   "loopback is internal by default");
 		ok(internal(cfg, "::1"), "::1 is internal by default");
-		ok(internal(cfg, "::ffff:127.0.0.5"), "v4-mapped loopback is internal");
+		ok(internal(cfg, "::ffff:127.0.0.5"),
+		   "v4-mapped loopback is internal");
 		ok(!internal(cfg, "192.0.2.1"), "192.0.2.1 is not internal");
 		config_free(cfg);
 	}
 
-	rc = load("domains = [ \"a.go.id\" ];\ninternal_hosts = [ \"10.1.0.0/16\", "
+	rc = load("domains = [ \"a.go.id\" ];\ninternal_hosts = [ "
+	          "\"10.1.0.0/16\", "
 	          "\"2001:db8::/32\" ];\non_error = \"reject\";\n",
 	          &cfg, err, sizeof(err));
 	ok(rc == 0, "CIDR list and on_error load");
 	if (rc == 0) {
-		ok(internal(cfg, "10.1.200.3"), "10.1.200.3 inside 10.1.0.0/16");
+		ok(internal(cfg, "10.1.200.3"),
+		   "10.1.200.3 inside 10.1.0.0/16");
 		ok(!internal(cfg, "10.2.0.1"), "10.2.0.1 outside 10.1.0.0/16");
 		ok(internal(cfg, "2001:db8:5::1"), "IPv6 CIDR matches");
-		ok(!internal(cfg, "127.0.0.1"), "explicit list replaces default");
+		ok(!internal(cfg, "127.0.0.1"),
+		   "explicit list replaces default");
 		ok(cfg->on_error == ACTION_REJECT, "on_error = reject");
 		config_free(cfg);
 	}
 
-	rc = load("domains = [ \"a.go.id\" ];\ndigst = \"sha256\";\n", &cfg, err,
-	          sizeof(err));
+	rc = load("domains = [ \"a.go.id\" ];\ndigst = \"sha256\";\n", &cfg,
+	          err, sizeof(err));
 	ok(rc != 0 && strstr(err, "t.conf:3: unknown key 'digst'"),
 	   "unknown key named with file:line (%s)", err);
 
-	rc = load("domains = [ \"a.go.id\" ];\n\non_error = \"bounce\";\n", &cfg,
-	          err, sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:4: on_error: unknown action 'bounce'"),
+	rc = load("domains = [ \"a.go.id\" ];\n\non_error = \"bounce\";\n",
+	          &cfg, err, sizeof(err));
+	ok(rc != 0 &&
+	           strstr(err, "t.conf:4: on_error: unknown action 'bounce'"),
 	   "bad action value named with file:line (%s)", err);
 
-	rc = load("domains = [ \"a.go.id\" ];\nmax_memory_body = 12;\n", &cfg, err,
-	          sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:3: max_memory_body: 12 is out of range"),
+	rc = load("domains = [ \"a.go.id\" ];\nmax_memory_body = 12;\n", &cfg,
+	          err, sizeof(err));
+	ok(rc != 0 &&
+	           strstr(err, "t.conf:3: max_memory_body: 12 is out of range"),
 	   "out-of-range integer (%s)", err);
 
-	rc = load("domains = [ \"a.go.id\" ];\nmax_memory_body = \"big\";\n", &cfg,
-	          err, sizeof(err));
+	rc = load("domains = [ \"a.go.id\" ];\nmax_memory_body = \"big\";\n",
+	          &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "max_memory_body: must be an integer"),
 	   "wrong type (%s)", err);
 
@@ -117,35 +125,42 @@ int main(void)
 	ok(rc != 0 && strstr(err, "must hold at least 1"),
 	   "empty domains is reported (%s)", err);
 
-	rc = load("domains = [ \"a.go.id\" ];\ninternal_hosts = [ \"10.0.0.0/33\" ];\n",
+	rc = load("domains = [ \"a.go.id\" ];\ninternal_hosts = [ "
+	          "\"10.0.0.0/33\" ];\n",
 	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:3: internal_hosts: entry 1 '10.0.0.0/33'"),
+	ok(rc != 0 && strstr(err,
+	                     "t.conf:3: internal_hosts: entry 1 '10.0.0.0/33'"),
 	   "bad CIDR (%s)", err);
 
 	rc = load("domains = [ \"a.go.id\" ];\ndigest = \"md5\";\n", &cfg, err,
 	          sizeof(err));
-	ok(rc != 0 && strstr(err, "unknown digest 'md5'"), "md5 refused (%s)", err);
+	ok(rc != 0 && strstr(err, "unknown digest 'md5'"), "md5 refused (%s)",
+	   err);
 
-	rc = load("domains = [ \"a.go.id\" ];\nsocket = \"tcp:25\";\n", &cfg, err,
-	          sizeof(err));
+	rc = load("domains = [ \"a.go.id\" ];\nsocket = \"tcp:25\";\n", &cfg,
+	          err, sizeof(err));
 	ok(rc != 0 && strstr(err, "t.conf:3: socket:"), "bad socket (%s)", err);
 
-	rc = load("domains = [ \"a.go.id\" ];\nca_file = \"/nonexistent/ca.pem\";\n",
+	rc = load("domains = [ \"a.go.id\" ];\nca_file = "
+	          "\"/nonexistent/ca.pem\";\n",
 	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:3: ca_file: /nonexistent/ca.pem: No such file"),
+	ok(rc != 0 && strstr(err, "t.conf:3: ca_file: /nonexistent/ca.pem: No "
+	                          "such file"),
 	   "missing ca_file named with file:line (%s)", err);
 
-	rc = load("domains = [ \"a.go.id\" ]\nfoo = ;\n", &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:3:"), "syntax error has a line (%s)", err);
+	rc = load("domains = [ \"a.go.id\" ]\nfoo = ;\n", &cfg, err,
+	          sizeof(err));
+	ok(rc != 0 && strstr(err, "t.conf:3:"), "syntax error has a line (%s)",
+	   err);
 
 	rc = config_load("/nonexistent/smime.conf", &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "/nonexistent/smime.conf: No such file"),
 	   "missing file (%s)", err);
 
-	rc = load("domains = [ \"a.go.id\" ];\nfoo = 1;\non_error = \"x\";\n", &cfg,
-	          err, sizeof(err));
+	rc = load("domains = [ \"a.go.id\" ];\nfoo = 1;\non_error = \"x\";\n",
+	          &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "unknown key 'foo'") &&
-	       strstr(err, "on_error: unknown action"),
+	           strstr(err, "on_error: unknown action"),
 	   "several problems are all reported");
 
 	/* PKCS#11 settings */
@@ -156,9 +171,9 @@ int main(void)
 	          "\"/etc/p2\"; } );\n",
 	          &cfg, err, sizeof(err));
 	ok(rc == 0 && cfg->npkcs11_tokens == 2 &&
-	       strcmp(cfg->pkcs11_token[1], "kota") == 0 &&
-	       strcmp(cfg->pkcs11_pin_file[0], "/etc/p1") == 0 &&
-	       cfg->pkcs11_sessions == 8 && cfg->pkcs11_retry == 5,
+	           strcmp(cfg->pkcs11_token[1], "kota") == 0 &&
+	           strcmp(cfg->pkcs11_pin_file[0], "/etc/p1") == 0 &&
+	           cfg->pkcs11_sessions == 8 && cfg->pkcs11_retry == 5,
 	   "pkcs11_tokens read, sessions and retry default to 8 and 5 (%s)",
 	   err);
 	if (rc == 0)
@@ -180,7 +195,7 @@ int main(void)
 	          "\npkcs11_sessions = 0;\n",
 	          &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "absolute path") &&
-	       strstr(err, "pkcs11_sessions"),
+	           strstr(err, "pkcs11_sessions"),
 	   "relative pin_file and 0 sessions both reported (%s)", err);
 
 	/* encryption policy (issue 5) */
@@ -188,8 +203,10 @@ int main(void)
 	          "encrypt = (\n"
 	          "  { recipients = [ \"jabarprov.go.id\", \"*.go.id\" ];"
 	          " mode = \"opportunistic\"; },\n"
-	          "  { recipients = [ \"BPK.go.id\" ]; mode = \"required\"; },\n"
-	          "  { recipients = [ \"humas@bpk.go.id\" ]; mode = \"never\"; },\n"
+	          "  { recipients = [ \"BPK.go.id\" ]; mode = \"required\"; "
+	          "},\n"
+	          "  { recipients = [ \"humas@bpk.go.id\" ]; mode = \"never\"; "
+	          "},\n"
 	          "  { recipients = [ \"*.go.id\" ];"
 	          " senders = [ \"sekda@banjarkota.go.id\" ];"
 	          " mode = \"required\"; }\n"
@@ -204,33 +221,37 @@ int main(void)
 		is_str(cfg->encrypt_rsa_padding, "pkcs1",
 		       "encrypt_rsa_padding defaults to pkcs1");
 		ok(!cfg->harvest, "harvest defaults to false");
-		ok(config_encrypt_mode(cfg, "a@example.org", "x@banjarkota.go.id",
-		                       &line) == ENC_NEVER && line == 0,
+		ok(config_encrypt_mode(cfg, "a@example.org",
+		                       "x@banjarkota.go.id",
+		                       &line) == ENC_NEVER &&
+		           line == 0,
 		   "no rule: never");
 		ok(config_encrypt_mode(cfg, "a@jabarprov.go.id", NULL, &line) ==
-		           ENC_OPPORTUNISTIC && line == 4,
+		                   ENC_OPPORTUNISTIC &&
+		           line == 4,
 		   "exact domain of rule 1 (line %d)", line);
 		ok(config_encrypt_mode(cfg, "a@disdik.jabarprov.go.id", NULL,
 		                       NULL) == ENC_OPPORTUNISTIC,
 		   "subdomain through *.go.id");
 		ok(config_encrypt_mode(cfg, "a@go.id", NULL, NULL) ==
-		       ENC_OPPORTUNISTIC,
+		           ENC_OPPORTUNISTIC,
 		   "*.go.id also names go.id itself");
-		ok(config_encrypt_mode(cfg, "a@xgo.id", NULL, NULL) == ENC_NEVER,
+		ok(config_encrypt_mode(cfg, "a@xgo.id", NULL, NULL) ==
+		           ENC_NEVER,
 		   "*.go.id does not match xgo.id");
 		ok(config_encrypt_mode(cfg, "auditor@bpk.go.id", NULL, NULL) ==
-		       ENC_REQUIRED,
+		           ENC_REQUIRED,
 		   "domain rule beats the wildcard listed first");
 		ok(config_encrypt_mode(cfg, "humas@bpk.go.id", NULL, NULL) ==
-		       ENC_NEVER,
+		           ENC_NEVER,
 		   "address rule beats the domain rule");
 		ok(config_encrypt_mode(cfg, "a@kemendagri.go.id",
-		                       "sekda@banjarkota.go.id", NULL) ==
-		       ENC_REQUIRED,
+		                       "sekda@banjarkota.go.id",
+		                       NULL) == ENC_REQUIRED,
 		   "rule limited to the sender wins at equal weight");
 		ok(config_encrypt_mode(cfg, "a@kemendagri.go.id",
-		                       "andi@banjarkota.go.id", NULL) ==
-		       ENC_OPPORTUNISTIC,
+		                       "andi@banjarkota.go.id",
+		                       NULL) == ENC_OPPORTUNISTIC,
 		   "rule limited to another sender does not match");
 		config_free(cfg);
 	}
@@ -239,7 +260,7 @@ int main(void)
 	          "encrypt_rsa_padding = \"oaep\";\n",
 	          &cfg, err, sizeof(err));
 	ok(rc == 0 && strcmp(cfg->encrypt_cipher, "aes-256-gcm") == 0 &&
-	       strcmp(cfg->encrypt_rsa_padding, "oaep") == 0,
+	           strcmp(cfg->encrypt_rsa_padding, "oaep") == 0,
 	   "cipher and padding are read lower-case (%s)", rc ? err : "ok");
 	if (rc == 0)
 		config_free(cfg);
@@ -248,7 +269,7 @@ int main(void)
 	          "encrypt_rsa_padding = \"pss\";\n",
 	          &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "unknown cipher 'des-ede3-cbc'") &&
-	       strstr(err, "unknown padding 'pss'"),
+	           strstr(err, "unknown padding 'pss'"),
 	   "unknown cipher and padding both reported (%s)", err);
 	rc = load("domains = [ \"a.go.id\" ];\n"
 	          "encrypt = (\n"
@@ -256,14 +277,16 @@ int main(void)
 	          ");\n",
 	          &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "t.conf:4: encrypt: rule 1: mode") &&
-	       strstr(err, "'always'"),
+	           strstr(err, "'always'"),
 	   "unknown mode named with its line (%s)", err);
 	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "encrypt = ( { recipients = [ \"b@@c\" ]; mode = \"required\"; } );\n",
+	          "encrypt = ( { recipients = [ \"b@@c\" ]; mode = "
+	          "\"required\"; } );\n",
 	          &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "entry 1 'b@@c'"), "bad pattern (%s)", err);
 	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "encrypt = ( { recipients = [ \"go.*\" ]; mode = \"required\"; } );\n",
+	          "encrypt = ( { recipients = [ \"go.*\" ]; mode = "
+	          "\"required\"; } );\n",
 	          &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "'go.*'"), "wildcard not at the start (%s)",
 	   err);
@@ -273,7 +296,8 @@ int main(void)
 	ok(rc != 0 && strstr(err, "needs a recipients list"),
 	   "rule without recipients (%s)", err);
 	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "encrypt = ( { recipients = [ \"b.go.id\" ]; mode = \"required\";"
+	          "encrypt = ( { recipients = [ \"b.go.id\" ]; mode = "
+	          "\"required\";"
 	          " recipient = [ \"c\" ]; } );\n",
 	          &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "unknown key 'recipient'"),

@@ -23,7 +23,7 @@
 #include "util.h"
 
 #define DATA "tests/data/unit"
-#define ME "unit@banjarkota.go.id"
+#define ME   "unit@banjarkota.go.id"
 
 static char dir[] = "/tmp/smime-test-msg.XXXXXX";
 static char conf[600];
@@ -74,7 +74,8 @@ static void setup(void)
 	f = fopen(conf, "w");
 	fprintf(f,
 	        "database = \"%s/db\";\ntemp_dir = \"%s\";\n"
-	        "domains = [ \"banjarkota.go.id\" ];\nmax_memory_body = 4096;\n",
+	        "domains = [ \"banjarkota.go.id\" ];\nmax_memory_body = "
+	        "4096;\n",
 	        dir, dir);
 	fclose(f);
 	snprintf(keypath, sizeof(keypath), "%s/db", dir);
@@ -99,7 +100,8 @@ static void setup(void)
 	dc.cert_pem = cert_to_pem(sk_X509_value(sk, 0));
 	dc.chain_pem = "";
 	if (db_cert_add(db, &dc, err, sizeof(err)) != 0 ||
-	    db_map(db, ME, dc.id, "individual", "test", err, sizeof(err)) != 0) {
+	    db_map(db, ME, dc.id, "individual", "test", err, sizeof(err)) !=
+	            0) {
 		fprintf(stderr, "%s\n", err);
 		exit(1);
 	}
@@ -148,8 +150,8 @@ static enum msg_verdict feed(struct snapshot *s, const char *text, int outbound,
 
 /* Verify a multipart/signed body: returns 1 when the detached signature
  * over the first part verifies against the unit root. */
-static int verify_body(const char *body, const char *boundary,
-                       char *entity_out, size_t entity_len)
+static int verify_body(const char *body, const char *boundary, char *entity_out,
+                       size_t entity_len)
 {
 	char delim[128];
 	const char *start, *end, *sig, *sigend;
@@ -168,7 +170,8 @@ static int verify_body(const char *body, const char *boundary,
 	if (!end)
 		return 0;
 	if (entity_out)
-		snprintf(entity_out, entity_len, "%.*s", (int)(end - start), start);
+		snprintf(entity_out, entity_len, "%.*s", (int)(end - start),
+		         start);
 	sig = strstr(end + strlen(delim), "\r\n\r\n");
 	if (!sig)
 		return 0;
@@ -183,7 +186,8 @@ static int verify_body(const char *body, const char *boundary,
 	sigbio = BIO_push(b64, sigbio);
 	cms = d2i_CMS_bio(sigbio, NULL);
 	X509_STORE_load_file(store, DATA "/ca.crt.pem");
-	ok = cms && CMS_verify(cms, NULL, store, content, NULL, CMS_BINARY) == 1;
+	ok = cms &&
+	     CMS_verify(cms, NULL, store, content, NULL, CMS_BINARY) == 1;
 	if (!ok)
 		ERR_print_errors_fp(stderr);
 	CMS_ContentInfo_free(cms);
@@ -193,8 +197,8 @@ static int verify_body(const char *body, const char *boundary,
 	return ok;
 }
 
-static const char *edit_value(struct msg *m, const struct msg_edit *e,
-                              size_t n, const char *name)
+static const char *edit_value(struct msg *m, const struct msg_edit *e, size_t n,
+                              const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (e[i].op == EDIT_ADD && strcmp(e[i].name, name) == 0)
@@ -223,8 +227,8 @@ static void test_sign(struct snapshot *s, const char *label, const char *text,
 	   "%s: eom ok", label);
 	ct = edit_value(m, edits, nedits, "Content-Type");
 	ok(ct && strstr(ct, "multipart/signed") &&
-	       strstr(ct, "protocol=\"application/pkcs7-signature\"") &&
-	       strstr(ct, "micalg=sha-256"),
+	           strstr(ct, "protocol=\"application/pkcs7-signature\"") &&
+	           strstr(ct, "micalg=sha-256"),
 	   "%s: multipart/signed header with protocol and micalg", label);
 	b = ct ? strstr(ct, "boundary=\"") : NULL;
 	snprintf(boundary, sizeof(boundary), "%.*s",
@@ -279,13 +283,13 @@ static void test_error_modes(struct snapshot *s, const char *big)
 	          NULL);
 	feed(s, big, 1, &m, &reason);
 	ok(msg_error_action(m, ACTION_ACCEPT, &note) == ACTION_ACCEPT &&
-	       note == NULL,
+	           note == NULL,
 	   "on_error accept: before the end of the message it applies");
 	ok(msg_eom(m, refuse, &o, &edits, &nedits, err, sizeof(err)) != 0,
 	   "on_error accept: the MTA refusing the new body fails eom (%s)",
 	   err);
 	ok(msg_error_action(m, ACTION_ACCEPT, &note) == ACTION_TEMPFAIL &&
-	       note && strstr(note, "already"),
+	           note && strstr(note, "already"),
 	   "... and then accept becomes tempfail: %s", note ? note : "");
 	msg_free(m);
 	cfg->on_error = saved;
@@ -298,21 +302,23 @@ int main(void)
 	STACK_OF(X509) *sk;
 
 	setup();
-	ok(snapshot_build(conf, 1, &s, err, sizeof(err), warn, sizeof(warn)) == 0,
+	ok(snapshot_build(conf, 1, &s, err, sizeof(err), warn, sizeof(warn)) ==
+	           0,
 	   "snapshot builds (%s)", err);
 	ok(s->nentries == 1 && s->nusable == 1, "one usable mailbox");
 
-	test_sign(s, "plain", "From: Unit <" ME ">\nTo: x@example.org\n"
+	test_sign(s, "plain",
+	          "From: Unit <" ME ">\nTo: x@example.org\n"
 	          "Subject: hi\nContent-Type: text/plain; charset=us-ascii\n\n"
 	          "Hello\nWorld\n",
 	          "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
 	          "Hello\r\nWorld\r\n");
 	test_sign(s, "no MIME headers",
-	          "From: " ME "\nSubject: x\n\nline one\n",
-	          "\r\nline one\r\n");
+	          "From: " ME "\nSubject: x\n\nline one\n", "\r\nline one\r\n");
 	test_sign(s, "8bit",
 	          "From: " ME "\nContent-Type: text/plain; charset=utf-8\n"
-	          "Content-Transfer-Encoding: 8bit\n\nSelamat pagi, Bu \xc3\x89lia\n",
+	          "Content-Transfer-Encoding: 8bit\n\nSelamat pagi, Bu "
+	          "\xc3\x89lia\n",
 	          NULL);
 	{
 		/* a body larger than max_memory_body spills to disk */
@@ -321,21 +327,22 @@ int main(void)
 		strcpy(big, "From: " ME "\nContent-Type: text/plain\n\n");
 		size_t at = strlen(big);
 		for (size_t i = 0; i < n; i++)
-			big[at + i] = (i % 61 == 60) ? '\n' : (char)('a' + i % 26);
+			big[at + i] =
+			        (i % 61 == 60) ? '\n' : (char)('a' + i % 26);
 		big[at + n] = '\0';
 		test_sign(s, "300 KB spilled body", big, NULL);
 		test_error_modes(s, big);
 		free(big);
 	}
 
-	test_verdict(s, "not outbound passes", "From: " ME "\n\nx\n", 0, MSG_PASS,
-	             "not outbound");
-	test_verdict(s, "foreign domain passes",
-	             "From: a@example.org\n\nx\n", 1, MSG_PASS,
-	             "not a signing domain");
+	test_verdict(s, "not outbound passes", "From: " ME "\n\nx\n", 0,
+	             MSG_PASS, "not outbound");
+	test_verdict(s, "foreign domain passes", "From: a@example.org\n\nx\n",
+	             1, MSG_PASS, "not a signing domain");
 	test_verdict(s, "already signed passes",
 	             "From: " ME "\nContent-Type: multipart/signed; "
-	             "protocol=\"application/pkcs7-signature\"; boundary=x\n\nx\n",
+	             "protocol=\"application/pkcs7-signature\"; "
+	             "boundary=x\n\nx\n",
 	             1, MSG_PASS, "already S/MIME signed");
 	test_verdict(s, "S/MIME encrypted passes",
 	             "From: " ME "\nContent-Type: application/pkcs7-mime; "
@@ -343,11 +350,13 @@ int main(void)
 	             1, MSG_PASS, "S/MIME");
 	test_verdict(s, "PGP/MIME signed passes",
 	             "From: " ME "\nContent-Type: multipart/signed; "
-	             "protocol=\"application/pgp-signature\"; boundary=x\n\nx\n",
+	             "protocol=\"application/pgp-signature\"; "
+	             "boundary=x\n\nx\n",
 	             1, MSG_PASS, "PGP/MIME");
 	test_verdict(s, "PGP/MIME encrypted passes",
 	             "From: " ME "\nContent-Type: multipart/encrypted; "
-	             "protocol=\"application/pgp-encrypted\"; boundary=x\n\nx\n",
+	             "protocol=\"application/pgp-encrypted\"; "
+	             "boundary=x\n\nx\n",
 	             1, MSG_PASS, "PGP/MIME");
 	test_verdict(s, "unmapped mailbox has no certificate",
 	             "From: nobody@banjarkota.go.id\n\nx\n", 1, MSG_NOCERT,
@@ -361,26 +370,30 @@ int main(void)
 	             "From: a@banjarkota.go.id, b@banjarkota.go.id\n\nx\n", 1,
 	             MSG_PASS, "more than one mailbox");
 	test_verdict(s, "From with display name and comment",
-	             "From: \"Andi, S.Kom\" (staf) <UNIT@BanjarKota.go.id>\n\nx\n",
+	             "From: \"Andi, S.Kom\" (staf) "
+	             "<UNIT@BanjarKota.go.id>\n\nx\n",
 	             1, MSG_SIGN, NULL);
 
 	/* certificate checks */
 	cert_read_file(DATA "/server.crt.pem", &sk, err, sizeof(err));
 	ok(cert_check_signing(sk_X509_value(sk, 0), ME, time(NULL), err,
 	                      sizeof(err)) != 0 &&
-	       strstr(err, "does not allow e-mail signing"),
+	           strstr(err, "does not allow e-mail signing"),
 	   "serverAuth-only certificate refused (%s)", err);
 	sk_X509_pop_free(sk, X509_free);
 	cert_read_file(DATA "/leaf.crt.pem", &sk, err, sizeof(err));
 	ok(cert_check_signing(sk_X509_value(sk, 0), "other@banjarkota.go.id",
 	                      time(NULL), err, sizeof(err)) != 0 &&
-	       strstr(err, "does not carry"),
+	           strstr(err, "does not carry"),
 	   "certificate without the address refused (%s)", err);
-	ok(cert_check_signing(sk_X509_value(sk, 0), ME, time(NULL) + 30L * 366 * 86400,
-	                      err, sizeof(err)) != 0 && strstr(err, "expired"),
+	ok(cert_check_signing(sk_X509_value(sk, 0), ME,
+	                      time(NULL) + 30L * 366 * 86400, err,
+	                      sizeof(err)) != 0 &&
+	           strstr(err, "expired"),
 	   "expired certificate refused (%s)", err);
 	ok(cert_check_signing(sk_X509_value(sk, 0), ME, 86400, err,
-	                      sizeof(err)) != 0 && strstr(err, "not valid before"),
+	                      sizeof(err)) != 0 &&
+	           strstr(err, "not valid before"),
 	   "not-yet-valid certificate refused (%s)", err);
 	ok(cert_check_signing(sk_X509_value(sk, 0), "UNIT@banjarkota.go.id",
 	                      time(NULL), err, sizeof(err)) == 0,

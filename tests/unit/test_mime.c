@@ -122,8 +122,8 @@ struct res {
 enum { FEED_ALL, FEED_BYTES, FEED_RANDOM, FEED_64K, FEED_1000 };
 
 static void run_ex(const char *ct, const char *cte, const struct mime_header *h,
-                   size_t nh, const unsigned char *body, size_t blen,
-                   int feed, unsigned seed, int readmode, struct res *r)
+                   size_t nh, const unsigned char *body, size_t blen, int feed,
+                   unsigned seed, int readmode, struct res *r)
 {
 	struct mime_scan *s = mime_scan_new(ct, cte);
 	struct src src;
@@ -148,7 +148,8 @@ static void run_ex(const char *ct, const char *cte, const struct mime_header *h,
 			k = 1000;
 		if (k > blen - off)
 			k = blen - off;
-		r->rc1 = mime_scan_feed(s, body + off, k, r->err, sizeof(r->err));
+		r->rc1 = mime_scan_feed(s, body + off, k, r->err,
+		                        sizeof(r->err));
 		off += k;
 	}
 	if (r->rc1 == 0)
@@ -273,7 +274,8 @@ static void qp_decode(const char *in, size_t n, struct buf *out)
 	for (;;) {
 		size_t e = i, le;
 		int soft;
-		while (e < n && !(in[e] == '\r' && e + 1 < n && in[e + 1] == '\n'))
+		while (e < n &&
+		       !(in[e] == '\r' && e + 1 < n && in[e + 1] == '\n'))
 			e++;
 		le = e;
 		while (le > i && (in[le - 1] == ' ' || in[le - 1] == '\t'))
@@ -301,8 +303,8 @@ static void qp_decode(const char *in, size_t n, struct buf *out)
 
 static void b64_decode(const char *in, size_t n, struct buf *out)
 {
-	static const char a[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst"
+	                        "uvwxyz0123456789+/";
 	uint32_t acc = 0;
 	int bits = 0;
 
@@ -474,7 +476,8 @@ static void test_ct(void)
 	ok(!strcmp(ct.smime_type, "enveloped-data") &&
 	           !strcmp(ct.name, "sm\"ime.p7m"),
 	   "ct: smime-type and backslash escape in quoted name");
-	mime_ct_parse("multipart/signed; protocol=\"application/pkcs7-signature\""
+	mime_ct_parse("multipart/signed; "
+	              "protocol=\"application/pkcs7-signature\""
 	              "; micalg=sha-256;\r\n\tboundary=b1",
 	              &ct);
 	ok(!strcmp(ct.protocol, "application/pkcs7-signature") &&
@@ -619,9 +622,11 @@ static void test_qp(void)
 		   "qp: '-' after a soft break written =2D");
 		{
 			char w[200];
-			size_t k = strlen(line) - 1; /* line end belongs to delim */
+			size_t k = strlen(line) -
+			           1; /* line end belongs to delim */
 			memcpy(w, line, k);
-			ok(part_is(&r.out, "X-Part: p", w, k, "quoted-printable"),
+			ok(part_is(&r.out, "X-Part: p", w, k,
+			           "quoted-printable"),
 			   "qp: part with forged delimiter decodes back");
 		}
 		buf_free(&t);
@@ -660,7 +665,8 @@ static void test_base64(void)
 		find_part(&r.out, "X-Part: bin", &pt);
 		ok(max_line(pt.body, pt.blen) == 76, "base64: 76-char lines");
 	}
-	ok(ends_with(&r.out, "\r\n--=_b1--"), "base64: ends with close delimiter");
+	ok(ends_with(&r.out, "\r\n--=_b1--"),
+	   "base64: ends with close delimiter");
 	buf_free(&r.out);
 
 	/* top-level binary leaf: the final line end is content */
@@ -690,8 +696,8 @@ static void test_long_lines(void)
 		buf_add(&t, i % 10 == 9 ? " " : "a", 1);
 	buf_str(&t, "\nshort\n");
 	run("text/plain", "7bit", t.p, t.n, &r);
-	ok(r.needs == 1 && strstr((char *)r.out.p,
-	                          "Content-Transfer-Encoding: quoted-printable"),
+	ok(r.needs == 1 && strstr((char *)r.out.p, "Content-Transfer-Encoding: "
+	                                           "quoted-printable"),
 	   "long: 3000-char 7bit line -> QP");
 	ok(clean7(r.out.p, r.out.n, 76), "long: lines <= 76");
 	{
@@ -724,34 +730,34 @@ static void test_long_lines(void)
 }
 
 static const char nested_body[] =
-	"preamble\r\n"
-	"--outer\r\n"
-	"X-Part: alt\r\n"
-	"Content-Type: multipart/alternative; boundary=\"inner\"\r\n"
-	"Content-Transfer-Encoding: 8bit\r\n"
-	"\r\n"
-	"--inner\r\n"
-	"X-Part: plain\r\n"
-	"Content-Type: text/plain; charset=utf-8\r\n"
-	"Content-Transfer-Encoding: 8bit\r\n"
-	"\r\n"
-	"Gr\xc3\xbc\xc3\x9f dich\r\n"
-	"--inner\r\n"
-	"X-Part: html\r\n"
-	"Content-Type: text/html; charset=utf-8\r\n"
-	"Content-Transfer-Encoding: 8bit\r\n"
-	"\r\n"
-	"<p>Gr\xc3\xbc\xc3\x9f dich</p>\r\n"
-	"\r\n"
-	"--inner--\r\n"
-	"\r\n"
-	"--outer\r\n"
-	"X-Part: att\r\n"
-	"Content-Type: application/octet-stream\r\n"
-	"Content-Transfer-Encoding: 8bit\r\n"
-	"\r\n"
-	"\x80\x81\x82 data\r\n"
-	"--outer--\r\n";
+        "preamble\r\n"
+        "--outer\r\n"
+        "X-Part: alt\r\n"
+        "Content-Type: multipart/alternative; boundary=\"inner\"\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        "--inner\r\n"
+        "X-Part: plain\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        "Gr\xc3\xbc\xc3\x9f dich\r\n"
+        "--inner\r\n"
+        "X-Part: html\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        "<p>Gr\xc3\xbc\xc3\x9f dich</p>\r\n"
+        "\r\n"
+        "--inner--\r\n"
+        "\r\n"
+        "--outer\r\n"
+        "X-Part: att\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        "\x80\x81\x82 data\r\n"
+        "--outer--\r\n";
 
 static void test_nested(void)
 {
@@ -759,8 +765,7 @@ static void test_nested(void)
 	struct part pt;
 
 	runs("multipart/mixed; boundary=outer", NULL, nested_body, &r);
-	ok(r.rc == 0 && r.needs == 1 && r.parts == 3,
-	   "nested: three leaves");
+	ok(r.rc == 0 && r.needs == 1 && r.parts == 3, "nested: three leaves");
 	ok(clean7(r.out.p, r.out.n, 998), "nested: output 7-bit");
 	ok(part_text_is(&r.out, "X-Part: plain", "Gr\xc3\xbc\xc3\x9f dich",
 	                "quoted-printable"),
@@ -784,29 +789,31 @@ static void test_rfc822(void)
 {
 	struct res r;
 	struct part pt;
-	const char *body =
-		"--b\r\n"
-		"X-Part: msg\r\n"
-		"Content-Type: message/rfc822\r\n"
-		"Content-Transfer-Encoding: 8bit\r\n"
-		"\r\n"
-		"From: a@example.org\r\n"
-		"Subject: inner\r\n"
-		"MIME-Version: 1.0\r\n"
-		"Content-Type: text/plain; charset=utf-8\r\n"
-		"Content-Transfer-Encoding: 8bit\r\n"
-		"\r\n"
-		"\xc3\x9cn\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9 body\r\n"
-		"--b--\r\n";
+	const char *body = "--b\r\n"
+	                   "X-Part: msg\r\n"
+	                   "Content-Type: message/rfc822\r\n"
+	                   "Content-Transfer-Encoding: 8bit\r\n"
+	                   "\r\n"
+	                   "From: a@example.org\r\n"
+	                   "Subject: inner\r\n"
+	                   "MIME-Version: 1.0\r\n"
+	                   "Content-Type: text/plain; charset=utf-8\r\n"
+	                   "Content-Transfer-Encoding: 8bit\r\n"
+	                   "\r\n"
+	                   "\xc3\x9cn\xc3\xaf"
+	                   "c\xc3\xb6"
+	                   "d\xc3\xa9 body\r\n"
+	                   "--b--\r\n";
 
 	runs("multipart/mixed; boundary=b", NULL, body, &r);
-	ok(r.rc == 0 && clean7(r.out.p, r.out.n, 998),
-	   "rfc822: output 7-bit");
+	ok(r.rc == 0 && clean7(r.out.p, r.out.n, 998), "rfc822: output 7-bit");
 	ok(find_part(&r.out, "X-Part: msg", &pt) == 0 &&
 	           !strcmp(pt.cte, "7bit"),
 	   "rfc822: message/rfc822 CTE 8bit -> 7bit");
 	ok(part_text_is(&r.out, "Subject: inner",
-	                "\xc3\x9cn\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9 body",
+	                "\xc3\x9cn\xc3\xaf"
+	                "c\xc3\xb6"
+	                "d\xc3\xa9 body",
 	                "quoted-printable"),
 	   "rfc822: inner 8bit body -> QP");
 	ok(strstr((char *)r.out.p, "From: a@example.org\r\n") != NULL,
@@ -870,7 +877,10 @@ static void test_broken(void)
 	buf_free(&r.out);
 
 	/* no boundary parameter, 8bit bytes inside */
-	runs("multipart/mixed", NULL, "Gr\xc3\xbc\xc3\x9f" "e\n--x\nfoo\n", &r);
+	runs("multipart/mixed", NULL,
+	     "Gr\xc3\xbc\xc3\x9f"
+	     "e\n--x\nfoo\n",
+	     &r);
 	ok(r.rc == 0 && clean7(r.out.p, r.out.n, 76) &&
 	           strstr((char *)r.out.p,
 	                  "Content-Type: multipart/mixed\r\n"
@@ -880,7 +890,9 @@ static void test_broken(void)
 		struct buf d = { 0 };
 		const char *b = body_of(&r.out);
 		qp_decode(b, strlen(b), &d);
-		is_str((char *)d.p, "Gr\xc3\xbc\xc3\x9f" "e\r\n--x\r\nfoo\r\n",
+		is_str((char *)d.p,
+		       "Gr\xc3\xbc\xc3\x9f"
+		       "e\r\n--x\r\nfoo\r\n",
 		       "broken: no-boundary body decodes back");
 		buf_free(&d);
 	}
@@ -954,22 +966,24 @@ static void test_nul_cr(void)
 /* Build a message that exercises most paths. */
 static void complex_body(struct buf *b)
 {
-	buf_str(b, "This is a preamble with \xc3\xbcmlaut\r\n"
-	           "--==outer\r\n"
-	           "X-Part: t1\r\n"
-	           "Content-Type: text/plain; charset=utf-8\r\n"
-	           "Content-Transfer-Encoding: 8bit\r\n"
-	           "\r\n"
-	           "Gr\xc3\xbc\xc3\x9f" "e\r\nFrom me\r\nbare \r CR \r\n"
-	           "--==outer\r\n"
-	           "X-Part: alt\r\n"
-	           "Content-Type: multipart/alternative;\r\n boundary=\"in\"\r\n"
-	           "\r\n"
-	           "--in\r\n"
-	           "X-Part: qp\r\n"
-	           "Content-Type: text/plain\r\n"
-	           "Content-Transfer-Encoding: quoted-printable\r\n"
-	           "\r\n");
+	buf_str(b,
+	        "This is a preamble with \xc3\xbcmlaut\r\n"
+	        "--==outer\r\n"
+	        "X-Part: t1\r\n"
+	        "Content-Type: text/plain; charset=utf-8\r\n"
+	        "Content-Transfer-Encoding: 8bit\r\n"
+	        "\r\n"
+	        "Gr\xc3\xbc\xc3\x9f"
+	        "e\r\nFrom me\r\nbare \r CR \r\n"
+	        "--==outer\r\n"
+	        "X-Part: alt\r\n"
+	        "Content-Type: multipart/alternative;\r\n boundary=\"in\"\r\n"
+	        "\r\n"
+	        "--in\r\n"
+	        "X-Part: qp\r\n"
+	        "Content-Type: text/plain\r\n"
+	        "Content-Transfer-Encoding: quoted-printable\r\n"
+	        "\r\n");
 	for (int i = 0; i < 150; i++)
 		buf_str(b, i % 5 ? "ab=C3=BCcd " : "x\xe9y=3D  ");
 	buf_str(b, "tail   \r\nsoft=\r\nend\r\n"
@@ -1009,8 +1023,9 @@ static void test_chunking(void)
 	int same_feed = 1, same_read = 1;
 	static const int feeds[] = { FEED_BYTES, FEED_RANDOM, FEED_RANDOM,
 		                     FEED_RANDOM, FEED_1000 };
-	struct mime_header h[1] = { { "Content-Type",
-		                      "multipart/mixed; boundary=\"==outer\"" } };
+	struct mime_header h[1] = {
+		{ "Content-Type", "multipart/mixed; boundary=\"==outer\"" }
+	};
 
 	complex_body(&body);
 	run_ex(h[0].value, NULL, h, 1, body.p, body.n, FEED_ALL, 1, 0, &ref);
@@ -1018,7 +1033,8 @@ static void test_chunking(void)
 	   "chunks: reference run (%zu parts)", ref.parts);
 	ok(clean7(ref.out.p, ref.out.n, 998), "chunks: output 7-bit");
 	ok(part_text_is(&ref.out, "X-Part: t1",
-	                "Gr\xc3\xbc\xc3\x9f" "e\nFrom me\nbare \r CR ",
+	                "Gr\xc3\xbc\xc3\x9f"
+	                "e\nFrom me\nbare \r CR ",
 	                "quoted-printable"),
 	   "chunks: 8bit part with bare CR");
 	{
@@ -1054,8 +1070,9 @@ static void test_chunking(void)
 	   "chunks: NUL in message/rfc822 body");
 	ok(ends_with(&ref.out, "\r\n--==outer--"),
 	   "chunks: blank epilogue dropped");
-	ok(strstr((char *)ref.out.p, "\r\n\r\nThis is a preamble with =C3=BCmlaut"
-	                             "\r\n--==outer\r\n") != NULL,
+	ok(strstr((char *)ref.out.p,
+	          "\r\n\r\nThis is a preamble with =C3=BCmlaut"
+	          "\r\n--==outer\r\n") != NULL,
 	   "chunks: 8bit preamble escaped");
 
 	for (size_t i = 0; i < sizeof(feeds) / sizeof(feeds[0]); i++) {
@@ -1086,7 +1103,8 @@ static void test_chunking(void)
 			if (!(body.p[i] == '\r' && i + 1 < body.n &&
 			      body.p[i + 1] == '\n'))
 				buf_add(&lf, body.p + i, 1);
-		run_ex(h[0].value, NULL, h, 1, lf.p, lf.n, FEED_RANDOM, 5, 2, &r);
+		run_ex(h[0].value, NULL, h, 1, lf.p, lf.n, FEED_RANDOM, 5, 2,
+		       &r);
 		ok(r.rc == 0 && r.out.n == ref.out.n &&
 		           !memcmp(r.out.p, ref.out.p, r.out.n),
 		   "chunks: LF-only body gives the same entity");
@@ -1107,8 +1125,7 @@ static void test_epilogue(void)
 	       "epilogue: blank epilogue dropped, no CRLF after close");
 	ok(r.needs == 0, "epilogue: dropping is not a re-encoding");
 	buf_free(&r.out);
-	runs("multipart/mixed; boundary=b", NULL,
-	     "--b\r\n\r\nx\r\n--b--", &r);
+	runs("multipart/mixed; boundary=b", NULL, "--b\r\n\r\nx\r\n--b--", &r);
 	is_str(body_of(&r.out), "--b\r\n\r\nx\r\n--b--",
 	       "epilogue: close without line end");
 	buf_free(&r.out);
@@ -1139,11 +1156,14 @@ static void test_big_headers(void)
 	buf_str(&b, "Content-Transfer-Encoding:\r\n 8bit\r\n"
 	            "Content-Type: text/plain;\r\n charset=utf-8\r\n"
 	            "Content-Transfer-Encoding: binary\r\n"
-	            "\r\nGr\xc3\xbc\xc3\x9f" "e\r\n--b--\r\n");
+	            "\r\nGr\xc3\xbc\xc3\x9f"
+	            "e\r\n--b--\r\n");
 	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
 	ok(r.rc == 0 && count((char *)r.out.p, "X-Filler-") == 10000,
 	   "headers: 10,000 header lines kept");
-	ok(part_text_is(&r.out, "X-Part: big", "Gr\xc3\xbc\xc3\x9f" "e",
+	ok(part_text_is(&r.out, "X-Part: big",
+	                "Gr\xc3\xbc\xc3\x9f"
+	                "e",
 	                "quoted-printable") &&
 	           count((char *)r.out.p, "Content-Transfer-Encoding") == 1 &&
 	           !strstr((char *)r.out.p, " 8bit") &&
@@ -1160,7 +1180,8 @@ static void test_big_headers(void)
 	buf_str(&b, "\r\nContent-Type: text/plain\r\n\r\nbody\r\n--b--\r\n");
 	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
 	ok(r.rc == 0 && r.out.n > 2 * 1024 * 1024 &&
-	           part_text_is(&r.out, "Content-Type: text/plain", "body", NULL),
+	           part_text_is(&r.out, "Content-Type: text/plain", "body",
+	                        NULL),
 	   "headers: 2 MB header line streamed");
 	buf_free(&r.out);
 	buf_free(&b);
@@ -1219,7 +1240,8 @@ static void test_charset(void)
 {
 	struct res r;
 	struct mime_header h[1] = { { "Content-Disposition", "inline" } };
-	const char *u = "Gr\xc3\xbc\xc3\x9f" "e\n";
+	const char *u = "Gr\xc3\xbc\xc3\x9f"
+	                "e\n";
 
 	run_ex(NULL, NULL, h, 1, (const unsigned char *)u, strlen(u),
 	       FEED_BYTES, 1, 0, &r);
@@ -1276,8 +1298,8 @@ static void test_headers(void)
 			{ "content-transfer-encoding", "8bit" },
 			{ "Content-Transfer-Encoding", "binary" },
 		};
-		run_ex("text/plain", "8bit", h2, 3, (const unsigned char *)"\xe9",
-		       1, FEED_ALL, 1, 0, &r);
+		run_ex("text/plain", "8bit", h2, 3,
+		       (const unsigned char *)"\xe9", 1, FEED_ALL, 1, 0, &r);
 		is_str((char *)r.out.p,
 		       "Content-Type: text/plain\r\n"
 		       "Content-Transfer-Encoding: quoted-printable\r\n\r\n=E9",
@@ -1302,8 +1324,8 @@ static void test_rewrap_edge(void)
 	ok(r.needs == 1 && clean7(r.out.p, r.out.n, 76) && d.n == orig.n &&
 	           !memcmp(d.p, orig.p, d.n),
 	   "rewrap: odd QP keeps its decoded bytes");
-	ok(strstr((char *)r.out.p, "a=3DZZ b=3d c=\r\nnext=3D4\r\nx=E9y\r\nend") !=
-	           NULL,
+	ok(strstr((char *)r.out.p,
+	          "a=3DZZ b=3d c=\r\nnext=3D4\r\nx=E9y\r\nend") != NULL,
 	   "rewrap: escapes fixed, padding dropped");
 	buf_free(&r.out);
 	buf_free(&orig);
@@ -1324,7 +1346,8 @@ static void test_limits(void)
 	/* 100 levels of nesting, 8bit at the bottom */
 	for (int i = 0; i < 100; i++) {
 		snprintf(line, sizeof(line),
-		         "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n"
+		         "--b%d\r\nContent-Type: multipart/mixed; "
+		         "boundary=b%d\r\n"
 		         "\r\n",
 		         i, i + 1);
 		buf_str(&b, line);
@@ -1360,9 +1383,9 @@ static void test_limits(void)
 static void test_identity(void)
 {
 	static const char mp[] =
-	    "--b1\r\nContent-Type: text/plain\r\n\r\nlampiran\r\n"
-	    "--b1\r\nContent-Type: application/octet-stream\r\n"
-	    "Content-Transfer-Encoding: base64\r\n\r\nQUJDRA==\r\n--b1--";
+	        "--b1\r\nContent-Type: text/plain\r\n\r\nlampiran\r\n"
+	        "--b1\r\nContent-Type: application/octet-stream\r\n"
+	        "Content-Transfer-Encoding: base64\r\n\r\nQUJDRA==\r\n--b1--";
 	const char *ct = "multipart/mixed; boundary=\"b1\"";
 	struct {
 		const char *tail, *ct, *what;
@@ -1380,8 +1403,10 @@ static void test_identity(void)
 	char err[256];
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		struct buf body = { .fail_after = -1 }, want = { .fail_after = -1 };
-		struct mime_header h = { "Content-Type", c[i].ct ? c[i].ct : ct };
+		struct buf body = { .fail_after = -1 },
+		           want = { .fail_after = -1 };
+		struct mime_header h = { "Content-Type",
+			                 c[i].ct ? c[i].ct : ct };
 		struct res r;
 		struct mime_scan *s = mime_scan_new(h.value, NULL);
 
@@ -1389,20 +1414,25 @@ static void test_identity(void)
 		buf_str(&body, c[i].tail);
 		mime_scan_feed(s, body.p, body.n, err, sizeof(err));
 		mime_scan_finish(s, err, sizeof(err));
-		ok(mime_scan_identity(s) == c[i].ident,
-		   "identity: %s -> %d", c[i].what, c[i].ident);
+		ok(mime_scan_identity(s) == c[i].ident, "identity: %s -> %d",
+		   c[i].what, c[i].ident);
 		mime_scan_free(s);
-		run_ex(h.value, NULL, &h, 1, body.p, body.n, FEED_RANDOM, 3, 2, &r);
+		run_ex(h.value, NULL, &h, 1, body.p, body.n, FEED_RANDOM, 3, 2,
+		       &r);
 		if (c[i].ident) {
 			buf_str(&want, "Content-Type: ");
 			buf_str(&want, h.value);
 			buf_str(&want, "\r\n\r\n");
 			buf_add(&want, body.p, body.n - c[i].cut);
 			ok(r.rc == 0 && r.out.n == want.n &&
-			       memcmp(r.out.p, want.p, want.n) == 0,
-			   "identity: %s: the entity is the headers and the body "
-			   "octets%s", c[i].what, c[i].cut ? " up to the close "
-			   "delimiter" : "");
+			           memcmp(r.out.p, want.p, want.n) == 0,
+			   "identity: %s: the entity is the headers and the "
+			   "body "
+			   "octets%s",
+			   c[i].what,
+			   c[i].cut ? " up to the close "
+			              "delimiter"
+			            : "");
 		}
 		buf_free(&r.out);
 		buf_free(&want);
@@ -1412,14 +1442,15 @@ static void test_identity(void)
 	{
 		struct mime_scan *s = mime_scan_new("text/plain", NULL);
 		struct buf out = { .fail_after = -1 };
-		struct src src = { .p = (const unsigned char *)"abc\r\n", .n = 4 };
+		struct src src = { .p = (const unsigned char *)"abc\r\n",
+			           .n = 4 };
 		mime_scan_feed(s, (const unsigned char *)"abc\r\n", 5, err,
 		               sizeof(err));
 		mime_scan_finish(s, err, sizeof(err));
 		ok(mime_scan_identity(s) &&
-		       mime_rewrite(s, NULL, 0, src_read, &src, sink, &out, err,
-		                    sizeof(err)) == -1 &&
-		       strstr(err, "changed") != NULL,
+		           mime_rewrite(s, NULL, 0, src_read, &src, sink, &out,
+		                        err, sizeof(err)) == -1 &&
+		           strstr(err, "changed") != NULL,
 		   "identity: a body shorter in pass 2 is an error (%s)", err);
 		buf_free(&out);
 		mime_scan_free(s);
@@ -1470,8 +1501,8 @@ static void test_errors(void)
 	/* structure changed between passes (the parser notices; the identity
 	 * copy only compares the length, so it is switched off here) */
 	s = mime_scan_new("multipart/mixed; boundary=b", NULL);
-	mime_scan_feed(s, (const unsigned char *)"--b\r\n\r\nx\r\n--b--\r\n", 17,
-	               err, sizeof(err));
+	mime_scan_feed(s, (const unsigned char *)"--b\r\n\r\nx\r\n--b--\r\n",
+	               17, err, sizeof(err));
 	mime_scan_finish(s, err, sizeof(err));
 	mime_scan_fastpath(s, 0);
 	memset(&src, 0, sizeof(src));
@@ -1493,8 +1524,9 @@ static void test_twice(void)
 	struct mime_scan *s;
 	struct src src;
 	char err[128];
-	struct mime_header h[1] = { { "Content-Type",
-		                      "multipart/mixed; boundary=\"==outer\"" } };
+	struct mime_header h[1] = {
+		{ "Content-Type", "multipart/mixed; boundary=\"==outer\"" }
+	};
 	int rc;
 
 	complex_body(&body);
@@ -1510,7 +1542,8 @@ static void test_twice(void)
 	src.p = body.p;
 	src.n = body.n;
 	src.mode = 2;
-	rc |= mime_rewrite(s, h, 1, src_read, &src, sink, &o2, err, sizeof(err));
+	rc |= mime_rewrite(s, h, 1, src_read, &src, sink, &o2, err,
+	                   sizeof(err));
 	ok(rc == 0 && o1.n == o2.n && o1.n > 0 && !memcmp(o1.p, o2.p, o1.n),
 	   "twice: two rewrites of one scan are identical");
 	mime_scan_free(s);
@@ -1550,16 +1583,33 @@ static void test_b64write(void)
 static void test_fuzz(void)
 {
 	static const char *pieces[] = {
-		"--a\r\n", "--a--\r\n", "--b\r\n", "--b--  \r\n", "\r\n", "\n",
+		"--a\r\n",
+		"--a--\r\n",
+		"--b\r\n",
+		"--b--  \r\n",
+		"\r\n",
+		"\n",
 		"Content-Type: multipart/mixed; boundary=b\r\n",
 		"Content-Type: multipart/mixed; boundary=a\r\n",
-		"Content-Type: message/rfc822\r\n", "Content-Type: text/plain\r\n",
+		"Content-Type: message/rfc822\r\n",
+		"Content-Type: text/plain\r\n",
 		"Content-Type: image/png\r\n",
 		"Content-Transfer-Encoding: 8bit\r\n",
 		"Content-Transfer-Encoding: base64\r\n",
 		"Content-Transfer-Encoding: quoted-printable\r\n",
-		" folded\r\n", "text \xe9\xe8\r\n", "\x00\r", "\r", "=", "=4",
-		"=\r\n", "  \t", "From x\r\n", "-", "--", "abc", "QUJD\r\n",
+		" folded\r\n",
+		"text \xe9\xe8\r\n",
+		"\x00\r",
+		"\r",
+		"=",
+		"=4",
+		"=\r\n",
+		"  \t",
+		"From x\r\n",
+		"-",
+		"--",
+		"abc",
+		"QUJD\r\n",
 	};
 	unsigned seed = 12345;
 	int bad = 0, fails = 0;
@@ -1569,8 +1619,9 @@ static void test_fuzz(void)
 		struct res r1, r2;
 		int np = 1 + (int)(rnd_next(&seed) % 120);
 		for (int i = 0; i < np; i++) {
-			const char *p = pieces[rnd_next(&seed) %
-			                       (sizeof(pieces) / sizeof(pieces[0]))];
+			const char *p =
+			        pieces[rnd_next(&seed) %
+			               (sizeof(pieces) / sizeof(pieces[0]))];
 			buf_add(&b, p, p[0] ? strlen(p) : 2);
 			if (rnd_next(&seed) % 40 == 0)
 				for (int k = 0; k < 1200; k++)
@@ -1590,7 +1641,8 @@ static void test_fuzz(void)
 		buf_free(&r2.out);
 		buf_free(&b);
 	}
-	ok(fails == 0, "fuzz: 300 random messages rewritten (%d failed)", fails);
+	ok(fails == 0, "fuzz: 300 random messages rewritten (%d failed)",
+	   fails);
 	ok(bad == 0, "fuzz: chunking never changes the result (%d differ)",
 	   bad);
 }
@@ -1604,9 +1656,11 @@ static void bench(void)
 
 	for (int i = 0; b.n < 50 * 1024 * 1024; i++)
 		buf_str(&b, i % 3 ? "The quick brown fox jumps over the lazy "
-		                    "dog, again and again and again.\r\n" :
-		                    "Gr\xc3\xbc\xc3\x9f" "e und so weiter, "
-		                    "gr\xc3\xb6\xc3\x9f" "er als gedacht.\r\n");
+		                    "dog, again and again and again.\r\n"
+		                  : "Gr\xc3\xbc\xc3\x9f"
+		                    "e und so weiter, "
+		                    "gr\xc3\xb6\xc3\x9f"
+		                    "er als gedacht.\r\n");
 	n = b.n;
 	t0 = now();
 	run_ex("text/plain", "8bit", NULL, 0, b.p, n, FEED_64K, 1, 0, &r);

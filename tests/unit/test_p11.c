@@ -38,7 +38,7 @@ static void uri_tests(void)
 	   "escapes and query attributes parse");
 	is_str(u.token, "Kota Banjar", "%%20 decoded");
 	ok(u.idlen == 3 && u.id[0] == 0x01 && u.id[1] == 0xa0 &&
-	       u.id[2] == 0xff,
+	           u.id[2] == 0xff,
 	   "id decoded to 3 bytes");
 	is_str(u.serial, "12", "serial");
 	is_str(u.pin_source, "/etc/pin", "pin-source file: scheme stripped");
@@ -47,13 +47,13 @@ static void uri_tests(void)
 
 	ok(p11_uri_parse("pkcs11:token=a?pin-source=file:///etc/p", &u, err,
 	                 sizeof(err)) == 0 &&
-	       strcmp(u.pin_source, "/etc/p") == 0,
+	           strcmp(u.pin_source, "/etc/p") == 0,
 	   "pin-source file:///path");
 	p11_uri_clear(&u);
 
 	ok(p11_uri_parse("pkcs11:token=a;object=b?pin-value=1234", &u, err,
 	                 sizeof(err)) != 0 &&
-	       strstr(err, "pin-value is refused") && !strstr(err, "1234"),
+	           strstr(err, "pin-value is refused") && !strstr(err, "1234"),
 	   "pin-value refused without echoing the PIN (%s)", err);
 	ok(p11_uri_parse("file:/x", &u, err, sizeof(err)) != 0,
 	   "non-pkcs11 scheme refused");
@@ -62,13 +62,14 @@ static void uri_tests(void)
 	ok(p11_uri_parse("pkcs11:token=a;id=%0", &u, err, sizeof(err)) != 0,
 	   "truncated %%-escape refused");
 	ok(p11_uri_parse("pkcs11:token=a;colour=red", &u, err, sizeof(err)) !=
-	       0 && strstr(err, "colour"),
+	                   0 &&
+	           strstr(err, "colour"),
 	   "unknown attribute named (%s)", err);
 	ok(p11_uri_parse("pkcs11:token=a;type=secret-key", &u, err,
 	                 sizeof(err)) != 0,
 	   "type other than private/public/cert refused");
-	ok(p11_uri_parse("pkcs11:token=a;x-vendor=1;library-version=2", &u,
-	                 err, sizeof(err)) == 0,
+	ok(p11_uri_parse("pkcs11:token=a;x-vendor=1;library-version=2", &u, err,
+	                 sizeof(err)) == 0,
 	   "vendor and library attributes accepted");
 	p11_uri_clear(&u);
 	ok(p11_uri_parse("pkcs11:token=a?pin-source=relative", &u, err,
@@ -77,11 +78,12 @@ static void uri_tests(void)
 
 	s = p11_uri_make("Kota Banjar", (const unsigned char *)"\x01\xff", 2,
 	                 "a;b");
-	is_str(s, "pkcs11:token=Kota%20Banjar;id=%01%FF;object=a%3Bb;"
-	          "type=private",
+	is_str(s,
+	       "pkcs11:token=Kota%20Banjar;id=%01%FF;object=a%3Bb;"
+	       "type=private",
 	       "made URI escapes what needs it");
 	ok(s && p11_uri_parse(s, &u, err, sizeof(err)) == 0 &&
-	       strcmp(u.object, "a;b") == 0 && u.idlen == 2,
+	           strcmp(u.object, "a;b") == 0 && u.idlen == 2,
 	   "made URI parses back");
 	p11_uri_clear(&u);
 	free(s);
@@ -118,8 +120,8 @@ static int verify(EVP_PKEY *pub, const unsigned char *sig, size_t siglen,
                   const unsigned char *data, size_t len)
 {
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	int rc = m && EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, pub) ==
-	                  1 &&
+	int rc = m &&
+	         EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, pub) == 1 &&
 	         EVP_DigestVerify(m, sig, siglen, data, len) == 1;
 
 	EVP_MD_CTX_free(m);
@@ -131,8 +133,8 @@ static int sign(EVP_PKEY *key, const unsigned char *data, size_t len,
                 unsigned char *sig, size_t *siglen)
 {
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	int rc = m && EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, key) ==
-	                  1 &&
+	int rc = m &&
+	         EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, key) == 1 &&
 	         EVP_DigestSign(m, sig, siglen, data, len) == 1;
 
 	EVP_MD_CTX_free(m);
@@ -226,31 +228,32 @@ static void hsm_tests(void)
 
 	/* key generation through our own API, then signatures */
 	c = ctx_with_pin(pin, 4);
-	ok(p11_keygen(c, "pkcs11:token=unit", "rsa", "rsa2048", &pub, &uri, CLR(err),
-	              sizeof(err)) == 0,
+	ok(p11_keygen(c, "pkcs11:token=unit", "rsa", "rsa2048", &pub, &uri,
+	              CLR(err), sizeof(err)) == 0,
 	   "RSA key generated on the token (%s)", err);
 	ok(p11_keygen(c, "pkcs11:token=unit", "rsa", "rsa2048", &epub, &euri,
 	              err, sizeof(err)) != 0 &&
-	       strstr(err, "already holds"),
+	           strstr(err, "already holds"),
 	   "a second key with the same label is refused (%s)", err);
-	ok(p11_keygen(c, "pkcs11:token=unit", "ec", "ec-p256", &epub, &euri, CLR(err),
-	              sizeof(err)) == 0,
+	ok(p11_keygen(c, "pkcs11:token=unit", "ec", "ec-p256", &epub, &euri,
+	              CLR(err), sizeof(err)) == 0,
 	   "EC P-256 key generated (%s)", err);
-	ok(uri && p11_ctx_key_pub(c, uri, pub, &key, CLR(err), sizeof(err)) == 0,
+	ok(uri && p11_ctx_key_pub(c, uri, pub, &key, CLR(err), sizeof(err)) ==
+	                   0,
 	   "RSA key usable (%s)", err);
-	ok(euri && p11_ctx_key_pub(c, euri, epub, &ekey, CLR(err), sizeof(err)) == 0,
+	ok(euri && p11_ctx_key_pub(c, euri, epub, &ekey, CLR(err),
+	                           sizeof(err)) == 0,
 	   "EC key usable (%s)", err);
 	siglen = sizeof(sig);
 	ok(key && sign(key, data, sizeof(data), sig, &siglen) &&
-	       verify(pub, sig, siglen, data, sizeof(data)),
+	           verify(pub, sig, siglen, data, sizeof(data)),
 	   "RSA signature made on the token verifies");
 	siglen = sizeof(sig);
 	ok(ekey && sign(ekey, data, sizeof(data), sig, &siglen) &&
-	       verify(epub, sig, siglen, data, sizeof(data)),
+	           verify(epub, sig, siglen, data, sizeof(data)),
 	   "ECDSA signature made on the token verifies");
 	ok(p11_ctx_key_pub(c, uri, epub, &other, err, sizeof(err)) == -1 &&
-	       other == NULL &&
-	       strstr(err, "RSA key"),
+	           other == NULL && strstr(err, "RSA key"),
 	   "RSA key against an EC public key refused (%s)", err);
 
 	/* eight threads, four sessions: the pool hands them round */
@@ -262,12 +265,15 @@ static void hsm_tests(void)
 		pthread_join(th[i], NULL);
 		good += w[i].good;
 	}
-	ok(good == 200, "8 threads x 25 signatures over 4 sessions: %d/200 "
-	   "verify", good);
+	ok(good == 200,
+	   "8 threads x 25 signatures over 4 sessions: %d/200 "
+	   "verify",
+	   good);
 
 	/* the store vanishes: one report, fast failures, then recovery */
 	reports_down = reports_back = 0;
-	ok(sh("mv %s/tokens %s/tokens.away", dir) == 0, "token store moved away");
+	ok(sh("mv %s/tokens %s/tokens.away", dir) == 0,
+	   "token store moved away");
 	siglen = sizeof(sig);
 	ok(!sign(key, data, sizeof(data), sig, &siglen),
 	   "signing fails while the token is away (%s)", p11_last_error());
@@ -281,7 +287,7 @@ static void hsm_tests(void)
 	sleep(2); /* retry = 1 s */
 	siglen = sizeof(sig);
 	ok(sign(key, data, sizeof(data), sig, &siglen) &&
-	       verify(pub, sig, siglen, data, sizeof(data)),
+	           verify(pub, sig, siglen, data, sizeof(data)),
 	   "signing resumes by itself (%s)", p11_last_error());
 	ok(reports_back == 1, "one 'is back' report (%d)", reports_back);
 	EVP_PKEY_free(key);
@@ -292,7 +298,7 @@ static void hsm_tests(void)
 	c = ctx_with_pin(badpin, 2);
 	reports_pin = 0;
 	ok(p11_ctx_key_pub(c, uri, pub, &key, err, sizeof(err)) == 1 &&
-	       !strstr(err, "0000"),
+	           !strstr(err, "0000"),
 	   "wrong PIN: key not usable (%s)", err);
 	{
 		int ready = 0;
@@ -322,7 +328,7 @@ static void hsm_tests(void)
 	c = ctx_with_pin(pin, 2);
 	ok(p11_ctx_key_pub(c, "pkcs11:token=unit;object=nobody", pub, &key, err,
 	                   sizeof(err)) == 1 &&
-	       strstr(err, "not found"),
+	           strstr(err, "not found"),
 	   "missing key object: %s", err);
 	EVP_PKEY_free(key);
 	p11_ctx_free(c);

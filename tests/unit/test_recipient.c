@@ -27,9 +27,8 @@ static time_t now;
 /* A certificate for key with CN cn, signed by issuer/ikey (NULL: itself),
  * valid from now + from to now + to seconds, with extensions exts
  * ("name:value" strings as in openssl.cnf, NULL-terminated). */
-static X509 *mkcert(EVP_PKEY *key, const char *cn, X509 *issuer,
-                    EVP_PKEY *ikey, long serial, long from, long to,
-                    const char *const *exts)
+static X509 *mkcert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
+                    long serial, long from, long to, const char *const *exts)
 {
 	X509 *x = X509_new();
 	X509_NAME *n = X509_NAME_new();
@@ -38,8 +37,8 @@ static X509 *mkcert(EVP_PKEY *key, const char *cn, X509 *issuer,
 	X509_set_version(x, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
 	X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC,
-	                           (const unsigned char *)"Test Partner", -1, -1,
-	                           0);
+	                           (const unsigned char *)"Test Partner", -1,
+	                           -1, 0);
 	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
 	                           (const unsigned char *)cn, -1, -1, 0);
 	X509_set_subject_name(x, n);
@@ -64,9 +63,10 @@ static X509 *mkcert(EVP_PKEY *key, const char *cn, X509 *issuer,
 		X509_EXTENSION_free(e);
 	}
 	if (!X509_sign(x, ikey ? ikey : key,
-	               EVP_PKEY_get_base_id(ikey ? ikey : key) == EVP_PKEY_ED25519 ?
-	                   NULL :
-	                   EVP_sha256())) {
+	               EVP_PKEY_get_base_id(ikey ? ikey : key) ==
+	                               EVP_PKEY_ED25519
+	                       ? NULL
+	                       : EVP_sha256())) {
 		printf("# cannot sign %s\n", cn);
 		exit(1);
 	}
@@ -142,24 +142,29 @@ static struct db_recipient row(const char *address, const char *serial,
 
 static void test_usage(void)
 {
-	const char *rsa_ok[] = { "keyUsage:critical,digitalSignature,keyEncipherment",
+	const char *rsa_ok[] = { "keyUsage:critical,digitalSignature,"
+		                 "keyEncipherment",
 		                 "extendedKeyUsage:emailProtection",
 		                 "subjectAltName:email:a@partner.go.id", NULL };
-	const char *rsa_no_ku[] = { "subjectAltName:email:a@partner.go.id", NULL };
+	const char *rsa_no_ku[] = { "subjectAltName:email:a@partner.go.id",
+		                    NULL };
 	const char *rsa_sign[] = { "keyUsage:critical,digitalSignature",
 		                   "extendedKeyUsage:emailProtection", NULL };
 	const char *rsa_server[] = { "keyUsage:keyEncipherment",
 		                     "extendedKeyUsage:serverAuth", NULL };
 	const char *rsa_any[] = { "keyUsage:keyEncipherment",
-		                  "extendedKeyUsage:anyExtendedKeyUsage", NULL };
+		                  "extendedKeyUsage:anyExtendedKeyUsage",
+		                  NULL };
 	const char *rsa_any_ns[] = { "keyUsage:keyEncipherment",
 		                     "extendedKeyUsage:anyExtendedKeyUsage",
 		                     "nsCertType:server", NULL };
 	const char *rsa_ns[] = { "keyUsage:keyEncipherment",
 		                 "nsCertType:server", NULL };
-	const char *ec_ka[] = { "keyUsage:critical,digitalSignature,keyAgreement",
+	const char *ec_ka[] = { "keyUsage:critical,digitalSignature,"
+		                "keyAgreement",
 		                "extendedKeyUsage:emailProtection", NULL };
-	const char *ec_ke[] = { "keyUsage:critical,digitalSignature,keyEncipherment",
+	const char *ec_ke[] = { "keyUsage:critical,digitalSignature,"
+		                "keyEncipherment",
 		                "extendedKeyUsage:emailProtection", NULL };
 	const char *ec_ns[] = { "keyUsage:keyAgreement", "nsCertType:objsign",
 		                NULL };
@@ -171,7 +176,8 @@ static void test_usage(void)
 	ok(check_enc(x, NULL), "RSA with keyEncipherment and emailProtection");
 	X509_free(x);
 	x = leaf(rsa_key, "rsa no ku", 0x102, rsa_no_ku);
-	ok(check_enc(x, NULL), "RSA without keyUsage or EKU: nothing forbids it");
+	ok(check_enc(x, NULL),
+	   "RSA without keyUsage or EKU: nothing forbids it");
 	X509_free(x);
 	x = leaf(rsa_key, "rsa sign", 0x103, rsa_sign);
 	ok(check_enc(x, "needs keyEncipherment"),
@@ -191,8 +197,8 @@ static void test_usage(void)
 	   "... but not with a Netscape type of server only");
 	X509_free(x);
 	x = leaf(rsa_key, "rsa ns", 0x106, rsa_ns);
-	ok(check_enc(x, "purpose check"),
-	   "RSA with Netscape type server only: OpenSSL's purpose check refuses");
+	ok(check_enc(x, "purpose check"), "RSA with Netscape type server only: "
+	                                  "OpenSSL's purpose check refuses");
 	X509_free(x);
 	x = leaf(ec_key, "ec ka", 0x107, ec_ka);
 	ok(check_enc(x, NULL), "EC with keyAgreement (ECDH recipient)");
@@ -217,11 +223,10 @@ static void test_usage(void)
 
 static void test_emails(void)
 {
-	const char *two[] = {
-		"subjectAltName:email:Tu@Partner.go.id,email:b@partner.go.id,"
-		"email:tu@partner.go.id,DNS:www.partner.go.id",
-		NULL
-	};
+	const char *two[] = { "subjectAltName:email:Tu@Partner.go.id,email:b@"
+		              "partner.go.id,"
+		              "email:tu@partner.go.id,DNS:www.partner.go.id",
+		              NULL };
 	X509 *x = leaf(rsa_key, "two", 0x201, two);
 	X509_NAME *n;
 	char **v;
@@ -256,7 +261,8 @@ static void test_chain_and_files(const char *ca_file)
 {
 	const char *good[] = { "keyUsage:keyEncipherment",
 		               "extendedKeyUsage:emailProtection",
-		               "subjectAltName:email:mitra@partner.go.id", NULL };
+		               "subjectAltName:email:mitra@partner.go.id",
+		               NULL };
 	const char *inter_ext[] = { "basicConstraints:critical,CA:true",
 		                    "keyUsage:critical,keyCertSign,cRLSign",
 		                    NULL };
@@ -284,16 +290,17 @@ static void test_chain_and_files(const char *ca_file)
 	ok(cert_verify_chain(x, untrusted, ca_file, now, err, sizeof(err)) == 0,
 	   "cert_verify_chain: leaf + intermediate chain to ca_file (%s)", err);
 	ok(cert_verify_chain(x, NULL, ca_file, now, err, sizeof(err)) == -1 &&
-	       strstr(err, "unable to get local issuer certificate") &&
-	       strstr(err, "depth 0") && strstr(err, "CN=mitra"),
+	           strstr(err, "unable to get local issuer certificate") &&
+	           strstr(err, "depth 0") && strstr(err, "CN=mitra"),
 	   "... without the intermediate: refused, with depth and subject (%s)",
 	   err);
 	ok(cert_verify_chain(x, untrusted, ca_file, now + 60 * 86400L, err,
 	                     sizeof(err)) == -1 &&
-	       strstr(err, "expired"),
+	           strstr(err, "expired"),
 	   "... at a time after the leaf's notAfter: expired (%s)", err);
-	ok(cert_verify_chain(self, NULL, ca_file, now, err, sizeof(err)) == -1 &&
-	       strstr(err, "self-signed"),
+	ok(cert_verify_chain(self, NULL, ca_file, now, err, sizeof(err)) ==
+	                   -1 &&
+	           strstr(err, "self-signed"),
 	   "... a self-signed leaf does not chain (%s)", err);
 	ok(cert_verify_chain(x, untrusted, NULL, now, err, sizeof(err)) == -1,
 	   "... no ca_file: refused");
@@ -309,22 +316,22 @@ static void test_chain_and_files(const char *ca_file)
 	   "recipient_cert_check accepts a good leaf (%s)", err);
 	ok(recipient_cert_check(NULL, inter, NULL, ca_file, now, err,
 	                        sizeof(err)) == -1 &&
-	       strstr(err, "CA certificate"),
+	           strstr(err, "CA certificate"),
 	   "... refuses a CA certificate (%s)", err);
 	ok(recipient_cert_check(NULL, x, untrusted, NULL, now, err,
 	                        sizeof(err)) == -1 &&
-	       strstr(err, "ca_file"),
+	           strstr(err, "ca_file"),
 	   "... refuses without ca_file, naming it (%s)", err);
-	ok(recipient_cert_check(NULL, x, untrusted, ca_file,
-	                        now + 60 * 86400L, err, sizeof(err)) == -1 &&
-	       strstr(err, "expired on"),
+	ok(recipient_cert_check(NULL, x, untrusted, ca_file, now + 60 * 86400L,
+	                        err, sizeof(err)) == -1 &&
+	           strstr(err, "expired on"),
 	   "... refuses at a time past its validity (%s)", err);
 	{
 		const char *noaddr[] = { "keyUsage:keyEncipherment", NULL };
 		X509 *y = leaf(rsa_key, "no address", 0x305, noaddr);
 		ok(recipient_cert_check(NULL, y, NULL, ca_file, now, err,
 		                        sizeof(err)) == -1 &&
-		       strstr(err, "no e-mail address"),
+		           strstr(err, "no e-mail address"),
 		   "... refuses a certificate without an address (%s)", err);
 		X509_free(y);
 	}
@@ -340,7 +347,8 @@ static void test_chain_and_files(const char *ca_file)
 	i2d_PKCS7_bio(bio, p7);
 	BIO_free(bio);
 	ok(cert_read_file(path, &sk, err, sizeof(err)) == 0 &&
-	       sk_X509_num(sk) == 2 && X509_cmp(sk_X509_value(sk, 0), x) == 0,
+	           sk_X509_num(sk) == 2 &&
+	           X509_cmp(sk_X509_value(sk, 0), x) == 0,
 	   "cert_read_file: DER PKCS#7 bundle, both certificates in order");
 	sk_X509_pop_free(sk, X509_free);
 	sk = NULL;
@@ -351,8 +359,9 @@ static void test_chain_and_files(const char *ca_file)
 	PEM_write_X509(f, self);
 	fclose(f);
 	ok(cert_read_file(path, &sk, err, sizeof(err)) == 0 &&
-	       sk_X509_num(sk) == 3,
-	   "cert_read_file: PEM PKCS7 block and a CERTIFICATE block in one file");
+	           sk_X509_num(sk) == 3,
+	   "cert_read_file: PEM PKCS7 block and a CERTIFICATE block in one "
+	   "file");
 	sk_X509_pop_free(sk, X509_free);
 	sk = NULL;
 	snprintf(path, sizeof(path), "%s/x.der", dir);
@@ -360,20 +369,23 @@ static void test_chain_and_files(const char *ca_file)
 	i2d_X509_bio(bio, x);
 	BIO_free(bio);
 	ok(cert_read_file(path, &sk, err, sizeof(err)) == 0 &&
-	       sk_X509_num(sk) == 1 && X509_cmp(sk_X509_value(sk, 0), x) == 0,
+	           sk_X509_num(sk) == 1 &&
+	           X509_cmp(sk_X509_value(sk, 0), x) == 0,
 	   "cert_read_file: a DER certificate");
 	sk_X509_pop_free(sk, X509_free);
 	sk = NULL;
 	snprintf(path, sizeof(path), "%s/junk", dir);
 	f = fopen(path, "w");
-	fputs("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n", f);
+	fputs("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE "
+	      "KEY-----\n",
+	      f);
 	fclose(f);
 	ok(cert_read_file(path, &sk, err, sizeof(err)) == -1 && sk == NULL &&
-	       strstr(err, "no certificate"),
+	           strstr(err, "no certificate"),
 	   "cert_read_file: a file without certificates (%s)", err);
 	snprintf(path, sizeof(path), "%s/missing", dir);
 	ok(cert_read_file(path, &sk, err, sizeof(err)) == -1 &&
-	       strstr(err, "No such file"),
+	           strstr(err, "No such file"),
 	   "cert_read_file: a missing file (%s)", err);
 
 	/* recipient_from_cert */
@@ -382,21 +394,22 @@ static void test_chain_and_files(const char *ca_file)
 		err[0] = '\0';
 		ok(recipient_from_cert(x, "MITRA@partner.go.id", "harvest", &r,
 		                       err, sizeof(err)) == 0 &&
-		       strcmp(r.address, "mitra@partner.go.id") == 0 &&
-		       strcmp(r.serial, "0302") == 0 &&
-		       strlen(r.fingerprint) == 64 &&
-		       strcmp(r.status, "active") == 0 &&
-		       strcmp(r.source, "harvest") == 0 &&
-		       strstr(r.cert_pem, "BEGIN CERTIFICATE") &&
-		       strcmp(r.issuer, "CN=Partner Issuing CA,O=Test Partner") == 0,
+		           strcmp(r.address, "mitra@partner.go.id") == 0 &&
+		           strcmp(r.serial, "0302") == 0 &&
+		           strlen(r.fingerprint) == 64 &&
+		           strcmp(r.status, "active") == 0 &&
+		           strcmp(r.source, "harvest") == 0 &&
+		           strstr(r.cert_pem, "BEGIN CERTIFICATE") &&
+		           strcmp(r.issuer,
+		                  "CN=Partner Issuing CA,O=Test Partner") == 0,
 		   "recipient_from_cert fills the row (%s)", err);
 		db_recipient_clear(&r);
 		ok(recipient_from_cert(x, "other@partner.go.id", "import", &r,
 		                       err, sizeof(err)) == -1 &&
-		       strstr(err, "does not carry"),
+		           strstr(err, "does not carry"),
 		   "... refuses an address the certificate does not carry");
-		ok(recipient_from_cert(x, "mitra@partner.go.id", "mail", &r, err,
-		                       sizeof(err)) == -1,
+		ok(recipient_from_cert(x, "mitra@partner.go.id", "mail", &r,
+		                       err, sizeof(err)) == -1,
 		   "... refuses an unknown source");
 		db_recipient_clear(NULL);
 	}
@@ -428,10 +441,10 @@ static void test_db(const char *ca_file)
 	r = row("Mitra@Partner.go.id", "0a", "aa01", I1, now - 100);
 	err[0] = '\0';
 	ok(db_recipient_add(db, &r, "test", &added, err, sizeof(err)) == 0 &&
-	       added == 1,
+	           added == 1,
 	   "db_recipient_add inserts (%s)", err);
 	ok(db_recipient_add(db, &r, "test", &added, err, sizeof(err)) == 0 &&
-	       added == 0,
+	           added == 0,
 	   "... the same (address, fingerprint) again: not added");
 	r = row("mitra@partner.go.id", "0B", "AA02", I1, now);
 	db_recipient_add(db, &r, "test", &added, err, sizeof(err));
@@ -446,30 +459,32 @@ static void test_db(const char *ca_file)
 	r = row("bad@partner.go.id", "3", "AA06", I2, now);
 	r.source = (char *)"guess";
 	ok(db_recipient_add(db, &r, "test", &added, err, sizeof(err)) == -1 &&
-	       strstr(err, "import or harvest"),
+	           strstr(err, "import or harvest"),
 	   "... refuses an unknown source (%s)", err);
 
 	memset(&c, 0, sizeof(c));
 	ok(db_recipients(db, "MITRA@partner.go.id", 0, collect_row, &c, err,
 	                 sizeof(err)) == 0,
 	   "db_recipients of one address");
-	is_str(c.list, "mitra@partner.go.id/0B/active mitra@partner.go.id/0A/active",
+	is_str(c.list,
+	       "mitra@partner.go.id/0B/active mitra@partner.go.id/0A/active",
 	       "... lower-cased, newest not_before first, serials upper-case");
 
 	/* revocation: CRL entries and db_revoke */
 	ok(db_serial_revoke_add(db, I1, "0b", "keyCompromise", now, err,
 	                        sizeof(err)) == 0 &&
-	       db_serial_revoke_add(db, I1, "0B", "superseded", now, err,
-	                            sizeof(err)) == 0,
+	           db_serial_revoke_add(db, I1, "0B", "superseded", now, err,
+	                                sizeof(err)) == 0,
 	   "db_serial_revoke_add twice is fine");
 	ok(db_serial_revoked(db, I1, "0B", err, sizeof(err)) == 1 &&
-	       db_serial_revoked(db, I2, "0B", err, sizeof(err)) == 0 &&
-	       db_serial_revoked(db, I1, "0A", err, sizeof(err)) == 0,
+	           db_serial_revoked(db, I2, "0B", err, sizeof(err)) == 0 &&
+	           db_serial_revoked(db, I1, "0A", err, sizeof(err)) == 0,
 	   "db_serial_revoked: by issuer and serial");
 	ok(db_revoke(db, I1, "0B", "crl", now, "test", &count, err,
 	             sizeof(err)) == 0 &&
-	       count == 2,
-	   "db_revoke marks both rows of the recipient certificate (%d)", count);
+	           count == 2,
+	   "db_revoke marks both rows of the recipient certificate (%d)",
+	   count);
 	memset(&c, 0, sizeof(c));
 	db_recipients(db, NULL, 1, collect_row, &c, err, sizeof(err));
 	is_str(c.list,
@@ -479,34 +494,34 @@ static void test_db(const char *ca_file)
 
 	/* removal and its ambiguities */
 	ok(db_recipient_remove(db, "77", "test", &count, err, sizeof(err)) ==
-	           -1 &&
-	       strstr(err, "fingerprint") && count == 0,
+	                   -1 &&
+	           strstr(err, "fingerprint") && count == 0,
 	   "remove by a serial two issuers share: refused (%s)", err);
 	ok(db_recipient_remove(db, "3", "test", &count, err, sizeof(err)) ==
-	           -1 &&
-	       strstr(err, "ambiguous"),
+	                   -1 &&
+	           strstr(err, "ambiguous"),
 	   "remove '3', the id of one row and the serial of another: refused "
 	   "(%s)",
 	   err);
 	ok(db_recipient_remove(db, "aa03", "test", &count, err, sizeof(err)) ==
-	           0 &&
-	       count == 1,
+	                   0 &&
+	           count == 1,
 	   "remove by fingerprint, any case (%d)", count);
 	ok(db_recipient_remove(db, "0b", "test", &count, err, sizeof(err)) ==
-	           0 &&
-	       count == 2,
+	                   0 &&
+	           count == 2,
 	   "remove by serial removes every address of it (%d)", count);
 	ok(db_recipient_remove(db, "MITRA@partner.go.id", "test", &count, err,
 	                       sizeof(err)) == 0 &&
-	       count == 1,
+	           count == 1,
 	   "remove by address (%d)", count);
 	ok(db_recipient_remove(db, "nobody@partner.go.id", "test", &count, err,
 	                       sizeof(err)) == 0 &&
-	       count == 0,
+	           count == 0,
 	   "remove of nothing: 0 rows, no error");
 	ok(db_recipient_remove(db, "x' OR 1=1 --", "test", &count, err,
 	                       sizeof(err)) == 0 &&
-	       count == 0,
+	           count == 0,
 	   "an SQL fragment as spec matches nothing");
 	memset(&c, 0, sizeof(c));
 	db_recipients(db, NULL, 0, collect_row, &c, err, sizeof(err));
@@ -528,8 +543,9 @@ static void test_db(const char *ca_file)
 		                     sizeof(err));
 		ok(recipient_cert_check(db, x, NULL, ca_file, now, err,
 		                        sizeof(err)) == -1 &&
-		       strstr(err, "revoked"),
-		   "... refused once its serial is in revoked_serials (%s)", err);
+		           strstr(err, "revoked"),
+		   "... refused once its serial is in revoked_serials (%s)",
+		   err);
 		free(issuer);
 		X509_free(x);
 	}
@@ -539,7 +555,8 @@ static void test_db(const char *ca_file)
 int main(void)
 {
 	const char *ca_ext[] = { "basicConstraints:critical,CA:true",
-		                 "keyUsage:critical,keyCertSign,cRLSign", NULL };
+		                 "keyUsage:critical,keyCertSign,cRLSign",
+		                 NULL };
 	char ca_file[300], cmd[400];
 	int rc;
 

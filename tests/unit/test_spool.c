@@ -36,8 +36,9 @@ static int roundtrip(size_t max_mem, size_t total, size_t wchunk, int *disk,
 	for (size_t i = 0; i < total; i++)
 		buf[i] = (unsigned char)(i * 7 + (i >> 9)); /* NUL bytes too */
 	for (size_t off = 0; off < total; off += wchunk)
-		spool_write(s, buf + off, total - off < wchunk ? total - off : wchunk,
-		            err, sizeof(err));
+		spool_write(s, buf + off,
+		            total - off < wchunk ? total - off : wchunk, err,
+		            sizeof(err));
 	*disk = spool_on_disk(s);
 	spool_rewind(s, err, sizeof(err));
 	while ((n = spool_read(s, back + got, 4093)) > 0)
@@ -76,7 +77,7 @@ int main(void)
 
 	s = spool_new(10, "/nonexistent-dir");
 	ok(spool_write(s, "0123456789abcdef", 16, err, sizeof(err)) != 0 &&
-	       strstr(err, "cannot create temp file in /nonexistent-dir"),
+	           strstr(err, "cannot create temp file in /nonexistent-dir"),
 	   "unwritable temp_dir is a clear error (%s)", err);
 	spool_free(s);
 	spool_free(NULL);

@@ -36,21 +36,23 @@ int main(void)
 
 	ok(addr_from_header("Andi <Andi@Banjarkota.go.id>", out, sizeof(out),
 	                    err, sizeof(err)) == 0 &&
-	       strcmp(out, "andi@banjarkota.go.id") == 0,
+	           strcmp(out, "andi@banjarkota.go.id") == 0,
 	   "From with a display name, lower-cased (%s)", out);
 	ok(addr_from_header("a@b.c, d@e.f", out, sizeof(out), err,
 	                    sizeof(err)) != 0 &&
-	       strstr(err, "more than one"),
+	           strstr(err, "more than one"),
 	   "From with two mailboxes is refused (%s)", err);
 
-	is_str(list("Mitra <mitra@jabarprov.go.id>, ecmitra@jabarprov.go.id", &n),
+	is_str(list("Mitra <mitra@jabarprov.go.id>, ecmitra@jabarprov.go.id",
+	            &n),
 	       "mitra@jabarprov.go.id ecmitra@jabarprov.go.id",
 	       "two mailboxes");
 	ok(n == 2, "count 2 (%d)", n);
 	is_str(list("\"Pratama, Andi\" <andi@banjarkota.go.id>", &n),
 	       "andi@banjarkota.go.id", "comma inside a quoted display name");
 	is_str(list("Tim Audit: a@bpk.go.id, B <b@bpk.go.id>;, c@x.id", &n),
-	       "a@bpk.go.id b@bpk.go.id c@x.id", "a group and a mailbox after it");
+	       "a@bpk.go.id b@bpk.go.id c@x.id",
+	       "a group and a mailbox after it");
 	ok(n == 3, "count 3 (%d)", n);
 	is_str(list("undisclosed-recipients:;", &n), "",
 	       "an empty group gives nothing");
