@@ -386,15 +386,9 @@ static int cmd_import(int argc, char **argv)
 			die(EX_CANTCREAT, "%s", err);
 	}
 
-	memset(&dc, 0, sizeof(dc));
+	db_cert_from_info(&dc, &ci);
 	dc.kind = (char *)kind;
 	dc.mailbox = mbox;
-	dc.subject = ci.subject;
-	dc.issuer = ci.issuer;
-	dc.serial = ci.serial;
-	dc.fingerprint = ci.fingerprint;
-	dc.not_before = ci.not_before;
-	dc.not_after = ci.not_after;
 	dc.key_backend = uri          ? (char *)"pkcs11"
 	                 : ren.id > 0 ? ren.key_backend
 	                              : (char *)(p12 ? "pkcs12" : "pem");

@@ -1,5 +1,6 @@
 /* db -- SQLite store with versioned schema (see db.h). */
 #include "db.h"
+#include "certstore.h"
 #include "util.h"
 
 #include <errno.h>
@@ -337,6 +338,17 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
 	else
 		sqlite3_bind_null(st, i);
+}
+
+void db_cert_from_info(struct db_cert *dc, const struct cert_info *ci)
+{
+	memset(dc, 0, sizeof(*dc));
+	dc->subject = ci->subject;
+	dc->issuer = ci->issuer;
+	dc->serial = ci->serial;
+	dc->fingerprint = ci->fingerprint;
+	dc->not_before = ci->not_before;
+	dc->not_after = ci->not_after;
 }
 
 void db_cert_clear(struct db_cert *c)

@@ -61,6 +61,12 @@ struct db_cert {
 /* Free the strings of a db_cert filled by this module. */
 void db_cert_clear(struct db_cert *c);
 
+struct cert_info;
+/* Zero *dc and point its identity fields (subject, issuer, serial,
+ * fingerprint, validity) at those of ci: borrowed, not copied, so ci must
+ * outlive dc and dc must not be passed to db_cert_clear. */
+void db_cert_from_info(struct db_cert *dc, const struct cert_info *ci);
+
 /* 1 when a certificate with this fingerprint is already stored. */
 int db_cert_exists(struct db *db, const char *fingerprint);
 

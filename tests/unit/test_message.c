@@ -85,15 +85,9 @@ static void setup(void)
 	}
 	cert_read_file(DATA "/leaf.crt.pem", &sk, err, sizeof(err));
 	cert_info_get(sk_X509_value(sk, 0), &ci);
-	memset(&dc, 0, sizeof(dc));
+	db_cert_from_info(&dc, &ci);
 	dc.kind = "individual";
 	dc.mailbox = ME;
-	dc.subject = ci.subject;
-	dc.issuer = ci.issuer;
-	dc.serial = ci.serial;
-	dc.fingerprint = ci.fingerprint;
-	dc.not_before = ci.not_before;
-	dc.not_after = ci.not_after;
 	dc.key_backend = "pem";
 	snprintf(keypath, sizeof(keypath), "%s/leaf.key.pem", dir);
 	dc.key_location = keypath;
