@@ -62,8 +62,13 @@ milter/smime-milter: $(MILTER_OBJS) lib/libsmime.a
 admin/smimectl: $(ADMIN_OBJS) lib/libsmime.a
 	$(CC) $(LDFLAGS) -o $@ $(ADMIN_OBJS) lib/libsmime.a $(LDLIBS)
 
-tests/unit/test_%: tests/unit/test_%.c tests/unit/tap.h lib/libsmime.a .build-flags
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
+# Every unit test links the shared fixture (tests/unit/fixture.h).
+UNIT_FIXTURE := tests/unit/fixture.o
+$(UNIT_FIXTURE): tests/unit/fixture.c tests/unit/fixture.h $(LIB_HDRS) .build-flags
+	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
+
+tests/unit/test_%: tests/unit/test_%.c tests/unit/tap.h tests/unit/fixture.h $(UNIT_FIXTURE) lib/libsmime.a .build-flags
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(UNIT_FIXTURE) lib/libsmime.a $(LDLIBS)
 
 tests/bench/%: tests/bench/%.c lib/libsmime.a .build-flags
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
@@ -92,7 +97,7 @@ install: all
 	  install -m 0640 conf/smime-milter.conf $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf
 
 clean:
-	rm -f lib/*.o lib/libsmime.a milter/*.o admin/*.o $(PROGS) $(UNIT_BINS) $(TOOL_BINS) .build-flags
+	rm -f lib/*.o lib/libsmime.a milter/*.o admin/*.o $(PROGS) $(UNIT_BINS) $(UNIT_FIXTURE) $(TOOL_BINS) .build-flags
 	rm -rf tests/fuzz/obj $(FUZZ_BINS)
 
 # ---- fuzzing (clang + libFuzzer; not needed by `make check`) ----------

@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "db.h"
+#include "fixture.h"
 #include "tap.h"
 
 static int reports, errors;
@@ -98,6 +99,16 @@ static int fresh(const char *path, int n)
 	}
 	db_close(db);
 	return 0;
+}
+
+/* a fresh database at path with n rows, changed by the SQL text, then
+ * verified: returns verify's result, *c filled */
+static int tamper(const char *path, int n, const char *text,
+                  struct db_audit_check *c)
+{
+	fresh(path, n);
+	sql(path, text);
+	return verify(path, c);
 }
 
 static char *one(const char *path, const char *text)
@@ -203,38 +214,34 @@ static void chain_tests(const char *dir)
 	   "UPDATE of row 4's from_addr: row 4, content changed (%lld, %d)",
 	   c.bad_id, (int)c.problem);
 	/* NULL for empty is a change too */
-	fresh(path, 5);
-	sql(path, "UPDATE audit SET digest = '' WHERE id = 2");
-	ok(verify(path, &c) == 1 && c.bad_id == 2 &&
-	           c.problem == DB_AUDIT_CHANGED,
+	ok(tamper(path, 5, "UPDATE audit SET digest = '' WHERE id = 2", &c) ==
+	                   1 &&
+	           c.bad_id == 2 && c.problem == DB_AUDIT_CHANGED,
 	   "NULL -> '' is a change (%lld)", c.bad_id);
 	/* the integer column as text is a change */
-	fresh(path, 5);
-	sql(path, "UPDATE audit SET at = at - 1 WHERE id = 3");
-	ok(verify(path, &c) == 1 && c.bad_id == 3 &&
-	           c.problem == DB_AUDIT_CHANGED,
+	ok(tamper(path, 5, "UPDATE audit SET at = at - 1 WHERE id = 3", &c) ==
+	                   1 &&
+	           c.bad_id == 3 && c.problem == DB_AUDIT_CHANGED,
 	   "at changed: row 3 (%lld)", c.bad_id);
 
 	/* a middle row deleted: the next row is named */
-	fresh(path, 10);
-	sql(path, "DELETE FROM audit WHERE id = 5");
-	ok(verify(path, &c) == 1 && c.bad_id == 6 && c.prev_id == 4 &&
+	ok(tamper(path, 10, "DELETE FROM audit WHERE id = 5", &c) == 1 &&
+	           c.bad_id == 6 && c.prev_id == 4 &&
 	           c.problem == DB_AUDIT_LINK,
 	   "DELETE of row 5: row 6, link to row 4 broken (%lld, %d)", c.bad_id,
 	   (int)c.problem);
 	/* the first row deleted */
-	fresh(path, 3);
-	sql(path, "DELETE FROM audit WHERE id = 1");
-	ok(verify(path, &c) == 1 && c.bad_id == 2 && c.prev_id == 0 &&
+	ok(tamper(path, 3, "DELETE FROM audit WHERE id = 1", &c) == 1 &&
+	           c.bad_id == 2 && c.prev_id == 0 &&
 	           c.problem == DB_AUDIT_LINK,
 	   "DELETE of row 1: row 2 is not the start (%lld)", c.bad_id);
 
 	/* a forged row inserted by hand, without a hash, at the end */
-	fresh(path, 5);
-	sql(path, "INSERT INTO audit (at, queue_id, action, result) "
-	          "VALUES (1700000100, 'FORGED', 'signed', 'ok')");
-	ok(verify(path, &c) == 1 && c.bad_id == 6 &&
-	           c.problem == DB_AUDIT_HASH_MISSING,
+	ok(tamper(path, 5,
+	          "INSERT INTO audit (at, queue_id, action, result) "
+	          "VALUES (1700000100, 'FORGED', 'signed', 'ok')",
+	          &c) == 1 &&
+	           c.bad_id == 6 && c.problem == DB_AUDIT_HASH_MISSING,
 	   "forged row without hash: row 6, hash missing (%lld, %d)", c.bad_id,
 	   (int)c.problem);
 	/* a forged row in a gap, hashed correctly on its predecessor: the
@@ -268,25 +275,25 @@ static void chain_tests(const char *dir)
 	   c.bad_id, (int)c.problem);
 
 	/* two rows swapped (ids exchanged) */
-	fresh(path, 6);
-	sql(path, "UPDATE audit SET id = -3 WHERE id = 3;"
+	ok(tamper(path, 6,
+	          "UPDATE audit SET id = -3 WHERE id = 3;"
 	          "UPDATE audit SET id = 3 WHERE id = 4;"
-	          "UPDATE audit SET id = 4 WHERE id = -3");
-	ok(verify(path, &c) == 1 && c.bad_id == 3,
+	          "UPDATE audit SET id = 4 WHERE id = -3",
+	          &c) == 1 &&
+	           c.bad_id == 3,
 	   "rows 3 and 4 swapped: row 3 (%lld, %d)", c.bad_id, (int)c.problem);
 	/* contents swapped, ids and hashes kept in place */
-	fresh(path, 6);
-	sql(path, "UPDATE audit SET queue_id = CASE id WHEN 3 THEN 'Q4' "
+	ok(tamper(path, 6,
+	          "UPDATE audit SET queue_id = CASE id WHEN 3 THEN 'Q4' "
 	          "ELSE 'Q3' END, at = CASE id WHEN 3 THEN 1700000004 ELSE "
-	          "1700000003 END WHERE id IN (3, 4)");
-	ok(verify(path, &c) == 1 && c.bad_id == 3 &&
-	           c.problem == DB_AUDIT_CHANGED,
+	          "1700000003 END WHERE id IN (3, 4)",
+	          &c) == 1 &&
+	           c.bad_id == 3 && c.problem == DB_AUDIT_CHANGED,
 	   "contents of rows 3 and 4 swapped: row 3 (%lld)", c.bad_id);
 	/* hash removed */
-	fresh(path, 4);
-	sql(path, "UPDATE audit SET hash = NULL WHERE id = 2");
-	ok(verify(path, &c) == 1 && c.bad_id == 2 &&
-	           c.problem == DB_AUDIT_HASH_MISSING,
+	ok(tamper(path, 4, "UPDATE audit SET hash = NULL WHERE id = 2", &c) ==
+	                   1 &&
+	           c.bad_id == 2 && c.problem == DB_AUDIT_HASH_MISSING,
 	   "hash set NULL: row 2, hash missing (%lld)", c.bad_id);
 
 	/* migration of a schema 4 database with rows: chained in id order */
@@ -396,15 +403,14 @@ static void concurrent(const char *dir)
 
 int main(void)
 {
-	char dir[] = "/tmp/smime-test-audit.XXXXXX", path[256], err[512];
+	const char *dir = fixture_dir("audit");
+	char path[256], err[512];
 	struct db *db;
 	struct audit_queue *q;
 	struct audit_row r;
 	sqlite3 *locker;
 	int i;
 
-	if (mkdtemp(dir) == NULL)
-		return 1;
 	snprintf(path, sizeof(path), "%s/db", dir);
 	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0,
 	   "database created");
@@ -451,8 +457,7 @@ int main(void)
 	chain_tests(dir);
 	concurrent(dir);
 
-	snprintf(err, sizeof(err), "rm -rf %s", dir);
-	if (system(err) != 0)
+	if (fixture_cleanup() != 0)
 		return 1;
 	return tap_done();
 }

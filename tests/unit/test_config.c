@@ -7,29 +7,133 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fixture.h"
 #include "tap.h"
 
-static char dir[] = "/tmp/smime-test-config.XXXXXX";
-
-static const char *write_conf(const char *name, const char *text)
-{
-	static char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	fputs(text, f);
-	fclose(f);
-	return path;
-}
+static const char *dir;
 
 static int load(const char *text, struct config **cfg, char *err, size_t len)
 {
 	char buf[4096];
 
 	snprintf(buf, sizeof(buf), "temp_dir = \"%s\";\n%s", dir, text);
-	return config_load(write_conf("t.conf", buf), cfg, err, len);
+	fixture_write(fixture_path("t.conf"), buf, 0600);
+	return config_load(fixture_path("t.conf"), cfg, err, len);
 }
+
+/* Load text that must be refused: 1 when it is, its error in err. */
+static int refused(const char *text, char *err, size_t len)
+{
+	struct config *cfg = NULL;
+
+	if (load(text, &cfg, err, len) != 0)
+		return 1;
+	config_free(cfg);
+	snprintf(err, len, "(it loaded)");
+	return 0;
+}
+
+static const struct bad_conf {
+	const char *text, *want, *also, *what;
+} bad_confs[] = {
+	{ "domains = [ \"a.go.id\" ];\ndigst = \"sha256\";\n",
+	  "t.conf:3: unknown key 'digst'", NULL,
+	  "unknown key named with file:line" },
+	{ "domains = [ \"a.go.id\" ];\n\non_error = \"bounce\";\n",
+	  "t.conf:4: on_error: unknown action 'bounce'", NULL,
+	  "bad action value named with file:line" },
+	{ "domains = [ \"a.go.id\" ];\nmax_memory_body = 12;\n",
+	  "t.conf:3: max_memory_body: 12 is out of range", NULL,
+	  "out-of-range integer" },
+	{ "domains = [ \"a.go.id\" ];\nmax_memory_body = \"big\";\n",
+	  "max_memory_body: must be an integer", NULL, "wrong type" },
+	{ "socket = \"inet:1@127.0.0.1\";\n", "domains: is required", NULL,
+	  "missing domains is reported" },
+	{ "domains = [ ];\n", "must hold at least 1", NULL,
+	  "empty domains is reported" },
+	{ "domains = [ \"a.go.id\" ];\ninternal_hosts = [ "
+	  "\"10.0.0.0/33\" ];\n",
+	  "t.conf:3: internal_hosts: entry 1 '10.0.0.0/33'", NULL, "bad CIDR" },
+	{ "domains = [ \"a.go.id\" ];\ndigest = \"md5\";\n",
+	  "unknown digest 'md5'", NULL, "md5 refused" },
+	{ "domains = [ \"a.go.id\" ];\nsocket = \"tcp:25\";\n",
+	  "t.conf:3: socket:", NULL, "bad socket" },
+	{ "domains = [ \"a.go.id\" ];\nca_file = "
+	  "\"/nonexistent/ca.pem\";\n",
+	  "t.conf:3: ca_file: /nonexistent/ca.pem: No "
+	  "such file",
+	  NULL, "missing ca_file named with file:line" },
+	{ "domains = [ \"a.go.id\" ]\nfoo = ;\n", "t.conf:3:", NULL,
+	  "syntax error has a line" },
+	{ "domains = [ \"a.go.id\" ];\nfoo = 1;\non_error = \"x\";\n",
+	  "unknown key 'foo'", "on_error: unknown action",
+	  "several problems are all reported" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "pkcs11_tokens = ( { token = \"b\"; pin = \"/x\"; } );\n",
+	  "t.conf:3: pkcs11_tokens: entry 1: unknown "
+	  "key 'pin'",
+	  NULL, "unknown key in a token group named with its line" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "pkcs11_tokens = ( { token = \"b\"; pin_file = \"/x\"; },"
+	  " { token = \"b\"; pin_file = \"/y\"; } );\n",
+	  "listed twice", NULL, "a token listed twice" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "pkcs11_tokens = ( { token = \"b\"; pin_file = \"pin\"; } );"
+	  "\npkcs11_sessions = 0;\n",
+	  "absolute path", "pkcs11_sessions",
+	  "relative pin_file and 0 sessions both reported" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "encrypt_cipher = \"des-ede3-cbc\";\n"
+	  "encrypt_rsa_padding = \"pss\";\n",
+	  "unknown cipher 'des-ede3-cbc'", "unknown padding 'pss'",
+	  "unknown cipher and padding both reported" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "encrypt = (\n"
+	  "  { recipients = [ \"b.go.id\" ]; mode = \"always\"; }\n"
+	  ");\n",
+	  "t.conf:4: encrypt: rule 1: mode", "'always'",
+	  "unknown mode named with its line" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "encrypt = ( { recipients = [ \"b@@c\" ]; mode = "
+	  "\"required\"; } );\n",
+	  "entry 1 'b@@c'", NULL, "bad pattern" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "encrypt = ( { recipients = [ \"go.*\" ]; mode = "
+	  "\"required\"; } );\n",
+	  "'go.*'", NULL, "wildcard not at the start" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "encrypt = ( { mode = \"required\"; } );\n",
+	  "needs a recipients list", NULL, "rule without recipients" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "encrypt = ( { recipients = [ \"b.go.id\" ]; mode = "
+	  "\"required\";"
+	  " recipient = [ \"c\" ]; } );\n",
+	  "unknown key 'recipient'", NULL, "typo in a rule" },
+	{ "domains = [ \"a.go.id\" ];\nharvest = true;\n",
+	  "harvest = true needs ca_file", NULL,
+	  "harvest without a trust bundle" },
+};
+
+/* What the encrypt rules of the test below decide. */
+static const struct mode_case {
+	const char *rcpt, *sender;
+	enum enc_mode want;
+	const char *what;
+} modes[] = {
+	{ "a@disdik.jabarprov.go.id", NULL, ENC_OPPORTUNISTIC,
+	  "subdomain through *.go.id" },
+	{ "a@go.id", NULL, ENC_OPPORTUNISTIC,
+	  "*.go.id also names go.id itself" },
+	{ "a@xgo.id", NULL, ENC_NEVER, "*.go.id does not match xgo.id" },
+	{ "auditor@bpk.go.id", NULL, ENC_REQUIRED,
+	  "domain rule beats the wildcard listed first" },
+	{ "humas@bpk.go.id", NULL, ENC_NEVER,
+	  "address rule beats the domain rule" },
+	{ "a@kemendagri.go.id", "sekda@banjarkota.go.id", ENC_REQUIRED,
+	  "rule limited to the sender wins at equal weight" },
+	{ "a@kemendagri.go.id", "andi@banjarkota.go.id", ENC_OPPORTUNISTIC,
+	  "rule limited to another sender does not match" },
+};
 
 static int internal(struct config *cfg, const char *ip)
 {
@@ -53,8 +157,7 @@ int main(void)
 	char err[4096];
 	int rc;
 
-	if (mkdtemp(dir) == NULL)
-		return 1;
+	dir = fixture_dir("config");
 
 	rc = load("domains = [ \"Banjarkota.go.id\" ];\n", &cfg, err,
 	          sizeof(err));
@@ -95,73 +198,17 @@ int main(void)
 		config_free(cfg);
 	}
 
-	rc = load("domains = [ \"a.go.id\" ];\ndigst = \"sha256\";\n", &cfg,
-	          err, sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:3: unknown key 'digst'"),
-	   "unknown key named with file:line (%s)", err);
-
-	rc = load("domains = [ \"a.go.id\" ];\n\non_error = \"bounce\";\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 &&
-	           strstr(err, "t.conf:4: on_error: unknown action 'bounce'"),
-	   "bad action value named with file:line (%s)", err);
-
-	rc = load("domains = [ \"a.go.id\" ];\nmax_memory_body = 12;\n", &cfg,
-	          err, sizeof(err));
-	ok(rc != 0 &&
-	           strstr(err, "t.conf:3: max_memory_body: 12 is out of range"),
-	   "out-of-range integer (%s)", err);
-
-	rc = load("domains = [ \"a.go.id\" ];\nmax_memory_body = \"big\";\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "max_memory_body: must be an integer"),
-	   "wrong type (%s)", err);
-
-	rc = load("socket = \"inet:1@127.0.0.1\";\n", &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "domains: is required"),
-	   "missing domains is reported (%s)", err);
-
-	rc = load("domains = [ ];\n", &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "must hold at least 1"),
-	   "empty domains is reported (%s)", err);
-
-	rc = load("domains = [ \"a.go.id\" ];\ninternal_hosts = [ "
-	          "\"10.0.0.0/33\" ];\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err,
-	                     "t.conf:3: internal_hosts: entry 1 '10.0.0.0/33'"),
-	   "bad CIDR (%s)", err);
-
-	rc = load("domains = [ \"a.go.id\" ];\ndigest = \"md5\";\n", &cfg, err,
-	          sizeof(err));
-	ok(rc != 0 && strstr(err, "unknown digest 'md5'"), "md5 refused (%s)",
-	   err);
-
-	rc = load("domains = [ \"a.go.id\" ];\nsocket = \"tcp:25\";\n", &cfg,
-	          err, sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:3: socket:"), "bad socket (%s)", err);
-
-	rc = load("domains = [ \"a.go.id\" ];\nca_file = "
-	          "\"/nonexistent/ca.pem\";\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:3: ca_file: /nonexistent/ca.pem: No "
-	                          "such file"),
-	   "missing ca_file named with file:line (%s)", err);
-
-	rc = load("domains = [ \"a.go.id\" ]\nfoo = ;\n", &cfg, err,
-	          sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:3:"), "syntax error has a line (%s)",
-	   err);
+	/* configurations that must be refused, each with what it says */
+	for (size_t i = 0; i < sizeof(bad_confs) / sizeof(bad_confs[0]); i++) {
+		const struct bad_conf *b = &bad_confs[i];
+		ok(refused(b->text, err, sizeof(err)) && strstr(err, b->want) &&
+		           (b->also == NULL || strstr(err, b->also)),
+		   "%s (%s)", b->what, err);
+	}
 
 	rc = config_load("/nonexistent/smime.conf", &cfg, err, sizeof(err));
 	ok(rc != 0 && strstr(err, "/nonexistent/smime.conf: No such file"),
 	   "missing file (%s)", err);
-
-	rc = load("domains = [ \"a.go.id\" ];\nfoo = 1;\non_error = \"x\";\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "unknown key 'foo'") &&
-	           strstr(err, "on_error: unknown action"),
-	   "several problems are all reported");
 
 	/* PKCS#11 settings */
 	rc = load("domains = [ \"a.go.id\" ];\n"
@@ -178,25 +225,6 @@ int main(void)
 	   err);
 	if (rc == 0)
 		config_free(cfg);
-	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "pkcs11_tokens = ( { token = \"b\"; pin = \"/x\"; } );\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:3: pkcs11_tokens: entry 1: unknown "
-	                          "key 'pin'"),
-	   "unknown key in a token group named with its line (%s)", err);
-	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "pkcs11_tokens = ( { token = \"b\"; pin_file = \"/x\"; },"
-	          " { token = \"b\"; pin_file = \"/y\"; } );\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "listed twice"), "a token listed twice (%s)",
-	   err);
-	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "pkcs11_tokens = ( { token = \"b\"; pin_file = \"pin\"; } );"
-	          "\npkcs11_sessions = 0;\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "absolute path") &&
-	           strstr(err, "pkcs11_sessions"),
-	   "relative pin_file and 0 sessions both reported (%s)", err);
 
 	/* encryption policy (issue 5) */
 	rc = load("domains = [ \"banjarkota.go.id\" ];\n"
@@ -230,29 +258,11 @@ int main(void)
 		                   ENC_OPPORTUNISTIC &&
 		           line == 4,
 		   "exact domain of rule 1 (line %d)", line);
-		ok(config_encrypt_mode(cfg, "a@disdik.jabarprov.go.id", NULL,
-		                       NULL) == ENC_OPPORTUNISTIC,
-		   "subdomain through *.go.id");
-		ok(config_encrypt_mode(cfg, "a@go.id", NULL, NULL) ==
-		           ENC_OPPORTUNISTIC,
-		   "*.go.id also names go.id itself");
-		ok(config_encrypt_mode(cfg, "a@xgo.id", NULL, NULL) ==
-		           ENC_NEVER,
-		   "*.go.id does not match xgo.id");
-		ok(config_encrypt_mode(cfg, "auditor@bpk.go.id", NULL, NULL) ==
-		           ENC_REQUIRED,
-		   "domain rule beats the wildcard listed first");
-		ok(config_encrypt_mode(cfg, "humas@bpk.go.id", NULL, NULL) ==
-		           ENC_NEVER,
-		   "address rule beats the domain rule");
-		ok(config_encrypt_mode(cfg, "a@kemendagri.go.id",
-		                       "sekda@banjarkota.go.id",
-		                       NULL) == ENC_REQUIRED,
-		   "rule limited to the sender wins at equal weight");
-		ok(config_encrypt_mode(cfg, "a@kemendagri.go.id",
-		                       "andi@banjarkota.go.id",
-		                       NULL) == ENC_OPPORTUNISTIC,
-		   "rule limited to another sender does not match");
+		for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+			ok(config_encrypt_mode(cfg, modes[i].rcpt,
+			                       modes[i].sender,
+			                       NULL) == modes[i].want,
+			   "%s", modes[i].what);
 		config_free(cfg);
 	}
 	rc = load("domains = [ \"a.go.id\" ];\n"
@@ -264,54 +274,8 @@ int main(void)
 	   "cipher and padding are read lower-case (%s)", rc ? err : "ok");
 	if (rc == 0)
 		config_free(cfg);
-	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "encrypt_cipher = \"des-ede3-cbc\";\n"
-	          "encrypt_rsa_padding = \"pss\";\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "unknown cipher 'des-ede3-cbc'") &&
-	           strstr(err, "unknown padding 'pss'"),
-	   "unknown cipher and padding both reported (%s)", err);
-	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "encrypt = (\n"
-	          "  { recipients = [ \"b.go.id\" ]; mode = \"always\"; }\n"
-	          ");\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "t.conf:4: encrypt: rule 1: mode") &&
-	           strstr(err, "'always'"),
-	   "unknown mode named with its line (%s)", err);
-	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "encrypt = ( { recipients = [ \"b@@c\" ]; mode = "
-	          "\"required\"; } );\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "entry 1 'b@@c'"), "bad pattern (%s)", err);
-	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "encrypt = ( { recipients = [ \"go.*\" ]; mode = "
-	          "\"required\"; } );\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "'go.*'"), "wildcard not at the start (%s)",
-	   err);
-	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "encrypt = ( { mode = \"required\"; } );\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "needs a recipients list"),
-	   "rule without recipients (%s)", err);
-	rc = load("domains = [ \"a.go.id\" ];\n"
-	          "encrypt = ( { recipients = [ \"b.go.id\" ]; mode = "
-	          "\"required\";"
-	          " recipient = [ \"c\" ]; } );\n",
-	          &cfg, err, sizeof(err));
-	ok(rc != 0 && strstr(err, "unknown key 'recipient'"),
-	   "typo in a rule (%s)", err);
-	rc = load("domains = [ \"a.go.id\" ];\nharvest = true;\n", &cfg, err,
-	          sizeof(err));
-	ok(rc != 0 && strstr(err, "harvest = true needs ca_file"),
-	   "harvest without a trust bundle (%s)", err);
 
-	{
-		char cmd[600];
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		if (system(cmd) != 0)
-			return 1;
-	}
+	if (fixture_cleanup() != 0)
+		return 1;
 	return tap_done();
 }

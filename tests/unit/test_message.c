@@ -17,6 +17,7 @@
 
 #include "certstore.h"
 #include "db.h"
+#include "fixture.h"
 #include "message.h"
 #include "snapshot.h"
 #include "tap.h"
@@ -49,15 +50,6 @@ static int collect(void *arg, const unsigned char *buf, size_t len)
 	return 0;
 }
 
-static void sh(const char *fmt, const char *arg)
-{
-	char cmd[1024];
-
-	snprintf(cmd, sizeof(cmd), fmt, arg, arg, arg);
-	if (system(cmd) != 0)
-		fprintf(stderr, "command failed: %s\n", cmd);
-}
-
 static void setup(void)
 {
 	struct db *db;
@@ -69,7 +61,8 @@ static void setup(void)
 
 	if (mkdtemp(dir) == NULL)
 		exit(1);
-	sh("cp " DATA "/leaf.key.pem %s/ && chmod 600 %s/leaf.key.pem", dir);
+	fixture_sh("cp " DATA "/leaf.key.pem %s/ && chmod 600 %s/leaf.key.pem",
+	           dir, dir);
 	snprintf(conf, sizeof(conf), "%s/smime.conf", dir);
 	f = fopen(conf, "w");
 	fprintf(f,
@@ -395,6 +388,6 @@ int main(void)
 	sk_X509_pop_free(sk, X509_free);
 
 	snapshot_unref(s);
-	sh("rm -rf %s", dir);
+	fixture_sh("rm -rf %s", dir);
 	return tap_done();
 }

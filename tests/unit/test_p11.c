@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "fixture.h"
 #include "p11.h"
 #include "tap.h"
 
@@ -104,14 +105,6 @@ static void reporter(int is_error, const char *text)
 	if (strstr(text, "is back"))
 		reports_back++;
 	printf("# report: %s\n", text);
-}
-
-static int sh(const char *fmt, const char *a)
-{
-	char cmd[1024];
-
-	snprintf(cmd, sizeof(cmd), fmt, a, a, a);
-	return system(cmd);
 }
 
 #define CLR(e) ((e)[0] = '\0', (e))
@@ -216,9 +209,9 @@ static void hsm_tests(void)
 		write_file(conf, text, 0600);
 	}
 	setenv("SOFTHSM2_CONF", conf, 1);
-	ok(sh("mkdir %s/tokens && softhsm2-util --init-token --free --label "
-	      "unit --pin 4321 --so-pin 8765 >/dev/null",
-	      dir) == 0,
+	ok(fixture_sh("mkdir %s/tokens && softhsm2-util --init-token --free "
+	              "--label unit --pin 4321 --so-pin 8765 >/dev/null",
+	              dir) == 0,
 	   "SoftHSM2 token created in %s", dir);
 	snprintf(pin, sizeof(pin), "%s/pin", dir);
 	snprintf(badpin, sizeof(badpin), "%s/badpin", dir);
@@ -272,7 +265,7 @@ static void hsm_tests(void)
 
 	/* the store vanishes: one report, fast failures, then recovery */
 	reports_down = reports_back = 0;
-	ok(sh("mv %s/tokens %s/tokens.away", dir) == 0,
+	ok(fixture_sh("mv %s/tokens %s/tokens.away", dir, dir) == 0,
 	   "token store moved away");
 	siglen = sizeof(sig);
 	ok(!sign(key, data, sizeof(data), sig, &siglen),
@@ -283,7 +276,8 @@ static void hsm_tests(void)
 	}
 	ok(reports_down == 1, "one 'unavailable' report for 21 failures (%d)",
 	   reports_down);
-	ok(sh("mv %s/tokens.away %s/tokens", dir) == 0, "token store back");
+	ok(fixture_sh("mv %s/tokens.away %s/tokens", dir, dir) == 0,
+	   "token store back");
 	sleep(2); /* retry = 1 s */
 	siglen = sizeof(sig);
 	ok(sign(key, data, sizeof(data), sig, &siglen) &&
@@ -337,7 +331,7 @@ static void hsm_tests(void)
 	EVP_PKEY_free(epub);
 	free(uri);
 	free(euri);
-	sh("rm -rf %s", dir);
+	fixture_sh("rm -rf %s", dir);
 }
 
 int main(void)

@@ -17,60 +17,19 @@
 #include "certstore.h"
 #include "db.h"
 #include "recipient.h"
+#include "fixture.h"
 #include "tap.h"
 
 static EVP_PKEY *rsa_key, *ec_key, *ed_key, *ca_key;
 static X509 *ca;
-static char dir[] = "/tmp/smime-test-recipient.XXXXXX";
+static const char *dir;
 static time_t now;
 
-/* A certificate for key with CN cn, signed by issuer/ikey (NULL: itself),
- * valid from now + from to now + to seconds, with extensions exts
- * ("name:value" strings as in openssl.cnf, NULL-terminated). */
 static X509 *mkcert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
                     long serial, long from, long to, const char *const *exts)
 {
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	X509V3_CTX ctx;
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC,
-	                           (const unsigned char *)"Test Partner", -1,
-	                           -1, 0);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	                           (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	X509_NAME_free(n);
-	X509_time_adj_ex(X509_getm_notBefore(x), 0, from, &now);
-	X509_time_adj_ex(X509_getm_notAfter(x), 0, to, &now);
-	X509_set_pubkey(x, key);
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	for (; exts && *exts; exts++) {
-		char name[64];
-		const char *colon = strchr(*exts, ':');
-		X509_EXTENSION *e;
-		snprintf(name, sizeof(name), "%.*s", (int)(colon - *exts),
-		         *exts);
-		e = X509V3_EXT_conf(NULL, &ctx, name, colon + 1);
-		if (e == NULL) {
-			printf("# bad extension %s\n", *exts);
-			exit(1);
-		}
-		X509_add_ext(x, e, -1);
-		X509_EXTENSION_free(e);
-	}
-	if (!X509_sign(x, ikey ? ikey : key,
-	               EVP_PKEY_get_base_id(ikey ? ikey : key) ==
-	                               EVP_PKEY_ED25519
-	                       ? NULL
-	                       : EVP_sha256())) {
-		printf("# cannot sign %s\n", cn);
-		exit(1);
-	}
-	return x;
+	return fixture_cert_make(key, cn, issuer, ikey, serial, now, from, to,
+	                         exts);
 }
 
 /* A leaf from the test CA with the usual extensions plus exts. */
@@ -80,11 +39,22 @@ static X509 *leaf(EVP_PKEY *key, const char *cn, long serial,
 	return mkcert(key, cn, ca, ca_key, serial, -86400, 365 * 86400L, exts);
 }
 
-static int check_enc(X509 *x, const char *want_in_err)
+/* 1 when OpenSSL's own SMIME_ENCRYPT purpose accepted the last leaf enc()
+ * made */
+static int purpose_ok;
+
+/* Make a leaf for key with exts and check it with cert_check_encryption:
+ * 1 when it is accepted (want_in_err NULL) or refused with want_in_err in
+ * the error. */
+static int enc(EVP_PKEY *key, const char *cn, long serial,
+               const char *const *exts, const char *want_in_err)
 {
+	X509 *x = leaf(key, cn, serial, exts);
 	char err[512] = "";
 	int rc = cert_check_encryption(x, err, sizeof(err));
 
+	purpose_ok = X509_check_purpose(x, X509_PURPOSE_SMIME_ENCRYPT, 0) == 1;
+	X509_free(x);
 	if (want_in_err == NULL) {
 		if (rc != 0)
 			printf("#   unexpected: %s\n", err);
@@ -94,16 +64,6 @@ static int check_enc(X509 *x, const char *want_in_err)
 		printf("#   rc %d, err '%s', wanted '%s'\n", rc, err,
 		       want_in_err);
 	return rc == -1 && strstr(err, want_in_err) != NULL;
-}
-
-static void write_pem(const char *path, X509 *a, X509 *b)
-{
-	FILE *f = fopen(path, "w");
-
-	PEM_write_X509(f, a);
-	if (b)
-		PEM_write_X509(f, b);
-	fclose(f);
 }
 
 struct collect {
@@ -170,55 +130,38 @@ static void test_usage(void)
 		                NULL };
 	const char *ec_ns_ok[] = { "keyUsage:keyAgreement", "nsCertType:email",
 		                   NULL };
-	X509 *x;
 
-	x = leaf(rsa_key, "rsa ok", 0x101, rsa_ok);
-	ok(check_enc(x, NULL), "RSA with keyEncipherment and emailProtection");
-	X509_free(x);
-	x = leaf(rsa_key, "rsa no ku", 0x102, rsa_no_ku);
-	ok(check_enc(x, NULL),
+	ok(enc(rsa_key, "rsa ok", 0x101, rsa_ok, NULL),
+	   "RSA with keyEncipherment and emailProtection");
+	ok(enc(rsa_key, "rsa no ku", 0x102, rsa_no_ku, NULL),
 	   "RSA without keyUsage or EKU: nothing forbids it");
-	X509_free(x);
-	x = leaf(rsa_key, "rsa sign", 0x103, rsa_sign);
-	ok(check_enc(x, "needs keyEncipherment"),
+	ok(enc(rsa_key, "rsa sign", 0x103, rsa_sign, "needs keyEncipherment"),
 	   "RSA with digitalSignature only: refused, naming keyEncipherment");
-	X509_free(x);
-	x = leaf(rsa_key, "rsa server", 0x104, rsa_server);
-	ok(check_enc(x, "does not include emailProtection"),
+	ok(enc(rsa_key, "rsa server", 0x104, rsa_server,
+	       "does not include emailProtection"),
 	   "EKU serverAuth: refused, naming emailProtection");
-	X509_free(x);
-	x = leaf(rsa_key, "rsa any", 0x105, rsa_any);
-	ok(check_enc(x, NULL), "EKU anyExtendedKeyUsage is accepted");
-	ok(X509_check_purpose(x, X509_PURPOSE_SMIME_ENCRYPT, 0) != 1,
+	ok(enc(rsa_key, "rsa any", 0x105, rsa_any, NULL),
+	   "EKU anyExtendedKeyUsage is accepted");
+	ok(!purpose_ok,
 	   "... which OpenSSL's SMIME_ENCRYPT purpose alone would refuse");
-	X509_free(x);
-	x = leaf(rsa_key, "rsa any ns", 0x10C, rsa_any_ns);
-	ok(check_enc(x, "Netscape certificate type"),
+	ok(enc(rsa_key, "rsa any ns", 0x10C, rsa_any_ns,
+	       "Netscape certificate type"),
 	   "... but not with a Netscape type of server only");
-	X509_free(x);
-	x = leaf(rsa_key, "rsa ns", 0x106, rsa_ns);
-	ok(check_enc(x, "purpose check"), "RSA with Netscape type server only: "
-	                                  "OpenSSL's purpose check refuses");
-	X509_free(x);
-	x = leaf(ec_key, "ec ka", 0x107, ec_ka);
-	ok(check_enc(x, NULL), "EC with keyAgreement (ECDH recipient)");
-	ok(X509_check_purpose(x, X509_PURPOSE_SMIME_ENCRYPT, 0) != 1,
+	ok(enc(rsa_key, "rsa ns", 0x106, rsa_ns, "purpose check"),
+	   "RSA with Netscape type server only: "
+	   "OpenSSL's purpose check refuses");
+	ok(enc(ec_key, "ec ka", 0x107, ec_ka, NULL),
+	   "EC with keyAgreement (ECDH recipient)");
+	ok(!purpose_ok,
 	   "... which OpenSSL's SMIME_ENCRYPT purpose alone would refuse");
-	X509_free(x);
-	x = leaf(ec_key, "ec ke", 0x108, ec_ke);
-	ok(check_enc(x, "needs keyAgreement"),
+	ok(enc(ec_key, "ec ke", 0x108, ec_ke, "needs keyAgreement"),
 	   "EC with keyEncipherment but no keyAgreement: refused");
-	X509_free(x);
-	x = leaf(ec_key, "ec ns", 0x109, ec_ns);
-	ok(check_enc(x, "Netscape certificate type"),
+	ok(enc(ec_key, "ec ns", 0x109, ec_ns, "Netscape certificate type"),
 	   "EC with Netscape type objsign only: refused");
-	X509_free(x);
-	x = leaf(ec_key, "ec ns ok", 0x10A, ec_ns_ok);
-	ok(check_enc(x, NULL), "EC with Netscape type email: accepted");
-	X509_free(x);
-	x = leaf(ed_key, "ed25519", 0x10B, rsa_no_ku);
-	ok(check_enc(x, "not RSA or EC"), "an Ed25519 key: refused");
-	X509_free(x);
+	ok(enc(ec_key, "ec ns ok", 0x10A, ec_ns_ok, NULL),
+	   "EC with Netscape type email: accepted");
+	ok(enc(ed_key, "ed25519", 0x10B, rsa_no_ku, "not RSA or EC"),
+	   "an Ed25519 key: refused");
 }
 
 static void test_emails(void)
@@ -305,7 +248,7 @@ static void test_chain_and_files(const char *ca_file)
 	ok(cert_verify_chain(x, untrusted, NULL, now, err, sizeof(err)) == -1,
 	   "... no ca_file: refused");
 	snprintf(path, sizeof(path), "%s/other.pem", dir);
-	write_pem(path, other_root, NULL);
+	fixture_pem_write(path, other_root, NULL);
 	ok(cert_verify_chain(x, untrusted, path, now, err, sizeof(err)) == -1,
 	   "... against a bundle of another root: refused");
 
@@ -557,12 +500,11 @@ int main(void)
 	const char *ca_ext[] = { "basicConstraints:critical,CA:true",
 		                 "keyUsage:critical,keyCertSign,cRLSign",
 		                 NULL };
-	char ca_file[300], cmd[400];
+	char ca_file[300];
 	int rc;
 
 	now = time(NULL);
-	if (mkdtemp(dir) == NULL)
-		return 1;
+	dir = fixture_dir("recipient");
 	rsa_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
 	ec_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	ed_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -572,7 +514,7 @@ int main(void)
 	ca = mkcert(ca_key, "Test Root", NULL, NULL, 1, -86400, 3650 * 86400L,
 	            ca_ext);
 	snprintf(ca_file, sizeof(ca_file), "%s/ca.pem", dir);
-	write_pem(ca_file, ca, NULL);
+	fixture_pem_write(ca_file, ca, NULL);
 
 	test_usage();
 	test_emails();
@@ -584,9 +526,7 @@ int main(void)
 	EVP_PKEY_free(ec_key);
 	EVP_PKEY_free(ed_key);
 	EVP_PKEY_free(ca_key);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	rc = tap_done();
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
+	fixture_cleanup();
 	return rc;
 }

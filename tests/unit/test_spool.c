@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "spool.h"
 #include "tap.h"
 
@@ -53,13 +54,11 @@ static int roundtrip(size_t max_mem, size_t total, size_t wchunk, int *disk,
 
 int main(void)
 {
-	char dir[] = "/tmp/smime-test-spool.XXXXXX";
+	const char *dir = fixture_dir("spool");
 	char err[256];
 	int disk;
 	struct spool *s;
 
-	if (mkdtemp(dir) == NULL)
-		return 1;
 	ok(roundtrip(65536, 1000, 100, &disk, dir) && !disk,
 	   "small body stays in memory and reads back");
 	ok(roundtrip(4096, 1 << 20, 1000, &disk, dir) && disk,
@@ -82,6 +81,6 @@ int main(void)
 	spool_free(s);
 	spool_free(NULL);
 	ok(1, "spool_free(NULL) is fine");
-	rmdir(dir);
+	fixture_cleanup();
 	return tap_done();
 }
