@@ -50,6 +50,12 @@ int fixture_cleanup(void)
 	return rc;
 }
 
+int fixture_end(int rc)
+{
+	fixture_cleanup();
+	return rc;
+}
+
 int fixture_sh(const char *fmt, ...)
 {
 	char cmd[2048];
@@ -64,6 +70,28 @@ int fixture_sh(const char *fmt, ...)
 	if (rc != 0)
 		printf("# command failed (%d): %s\n", rc, cmd);
 	return rc;
+}
+
+const char *fixture_sh_out(char *out, size_t outlen, const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	FILE *p;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	out[0] = '\0';
+	fflush(stdout);
+	p = popen(cmd, "r");
+	if (p == NULL || fgets(out, (int)outlen, p) == NULL)
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	if ((p == NULL || pclose(p) != 0) | (out[0] == '\0')) {
+		printf("# command failed or printed nothing: %s\n", cmd);
+		out[0] = '\0';
+	}
+	return out;
 }
 
 int fixture_write(const char *path, const char *text, int mode)
@@ -135,7 +163,7 @@ static void add_ext(X509 *x, X509V3_CTX *ctx, const char *spec)
 
 X509 *fixture_cert_make(EVP_PKEY *key, const char *cn, X509 *issuer,
                         EVP_PKEY *ikey, long serial, time_t now, long from,
-                        long to, const char *const *exts)
+                        long to, const char *exts)
 {
 	EVP_PKEY *signer = ikey ? ikey : key;
 	X509 *x = X509_new();
@@ -158,8 +186,13 @@ X509 *fixture_cert_make(EVP_PKEY *key, const char *cn, X509 *issuer,
 	X509_time_adj_ex(X509_getm_notAfter(x), 0, to, &now);
 	X509_set_pubkey(x, key);
 	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	for (; exts && *exts; exts++)
-		add_ext(x, &ctx, *exts);
+	while (exts && *exts) {
+		char spec[512];
+		size_t n = strcspn(exts, "|");
+		snprintf(spec, sizeof(spec), "%.*s", (int)n, exts);
+		add_ext(x, &ctx, spec);
+		exts += n + (exts[n] == '|');
+	}
 	/* Ed25519 signs without a separate digest */
 	if (!X509_sign(x, signer,
 	               EVP_PKEY_get_base_id(signer) == EVP_PKEY_ED25519

@@ -39,9 +39,18 @@ const char *fixture_path(const char *name);
  * (said in a "#" line).  Fine to call when there is none. */
 int fixture_cleanup(void);
 
+/* The end of a test's main: fixture_cleanup, then rc (tap_done()'s). */
+int fixture_end(int rc);
+
 /* Run a printf-formatted shell command.  Returns its exit status (0 on
  * success); a failure is said in a "#" line. */
 int fixture_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Run a printf-formatted shell command and keep the first line of its
+ * output (without the newline) in out.  Returns out, or "" when the
+ * command failed or printed nothing (said in a "#" line). */
+const char *fixture_sh_out(char *out, size_t outlen, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 /* Write text to path with the given mode (0600...).  Returns 0 or -1. */
 int fixture_write(const char *path, const char *text, int mode);
@@ -55,11 +64,11 @@ EVP_PKEY *fixture_data_key(const char *name);
  * A certificate for key with subject O=Test Partner, CN=cn, signed by
  * issuer/ikey (NULL, NULL: self-signed), serial serial, valid from
  * now + from to now + to seconds, with the extensions exts ("name:value"
- * as in openssl.cnf, NULL-terminated; NULL for none).  Exits on failure.
+ * as in openssl.cnf, several separated by '|'; NULL for none).  Exits on failure.
  */
 X509 *fixture_cert_make(EVP_PKEY *key, const char *cn, X509 *issuer,
                         EVP_PKEY *ikey, long serial, time_t now, long from,
-                        long to, const char *const *exts);
+                        long to, const char *exts);
 
 /* Write a (and b when not NULL) to path as PEM.  Returns 0 or -1. */
 int fixture_pem_write(const char *path, X509 *a, X509 *b);

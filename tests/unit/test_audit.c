@@ -101,6 +101,43 @@ static int fresh(const char *path, int n)
 	return 0;
 }
 
+/* Changes made to a fresh chain of rows rows, and the row verification
+ * must name (prev_id, problem: -1 when not checked). */
+static const struct tamper_case {
+	int rows;
+	const char *sql;
+	long long bad_id, prev_id;
+	int problem;
+	const char *what;
+} tampers[] = {
+	{ 5, "UPDATE audit SET digest = '' WHERE id = 2", 2, -1,
+	  DB_AUDIT_CHANGED, "NULL -> '' is a change" },
+	{ 5, "UPDATE audit SET at = at - 1 WHERE id = 3", 3, -1,
+	  DB_AUDIT_CHANGED, "at changed: row 3" },
+	{ 10, "DELETE FROM audit WHERE id = 5", 6, 4, DB_AUDIT_LINK,
+	  "DELETE of row 5: row 6, link to row 4 broken" },
+	{ 3, "DELETE FROM audit WHERE id = 1", 2, 0, DB_AUDIT_LINK,
+	  "DELETE of row 1: row 2 is not the start" },
+	{ 5,
+	  "INSERT INTO audit (at, queue_id, action, result) "
+	  "VALUES (1700000100, 'FORGED', 'signed', 'ok')",
+	  6, -1, DB_AUDIT_HASH_MISSING,
+	  "forged row without hash: row 6, hash missing" },
+	{ 6,
+	  "UPDATE audit SET id = -3 WHERE id = 3;"
+	  "UPDATE audit SET id = 3 WHERE id = 4;"
+	  "UPDATE audit SET id = 4 WHERE id = -3",
+	  3, -1, -1, "rows 3 and 4 swapped: row 3" },
+	{ 6,
+	  "UPDATE audit SET queue_id = CASE id WHEN 3 THEN 'Q4' "
+	  "ELSE 'Q3' END, at = CASE id WHEN 3 THEN 1700000004 ELSE "
+	  "1700000003 END WHERE id IN (3, 4)",
+	  3, -1, DB_AUDIT_CHANGED,
+	  "contents of rows 3 and 4 swapped (ids and hashes kept): row 3" },
+	{ 4, "UPDATE audit SET hash = NULL WHERE id = 2", 2, -1,
+	  DB_AUDIT_HASH_MISSING, "hash set NULL: row 2, hash missing" },
+};
+
 /* a fresh database at path with n rows, changed by the SQL text, then
  * verified: returns verify's result, *c filled */
 static int tamper(const char *path, int n, const char *text,
@@ -213,37 +250,14 @@ static void chain_tests(const char *dir)
 	           c.problem == DB_AUDIT_CHANGED && c.rows == 3,
 	   "UPDATE of row 4's from_addr: row 4, content changed (%lld, %d)",
 	   c.bad_id, (int)c.problem);
-	/* NULL for empty is a change too */
-	ok(tamper(path, 5, "UPDATE audit SET digest = '' WHERE id = 2", &c) ==
-	                   1 &&
-	           c.bad_id == 2 && c.problem == DB_AUDIT_CHANGED,
-	   "NULL -> '' is a change (%lld)", c.bad_id);
-	/* the integer column as text is a change */
-	ok(tamper(path, 5, "UPDATE audit SET at = at - 1 WHERE id = 3", &c) ==
-	                   1 &&
-	           c.bad_id == 3 && c.problem == DB_AUDIT_CHANGED,
-	   "at changed: row 3 (%lld)", c.bad_id);
-
-	/* a middle row deleted: the next row is named */
-	ok(tamper(path, 10, "DELETE FROM audit WHERE id = 5", &c) == 1 &&
-	           c.bad_id == 6 && c.prev_id == 4 &&
-	           c.problem == DB_AUDIT_LINK,
-	   "DELETE of row 5: row 6, link to row 4 broken (%lld, %d)", c.bad_id,
-	   (int)c.problem);
-	/* the first row deleted */
-	ok(tamper(path, 3, "DELETE FROM audit WHERE id = 1", &c) == 1 &&
-	           c.bad_id == 2 && c.prev_id == 0 &&
-	           c.problem == DB_AUDIT_LINK,
-	   "DELETE of row 1: row 2 is not the start (%lld)", c.bad_id);
-
-	/* a forged row inserted by hand, without a hash, at the end */
-	ok(tamper(path, 5,
-	          "INSERT INTO audit (at, queue_id, action, result) "
-	          "VALUES (1700000100, 'FORGED', 'signed', 'ok')",
-	          &c) == 1 &&
-	           c.bad_id == 6 && c.problem == DB_AUDIT_HASH_MISSING,
-	   "forged row without hash: row 6, hash missing (%lld, %d)", c.bad_id,
-	   (int)c.problem);
+	for (size_t i = 0; i < sizeof(tampers) / sizeof(tampers[0]); i++) {
+		const struct tamper_case *t = &tampers[i];
+		ok(tamper(path, t->rows, t->sql, &c) == 1 &&
+		           c.bad_id == t->bad_id &&
+		           (t->prev_id < 0 || c.prev_id == t->prev_id) &&
+		           (t->problem < 0 || (int)c.problem == t->problem),
+		   "%s (%lld, %d)", t->what, c.bad_id, (int)c.problem);
+	}
 	/* a forged row in a gap, hashed correctly on its predecessor: the
 	 * row after it no longer links */
 	fresh(path, 6);
@@ -273,28 +287,6 @@ static void chain_tests(const char *dir)
 	           c.problem == DB_AUDIT_LINK,
 	   "forged row 3 with a correct own hash: row 4 names it (%lld, %d)",
 	   c.bad_id, (int)c.problem);
-
-	/* two rows swapped (ids exchanged) */
-	ok(tamper(path, 6,
-	          "UPDATE audit SET id = -3 WHERE id = 3;"
-	          "UPDATE audit SET id = 3 WHERE id = 4;"
-	          "UPDATE audit SET id = 4 WHERE id = -3",
-	          &c) == 1 &&
-	           c.bad_id == 3,
-	   "rows 3 and 4 swapped: row 3 (%lld, %d)", c.bad_id, (int)c.problem);
-	/* contents swapped, ids and hashes kept in place */
-	ok(tamper(path, 6,
-	          "UPDATE audit SET queue_id = CASE id WHEN 3 THEN 'Q4' "
-	          "ELSE 'Q3' END, at = CASE id WHEN 3 THEN 1700000004 ELSE "
-	          "1700000003 END WHERE id IN (3, 4)",
-	          &c) == 1 &&
-	           c.bad_id == 3 && c.problem == DB_AUDIT_CHANGED,
-	   "contents of rows 3 and 4 swapped: row 3 (%lld)", c.bad_id);
-	/* hash removed */
-	ok(tamper(path, 4, "UPDATE audit SET hash = NULL WHERE id = 2", &c) ==
-	                   1 &&
-	           c.bad_id == 2 && c.problem == DB_AUDIT_HASH_MISSING,
-	   "hash set NULL: row 2, hash missing (%lld)", c.bad_id);
 
 	/* migration of a schema 4 database with rows: chained in id order */
 	fresh(path, 0);

@@ -218,14 +218,11 @@ static void test_sign(void)
  * the intermediate, and verifies against the root alone. */
 static void test_chain(void)
 {
-	const char *ca_ext[] = { "basicConstraints:critical,CA:true",
-		                 "keyUsage:critical,keyCertSign,cRLSign",
-		                 NULL };
-	const char *leaf_ext[] = {
-		"keyUsage:critical,digitalSignature",
-		"extendedKeyUsage:emailProtection",
-		"subjectAltName:email:sekda@banjarkota.go.id", NULL
-	};
+	const char *ca_ext = "basicConstraints:critical,CA:true|keyUsage:"
+	                     "critical,keyCertSign,cRLSign";
+	const char *leaf_ext =
+	        "keyUsage:critical,digitalSignature|extendedKeyUsage:"
+	        "emailProtection|subjectAltName:email:sekda@banjarkota.go.id";
 	EVP_PKEY *rk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	EVP_PKEY *ik = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	EVP_PKEY *lk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -321,12 +318,28 @@ static int structure_has(const char *name, const char *what)
 	                  fixture_path(name), what) == 0;
 }
 
+/* More contents and ciphers for the RSA recipient: each must decrypt and
+ * show its algorithm. */
+static const struct enc_case {
+	const char *name, *cipher;
+	int oaep;
+	size_t size, chunk;
+	const char *shows, *what;
+} encs[] = {
+	{ "small.der", "aes-128-cbc", 0, 1, 1, "aes-128-cbc",
+	  "one byte with AES-128-CBC" },
+	{ "empty.der", "aes-256-cbc", 0, 0, 1, "aes-256-cbc", "empty content" },
+	{ "oaep.der", "aes-256-cbc", 1, 5000, 5000, "rsaesOaep",
+	  "RSA-OAEP key transport decrypts" },
+	{ "gcm.der", "aes-256-gcm", 0, 70000, 65536,
+	  "id-smime-ct-authEnvelopedData",
+	  "AES-256-GCM makes AuthEnvelopedData that decrypts" },
+};
+
 static void test_encrypt(void)
 {
-	const char *ec_ext[] = { "keyUsage:critical,digitalSignature,"
-		                 "keyAgreement",
-		                 "subjectAltName:email:ecmitra@jabarprov.go.id",
-		                 NULL };
+	const char *ec_ext = "keyUsage:critical,digitalSignature,keyAgreement|"
+	                     "subjectAltName:email:ecmitra@jabarprov.go.id";
 	STACK_OF(X509) *recips = sk_X509_new_null();
 	char err[512] = "", cert[300], key[300];
 	EVP_PKEY *ek = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -344,25 +357,15 @@ static void test_encrypt(void)
 	ok(structure_has("cbc.der", "aes-256-cbc") &&
 	           structure_has("cbc.der", "rsaEncryption"),
 	   "... EnvelopedData, AES-256-CBC, RSA PKCS#1 v1.5 key transport");
-	ok(encrypt_to("small.der", recips, "aes-128-cbc", 0, 1, 1, err,
-	              sizeof(err)) == 0 &&
-	           openssl_decrypt("small.der", cert, key) == 0 &&
-	           structure_has("small.der", "aes-128-cbc"),
-	   "one byte with AES-128-CBC (%s)", err);
-	ok(encrypt_to("empty.der", recips, "aes-256-cbc", 0, 0, 1, err,
-	              sizeof(err)) == 0 &&
-	           openssl_decrypt("empty.der", cert, key) == 0,
-	   "empty content (%s)", err);
-	ok(encrypt_to("oaep.der", recips, "aes-256-cbc", 1, 5000, 5000, err,
-	              sizeof(err)) == 0 &&
-	           openssl_decrypt("oaep.der", cert, key) == 0 &&
-	           structure_has("oaep.der", "rsaesOaep"),
-	   "RSA-OAEP key transport decrypts (%s)", err);
-	ok(encrypt_to("gcm.der", recips, "aes-256-gcm", 0, 70000, 65536, err,
-	              sizeof(err)) == 0 &&
-	           openssl_decrypt("gcm.der", cert, key) == 0 &&
-	           structure_has("gcm.der", "id-smime-ct-authEnvelopedData"),
-	   "AES-256-GCM makes AuthEnvelopedData that decrypts (%s)", err);
+	for (size_t i = 0; i < sizeof(encs) / sizeof(encs[0]); i++) {
+		const struct enc_case *c = &encs[i];
+		err[0] = '\0';
+		ok(encrypt_to(c->name, recips, c->cipher, c->oaep, c->size,
+		              c->chunk, err, sizeof(err)) == 0 &&
+		           openssl_decrypt(c->name, cert, key) == 0 &&
+		           structure_has(c->name, c->shows),
+		   "%s (%s)", c->what, err);
+	}
 	ok(cms_cipher_is_aead("aes-256-gcm") &&
 	           cms_cipher_is_aead("aes-128-gcm") &&
 	           !cms_cipher_is_aead("aes-256-cbc") &&
@@ -437,8 +440,6 @@ static void test_encrypt(void)
 
 int main(void)
 {
-	int rc;
-
 	now = time(NULL);
 	fixture_dir("cms");
 	leaf = fixture_data_cert("leaf.crt.pem");
@@ -453,7 +454,5 @@ int main(void)
 	X509_free(leaf);
 	X509_free(ca);
 	EVP_PKEY_free(leaf_key);
-	rc = tap_done();
-	fixture_cleanup();
-	return rc;
+	return fixture_end(tap_done());
 }
