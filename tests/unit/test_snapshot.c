@@ -81,15 +81,32 @@ static long long signer(struct db *db, const char *name, const char *exts,
 	return id;
 }
 
-static void write_conf(const char *extra)
+/* The configuration file path: the database db, the temp dir, extra. */
+static void write_conf_to(const char *path, const char *db, const char *extra)
 {
 	char text[2048];
 
 	snprintf(text, sizeof(text),
 	         "database = \"%s\";\ntemp_dir = \"%s\";\n"
 	         "domains = [ \"" DOMAIN "\" ];\n%s",
-	         dbpath, fixture_path(""), extra);
-	fixture_write(conf, text, 0600);
+	         db, fixture_path(""), extra);
+	fixture_write(path, text, 0600);
+}
+
+static void write_conf(const char *extra)
+{
+	write_conf_to(conf, dbpath, extra);
+}
+
+/* 1 when snapshot_build of path fails and gives no snapshot. */
+static int build_fails(const char *path, int strict, char *err, size_t len)
+{
+	struct snapshot *s = (struct snapshot *)1;
+	int rc = snapshot_build(path, strict, &s, err, len, NULL, 0);
+
+	if (rc == 0)
+		snapshot_unref(s);
+	return rc == -1 && s == NULL;
 }
 
 /* The problem of a mailbox's entry ("" when it has none, "(none)" when
@@ -104,6 +121,20 @@ static const char *problem(const struct snapshot *s, const char *name)
 	if (e == NULL)
 		return "(none)";
 	return e->problem ? e->problem : "";
+}
+
+/* Each line of warn as a "#" line. */
+static void print_warnings(const char *warn)
+{
+	const char *p = warn;
+
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		fputs("# warning: ", stdout);
+		fwrite(p, 1, n, stdout);
+		fputs("\n", stdout);
+		p += n + (p[n] == '\n');
+	}
 }
 
 static void setup(void)
@@ -150,9 +181,7 @@ static void test_build(void)
 	   "snapshot_build (%s)", err);
 	if (s == NULL)
 		exit(1);
-	for (const char *l = warn; *l;
-	     l += strcspn(l, "\n") + (l[strcspn(l, "\n")] != '\0'))
-		printf("# warning: %.*s\n", (int)strcspn(l, "\n"), l);
+	print_warnings(warn);
 	ok(s->refs == 1 && s->cfg && s->md && s->audit,
 	   "one reference, configuration, digest and audit log");
 	ok(s->nentries == 7 && s->nusable == 3,
@@ -229,13 +258,9 @@ static void test_build(void)
 	   "... and it stays while the snapshot lives");
 
 	/* strict (-n): any problem fails the build, and nothing is made */
-	{
-		struct snapshot *t = (struct snapshot *)1;
-		ok(snapshot_build(conf, 1, &t, err, sizeof(err), NULL, 0) ==
-		                   -1 &&
-		           t == NULL && strstr(err, "5 mailboxes cannot sign"),
-		   "strict: refused, no snapshot (%s)", err);
-	}
+	ok(build_fails(conf, 1, err, sizeof(err)) &&
+	           strstr(err, "5 mailboxes cannot sign"),
+	   "strict: refused, no snapshot (%s)", err);
 	snapshot_unref(s);
 }
 
@@ -356,41 +381,27 @@ static void test_failures(void)
 	fds = proc_count("fd");
 	threads = proc_count("task");
 
-	s = (struct snapshot *)1;
-	ok(snapshot_build(fixture_path("missing.conf"), 0, &s, err, sizeof(err),
-	                  NULL, 0) == -1 &&
-	           s == NULL && strstr(err, "missing.conf"),
+	ok(build_fails(fixture_path("missing.conf"), 0, err, sizeof(err)) &&
+	           strstr(err, "missing.conf"),
 	   "a missing configuration: -1, no snapshot (%s)", err);
 
 	snprintf(junk, sizeof(junk), "%s", fixture_path("junk.db"));
 	fixture_write(junk, "this is not an SQLite database, not at all\n",
 	              0600);
 	snprintf(bad, sizeof(bad), "%s", fixture_path("bad.conf"));
-	{
-		char text[1024];
-		snprintf(text, sizeof(text),
-		         "database = \"%s\";\ntemp_dir = \"%s\";\n"
-		         "domains = [ \"" DOMAIN "\" ];\n",
-		         junk, fixture_path(""));
-		fixture_write(bad, text, 0600);
-	}
-	s = (struct snapshot *)1;
-	ok(snapshot_build(bad, 0, &s, err, sizeof(err), NULL, 0) == -1 &&
-	           s == NULL && strstr(err, "bad.conf:1: database") &&
+	write_conf_to(bad, junk, "");
+	ok(build_fails(bad, 0, err, sizeof(err)) &&
+	           strstr(err, "bad.conf:1: database") &&
 	           strstr(err, "junk.db"),
 	   "a file that is no database: -1, naming the file:line (%s)", err);
 
 	chmod(fixture_path("sekda.key"), 0644);
-	s = (struct snapshot *)1;
-	ok(snapshot_build(conf, 0, &s, err, sizeof(err), NULL, 0) == -1 &&
-	           s == NULL && strstr(err, "sekda.key") &&
+	ok(build_fails(conf, 0, err, sizeof(err)) && strstr(err, "sekda.key") &&
 	           strstr(err, "readable by their owner only"),
 	   "a key others can read fails the whole build (%s)", err);
 	chmod(fixture_path("sekda.key"), 0600);
 
-	s = (struct snapshot *)1;
-	ok(snapshot_build(conf, 1, &s, err, sizeof(err), NULL, 0) == -1 &&
-	           s == NULL,
+	ok(build_fails(conf, 1, err, sizeof(err)),
 	   "strict with problems: -1, no snapshot");
 	ok(proc_count("fd") == fds && proc_count("task") == threads,
 	   "no file and no thread left by the failed builds (%d/%d fds, "
