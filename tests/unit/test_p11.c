@@ -340,9 +340,50 @@ static void hsm_tests(void)
 	sh("rm -rf %s", dir);
 }
 
+/* ---- what the daemon links ---------------------------------------------- */
+
+/* 1 when nm lists sym as defined in bin (TOP/bin, or bin from the current
+ * directory), 0 when not, -1 when nm cannot read bin. */
+static int links(const char *bin, const char *sym)
+{
+	const char *top = getenv("TOP");
+	char cmd[1024], line[512];
+	FILE *p;
+	int found = 0;
+
+	snprintf(cmd, sizeof(cmd), "nm --defined-only %s/%s 2>/dev/null",
+	         top ? top : ".", bin);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), p)) {
+		char *name = strrchr(line, ' ');
+		line[strcspn(line, "\n")] = '\0';
+		if (name && strcmp(name + 1, sym) == 0)
+			found = 1;
+	}
+	return pclose(p) == 0 ? found : -1;
+}
+
+/* p11_admin.c holds what only smimectl does; lib/libsmime.a is a static
+ * archive, so the daemon must not pull that object in. */
+static void link_tests(void)
+{
+	ok(links("admin/smimectl", "p11_keygen") == 1 &&
+	           links("admin/smimectl", "p11_list") == 1,
+	   "smimectl links p11_keygen and p11_list (nm sees them)");
+	ok(links("milter/smime-milter", "p11_ctx_key") == 1,
+	   "smime-milter links the token code (p11_ctx_key)");
+	ok(links("milter/smime-milter", "p11_keygen") == 0 &&
+	           links("milter/smime-milter", "p11_list") == 0 &&
+	           links("milter/smime-milter", "p11_ctx_key_cert") == 0,
+	   "smime-milter does not link the admin part (p11_admin.c)");
+}
+
 int main(void)
 {
 	uri_tests();
+	link_tests();
 	hsm_tests();
 	return tap_done();
 }
