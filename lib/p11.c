@@ -362,20 +362,26 @@ void p11_padded(char *out, const CK_UTF8CHAR *in, size_t n)
 
 int p11_token_matches(const struct p11_token *t, const CK_TOKEN_INFO *ti)
 {
+	const struct {
+		const CK_UTF8CHAR *have;
+		size_t len;
+		const char *want; /* NULL: any */
+	} f[] = {
+		{ ti->label, sizeof(ti->label), t->label },
+		{ ti->manufacturerID, sizeof(ti->manufacturerID),
+		  t->manufacturer },
+		{ ti->serialNumber, sizeof(ti->serialNumber), t->serial },
+		{ ti->model, sizeof(ti->model), t->model },
+	};
 	char buf[40];
 
-	p11_padded(buf, ti->label, sizeof(ti->label));
-	if (t->label && strcmp(buf, t->label) != 0)
-		return 0;
-	p11_padded(buf, ti->manufacturerID, sizeof(ti->manufacturerID));
-	if (t->manufacturer && strcmp(buf, t->manufacturer) != 0)
-		return 0;
-	p11_padded(buf, ti->serialNumber, sizeof(ti->serialNumber));
-	if (t->serial && strcmp(buf, t->serial) != 0)
-		return 0;
-	p11_padded(buf, ti->model, sizeof(ti->model));
-	if (t->model && strcmp(buf, t->model) != 0)
-		return 0;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (f[i].want == NULL)
+			continue;
+		p11_padded(buf, f[i].have, f[i].len);
+		if (strcmp(buf, f[i].want) != 0)
+			return 0;
+	}
 	return 1;
 }
 

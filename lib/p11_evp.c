@@ -42,6 +42,10 @@ static int rsa_priv_enc(int flen, const unsigned char *from, unsigned char *to,
 	return (int)outlen;
 }
 
+/* Inbound (the next issue) decrypts here: C_Decrypt with CKM_RSA_PKCS or
+ * CKM_RSA_PKCS_OAEP through p11_key.c, as rsa_priv_enc signs; ECDH key
+ * agreement goes to an EC_KEY_METHOD compute_key hook (C_DeriveKey).  The
+ * key store's backend table (keystore.c) gains the matching operation. */
 static int rsa_priv_dec(int flen, const unsigned char *from, unsigned char *to,
                         RSA *rsa, int padding)
 {
@@ -107,32 +111,30 @@ EVP_PKEY *p11_evp_wrap(struct p11_key *k, EVP_PKEY *pub)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	EVP_PKEY *out = EVP_PKEY_new();
+	int done = 0;
 
 	pthread_once(&once, methods_init);
-	if (out == NULL || rsa_meth == NULL || ec_meth == NULL)
-		goto fail;
-	if (EVP_PKEY_is_a(pub, "RSA")) {
-		const RSA *r = EVP_PKEY_get0_RSA(pub);
-		RSA *d = r ? RSAPublicKey_dup(r) : NULL;
-		if (d == NULL || !RSA_set_method(d, rsa_meth) ||
-		    !RSA_set_ex_data(d, rsa_idx, k) ||
-		    !EVP_PKEY_assign_RSA(out, d)) {
+	if (out == NULL || rsa_meth == NULL || ec_meth == NULL) {
+		/* nothing to wrap into */
+	} else if (EVP_PKEY_is_a(pub, "RSA")) {
+		/* RSAPublicKey_dup(NULL) is NULL */
+		RSA *d = RSAPublicKey_dup(EVP_PKEY_get0_RSA(pub));
+		done = d && RSA_set_method(d, rsa_meth) &&
+		       RSA_set_ex_data(d, rsa_idx, k) &&
+		       EVP_PKEY_assign_RSA(out, d);
+		if (!done)
 			RSA_free(d);
-			goto fail;
-		}
 	} else if (EVP_PKEY_is_a(pub, "EC")) {
 		const EC_KEY *e = EVP_PKEY_get0_EC_KEY(pub);
 		EC_KEY *d = e ? EC_KEY_dup(e) : NULL;
-		if (d == NULL || !EC_KEY_set_method(d, ec_meth) ||
-		    !EC_KEY_set_ex_data(d, ec_idx, k) ||
-		    !EVP_PKEY_assign_EC_KEY(out, d)) {
+		done = d && EC_KEY_set_method(d, ec_meth) &&
+		       EC_KEY_set_ex_data(d, ec_idx, k) &&
+		       EVP_PKEY_assign_EC_KEY(out, d);
+		if (!done)
 			EC_KEY_free(d);
-			goto fail;
-		}
-	} else
-		goto fail;
-	return out;
-fail:
+	}
+	if (done)
+		return out;
 	ERR_clear_error();
 	EVP_PKEY_free(out);
 	return NULL;

@@ -6,16 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include <openssl/crypto.h>
 
 /* Percent-decode s[0..n) into a new buffer (NUL-terminated too). */
 static unsigned char *pct_decode(const char *s, size_t n, size_t *outlen)
@@ -32,8 +23,8 @@ static unsigned char *pct_decode(const char *s, size_t n, size_t *outlen)
 				free(out);
 				return NULL;
 			}
-			h = hexval((unsigned char)s[i + 1]);
-			l = hexval((unsigned char)s[i + 2]);
+			h = OPENSSL_hexchar2int((unsigned char)s[i + 1]);
+			l = OPENSSL_hexchar2int((unsigned char)s[i + 2]);
 			if (h < 0 || l < 0) {
 				free(out);
 				return NULL;
@@ -60,14 +51,12 @@ static int set_text(char **field, const unsigned char *v, size_t len)
 
 void p11_uri_clear(struct p11_uri *u)
 {
-	free(u->token);
-	free(u->manufacturer);
-	free(u->serial);
-	free(u->model);
-	free(u->object);
+	char *text[] = { u->token,  u->manufacturer, u->serial,     u->model,
+		         u->object, u->pin_source,   u->module_path };
+
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		free(text[i]);
 	free(u->id);
-	free(u->pin_source);
-	free(u->module_path);
 	memset(u, 0, sizeof(*u));
 	u->slot_id = -1;
 }

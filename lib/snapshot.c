@@ -27,14 +27,14 @@ struct build {
 
 static void entry_clear(struct signer_entry *e)
 {
-	free(e->address);
-	free(e->kind);
-	free(e->serial);
-	free(e->status);
+	char *text[] = { e->address, e->kind, e->serial, e->status,
+		         e->problem };
+
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		free(text[i]);
 	X509_free(e->cert);
 	sk_X509_pop_free(e->chain, X509_free);
 	EVP_PKEY_free(e->key);
-	free(e->problem);
 }
 
 /*

@@ -116,30 +116,37 @@ static int sh(const char *fmt, const char *a)
 
 #define CLR(e) ((e)[0] = '\0', (e))
 
-static int verify(EVP_PKEY *pub, const unsigned char *sig, size_t siglen,
+/* A SHA-256 signature of data with key: made into sig (*siglen in: room,
+ * out: length), or checked when check is set.  1 on success. */
+static int sig_op(EVP_PKEY *key, int check, unsigned char *sig, size_t *siglen,
                   const unsigned char *data, size_t len)
 {
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	int rc = m &&
-	         EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, pub) == 1 &&
-	         EVP_DigestVerify(m, sig, siglen, data, len) == 1;
+	int rc = m != NULL;
 
+	if (rc && check)
+		rc = EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, key) ==
+		             1 &&
+		     EVP_DigestVerify(m, sig, *siglen, data, len) == 1;
+	else if (rc)
+		rc = EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, key) ==
+		             1 &&
+		     EVP_DigestSign(m, sig, siglen, data, len) == 1;
 	EVP_MD_CTX_free(m);
 	ERR_clear_error();
 	return rc;
 }
 
+static int verify(EVP_PKEY *pub, const unsigned char *sig, size_t siglen,
+                  const unsigned char *data, size_t len)
+{
+	return sig_op(pub, 1, (unsigned char *)sig, &siglen, data, len);
+}
+
 static int sign(EVP_PKEY *key, const unsigned char *data, size_t len,
                 unsigned char *sig, size_t *siglen)
 {
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	int rc = m &&
-	         EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, key) == 1 &&
-	         EVP_DigestSign(m, sig, siglen, data, len) == 1;
-
-	EVP_MD_CTX_free(m);
-	ERR_clear_error();
-	return rc;
+	return sig_op(key, 0, sig, siglen, data, len);
 }
 
 struct worker {
