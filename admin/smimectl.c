@@ -312,9 +312,13 @@ static int cmd_import(int argc, char **argv)
 			ref.location = ren.key_location;
 			ref.secret_file = ren.secret_file;
 		}
-		if (ref.backend == KEY_PKCS11)
-			key = hsm_key_for_cert(cfg, ref.location, cert);
-		else if (keystore_load_key(&ref, &key, err, sizeof(err)) != 0)
+		/* one key store for the run: like the keys, it lives until
+		 * exit */
+		static struct keystore *ks;
+		if (ks == NULL && (ks = keystore_new_config(cfg, 1, 1)) == NULL)
+			die(EX_OSERR, "out of memory");
+		if (keystore_load_key(ks, &ref, cert, &key, NULL, err,
+		                      sizeof(err)) != 0)
 			die(EX_DATAERR, "refused: %s", err);
 	}
 	if (cert_info_get(cert, &ci) != 0)

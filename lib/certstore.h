@@ -1,10 +1,10 @@
 /*
- * certstore -- certificates and private keys behind one interface.
+ * certstore -- certificate checks and conversions: reading certificate
+ * files, PEM text, e-mail addresses, signing and encryption rules, chains.
  *
  * The certificate and its chain are kept in the database (PEM); the private
- * key lives in a key store backend named by a key reference: a PKCS#12 file,
- * a PEM key file, or a PKCS#11 URI (those through p11.h, which needs the
- * configuration's module and PINs).  Keys are loaded once per
+ * key lives in a key store backend named by a key reference (keystore.h,
+ * included here for the callers that use both).  Keys are loaded once per
  * configuration snapshot, never per message.
  */
 #ifndef SMIME_CERTSTORE_H
@@ -16,36 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-enum key_backend { KEY_NONE = 0, KEY_PKCS12, KEY_PEM, KEY_PKCS11 };
-
-/* Where a key lives.  secret_file holds the passphrase/PIN (may be NULL for
- * an unencrypted PEM key). */
-struct key_ref {
-	enum key_backend backend;
-	const char *location;
-	const char *secret_file;
-};
-
-/* Name <-> enum for the database ("pkcs12", "pem", "pkcs11"). */
-const char *key_backend_name(enum key_backend b);
-enum key_backend key_backend_parse(const char *s);
-
-/*
- * Load the private key named by ref.  Checks that key and secret files are
- * private (not group/world readable).  Secrets are cleansed after use.
- * Returns 0 and *out, or -1 with err filled.
- */
-int keystore_load_key(const struct key_ref *ref, EVP_PKEY **out, char *err,
-                      size_t errlen);
-
-/*
- * Read a PKCS#12 file with the passphrase read from passfile.  Returns key,
- * leaf certificate and the extra certificates (any of the outputs may be
- * NULL to ignore).  Error text says "wrong passphrase" when that is the cause.
- */
-int keystore_read_pkcs12(const char *path, const char *passfile, EVP_PKEY **key,
-                         X509 **cert, STACK_OF(X509) **extra, char *err,
-                         size_t errlen);
+#include "keystore.h"
 
 /*
  * Read every certificate of a file, in file order (first = leaf when the

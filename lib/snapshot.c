@@ -4,7 +4,7 @@
 #include "certstore.h"
 #include "cms.h"
 #include "db.h"
-#include "p11.h"
+#include "keystore.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -27,68 +27,43 @@ struct build {
 
 static void entry_clear(struct signer_entry *e)
 {
-	free(e->address);
-	free(e->kind);
-	free(e->serial);
-	free(e->status);
+	char *text[] = { e->address, e->kind, e->serial, e->status,
+		         e->problem };
+
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		free(text[i]);
 	X509_free(e->cert);
 	sk_X509_pop_free(e->chain, X509_free);
 	EVP_PKEY_free(e->key);
-	free(e->problem);
 }
 
 /*
  * e's private key, checked against its certificate.  Returns 0 (usable),
  * 1 when e->key is a PKCS#11 key that cannot sign now but recovers by
  * itself once its token or object is back (no reload needed), or -1 (an
- * operational fault); err says why.  PKCS#11 keys share the snapshot's
- * context: one login per token.
+ * operational fault); err says why.  All keys of a snapshot come from one
+ * key store: one login per token.
  */
 static int load_key(struct build *b, struct signer_entry *e,
                     const struct db_cert *c, char *err, size_t errlen)
 {
 	const struct config *cfg = b->s->cfg;
-	struct key_ref ref;
+	struct key_ref ref = { key_backend_parse(c->key_backend),
+		               c->key_location, c->secret_file };
 
-	if (key_backend_parse(c->key_backend) == KEY_PKCS11) {
-		if (b->s->p11 == NULL) {
-			struct p11_settings set = {
-				.module = cfg->pkcs11_module,
-				.pin_tokens = cfg->pkcs11_token,
-				.pin_files = cfg->pkcs11_pin_file,
-				.npins = cfg->npkcs11_tokens,
-				.sessions = (int)cfg->pkcs11_sessions,
-				.retry = (int)cfg->pkcs11_retry,
-			};
-			b->s->p11 = p11_ctx_new(&set);
-			if (b->s->p11 == NULL)
-				return seterr(err, errlen, "out of memory");
-		}
-		/* the token proves the key is the certificate's */
-		return p11_ctx_key(b->s->p11, c->key_location, e->cert, &e->key,
-		                   &e->hsm, err, errlen);
-	}
 	/* a key others could read is not used at all: the whole build fails
 	 * (smime-milter refuses to start, a reload keeps the old snapshot) */
-	if (path_exposed(c->key_location, err, errlen) ||
-	    path_exposed(c->secret_file, err, errlen)) {
+	if (keystore_exposed(&ref, err, errlen)) {
 		if (b->exposed[0] == '\0')
 			snprintf(b->exposed, sizeof(b->exposed), "%s", err);
 		return -1;
 	}
-	ref.backend = key_backend_parse(c->key_backend);
-	ref.location = c->key_location;
-	ref.secret_file = c->secret_file;
-	if (keystore_load_key(&ref, &e->key, err, errlen) != 0)
-		return -1;
-	if (!cert_matches_key(e->cert, e->key)) {
-		EVP_PKEY_free(e->key);
-		e->key = NULL;
-		return seterr(err, errlen,
-		              "key %s does not match certificate %s",
-		              c->key_location, c->serial);
-	}
-	return 0;
+	if (b->s->keys == NULL &&
+	    (b->s->keys = keystore_new_config(cfg, (int)cfg->pkcs11_sessions,
+	                                      (int)cfg->pkcs11_retry)) == NULL)
+		return seterr(err, errlen, "out of memory");
+	return keystore_load_key(b->s->keys, &ref, e->cert, &e->key, &e->hsm,
+	                         err, errlen);
 }
 
 static int add_mapping(void *arg, const char *address, const struct db_cert *c)
@@ -528,7 +503,7 @@ void snapshot_unref(struct snapshot *s)
 		rcpt_clear(&s->harvested[i]);
 	free(s->harvested);
 	pthread_mutex_destroy(&s->harvest_lock);
-	p11_ctx_free(s->p11); /* after the keys it handed out */
+	keystore_free(s->keys); /* after the keys it handed out */
 	audit_put(s->audit);
 	EVP_MD_free(s->md);
 	config_free(s->cfg);

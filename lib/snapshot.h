@@ -18,7 +18,7 @@
 #include "config.h"
 
 struct audit_queue;
-struct p11_ctx;
+struct keystore;
 struct p11_key;
 
 struct signer_entry {
@@ -51,7 +51,7 @@ struct snapshot {
 	struct config *cfg;
 	EVP_MD *md;                /* fetched once per snapshot */
 	struct audit_queue *audit; /* audit log writer */
-	struct p11_ctx *p11; /* tokens and sessions of PKCS#11 keys, or NULL */
+	struct keystore *keys; /* where the keys came from (tokens, sessions) */
 	struct signer_entry *entries; /* sorted by address */
 	size_t nentries;
 	size_t nusable;

@@ -109,30 +109,37 @@ static void reporter(int is_error, const char *text)
 
 #define CLR(e) ((e)[0] = '\0', (e))
 
-static int verify(EVP_PKEY *pub, const unsigned char *sig, size_t siglen,
+/* A SHA-256 signature of data with key: made into sig (*siglen in: room,
+ * out: length), or checked when check is set.  1 on success. */
+static int sig_op(EVP_PKEY *key, int check, unsigned char *sig, size_t *siglen,
                   const unsigned char *data, size_t len)
 {
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	int rc = m &&
-	         EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, pub) == 1 &&
-	         EVP_DigestVerify(m, sig, siglen, data, len) == 1;
+	int rc = m != NULL;
 
+	if (rc && check)
+		rc = EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, key) ==
+		             1 &&
+		     EVP_DigestVerify(m, sig, *siglen, data, len) == 1;
+	else if (rc)
+		rc = EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, key) ==
+		             1 &&
+		     EVP_DigestSign(m, sig, siglen, data, len) == 1;
 	EVP_MD_CTX_free(m);
 	ERR_clear_error();
 	return rc;
 }
 
+static int verify(EVP_PKEY *pub, const unsigned char *sig, size_t siglen,
+                  const unsigned char *data, size_t len)
+{
+	return sig_op(pub, 1, (unsigned char *)sig, &siglen, data, len);
+}
+
 static int sign(EVP_PKEY *key, const unsigned char *data, size_t len,
                 unsigned char *sig, size_t *siglen)
 {
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	int rc = m &&
-	         EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, key) == 1 &&
-	         EVP_DigestSign(m, sig, siglen, data, len) == 1;
-
-	EVP_MD_CTX_free(m);
-	ERR_clear_error();
-	return rc;
+	return sig_op(key, 0, sig, siglen, data, len);
 }
 
 struct worker {
@@ -334,9 +341,50 @@ static void hsm_tests(void)
 	fixture_sh("rm -rf %s", dir);
 }
 
+/* ---- what the daemon links ---------------------------------------------- */
+
+/* 1 when nm lists sym as defined in bin (TOP/bin, or bin from the current
+ * directory), 0 when not, -1 when nm cannot read bin. */
+static int links(const char *bin, const char *sym)
+{
+	const char *top = getenv("TOP");
+	char cmd[1024], line[512];
+	FILE *p;
+	int found = 0;
+
+	snprintf(cmd, sizeof(cmd), "nm --defined-only %s/%s 2>/dev/null",
+	         top ? top : ".", bin);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), p)) {
+		char *name = strrchr(line, ' ');
+		line[strcspn(line, "\n")] = '\0';
+		if (name && strcmp(name + 1, sym) == 0)
+			found = 1;
+	}
+	return pclose(p) == 0 ? found : -1;
+}
+
+/* p11_admin.c holds what only smimectl does; lib/libsmime.a is a static
+ * archive, so the daemon must not pull that object in. */
+static void link_tests(void)
+{
+	ok(links("admin/smimectl", "p11_keygen") == 1 &&
+	           links("admin/smimectl", "p11_list") == 1,
+	   "smimectl links p11_keygen and p11_list (nm sees them)");
+	ok(links("milter/smime-milter", "p11_ctx_key") == 1,
+	   "smime-milter links the token code (p11_ctx_key)");
+	ok(links("milter/smime-milter", "p11_keygen") == 0 &&
+	           links("milter/smime-milter", "p11_list") == 0 &&
+	           links("milter/smime-milter", "p11_ctx_key_cert") == 0,
+	   "smime-milter does not link the admin part (p11_admin.c)");
+}
+
 int main(void)
 {
 	uri_tests();
+	link_tests();
 	hsm_tests();
 	return tap_done();
 }
