@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Migrations: migrations[i] takes the schema from version i to i + 1. */
-static const char *const migrations[] = {
+/* db_migrations[i] takes the schema from version i to i + 1. */
+const char *const db_migrations[] = {
 	/* 0 -> 1 */
 	"CREATE TABLE certificates ("
 	"  id INTEGER PRIMARY KEY,"
@@ -137,7 +137,8 @@ static int (*const migration_code[])(struct db *, char *, size_t) = {
 	NULL, NULL, NULL, NULL, db_audit_chain_existing,
 };
 
-_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DB_SCHEMA_VERSION,
+_Static_assert(sizeof(db_migrations) / sizeof(db_migrations[0]) ==
+                       DB_SCHEMA_VERSION,
                "one migration per schema version");
 _Static_assert(sizeof(migration_code) / sizeof(migration_code[0]) ==
                        DB_SCHEMA_VERSION,
@@ -173,16 +174,11 @@ int db_exec_sql(struct db *db, const char *sql, char *err, size_t errlen)
 
 int db_version(struct db *db)
 {
-	sqlite3_stmt *st;
-	int v = -1;
+	long long v = -1;
 
-	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	return v;
+	if (db_get_int(db, "PRAGMA user_version", DB_NOARGS, &v, NULL, 0) != 1)
+		return -1;
+	return (int)v;
 }
 
 static int migrate(struct db *db, char *err, size_t errlen)
@@ -201,7 +197,7 @@ static int migrate(struct db *db, char *err, size_t errlen)
 		if (db_exec_sql(db, "BEGIN IMMEDIATE", err, errlen) != 0)
 			return -1;
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-		if (db_exec_sql(db, migrations[v], err, errlen) != 0 ||
+		if (db_exec_sql(db, db_migrations[v], err, errlen) != 0 ||
 		    (migration_code[v] &&
 		     migration_code[v](db, err, errlen) != 0) ||
 		    db_exec_sql(db, sql, err, errlen) != 0) {
@@ -300,38 +296,225 @@ void db_rollback(struct db *db)
 	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
-sqlite3_stmt *db_prep(struct db *db, const char *sql, char *err, size_t errlen)
-{
-	sqlite3_stmt *st = NULL;
+/* ---- statement helpers (db_int.h) ----------------------------------- */
 
-	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
-		seterr(err, errlen, "database: %s", db_errmsg(db));
-		return NULL;
-	}
-	return st;
+static int q_fail(struct db_q *q)
+{
+	q->failed = 1;
+	return seterr(q->err, q->errlen, "database: %s", db_errmsg(q->db));
 }
 
-int db_step_done(struct db *db, sqlite3_stmt *st, char *err, size_t errlen)
+static int q_bind(struct db_q *q, const struct db_val *args, int nargs)
 {
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return seterr(err, errlen, "database: %s", db_errmsg(db));
+	for (int i = 0; i < nargs; i++) {
+		int rc;
+		switch (args[i].type) {
+		case DB_VAL_INT:
+			rc = sqlite3_bind_int64(q->st, i + 1,
+			                        (sqlite3_int64)args[i].i);
+			break;
+		case DB_VAL_TEXT:
+			rc = sqlite3_bind_text(q->st, i + 1, args[i].s, -1,
+			                       SQLITE_TRANSIENT);
+			break;
+		default:
+			rc = sqlite3_bind_null(q->st, i + 1);
+			break;
+		}
+		if (rc != SQLITE_OK)
+			return q_fail(q);
+	}
 	return 0;
 }
 
-void db_bind_text(sqlite3_stmt *st, int i, const char *s)
+static void q_init(struct db_q *q, struct db *db, char *err, size_t errlen)
 {
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
+	memset(q, 0, sizeof(*q));
+	q->db = db;
+	q->err = err;
+	q->errlen = errlen;
 }
 
-char *db_col_dup(sqlite3_stmt *st, int i)
+int db_q_open(struct db_q *q, struct db *db, const char *sql,
+              const struct db_val *args, int nargs, char *err, size_t errlen)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
+	q_init(q, db, err, errlen);
+	if (sqlite3_prepare_v2(db->h, sql, -1, &q->st, NULL) != SQLITE_OK) {
+		q_fail(q);
+		sqlite3_finalize(q->st);
+		q->st = NULL;
+		return -1;
+	}
+	if (q_bind(q, args, nargs) != 0) {
+		db_q_close(q);
+		return -1;
+	}
+	return 0;
+}
 
-	return t ? strdup((const char *)t) : NULL;
+int db_q_reuse(struct db_q *q, struct db *db, sqlite3_stmt **slot,
+               const char *sql, const struct db_val *args, int nargs, char *err,
+               size_t errlen)
+{
+	q_init(q, db, err, errlen);
+	if (*slot == NULL &&
+	    sqlite3_prepare_v2(db->h, sql, -1, slot, NULL) != SQLITE_OK) {
+		q_fail(q);
+		sqlite3_finalize(*slot);
+		*slot = NULL;
+		return -1;
+	}
+	q->st = *slot;
+	q->keep = 1;
+	if (q_bind(q, args, nargs) != 0) {
+		db_q_close(q);
+		return -1;
+	}
+	return 0;
+}
+
+int db_q_next(struct db_q *q)
+{
+	int rc;
+
+	if (q->failed)
+		return -1;
+	rc = sqlite3_step(q->st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return q_fail(q);
+}
+
+long long db_q_int(const struct db_q *q, int col)
+{
+	return (long long)sqlite3_column_int64(q->st, col);
+}
+
+const char *db_q_text(const struct db_q *q, int col)
+{
+	return (const char *)sqlite3_column_text(q->st, col);
+}
+
+char *db_q_dup(const struct db_q *q, int col)
+{
+	const char *t = db_q_text(q, col);
+
+	return t ? strdup(t) : NULL;
+}
+
+int db_q_ncols(const struct db_q *q)
+{
+	return sqlite3_column_count(q->st);
+}
+
+int db_q_close(struct db_q *q)
+{
+	if (q == NULL || q->st == NULL)
+		return q && q->failed ? -1 : 0;
+	if (q->keep) {
+		sqlite3_reset(q->st);
+		sqlite3_clear_bindings(q->st);
+	} else
+		sqlite3_finalize(q->st);
+	q->st = NULL;
+	return q->failed ? -1 : 0;
+}
+
+int db_run(struct db *db, const char *sql, const struct db_val *args, int nargs,
+           char *err, size_t errlen)
+{
+	struct db_q q;
+
+	if (db_q_open(&q, db, sql, args, nargs, err, errlen) != 0)
+		return -1;
+	db_q_next(&q);
+	return db_q_close(&q);
+}
+
+int db_get_int(struct db *db, const char *sql, const struct db_val *args,
+               int nargs, long long *out, char *err, size_t errlen)
+{
+	struct db_q q;
+	int rc;
+
+	if (db_q_open(&q, db, sql, args, nargs, err, errlen) != 0)
+		return -1;
+	rc = db_q_next(&q);
+	if (rc > 0 && out)
+		*out = db_q_int(&q, 0);
+	if (db_q_close(&q) != 0)
+		return -1;
+	return rc;
+}
+
+long long db_last_id(struct db *db)
+{
+	return (long long)sqlite3_last_insert_rowid(db->h);
+}
+
+int db_changes(struct db *db)
+{
+	return sqlite3_changes(db->h);
+}
+
+int db_atomic(struct db *db, int (*fn)(struct db *, void *, char *, size_t),
+              void *arg, char *err, size_t errlen)
+{
+	int own = sqlite3_get_autocommit(db->h), rc;
+
+	if (own && db_begin(db, err, errlen) != 0)
+		return -1;
+	rc = fn(db, arg, err, errlen);
+	if (own && rc == 0 && db_commit(db, err, errlen) != 0)
+		rc = -1;
+	if (own && rc != 0)
+		db_rollback(db);
+	return rc;
+}
+
+/* ---- rows as structs --------------------------------------------------- */
+
+const char *db_cols_list(const struct db_col *cols, size_t n,
+                         const char *prefix, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s%s",
+		                         i ? ", " : "", prefix, cols[i].name);
+	return buf;
+}
+
+void db_q_fill(const struct db_q *q, int first, const struct db_col *cols,
+               size_t n, void *obj, int dup)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *field = (char *)obj + cols[i].off;
+		int col = first + (int)i;
+		switch (cols[i].type) {
+		case DB_COL_INT:
+			*(long long *)field = db_q_int(q, col);
+			break;
+		case DB_COL_TIME:
+			*(time_t *)field = (time_t)db_q_int(q, col);
+			break;
+		case DB_COL_TEXT:
+			*(char **)field = dup ? db_q_dup(q, col)
+			                      : (char *)db_q_text(q, col);
+			break;
+		}
+	}
+}
+
+void db_cols_free(const struct db_col *cols, size_t n, void *obj, size_t size)
+{
+	if (obj == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (cols[i].type == DB_COL_TEXT)
+			free(*(char **)((char *)obj + cols[i].off));
+	memset(obj, 0, size);
 }

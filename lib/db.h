@@ -153,11 +153,32 @@ int db_renewal_complete(struct db *db, long long id, long long cert_id,
                         char *err, size_t errlen);
 void db_renewal_clear(struct db_renewal *r);
 
-/* Run a read-only query with text parameters; fn gets each row's columns
- * as text (NULL for SQL NULL).  For reports. */
+/* The tables of the yearly report (smimectl report), and their columns:
+ * counts are decimal text, the first column names the row. */
+enum db_report_table {
+	DB_REPORT_CERTS_BY_KIND,      /* kind, active, issued, renewed,
+	                                 revoked, expired */
+	DB_REPORT_CERTS_BY_UNIT,      /* unit, and the same counts */
+	DB_REPORT_MESSAGES_BY_MONTH,  /* month (01..12, every one), signed,
+	                                 encrypted, unsigned, failed */
+	DB_REPORT_MESSAGES_BY_UNIT,   /* unit, and the same counts */
+	DB_REPORT_UNSIGNED_REASONS,   /* reason, messages */
+	DB_REPORT_UNSIGNED_MAILBOXES, /* mailbox, messages */
+	DB_REPORT_LATE_RENEWALS,      /* mailbox, expired, renewed,
+	                                 days_late */
+	DB_REPORT_TABLES
+};
+
+/* Called for each row with its columns as text (NULL for SQL NULL), valid
+ * during the call; return non-zero to stop. */
 typedef int (*db_row_fn)(void *arg, int ncols, const char *const *cols);
-int db_query(struct db *db, const char *sql, const char *const *params,
-             int nparams, db_row_fn fn, void *arg, char *err, size_t errlen);
+
+/* The rows of one report table for the period [start, end): "active"
+ * counts certificates still valid at now, "expired" those that ran out in
+ * the period before now.  Returns 0 or -1 with err filled. */
+int db_report(struct db *db, enum db_report_table table, time_t start,
+              time_t end, time_t now, db_row_fn fn, void *arg, char *err,
+              size_t errlen);
 
 /* Newest nextUpdate of the CRLs imported per issuer: fn(arg, issuer,
  * next_update) for each issuer. */

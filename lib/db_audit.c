@@ -149,47 +149,10 @@ static struct hval hv_col(sqlite3_stmt *st, int i)
 	"id, at, queue_id, message_id, from_addr, action, cert_serial, " \
 	"digest, result"
 
-int db_audit_add(struct db *db, const struct audit_row *r, char *err,
-                 size_t errlen)
+/* The audit row r as hash values, with its id. */
+static void audit_values(const struct audit_row *r, long long id,
+                         struct hval *cols)
 {
-	struct hval cols[AUDIT_HASH_COLS], prev;
-	char prevhex[65], hash[65];
-	long long id = 1;
-	int own = sqlite3_get_autocommit(db->h), rc;
-
-	/* the chain is read and extended in one write transaction, so two
-	 * writers (two milter queues, smimectl) cannot fork it */
-	if (own && db_begin(db, err, errlen) != 0)
-		return -1;
-	if (db->audit_last == NULL &&
-	    (db->audit_last = db_prep(db,
-	                              "SELECT id, hash FROM audit"
-	                              " ORDER BY id DESC LIMIT 1",
-	                              err, errlen)) == NULL)
-		goto fail;
-	if (db->audit_ins == NULL &&
-	    (db->audit_ins = db_prep(db,
-	                             "INSERT INTO audit (" AUDIT_COLS
-	                             ", prev_hash, hash)"
-	                             " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-	                             err, errlen)) == NULL)
-		goto fail;
-	snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
-	rc = sqlite3_step(db->audit_last);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *h = sqlite3_column_text(db->audit_last, 1);
-		id = sqlite3_column_int64(db->audit_last, 0) + 1;
-		/* a row without a hash (written around this program) stays
-		 * a broken link that verify reports; chain on from zeros */
-		if (h)
-			snprintf(prevhex, sizeof(prevhex), "%s",
-			         (const char *)h);
-	}
-	sqlite3_reset(db->audit_last);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		seterr(err, errlen, "database: %s", db_errmsg(db));
-		goto fail;
-	}
 	cols[0] = hv_int(id);
 	cols[1] = hv_int((long long)(r->at ? r->at : time(NULL)));
 	cols[2] = hv_text(r->queue_id);
@@ -199,82 +162,88 @@ int db_audit_add(struct db *db, const struct audit_row *r, char *err,
 	cols[6] = hv_text(r->cert_serial);
 	cols[7] = hv_text(r->digest);
 	cols[8] = hv_text(r->result);
+}
+
+/* db_audit_add inside its write transaction. */
+static int audit_append(struct db *db, void *arg, char *err, size_t errlen)
+{
+	const struct audit_row *r = arg;
+	struct hval cols[AUDIT_HASH_COLS], prev;
+	char prevhex[65], hash[65];
+	long long id = 1;
+	struct db_q q;
+	int rc;
+
+	if (db_q_reuse(&q, db, &db->audit_last,
+	               "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
+	               DB_NOARGS, err, errlen) != 0)
+		return -1;
+	snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
+	if ((rc = db_q_next(&q)) > 0) {
+		id = db_q_int(&q, 0) + 1;
+		/* a row without a hash (written around this program) stays
+		 * a broken link that verify reports; chain on from zeros */
+		if (db_q_text(&q, 1))
+			snprintf(prevhex, sizeof(prevhex), "%s",
+			         db_q_text(&q, 1));
+	}
+	if (db_q_close(&q) != 0)
+		return -1;
+	audit_values(r, id, cols);
 	prev = hv_text(prevhex);
-	if (audit_hash(&prev, cols, hash) != 0) {
-		seterr(err, errlen, "audit: SHA-256 failed");
-		goto fail;
-	}
-	sqlite3_bind_int64(db->audit_ins, 1, (sqlite3_int64)id);
-	sqlite3_bind_int64(db->audit_ins, 2, (sqlite3_int64)cols[1].i);
-	db_bind_text(db->audit_ins, 3, r->queue_id);
-	db_bind_text(db->audit_ins, 4, r->message_id);
-	db_bind_text(db->audit_ins, 5, r->from_addr);
-	db_bind_text(db->audit_ins, 6, r->action);
-	db_bind_text(db->audit_ins, 7, r->cert_serial);
-	db_bind_text(db->audit_ins, 8, r->digest);
-	db_bind_text(db->audit_ins, 9, r->result);
-	db_bind_text(db->audit_ins, 10, prevhex);
-	db_bind_text(db->audit_ins, 11, hash);
-	rc = sqlite3_step(db->audit_ins);
-	sqlite3_reset(db->audit_ins);
-	sqlite3_clear_bindings(db->audit_ins);
-	if (rc != SQLITE_DONE) {
-		seterr(err, errlen, "database: %s", db_errmsg(db));
-		goto fail;
-	}
-	if (own && db_commit(db, err, errlen) != 0)
-		goto fail;
-	return 0;
-fail:
-	if (own)
-		db_rollback(db);
-	return -1;
+	if (audit_hash(&prev, cols, hash) != 0)
+		return seterr(err, errlen, "audit: SHA-256 failed");
+	if (db_q_reuse(&q, db, &db->audit_ins,
+	               "INSERT INTO audit (" AUDIT_COLS ", prev_hash, hash)"
+	               " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+	               DB_ARGS(DB_INT(id), DB_INT(cols[1].i),
+	                       DB_TEXT(r->queue_id), DB_TEXT(r->message_id),
+	                       DB_TEXT(r->from_addr), DB_TEXT(r->action),
+	                       DB_TEXT(r->cert_serial), DB_TEXT(r->digest),
+	                       DB_TEXT(r->result), DB_TEXT(prevhex),
+	                       DB_TEXT(hash)),
+	               err, errlen) != 0)
+		return -1;
+	db_q_next(&q);
+	return db_q_close(&q);
+}
+
+int db_audit_add(struct db *db, const struct audit_row *r, char *err,
+                 size_t errlen)
+{
+	/* the chain is read and extended in one write transaction, so two
+	 * writers (two milter queues, smimectl) cannot fork it */
+	return db_atomic(db, audit_append, (void *)r, err, errlen);
 }
 
 /* Migration 4 -> 5: chain the rows already there, in id order. */
 int db_audit_chain_existing(struct db *db, char *err, size_t errlen)
 {
-	sqlite3_stmt *sel = db_prep(db,
-	                            "SELECT " AUDIT_COLS " FROM audit"
-	                            " ORDER BY id",
-	                            err, errlen);
-	sqlite3_stmt *upd = db_prep(db,
-	                            "UPDATE audit SET prev_hash = ?,"
-	                            " hash = ? WHERE id = ?",
-	                            err, errlen);
 	char prevhex[65], hash[65];
-	int rc = -1, s;
+	struct db_q sel;
+	int rc = 0;
 
-	if (sel == NULL || upd == NULL)
-		goto out;
+	if (db_q_open(&sel, db, "SELECT " AUDIT_COLS " FROM audit ORDER BY id",
+	              DB_NOARGS, err, errlen) != 0)
+		return -1;
 	snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
-	while ((s = sqlite3_step(sel)) == SQLITE_ROW) {
+	while (rc == 0 && db_q_next(&sel) > 0) {
 		struct hval cols[AUDIT_HASH_COLS], prev = hv_text(prevhex);
 		for (int i = 0; i < AUDIT_HASH_COLS; i++)
-			cols[i] = hv_col(sel, i);
-		if (audit_hash(&prev, cols, hash) != 0) {
-			seterr(err, errlen, "audit: SHA-256 failed");
-			goto out;
-		}
-		db_bind_text(upd, 1, prevhex);
-		db_bind_text(upd, 2, hash);
-		sqlite3_bind_int64(upd, 3, sqlite3_column_int64(sel, 0));
-		s = sqlite3_step(upd);
-		sqlite3_reset(upd);
-		if (s != SQLITE_DONE) {
-			seterr(err, errlen, "database: %s", db_errmsg(db));
-			goto out;
-		}
+			cols[i] = hv_col(sel.st, i);
+		if (audit_hash(&prev, cols, hash) != 0)
+			rc = seterr(err, errlen, "audit: SHA-256 failed");
+		else
+			rc = db_run(db,
+			            "UPDATE audit SET prev_hash = ?, hash = ?"
+			            " WHERE id = ?",
+			            DB_ARGS(DB_TEXT(prevhex), DB_TEXT(hash),
+			                    DB_INT(db_q_int(&sel, 0))),
+			            err, errlen);
 		memcpy(prevhex, hash, sizeof(hash));
 	}
-	if (s != SQLITE_DONE) {
-		seterr(err, errlen, "database: %s", db_errmsg(db));
-		goto out;
-	}
-	rc = 0;
-out:
-	sqlite3_finalize(sel);
-	sqlite3_finalize(upd);
+	if (db_q_close(&sel) != 0)
+		rc = -1;
 	return rc;
 }
 
@@ -289,13 +258,44 @@ static int is_hash(const unsigned char *s, int n)
 	return 1;
 }
 
+/* Check the current row of st against expect (the previous hash): 0 when
+ * it verifies, else the problem.  -1 when SHA-256 fails. */
+static int audit_check_row(sqlite3_stmt *st, const char *expect,
+                           long long anchor_id, const char *anchor_hash)
+{
+	struct hval cols[AUDIT_HASH_COLS], prev = hv_col(st, 9);
+	const unsigned char *ph = sqlite3_column_text(st, 9);
+	const unsigned char *h = sqlite3_column_text(st, 10);
+	int phn = sqlite3_column_bytes(st, 9),
+	    hn = sqlite3_column_bytes(st, 10);
+	char hash[65];
+
+	for (int i = 0; i < AUDIT_HASH_COLS; i++)
+		cols[i] = hv_col(st, i);
+	if (!is_hash(h, hn))
+		return DB_AUDIT_HASH_MISSING;
+	if (!is_hash(ph, phn))
+		return DB_AUDIT_PREV_MISSING;
+	if (audit_hash(&prev, cols, hash) != 0)
+		return -1;
+	if (memcmp(hash, h, 64) != 0)
+		return DB_AUDIT_CHANGED;
+	if (memcmp(ph, expect, 64) != 0)
+		return DB_AUDIT_LINK;
+	if (anchor_id > 0 && sqlite3_column_int64(st, 0) == anchor_id &&
+	    (anchor_hash == NULL || strlen(anchor_hash) != 64 ||
+	     strncasecmp(anchor_hash, (const char *)h, 64) != 0))
+		return DB_AUDIT_ANCHOR_CHANGED;
+	return DB_AUDIT_OK;
+}
+
 int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
                     struct db_audit_check *out, char *err, size_t errlen)
 {
-	sqlite3_stmt *st;
-	char expect[65], hash[65];
+	char expect[65];
 	long long previd = 0;
-	int s, rc = 0;
+	struct db_q q;
+	int rc = 0, s;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(expect, sizeof(expect), "%s", audit_zero_hash);
@@ -304,68 +304,37 @@ int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
 	 * appends */
 	if (db_exec_sql(db, "BEGIN", err, errlen) != 0)
 		return -1;
-	st = db_prep(db,
-	             "SELECT " AUDIT_COLS ", prev_hash, hash FROM audit"
-	             " ORDER BY id",
-	             err, errlen);
-	if (st == NULL) {
+	if (db_q_open(&q, db,
+	              "SELECT " AUDIT_COLS ", prev_hash, hash FROM audit"
+	              " ORDER BY id",
+	              DB_NOARGS, err, errlen) != 0) {
 		db_rollback(db);
 		return -1;
 	}
-	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-		struct hval cols[AUDIT_HASH_COLS], prev = hv_col(st, 9);
-		const unsigned char *ph = sqlite3_column_text(st, 9);
-		const unsigned char *h = sqlite3_column_text(st, 10);
-		int phn = sqlite3_column_bytes(st, 9), hn;
-		long long id = sqlite3_column_int64(st, 0);
+	while ((s = db_q_next(&q)) > 0) {
+		long long id = db_q_int(&q, 0);
+		int problem =
+		        audit_check_row(q.st, expect, anchor_id, anchor_hash);
 
-		hn = sqlite3_column_bytes(st, 10);
-		for (int i = 0; i < AUDIT_HASH_COLS; i++)
-			cols[i] = hv_col(st, i);
 		out->bad_id = id;
 		out->prev_id = previd;
-		if (!is_hash(h, hn)) {
-			out->problem = DB_AUDIT_HASH_MISSING;
+		if (problem < 0) {
+			rc = seterr(err, errlen, "audit: SHA-256 failed");
+			break;
+		}
+		if (problem != DB_AUDIT_OK) {
+			out->problem = (enum db_audit_problem)problem;
 			rc = 1;
 			break;
 		}
-		if (!is_hash(ph, phn)) {
-			out->problem = DB_AUDIT_PREV_MISSING;
-			rc = 1;
-			break;
-		}
-		if (audit_hash(&prev, cols, hash) != 0) {
-			sqlite3_finalize(st);
-			db_rollback(db);
-			return seterr(err, errlen, "audit: SHA-256 failed");
-		}
-		if (memcmp(hash, h, 64) != 0) {
-			out->problem = DB_AUDIT_CHANGED;
-			rc = 1;
-			break;
-		}
-		if (memcmp(ph, expect, 64) != 0) {
-			out->problem = DB_AUDIT_LINK;
-			rc = 1;
-			break;
-		}
-		if (anchor_id > 0 && id == anchor_id &&
-		    (anchor_hash == NULL || strlen(anchor_hash) != 64 ||
-		     strncasecmp(anchor_hash, (const char *)h, 64) != 0)) {
-			out->problem = DB_AUDIT_ANCHOR_CHANGED;
-			rc = 1;
-			break;
-		}
-		memcpy(expect, h, 64);
-		memcpy(out->last_hash, h, 64);
+		memcpy(expect, db_q_text(&q, 10), 64);
+		memcpy(out->last_hash, expect, 64);
 		out->last_id = id;
 		out->rows++;
 		previd = id;
 	}
-	if (rc == 0 && s != SQLITE_DONE) {
-		seterr(err, errlen, "database: %s", db_errmsg(db));
+	if (db_q_close(&q) != 0 && rc == 0)
 		rc = -1;
-	}
 	if (rc == 0)
 		out->bad_id = out->prev_id = 0;
 	if (rc == 0 && anchor_id > 0 && out->last_id < anchor_id) {
@@ -375,7 +344,6 @@ int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
 		out->problem = DB_AUDIT_ANCHOR_MISSING;
 		rc = 1;
 	}
-	sqlite3_finalize(st);
 	db_rollback(db);
 	return rc;
 }

@@ -9,80 +9,60 @@
 int db_alert_sent(struct db *db, long long cert_id, int threshold, char *err,
                   size_t errlen)
 {
-	sqlite3_stmt *st = db_prep(db,
-	                           "SELECT 1 FROM alerts_sent WHERE cert_id = ?"
-	                           " AND threshold = ?",
-	                           err, errlen);
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, cert_id);
-	sqlite3_bind_int(st, 2, threshold);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return seterr(err, errlen, "database: %s", db_errmsg(db));
-	return rc == SQLITE_ROW;
+	return db_get_int(db,
+	                  "SELECT 1 FROM alerts_sent WHERE cert_id = ?"
+	                  " AND threshold = ?",
+	                  DB_ARGS(DB_INT(cert_id), DB_INT(threshold)), NULL,
+	                  err, errlen);
 }
 
 int db_alert_record(struct db *db, long long cert_id, int threshold, char *err,
                     size_t errlen)
 {
-	sqlite3_stmt *st = db_prep(db,
-	                           "INSERT OR IGNORE INTO alerts_sent (cert_id,"
-	                           " threshold, sent_at) VALUES (?,?,?)",
-	                           err, errlen);
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, cert_id);
-	sqlite3_bind_int(st, 2, threshold);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-	return db_step_done(db, st, err, errlen);
+	return db_run(db,
+	              "INSERT OR IGNORE INTO alerts_sent (cert_id, threshold,"
+	              " sent_at) VALUES (?,?,?)",
+	              DB_ARGS(DB_INT(cert_id), DB_INT(threshold),
+	                      DB_INT(time(NULL))),
+	              err, errlen);
 }
+
+/* struct db_renewal and the columns of renewals it holds, in SELECT
+ * order. */
+#define C(t, f) DB_COL(t, struct db_renewal, f)
+static const struct db_col renewal_cols[] = {
+	C(DB_COL_INT, id),
+	C(DB_COL_TEXT, mailbox),
+	C(DB_COL_TEXT, kind),
+	C(DB_COL_TEXT, key_backend),
+	C(DB_COL_TEXT, key_location),
+	C(DB_COL_TEXT, secret_file),
+	C(DB_COL_TEXT, pubkey_sha256),
+};
+#undef C
+#define NRENEWAL_COLS (sizeof(renewal_cols) / sizeof(renewal_cols[0]))
 
 void db_renewal_clear(struct db_renewal *r)
 {
-	free(r->mailbox);
-	free(r->kind);
-	free(r->key_backend);
-	free(r->key_location);
-	free(r->secret_file);
-	free(r->pubkey_sha256);
-	memset(r, 0, sizeof(*r));
+	db_cols_free(renewal_cols, NRENEWAL_COLS, r, sizeof(*r));
 }
 
 int db_renewal_add(struct db *db, struct db_renewal *r, const char *csr_pem,
                    long long old_cert_id, const char *actor, char *err,
                    size_t errlen)
 {
-	sqlite3_stmt *st =
-	        db_prep(db,
-	                "INSERT INTO renewals (mailbox, kind, old_cert_id,"
-	                " key_backend, key_location, secret_file,"
-	                " pubkey_sha256, csr_pem, actor, created_at)"
-	                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-	                err, errlen);
-
-	if (st == NULL)
+	if (db_run(db,
+	           "INSERT INTO renewals (mailbox, kind, old_cert_id,"
+	           " key_backend, key_location, secret_file, pubkey_sha256,"
+	           " csr_pem, actor, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+	           DB_ARGS(DB_TEXT(r->mailbox), DB_TEXT(r->kind),
+	                   DB_ID(old_cert_id), DB_TEXT(r->key_backend),
+	                   DB_TEXT(r->key_location), DB_TEXT(r->secret_file),
+	                   DB_TEXT(r->pubkey_sha256), DB_TEXT(csr_pem),
+	                   DB_TEXT(actor), DB_INT(time(NULL))),
+	           err, errlen) != 0)
 		return -1;
-	db_bind_text(st, 1, r->mailbox);
-	db_bind_text(st, 2, r->kind);
-	if (old_cert_id > 0)
-		sqlite3_bind_int64(st, 3, old_cert_id);
-	else
-		sqlite3_bind_null(st, 3);
-	db_bind_text(st, 4, r->key_backend);
-	db_bind_text(st, 5, r->key_location);
-	db_bind_text(st, 6, r->secret_file);
-	db_bind_text(st, 7, r->pubkey_sha256);
-	db_bind_text(st, 8, csr_pem);
-	db_bind_text(st, 9, actor);
-	sqlite3_bind_int64(st, 10, (sqlite3_int64)time(NULL));
-	if (db_step_done(db, st, err, errlen) != 0)
-		return -1;
-	r->id = sqlite3_last_insert_rowid(db->h);
+	r->id = db_last_id(db);
 	return db_history_add(db, r->mailbox, old_cert_id, "renewal",
 	                      "new key and CSR", actor, err, errlen);
 }
@@ -90,47 +70,32 @@ int db_renewal_add(struct db *db, struct db_renewal *r, const char *csr_pem,
 int db_renewal_find(struct db *db, const char *pubkey_sha256,
                     struct db_renewal *out, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = db_prep(db,
-	                           "SELECT id, mailbox, kind, key_backend,"
-	                           " key_location, secret_file, pubkey_sha256"
-	                           " FROM renewals WHERE pubkey_sha256 = ?"
-	                           " AND completed_cert_id IS NULL"
-	                           " ORDER BY id DESC LIMIT 1",
-	                           err, errlen);
+	char cols[256], sql[512];
+	struct db_q q;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (st == NULL)
+	snprintf(sql, sizeof(sql),
+	         "SELECT %s FROM renewals WHERE pubkey_sha256 = ?"
+	         " AND completed_cert_id IS NULL ORDER BY id DESC LIMIT 1",
+	         db_cols_list(renewal_cols, NRENEWAL_COLS, "", cols,
+	                      sizeof(cols)));
+	if (db_q_open(&q, db, sql, DB_ARGS(DB_TEXT(pubkey_sha256)), err,
+	              errlen) != 0)
 		return -1;
-	db_bind_text(st, 1, pubkey_sha256);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		out->id = sqlite3_column_int64(st, 0);
-		out->mailbox = db_col_dup(st, 1);
-		out->kind = db_col_dup(st, 2);
-		out->key_backend = db_col_dup(st, 3);
-		out->key_location = db_col_dup(st, 4);
-		out->secret_file = db_col_dup(st, 5);
-		out->pubkey_sha256 = db_col_dup(st, 6);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return seterr(err, errlen, "database: %s", db_errmsg(db));
-	return rc == SQLITE_ROW;
+	if ((rc = db_q_next(&q)) > 0)
+		db_q_fill(&q, 0, renewal_cols, NRENEWAL_COLS, out, 1);
+	if (db_q_close(&q) != 0)
+		return -1;
+	return rc;
 }
 
 int db_renewal_complete(struct db *db, long long id, long long cert_id,
                         char *err, size_t errlen)
 {
-	sqlite3_stmt *st = db_prep(db,
-	                           "UPDATE renewals SET completed_cert_id = ?,"
-	                           " completed_at = ? WHERE id = ?",
-	                           err, errlen);
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, cert_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
-	sqlite3_bind_int64(st, 3, id);
-	return db_step_done(db, st, err, errlen);
+	return db_run(db,
+	              "UPDATE renewals SET completed_cert_id = ?,"
+	              " completed_at = ? WHERE id = ?",
+	              DB_ARGS(DB_INT(cert_id), DB_INT(time(NULL)), DB_INT(id)),
+	              err, errlen);
 }
