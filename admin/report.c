@@ -181,22 +181,15 @@ static void out_json(struct table *t, size_t n, int year)
 static void html_text(const char *s)
 {
 	for (; *s; s++) {
-		switch (*s) {
-		case '<':
-			fputs("&lt;", stdout);
-			break;
-		case '>':
-			fputs("&gt;", stdout);
-			break;
-		case '&':
-			fputs("&amp;", stdout);
-			break;
-		case '"':
-			fputs("&quot;", stdout);
-			break;
-		default:
+		const char *e = *s == '<'   ? "&lt;"
+		                : *s == '>' ? "&gt;"
+		                : *s == '&' ? "&amp;"
+		                : *s == '"' ? "&quot;"
+		                            : NULL;
+		if (e)
+			fputs(e, stdout);
+		else
 			putchar(*s);
-		}
 	}
 }
 

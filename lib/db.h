@@ -33,16 +33,23 @@ int db_begin(struct db *db, char *err, size_t errlen);
 int db_commit(struct db *db, char *err, size_t errlen);
 void db_rollback(struct db *db);
 
+/* What identifies a certificate, in struct db_cert and struct db_recipient
+ * alike (the fields of cert_info, certstore.h): subject and issuer as
+ * cert_name_text gives them, serial in hex and the SHA-256 fingerprint in
+ * hex (both upper-case), and the validity. */
+#define DB_CERT_IDENTITY   \
+	char *subject;     \
+	char *issuer;      \
+	char *serial;      \
+	char *fingerprint; \
+	time_t not_before; \
+	time_t not_after
+
 struct db_cert {
 	long long id;
 	char *kind; /* individual, role, system */
 	char *mailbox;
-	char *subject;
-	char *issuer;
-	char *serial;      /* hex, upper-case */
-	char *fingerprint; /* SHA-256 hex, upper-case */
-	time_t not_before;
-	time_t not_after;
+	DB_CERT_IDENTITY;
 	char *status;      /* active, superseded, revoked */
 	char *key_backend; /* pkcs12, pem, pkcs11 */
 	char *key_location;
@@ -211,12 +218,7 @@ int db_crl_add(struct db *db, const char *issuer, time_t this_update,
 struct db_recipient {
 	long long id;
 	char *address; /* lower-case */
-	char *subject;
-	char *issuer;
-	char *serial;      /* hex, upper-case */
-	char *fingerprint; /* SHA-256 hex, upper-case */
-	time_t not_before;
-	time_t not_after;
+	DB_CERT_IDENTITY;
 	char *status; /* active, revoked */
 	char *source; /* import, harvest */
 	char *cert_pem;

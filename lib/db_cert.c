@@ -10,21 +10,29 @@
 
 /* struct db_cert and the columns of certificates: one table, in SELECT
  * order. */
+/* clang-format off */
 #define C(t, f) DB_COL(t, struct db_cert, f)
 static const struct db_col cert_cols[] = {
-	C(DB_COL_INT, id),           C(DB_COL_TEXT, kind),
-	C(DB_COL_TEXT, mailbox),     C(DB_COL_TEXT, subject),
-	C(DB_COL_TEXT, issuer),      C(DB_COL_TEXT, serial),
-	C(DB_COL_TEXT, fingerprint), C(DB_COL_TIME, not_before),
-	C(DB_COL_TIME, not_after),   C(DB_COL_TEXT, status),
-	C(DB_COL_TEXT, key_backend), C(DB_COL_TEXT, key_location),
-	C(DB_COL_TEXT, secret_file), C(DB_COL_TEXT, cert_pem),
-	C(DB_COL_TEXT, chain_pem),   C(DB_COL_TIME, created_at),
-	C(DB_COL_TIME, revoked_at),  C(DB_COL_TEXT, revocation_reason),
-	C(DB_COL_TEXT, owner),       C(DB_COL_TEXT, nip),
-	C(DB_COL_TEXT, unit),        C(DB_COL_TEXT, contact),
+	C(DB_COL_INT, id),
+	C(DB_COL_TEXT, kind),
+	C(DB_COL_TEXT, mailbox),
+	DB_CERT_IDENTITY_COLS(struct db_cert),
+	C(DB_COL_TEXT, status),
+	C(DB_COL_TEXT, key_backend),
+	C(DB_COL_TEXT, key_location),
+	C(DB_COL_TEXT, secret_file),
+	C(DB_COL_TEXT, cert_pem),
+	C(DB_COL_TEXT, chain_pem),
+	C(DB_COL_TIME, created_at),
+	C(DB_COL_TIME, revoked_at),
+	C(DB_COL_TEXT, revocation_reason),
+	C(DB_COL_TEXT, owner),
+	C(DB_COL_TEXT, nip),
+	C(DB_COL_TEXT, unit),
+	C(DB_COL_TEXT, contact),
 };
 #undef C
+/* clang-format on */
 #define NCERT_COLS (sizeof(cert_cols) / sizeof(cert_cols[0]))
 
 /* "SELECT c.id, ... c.contact" followed by rest, into sql. */
@@ -180,45 +188,51 @@ struct revoke {
 	int count;
 };
 
-/* One statement per step, whatever the number of rows: the history is
- * written from the rows about to change, then they change. */
+/* Revoke the matching rows of table (certificates or recipient_certs),
+ * whatever their number, adding them to r->count: the history is written
+ * from the rows about to change (address and cert_id: the columns named,
+ * event and detail as given), then they change. */
+static int revoke_in(struct db *db, const char *table, const char *address,
+                     const char *cert_id, const char *event, const char *detail,
+                     struct revoke *r, char *err, size_t errlen)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO mailbox_history (address, cert_id, event,"
+	         " detail, actor, at) SELECT %s, %s, ?3, ?4, ?5, ?6"
+	         " FROM %s" REVOKE_WHERE " ORDER BY id",
+	         address, cert_id, table);
+	if (db_run(db, sql,
+	           DB_ARGS(DB_TEXT(r->serial), DB_TEXT(r->issuer),
+	                   DB_TEXT(event), DB_TEXT(detail), DB_TEXT(r->actor),
+	                   DB_INT(time(NULL))),
+	           err, errlen) != 0)
+		return -1;
+	snprintf(sql, sizeof(sql),
+	         "UPDATE %s SET status = 'revoked', revoked_at = ?3,"
+	         " revocation_reason = ?4" REVOKE_WHERE,
+	         table);
+	if (db_run(db, sql,
+	           DB_ARGS(DB_TEXT(r->serial), DB_TEXT(r->issuer),
+	                   DB_INT(r->when), DB_TEXT(r->reason)),
+	           err, errlen) != 0)
+		return -1;
+	r->count += db_changes(db);
+	return 0;
+}
+
+/* Signing certificates ("revoked", detail the reason), then recipient
+ * certificates ("recipient-revoked", detail the serial). */
 static int revoke_rows(struct db *db, void *arg, char *err, size_t errlen)
 {
 	struct revoke *r = arg;
-	long long now = time(NULL);
-	int n;
 
-	if (db_run(db,
-	           "INSERT INTO mailbox_history (address, cert_id, event,"
-	           " detail, actor, at) SELECT mailbox, id, 'revoked', ?3, ?4,"
-	           " ?5 FROM certificates" REVOKE_WHERE " ORDER BY id",
-	           DB_ARGS(DB_TEXT(r->serial), DB_TEXT(r->issuer),
-	                   DB_TEXT(r->reason), DB_TEXT(r->actor), DB_INT(now)),
-	           err, errlen) != 0 ||
-	    db_run(db,
-	           "UPDATE certificates SET status = 'revoked',"
-	           " revoked_at = ?3, revocation_reason = ?4" REVOKE_WHERE,
-	           DB_ARGS(DB_TEXT(r->serial), DB_TEXT(r->issuer),
-	                   DB_INT(r->when), DB_TEXT(r->reason)),
-	           err, errlen) != 0)
+	if (revoke_in(db, "certificates", "mailbox", "id", "revoked", r->reason,
+	              r, err, errlen) != 0 ||
+	    revoke_in(db, "recipient_certs", "address", "NULL",
+	              "recipient-revoked", r->serial, r, err, errlen) != 0)
 		return -1;
-	n = db_changes(db);
-	if (db_run(db,
-	           "INSERT INTO mailbox_history (address, cert_id, event,"
-	           " detail, actor, at) SELECT address, NULL,"
-	           " 'recipient-revoked', ?1, ?3, ?4"
-	           " FROM recipient_certs" REVOKE_WHERE " ORDER BY id",
-	           DB_ARGS(DB_TEXT(r->serial), DB_TEXT(r->issuer),
-	                   DB_TEXT(r->actor), DB_INT(now)),
-	           err, errlen) != 0 ||
-	    db_run(db,
-	           "UPDATE recipient_certs SET status = 'revoked',"
-	           " revoked_at = ?3, revocation_reason = ?4" REVOKE_WHERE,
-	           DB_ARGS(DB_TEXT(r->serial), DB_TEXT(r->issuer),
-	                   DB_INT(r->when), DB_TEXT(r->reason)),
-	           err, errlen) != 0)
-		return -1;
-	r->count = n + db_changes(db);
 	return 0;
 }
 

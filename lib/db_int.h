@@ -154,6 +154,14 @@ struct db_col {
 #field, type, offsetof(s, field) \
 	}
 
+/* The columns of DB_CERT_IDENTITY (db.h) in struct s, in that order. */
+#define DB_CERT_IDENTITY_COLS(s)                                         \
+	DB_COL(DB_COL_TEXT, s, subject), DB_COL(DB_COL_TEXT, s, issuer), \
+	        DB_COL(DB_COL_TEXT, s, serial),                          \
+	        DB_COL(DB_COL_TEXT, s, fingerprint),                     \
+	        DB_COL(DB_COL_TIME, s, not_before),                      \
+	        DB_COL(DB_COL_TIME, s, not_after)
+
 /* "p.a, p.b, ..." (prefix may be "") into buf; returns buf. */
 const char *db_cols_list(const struct db_col *cols, size_t n,
                          const char *prefix, char *buf, size_t len);

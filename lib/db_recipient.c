@@ -9,16 +9,19 @@
 
 /* struct db_recipient and the columns of recipient_certs: one table, in
  * SELECT order. */
+/* clang-format off */
 #define C(t, f) DB_COL(t, struct db_recipient, f)
 static const struct db_col recipient_cols[] = {
-	C(DB_COL_INT, id),          C(DB_COL_TEXT, address),
-	C(DB_COL_TEXT, subject),    C(DB_COL_TEXT, issuer),
-	C(DB_COL_TEXT, serial),     C(DB_COL_TEXT, fingerprint),
-	C(DB_COL_TIME, not_before), C(DB_COL_TIME, not_after),
-	C(DB_COL_TEXT, status),     C(DB_COL_TEXT, source),
-	C(DB_COL_TEXT, cert_pem),   C(DB_COL_TIME, created_at),
+	C(DB_COL_INT, id),
+	C(DB_COL_TEXT, address),
+	DB_CERT_IDENTITY_COLS(struct db_recipient),
+	C(DB_COL_TEXT, status),
+	C(DB_COL_TEXT, source),
+	C(DB_COL_TEXT, cert_pem),
+	C(DB_COL_TIME, created_at),
 };
 #undef C
+/* clang-format on */
 #define NRECIPIENT_COLS (sizeof(recipient_cols) / sizeof(recipient_cols[0]))
 
 void db_recipient_clear(struct db_recipient *r)

@@ -29,6 +29,7 @@ int db_alert_record(struct db *db, long long cert_id, int threshold, char *err,
 
 /* struct db_renewal and the columns of renewals it holds, in SELECT
  * order. */
+/* clang-format off */
 #define C(t, f) DB_COL(t, struct db_renewal, f)
 static const struct db_col renewal_cols[] = {
 	C(DB_COL_INT, id),
@@ -40,12 +41,8 @@ static const struct db_col renewal_cols[] = {
 	C(DB_COL_TEXT, pubkey_sha256),
 };
 #undef C
+/* clang-format on */
 #define NRENEWAL_COLS (sizeof(renewal_cols) / sizeof(renewal_cols[0]))
-
-void db_renewal_clear(struct db_renewal *r)
-{
-	db_cols_free(renewal_cols, NRENEWAL_COLS, r, sizeof(*r));
-}
 
 int db_renewal_add(struct db *db, struct db_renewal *r, const char *csr_pem,
                    long long old_cert_id, const char *actor, char *err,
@@ -98,4 +95,9 @@ int db_renewal_complete(struct db *db, long long id, long long cert_id,
 	              " completed_at = ? WHERE id = ?",
 	              DB_ARGS(DB_INT(cert_id), DB_INT(time(NULL)), DB_INT(id)),
 	              err, errlen);
+}
+
+void db_renewal_clear(struct db_renewal *r)
+{
+	db_cols_free(renewal_cols, NRENEWAL_COLS, r, sizeof(*r));
 }
