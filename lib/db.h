@@ -3,6 +3,12 @@
  * revocations and the audit log.  WAL mode, so smimectl writes while the
  * milter reads.  The schema is versioned with PRAGMA user_version and
  * migrated step by step by db_open(..., DB_CREATE).
+ *
+ * Where it lives: db.c (open, migrations, transactions, the statement
+ * helpers of db_int.h), db_cert.c (certificates, mappings, history,
+ * revocation, CRLs), db_audit.c (the audit hash chain), db_renewal.c
+ * (renewals, alerts), db_recipient.c (recipient certificates, CRL
+ * entries), db_report.c (the report's queries).
  */
 #ifndef SMIME_DB_H
 #define SMIME_DB_H
