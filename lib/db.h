@@ -302,7 +302,7 @@ struct audit_row {
  * IMMEDIATE; otherwise its own), so concurrent writers keep one chain.
  * hash = SHA-256 of "smime-milter-audit-v1\n" and the length-prefixed
  * encoding of prev_hash, id, at, queue_id, message_id, from_addr, action,
- * cert_serial, digest, result (see db.c; smimectl(8) AUDIT LOG).
+ * cert_serial, digest, result (see db_audit.c; smimectl(8) AUDIT LOG).
  * Keeps its prepared statements in db: one thread at a time per db (the
  * audit writer has its own connection).  Returns 0 or -1 with err filled.
  */
