@@ -14,6 +14,7 @@
 #define MAXCOLS 8
 
 struct table {
+	enum db_report_table which;
 	const char *key;   /* JSON key / CSV section */
 	const char *title; /* for people */
 	const char *cols[MAXCOLS];
@@ -22,22 +23,76 @@ struct table {
 	size_t nrows;
 };
 
-static void table_add(struct table *t, const char *const *cells)
-{
-	char **row = calloc((size_t)t->ncols, sizeof(char *));
-	char ***rows = realloc(t->rows, (t->nrows + 1) * sizeof(*rows));
+/* The report's tables, in the order they are written. */
+static const struct table tables[] = {
+	{ DB_REPORT_CERTS_BY_KIND,
+	  "certificates_by_kind",
+	  "Sertifikat menurut jenis",
+	  { "kind", "active", "issued", "renewed", "revoked", "expired" },
+	  6,
+	  NULL,
+	  0 },
+	{ DB_REPORT_CERTS_BY_UNIT,
+	  "certificates_by_unit",
+	  "Sertifikat menurut Perangkat Daerah",
+	  { "unit", "active", "issued", "renewed", "revoked", "expired" },
+	  6,
+	  NULL,
+	  0 },
+	{ DB_REPORT_MESSAGES_BY_MONTH,
+	  "messages_by_month",
+	  "Surat per bulan",
+	  { "month", "signed", "encrypted", "unsigned", "failed" },
+	  5,
+	  NULL,
+	  0 },
+	{ DB_REPORT_MESSAGES_BY_UNIT,
+	  "messages_by_unit",
+	  "Surat menurut Perangkat Daerah",
+	  { "unit", "signed", "encrypted", "unsigned", "failed" },
+	  5,
+	  NULL,
+	  0 },
+	{ DB_REPORT_UNSIGNED_REASONS,
+	  "unsigned_reasons",
+	  "Surat tanpa tanda tangan: alasan",
+	  { "reason", "messages" },
+	  2,
+	  NULL,
+	  0 },
+	{ DB_REPORT_UNSIGNED_MAILBOXES,
+	  "unsigned_mailboxes",
+	  "Kotak surat yang mengirim surat dinas tanpa tanda tangan",
+	  { "mailbox", "messages" },
+	  2,
+	  NULL,
+	  0 },
+	{ DB_REPORT_LATE_RENEWALS,
+	  "late_renewals",
+	  "Pembaruan yang terlambat",
+	  { "mailbox", "expired", "renewed", "days_late" },
+	  4,
+	  NULL,
+	  0 },
+};
+#define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
+static int table_row(void *arg, int n, const char *const *cells)
+{
+	struct table *t = arg;
+	char **row, ***rows;
+
+	if (n != t->ncols)
+		die(EX_SOFTWARE, "report: %s has %d columns, not %d", t->key, n,
+		    t->ncols);
+	row = calloc((size_t)t->ncols, sizeof(char *));
+	rows = realloc(t->rows, (t->nrows + 1) * sizeof(*rows));
 	if (row == NULL || rows == NULL)
 		die(EX_OSERR, "out of memory");
 	for (int i = 0; i < t->ncols; i++)
 		row[i] = strdup(cells[i] ? cells[i] : "");
 	t->rows = rows;
 	t->rows[t->nrows++] = row;
-}
-
-static int table_row(void *arg, int n, const char *const *cols)
-{
-	table_add(arg, cols);
 	return 0;
 }
 
@@ -49,82 +104,6 @@ static void table_free(struct table *t)
 		free(t->rows[r]);
 	}
 	free(t->rows);
-}
-
-static void query(struct db *db, struct table *t, const char *sql,
-                  const char *const *params)
-{
-	char err[512];
-
-	if (db_query(db, sql, params, 3, table_row, t, err, sizeof(err)) != 0)
-		die(EX_SOFTWARE, "report: %s", err);
-}
-
-/* Counts of certificates per group (kind or unit). */
-#define CERT_COUNTS(g)                                          \
-	"(SELECT count(*) FROM certificates c WHERE " g         \
-	" AND c.status = 'active' AND c.not_after >= ?3),"      \
-	" (SELECT count(*) FROM certificates c WHERE " g        \
-	" AND c.not_before >= ?1 AND c.not_before < ?2),"       \
-	" (SELECT count(*) FROM renewals r JOIN certificates c" \
-	"  ON c.id = r.completed_cert_id WHERE " g              \
-	" AND r.completed_at >= ?1 AND r.completed_at < ?2),"   \
-	" (SELECT count(*) FROM certificates c WHERE " g        \
-	" AND c.revoked_at >= ?1 AND c.revoked_at < ?2),"       \
-	" (SELECT count(*) FROM certificates c WHERE " g        \
-	" AND c.not_after >= ?1 AND c.not_after < min(?2, ?3))"
-
-/* Messages per month or per unit: signed, encrypted, unsigned, failed. */
-static void messages(struct db *db, struct table *t, const char *group_sql,
-                     const char *const *params, int months)
-{
-	struct table raw = { NULL, NULL, { "g", "action", "n" }, 3, NULL, 0 };
-	const char *actions[4][3] = { { "signed", NULL, NULL },
-		                      { "encrypted", NULL, NULL },
-		                      { "unsigned", NULL, NULL },
-		                      { "tempfailed", "rejected", NULL } };
-	char sql[1024];
-
-	snprintf(sql, sizeof(sql),
-	         "SELECT %s, a.action, count(*) FROM audit a"
-	         " LEFT JOIN certificates c ON c.id = (SELECT max(id) FROM"
-	         " certificates WHERE mailbox = a.from_addr)"
-	         " WHERE a.at >= ?1 AND a.at < ?2 AND ?3 IS NOT NULL"
-	         " GROUP BY 1, 2 ORDER BY 1",
-	         group_sql);
-	query(db, &raw, sql, params);
-	for (int g = 0; g < (months ? 12 : (int)raw.nrows); g++) {
-		char name[128], num[4][24];
-		const char *cells[5];
-		long n[4] = { 0, 0, 0, 0 };
-		if (months)
-			snprintf(name, sizeof(name), "%02d", g + 1);
-		else {
-			int dup = 0;
-			for (int h = 0; h < g; h++)
-				dup |= strcmp(raw.rows[h][0], raw.rows[g][0]) ==
-				       0;
-			if (dup)
-				continue;
-			snprintf(name, sizeof(name), "%s", raw.rows[g][0]);
-		}
-		for (size_t r = 0; r < raw.nrows; r++) {
-			if (strcmp(raw.rows[r][0], name) != 0)
-				continue;
-			for (int a = 0; a < 4; a++)
-				for (int k = 0; k < 3 && actions[a][k]; k++)
-					if (strcmp(raw.rows[r][1],
-					           actions[a][k]) == 0)
-						n[a] += atol(raw.rows[r][2]);
-		}
-		cells[0] = name;
-		for (int a = 0; a < 4; a++) {
-			snprintf(num[a], sizeof(num[a]), "%ld", n[a]);
-			cells[a + 1] = num[a];
-		}
-		table_add(t, cells);
-	}
-	table_free(&raw);
 }
 
 /* ---- output ---------------------------------------------------------- */
@@ -202,22 +181,15 @@ static void out_json(struct table *t, size_t n, int year)
 static void html_text(const char *s)
 {
 	for (; *s; s++) {
-		switch (*s) {
-		case '<':
-			fputs("&lt;", stdout);
-			break;
-		case '>':
-			fputs("&gt;", stdout);
-			break;
-		case '&':
-			fputs("&amp;", stdout);
-			break;
-		case '"':
-			fputs("&quot;", stdout);
-			break;
-		default:
+		const char *e = *s == '<'   ? "&lt;"
+		                : *s == '>' ? "&gt;"
+		                : *s == '&' ? "&amp;"
+		                : *s == '"' ? "&quot;"
+		                            : NULL;
+		if (e)
+			fputs(e, stdout);
+		else
 			putchar(*s);
-		}
 	}
 }
 
@@ -380,15 +352,14 @@ static void out_html(struct table *t, size_t n, int year, int months_idx)
 int cmd_report(int argc, char **argv)
 {
 	const char *format = NULL;
-	char start[24], end[24], now[24], *e;
-	const char *params[3] = { start, end, now };
+	char err[512], *e;
 	struct config *cfg;
 	struct db *db;
 	long year = 0;
 	struct tm tm;
-	time_t t0, t1;
-	size_t n = 0;
-	struct table t[8];
+	time_t t0, t1, now = time(NULL);
+	size_t n = NTABLES, months = 0;
+	struct table t[NTABLES];
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--year") == 0 && i + 1 < argc) {
@@ -411,104 +382,24 @@ int cmd_report(int argc, char **argv)
 	t0 = timegm(&tm);
 	tm.tm_year++;
 	t1 = timegm(&tm);
-	snprintf(start, sizeof(start), "%lld", (long long)t0);
-	snprintf(end, sizeof(end), "%lld", (long long)t1);
-	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
 	cfg = load_config();
 	become_user(cfg);
 	db = open_db(cfg, DB_READONLY);
-	memset(t, 0, sizeof(t));
-
-	t[n] = (struct table){ "certificates_by_kind",
-		               "Sertifikat menurut jenis",
-		               { "kind", "active", "issued", "renewed",
-		                 "revoked", "expired" },
-		               6,
-		               NULL,
-		               0 };
-	query(db, &t[n++],
-	      "SELECT k.kind, " CERT_COUNTS(
-	              "c.kind = k.kind") " FROM (SELECT 'individual' AS kind "
-	                                 "UNION ALL SELECT 'role'"
-	                                 " UNION ALL SELECT 'system') k",
-	      params);
-	t[n] = (struct table){ "certificates_by_unit",
-		               "Sertifikat menurut Perangkat Daerah",
-		               { "unit", "active", "issued", "renewed",
-		                 "revoked", "expired" },
-		               6,
-		               NULL,
-		               0 };
-	query(db, &t[n++],
-	      "SELECT u.unit, " CERT_COUNTS(
-	              "coalesce(c.unit, '-') = u.unit") " FROM (SELECT "
-	                                                "DISTINCT "
-	                                                "coalesce(unit, '-') "
-	                                                "AS unit"
-	                                                " FROM certificates) u "
-	                                                "ORDER BY u.unit",
-	      params);
-	t[n] = (struct table){ "messages_by_month",
-		               "Surat per bulan",
-		               { "month", "signed", "encrypted", "unsigned",
-		                 "failed" },
-		               5,
-		               NULL,
-		               0 };
-	messages(db, &t[n++], "strftime('%m', a.at, 'unixepoch')", params, 1);
-	t[n] = (struct table){ "messages_by_unit",
-		               "Surat menurut Perangkat Daerah",
-		               { "unit", "signed", "encrypted", "unsigned",
-		                 "failed" },
-		               5,
-		               NULL,
-		               0 };
-	messages(db, &t[n++], "coalesce(c.unit, '-')", params, 0);
-	t[n] = (struct table){ "unsigned_reasons",
-		               "Surat tanpa tanda tangan: alasan",
-		               { "reason", "messages" },
-		               2,
-		               NULL,
-		               0 };
-	query(db, &t[n++],
-	      "SELECT result, count(*) FROM audit WHERE action = 'unsigned'"
-	      " AND at >= ?1 AND at < ?2 AND ?3 IS NOT NULL"
-	      " GROUP BY result ORDER BY 2 DESC, 1",
-	      params);
-	t[n] = (struct table){ "unsigned_mailboxes",
-		               "Kotak surat yang mengirim surat dinas tanpa "
-		               "tanda tangan",
-		               { "mailbox", "messages" },
-		               2,
-		               NULL,
-		               0 };
-	query(db, &t[n++],
-	      "SELECT from_addr, count(*) FROM audit WHERE action = 'unsigned'"
-	      " AND from_addr IS NOT NULL AND at >= ?1 AND at < ?2"
-	      " AND ?3 IS NOT NULL GROUP BY from_addr ORDER BY 2 DESC, 1",
-	      params);
-	t[n] = (struct table){ "late_renewals",
-		               "Pembaruan yang terlambat",
-		               { "mailbox", "expired", "renewed", "days_late" },
-		               4,
-		               NULL,
-		               0 };
-	query(db, &t[n++],
-	      "SELECT r.mailbox, datetime(c.not_after, 'unixepoch'),"
-	      " datetime(r.completed_at, 'unixepoch'),"
-	      " (r.completed_at - c.not_after) / 86400"
-	      " FROM renewals r JOIN certificates c ON c.id = r.old_cert_id"
-	      " WHERE r.completed_at >= ?1 AND r.completed_at < ?2"
-	      " AND r.completed_at > c.not_after AND ?3 IS NOT NULL"
-	      " ORDER BY 1",
-	      params);
+	memcpy(t, tables, sizeof(t));
+	for (size_t i = 0; i < n; i++) {
+		if (db_report(db, t[i].which, t0, t1, now, table_row, &t[i],
+		              err, sizeof(err)) != 0)
+			die(EX_SOFTWARE, "report: %s", err);
+		if (t[i].which == DB_REPORT_MESSAGES_BY_MONTH)
+			months = i;
+	}
 
 	if (strcmp(format, "csv") == 0)
 		out_csv(t, n, (int)year);
 	else if (strcmp(format, "json") == 0)
 		out_json(t, n, (int)year);
 	else
-		out_html(t, n, (int)year, 2);
+		out_html(t, n, (int)year, months);
 	for (size_t i = 0; i < n; i++)
 		table_free(&t[i]);
 	db_close(db);

@@ -3,6 +3,12 @@
  * revocations and the audit log.  WAL mode, so smimectl writes while the
  * milter reads.  The schema is versioned with PRAGMA user_version and
  * migrated step by step by db_open(..., DB_CREATE).
+ *
+ * Where it lives: db.c (open, migrations, transactions, the statement
+ * helpers of db_int.h), db_cert.c (certificates, mappings, history,
+ * revocation, CRLs), db_audit.c (the audit hash chain), db_renewal.c
+ * (renewals, alerts), db_recipient.c (recipient certificates, CRL
+ * entries), db_report.c (the report's queries).
  */
 #ifndef SMIME_DB_H
 #define SMIME_DB_H
@@ -33,16 +39,23 @@ int db_begin(struct db *db, char *err, size_t errlen);
 int db_commit(struct db *db, char *err, size_t errlen);
 void db_rollback(struct db *db);
 
+/* What identifies a certificate, in struct db_cert and struct db_recipient
+ * alike (the fields of cert_info, certstore.h): subject and issuer as
+ * cert_name_text gives them, serial in hex and the SHA-256 fingerprint in
+ * hex (both upper-case), and the validity. */
+#define DB_CERT_IDENTITY   \
+	char *subject;     \
+	char *issuer;      \
+	char *serial;      \
+	char *fingerprint; \
+	time_t not_before; \
+	time_t not_after
+
 struct db_cert {
 	long long id;
 	char *kind; /* individual, role, system */
 	char *mailbox;
-	char *subject;
-	char *issuer;
-	char *serial;      /* hex, upper-case */
-	char *fingerprint; /* SHA-256 hex, upper-case */
-	time_t not_before;
-	time_t not_after;
+	DB_CERT_IDENTITY;
 	char *status;      /* active, superseded, revoked */
 	char *key_backend; /* pkcs12, pem, pkcs11 */
 	char *key_location;
@@ -153,11 +166,32 @@ int db_renewal_complete(struct db *db, long long id, long long cert_id,
                         char *err, size_t errlen);
 void db_renewal_clear(struct db_renewal *r);
 
-/* Run a read-only query with text parameters; fn gets each row's columns
- * as text (NULL for SQL NULL).  For reports. */
+/* The tables of the yearly report (smimectl report), and their columns:
+ * counts are decimal text, the first column names the row. */
+enum db_report_table {
+	DB_REPORT_CERTS_BY_KIND,      /* kind, active, issued, renewed,
+	                                 revoked, expired */
+	DB_REPORT_CERTS_BY_UNIT,      /* unit, and the same counts */
+	DB_REPORT_MESSAGES_BY_MONTH,  /* month (01..12, every one), signed,
+	                                 encrypted, unsigned, failed */
+	DB_REPORT_MESSAGES_BY_UNIT,   /* unit, and the same counts */
+	DB_REPORT_UNSIGNED_REASONS,   /* reason, messages */
+	DB_REPORT_UNSIGNED_MAILBOXES, /* mailbox, messages */
+	DB_REPORT_LATE_RENEWALS,      /* mailbox, expired, renewed,
+	                                 days_late */
+	DB_REPORT_TABLES
+};
+
+/* Called for each row with its columns as text (NULL for SQL NULL), valid
+ * during the call; return non-zero to stop. */
 typedef int (*db_row_fn)(void *arg, int ncols, const char *const *cols);
-int db_query(struct db *db, const char *sql, const char *const *params,
-             int nparams, db_row_fn fn, void *arg, char *err, size_t errlen);
+
+/* The rows of one report table for the period [start, end): "active"
+ * counts certificates still valid at now, "expired" those that ran out in
+ * the period before now.  Returns 0 or -1 with err filled. */
+int db_report(struct db *db, enum db_report_table table, time_t start,
+              time_t end, time_t now, db_row_fn fn, void *arg, char *err,
+              size_t errlen);
 
 /* Newest nextUpdate of the CRLs imported per issuer: fn(arg, issuer,
  * next_update) for each issuer. */
@@ -190,12 +224,7 @@ int db_crl_add(struct db *db, const char *issuer, time_t this_update,
 struct db_recipient {
 	long long id;
 	char *address; /* lower-case */
-	char *subject;
-	char *issuer;
-	char *serial;      /* hex, upper-case */
-	char *fingerprint; /* SHA-256 hex, upper-case */
-	time_t not_before;
-	time_t not_after;
+	DB_CERT_IDENTITY;
 	char *status; /* active, revoked */
 	char *source; /* import, harvest */
 	char *cert_pem;
@@ -273,7 +302,7 @@ struct audit_row {
  * IMMEDIATE; otherwise its own), so concurrent writers keep one chain.
  * hash = SHA-256 of "smime-milter-audit-v1\n" and the length-prefixed
  * encoding of prev_hash, id, at, queue_id, message_id, from_addr, action,
- * cert_serial, digest, result (see db.c; smimectl(8) AUDIT LOG).
+ * cert_serial, digest, result (see db_audit.c; smimectl(8) AUDIT LOG).
  * Keeps its prepared statements in db: one thread at a time per db (the
  * audit writer has its own connection).  Returns 0 or -1 with err filled.
  */

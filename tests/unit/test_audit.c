@@ -1,7 +1,7 @@
 /* Unit tests: the batched audit writer (lib/audit.c), including a database
  * locked by another writer (rows wait in memory, then land), and the audit
- * hash chain (lib/db.c, schema 5): known-answer hashes, tampering of every
- * kind found at the right row, migration of a schema 4 log, and two
+ * hash chain (lib/db_audit.c, schema 5): known-answer hashes, tampering of
+ * every kind found at the right row, migration of a schema 4 log, and two
  * processes appending to one chain. */
 #include <sqlite3.h>
 #include <sys/wait.h>

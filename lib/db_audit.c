@@ -1,0 +1,349 @@
+/* db_audit -- the audit log as a hash chain (see db.h). */
+#include "db_int.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+/* ---- the audit hash chain (schema 5) ---------------------------------
+ * hash = SHA-256 over
+ *   "smime-milter-audit-v1\n"
+ *   field(prev_hash) field(id) field(at) field(queue_id) field(message_id)
+ *   field(from_addr) field(action) field(cert_serial) field(digest)
+ *   field(result)
+ * where field(NULL) = 'N' and field(value) = tag || 8-byte big-endian
+ * length || bytes, tag 'I' for an integer (decimal ASCII), 'T' for text,
+ * 'B' for a blob, 'R' for a real ("%.17g").  Hashes are lower-case hex; the
+ * first row's prev_hash is 64 zeros. */
+
+struct hval {
+	int type; /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_TEXT, ... */
+	const void *p;
+	size_t n;
+	long long i;
+	double d;
+};
+
+#define AUDIT_HASH_COLS 9 /* id .. result */
+static const char audit_hash_tag[] = "smime-milter-audit-v1\n";
+
+static void hash_field(EVP_MD_CTX *md, const struct hval *v)
+{
+	unsigned char hdr[9];
+	char num[40];
+	const void *p = v->p;
+	size_t n = v->n;
+
+	switch (v->type) {
+	case SQLITE_NULL:
+		EVP_DigestUpdate(md, "N", 1);
+		return;
+	case SQLITE_INTEGER:
+		hdr[0] = 'I';
+		n = (size_t)snprintf(num, sizeof(num), "%lld", v->i);
+		p = num;
+		break;
+	case SQLITE_FLOAT:
+		hdr[0] = 'R';
+		n = (size_t)snprintf(num, sizeof(num), "%.17g", v->d);
+		p = num;
+		break;
+	case SQLITE_BLOB:
+		hdr[0] = 'B';
+		break;
+	default:
+		hdr[0] = 'T';
+		break;
+	}
+	for (int k = 0; k < 8; k++)
+		hdr[1 + k] =
+		        (unsigned char)((unsigned long long)n >> (56 - 8 * k));
+	EVP_DigestUpdate(md, hdr, sizeof(hdr));
+	if (n)
+		EVP_DigestUpdate(md, p, n);
+}
+
+/* hex (65 bytes) = the hash of prev and the row's columns. */
+static int audit_hash(const struct hval *prev, const struct hval *cols,
+                      char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int dl = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return -1;
+	}
+	EVP_DigestUpdate(md, audit_hash_tag, sizeof(audit_hash_tag) - 1);
+	hash_field(md, prev);
+	for (int i = 0; i < AUDIT_HASH_COLS; i++)
+		hash_field(md, &cols[i]);
+	if (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32) {
+		EVP_MD_CTX_free(md);
+		return -1;
+	}
+	EVP_MD_CTX_free(md);
+	for (unsigned i = 0; i < dl; i++) {
+		hex[2 * i] = digits[d[i] >> 4];
+		hex[2 * i + 1] = digits[d[i] & 15];
+	}
+	hex[64] = '\0';
+	return 0;
+}
+
+static const char audit_zero_hash[] =
+        "0000000000000000000000000000000000000000000000000000000000000000";
+
+static struct hval hv_text(const char *s)
+{
+	struct hval v = { SQLITE_NULL, NULL, 0, 0, 0 };
+
+	if (s) {
+		v.type = SQLITE_TEXT;
+		v.p = s;
+		v.n = strlen(s);
+	}
+	return v;
+}
+
+static struct hval hv_int(long long i)
+{
+	struct hval v = { SQLITE_INTEGER, NULL, 0, i, 0 };
+	return v;
+}
+
+/* Column i of st as a hash value (valid until st moves on). */
+static struct hval hv_col(sqlite3_stmt *st, int i)
+{
+	struct hval v = { sqlite3_column_type(st, i), NULL, 0, 0, 0 };
+
+	switch (v.type) {
+	case SQLITE_INTEGER:
+		v.i = sqlite3_column_int64(st, i);
+		break;
+	case SQLITE_FLOAT:
+		v.d = sqlite3_column_double(st, i);
+		break;
+	case SQLITE_BLOB:
+		v.p = sqlite3_column_blob(st, i);
+		v.n = (size_t)sqlite3_column_bytes(st, i);
+		break;
+	case SQLITE_TEXT:
+		v.p = sqlite3_column_text(st, i);
+		v.n = (size_t)sqlite3_column_bytes(st, i);
+		break;
+	default:
+		break;
+	}
+	return v;
+}
+
+#define AUDIT_COLS                                                       \
+	"id, at, queue_id, message_id, from_addr, action, cert_serial, " \
+	"digest, result"
+
+/* The audit row r as hash values, with its id. */
+static void audit_values(const struct audit_row *r, long long id,
+                         struct hval *cols)
+{
+	cols[0] = hv_int(id);
+	cols[1] = hv_int((long long)(r->at ? r->at : time(NULL)));
+	cols[2] = hv_text(r->queue_id);
+	cols[3] = hv_text(r->message_id);
+	cols[4] = hv_text(r->from_addr);
+	cols[5] = hv_text(r->action);
+	cols[6] = hv_text(r->cert_serial);
+	cols[7] = hv_text(r->digest);
+	cols[8] = hv_text(r->result);
+}
+
+/* db_audit_add inside its write transaction. */
+static int audit_append(struct db *db, void *arg, char *err, size_t errlen)
+{
+	const struct audit_row *r = arg;
+	struct hval cols[AUDIT_HASH_COLS], prev;
+	char prevhex[65], hash[65];
+	long long id = 1;
+	struct db_q q;
+	int rc;
+
+	if (db_q_reuse(&q, db, &db->audit_last,
+	               "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
+	               DB_NOARGS, err, errlen) != 0)
+		return -1;
+	snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
+	if ((rc = db_q_next(&q)) > 0) {
+		id = db_q_int(&q, 0) + 1;
+		/* a row without a hash (written around this program) stays
+		 * a broken link that verify reports; chain on from zeros */
+		if (db_q_text(&q, 1))
+			snprintf(prevhex, sizeof(prevhex), "%s",
+			         db_q_text(&q, 1));
+	}
+	if (db_q_close(&q) != 0)
+		return -1;
+	audit_values(r, id, cols);
+	prev = hv_text(prevhex);
+	if (audit_hash(&prev, cols, hash) != 0)
+		return seterr(err, errlen, "audit: SHA-256 failed");
+	if (db_q_reuse(&q, db, &db->audit_ins,
+	               "INSERT INTO audit (" AUDIT_COLS ", prev_hash, hash)"
+	               " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+	               DB_ARGS(DB_INT(id), DB_INT(cols[1].i),
+	                       DB_TEXT(r->queue_id), DB_TEXT(r->message_id),
+	                       DB_TEXT(r->from_addr), DB_TEXT(r->action),
+	                       DB_TEXT(r->cert_serial), DB_TEXT(r->digest),
+	                       DB_TEXT(r->result), DB_TEXT(prevhex),
+	                       DB_TEXT(hash)),
+	               err, errlen) != 0)
+		return -1;
+	db_q_next(&q);
+	return db_q_close(&q);
+}
+
+int db_audit_add(struct db *db, const struct audit_row *r, char *err,
+                 size_t errlen)
+{
+	/* the chain is read and extended in one write transaction, so two
+	 * writers (two milter queues, smimectl) cannot fork it */
+	return db_atomic(db, audit_append, (void *)r, err, errlen);
+}
+
+/* Migration 4 -> 5: chain the rows already there, in id order. */
+int db_audit_chain_existing(struct db *db, char *err, size_t errlen)
+{
+	char prevhex[65], hash[65];
+	struct db_q sel;
+	int rc = 0;
+
+	if (db_q_open(&sel, db, "SELECT " AUDIT_COLS " FROM audit ORDER BY id",
+	              DB_NOARGS, err, errlen) != 0)
+		return -1;
+	snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
+	while (rc == 0 && db_q_next(&sel) > 0) {
+		struct hval cols[AUDIT_HASH_COLS], prev = hv_text(prevhex);
+		for (int i = 0; i < AUDIT_HASH_COLS; i++)
+			cols[i] = hv_col(sel.st, i);
+		if (audit_hash(&prev, cols, hash) != 0)
+			rc = seterr(err, errlen, "audit: SHA-256 failed");
+		else
+			rc = db_run(db,
+			            "UPDATE audit SET prev_hash = ?, hash = ?"
+			            " WHERE id = ?",
+			            DB_ARGS(DB_TEXT(prevhex), DB_TEXT(hash),
+			                    DB_INT(db_q_int(&sel, 0))),
+			            err, errlen);
+		memcpy(prevhex, hash, sizeof(hash));
+	}
+	if (db_q_close(&sel) != 0)
+		rc = -1;
+	return rc;
+}
+
+static int is_hash(const unsigned char *s, int n)
+{
+	if (s == NULL || n != 64)
+		return 0;
+	for (int i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* Check the current row of st against expect (the previous hash): 0 when
+ * it verifies, else the problem.  -1 when SHA-256 fails. */
+static int audit_check_row(sqlite3_stmt *st, const char *expect,
+                           long long anchor_id, const char *anchor_hash)
+{
+	struct hval cols[AUDIT_HASH_COLS], prev = hv_col(st, 9);
+	const unsigned char *ph = sqlite3_column_text(st, 9);
+	const unsigned char *h = sqlite3_column_text(st, 10);
+	int phn = sqlite3_column_bytes(st, 9),
+	    hn = sqlite3_column_bytes(st, 10);
+	char hash[65];
+
+	for (int i = 0; i < AUDIT_HASH_COLS; i++)
+		cols[i] = hv_col(st, i);
+	if (!is_hash(h, hn))
+		return DB_AUDIT_HASH_MISSING;
+	if (!is_hash(ph, phn))
+		return DB_AUDIT_PREV_MISSING;
+	if (audit_hash(&prev, cols, hash) != 0)
+		return -1;
+	if (memcmp(hash, h, 64) != 0)
+		return DB_AUDIT_CHANGED;
+	if (memcmp(ph, expect, 64) != 0)
+		return DB_AUDIT_LINK;
+	if (anchor_id > 0 && sqlite3_column_int64(st, 0) == anchor_id &&
+	    (anchor_hash == NULL || strlen(anchor_hash) != 64 ||
+	     strncasecmp(anchor_hash, (const char *)h, 64) != 0))
+		return DB_AUDIT_ANCHOR_CHANGED;
+	return DB_AUDIT_OK;
+}
+
+int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
+                    struct db_audit_check *out, char *err, size_t errlen)
+{
+	char expect[65];
+	long long previd = 0;
+	struct db_q q;
+	int rc = 0, s;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(expect, sizeof(expect), "%s", audit_zero_hash);
+	snprintf(out->last_hash, sizeof(out->last_hash), "%s", audit_zero_hash);
+	/* one read transaction: a consistent snapshot while the milter
+	 * appends */
+	if (db_exec_sql(db, "BEGIN", err, errlen) != 0)
+		return -1;
+	if (db_q_open(&q, db,
+	              "SELECT " AUDIT_COLS ", prev_hash, hash FROM audit"
+	              " ORDER BY id",
+	              DB_NOARGS, err, errlen) != 0) {
+		db_rollback(db);
+		return -1;
+	}
+	while ((s = db_q_next(&q)) > 0) {
+		long long id = db_q_int(&q, 0);
+		int problem =
+		        audit_check_row(q.st, expect, anchor_id, anchor_hash);
+
+		out->bad_id = id;
+		out->prev_id = previd;
+		if (problem < 0) {
+			rc = seterr(err, errlen, "audit: SHA-256 failed");
+			break;
+		}
+		if (problem != DB_AUDIT_OK) {
+			out->problem = (enum db_audit_problem)problem;
+			rc = 1;
+			break;
+		}
+		memcpy(expect, db_q_text(&q, 10), 64);
+		memcpy(out->last_hash, expect, 64);
+		out->last_id = id;
+		out->rows++;
+		previd = id;
+	}
+	if (db_q_close(&q) != 0 && rc == 0)
+		rc = -1;
+	if (rc == 0)
+		out->bad_id = out->prev_id = 0;
+	if (rc == 0 && anchor_id > 0 && out->last_id < anchor_id) {
+		/* walked to the end without meeting it */
+		out->bad_id = anchor_id;
+		out->prev_id = out->last_id;
+		out->problem = DB_AUDIT_ANCHOR_MISSING;
+		rc = 1;
+	}
+	db_rollback(db);
+	return rc;
+}

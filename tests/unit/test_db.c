@@ -1,0 +1,610 @@
+/* Unit tests: the SQLite store (lib/db*.c).  Both schema paths (a fresh
+ * database and one built at schema 3 with rows, then migrated), the
+ * certificate, audit, renewal, recipient and report queries, the statement
+ * helper's error path, and db_revoke over more than 64 rows. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "db_int.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/smime-test-db.XXXXXX";
+static char err[512];
+
+/* A fresh path in the temp dir (the file removed). */
+static const char *path_of(const char *name)
+{
+	static char path[300];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(path);
+	return path;
+}
+
+/* The first column of the first row of text on its own connection, as an
+ * integer (-1: no row or an error), so checks do not go through db.c. */
+static long long raw_int(const char *path, const char *text)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) ==
+	            SQLITE_OK &&
+	    sqlite3_prepare_v2(h, text, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		printf("# raw_int: %s: %s\n", text, h ? sqlite3_errmsg(h) : "");
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+static int raw_exec(const char *path, const char *text)
+{
+	sqlite3 *h = NULL;
+	char *msg = NULL;
+	int rc = sqlite3_open(path, &h) == SQLITE_OK
+	                 ? sqlite3_exec(h, text, NULL, NULL, &msg)
+	                 : SQLITE_CANTOPEN;
+
+	if (rc != SQLITE_OK)
+		printf("# raw_exec: %s\n", msg ? msg : "?");
+	sqlite3_free(msg);
+	sqlite3_close(h);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* A certificate row with every field set, made distinct by n. */
+static struct db_cert cert(int n, const char *mailbox, const char *serial)
+{
+	static char fp[8][80];
+
+	snprintf(fp[n % 8], sizeof(fp[0]), "%064X", (unsigned)n);
+	return (struct db_cert){ .kind = "individual",
+		                 .mailbox = (char *)mailbox,
+		                 .subject = "CN=Andi",
+		                 .issuer = "CN=BSrE CA",
+		                 .serial = (char *)serial,
+		                 .fingerprint = fp[n % 8],
+		                 .not_before = 1700000000,
+		                 .not_after = 1800000000,
+		                 .key_backend = "pem",
+		                 .key_location = "/etc/smime/andi.key",
+		                 .secret_file = "/etc/smime/andi.pass",
+		                 .cert_pem = "-----BEGIN CERTIFICATE-----",
+		                 .chain_pem = "chain",
+		                 .owner = "Andi",
+		                 .nip = "198001012000011001",
+		                 .unit = "Diskominfo",
+		                 .contact = "it@banjarkota.go.id" };
+}
+
+/* A recipient certificate row of serial at address. */
+static struct db_recipient recipient(char *address, char *serial,
+                                     char *fingerprint, char *source)
+{
+	return (struct db_recipient){ .address = address,
+		                      .subject = "CN=Mitra",
+		                      .issuer = "CN=BSrE CA",
+		                      .serial = serial,
+		                      .fingerprint = fingerprint,
+		                      .not_before = 1,
+		                      .not_after = 2,
+		                      .cert_pem = "pem",
+		                      .source = source };
+}
+
+static void fresh_schema(void)
+{
+	const char *p = path_of("fresh.db");
+	struct db *db;
+
+	ok(db_open(p, DB_READWRITE, &db, err, sizeof(err)) == -1 &&
+	           db == NULL && strstr(err, "smimectl init"),
+	   "a missing database is refused and says to run init (%s)", err);
+	ok(db_open(p, DB_CREATE, &db, err, sizeof(err)) == 0,
+	   "DB_CREATE makes a new database (%s)", err);
+	ok(db_version(db) == DB_SCHEMA_VERSION, "at schema %d (%d)",
+	   DB_SCHEMA_VERSION, db_version(db));
+	db_close(db);
+	ok(raw_int(p, "SELECT count(*) FROM sqlite_master WHERE name IN"
+	              " ('certificates', 'mailboxes', 'mailbox_history',"
+	              " 'crls', 'audit', 'alerts_sent', 'renewals',"
+	              " 'recipient_certs', 'revoked_serials')") == 9,
+	   "every table is there");
+	ok(raw_int(p, "SELECT count(*) FROM pragma_table_info('audit')"
+	              " WHERE name IN ('prev_hash', 'hash')") == 2,
+	   "the audit table has its hash columns");
+	ok(db_open(p, DB_READONLY, &db, err, sizeof(err)) == 0 &&
+	           db_version(db) == DB_SCHEMA_VERSION,
+	   "a current database opens read-only");
+	db_close(db);
+	ok(db_open(p, DB_CREATE, &db, err, sizeof(err)) == 0 &&
+	           db_version(db) == DB_SCHEMA_VERSION,
+	   "DB_CREATE on a current database changes nothing");
+	db_close(db);
+	raw_exec(p, "PRAGMA user_version = 99");
+	ok(db_open(p, DB_CREATE, &db, err, sizeof(err)) == -1 &&
+	           strstr(err, "newer than this program"),
+	   "a newer schema is refused (%s)", err);
+	db_close(NULL);
+}
+
+/* A database at schema 3 with rows of that time: migrated to the current
+ * schema, its CRL revocations carried into revoked_serials and its audit
+ * rows chained. */
+static void old_schema(void)
+{
+	const char *p = path_of("old.db");
+	struct db_audit_check chk;
+	struct db_cert c;
+	struct db *db;
+	sqlite3 *h;
+	int rc;
+
+	rc = sqlite3_open(p, &h) == SQLITE_OK ? 0 : -1;
+	for (int v = 0; rc == 0 && v < 3; v++)
+		rc = sqlite3_exec(h, db_migrations[v], NULL, NULL, NULL);
+	sqlite3_close(h);
+	ok(rc == 0 &&
+	           raw_exec(p, "INSERT INTO certificates (kind, mailbox,"
+	                       " subject, issuer, serial, fingerprint,"
+	                       " not_before, not_after, status, key_backend,"
+	                       " key_location, cert_pem, created_at,"
+	                       " revoked_at, revocation_reason) VALUES"
+	                       " ('role', 'sekda@banjarkota.go.id', 'CN=S',"
+	                       " 'CN=CA', '0A', 'F1', 1, 2, 'revoked', 'pem',"
+	                       " 'k', 'pem', 1, 5, 'crl'),"
+	                       " ('individual', 'andi@banjarkota.go.id',"
+	                       " 'CN=A', 'CN=CA', '0B', 'F2', 1, 2, 'active',"
+	                       " 'pem', 'k', 'pem', 1, NULL, NULL);"
+	                       "INSERT INTO audit (at, action, result) VALUES"
+	                       " (10, 'signed', 'ok'), (11, 'passed', NULL);"
+	                       "PRAGMA user_version = 3") == 0,
+	   "a schema 3 database with rows, built from its migrations");
+	ok(db_open(p, DB_READWRITE, &db, err, sizeof(err)) == -1 &&
+	           strstr(err, "schema version 3"),
+	   "it is refused until migrated (%s)", err);
+	ok(db_open(p, DB_CREATE, &db, err, sizeof(err)) == 0 &&
+	           db_version(db) == DB_SCHEMA_VERSION,
+	   "schema 3 -> %d (%s)", DB_SCHEMA_VERSION, err);
+	ok(db_serial_revoked(db, "CN=CA", "0a", err, sizeof(err)) == 1 &&
+	           db_serial_revoked(db, "CN=CA", "0B", err, sizeof(err)) == 0,
+	   "the CRL revocation is carried into revoked_serials");
+	ok(db_cert_find(db, "F2", &c, err, sizeof(err)) == 1 &&
+	           strcmp(c.mailbox, "andi@banjarkota.go.id") == 0 &&
+	           c.owner == NULL && c.unit == NULL,
+	   "old certificates read back, the new columns NULL");
+	db_cert_clear(&c);
+	ok(db_audit_verify(db, 0, NULL, &chk, err, sizeof(err)) == 0 &&
+	           chk.rows == 2,
+	   "the old audit rows are chained (%lld rows)", chk.rows);
+	db_close(db);
+}
+
+static int count_cert(void *arg, const char *address, const struct db_cert *c)
+{
+	int *n = arg;
+
+	if (address && strcmp(address, c->mailbox) == 0)
+		n[0]++;
+	n[1]++;
+	return 0;
+}
+
+static int count_history(void *arg, time_t at, const char *address,
+                         long long cert_id, const char *event,
+                         const char *detail, const char *actor)
+{
+	char *events = arg;
+	size_t used = strlen(events);
+
+	snprintf(events + used, 256 - used, "%s%s", used ? "," : "", event);
+	return 0;
+}
+
+static void certificates(struct db *db)
+{
+	struct db_cert a = cert(1, "andi@banjarkota.go.id", "01"), b, got;
+	char events[256] = "", spec[32];
+	int n[2] = { 0, 0 };
+
+	ok(db_cert_add(db, &a, err, sizeof(err)) == 0 && a.id > 0,
+	   "db_cert_add (%s)", err);
+	ok(db_cert_exists(db, a.fingerprint) && !db_cert_exists(db, "00"),
+	   "db_cert_exists");
+	ok(db_cert_add(db, &a, err, sizeof(err)) == -1 &&
+	           strncmp(err, "database: ", 10) == 0,
+	   "a second copy is refused: %s", err);
+	snprintf(spec, sizeof(spec), "%lld", a.id);
+	ok(db_cert_find(db, spec, &got, err, sizeof(err)) == 1,
+	   "db_cert_find by id");
+	ok(got.id == a.id && strcmp(got.kind, a.kind) == 0 &&
+	           strcmp(got.mailbox, a.mailbox) == 0 &&
+	           strcmp(got.subject, a.subject) == 0 &&
+	           strcmp(got.issuer, a.issuer) == 0 &&
+	           strcmp(got.serial, a.serial) == 0 &&
+	           strcmp(got.fingerprint, a.fingerprint) == 0 &&
+	           got.not_before == a.not_before &&
+	           got.not_after == a.not_after &&
+	           strcmp(got.status, "active") == 0 &&
+	           strcmp(got.key_backend, a.key_backend) == 0 &&
+	           strcmp(got.key_location, a.key_location) == 0 &&
+	           strcmp(got.secret_file, a.secret_file) == 0 &&
+	           strcmp(got.cert_pem, a.cert_pem) == 0 &&
+	           strcmp(got.chain_pem, a.chain_pem) == 0 &&
+	           got.created_at > 0 && got.revoked_at == 0 &&
+	           got.revocation_reason == NULL &&
+	           strcmp(got.owner, a.owner) == 0 &&
+	           strcmp(got.nip, a.nip) == 0 &&
+	           strcmp(got.unit, a.unit) == 0 &&
+	           strcmp(got.contact, a.contact) == 0,
+	   "all 22 columns read back as written");
+	db_cert_clear(&got);
+	ok(got.mailbox == NULL && got.id == 0, "db_cert_clear zeroes");
+	db_cert_clear(NULL);
+	ok(db_cert_find(db, "01", &got, err, sizeof(err)) == 1 &&
+	           got.id == a.id,
+	   "db_cert_find by serial");
+	db_cert_clear(&got);
+	ok(db_cert_find(db, "no such", &got, err, sizeof(err)) == 0,
+	   "db_cert_find: nothing");
+	b = cert(2, "andi@banjarkota.go.id", "01");
+	db_cert_add(db, &b, err, sizeof(err));
+	ok(db_cert_find(db, "01", &got, err, sizeof(err)) == -1 &&
+	           strstr(err, "ambiguous") && got.mailbox == NULL,
+	   "a serial of two certificates is ambiguous (%s)", err);
+
+	ok(db_map(db, a.mailbox, a.id, "individual", "t", err, sizeof(err)) ==
+	                   0 &&
+	           db_map(db, a.mailbox, b.id, "individual", "t", err,
+	                  sizeof(err)) == 0,
+	   "db_map twice (%s)", err);
+	db_cert_find(db, a.fingerprint, &got, err, sizeof(err));
+	is_str(got.status, "superseded", "the first is superseded");
+	db_cert_clear(&got);
+	ok(db_mappings(db, count_cert, n, err, sizeof(err)) == 0 && n[0] == 1 &&
+	           n[1] == 1,
+	   "db_mappings: one mapping");
+	n[0] = n[1] = 0;
+	ok(db_certs(db, count_cert, n, err, sizeof(err)) == 0 && n[1] == 2 &&
+	           n[0] == 1,
+	   "db_certs: two certificates, one mapped");
+	ok(db_revoke_id(db, b.id, "keyCompromise", 1750000000, "t", err,
+	                sizeof(err)) == 1 &&
+	           db_revoke_id(db, b.id, "keyCompromise", 1750000000, "t", err,
+	                        sizeof(err)) == 0,
+	   "db_revoke_id: 1, then 0");
+	ok(db_unmap(db, a.mailbox, "t", err, sizeof(err)) == 1 &&
+	           db_unmap(db, a.mailbox, "t", err, sizeof(err)) == 0,
+	   "db_unmap: 1, then 0");
+	ok(db_history(db, a.mailbox, 0, count_history, events, err,
+	              sizeof(err)) == 0,
+	   "db_history");
+	is_str(events, "mapped,superseded,mapped,revoked,unmapped",
+	       "the mailbox's history in order");
+	ok(db_crl_add(db, "CN=BSrE CA", 1700000000, 1790000000, 3, err,
+	              sizeof(err)) == 0,
+	   "db_crl_add");
+}
+
+/* db_revoke with more rows than the 64 it once collected: every row
+ * revoked and every one in the history. */
+static void revoke_many(const char *p, struct db *db)
+{
+	enum { N = 70, R = 3 };
+	struct db_recipient r;
+	int count = -1, added, rc = 0;
+
+	for (int i = 0; i < N && rc == 0; i++) {
+		struct db_cert c = cert(100 + i, "role@banjarkota.go.id", "77");
+		rc = db_cert_add(db, &c, err, sizeof(err));
+	}
+	r = recipient(NULL, "77", "AB", "import");
+	for (int i = 0; i < R && rc == 0; i++) {
+		char addr[64];
+		snprintf(addr, sizeof(addr), "m%d@partner.go.id", i);
+		r.address = addr;
+		rc = db_recipient_add(db, &r, "t", &added, err, sizeof(err));
+	}
+	ok(rc == 0, "%d certificates and %d recipient rows of serial 77 (%s)",
+	   N, R, err);
+	ok(db_revoke(db, "CN=BSrE CA", "77", "crl", 1750000000, "crl-import",
+	             &count, err, sizeof(err)) == 0 &&
+	           count == N + R,
+	   "db_revoke counts %d (%d)", N + R, count);
+	ok(raw_int(p, "SELECT count(*) FROM certificates WHERE serial = '77'"
+	              " AND status = 'revoked' AND revoked_at = 1750000000"
+	              " AND revocation_reason = 'crl'") == N,
+	   "all %d certificates revoked", N);
+	ok(raw_int(p, "SELECT count(DISTINCT h.cert_id) FROM mailbox_history h"
+	              " JOIN certificates c ON c.id = h.cert_id"
+	              " WHERE h.event = 'revoked' AND h.detail = 'crl'"
+	              " AND h.actor = 'crl-import' AND c.serial = '77'"
+	              " AND h.address = 'role@banjarkota.go.id'") == N,
+	   "every one of the %d has its history row", N);
+	ok(raw_int(p, "SELECT count(*) FROM recipient_certs WHERE serial = "
+	              "'77' AND status = 'revoked'") == R &&
+	           raw_int(p, "SELECT count(*) FROM mailbox_history WHERE"
+	                      " event = 'recipient-revoked' AND detail = '77'"
+	                      " AND cert_id IS NULL") == R,
+	   "the %d recipient rows too, with their history", R);
+	ok(db_revoke(db, "CN=BSrE CA", "77", "crl", 1750000000, "crl-import",
+	             &count, err, sizeof(err)) == 0 &&
+	           count == 0,
+	   "a second run changes nothing (%d)", count);
+	ok(db_revoke(db, NULL, "nothing", "crl", 1, "t", &count, err,
+	             sizeof(err)) == 0 &&
+	           count == 0,
+	   "an unknown serial: 0");
+}
+
+static void audit(const char *p, struct db *db)
+{
+	struct audit_row r = { 1700000000, "Q1", "<1@x>", "a@b",
+		               "signed",   "01", "d",     "ok" };
+	struct db_audit_check c;
+
+	ok(db_audit_add(db, &r, err, sizeof(err)) == 0, "db_audit_add");
+	r.at = 0;
+	r.action = "unsigned";
+	ok(db_begin(db, err, sizeof(err)) == 0 &&
+	           db_audit_add(db, &r, err, sizeof(err)) == 0 &&
+	           db_commit(db, err, sizeof(err)) == 0,
+	   "db_audit_add inside the caller's transaction");
+	ok(db_audit_verify(db, 0, NULL, &c, err, sizeof(err)) == 0 &&
+	           c.rows == 2 && c.last_id == 2,
+	   "the chain verifies (%lld rows)", c.rows);
+	ok(raw_int(p, "SELECT count(*) FROM audit WHERE id = 2 AND at > 0"
+	              " AND prev_hash = (SELECT hash FROM audit WHERE id = "
+	              "1)") == 1,
+	   "row 2 is dated now and linked to row 1");
+	db_begin(db, err, sizeof(err));
+	db_audit_add(db, &r, err, sizeof(err));
+	db_rollback(db);
+	ok(raw_int(p, "SELECT count(*) FROM audit") == 2,
+	   "a rolled back row is gone");
+}
+
+static void renewals(struct db *db, long long cert_id)
+{
+	struct db_renewal r = { 0,        "andi@banjarkota.go.id", "individual",
+		                "pkcs11", "pkcs11:object=andi",    NULL,
+		                "C0FFEE" },
+	                  got;
+
+	ok(db_renewal_add(db, &r, "CSR", cert_id, "t", err, sizeof(err)) == 0 &&
+	           r.id > 0,
+	   "db_renewal_add (%s)", err);
+	ok(db_renewal_find(db, "C0FFEE", &got, err, sizeof(err)) == 1 &&
+	           got.id == r.id && strcmp(got.mailbox, r.mailbox) == 0 &&
+	           strcmp(got.kind, r.kind) == 0 &&
+	           strcmp(got.key_backend, r.key_backend) == 0 &&
+	           strcmp(got.key_location, r.key_location) == 0 &&
+	           got.secret_file == NULL &&
+	           strcmp(got.pubkey_sha256, "C0FFEE") == 0,
+	   "db_renewal_find reads it back");
+	db_renewal_clear(&got);
+	ok(db_renewal_complete(db, r.id, cert_id, err, sizeof(err)) == 0 &&
+	           db_renewal_find(db, "C0FFEE", &got, err, sizeof(err)) == 0,
+	   "completed, it is no longer open");
+	db_renewal_clear(NULL);
+	ok(db_alert_sent(db, cert_id, 30, err, sizeof(err)) == 0 &&
+	           db_alert_record(db, cert_id, 30, err, sizeof(err)) == 0 &&
+	           db_alert_record(db, cert_id, 30, err, sizeof(err)) == 0 &&
+	           db_alert_sent(db, cert_id, 30, err, sizeof(err)) == 1 &&
+	           db_alert_sent(db, cert_id, 7, err, sizeof(err)) == 0,
+	   "alerts: recorded once, per threshold");
+}
+
+static int list_recipient(void *arg, const struct db_recipient *r)
+{
+	char *out = arg;
+	size_t used = strlen(out);
+
+	snprintf(out + used, 256 - used, "%s%s:%s:%s", used ? "," : "",
+	         r->address, r->serial, r->status);
+	return 0;
+}
+
+static void recipients(const char *p, struct db *db)
+{
+	struct db_recipient r;
+	char out[256] = "";
+	int added = -1, count = -1, rc;
+
+	r = recipient("Mitra@Partner.go.id", "5a", "cd", "harvest");
+	r.issuer = "CN=Other CA";
+	rc = db_recipient_add(db, &r, "t", &added, err, sizeof(err));
+	ok(rc == 0 && added == 1, "db_recipient_add (%s)", err);
+	rc = db_recipient_add(db, &r, "t", &added, err, sizeof(err));
+	ok(rc == 0 && added == 0, "the same again is not added");
+	r.source = "mail";
+	ok(db_recipient_add(db, &r, "t", &added, err, sizeof(err)) == -1 &&
+	           strstr(err, "import or harvest"),
+	   "a bad source is refused");
+	ok(db_recipients(db, "MITRA@partner.go.id", 0, list_recipient, out, err,
+	                 sizeof(err)) == 0,
+	   "db_recipients");
+	is_str(out, "mitra@partner.go.id:5A:active",
+	       "stored lower-cased, serial upper-cased");
+	out[0] = '\0';
+	db_recipients(db, NULL, 1, list_recipient, out, err, sizeof(err));
+	ok(strstr(out, "m0@partner.go.id") == NULL &&
+	           strstr(out, "mitra@") != NULL,
+	   "active only leaves out the revoked (%s)", out);
+	rc = db_recipient_remove(db, "77", "t", &count, err, sizeof(err));
+	ok(rc == 0 && count == 3 &&
+	           raw_int(p, "SELECT count(*) FROM mailbox_history WHERE"
+	                      " event = 'recipient-remove' AND detail = '77'"
+	                      " AND address LIKE 'm_@partner.go.id'") == 3,
+	   "remove by serial: every address, each in the history (%d)", count);
+	rc = db_recipient_remove(db, "mitra@partner.go.id", "t", &count, err,
+	                         sizeof(err));
+	ok(rc == 0 && count == 1 &&
+	           raw_int(p, "SELECT count(*) FROM recipient_certs") == 0,
+	   "remove by address: none left");
+	ok(db_recipient_remove(db, "", "t", &count, err, sizeof(err)) == -1,
+	   "an empty spec is refused");
+	ok(db_serial_revoke_add(db, "CN=X", "0c", "keyCompromise", 5, err,
+	                        sizeof(err)) == 0 &&
+	           db_serial_revoke_add(db, "CN=X", "0C", NULL, 6, err,
+	                                sizeof(err)) == 0 &&
+	           db_serial_revoked(db, "CN=X", "0c", err, sizeof(err)) == 1 &&
+	           db_serial_revoked(db, "CN=Y", "0C", err, sizeof(err)) == 0,
+	   "CRL entries: idempotent, per issuer");
+	ok(db_serial_revoke_add(db, NULL, "0c", NULL, 5, err, sizeof(err)) ==
+	           -1,
+	   "a CRL entry without issuer is refused");
+}
+
+struct rows {
+	int n, ncols;
+	char first[12][64];
+	char last[64];
+};
+
+static int collect(void *arg, int ncols, const char *const *cols)
+{
+	struct rows *r = arg;
+
+	if (r->n < 12)
+		snprintf(r->first[r->n], sizeof(r->first[0]), "%s",
+		         cols[0] ? cols[0] : "(null)");
+	snprintf(r->last, sizeof(r->last), "%s",
+	         cols[ncols - 1] ? cols[ncols - 1] : "(null)");
+	r->ncols = ncols;
+	r->n++;
+	return 0;
+}
+
+static void report(const char *p, struct db *db)
+{
+	static const int ncols[DB_REPORT_TABLES] = { 6, 6, 5, 5, 2, 2, 4 };
+	struct rows rows;
+
+	raw_exec(p, "INSERT INTO audit (at, from_addr, action, result) VALUES"
+	            " (1709500000, 'andi@banjarkota.go.id', 'signed', 'ok'),"
+	            " (1709600000, 'andi@banjarkota.go.id', 'rejected', 'x'),"
+	            " (1712000000, 'budi@x', 'unsigned', 'no certificate'),"
+	            " (1712100000, 'budi@x', 'unsigned', 'no certificate'),"
+	            " (1690000000, 'budi@x', 'unsigned', 'last year')");
+	for (int t = 0; t < DB_REPORT_TABLES; t++) {
+		memset(&rows, 0, sizeof(rows));
+		ok(db_report(db, t, 1704067200, 1735689600, 1720000000, collect,
+		             &rows, err, sizeof(err)) == 0 &&
+		           (rows.n == 0 || rows.ncols == ncols[t]),
+		   "report table %d: %d rows of %d columns (%s)", t, rows.n,
+		   rows.ncols, err);
+		if (t == DB_REPORT_MESSAGES_BY_MONTH)
+			ok(rows.n == 12 && strcmp(rows.first[0], "01") == 0 &&
+			           strcmp(rows.first[11], "12") == 0,
+			   "every month is listed");
+		if (t == DB_REPORT_MESSAGES_BY_UNIT)
+			ok(rows.n == 2 && strcmp(rows.first[0], "-") == 0 &&
+			           strcmp(rows.first[1], "Diskominfo") == 0 &&
+			           strcmp(rows.last, "1") == 0,
+			   "per unit, by the sender's newest certificate");
+		if (t == DB_REPORT_UNSIGNED_REASONS)
+			ok(rows.n == 1 &&
+			           strcmp(rows.first[0], "no certificate") ==
+			                   0 &&
+			           strcmp(rows.last, "2") == 0,
+			   "unsigned reasons of this year only");
+		if (t == DB_REPORT_CERTS_BY_KIND)
+			ok(rows.n == 3 &&
+			           strcmp(rows.first[0], "individual") == 0,
+			   "certificates by kind: the three kinds");
+	}
+	ok(db_report(db, DB_REPORT_TABLES, 0, 1, 1, collect, &rows, err,
+	             sizeof(err)) == -1,
+	   "no such report table");
+}
+
+/* The statement helper itself: parameters, rows, and errors. */
+static void helper(const char *path, struct db *db)
+{
+	struct db_q q;
+	long long v = 0;
+	sqlite3 *locker;
+
+	ok(db_get_int(db, "SELECT ?1 + ?2", DB_ARGS(DB_INT(40), DB_INT(2)), &v,
+	              err, sizeof(err)) == 1 &&
+	           v == 42,
+	   "db_get_int with integer parameters");
+	ok(db_get_int(db, "SELECT ?1 IS NULL AND ?2 IS NULL AND ?3 = 'x'",
+	              DB_ARGS(DB_TEXT(NULL), DB_ID(0), DB_TEXT("x")), &v, err,
+	              sizeof(err)) == 1 &&
+	           v == 1,
+	   "DB_TEXT(NULL) and DB_ID(0) bind SQL NULL");
+	ok(db_get_int(db, "SELECT 1 WHERE 0", DB_NOARGS, &v, err,
+	              sizeof(err)) == 0,
+	   "no row: 0");
+	err[0] = '\0';
+	ok(db_run(db, "SELECT nonsense FROM nowhere", DB_NOARGS, err,
+	          sizeof(err)) == -1 &&
+	           strncmp(err, "database: ", 10) == 0 &&
+	           strstr(err, "nowhere"),
+	   "bad SQL: -1 and a database error (%s)", err);
+	err[0] = '\0';
+	ok(db_q_open(&q, db, "SELECT ?", DB_ARGS(DB_INT(1), DB_INT(2)), err,
+	             sizeof(err)) == -1 &&
+	           strncmp(err, "database: ", 10) == 0,
+	   "too many parameters: refused (%s)", err);
+	ok(db_q_open(&q, db, "SELECT abs(-9223372036854775807 - ?)",
+	             DB_ARGS(DB_INT(1)), err, sizeof(err)) == 0 &&
+	           db_q_next(&q) == -1 && db_q_next(&q) == -1 &&
+	           db_q_close(&q) == -1 && strstr(err, "overflow"),
+	   "a step that fails: -1 from next and close (%s)", err);
+	ok(db_q_close(NULL) == 0, "db_q_close(NULL)");
+
+	/* another writer holds the lock: the error says so in words */
+	sqlite3_busy_timeout(db->h, 50);
+	ok(sqlite3_open(path, &locker) == SQLITE_OK &&
+	           sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
+	                   SQLITE_OK,
+	   "another connection takes the write lock");
+	ok(db_crl_add(db, "CN=X", 1, 2, 0, err, sizeof(err)) == -1 &&
+	           strstr(err, "database: the database is locked"),
+	   "a locked database: %s", err);
+	sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(locker);
+	ok(db_crl_add(db, "CN=X", 1, 2, 0, err, sizeof(err)) == 0,
+	   "and works once the lock is gone");
+}
+
+int main(void)
+{
+	const char *p;
+	struct db *db;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	fresh_schema();
+	old_schema();
+
+	p = path_of("work.db");
+	if (db_open(p, DB_CREATE, &db, err, sizeof(err)) != 0) {
+		printf("# %s\n", err);
+		return 1;
+	}
+	certificates(db);
+	revoke_many(p, db);
+	audit(p, db);
+	renewals(db, 1);
+	recipients(p, db);
+	report(p, db);
+	helper(p, db);
+	db_close(db);
+
+	snprintf(err, sizeof(err), "rm -rf %s", dir);
+	if (system(err) != 0)
+		return 1;
+	return tap_done();
+}
