@@ -2,7 +2,7 @@
  * cert_emails, cert_verify_chain, cert_read_file on PKCS#7 bundles
  * (lib/certstore.c), recipient_cert_check and recipient_from_cert
  * (lib/recipient.c) and the recipient_certs / revoked_serials API of
- * lib/db.c.  Certificates are made here with the OpenSSL API. */
+ * lib/db_recipient.c.  Certificates are made here with the OpenSSL API. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
