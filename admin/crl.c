@@ -87,12 +87,91 @@ static const char *crl_entry_reason(X509_REVOKED *r)
 	return names[code];
 }
 
+/* The CRL file path, read and (with ca_file) verified, or die. */
+static X509_CRL *crl_load(const struct config *cfg, const char *path)
+{
+	char err[1024];
+	X509_CRL *crl = read_crl(path, err, sizeof(err));
+
+	if (crl == NULL)
+		die(EX_DATAERR, "%s", err);
+	if (cfg->ca_file) {
+		if (crl_verify(crl, cfg->ca_file, err, sizeof(err)) != 0)
+			die(EX_DATAERR, "%s: refused: %s", path, err);
+	} else
+		fprintf(stderr,
+		        "smimectl: warning: no ca_file configured, the "
+		        "signature of %s is not verified\n",
+		        path);
+	return crl;
+}
+
+/* One entry r of the CRL of issuer (read from path) kept and applied:
+ * the number of certificates it revoked into *count. */
+static void crl_apply_entry(struct db *db, const char *path, const char *issuer,
+                            X509_REVOKED *r, int *count)
+{
+	char err[1024];
+	BIGNUM *bn =
+	        ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(r), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	time_t when = asn1_time_to_time(X509_REVOKED_get0_revocationDate(r));
+
+	*count = 0;
+	if (hex == NULL) {
+		db_rollback(db);
+		die(EX_SOFTWARE, "%s: cannot read a serial", path);
+	}
+	/* every entry is kept, so that a recipient
+	 * certificate imported later is refused too */
+	if (db_serial_revoke_add(db, issuer, hex, crl_entry_reason(r), when,
+	                         err, sizeof(err)) != 0 ||
+	    db_revoke(db, issuer, hex, "crl", when, actor(), count, err,
+	              sizeof(err)) != 0) {
+		db_rollback(db);
+		die(EX_TEMPFAIL, "nothing changed: %s", err);
+	}
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
+/* The CRL crl (read from path) applied in one transaction; returns how
+ * many certificates it marked revoked.  Frees crl. */
+static int crl_apply(struct db *db, const char *path, X509_CRL *crl)
+{
+	STACK_OF(X509_REVOKED) *revs = X509_CRL_get_REVOKED(crl);
+	char err[1024], *issuer = cert_name_text(X509_CRL_get_issuer(crl));
+	int changed = 0, n = sk_X509_REVOKED_num(revs);
+
+	if (db_begin(db, err, sizeof(err)) != 0)
+		die(EX_TEMPFAIL, "%s", err);
+	for (int i = 0; i < n; i++) {
+		int count;
+		crl_apply_entry(db, path, issuer,
+		                sk_X509_REVOKED_value(revs, i), &count);
+		changed += count;
+	}
+	if (db_crl_add(db, issuer,
+	               asn1_time_to_time(X509_CRL_get0_lastUpdate(crl)),
+	               asn1_time_to_time(X509_CRL_get0_nextUpdate(crl)), n, err,
+	               sizeof(err)) != 0 ||
+	    db_commit(db, err, sizeof(err)) != 0) {
+		db_rollback(db);
+		die(EX_TEMPFAIL, "nothing changed: %s", err);
+	}
+	printf("%s: %d serial%s listed, %d certificate%s marked "
+	       "revoked\n",
+	       path, n, n == 1 ? "" : "s", changed, changed == 1 ? "" : "s");
+	free(issuer);
+	X509_CRL_free(crl);
+	return changed;
+}
+
 int cmd_crl(int argc, char **argv)
 {
 	struct config *cfg;
 	struct db *db;
 	X509_CRL **crls;
-	char err[1024];
 	int total = 0;
 
 	if (argc < 3 || strcmp(argv[1], "import") != 0)
@@ -102,75 +181,11 @@ int cmd_crl(int argc, char **argv)
 	crls = calloc((size_t)argc, sizeof(*crls));
 	if (crls == NULL)
 		die(EX_OSERR, "out of memory");
-	for (int f = 2; f < argc; f++) {
-		crls[f] = read_crl(argv[f], err, sizeof(err));
-		if (crls[f] == NULL)
-			die(EX_DATAERR, "%s", err);
-		if (cfg->ca_file) {
-			if (crl_verify(crls[f], cfg->ca_file, err,
-			               sizeof(err)) != 0)
-				die(EX_DATAERR, "%s: refused: %s", argv[f],
-				    err);
-		} else
-			fprintf(stderr,
-			        "smimectl: warning: no ca_file configured, the "
-			        "signature of %s is not verified\n",
-			        argv[f]);
-	}
+	for (int f = 2; f < argc; f++)
+		crls[f] = crl_load(cfg, argv[f]);
 	db = open_db_as_user(cfg, DB_READWRITE);
-	for (int f = 2; f < argc; f++) {
-		X509_CRL *crl = crls[f];
-		STACK_OF(X509_REVOKED) *revs;
-		char *issuer;
-		int changed = 0, n;
-		issuer = cert_name_text(X509_CRL_get_issuer(crl));
-		revs = X509_CRL_get_REVOKED(crl);
-		n = sk_X509_REVOKED_num(revs);
-		if (db_begin(db, err, sizeof(err)) != 0)
-			die(EX_TEMPFAIL, "%s", err);
-		for (int i = 0; i < n; i++) {
-			X509_REVOKED *r = sk_X509_REVOKED_value(revs, i);
-			BIGNUM *bn = ASN1_INTEGER_to_BN(
-			        X509_REVOKED_get0_serialNumber(r), NULL);
-			char *hex = bn ? BN_bn2hex(bn) : NULL;
-			time_t when = asn1_time_to_time(
-			        X509_REVOKED_get0_revocationDate(r));
-			int count = 0;
-			if (hex == NULL) {
-				db_rollback(db);
-				die(EX_SOFTWARE, "%s: cannot read a serial",
-				    argv[f]);
-			}
-			/* every entry is kept, so that a recipient
-			 * certificate imported later is refused too */
-			if (db_serial_revoke_add(db, issuer, hex,
-			                         crl_entry_reason(r), when, err,
-			                         sizeof(err)) != 0 ||
-			    db_revoke(db, issuer, hex, "crl", when, actor(),
-			              &count, err, sizeof(err)) != 0) {
-				db_rollback(db);
-				die(EX_TEMPFAIL, "nothing changed: %s", err);
-			}
-			changed += count;
-			OPENSSL_free(hex);
-			BN_free(bn);
-		}
-		if (db_crl_add(db, issuer,
-		               asn1_time_to_time(X509_CRL_get0_lastUpdate(crl)),
-		               asn1_time_to_time(X509_CRL_get0_nextUpdate(crl)),
-		               n, err, sizeof(err)) != 0 ||
-		    db_commit(db, err, sizeof(err)) != 0) {
-			db_rollback(db);
-			die(EX_TEMPFAIL, "nothing changed: %s", err);
-		}
-		printf("%s: %d serial%s listed, %d certificate%s marked "
-		       "revoked\n",
-		       argv[f], n, n == 1 ? "" : "s", changed,
-		       changed == 1 ? "" : "s");
-		total += changed;
-		free(issuer);
-		X509_CRL_free(crl);
-	}
+	for (int f = 2; f < argc; f++)
+		total += crl_apply(db, argv[f], crls[f]);
 	free(crls);
 	if (total > 0)
 		printf("run \"smimectl reload\" (or send SIGUSR1) so the "
