@@ -21,6 +21,28 @@ struct list_state {
 	const char *kind, *unit, *status;
 };
 
+/* One certificate as a member of the list --json array. */
+static void list_json(const struct list_state *ls, const char *address,
+                      const struct db_cert *c)
+{
+	const struct json_kv kv[] = {
+		{ "key_backend", c->key_backend },
+		{ "owner", c->owner },
+		{ "nip", c->nip },
+		{ "unit", c->unit },
+		{ "contact", c->contact ? c->contact : c->mailbox },
+	};
+
+	json_row_begin(ls->n, c->id, "mailbox", c->mailbox);
+	printf(", \"mapped\": %s, \"kind\": ", address ? "true" : "false");
+	json_str(c->kind);
+	printf(", \"status\": ");
+	json_str(c->status);
+	json_cert_fields(c->serial, c->fingerprint, c->subject, c->issuer,
+	                 c->not_before, c->not_after);
+	json_row_end(kv, sizeof(kv) / sizeof(kv[0]));
+}
+
 static int list_row(void *arg, const char *address, const struct db_cert *c)
 {
 	struct list_state *ls = arg;
@@ -30,33 +52,16 @@ static int list_row(void *arg, const char *address, const struct db_cert *c)
 	    (ls->unit && !str_ieq(ls->unit, c->unit ? c->unit : "")) ||
 	    (ls->status && !str_ieq(ls->status, c->status)))
 		return 0;
-	time_fmt(c->not_after, na, sizeof(na));
-	if (ls->json) {
-		const struct json_kv kv[] = {
-			{ "key_backend", c->key_backend },
-			{ "owner", c->owner },
-			{ "nip", c->nip },
-			{ "unit", c->unit },
-			{ "contact", c->contact ? c->contact : c->mailbox },
-		};
-
-		json_row_begin(ls->n, c->id, "mailbox", c->mailbox);
-		printf(", \"mapped\": %s, \"kind\": ",
-		       address ? "true" : "false");
-		json_str(c->kind);
-		printf(", \"status\": ");
-		json_str(c->status);
-		json_cert_fields(c->serial, c->fingerprint, c->subject,
-		                 c->issuer, c->not_before, c->not_after);
-		json_row_end(kv, sizeof(kv) / sizeof(kv[0]));
-	} else {
+	if (ls->json)
+		list_json(ls, address, c);
+	else {
 		if (ls->n == 0)
 			printf("%-4s %-32s %-10s %-10s %-20s %-10s %s\n", "ID",
 			       "MAILBOX", "KIND", "STATUS", "SERIAL", "EXPIRES",
 			       "SUBJECT");
 		printf("%-4lld %-32s %-10s %-10s %-20.20s %-10.10s %s\n", c->id,
-		       c->mailbox, c->kind, c->status, c->serial, na,
-		       c->subject);
+		       c->mailbox, c->kind, c->status, c->serial,
+		       time_fmt(c->not_after, na, sizeof(na)), c->subject);
 	}
 	ls->n++;
 	return 0;

@@ -169,10 +169,10 @@ static int crl_apply(struct db *db, const char *path, X509_CRL *crl)
 
 int cmd_crl(int argc, char **argv)
 {
+	X509_CRL **crls; /* by argv index */
+	int total = 0;
 	struct config *cfg;
 	struct db *db;
-	X509_CRL **crls;
-	int total = 0;
 
 	if (argc < 3 || strcmp(argv[1], "import") != 0)
 		die(EX_USAGE, "usage: crl import FILE...");

@@ -38,6 +38,19 @@ void check_kind(const char *kind);
 void check_key_type(const char *type);
 /* Who runs the command, for the audit trail. */
 const char *actor(void);
+/* One --name VALUE option: its value is stored in *value. */
+struct long_arg {
+	const char *name;
+	const char **value;
+};
+/* Parse the options args (ended by a NULL name) of a command's argv with
+ * getopt_long from argv[1].  Returns 0, or -1 at an unknown option or a
+ * missing value (getopt_long has said which on stderr); optind is then the
+ * first operand. */
+int parse_long_args(int argc, char **argv, const struct long_arg *args);
+
+/* ---- json.c: --json output on stdout ---- */
+
 /* A JSON string (or null) on stdout. */
 void json_str(const char *s);
 /* The start of the object of row n (0: the first) of a JSON array:
@@ -56,18 +69,7 @@ void json_cert_fields(const char *serial, const char *fingerprint,
                       const char *subject, const char *issuer,
                       time_t not_before, time_t not_after);
 
-/* One --name VALUE option: its value is stored in *value. */
-struct long_arg {
-	const char *name;
-	const char **value;
-};
-/* Parse the options args (ended by a NULL name) of a command's argv with
- * getopt_long from argv[1].  Returns 0, or -1 at an unknown option or a
- * missing value (getopt_long has said which on stderr); optind is then the
- * first operand. */
-int parse_long_args(int argc, char **argv, const struct long_arg *args);
-
-/* ---- csr.c: certificate requests.  All die on failure. ---- */
+/* ---- csr.c: certificate requests ---- */
 
 /* A PKCS#10 for key with subject and (if not NULL) a copy of the
  * subjectAltName extension san, key usage fit for S/MIME; NULL when it
@@ -77,12 +79,12 @@ X509_REQ *csr_make(const X509_NAME *subject, const X509_EXTENSION *san,
 /* A request for a new mailbox: subject CN=mbox, subjectAltName mbox; NULL
  * when it cannot be built. */
 X509_REQ *csr_for_mailbox(const char *mbox, EVP_PKEY *key, int ec);
-/* The file DIR/MAILBOX.csr.pem opened for writing (as the caller); its
- * name in path. */
+/* The file DIR/MAILBOX.csr.pem opened for writing (as the caller), its
+ * name in path; dies when it cannot be created. */
 FILE *csr_open(const char *outdir, const char *mbox, char *path,
                size_t pathlen);
 /* req written as PEM to f (closed), path naming it in messages; returns
- * the PEM text (malloc'd). */
+ * the PEM text (malloc'd), or dies. */
 char *csr_write(FILE *f, X509_REQ *req, const char *path);
 
 /* ---- hsm.c: PKCS#11.  All die with a clear message on failure. ---- */
