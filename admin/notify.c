@@ -127,36 +127,19 @@ static int send_mail(const char *sendmail, const char *msg)
 	                                                                   : -1;
 }
 
-static int notify_row(void *arg, const char *address, const struct db_cert *c)
+/* The alert for the certificate c of address: headers, then the template
+ * expanded.  days is what is left, expiry its end as text. */
+static char *notify_message(const struct notify_state *ns, const char *address,
+                            const struct db_cert *c, int threshold, long days,
+                            const char *expiry)
 {
-	struct notify_state *ns = arg;
 	const struct config *cfg = ns->cfg;
-	long days = (long)((c->not_after - ns->now) / 86400);
-	int threshold = -1, rc;
-	char err[512], expiry[40], dbuf[24], date[64], from[320];
 	const char *contact = c->contact ? c->contact : address;
+	char dbuf[24], date[64], from[320], h[1024];
 	char *body, *msg = NULL;
 	size_t len = 0;
 	struct tm tm;
 
-	if (!str_ieq(c->status, "active"))
-		return 0;
-	if (c->not_after < ns->now)
-		days = 0; /* expired while still mapped: the last alert */
-	/* the most urgent threshold crossed */
-	for (size_t i = 0; i < cfg->nalert_days; i++)
-		if (days <= cfg->alert_days[i])
-			threshold = (int)cfg->alert_days[i];
-	if (threshold < 0)
-		return 0;
-	rc = db_alert_sent(ns->db, c->id, threshold, err, sizeof(err));
-	if (rc < 0)
-		die(EX_TEMPFAIL, "%s", err);
-	if (rc == 1) {
-		ns->skipped++;
-		return 0;
-	}
-	time_fmt(c->not_after, expiry, sizeof(expiry));
 	snprintf(dbuf, sizeof(dbuf), "%ld", days);
 	{
 		const char *keys[] = { "mailbox", "owner", "unit",   "serial",
@@ -177,22 +160,50 @@ static int notify_row(void *arg, const char *address, const struct db_cert *c)
 	gmtime_r(&ns->now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	sb_add(&msg, &len, "", 0);
-	{
-		char h[1024];
-		snprintf(h, sizeof(h),
-		         "From: %s\nTo: %s\n%s%s%sDate: %s\n"
-		         "Message-ID: <smimectl.%s.%d.%ld@%s>\n"
-		         "MIME-Version: 1.0\n"
-		         "Content-Type: text/plain; charset=utf-8\n"
-		         "Content-Transfer-Encoding: 8bit\n",
-		         from, contact, cfg->op_admin ? "Cc: " : "",
-		         cfg->op_admin ? cfg->op_admin : "",
-		         cfg->op_admin ? "\n" : "", date, c->serial, threshold,
-		         (long)ns->now, cfg->domains[0]);
-		sb_add(&msg, &len, h, strlen(h));
-	}
+	snprintf(h, sizeof(h),
+	         "From: %s\nTo: %s\n%s%s%sDate: %s\n"
+	         "Message-ID: <smimectl.%s.%d.%ld@%s>\n"
+	         "MIME-Version: 1.0\n"
+	         "Content-Type: text/plain; charset=utf-8\n"
+	         "Content-Transfer-Encoding: 8bit\n",
+	         from, contact, cfg->op_admin ? "Cc: " : "",
+	         cfg->op_admin ? cfg->op_admin : "", cfg->op_admin ? "\n" : "",
+	         date, c->serial, threshold, (long)ns->now, cfg->domains[0]);
+	sb_add(&msg, &len, h, strlen(h));
 	sb_add(&msg, &len, body, strlen(body));
 	free(body);
+	return msg;
+}
+
+static int notify_row(void *arg, const char *address, const struct db_cert *c)
+{
+	struct notify_state *ns = arg;
+	const struct config *cfg = ns->cfg;
+	long days = (long)((c->not_after - ns->now) / 86400);
+	int threshold = -1, rc;
+	char err[512], expiry[40];
+	const char *contact = c->contact ? c->contact : address;
+	char *msg;
+
+	if (!str_ieq(c->status, "active"))
+		return 0;
+	if (c->not_after < ns->now)
+		days = 0; /* expired while still mapped: the last alert */
+	/* the most urgent threshold crossed */
+	for (size_t i = 0; i < cfg->nalert_days; i++)
+		if (days <= cfg->alert_days[i])
+			threshold = (int)cfg->alert_days[i];
+	if (threshold < 0)
+		return 0;
+	rc = db_alert_sent(ns->db, c->id, threshold, err, sizeof(err));
+	if (rc < 0)
+		die(EX_TEMPFAIL, "%s", err);
+	if (rc == 1) {
+		ns->skipped++;
+		return 0;
+	}
+	time_fmt(c->not_after, expiry, sizeof(expiry));
+	msg = notify_message(ns, address, c, threshold, days, expiry);
 	if (ns->dry_run) {
 		printf("---- alert for %s (threshold %d days) ----\n%s\n",
 		       address, threshold, msg);
@@ -221,6 +232,26 @@ static int notify_row(void *arg, const char *address, const struct db_cert *c)
 	return 0;
 }
 
+/* The alert template: the file alert_template names, or the default. */
+static char *notify_template(const struct config *cfg)
+{
+	FILE *f;
+	size_t len = 0, n;
+	char buf[4096], *template = NULL;
+
+	if (cfg->alert_template == NULL)
+		return strdup(default_template);
+	f = fopen(cfg->alert_template, "r");
+	if (f == NULL)
+		die(EX_NOINPUT, "alert_template %s: %s", cfg->alert_template,
+		    strerror(errno));
+	sb_add(&template, &len, "", 0);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sb_add(&template, &len, buf, n);
+	fclose(f);
+	return template;
+}
+
 int cmd_notify(int argc, char **argv)
 {
 	struct notify_state ns;
@@ -234,21 +265,7 @@ int cmd_notify(int argc, char **argv)
 			die(EX_USAGE, "usage: notify [--dry-run]");
 	}
 	ns.cfg = load_config();
-	if (ns.cfg->alert_template) {
-		FILE *f = fopen(ns.cfg->alert_template, "r");
-		size_t len = 0;
-		char buf[4096];
-		size_t n;
-		if (f == NULL)
-			die(EX_NOINPUT, "alert_template %s: %s",
-			    ns.cfg->alert_template, strerror(errno));
-		ns.template = NULL;
-		sb_add(&ns.template, &len, "", 0);
-		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-			sb_add(&ns.template, &len, buf, n);
-		fclose(f);
-	} else
-		ns.template = strdup(default_template);
+	ns.template = notify_template(ns.cfg);
 	ns.db = open_db_as_user(ns.cfg, DB_READWRITE);
 	ns.now = time(NULL);
 	if (db_mappings(ns.db, notify_row, &ns, err, sizeof(err)) != 0)
