@@ -110,8 +110,7 @@ static int audit_verify(int argc, char **argv)
 			              "[--json]");
 	}
 	cfg = load_config();
-	become_user(cfg);
-	db = open_db(cfg, DB_READONLY);
+	db = open_db_as_user(cfg, DB_READONLY);
 	rc = db_audit_verify(db, anchor_id, anchor_hash, &c, err, sizeof(err));
 	db_close(db);
 	config_free(cfg);

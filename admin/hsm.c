@@ -1,6 +1,7 @@
 /* smimectl: keys on PKCS#11 tokens -- import, keygen, tokens (see p11.h). */
 #include "smimectl.h"
 #include "certstore.h"
+#include "keystore.h"
 #include "p11.h"
 
 #include <getopt.h>
@@ -10,35 +11,30 @@
 #include <sysexits.h>
 #include <time.h>
 
-#include <openssl/x509v3.h>
-
-/* One context for the whole run; it lives until exit, as do the keys it
- * hands out. */
-static struct p11_ctx *hsm_ctx(const struct config *cfg)
+/* One key store for the whole run, one session per token, 1 s between
+ * reconnects; it lives until exit, as do the keys it hands out. */
+struct keystore *hsm_keystore(const struct config *cfg)
 {
-	static struct p11_ctx *ctx;
-	struct p11_settings set = {
-		.module = cfg->pkcs11_module,
-		.pin_tokens = cfg->pkcs11_token,
-		.pin_files = cfg->pkcs11_pin_file,
-		.npins = cfg->npkcs11_tokens,
-		.sessions = 1,
-		.retry = 1,
-	};
+	static struct keystore *ks;
 
-	if (ctx == NULL && (ctx = p11_ctx_new(&set)) == NULL)
+	if (ks == NULL && (ks = keystore_new_config(cfg, 1, 1)) == NULL)
 		die(EX_OSERR, "out of memory");
-	return ctx;
+	return ks;
 }
 
-EVP_PKEY *hsm_key_for_cert(const struct config *cfg, const char *uri,
-                           X509 *cert)
+static struct p11_ctx *hsm_ctx(const struct config *cfg)
 {
-	EVP_PKEY *key;
-	char err[1024];
+	return keystore_p11(hsm_keystore(cfg));
+}
 
-	if (p11_ctx_key(hsm_ctx(cfg), uri, cert, &key, NULL, err,
-	                sizeof(err)) != 0)
+EVP_PKEY *hsm_load_key(const struct config *cfg, const struct key_ref *ref,
+                       X509 *cert)
+{
+	EVP_PKEY *key = NULL;
+	char err[2048];
+
+	if (keystore_load_key(hsm_keystore(cfg), ref, cert, &key, NULL, err,
+	                      sizeof(err)) != 0)
 		die(EX_DATAERR, "refused: %s", err);
 	return key;
 }
@@ -101,36 +97,8 @@ int cmd_tokens(int argc, char **argv)
 	return EX_OK;
 }
 
-/* subject CN=mailbox, subjectAltName rfc822Name mailbox: the CA puts its
- * own subject in the certificate; the address is what must match. */
-static X509_REQ *new_request(const char *mbox, EVP_PKEY *key, int ec)
-{
-	X509_NAME *name = X509_NAME_new();
-	X509_EXTENSION *san;
-	X509_REQ *req = NULL;
-	char v[400];
-
-	snprintf(v, sizeof(v), "email:%s", mbox);
-	san = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, v);
-	if (name && san &&
-	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	                               (const unsigned char *)mbox, -1, -1, 0))
-		req = make_csr(name, san, key, ec);
-	X509_NAME_free(name);
-	X509_EXTENSION_free(san);
-	return req;
-}
-
 int cmd_keygen(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "mailbox", required_argument, NULL, 'm' },
-		{ "pkcs11-uri", required_argument, NULL, 'U' },
-		{ "key-type", required_argument, NULL, 't' },
-		{ "kind", required_argument, NULL, 'k' },
-		{ "out", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *mailbox = NULL, *uri = NULL, *type = "rsa2048",
 	           *kind = "individual", *outdir = ".";
 	struct config *cfg;
@@ -141,60 +109,38 @@ int cmd_keygen(int argc, char **argv)
 	X509_REQ *req;
 	FILE *f;
 	char err[1024], mbox[320], csrpath[4096], *csr_pem, *newuri = NULL;
-	int opt;
+	const struct long_arg opts[] = {
+		{ "mailbox", &mailbox }, { "pkcs11-uri", &uri },
+		{ "key-type", &type },   { "kind", &kind },
+		{ "out", &outdir },      { NULL, NULL },
+	};
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'm':
-			mailbox = optarg;
-			break;
-		case 'U':
-			uri = optarg;
-			break;
-		case 't':
-			type = optarg;
-			break;
-		case 'k':
-			kind = optarg;
-			break;
-		case 'o':
-			outdir = optarg;
-			break;
-		default:
-			return EX_USAGE;
-		}
-	}
+	if (parse_long_args(argc, argv, opts) != 0)
+		return EX_USAGE;
 	if (!mailbox || !uri || optind != argc)
 		die(EX_USAGE, "usage: keygen --mailbox ADDR --pkcs11-uri URI "
 		              "[--key-type rsa2048|rsa3072|ec-p256] [--kind K] "
 		              "[--out DIR]");
 	check_key_type(type);
 	check_kind(kind);
-	if (addr_from_header(mailbox, mbox, sizeof(mbox), err, sizeof(err)) !=
-	    0)
-		die(EX_USAGE, "--mailbox %s: %s", mailbox, err);
+	mailbox_arg("--mailbox", mailbox, mbox, sizeof(mbox));
 	if (p11_uri_parse(uri, &u, err, sizeof(err)) != 0)
 		die(EX_USAGE, "--pkcs11-uri %s: %s", uri, err);
 	cfg = load_config();
-	if (!config_signing_domain(cfg, addr_domain(mbox)))
-		fprintf(stderr,
-		        "smimectl: warning: %s is not in a signing domain of "
-		        "%s\n",
-		        mbox, cfg->path);
-	f = open_csr(outdir, mbox, csrpath, sizeof(csrpath));
+	warn_signing_domain(cfg, mbox);
+	f = csr_open(outdir, mbox, csrpath, sizeof(csrpath));
 	become_user(cfg);
 	memset(&ren, 0, sizeof(ren));
 	key = hsm_keygen(cfg, uri, u.object ? u.object : mbox, type, &newuri,
 	                 &ren.pubkey_sha256);
 	p11_uri_clear(&u);
-	req = new_request(mbox, key, strcmp(type, "ec-p256") == 0);
+	req = csr_for_mailbox(mbox, key, strcmp(type, "ec-p256") == 0);
 	if (req == NULL)
 		die(EX_SOFTWARE,
 		    "cannot build the certificate request (the new "
 		    "key %s stays on the token)",
 		    newuri);
-	csr_pem = write_csr(f, req, csrpath);
+	csr_pem = csr_write(f, req, csrpath);
 
 	ren.mailbox = mbox;
 	ren.kind = (char *)kind;

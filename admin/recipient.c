@@ -135,8 +135,7 @@ static int recipient_import(int argc, char **argv)
 		}
 	}
 
-	become_user(cfg);
-	db = open_db(cfg, DB_READWRITE);
+	db = open_db_as_user(cfg, DB_READWRITE);
 	if (db_begin(db, err, sizeof(err)) != 0)
 		die(EX_TEMPFAIL, "nothing imported: %s", err);
 	now = time(NULL);
@@ -275,37 +274,22 @@ static const char *state_of(const struct db_recipient *r, time_t now)
 static int list_one(void *arg, const struct db_recipient *r)
 {
 	struct rlist *l = arg;
-	char nb[40], na[40], ca[40], day[16];
+	char ca[40], day[16];
 	const char *state = state_of(r, l->now);
 
 	if (l->json) {
-		time_fmt(r->not_before, nb, sizeof(nb));
-		time_fmt(r->not_after, na, sizeof(na));
+		const struct json_kv kv[] = {
+			{ "status", r->status },
+			{ "state", state },
+			{ "source", r->source },
+			{ "created_at", ca },
+		};
+
 		time_fmt(r->created_at, ca, sizeof(ca));
-		printf("%s\n  {\"id\": %lld, \"address\": ", l->n ? "," : "",
-		       r->id);
-		json_str(r->address);
-		printf(", \"serial\": ");
-		json_str(r->serial);
-		printf(", \"fingerprint\": ");
-		json_str(r->fingerprint);
-		printf(", \"subject\": ");
-		json_str(r->subject);
-		printf(", \"issuer\": ");
-		json_str(r->issuer);
-		printf(", \"not_before\": ");
-		json_str(nb);
-		printf(", \"not_after\": ");
-		json_str(na);
-		printf(", \"status\": ");
-		json_str(r->status);
-		printf(", \"state\": ");
-		json_str(state);
-		printf(", \"source\": ");
-		json_str(r->source);
-		printf(", \"created_at\": ");
-		json_str(ca);
-		printf("}");
+		json_row_begin(l->n, r->id, "address", r->address);
+		json_cert_fields(r->serial, r->fingerprint, r->subject,
+		                 r->issuer, r->not_before, r->not_after);
+		json_row_end(kv, sizeof(kv) / sizeof(kv[0]));
 	} else {
 		if (l->n == 0)
 			printf("%-4s %-32s %-20s %-10s %-8s %-7s %s\n", "ID",
@@ -340,8 +324,7 @@ static int recipient_list(int argc, char **argv)
 			die(EX_USAGE, "%s", usage);
 	}
 	cfg = load_config();
-	become_user(cfg);
-	db = open_db(cfg, DB_READONLY);
+	db = open_db_as_user(cfg, DB_READONLY);
 	l.now = time(NULL);
 	if (l.json)
 		printf("[");
@@ -377,8 +360,7 @@ static int recipient_remove(int argc, char **argv)
 		spec = addr;
 	}
 	cfg = load_config();
-	become_user(cfg);
-	db = open_db(cfg, DB_READWRITE);
+	db = open_db_as_user(cfg, DB_READWRITE);
 	if (db_begin(db, err, sizeof(err)) != 0 ||
 	    db_recipient_remove(db, spec, actor(), &count, err, sizeof(err)) !=
 	            0 ||

@@ -1,8 +1,10 @@
-/* smimectl -- helpers shared by the subcommand files of the admin tool. */
+/* smimectl -- what the command files of the admin tool share.  The command
+ * table and main are in smimectl.c; nothing calls back into it. */
 #ifndef ADMIN_SMIMECTL_H
 #define ADMIN_SMIMECTL_H
 
 #include <stdio.h>
+#include <time.h>
 
 #include <openssl/x509.h>
 
@@ -10,35 +12,90 @@
 #include "db.h"
 #include "util.h"
 
+/* ---- common.c ---- */
+
 /* Print "smimectl: message" and exit with code. */
-void die(int code, const char *fmt, ...) PRINTFLIKE(2, 3);
+_Noreturn void die(int code, const char *fmt, ...) PRINTFLIKE(2, 3);
+/* The configuration file load_config reads (-c; CONFIG_DEFAULT_PATH when
+ * never called). */
+void set_config_path(const char *path);
 /* The configuration named by -c, or die. */
 struct config *load_config(void);
 /* Open the database, or die. */
 struct db *open_db(struct config *cfg, enum db_open_mode mode);
-/* From here on run as the milter's user (see smimectl.c). */
+/* From here on run as the milter's user (see common.c). */
 void become_user(const struct config *cfg);
+/* become_user, then open_db: what a command that only works on the
+ * database does first. */
+struct db *open_db_as_user(struct config *cfg, enum db_open_mode mode);
+/* A warning on stderr when mbox is not in a signing domain of cfg. */
+void warn_signing_domain(const struct config *cfg, const char *mbox);
+/* The address in the argument in (of option opt, NULL for an operand)
+ * into mbox, or die with the usage error. */
+void mailbox_arg(const char *opt, const char *in, char *mbox, size_t len);
 /* --kind and --key-type values, or die with the usage error. */
 void check_kind(const char *kind);
 void check_key_type(const char *type);
 /* Who runs the command, for the audit trail. */
 const char *actor(void);
+/* One --name VALUE option: its value is stored in *value. */
+struct long_arg {
+	const char *name;
+	const char **value;
+};
+/* Parse the options args (ended by a NULL name) of a command's argv with
+ * getopt_long from argv[1].  Returns 0, or -1 at an unknown option or a
+ * missing value (getopt_long has said which on stderr); optind is then the
+ * first operand. */
+int parse_long_args(int argc, char **argv, const struct long_arg *args);
+
+/* ---- json.c: --json output on stdout ---- */
+
 /* A JSON string (or null) on stdout. */
 void json_str(const char *s);
+/* The start of the object of row n (0: the first) of a JSON array:
+ * {"id": id, "name": value -- the caller adds members, then json_row_end. */
+void json_row_begin(int n, long long id, const char *name, const char *value);
+/* One member of a JSON object: a name and a string value (NULL: null). */
+struct json_kv {
+	const char *name, *value;
+};
+/* The last n members kv of a row, each as `, "name": value`, and its
+ * closing "}". */
+void json_row_end(const struct json_kv *kv, size_t n);
+/* The members every certificate listing has, in this order: serial,
+ * fingerprint, subject, issuer, not_before, not_after. */
+void json_cert_fields(const char *serial, const char *fingerprint,
+                      const char *subject, const char *issuer,
+                      time_t not_before, time_t not_after);
 
-/* Certificate requests (smimectl.c): a PKCS#10 for key with subject and
- * (if not NULL) subjectAltName san; the file DIR/MAILBOX.csr.pem opened as
- * the caller, then written (returns the PEM text).  Both die on failure. */
-X509_REQ *make_csr(const X509_NAME *subject, const X509_EXTENSION *san,
+/* ---- csr.c: certificate requests ---- */
+
+/* A PKCS#10 for key with subject and (if not NULL) a copy of the
+ * subjectAltName extension san, key usage fit for S/MIME; NULL when it
+ * cannot be built. */
+X509_REQ *csr_make(const X509_NAME *subject, const X509_EXTENSION *san,
                    EVP_PKEY *key, int ec);
-FILE *open_csr(const char *outdir, const char *mbox, char *path,
+/* A request for a new mailbox: subject CN=mbox, subjectAltName mbox; NULL
+ * when it cannot be built. */
+X509_REQ *csr_for_mailbox(const char *mbox, EVP_PKEY *key, int ec);
+/* The file DIR/MAILBOX.csr.pem opened for writing (as the caller), its
+ * name in path; dies when it cannot be created. */
+FILE *csr_open(const char *outdir, const char *mbox, char *path,
                size_t pathlen);
-char *write_csr(FILE *f, X509_REQ *req, const char *path);
+/* req written as PEM to f (closed), path naming it in messages; returns
+ * the PEM text (malloc'd), or dies. */
+char *csr_write(FILE *f, X509_REQ *req, const char *path);
 
-/* PKCS#11 (hsm.c).  All die with a clear message on failure. */
-/* The private key uri on its token, checked against cert's public key. */
-EVP_PKEY *hsm_key_for_cert(const struct config *cfg, const char *uri,
-                           X509 *cert);
+/* ---- hsm.c: PKCS#11.  All die with a clear message on failure. ---- */
+
+/* The key store of this run (PKCS#12, PEM and token keys alike). */
+struct keystore *hsm_keystore(const struct config *cfg);
+/* The private key of ref through the key store, checked against cert's
+ * public key. */
+struct key_ref;
+EVP_PKEY *hsm_load_key(const struct config *cfg, const struct key_ref *ref,
+                       X509 *cert);
 /* The certificate object with the CKA_ID of the key named by uri. */
 X509 *hsm_cert_of_key(const struct config *cfg, const char *uri);
 /* A new key pair on the token of uri: returns the signing EVP_PKEY, the
@@ -46,6 +103,30 @@ X509 *hsm_cert_of_key(const struct config *cfg, const char *uri);
 EVP_PKEY *hsm_keygen(const struct config *cfg, const char *uri,
                      const char *label, const char *type, char **newuri,
                      char **pubkey_sha256);
+
+/* ---- the commands: each takes its argv from the command name on and
+ * returns the exit code (or dies). ---- */
+
+/* smimectl init, reload (service.c). */
+int cmd_init(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
+/* smimectl import (import.c). */
+int cmd_import(int argc, char **argv);
+/* smimectl list, map, unmap, revoke, show (cert.c). */
+int cmd_list(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+int cmd_unmap(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+/* smimectl crl import (crl.c). */
+int cmd_crl(int argc, char **argv);
+/* smimectl renew (renew.c). */
+int cmd_renew(int argc, char **argv);
+/* smimectl expiring (expiring.c): monitoring-plugin exit codes. */
+int cmd_expiring(int argc, char **argv);
+/* smimectl notify (notify.c). */
+int cmd_notify(int argc, char **argv);
+/* smimectl tokens, keygen (hsm.c). */
 int cmd_tokens(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 

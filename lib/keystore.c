@@ -275,6 +275,11 @@ struct keystore *keystore_new(const struct p11_settings *p11)
 	return ks;
 }
 
+struct p11_ctx *keystore_p11(struct keystore *ks)
+{
+	return ks ? ks->p11 : NULL;
+}
+
 struct keystore *keystore_new_config(const struct config *cfg, int sessions,
                                      int retry)
 {

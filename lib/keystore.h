@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 struct config;
+struct p11_ctx;
 struct p11_key;
 struct p11_settings;
 
@@ -54,6 +55,10 @@ struct keystore *keystore_new(const struct p11_settings *p11);
  * reconnect attempts.  NULL on out of memory. */
 struct keystore *keystore_new_config(const struct config *cfg, int sessions,
                                      int retry);
+
+/* The PKCS#11 context of ks, for the admin tool's token operations
+ * (keygen, listing, a token key's certificate).  NULL for NULL. */
+struct p11_ctx *keystore_p11(struct keystore *ks);
 
 /* Frees the store and closes its token sessions; NULL is fine.  The keys it
  * handed out must be freed first. */
