@@ -1,5 +1,5 @@
 /*
- * fuzz_mime -- libFuzzer target for lib/mime.c: the Content-Type and
+ * fuzz_mime -- libFuzzer target for lib/mime_*.c: the Content-Type and
  * Content-Transfer-Encoding parsers, the incremental scanner (pass 1), the
  * CRLF canonicalizer and 7-bit rewriter (pass 2) and the base64 encoders.
  *

@@ -1,4 +1,4 @@
-/* Unit tests for lib/mime.c: Content-Type/CTE parsing, the two-pass 7-bit
+/* Unit tests for lib/mime_*.c: Content-Type/CTE parsing, the two-pass 7-bit
  * rewriter (QP, base64, re-wrapping, nested multiparts, message/rfc822,
  * broken structure, limits), chunking invariance and output chunk sizes.
  * MIME_BENCH=1 also prints throughput figures. */
