@@ -169,10 +169,35 @@ static int name_class(const unsigned char *p, size_t n, size_t *voff)
 	return 0;
 }
 
+/* 1 when a line (its first piece, at most LMAX octets) is a header field:
+ * a name of printable octets other than ':', optional blanks, ':'. */
+static int is_field(const unsigned char *p, size_t n)
+{
+	size_t k = 0;
+
+	if (n > LMAX) /* as when the line comes in pieces */
+		n = LMAX;
+	while (k < n && p[k] > 32 && p[k] < 127 && p[k] != ':')
+		k++;
+	if (k == 0)
+		return 0;
+	while (k < n && is_sp(p[k]))
+		k++;
+	return k < n && p[k] == ':';
+}
+
 static void hdr_frag(struct eng *E, const unsigned char *p, size_t n, int first,
                      int eol)
 {
 	int start = 0, cls = 0;
+
+	if (E->ms != NULL) {
+		struct ent *x = &E->ms->ent[E->fr[E->depth - 1].e];
+		x->hfl |=
+		        (unsigned char)(mime_scan_flags(p, n) & (F_NUL | F_CR));
+		if (eol && E->llen > LMAX)
+			x->hfl |= F_LONG;
+	}
 
 	if (first && !(n > 0 && is_sp(p[0]))) {
 		size_t voff = 0;
@@ -372,6 +397,16 @@ static void frag(struct eng *E, const unsigned char *p, size_t n, int first,
 
 	switch (f->state) {
 	case ST_HDRS:
+		if (first && n > 0 && !is_sp(p[0]) && !is_field(p, n)) {
+			/* not a field: the body starts here, as it does for
+			 * readers that end a header block at such a line */
+			if (E->ms != NULL)
+				E->ms->ent[f->e].hfl |= F_JUNK;
+			hdr_end(E, f, 1);
+			if (!E->failed)
+				frag(E, p, n, first, eol);
+			break;
+		}
 		hdr_frag(E, p, n, first, eol);
 		break;
 	case ST_A:

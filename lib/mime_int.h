@@ -86,6 +86,21 @@
  *    never ends with a blank line (ended by a delimiter or the end of the
  *    body) has no body and is copied unchanged.
  *
+ *  - A line of a nested header block that is neither a field (a name of
+ *    printable octets but ':', optional blanks, ':' within its first LMAX
+ *    octets) nor a continuation (leading space or tab) ends the block: a
+ *    blank line is written before it and the body starts with it, as
+ *    readers that end a header block at such a line (Python's email
+ *    package) see it.  So a base64 line right after the part headers, or
+ *    junk with NUL and bare CR, becomes content and is made 7-bit safe.
+ *
+ *  - Nested header lines over LMAX octets are folded before a space or tab
+ *    like the top-level ones (the same writer, mime_rewrite.c).  A line
+ *    with no such place, or a field holding NUL or a bare CR, fails
+ *    mime_rewrite with a reason: a relay would break it (Postfix's SMTP
+ *    client splits lines over smtp_line_length_limit), and replacing the
+ *    octets would change what readers parse.
+ *
  *  - Limits: MAXD (32) levels; MAXENT (10000) entities, after which no
  *    delimiter is recognized and the rest of the body belongs to the current
  *    region (which is then made 7-bit safe as a whole); HMAX bytes of one
@@ -147,6 +162,7 @@ enum { H_NONE = 0, H_QP, H_B64, H_7BIT };
 #define F_LONG     0x08
 #define F_NONBLANK 0x10
 #define F_BADUTF8  0x20
+#define F_JUNK     0x40 /* header block ended by a non-field line */
 #define F_UNSAFE   (F_8BIT | F_NUL | F_CR | F_LONG)
 
 /* ------------------------------------------------------------------ */
@@ -192,6 +208,7 @@ struct ent {
 	unsigned char fa, fb;                 /* F_* of region A and B */
 	unsigned char delim, closed;          /* multipart: delimiter seen */
 	unsigned char acta, actb, hact;       /* plan (mime_scan_finish) */
+	unsigned char hfl; /* header block: F_NUL, F_CR, F_LONG, F_JUNK */
 };
 
 struct eng;
@@ -240,7 +257,12 @@ struct wr {
 	/* nested header block */
 	int hact, hskip, hrep;
 	int hlong; /* a top-level header line could not be folded to LMAX */
+	const char *hbad; /* a nested header line that cannot be signed */
+	size_t hn;        /* octets of the current nested header line held */
+	int hcont; /* ... and a non-blank octet was written before them */
+	int hraw;  /* ... no fold point: the rest is copied */
 	unsigned char wsb[WSHOLD];
+	unsigned char hb[LMAX]; /* nested header line held for folding */
 	unsigned char buf[OBUF];
 };
 

@@ -9,6 +9,90 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Header lines are written through a hold buffer of LMAX octets, so that
+ * a line over LMAX octets is folded before a space or tab (unfolding gives
+ * the same value back) even when it arrives in pieces: hl_begin starts a
+ * line, hl_put appends to it, hl_break ends it with CRLF inside the field
+ * (a continuation follows), hl_flush writes what is held.  A folded piece
+ * must hold a non-blank octet (no all-blank continuation lines).  When a
+ * line has no such fold point, w->hlong is set and the rest of the line is
+ * written as it is (mime_rewrite then fails).  Each octet is searched and
+ * moved a bounded number of times: linear in the length of the line. */
+static void hl_begin(struct wr *w)
+{
+	mw_lbeg(w);
+	w->hn = 0;
+	w->hcont = 0;
+	w->hraw = 0;
+}
+
+static void hl_flush(struct wr *w)
+{
+	mw_put(w, w->hb, w->hn);
+	w->hn = 0;
+}
+
+static void hl_break(struct wr *w)
+{
+	hl_flush(w);
+	mw_put(w, "\r\n", 2);
+	w->hcont = 0;
+	w->hraw = 0;
+}
+
+/* The hold is full and next comes c: fold, or give up on this line. */
+static void hl_fold(struct wr *w, unsigned char c)
+{
+	size_t nb = 0, cut = 0;
+
+	while (nb < w->hn && is_sp(w->hb[nb]))
+		nb++;
+	if (w->hcont)
+		nb = 0;
+	if (is_sp(c) && (w->hcont || nb < w->hn)) {
+		hl_break(w); /* the line is exactly LMAX octets */
+		return;
+	}
+	for (size_t i = w->hn - 1; i > nb; i--)
+		if (is_sp(w->hb[i])) {
+			cut = i;
+			break;
+		}
+	if (cut == 0) {
+		w->hlong = 1;
+		w->hraw = 1;
+		hl_flush(w);
+		return;
+	}
+	mw_put(w, w->hb, cut);
+	mw_put(w, "\r\n", 2);
+	memmove(w->hb, w->hb + cut, w->hn - cut);
+	w->hn -= cut;
+	w->hcont = 0;
+}
+
+static void hl_put(struct wr *w, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		size_t take;
+		if (w->hraw) {
+			mw_put(w, p, n);
+			return;
+		}
+		if (w->hn == LMAX) {
+			hl_fold(w, p[0]);
+			continue;
+		}
+		take = LMAX - w->hn;
+		if (take > n)
+			take = n;
+		memcpy(w->hb + w->hn, p, take);
+		w->hn += take;
+		p += take;
+		n -= take;
+	}
+}
+
 void mw_hdr_frag(struct wr *w, const unsigned char *p, size_t n, int first,
                  int start, int iscte, int eol)
 {
@@ -21,11 +105,16 @@ void mw_hdr_frag(struct wr *w, const unsigned char *p, size_t n, int first,
 		}
 		return;
 	}
+	if (memchr(p, '\0', n) != NULL || memchr(p, '\r', n) != NULL)
+		w->hbad = "mime: NUL or bare CR in a header line of a nested "
+		          "part";
 	if (first)
-		mw_lbeg(w);
-	mw_put(w, p, n);
-	if (eol)
+		hl_begin(w);
+	hl_put(w, p, n);
+	if (eol) {
+		hl_flush(w);
 		mw_lend(w, eol != EOL_EOF);
+	}
 }
 
 void mw_line(struct wr *w, const unsigned char *p, size_t n, int eol)
@@ -38,81 +127,41 @@ void mw_line(struct wr *w, const unsigned char *p, size_t n, int eol)
 /* ------------------------------------------------------------------ */
 /* pass 2 */
 
-/* Write p[0..len) on an output line already col octets long, folding
- * before a space or tab so that no line exceeds LMAX octets (unfolding gives
- * the same value).  content says the line already holds a non-blank octet;
- * a folded piece must hold one too (no all-blank continuation lines).  When
- * no such fold point exists, w->hlong is set and the rest is written as it
- * is (mime_rewrite then fails). */
-static void w_fold(struct wr *w, const char *p, size_t len, size_t col,
-                   int content)
-{
-	while (col + len > LMAX) {
-		size_t cut = 0;
-		if (col < LMAX)
-			for (size_t i = LMAX - col; i > 0; i--) {
-				if (!is_sp((unsigned char)p[i]))
-					continue;
-				for (size_t j = 0; !content && j < i; j++)
-					if (!is_sp((unsigned char)p[j]))
-						content = 1;
-				if (content) {
-					cut = i;
-					break;
-				}
-			}
-		if (cut == 0) {
-			w->hlong = 1;
-			break;
-		}
-		mw_put(w, p, cut);
-		mw_put(w, "\r\n", 2);
-		p += cut;
-		len -= cut;
-		col = 0;
-		content = 0;
-	}
-	mw_put(w, p, len);
-}
-
 static void w_top_header(struct wr *w, const char *name, const char *value)
 {
 	const char *v = value ? value : "";
 	int firstseg = 1;
 
-	size_t col;
-
-	mw_lbeg(w);
-	mw_str(w, name);
-	mw_ch(w, ':');
-	col = strlen(name) + 1;
-	if (!is_sp((unsigned char)*v) && *v != '\r' && *v != '\n') {
-		mw_ch(w, ' ');
-		col++;
-	}
+	hl_begin(w);
+	hl_put(w, (const unsigned char *)name, strlen(name));
+	hl_put(w, (const unsigned char *)":", 1);
+	if (!is_sp((unsigned char)*v) && *v != '\r' && *v != '\n')
+		hl_put(w, (const unsigned char *)" ", 1);
 	for (;;) {
 		const char *nl = strchr(v, '\n');
 		size_t len = nl ? (size_t)(nl - v) : strlen(v);
 		if (len > 0 && v[len - 1] == '\r')
 			len--;
 		if (firstseg) {
-			w_fold(w, v, len, col, 1);
+			hl_put(w, (const unsigned char *)v, len);
 			firstseg = 0;
 		} else {
 			size_t k = 0;
 			while (k < len && is_sp((unsigned char)v[k]))
 				k++;
 			if (k < len) {
-				mw_put(w, "\r\n", 2);
+				hl_break(w);
 				if (k == 0)
-					mw_ch(w, ' ');
-				w_fold(w, v, len, k == 0, k == 0);
+					hl_put(w, (const unsigned char *)" ",
+					       1);
+				hl_put(w, (const unsigned char *)v, len);
 			}
 		}
 		if (nl == NULL)
 			break;
 		v = nl + 1;
 	}
+	hl_flush(w);
 	mw_lend(w, 1);
 }
 
@@ -208,6 +257,16 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 			mime_seterr(err, errlen, E->emsg);
 			goto out;
 		}
+	}
+	if (w->hbad != NULL || w->hlong) {
+		/* never sign a line a relay would break or change */
+		mime_seterr(err, errlen,
+		            w->hbad != NULL
+		                    ? w->hbad
+		                    : "mime: a header line of a nested part is "
+		                      "over 998 octets with no place to fold "
+		                      "it");
+		goto out;
 	}
 	if (total != s->bytes || (E != NULL && E->nent != s->nent)) {
 		mime_seterr(err, errlen, "body changed between passes");

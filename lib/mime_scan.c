@@ -156,6 +156,9 @@ static void plan(struct mime_scan *s)
 		x->hact = H_NONE;
 		if (x->kind == K_LEAF || (x->kind == K_MULTI && !x->delim))
 			s->leaves++;
+		if (x->hfl != 0)
+			s->needs =
+			        1; /* a blank line to add, or lines to fold */
 		if (!x->hdone)
 			continue;
 		if (x->kind == K_MULTI && x->delim) {
