@@ -307,6 +307,20 @@ static int multi_below(const struct eng *E)
 	return 0;
 }
 
+/* Pass 2: write the close delimiter of multipart f (it had none). */
+static void close_delim(struct eng *E, const struct frame *f)
+{
+	struct wr *w = E->w;
+
+	if (w == NULL)
+		return;
+	mw_lbeg(w);
+	mw_put(w, "--", 2);
+	mw_put(w, f->bnd, f->blen);
+	mw_put(w, "--", 2);
+	mw_lend(w, 1);
+}
+
 static void pop_top(struct eng *E, int at_eof)
 {
 	struct frame *f = &E->fr[E->depth - 1];
@@ -316,18 +330,22 @@ static void pop_top(struct eng *E, int at_eof)
 		hdr_end(E, f, 0);
 		break;
 	case ST_A:
+		if (f->kind == K_MULTI) {
+			/* its boundary never appeared: the body was its
+			 * preamble, and the close delimiter is written, as
+			 * Sendmail's MIME walk would write it after signing */
+			reg_end(E, 0);
+			close_delim(E, f);
+			break;
+		}
+		reg_end(E, at_eof && !multi_below(E));
+		break;
 	case ST_B:
 		reg_end(E, at_eof && !multi_below(E));
 		break;
 	default: /* ST_PARTS */
-		if (f->kind == K_MULTI && E->w != NULL) {
-			struct wr *w = E->w;
-			mw_lbeg(w);
-			mw_put(w, "--", 2);
-			mw_put(w, f->bnd, f->blen);
-			mw_put(w, "--", 2);
-			mw_lend(w, 1);
-		}
+		if (f->kind == K_MULTI)
+			close_delim(E, f);
 		break;
 	}
 	if (f->kind == K_MULTI && f->state != ST_B)

@@ -49,9 +49,17 @@
  *    content of its last part is the same with or without it (the line end
  *    before a delimiter belongs to the delimiter).
  *
+ *  - A multipart whose boundary never appears as a delimiter has its whole
+ *    body as its preamble (QP-escaped when not 7-bit safe, like any
+ *    preamble) and gets a close delimiter written at its end, before the
+ *    outer delimiter that ends it.  Sendmail's MIME walk (on by default,
+ *    MaxMimeHeaderLength) writes exactly that line when it relays such a
+ *    message; without it, Sendmail would write the inner delimiter in place
+ *    of the multipart/signed one after signing.
+ *
  *  - A multipart without usable structure -- no or empty boundary parameter,
- *    a boundary longer than 255 octets (struct mime_ct keeps 255), a
- *    boundary that never appears as a delimiter, a CTE other than
+ *    a boundary longer than 255 octets (struct mime_ct keeps 255), a CTE
+ *    other than
  *    7bit/8bit/binary, nested deeper than MAXD or past the MAXENT entity cap
  *    -- is treated as one opaque text leaf: its bytes are kept, and when they
  *    are not 7-bit safe (or the CTE says 8bit/binary) they are

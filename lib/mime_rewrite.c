@@ -273,8 +273,7 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 		goto out;
 	}
 	/* the outermost multipart ends with its close delimiter */
-	if (E != NULL &&
-	    !(x0->kind == K_MULTI && x0->delim && !(x0->fb & F_NONBLANK)) &&
+	if (E != NULL && !(x0->kind == K_MULTI && !(x0->fb & F_NONBLANK)) &&
 	    w->pend && w->lastnl)
 		mw_put(w, "\r\n", 2);
 	mw_flush(w);

@@ -161,7 +161,9 @@ static void plan(struct mime_scan *s)
 			        1; /* a blank line to add, or lines to fold */
 		if (!x->hdone)
 			continue;
-		if (x->kind == K_MULTI && x->delim) {
+		if (x->kind == K_MULTI) {
+			/* without a delimiter the whole body is the
+			 * preamble, and a close delimiter is written */
 			if (x->fa & F_UNSAFE)
 				x->acta = A_QP;
 			if (x->fb & F_UNSAFE)

@@ -269,6 +269,39 @@ static void test_nul_cr(void)
 	}
 }
 
+/* A multipart whose boundary never appears: its body is the preamble and
+ * its close delimiter is written, before the outer delimiter when nested.
+ * Sendmail's MIME walk (MaxMimeHeaderLength) would otherwise write the
+ * inner delimiter over the outer one after signing. */
+static void test_no_delimiter(void)
+{
+	struct buf b = { 0 };
+	struct res r;
+
+	buf_str(&b, "--b\r\nContent-Type: multipart/mixed; boundary=\"in\"\r\n"
+	            "\r\n--other\r\n\r\ntext\r\n--other--\r\n"
+	            "--b\r\nContent-Type: text/plain\r\n\r\nlast\r\n--b--\r\n");
+	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
+	ok(r.rc == 0 && r.needs &&
+	           strstr((const char *)r.out.p,
+	                  "\r\n--other--\r\n--in--\r\n--b\r\n") != NULL,
+	   "no delimiter: the inner close delimiter comes before the outer "
+	   "delimiter");
+	ok(part_text_is(&r.out, "Content-Type: text/plain", "last", NULL),
+	   "no delimiter: the next part is unchanged");
+	ok(same_fed(&b, &r), "no delimiter: the same however fed");
+	buf_free(&r.out);
+	buf_free(&b);
+
+	/* at the top level: the entity ends with the close delimiter */
+	buf_str(&b, "--other\r\n\r\ntext\r\n--other--\r\n");
+	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
+	ok(r.rc == 0 && ends_with(&r.out, "--other--\r\n--b--"),
+	   "no delimiter: the top-level entity ends with its close delimiter");
+	buf_free(&r.out);
+	buf_free(&b);
+}
+
 /* CPU seconds for reps runs of body (a failing or passing rewrite). */
 static double cpu_run(const char *ct, const struct mime_header *h, size_t nh,
                       const struct buf *body, int reps)
@@ -361,6 +394,7 @@ int main(void)
 	test_no_blank_line();
 	test_junk();
 	test_nul_cr();
+	test_no_delimiter();
 	test_linear();
 	ok(g_ident_bad == 0, "identity copy equals the engine's output");
 	return tap_done();
