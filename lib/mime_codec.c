@@ -25,15 +25,12 @@ void mw_put(struct wr *w, const void *p, size_t n)
 	const unsigned char *s = p;
 
 	while (n > 0) {
-		size_t take = OBUF - w->len;
-		if (take == 0) {
+		size_t take;
+		if (w->len == OBUF) {
 			mw_flush(w);
 			continue;
 		}
-		if (take > n)
-			take = n;
-		memcpy(w->buf + w->len, s, take);
-		w->len += take;
+		take = mime_fill(w->buf, &w->len, OBUF, s, n);
 		s += take;
 		n -= take;
 	}
@@ -187,14 +184,11 @@ static void qp_line_start(struct wr *w)
 	w->soft = 0;
 }
 
-/* Encode raw text (region A_QP). */
-static void qpe_frag(struct wr *w, const unsigned char *p, size_t n, int first,
-                     int eol)
+/* Encode raw text (region A_QP); the caller starts the line. */
+static void qpe_frag(struct wr *w, const unsigned char *p, size_t n, int eol)
 {
 	size_t i = 0;
 
-	if (first)
-		qp_line_start(w);
 	while (i < n) {
 		unsigned char c = p[i];
 		if (qp_lit(c)) {
@@ -262,14 +256,12 @@ static void qpw_byte(struct wr *w, unsigned char c)
 	}
 }
 
-/* Re-wrap existing quoted-printable (region A_QPWRAP). */
-static void qpw_frag(struct wr *w, const unsigned char *p, size_t n, int first,
-                     int eol)
+/* Re-wrap existing quoted-printable (region A_QPWRAP); the caller starts
+ * the line. */
+static void qpw_frag(struct wr *w, const unsigned char *p, size_t n, int eol)
 {
 	size_t i = 0;
 
-	if (first)
-		qp_line_start(w);
 	while (i < n) {
 		unsigned char c = p[i];
 		if (w->eq == 1) {
@@ -522,10 +514,13 @@ void mw_reg_frag(struct wr *w, const unsigned char *p, size_t n, int first,
 			mw_lend(w, eol != EOL_EOF);
 		break;
 	case A_QP:
-		qpe_frag(w, p, n, first, eol);
-		break;
 	case A_QPWRAP:
-		qpw_frag(w, p, n, first, eol);
+		if (first)
+			qp_line_start(w);
+		if (w->act == A_QP)
+			qpe_frag(w, p, n, eol);
+		else
+			qpw_frag(w, p, n, eol);
 		break;
 	case A_B64:
 		b64r_frag(w, p, n, first, eol);

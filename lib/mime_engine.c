@@ -494,11 +494,7 @@ static void line_piece(struct eng *E, const unsigned char *p, size_t n, int eol)
 		}
 	}
 	if (E->lmode == LM_BUF) {
-		size_t take = LMAX - E->lblen;
-		if (take > n)
-			take = n;
-		memcpy(E->lbuf + E->lblen, p, take);
-		E->lblen += take;
+		size_t take = mime_fill(E->lbuf, &E->lblen, LMAX, p, n);
 		p += take;
 		n -= take;
 		if (n == 0) {

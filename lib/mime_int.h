@@ -201,6 +201,20 @@ static inline int ci_streq(const char *a, const char *b)
 	return strlen(a) == n && ci_eq((const unsigned char *)a, b, n);
 }
 
+/* Append to buf (*len octets of cap used) as much of p[0..n) as fits;
+ * returns how much. */
+static inline size_t mime_fill(unsigned char *buf, size_t *len, size_t cap,
+                               const unsigned char *p, size_t n)
+{
+	size_t take = cap - *len;
+
+	if (take > n)
+		take = n;
+	memcpy(buf + *len, p, take);
+	*len += take;
+	return take;
+}
+
 static inline int mime_seterr(char *err, size_t errlen, const char *msg)
 {
 	if (err != NULL && errlen > 0)

@@ -83,11 +83,7 @@ static void hl_put(struct wr *w, const unsigned char *p, size_t n)
 			hl_fold(w, p[0]);
 			continue;
 		}
-		take = LMAX - w->hn;
-		if (take > n)
-			take = n;
-		memcpy(w->hb + w->hn, p, take);
-		w->hn += take;
+		take = mime_fill(w->hb, &w->hn, LMAX, p, n);
 		p += take;
 		n -= take;
 	}

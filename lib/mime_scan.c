@@ -59,16 +59,15 @@ void mime_u8_feed(struct eng *E, struct ent *x, const unsigned char *p,
 		E->u8hi = 0xBF;
 		if (c >= 0xC2 && c <= 0xDF) {
 			E->u8need = 1;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			E->u8need = 2;
+		} else if (c >= 0xE0 && c <= 0xF4) {
+			/* no overlongs, surrogates or code points past 10FFFF */
+			E->u8need = c >= 0xF0 ? 3 : 2;
 			if (c == 0xE0)
 				E->u8lo = 0xA0;
+			else if (c == 0xF0)
+				E->u8lo = 0x90;
 			else if (c == 0xED)
 				E->u8hi = 0x9F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			E->u8need = 3;
-			if (c == 0xF0)
-				E->u8lo = 0x90;
 			else if (c == 0xF4)
 				E->u8hi = 0x8F;
 		} else {

@@ -28,24 +28,13 @@ PY=/usr/bin/python3
 SC="$TOP/tests/lib/smimecheck.py"
 R=$TOP/tests/fuzz/regress
 
+. "$TOP/tests/lib/tap.sh" # ok, nok, tap, bail
+
 work=$(mktemp -d /tmp/smime-e2e-mime.XXXXXX)
 chmod 0755 "$work"
 ME_PID=
-n=0
-cleanup() {
-	me_stop "$ME_PID"
-	pf_stop
-	if [ "${KEEP:-0}" = 1 ]; then echo "# work directory kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+trap 'me_stop "$ME_PID"; pf_stop; [ "${KEEP:-0}" = 1 ] && echo "# kept $work" || rm -rf "$work"' EXIT
 trap 'exit 1' INT TERM HUP
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-bail() {
-	nok "$*"
-	echo "1..$n"
-	exit 1
-}
 
 [ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
 set -- $(pf_free_ports 4)
@@ -89,9 +78,8 @@ for tag in $signed $refused; do
 		;;
 	esac
 done
-grep -q 'a header line of a nested part is over 998 octets with no place to fold it' "$work/milter.log" &&
-	ok "the milter logs why the unfoldable line was refused" ||
-	nok "the milter logs why the unfoldable line was refused"
+grep -q 'a header line of a nested part is over 998 octets with no place to fold it' "$work/milter.log"
+tap $? "the milter logs why the unfoldable line was refused"
 
 if pf_wait_delivered "$sent" 120; then
 	ok "all $sent accepted messages delivered to the sink"
@@ -105,7 +93,8 @@ for tag in $signed $refused; do
 	done)
 	case " $refused " in
 	*" $tag "*)
-		[ -z "$f" ] && ok "$tag: nothing delivered" || nok "$tag: nothing delivered"
+		[ -z "$f" ]
+		tap $? "$tag: nothing delivered"
 		continue
 		;;
 	esac
@@ -139,5 +128,6 @@ for tag in $signed $refused; do
 		sed 's/^/#   /' "$work/out/$tag.vm" | head -20
 	fi
 done
-kill -0 "$ME_PID" 2>/dev/null && ok "smime-milter still running" || nok "smime-milter still running"
+kill -0 "$ME_PID" 2>/dev/null
+tap $? "smime-milter still running"
 echo "1..$n"

@@ -427,6 +427,32 @@ static inline const char *body_of(const struct buf *o)
 	return e ? e + 4 : "";
 }
 
+/* runs() ct, cte and body, and the entity's body must be want. */
+static inline void body_case(const char *ct, const char *cte, const char *body,
+                             const char *want, const char *what)
+{
+	struct res r;
+
+	runs(ct, cte, body, &r);
+	is_str(body_of(&r.out), want, "%s", what);
+	buf_free(&r.out);
+}
+
+/* The body of entity o, QP-decoded, equals the CRLF form of p[0..n). */
+static inline int qp_body_is(const struct buf *o, const void *p, size_t n)
+{
+	struct buf d = { 0 }, want = { 0 };
+	const char *b = body_of(o);
+	int same;
+
+	qp_decode(b, strlen(b), &d);
+	crlf(p, n, &want);
+	same = d.n == want.n && (d.n == 0 || memcmp(d.p, want.p, d.n) == 0);
+	buf_free(&d);
+	buf_free(&want);
+	return same;
+}
+
 static inline int ends_with(const struct buf *o, const char *s)
 {
 	size_t k = strlen(s);
