@@ -480,4 +480,17 @@ static inline double now(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* The checks every mime test file ends with: no sink ever got more than
+ * 64 KiB at once, and at least min_ident runs were identity copies, each
+ * equal to what the parser writes. */
+static inline void final_checks(size_t min_ident)
+{
+	ok(g_maxw <= 65536, "output: no write larger than 64 KiB (max %zu)",
+	   g_maxw);
+	ok(g_ident >= min_ident && g_ident_bad == 0,
+	   "identity copy: writes what the parser writes, in every run whose "
+	   "body needed no change (%zu runs, %zu differ)",
+	   g_ident, g_ident_bad);
+}
+
 #endif
