@@ -125,13 +125,17 @@ typedef int (*mime_write_fn)(void *arg, const unsigned char *buf, size_t len);
  * Output is written in chunks of at most 64 KiB.  May run several times on
  * one finished scan and then writes identical bytes each time (the caller
  * hashes one run and sends the next).  Header lines of nested parts are
- * copied as they are, 8bit bytes included; only bodies are made 7-bit.
- * A top-level header line over 998 octets is folded before a space or tab.
+ * copied as they are, 8bit bytes included; only bodies are made 7-bit.  A
+ * nested header block ends at the first line that is neither a field nor a
+ * continuation (a blank line is added before it: the body starts there).
+ * A header line over 998 octets, top-level or nested, is folded before a
+ * space or tab.
  * For an identity scan (mime_scan_identity) the body is copied, and a body
  * that differs from the scanned one is only noticed by its length.
  * Returns 0, or -1 with err filled (reader/writer failure, out of memory,
- * a body that differs from the one scanned, or a header line over 998
- * octets with no space or tab to fold it at: a relay would break it).
+ * a body that differs from the one scanned, a header line over 998 octets
+ * with no space or tab to fold it at, or NUL or a bare CR in a field of a
+ * nested header block: a relay would break or change them).
  */
 int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
                  size_t nhdrs, mime_read_fn rd, void *rarg, mime_write_fn wr,

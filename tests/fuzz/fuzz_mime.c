@@ -1,5 +1,5 @@
 /*
- * fuzz_mime -- libFuzzer target for lib/mime.c: the Content-Type and
+ * fuzz_mime -- libFuzzer target for lib/mime_*.c: the Content-Type and
  * Content-Transfer-Encoding parsers, the incremental scanner (pass 1), the
  * CRLF canonicalizer and 7-bit rewriter (pass 2) and the base64 encoders.
  *
@@ -14,8 +14,8 @@
  *   - mime_rewrite run twice on one scan writes identical bytes;
  *   - when the scan says "identity", the copy mime_rewrite then makes
  *     equals what the parser writes (mime_scan_fastpath off);
- *   - the entity has no bare LF (a bare CR may stay inside a nested part's
- *     header line, which mime.c copies as it is: see tests/fuzz/README);
+ *   - the entity has no bare LF and no line over 998 octets, and past the
+ *     top-level header block (values from the MTA, kept) no bare CR;
  *   - mime_b64_feed in pieces equals mime_base64_write in one go.
  * Build and run with `make fuzz` (tests/fuzz/README).
  */
@@ -224,10 +224,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			}
 		}
-		for (size_t i = 0; i < o1.len; i++) {
+		/* the top-level header block ends at the first blank line */
+		size_t nhb = o1.len;
+		if (o1.len >= 2 && o1.p[0] == '\r' && o1.p[1] == '\n') {
+			nhb = 2;
+		} else {
+			const unsigned char *e =
+			        memmem(o1.p, o1.len, "\r\n\r\n", 4);
+			if (e != NULL)
+				nhb = (size_t)(e - o1.p) + 4;
+		}
+		for (size_t i = 0, ls = 0; i < o1.len; i++) {
 			if (o1.p[i] == '\n' &&
 			    (i == 0 || o1.p[i - 1] != '\r')) {
 				fprintf(stderr, "bare LF at %zu of entity\n",
+				        i);
+				abort();
+			}
+			if (o1.p[i] == '\n') {
+				ls = i + 1;
+				continue;
+			}
+			if (o1.p[i] != '\r' && i + 1 - ls > 998) {
+				fprintf(stderr, "line over 998 at %zu\n", i);
+				abort();
+			}
+			if (i >= nhb && o1.p[i] == '\r' &&
+			    (i + 1 == o1.len || o1.p[i + 1] != '\n')) {
+				fprintf(stderr, "bare CR at %zu of entity\n",
 				        i);
 				abort();
 			}

@@ -43,9 +43,9 @@
 #       added before the MAILER lines.  WORKDIR/smtp.log is sendmail's -X
 #       trace of every SMTP session.  1 on failure, with "# ..." lines.
 #       WORKDIR and its parents must be searchable by the postfix user (the
-#       sink writes WORKDIR/sink as postfix).  The .cf also turns off
-#       Sendmail's MIME header guard (confMAX_MIME_HEADER_LENGTH 0/0; see
-#       INSTALL, section Sendmail).
+#       sink writes WORKDIR/sink as postfix).  Sendmail's MIME header guard
+#       (confMAX_MIME_HEADER_LENGTH) keeps its default, which walks every
+#       multipart body at delivery.
 #   sm_send FROM TO FILE [PORT]   pf_send to the sendmail daemon; prints
 #       the reply code; the reply text (with sendmail's queue id) goes to
 #       stderr.
@@ -231,11 +231,10 @@ define(\`confDEF_USER_ID', \`daemon:daemon')dnl
 dnl --- other engineers' tests load the machine: never queue-only or refuse
 define(\`confQUEUE_LA', \`999')dnl
 define(\`confREFUSE_LA', \`999')dnl
-dnl --- Sendmail's MIME header length guard (compiled-in default 2048/1024)
-dnl walks every multipart body at delivery and rewrites broken nesting: a
-dnl message whose declared boundary never occurs then loses the outer
-dnl delimiter of its multipart/signed.  INSTALL, section Sendmail.
-define(\`confMAX_MIME_HEADER_LENGTH', \`0/0')dnl
+dnl --- Sendmail's MIME header length guard stays at its compiled-in
+dnl default (confMAX_MIME_HEADER_LENGTH 2048/1024): it walks every multipart
+dnl body at delivery and rewrites broken nesting; smime-milter writes the
+dnl close delimiter Sendmail would add before signing (lib/mime_int.h).
 dnl --- listen on loopback only, relay everything to the sink
 DAEMON_OPTIONS(\`Port=$SM_SMTP_PORT, Addr=127.0.0.1, Name=MTA')dnl
 define(\`SMART_HOST', \`relay:[127.0.0.1]')dnl
