@@ -51,7 +51,11 @@ all: $(PROGS)
 deps:
 	sh contrib/install-deps.sh
 
+# Made anew each time: "ar rcs" on an old archive would keep the members of
+# source files that were split or removed, and the linker would take the
+# stale copy of a symbol.
 lib/libsmime.a: $(LIB_OBJS)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(LIB_OBJS) $(MILTER_OBJS) $(ADMIN_OBJS): $(LIB_HDRS) $(wildcard milter/*.h admin/*.h) .build-flags
