@@ -42,6 +42,8 @@
 #   pf_flush        asks Postfix to retry deferred mail now.
 #   pf_queue_count  prints the number of messages still queued.
 #   pf_stop         stops Postfix and smtp-sink, leaves WORKDIR in place.
+#   pf_kill PID     stops a child process: TERM, up to 5 s, then KILL, and
+#                   reaps it.
 #
 # Everything listens on 127.0.0.1 only; DNS is disabled.  Needs root (Postfix
 # master) and the postfix user/postdrop group of the Debian package.
@@ -215,6 +217,18 @@ while time.time() < end:
         time.sleep(0.1)
 sys.exit(1)
 EOF
+}
+
+pf_kill() {
+	kill "$1" 2>/dev/null || return 0
+	_k=0
+	while kill -0 "$1" 2>/dev/null && [ $_k -lt 50 ]; do
+		sleep 0.1
+		_k=$((_k + 1))
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
 }
 
 pf_free_ports() {

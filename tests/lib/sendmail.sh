@@ -361,14 +361,7 @@ sm_wait_delivered() {
 sm_stop() {
 	if [ -n "${SM_PID:-}" ]; then
 		# the daemon passes SIGTERM on to its children
-		kill "$SM_PID" 2>/dev/null
-		_i=0
-		while kill -0 "$SM_PID" 2>/dev/null && [ $_i -lt 50 ]; do
-			sleep 0.1
-			_i=$((_i + 1))
-		done
-		kill -9 "$SM_PID" 2>/dev/null
-		wait "$SM_PID" 2>/dev/null
+		pf_kill "$SM_PID"
 		SM_PID=
 	fi
 	if [ -n "${PF_SINK_PID:-}" ]; then
