@@ -33,29 +33,16 @@
 #       once, uses it at once; negatives; harvest = false learns nothing
 #  (11) the milters kept running; no temp file left behind
 # Prints TAP.  KEEP=1 keeps the work directory.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
-SC=$TOP/tests/lib/smimecheck.py
-
-work=$(mktemp -d /tmp/smime-enc.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin enc
 pid_e='' pid_p='' pid_n=''
-cleanup() {
+fx_on_exit() {
 	me_stop "$pid_e"
 	me_stop "$pid_p"
 	me_stop "$pid_n"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
 # like tap.sh's, but returns RC so that diagnostics can follow with ||
 tap() { if [ "$1" = 0 ]; then ok "$2"; return 0; fi; nok "$2"; return 1; }
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
 command -v openssl >/dev/null || bail "openssl is installed"
 
 pki=$work/pki
@@ -1025,12 +1012,7 @@ tap $? "(10) ... and used at once: the newer harvested certificate beats the old
 # a reload keeps what was harvested (it is in the database), and the
 # certificate is not logged again afterwards
 "$ME_CTL" -c "$work/denc.conf" reload >"$out/reload.out" 2>&1
-i=0
-while ! grep -q "reloaded: generation" "$work/denc.log" && [ $i -lt 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-grep -q "reloaded: generation" "$work/denc.log"
+me_wait_log "$work/denc.log" "reloaded: generation"
 tap $? "(10) smimectl reload: the milter reloads" || sed 's/^/#   /' "$out/reload.out"
 run d10r $E --rcpt auditor@bpk.go.id --rcpt mitra@jabarprov.go.id "$in/toaud.eml=$out/d10r.eml" &&
 	has d10r "m1.rcpt1=auditor@bpk.go.id accepted" &&

@@ -22,73 +22,36 @@
 #     reload succeeds (WAL readers are not blocked), the audit rows wait in
 #     memory and are all written once the lock is released.
 # Needs root (mount, chown).  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/verify.sh"
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
-
-work=$(mktemp -d /tmp/smime-faults.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin faults
 pid=
 lockpid=
 mounted=
-cleanup() {
+fx_on_exit() {
 	[ -n "$lockpid" ] && { exec 9>&-; kill "$lockpid" 2>/dev/null; wait "$lockpid" 2>/dev/null; }
 	me_stop "$pid"
 	[ -n "$mounted" ] && umount "$mounted" 2>/dev/null
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
-
-[ "$(id -u)" = 0 ] || bail "runs as root (mount, chown, a daemon that drops to nobody)"
-id nobody >/dev/null 2>&1 || bail "user nobody exists"
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
+fx_need_root "mount, chown, a daemon that drops to nobody"
 command -v sqlite3 >/dev/null || bail "sqlite3 is installed"
 
 set -- $(me_free_ports 2)
 port=$1 port2=$2
 SOCK="inet:$port@127.0.0.1"
-conf=$work/m.conf
-state=$work/state
+fx_nobody "$SOCK" "pidfile = \"$work/run/m.pid\";" 'max_memory_body = 4096;'
 tmpd=$state/tmp
-mkdir -p "$state" "$work/run" "$work/in" "$work/out"
-chmod 0755 "$work"
-chown nobody "$state" "$work/run"
-chmod 0700 "$state"
-me_conf "$conf" "$state" "$SOCK" 'user = "nobody";' \
-	"pidfile = \"$work/run/m.pid\";" 'max_memory_body = 4096;'
-chown -R nobody "$state/keys" "$tmpd"
-chmod 0644 "$conf"
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1 || bail "test PKI"
-sed -i "s|$state/pki/ca-bundle.pem|$work/pki/ca-bundle.pem|" "$conf"
-chmod 0755 "$work/pki"
-chmod 0644 "$work/pki/ca-bundle.pem"
+mkdir -p "$work/in" "$work/out"
 cp "$conf" "$work/m.conf.good"
-{
-	"$ME_CTL" -c "$conf" init &&
-		"$ME_CTL" -c "$conf" import --mailbox andi@banjarkota.go.id --kind individual \
-			--p12 "$work/pki/andi.p12" --passphrase-file "$work/pki/andi.pass" &&
-		"$ME_CTL" -c "$conf" import --mailbox sekda@banjarkota.go.id --kind role \
-			--cert "$work/pki/sekda.crt.pem" --key "$work/pki/sekda.key.pem"
-} >"$work/ctl.log" 2>&1
-tap $? "smimectl init and import (andi PKCS#12, sekda PEM key)" || { sed 's/^/# /' "$work/ctl.log"; }
+me_import "$conf" "$pki" init andi sekda
+tap $? "smimectl init and import (andi PKCS#12, sekda PEM key)"
 DB=$state/smime.db
 sekda_key=$(sqlite3 "$DB" "SELECT key_location FROM certificates WHERE mailbox = 'sekda@banjarkota.go.id'")
 [ -f "$sekda_key" ] || bail "sekda's key file is known ($sekda_key)"
 
 log=$work/milter.log
-"$ME_MILTER" -c "$conf" -f >"$log" 2>&1 &
-pid=$!
-if me_wait_port "$port" 15 && kill -0 "$pid" 2>/dev/null; then
-	ok "milter started as root, running as nobody"
-else
-	sed 's/^/# milter: /' "$log"
-	bail "milter started as root, running as nobody"
-fi
+me_start "$conf" "$log" "$port" || bail "milter started as root, running as nobody"
+pid=$ME_PID
+ok "milter started as root, running as nobody"
 
 # ---- helpers
 # mk NAME FROM BODY-BYTES: a message with a base64 attachment of about
@@ -403,10 +366,5 @@ got=$(signed_rows "$DB")
 [ "$got" -eq $want ]
 tap $? "lock released: every audit row written ($((got - before)) of 5)" || logshow 12
 alive "end"
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$log"; then
-	nok "no sanitizer report in the milter log"
-	grep -hE -A8 'AddressSanitizer|runtime error:' "$log" | head -30 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter log"
-fi
+fx_no_sanitizer "no sanitizer report in the milter log" "$log"
 echo "1..$n"

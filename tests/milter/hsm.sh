@@ -18,37 +18,19 @@
 #       a restart, one "is back" line, same pid; (d2) the same with the
 #       whole SoftHSM tokendir moved away (C_Initialize fails meanwhile)
 # Prints TAP.  KEEP=1 keeps the work directory.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/verify.sh"
-. "$TOP/tests/lib/hsm.sh"
-. "$TOP/tests/lib/tap.sh"
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin hsm
 RETRY=2
-
-work=$(mktemp -d /tmp/smime-hsm.XXXXXX)
 pid= pid2= moved=
-cleanup() {
+fx_on_exit() {
 	me_stop "$pid"
 	me_stop "$pid2"
 	# a directory moved away by (d) must not survive a failed run
 	[ -d "$work/tokdir.away" ] && [ -n "${moved:-}" ] && mv "$work/tokdir.away" "$moved"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
 
 # ---------------------------------------------------------------- setup
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1 || {
-	sed 's/^/# /' "$work/pki.log"
-	bail "test PKI"
-}
-pki=$work/pki
+fx_pki || bail "test PKI"
 hsm_fixture "$work/hsm" "$pki" || bail "SoftHSM2 token with keys and certificates"
 tokdir=$(hsm_token_dir "$HSM_TOKEN")
 ok "SoftHSM2 token $HSM_TOKEN in $tokdir with five keys and certificates"
@@ -319,12 +301,7 @@ else
 	nok "milter never restarted or crashed (pid $pid)"
 	tail -20 "$work/milter.log" | sed 's/^/#   milter: /'
 fi
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work"/*.log; then
-	nok "no sanitizer report in the milter logs"
-	grep -hE -A8 'AddressSanitizer|runtime error:' "$work"/*.log | head -30 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter logs"
-fi
+fx_no_sanitizer "no sanitizer report in the milter logs" "$work"/*.log
 if grep -qE "$HSM_PIN|wrong-pin-0000" "$work"/*.log "$work"/*.out 2>/dev/null; then
 	nok "the PIN never appears in a log or command output"
 else
