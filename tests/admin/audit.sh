@@ -9,25 +9,13 @@
 # removed) is named at the right row with exit 1; a schema 4 database
 # with audit rows becomes verifiable through `smimectl init`; two daemons
 # appending to one database at once keep one chain.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-CTL=$ME_CTL
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
-
-work=$(mktemp -d /tmp/smime-audit.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin audit
 pid1= pid2=
-cleanup() {
+fx_on_exit() {
 	me_stop "$pid1"
 	me_stop "$pid2"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
-. "$TOP/tests/lib/expect.sh"
 # restore the untouched copy of the database
 restore() { cp "$work/good.db" "$db" && rm -f "$db-wal" "$db-shm"; }
 

@@ -2,39 +2,16 @@
 # smimectl lifecycle commands: owners on import, list filters, map/unmap,
 # revoke, and `expiring` with monitoring-plugin exit codes, on certificates
 # issued by the test CA with different expiry dates.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-CTL=$ME_CTL
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin admin
 
-work=$(mktemp -d /tmp/smime-admin.XXXXXX)
-cleanup() {
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-. "$TOP/tests/lib/tap.sh"
-. "$TOP/tests/lib/expect.sh"
-
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
-pki=$work/pki
+fx_pki || bail "test PKI"
 # certificates expiring in 5 and 20 days, from the test issuing CA
 for spec in soon5:5:5005 soon20:20:5020; do
 	name=${spec%%:*} rest=${spec#*:}
 	days=${rest%%:*} serial=${rest#*:}
-	cat >"$work/$name.ext" <<EXT
-basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=emailProtection
-subjectAltName=email:$name@banjarkota.go.id
-EXT
-	openssl req -newkey rsa:2048 -nodes -keyout "$pki/$name.key.pem" \
-		-subj "/CN=$name/O=Pemerintah Kota Banjar" -out "$work/$name.csr" 2>/dev/null &&
-	openssl x509 -req -in "$work/$name.csr" -CA "$pki/inter.crt.pem" \
-		-CAkey "$pki/inter.key.pem" -set_serial "0x$serial" -days "$days" \
-		-extfile "$work/$name.ext" -out "$pki/$name.crt.pem" 2>/dev/null ||
-		bail "issue $name"
-	chmod 600 "$pki/$name.key.pem"
+	fx_issue "$name" "$pki" "$serial" "$days" "/CN=$name/O=Pemerintah Kota Banjar" \
+		"$name@banjarkota.go.id" || bail "issue $name"
 done
 
 conf=$work/m.conf

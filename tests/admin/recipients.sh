@@ -4,41 +4,20 @@
 # CRL before and after), list and --json, remove by address, id, serial
 # and fingerprint, migration of a schema 3 database, and SQL metacharacters
 # that stay data.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-CTL=$ME_CTL
-PY=/usr/bin/python3
-
-work=$(mktemp -d /tmp/smime-rcpt.XXXXXX)
-cleanup() {
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-. "$TOP/tests/lib/tap.sh"
-. "$TOP/tests/lib/expect.sh"
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin rcpt
 serial_of() { openssl x509 -in "$1" -noout -serial | sed 's/.*=//'; }
 fpr_of() { openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g'; }
 
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
-pki=$work/pki
+fx_pki || bail "test PKI"
 conf=$work/m.conf
 db=$work/smime.db
 me_conf "$conf" "$work" "inet:1@127.0.0.1"
 
 # a partner certificate with two addresses, from the test issuing CA
-cat >"$work/two.ext" <<EXT
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=emailProtection
-subjectAltName=email:Sekretariat@jabarprov.go.id,email:tu@jabarprov.go.id
-EXT
-openssl req -newkey rsa:2048 -nodes -keyout "$work/two.key.pem" \
-	-subj "/C=ID/O=Partner Agency/CN=Sekretariat Jabar" -out "$work/two.csr" 2>/dev/null &&
-	openssl x509 -req -in "$work/two.csr" -CA "$pki/inter.crt.pem" \
-		-CAkey "$pki/inter.key.pem" -set_serial 0x7001 -days 365 \
-		-extfile "$work/two.ext" -out "$work/two.crt.pem" 2>/dev/null ||
+fx_issue two "$work" 7001 365 "/C=ID/O=Partner Agency/CN=Sekretariat Jabar" \
+	Sekretariat@jabarprov.go.id tu@jabarprov.go.id -- basicConstraints=critical,CA:FALSE \
+	keyUsage=critical,digitalSignature,keyEncipherment extendedKeyUsage=emailProtection ||
 	bail "issue the two-address certificate"
 # a self-signed end-entity certificate fit for encryption, not from ca_file
 cat >"$work/self.cnf" <<EOF
