@@ -23,97 +23,43 @@
 #   6. reload with encrypt_cipher = "aes-256-gcm": authEnveloped-data
 #   7. reload with encrypt_rsa_padding = "oaep": RSAES-OAEP
 # Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh" # and postfix.sh
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+. "$TOP/tests/lib/e2e.sh"
 . "$TOP/tests/lib/decrypt.sh"
-. "$TOP/tests/lib/tap.sh"
-PY=/usr/bin/python3
-SC="$TOP/tests/lib/smimecheck.py"
-MILTER=$ME_MILTER
-CTL=$ME_CTL
-
-work=$(mktemp -d /tmp/smime-e2e-enc.XXXXXX)
+fx_begin e2e-enc
 chmod 0755 "$work"
 milter_pid=
-
-cleanup() {
-	[ -n "$milter_pid" ] && me_stop "$milter_pid"
-	milter_pid=
+fx_on_exit() {
+	me_stop "$milter_pid"
 	pf_stop
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "# work directory kept: $work"
-	else
-		rm -rf "$work"
-	fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-bail() { # tap.sh's, with the end of the milter log
-	nok "$*"
-	[ -f "$work/milter.log" ] && tail -20 "$work/milter.log" | sed 's/^/# milter: /'
-	echo "1..$n"
-	exit 1
-}
-
-for p in "$MILTER" "$CTL"; do
-	[ -x "$p" ] || bail "$p is built (run make first)"
-done
 
 # ---------------------------------------------------------------- setup
-if sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1; then
-	ok "test PKI created"
-else
-	sed 's/^/# /' "$work/pki.log"
-	bail "test PKI created"
-fi
-pki=$work/pki
-mkdir -p "$work/send" "$work/out" "$work/keys" "$work/tmp"
-chmod 0700 "$work/keys" "$work/tmp"
+e2e_pki
+mkdir -p "$work/send" "$work/out"
 set -- $(pf_free_ports 3)
 milter_port=$1 smtp_port=$2 sink_port=$3
 conf=$work/smime-milter.conf
-# write_conf [EXTRA-LINE...]: the configuration, with extra lines appended
+# write_conf [EXTRA-LINE...]: the configuration (me_conf), with the rules
+# and the extra lines
 write_conf() {
-	cat >"$conf.new" <<EOF
-# written by tests/e2e/postfix-encrypt.sh
-socket = "inet:$milter_port@127.0.0.1";
-database = "$work/smime.db";
-key_dir = "$work/keys";
-temp_dir = "$work/tmp";
-pidfile = "$work/milter.pid";
-ca_file = "$pki/ca-bundle.pem";
-domains = [ "banjarkota.go.id" ];
-internal_hosts = [ "127.0.0.0/8", "::1/128" ];
-on_error = "tempfail";
-on_no_certificate = "accept";
-harvest = true;
+	me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" 'harvest = true;' "$@"
+	cat >>"$conf" <<'EOF'
 encrypt = (
   { recipients = [ "jabarprov.go.id" ]; mode = "opportunistic"; },
   { recipients = [ "bpk.go.id" ]; mode = "required"; }
 );
 EOF
-	for _l in "$@"; do printf '%s\n' "$_l" >>"$conf.new"; done
-	mv "$conf.new" "$conf"
 }
 write_conf
 
-. "$TOP/tests/lib/expect.sh" # ctl
 ctl "smimectl init" init
 ctl "smimectl import andi (sender)" import --mailbox andi@banjarkota.go.id \
 	--kind individual --p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass"
 ctl "smimectl recipient import mitra (PEM) and ecmitra (EC)" recipient import \
 	"$pki/mitra.crt.pem" "$pki/ecmitra.crt.pem"
 
-"$MILTER" -c "$conf" -f >"$work/milter.log" 2>&1 &
-milter_pid=$!
-if pf__wait_port "$milter_port" 15 && kill -0 "$milter_pid" 2>/dev/null; then
-	ok "milter listens on inet:$milter_port@127.0.0.1"
-else
-	bail "milter listens on inet:$milter_port@127.0.0.1"
-fi
+e2e_start_milter
 mkdir -p "$work/pf"
 PF_EXTRA_MAIN='smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, check_client_access static:OK, reject'
@@ -401,12 +347,7 @@ else
 	nok "milter still running"
 	tail -30 "$work/milter.log" | sed 's/^/# milter: /'
 fi
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log"; then
-	nok "no sanitizer report in the milter log"
-	grep -E -A10 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log" | head -40 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter log"
-fi
+fx_no_sanitizer "no sanitizer report in the milter log" "$work/milter.log"
 left=$(find "$work/tmp" -type f | wc -l)
 tap "$([ "$left" = 0 ]; echo $?)" "no temp file left in temp_dir ($left)"
 echo "1..$n"
