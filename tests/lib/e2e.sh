@@ -18,6 +18,12 @@
 #                      $work/milter.log, pid in $milter_pid (one check)
 #   e2e_delivered TAG  the sink copy for t-TAG@example.org, without the
 #                      sink's lines, to $work/out/TAG.eml; 1 if not there
+#   e2e_find_tag TAG   the complete sink files for t-TAG@example.org, oldest
+#                      first, one a line
+#   e2e_wait_tag TAG SECONDS
+#                      waits until a copy for t-TAG@example.org is in the
+#                      sink and Postfix logged it sent, then writes it to
+#                      $work/out/TAG.eml as e2e_delivered; 1 if it never came
 #   e2e_check_signed TAG SIGNER
 #                      delivered (one check), then verify_message against
 #                      $work/send/TAG.eml: structure, openssl, gpgsm, signer,
@@ -101,6 +107,25 @@ e2e_delivered() {
 	done)
 	[ -n "$_f" ] || return 1
 	pf_strip_sink "$_f" >"$work/out/$1.eml"
+}
+
+e2e_find_tag() {
+	pf_sink_files | while read -r _x; do
+		if grep -q "^X-Rcpt-Args: <t-$1@example.org>" "$_x"; then echo "$_x"; fi
+	done
+}
+
+e2e_wait_tag() {
+	_end=$(($(date +%s) + $2))
+	while [ "$(date +%s)" -lt $_end ]; do
+		_f=$(e2e_find_tag "$1" | head -1)
+		if [ -n "$_f" ] && grep -q " to=<t-$1@example.org>.* status=sent " "$PF_WORKDIR/maillog"; then
+			pf_strip_sink "$_f" >"$work/out/$1.eml"
+			return 0
+		fi
+		sleep 0.3
+	done
+	return 1
 }
 
 e2e_check_signed() {
