@@ -33,18 +33,15 @@ expect 65 "import refuses a wrong passphrase" "$CTL" -c "$conf" import \
 	--p12 "$pki/andi.p12" --passphrase-file "$work/wrong.pass"
 grep -q "wrong passphrase" "$work/out"
 tap $? "... and says so"
-expect 65 "import refuses a key that does not match" "$CTL" -c "$conf" import \
-	--mailbox andi@banjarkota.go.id --kind individual \
-	--cert "$pki/andi.crt.pem" --key "$pki/sekda.key.pem"
-expect 65 "import refuses a certificate without the mailbox" "$CTL" -c "$conf" import \
-	--mailbox budi@banjarkota.go.id --kind individual \
-	--cert "$pki/andi.crt.pem" --key "$pki/andi.key.pem"
-expect 65 "import refuses an expired certificate" "$CTL" -c "$conf" import \
-	--mailbox expired@banjarkota.go.id --kind individual \
-	--cert "$pki/expired.crt.pem" --key "$pki/expired.key.pem"
-expect 64 "import refuses an unknown kind" "$CTL" -c "$conf" import \
-	--mailbox andi@banjarkota.go.id --kind person \
-	--cert "$pki/andi.crt.pem" --key "$pki/andi.key.pem"
+# refuses CODE WHAT MAILBOX KIND CERT KEY: a PEM import exits with CODE
+refuses() {
+	expect "$1" "import refuses $2" "$CTL" -c "$conf" import --mailbox "$3@banjarkota.go.id" \
+		--kind "$4" --cert "$pki/$5.crt.pem" --key "$pki/$6.key.pem"
+}
+refuses 65 "a key that does not match" andi individual andi sekda
+refuses 65 "a certificate without the mailbox" budi individual andi andi
+refuses 65 "an expired certificate" expired individual expired expired
+refuses 64 "an unknown kind" andi person andi andi
 c=$(sqlite3 "$work/smime.db" "SELECT count(*) FROM certificates")
 k=$(ls "$work/keys" | wc -l)
 [ "$c" = 0 ] && [ "$k" = 0 ]

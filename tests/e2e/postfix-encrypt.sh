@@ -26,13 +26,7 @@
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 . "$TOP/tests/lib/e2e.sh"
 . "$TOP/tests/lib/decrypt.sh"
-fx_begin e2e-enc
-chmod 0755 "$work"
-milter_pid=
-fx_on_exit() {
-	me_stop "$milter_pid"
-	pf_stop
-}
+e2e_begin e2e-enc
 
 # ---------------------------------------------------------------- setup
 e2e_pki

@@ -26,13 +26,7 @@
 # on exit.  Prints TAP.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 . "$TOP/tests/lib/e2e.sh"
-fx_begin e2e
-chmod 0755 "$work"
-milter_pid=
-fx_on_exit() {
-	me_stop "$milter_pid"
-	pf_stop
-}
+e2e_begin e2e
 
 # ---------------------------------------------------------------- setup
 e2e_pki
@@ -112,11 +106,8 @@ send() { # send TAG FILE [PORT] [raw]
 	return 1
 }
 
-good=
-for f in "$TOP"/tests/data/corpus/*.eml "$work"/gen/good/*.eml; do
-	tag=$(basename "$f" .eml)
-	good="$good $tag"
-	send "$tag" "$f"
+for tag in $good; do
+	send "$tag" "$(e2e_src "$tag")"
 	tap $? "$tag: accepted by Postfix with the milter"
 done
 
@@ -134,15 +125,11 @@ send authenticated "$TOP/tests/data/corpus/02-8bit-utf8.eml"
 tap $? "authenticated outside client (203.0.113.9, LOGIN=andi via XCLIENT): accepted"
 unset PF_XCLIENT
 
-bad=
-for f in "$TOP"/tests/data/bad/*.eml "$work"/gen/bad/*.eml; do
-	tag=$(basename "$f" .eml)
-	mode=
-	case $tag in *bare-lf*) mode=raw ;; esac
-	bad="$bad $tag"
-	send "$tag" "$f" "$smtp_port" "$mode"
+for tag in $bad; do
+	f=$(e2e_src "$tag")
+	send "$tag" "$f" "$smtp_port" "$(e2e_mode "$tag")"
 	tap $? "$tag: accepted by Postfix with the milter"
-	send "base-$tag" "$f" "$base_port" "$mode" ||
+	send "base-$tag" "$f" "$base_port" "$(e2e_mode "$tag")" ||
 		echo "# baseline copy of $tag not accepted"
 done
 

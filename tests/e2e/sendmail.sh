@@ -45,14 +45,7 @@ if [ "${SM_ISOLATED:-0}" != 1 ]; then
 	skip "$SM_WHY"
 fi
 start_time=$(date +%s)
-fx_begin sm-e2e
-chmod 0755 "$work"
-milter_pid=
-fx_on_exit() {
-	me_stop "$milter_pid"
-	milter_pid=
-	sm_stop
-}
+e2e_begin sm-e2e sm_stop
 
 # ---------------------------------------------------------------- isolation
 tap "$([ "$(hostname)" = "$SM_HOSTNAME" ]; echo $?)" \
@@ -98,22 +91,14 @@ grep -q "^Xsmime, S=inet:$milter_port@127.0.0.1, F=T, T=S:30s;R:60s;E:5m\$" "$wo
 tap $? "sendmail.cf has the milter (X line, InputMailFilters) from INPUT_MAIL_FILTER"
 
 # ---------------------------------------------------------------- send
-good=
 : >"$work/send.list"
-for f in "$TOP"/tests/data/corpus/*.eml "$work"/gen/good/*.eml; do
-	tag=$(basename "$f" .eml)
-	good="$good $tag"
-	echo "$tag $f" >>"$work/send.list"
+for tag in $good; do
+	echo "$tag $(e2e_src "$tag")" >>"$work/send.list"
 done
 echo "other-domain $work/other-domain.eml" >>"$work/send.list"
-bad=
-for f in "$TOP"/tests/data/bad/*.eml "$work"/gen/bad/*.eml; do
-	tag=$(basename "$f" .eml)
-	mode=
-	case $tag in *bare-lf*) mode=raw ;; esac
-	bad="$bad $tag"
-	echo "$tag $f - $mode" >>"$work/send.list"
-	echo "base-$tag $f $base_port $mode" >>"$work/send.list"
+for tag in $bad; do
+	echo "$tag $(e2e_src "$tag") - $(e2e_mode "$tag")" >>"$work/send.list"
+	echo "base-$tag $(e2e_src "$tag") $base_port $(e2e_mode "$tag")" >>"$work/send.list"
 done
 sm_send_batch "$work/send.list" "$work/send" >"$work/send.out"
 sent=0

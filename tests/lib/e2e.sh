@@ -4,11 +4,21 @@
 # its own envelope recipient t-TAG@example.org, which is how its delivered
 # copy is found again in the sink (X-Rcpt-Args).
 #
+#   e2e_begin NAME [MTA_STOP]
+#                      fx_begin NAME, $work open to the MTA's daemons,
+#                      $milter_pid empty; at exit the milter is stopped,
+#                      then the MTA (MTA_STOP, default pf_stop)
 #   e2e_pki            the test PKI in $pki (one check: "test PKI created")
 #   e2e_corpus         tests/lib/mkcorpus.py's messages in $work/gen/good and
 #                      $work/gen/bad, $work/other-domain.eml (from
 #                      other@example.org, a domain the milter does not sign
-#                      for), and $work/send, $work/out
+#                      for), and $work/send, $work/out; the tags (file names
+#                      without .eml) of the messages that must be signed in
+#                      $good (tests/data/corpus, then gen/good), of the broken
+#                      ones in $bad (tests/data/bad, then gen/bad)
+#   e2e_src TAG        the file of the corpus message TAG
+#   e2e_mode TAG       "raw" for a message to be sent byte for byte (bare
+#                      LF), else nothing
 #   e2e_import         `smimectl init` and the imports of andi, sekda,
 #                      noreply, legacy and ec, one check each; with
 #                      KEYSTORE=pkcs11 the keys are on the token of
@@ -52,6 +62,18 @@ KEYSTORE=${KEYSTORE:-files}
 e2e_refolded() { return 1; }
 e2e_same_as_base() { "$PY" "$SC" same-body "$1" "$2"; }
 
+e2e_begin() {
+	fx_begin "$1"
+	E2E_STOP=${2:-pf_stop}
+	chmod 0755 "$work"
+	milter_pid=
+	fx_on_exit() {
+		me_stop "$milter_pid"
+		milter_pid=
+		$E2E_STOP
+	}
+}
+
 e2e_pki() {
 	fx_pki || bail "test PKI created"
 	ok "test PKI created"
@@ -67,6 +89,25 @@ e2e_corpus() {
 		"MIME-Version: 1.0" "Content-Type: text/plain; charset=utf-8" \
 		"Content-Transfer-Encoding: 8bit" "" "Salam dari luar – must stay untouched." \
 		>"$work/other-domain.eml"
+	good=
+	for _x in "$TOP"/tests/data/corpus/*.eml "$work"/gen/good/*.eml; do
+		good="$good $(basename "$_x" .eml)"
+	done
+	bad=
+	for _x in "$TOP"/tests/data/bad/*.eml "$work"/gen/bad/*.eml; do
+		bad="$bad $(basename "$_x" .eml)"
+	done
+}
+
+e2e_src() {
+	for _x in "$TOP/tests/data/corpus" "$work/gen/good" "$TOP/tests/data/bad" "$work/gen/bad"; do
+		[ -f "$_x/$1.eml" ] && echo "$_x/$1.eml" && return 0
+	done
+	return 1
+}
+
+e2e_mode() {
+	case $1 in *bare-lf*) echo raw ;; esac
 }
 
 # e2e__imp NAME KIND DESCRIPTION: one mailbox, from the files or the token

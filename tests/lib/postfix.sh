@@ -50,11 +50,16 @@
 
 PF_PY=${PF_PY:-/usr/bin/python3}
 
+# pf__usage4 NAME ARGS...: 0 when there are four ARGS, else the usage line
+# of NAME (pf_start, sm_start) on stderr and 2
+pf__usage4() {
+	[ $# -eq 5 ] && return 0
+	echo "# usage: $1 WORKDIR SMTP_PORT SINK_PORT MILTER_SOCKET" >&2
+	return 2
+}
+
 pf_start() {
-	if [ $# -ne 4 ]; then
-		echo "# usage: pf_start WORKDIR SMTP_PORT SINK_PORT MILTER_SOCKET" >&2
-		return 2
-	fi
+	pf__usage4 pf_start "$@" || return 2
 	PF_WORKDIR=$(cd "$1" && pwd) || return 1
 	PF_SMTP_PORT=$2
 	PF_SINK_PORT=$3

@@ -176,10 +176,7 @@ sm_isolate() {
 }
 
 sm_start() {
-	if [ $# -ne 4 ]; then
-		echo "# usage: sm_start WORKDIR SMTP_PORT SINK_PORT MILTER_SOCKET" >&2
-		return 2
-	fi
+	pf__usage4 sm_start "$@" || return 2
 	SM_WORKDIR=$(cd "$1" && pwd) || return 1
 	SM_SMTP_PORT=$2
 	SM_SINK_PORT=$3

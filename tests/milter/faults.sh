@@ -302,23 +302,21 @@ tap $? "database back: reload succeeds" || logshow
 # ---- database missing or corrupt at start
 sed "s|^database.*|database = \"$work/none.db\";|; s|^socket.*|socket = \"inet:$port2@127.0.0.1\";|; /^user/d; /^pidfile/d" \
 	"$work/m.conf.good" >"$work/nodb.conf"
-"$ME_MILTER" -c "$work/nodb.conf" -n >"$work/n1.out" 2>&1
-rc=$?
-[ $rc -ne 0 ] && grep -q "$work/none.db" "$work/n1.out"
-tap $? "database missing: -n fails (exit $rc) naming the file: $(head -1 "$work/n1.out")"
-timeout 20 "$ME_MILTER" -c "$work/nodb.conf" -f >"$work/s1.out" 2>&1
-rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "$work/none.db" "$work/s1.out"
-tap $? "database missing: the daemon does not start (exit $rc) and says why" || sed 's/^/#   /' "$work/s1.out"
+# nodb_refused WHAT N: with the database $work/none.db WHAT, -n and the
+# daemon both fail and name it (output in $work/nN.out and sN.out)
+nodb_refused() {
+	"$ME_MILTER" -c "$work/nodb.conf" -n >"$work/n$2.out" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] && grep -q "$work/none.db" "$work/n$2.out"
+	tap $? "database $1: -n fails (exit $rc) naming the file: $(head -1 "$work/n$2.out")"
+	timeout 20 "$ME_MILTER" -c "$work/nodb.conf" -f >"$work/s$2.out" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "$work/none.db" "$work/s$2.out"
+	tap $? "database $1: the daemon does not start (exit $rc) and says why" || sed 's/^/#   /' "$work/s$2.out"
+}
+nodb_refused missing 1
 head -c 16384 /dev/urandom >"$work/none.db"
-"$ME_MILTER" -c "$work/nodb.conf" -n >"$work/n2.out" 2>&1
-rc=$?
-[ $rc -ne 0 ] && grep -q "$work/none.db" "$work/n2.out"
-tap $? "database corrupt: -n fails (exit $rc) naming the file: $(head -1 "$work/n2.out")"
-timeout 20 "$ME_MILTER" -c "$work/nodb.conf" -f >"$work/s2.out" 2>&1
-rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "$work/none.db" "$work/s2.out"
-tap $? "database corrupt: the daemon does not start (exit $rc) and says why" || sed 's/^/#   /' "$work/s2.out"
+nodb_refused corrupt 2
 
 # ---- database locked by a long write transaction
 before=$(signed_rows "$DB")
