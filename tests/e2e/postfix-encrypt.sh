@@ -114,6 +114,20 @@ delivered() {
 	pf_strip_sink "$_f" >"$work/out/$1.eml"
 }
 
+# mail_one TAG TO-HEADER RCPTS LABEL ACCEPTED: msg from andi@ and send, one
+# check "LABEL: ACCEPTED"; then one check that it was delivered, 1 if not
+mail_one() {
+	msg "$1" andi@banjarkota.go.id "$2"
+	send "$1" "$3"
+	tap $? "$4: $5"
+	if delivered "$1"; then
+		ok "$4: delivered"
+		return 0
+	fi
+	nok "$4: delivered"
+	return 1
+}
+
 # check_decrypt TAG RECIPIENT-NAME CIPHER WHAT: decrypt_message's checks as
 # TAP lines (cd_* names: sh has no locals, and decrypt.sh uses _x names)
 check_decrypt() {
@@ -154,11 +168,7 @@ reload() {
 }
 
 # ---------------------------------------------------------------- 1. CBC
-msg cbc andi@banjarkota.go.id "Mitra Jabar <mitra@jabarprov.go.id>"
-send cbc mitra@jabarprov.go.id
-tap $? "cbc: accepted by Postfix with the milter"
-if delivered cbc; then
-	ok "cbc: delivered"
+if mail_one cbc "Mitra Jabar <mitra@jabarprov.go.id>" mitra@jabarprov.go.id "cbc" "accepted by Postfix with the milter"; then
 	check_decrypt cbc mitra aes-256-cbc "AES-256-CBC, RSA PKCS#1 v1.5"
 	case " $DM_KEYALGS " in
 	*" rsaesOaep "* | *dhSinglePass*) nok "cbc: RSA PKCS#1 v1.5 key transport only ($DM_KEYALGS)" ;;
@@ -171,33 +181,21 @@ if delivered cbc; then
 	is_recipient cbc mitra
 	tap $? "cbc: mitra's certificate is a recipient"
 	check_decrypt cbc andi aes-256-cbc "the sender's archive copy"
-else
-	nok "cbc: delivered"
 fi
 grep -q 'signed for andi@banjarkota.go.id with certificate .* and encrypted (aes-256-cbc, 2 certificates)' "$work/milter.log"
 tap $? "cbc: the log says signed and encrypted to 2 certificates"
 
 # ---------------------------------------------------------------- 2. EC
-msg ec andi@banjarkota.go.id "ecmitra@jabarprov.go.id"
-send ec ecmitra@jabarprov.go.id
-tap $? "ec: accepted by Postfix with the milter"
-if delivered ec; then
-	ok "ec: delivered"
+if mail_one ec "ecmitra@jabarprov.go.id" ecmitra@jabarprov.go.id "ec" "accepted by Postfix with the milter"; then
 	check_decrypt ec ecmitra aes-256-cbc "EC recipient, ECDH"
 	case "$DM_RECIP_KEYALG" in
 	dhSinglePass-stdDH-sha256kdf-scheme) ok "ec: ECDH key agreement ($DM_RECIP_KEYALG)" ;;
 	*) nok "ec: ECDH key agreement (got '$DM_RECIP_KEYALG')" ;;
 	esac
-else
-	nok "ec: delivered"
 fi
 
 # ---------------------------------------------------------------- 3. opportunistic
-msg opp andi@banjarkota.go.id "mitra@jabarprov.go.id, lain@jabarprov.go.id"
-send opp "mitra@jabarprov.go.id,lain@jabarprov.go.id"
-tap $? "opportunistic: accepted for both recipients"
-if delivered opp; then
-	ok "opportunistic: delivered"
+if mail_one opp "mitra@jabarprov.go.id, lain@jabarprov.go.id" "mitra@jabarprov.go.id,lain@jabarprov.go.id" "opportunistic" "accepted for both recipients"; then
 	if decrypt_is_encrypted "$work/out/opp.eml"; then
 		nok "opportunistic: one recipient has no certificate, so it is signed only"
 	else
@@ -205,8 +203,6 @@ if delivered opp; then
 	fi
 	verify_message "$work/out/opp.eml" "$work/send/opp.eml" andi@banjarkota.go.id "$pki"
 	tap $? "opportunistic: the signature verifies (openssl, gpgsm) and the content is intact${VM_FAILED:+ failed:$VM_FAILED}"
-else
-	nok "opportunistic: delivered"
 fi
 grep -q 'not encrypted (opportunistic): no valid certificate for lain@jabarprov.go.id' "$work/milter.log"
 tap $? "opportunistic: the log says why it was not encrypted"
@@ -265,46 +261,28 @@ tap "$([ "$c" = 1 ]; echo $?)" "harvest: logged once for two messages (got $c)"
 "$CTL" -c "$conf" recipient list >"$work/rlist" 2>&1
 grep -E 'auditor@bpk.go.id .* active +harvest' "$work/rlist" >/dev/null
 tap $? "harvest: smimectl recipient list shows auditor's certificate, source harvest"
-msg after andi@banjarkota.go.id "auditor@bpk.go.id"
-send after auditor@bpk.go.id
-tap $? "after harvest: auditor@bpk.go.id (required) is accepted now, without a reload"
-if delivered after; then
-	ok "after harvest: delivered"
+if mail_one after "auditor@bpk.go.id" auditor@bpk.go.id "after harvest" "auditor@bpk.go.id (required) is accepted now, without a reload"; then
 	check_decrypt after auditor aes-256-cbc "harvested certificate"
-else
-	nok "after harvest: delivered"
 fi
 
 # ---------------------------------------------------------------- 6. GCM
 reload 'encrypt_cipher = "aes-256-gcm";'
 tap $? "reload with encrypt_cipher = aes-256-gcm"
-msg gcm andi@banjarkota.go.id "mitra@jabarprov.go.id"
-send gcm mitra@jabarprov.go.id
-tap $? "gcm: accepted"
-if delivered gcm; then
-	ok "gcm: delivered"
+if mail_one gcm "mitra@jabarprov.go.id" mitra@jabarprov.go.id "gcm" "accepted"; then
 	grep -qi '^Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data' "$work/out/gcm.eml"
 	tap $? "gcm: smime-type=authEnveloped-data"
 	check_decrypt gcm mitra aes-256-gcm "AES-256-GCM AuthEnvelopedData"
-else
-	nok "gcm: delivered"
 fi
 
 # ---------------------------------------------------------------- 7. OAEP
 reload 'encrypt_rsa_padding = "oaep";'
 tap $? "reload with encrypt_rsa_padding = oaep"
-msg oaep andi@banjarkota.go.id "mitra@jabarprov.go.id"
-send oaep mitra@jabarprov.go.id
-tap $? "oaep: accepted"
-if delivered oaep; then
-	ok "oaep: delivered"
+if mail_one oaep "mitra@jabarprov.go.id" mitra@jabarprov.go.id "oaep" "accepted"; then
 	check_decrypt oaep mitra aes-256-cbc "RSA-OAEP"
 	case "$DM_RECIP_KEYALG" in
 	rsaesOaep) ok "oaep: mitra's RecipientInfo uses RSAES-OAEP ($DM_KEYDETAILS)" ;;
 	*) nok "oaep: mitra's RecipientInfo uses RSAES-OAEP (got '$DM_RECIP_KEYALG')" ;;
 	esac
-else
-	nok "oaep: delivered"
 fi
 
 # ---------------------------------------------------------------- audit
