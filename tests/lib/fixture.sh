@@ -11,11 +11,13 @@
 #   PY CLI SC MILTC       python3, miltercli.py, smimecheck.py, tests/bench/miltc
 #   MILTER CTL            the smime-milter and smimectl binaries ($ME_MILTER, $ME_CTL)
 #
-#   fx_begin NAME      $work = a fresh /tmp/smime-NAME.XXXXXX; at exit (and on
+#   fx_begin NAME [nobin]
+#                      $work = a fresh /tmp/smime-NAME.XXXXXX; at exit (and on
 #                      INT, TERM, HUP) runs the test's own fx_on_exit
 #                      function, if it defines one (stop what it started
 #                      there), then removes $work unless KEEP=1.  Bails
-#                      unless smime-milter and smimectl are built.
+#                      unless smime-milter and smimectl are built (not with
+#                      "nobin": a test of the test tools).
 #   bail TEXT          tap.sh's, with the end of $work/milter.log if there is one
 #   fx_pki             the test PKI (tests/lib/pki.sh) in $work/pki, path in
 #                      $pki; on failure prints its log as "# " lines, 1
@@ -34,6 +36,9 @@
 #                      for the setup, bails on a failure; defines fx_on_exit
 #                      to stop both
 #   fx_need_root WHY   bails unless run as root and user nobody exists
+#   fx_all_are LABEL PREFIX WANT NAME...
+#                      0 when each variable PREFIXNAME is WANT; else a "# "
+#                      line for each that is not, and 1
 #   fx_no_sanitizer TEXT LOG...
 #                      one check: no sanitizer report in the LOGs (shown if any)
 #   fx_issue NAME DIR SERIAL DAYS SUBJECT ADDRESS... [-- EXT_LINE...]
@@ -70,7 +75,9 @@ fx_begin() {
 	work=$(mktemp -d "/tmp/smime-$1.XXXXXX") || bail "mktemp -d /tmp/smime-$1.XXXXXX"
 	trap fx__exit EXIT
 	trap 'exit 1' INT TERM HUP
-	[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
+	if [ "${2:-}" != nobin ] && { [ ! -x "$ME_MILTER" ] || [ ! -x "$ME_CTL" ]; }; then
+		bail "smime-milter and smimectl are built (run make)"
+	fi
 }
 
 fx__exit() {
@@ -132,6 +139,16 @@ fx_two_milters() {
 fx_need_root() {
 	[ "$(id -u)" = 0 ] || bail "runs as root ($1)"
 	id nobody >/dev/null 2>&1 || bail "user nobody exists"
+}
+
+fx_all_are() {
+	_al=$1 _ap=$2 _aw=$3 _ar=0
+	shift 3
+	for _av in "$@"; do
+		eval "_ax=\$$_ap$_av"
+		[ "$_ax" = "$_aw" ] || { echo "# $_al: $_ap$_av is $_ax, expected $_aw"; _ar=1; }
+	done
+	return $_ar
 }
 
 fx_no_sanitizer() {

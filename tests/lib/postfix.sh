@@ -178,14 +178,7 @@ EOF
 	fi
 
 	# The sink first, so Postfix never finds the relay host down.
-	smtp-sink -u postfix -h sink.test -d "$PF_SINK_DIR/%Y%m%d%H/" \
-		"127.0.0.1:$PF_SINK_PORT" 64 >"$PF_WORKDIR/sink.log" 2>&1 &
-	PF_SINK_PID=$!
-	if ! pf__wait_port "$PF_SINK_PORT" 10; then
-		echo "# smtp-sink did not come up on port $PF_SINK_PORT" >&2
-		sed 's/^/# sink: /' "$PF_WORKDIR/sink.log" >&2
-		return 1
-	fi
+	pf__sink "$PF_SINK_PORT" "$PF_WORKDIR/sink.log" || return 1
 
 	# "postfix check" inside "start" creates the queue directories.  The
 	# MAIL_CONFIG environment keeps postconf and postfix-script away from
@@ -202,6 +195,18 @@ EOF
 		return 1
 	fi
 	return 0
+}
+
+# pf__sink PORT LOG: smtp-sink on 127.0.0.1:PORT, writing as postfix into
+# $PF_SINK_DIR, pid in $PF_SINK_PID; 1 (with LOG shown) if it does not come up
+pf__sink() {
+	smtp-sink -u postfix -h sink.test -d "$PF_SINK_DIR/%Y%m%d%H/" \
+		"127.0.0.1:$1" 64 >"$2" 2>&1 &
+	PF_SINK_PID=$!
+	pf__wait_port "$1" 10 && return 0
+	echo "# smtp-sink did not come up on port $1" >&2
+	sed 's/^/# sink: /' "$2" >&2
+	return 1
 }
 
 # pf__wait_port PORT SECONDS: wait until something accepts on 127.0.0.1:PORT

@@ -253,14 +253,7 @@ EOF
 	fi
 
 	# The sink first, so sendmail never finds the relay host down.
-	smtp-sink -u postfix -h sink.test -d "$PF_SINK_DIR/%Y%m%d%H/" \
-		"127.0.0.1:$SM_SINK_PORT" 64 >"$_w/sink.log" 2>&1 &
-	PF_SINK_PID=$!
-	if ! pf__wait_port "$SM_SINK_PORT" 10; then
-		echo "# smtp-sink did not come up on port $SM_SINK_PORT" >&2
-		sed 's/^/# sink: /' "$_w/sink.log" >&2
-		return 1
-	fi
+	pf__sink "$SM_SINK_PORT" "$_w/sink.log" || return 1
 
 	# -bD: daemon in the foreground (its pid is ours to stop); -q30s retries
 	# whatever was deferred; -X traces every SMTP session for diagnostics.
