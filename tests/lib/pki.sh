@@ -129,54 +129,22 @@ basicConstraints = critical, CA:true, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
-
-[ ext_leaf ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
-
-[ ext_leaf_nosan ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-
-[ ext_leaf_server ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
-
-[ ext_leaf_ecdh ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyAgreement
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
-
-[ ext_leaf_signonly ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
-
-[ ext_leaf_nosign ]
-basicConstraints = critical, CA:false
-keyUsage = critical, keyEncipherment
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
 EOF
+# the leaf profiles: leaf_ext SECTION KEY-USAGE EKU [nosan]
+leaf_ext() {
+	printf '\n[ %s ]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, %s\n' "$1" "$2"
+	printf 'extendedKeyUsage = %s\nsubjectKeyIdentifier = hash\n' "$3"
+	echo 'authorityKeyIdentifier = keyid:always'
+	[ "${4:-}" = nosan ] || echo 'subjectAltName = email:$ENV::LEAF_EMAIL'
+}
+{
+	leaf_ext ext_leaf "digitalSignature, keyEncipherment" emailProtection
+	leaf_ext ext_leaf_nosan "digitalSignature, keyEncipherment" emailProtection nosan
+	leaf_ext ext_leaf_server "digitalSignature, keyEncipherment" serverAuth
+	leaf_ext ext_leaf_ecdh "digitalSignature, keyAgreement" emailProtection
+	leaf_ext ext_leaf_signonly digitalSignature emailProtection
+	leaf_ext ext_leaf_nosign keyEncipherment emailProtection
+} >>"$cnf"
 export OPENSSL_CONF="$cnf"
 LEAF_EMAIL=nobody@invalid
 export LEAF_EMAIL
