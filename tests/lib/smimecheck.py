@@ -189,21 +189,27 @@ def find_delimiter(body, boundary, start):
         pos = rest_start  # "--boundaryX": not our delimiter, keep looking
 
 
+def save_outer(data, out, name):
+    """Writes DATA to OUT/NAME and its header block to OUT/outer.hdr;
+    returns the body, the header fields, their lower-case names and the
+    parsed header."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
+    head, body = split_head_body(data)
+    with open(os.path.join(out, "outer.hdr"), "wb") as f:
+        f.write(head)
+    fields = header_fields(head)
+    return body, fields, [n for n, _ in fields], parse_headers(head)
+
+
 def cmd_split(args):
     if len(args) != 2:
         return usage()
     data = read_canon(args[0])
     out = args[1]
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "signed.eml"), "wb") as f:
-        f.write(data)
-    head, body = split_head_body(data)
-    with open(os.path.join(out, "outer.hdr"), "wb") as f:
-        f.write(head)
+    body, fields, names, msg = save_outer(data, out, "signed.eml")
     ok = True
-    fields = header_fields(head)
-    names = [n for n, _ in fields]
-    msg = parse_headers(head)
     ctype = msg.get_content_type()
     if ctype != "multipart/signed":
         diag("top-level Content-Type is %s, not multipart/signed" % ctype)
@@ -976,16 +982,8 @@ def cmd_env_split(args):
         diag("unknown cipher %r (aes-256-cbc or aes-256-gcm)" % cipher)
         return 2
     data = read_canon(path)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "enc.eml"), "wb") as f:
-        f.write(data)
-    head, body = split_head_body(data)
-    with open(os.path.join(out, "outer.hdr"), "wb") as f:
-        f.write(head)
+    body, fields, names, msg = save_outer(data, out, "enc.eml")
     ok = True
-    fields = header_fields(head)
-    names = [n for n, _ in fields]
-    msg = parse_headers(head)
     if names.count(b"content-type") != 1:
         diag("outer header has %d Content-Type fields" % names.count(b"content-type"))
         ok = False
