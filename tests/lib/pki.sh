@@ -82,36 +82,25 @@ CN = placeholder
 [ ca ]
 default_ca = inter_ca
 
-[ root_ca ]
-dir = $dir/ca/root
-database = \$dir/index.txt
-serial = \$dir/serial
-new_certs_dir = \$dir
-certificate = $dir/root.crt.pem
-private_key = $dir/root.key.pem
-default_md = sha256
-default_days = 3650
-policy = policy_any
-unique_subject = no
-copy_extensions = none
-email_in_dn = yes
-
-[ inter_ca ]
-dir = $dir/ca/inter
-database = \$dir/index.txt
-serial = \$dir/serial
-crlnumber = \$dir/crlnumber
-new_certs_dir = \$dir
-certificate = $dir/inter.crt.pem
-private_key = $dir/inter.key.pem
-default_md = sha256
-default_days = 730
-default_crl_days = 3650
-policy = policy_any
-unique_subject = no
-copy_extensions = none
-email_in_dn = yes
-
+EOF
+# ca_section NAME DAYS: the section NAME_ca of the CA DIR/NAME.crt.pem, its
+# state in DIR/ca/NAME (the intermediate also signs the CRL)
+ca_section() {
+	printf '[ %s_ca ]\ndir = %s/ca/%s\n' "$1" "$dir" "$1"
+	echo 'database = $dir/index.txt'
+	echo 'serial = $dir/serial'
+	[ "$1" = inter ] && echo 'crlnumber = $dir/crlnumber'
+	echo 'new_certs_dir = $dir'
+	printf 'certificate = %s/%s.crt.pem\nprivate_key = %s/%s.key.pem\n' "$dir" "$1" "$dir" "$1"
+	printf 'default_md = sha256\ndefault_days = %s\n' "$2"
+	[ "$1" = inter ] && echo 'default_crl_days = 3650'
+	printf 'policy = policy_any\nunique_subject = no\ncopy_extensions = none\nemail_in_dn = yes\n\n'
+}
+{
+	ca_section root 3650
+	ca_section inter 730
+} >>"$cnf"
+cat >>"$cnf" <<EOF
 [ policy_any ]
 countryName = optional
 organizationName = optional

@@ -135,19 +135,23 @@ def split_head_body(data):
     return data[: i + 2], data[i + 4:]
 
 
-def header_fields(head):
-    """List of (lower-case name, unfolded raw line) for a raw header block."""
-    fields = []
+def raw_fields(head):
+    """List of (lower-case name, raw field with its folding and CRLF)."""
+    out = []
     for line in head.split(CRLF):
         if line == b"":
             continue
-        if line[:1] in (b" ", b"\t") and fields:
-            name, raw = fields[-1]
-            fields[-1] = (name, raw + line)
+        if line[:1] in (b" ", b"\t") and out:
+            out[-1] = (out[-1][0], out[-1][1] + line + CRLF)
             continue
         name = line.split(b":", 1)[0].strip().lower() if b":" in line else b""
-        fields.append((name, line))
-    return fields
+        out.append((name, line + CRLF))
+    return out
+
+
+def header_fields(head):
+    """List of (lower-case name, unfolded raw line) for a raw header block."""
+    return [(name, b"".join(raw[:-2].split(CRLF))) for name, raw in raw_fields(head)]
 
 
 def parse_headers(head):
@@ -949,20 +953,6 @@ def param(msg, name):
 
 def smime_type(msg):
     return (param(msg, "smime-type") or "").strip().lower()
-
-
-def raw_fields(head):
-    """List of (lower-case name, raw field with its folding and CRLF)."""
-    out = []
-    for line in head.split(CRLF):
-        if line == b"":
-            continue
-        if line[:1] in (b" ", b"\t") and out:
-            out[-1] = (out[-1][0], out[-1][1] + line + CRLF)
-            continue
-        name = line.split(b":", 1)[0].strip().lower() if b":" in line else b""
-        out.append((name, line + CRLF))
-    return out
 
 
 def cmd_is_encrypted(args):

@@ -500,10 +500,8 @@ fi
 	printf '\r\nHalo.\r\n'
 } >"$in/bcc.eml"
 tm c2b "$work/enc.conf" "$in/bcc.eml"
-signed_only_logged c2b "(2) Bcc" \
-	"(2) Bcc tanpa@ without a certificate (opportunistic)" \
-	"signed for andi@banjarkota.go.id with certificate $ANDI, not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id" \
-	"(2) log: not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id"
+signed_only_logged c2b "(2) Bcc" "(2) Bcc tanpa@ without a certificate (opportunistic)" \
+	"signed for andi@banjarkota.go.id with certificate $ANDI, not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id" "(2) log: not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id"
 {
 	printf '%s\r\n' "From: Andi Pratama <andi@banjarkota.go.id>" \
 		"To: undisclosed-recipients:;" "Bcc: mitra@jabarprov.go.id" \
@@ -639,18 +637,14 @@ tm c5d "$work/spec.conf" "$in/plain.eml" -r ecmitra@jabarprov.go.id
 tm_ok "(5) ecmitra" c5d && [ "$(rserials "$out/c5d.out")" = "$(wserials andi ecmitra)" ]
 tap $? "(5) control: ecmitra@ (domain opportunistic, certificate) is encrypted"
 tm c5e "$work/spec.conf" "$in/plain.eml" -r tanpa@jabarprov.go.id
-signed_only_logged c5e "(5) domain over wildcard" \
-	"(5) tanpa@jabarprov.go.id: domain opportunistic beats *.go.id required" \
-	"not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id" \
-	"(5) ... logged as opportunistic without certificate"
+signed_only_logged c5e "(5) domain over wildcard" "(5) tanpa@jabarprov.go.id: domain opportunistic beats *.go.id required" \
+	"not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id" "(5) ... logged as opportunistic without certificate"
 tm c5f "$work/spec.conf" "$in/plain.eml" -r kepala@kemenkeu.go.id
 [ "$TRC" = 69 ] && errhas c5f "recipient kepala@kemenkeu.go.id refused: 550 5.7.1"
 tap $? "(5) kepala@kemenkeu.go.id: *.go.id required beats * opportunistic, refused (exit $TRC)" || showerr c5f
 tm c5g "$work/spec.conf" "$in/plain.eml" -r x@example.net
-signed_only_logged c5g "(5) wildcard *" \
-	"(5) x@example.net: only * (opportunistic) matches" \
-	"no valid certificate for x@example.net" \
-	"(5) ... logged as opportunistic without certificate"
+signed_only_logged c5g "(5) wildcard *" "(5) x@example.net: only * (opportunistic) matches" \
+	"no valid certificate for x@example.net" "(5) ... logged as opportunistic without certificate"
 simple sekda "Sekda <sekda@banjarkota.go.id>" "x@example.org"
 tm c5h "$work/spec.conf" "$in/sekda.eml" -s sekda@banjarkota.go.id -r x@example.org -r mitra@jabarprov.go.id
 errhas c5h "recipient x@example.org refused: 550 5.7.1 encryption to x@example.org is required"
@@ -674,10 +668,8 @@ if tm_ok "(5) no rule" c5k; then
 	tap $? "(5) ... plain signing log line" || showerr c5k
 fi
 tm c5l "$work/enc.conf" "$in/plain.eml" -r mitra@jabarprov.go.id -r someone@example.org
-signed_only_logged c5l "(5) opportunistic + no-rule recipient" \
-	"(5) mitra@ (opportunistic) with someone@example.org (no rule, no certificate)" \
-	"no valid certificate for someone@example.org" \
-	"(5) ... the log names someone@example.org"
+signed_only_logged c5l "(5) opportunistic + no-rule recipient" "(5) mitra@ (opportunistic) with someone@example.org (no rule, no certificate)" \
+	"no valid certificate for someone@example.org" "(5) ... the log names someone@example.org"
 
 # ================================================================ (6)
 for v in "gcm256 aes-256-gcm authEnveloped aes-256-gcm rsaEncryption encrypt_cipher" \
@@ -728,10 +720,8 @@ tap $? "(7) smimectl crl import crl.pem ($(head -1 "$work/crl.log"))"
 grep -q 'revmitra@jabarprov.go.id .* revoked ' "$work/rl.out"
 tap $? "(7) recipient list shows revmitra@ revoked" || sed 's/^/#   /' "$work/rl.out"
 tm c7b "$work/enc.conf" "$in/plain.eml" -r revmitra@jabarprov.go.id
-signed_only_logged c7b "(7) revmitra after CRL" \
-	"(7) revoked revmitra@ (opportunistic) is never used" \
-	"no valid certificate for revmitra@jabarprov.go.id" \
-	"(7) ... the log names revmitra@"
+signed_only_logged c7b "(7) revmitra after CRL" "(7) revoked revmitra@ (opportunistic) is never used" \
+	"no valid certificate for revmitra@jabarprov.go.id" "(7) ... the log names revmitra@"
 # import refuses what cannot be used
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/fremd.key.pem" -out "$pki/fremd.crt.pem" \
 	-days 30 -subj "/CN=Fremd" -addext "subjectAltName=email:fremd@jabarprov.go.id" \
@@ -812,10 +802,8 @@ fi
 	! grep -q '"address"' "$work/rm.list"
 tap $? "(7) smimectl recipient remove mitra@jabarprov.go.id ($(head -1 "$work/rm.log"))"
 tm c7h "$work/enc.conf" "$in/plain.eml" -r mitra@jabarprov.go.id
-signed_only_logged c7h "(7) removed" \
-	"(7) after remove, mitra@ falls back to signed only" \
-	"no valid certificate for mitra@jabarprov.go.id" \
-	"(7) ... the log names mitra@"
+signed_only_logged c7h "(7) removed" "(7) after remove, mitra@ falls back to signed only" \
+	"no valid certificate for mitra@jabarprov.go.id" "(7) ... the log names mitra@"
 
 # ================================================================ (8)
 tm c8 "$work/enc.conf" "$in/text.eml" -r sekda@banjarkota.go.id
