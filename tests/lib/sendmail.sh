@@ -175,6 +175,14 @@ sm_isolate() {
 		"$SM_HOSTNAME" "$_ns" "$_script" "$@"
 }
 
+# sm__define NAME VALUE...: one m4 define(`NAME', `VALUE')dnl line a pair
+sm__define() {
+	while [ $# -ge 2 ]; do
+		printf "define(\`%s', \`%s')dnl\n" "$1" "$2"
+		shift 2
+	done
+}
+
 sm_start() {
 	pf__usage4 sm_start "$@" || return 2
 	SM_WORKDIR=$(cd "$1" && pwd) || return 1
@@ -207,24 +215,21 @@ divert(0)dnl
 VERSIONID(\`smime-milter test instance')dnl
 OSTYPE(\`linux')dnl
 dnl --- identity and lookups: a fixed name, files only, nothing from DNS
-define(\`confDOMAIN_NAME', \`$SM_HOSTNAME')dnl
-define(\`confSERVICE_SWITCH_FILE', \`$_w/service.switch')dnl
-define(\`confHOSTS_FILE', \`$_w/hosts')dnl
-define(\`confDONT_PROBE_INTERFACES', \`True')dnl
-define(\`confBIND_OPTS', \`-DNSRCH -DEFNAMES')dnl
-define(\`confTO_IDENT', \`0s')dnl
+EOF
+		sm__define confDOMAIN_NAME "$SM_HOSTNAME" confSERVICE_SWITCH_FILE "$_w/service.switch" \
+			confHOSTS_FILE "$_w/hosts" confDONT_PROBE_INTERFACES True \
+			confBIND_OPTS "-DNSRCH -DEFNAMES" confTO_IDENT 0s
+		cat <<EOF
 FEATURE(\`nocanonify')dnl
 FEATURE(\`no_default_msa')dnl
 dnl the sender domains exist only in the test: do not ask for them
 FEATURE(\`accept_unresolvable_domains')dnl
 dnl --- private files
-define(\`QUEUE_DIR', \`$_w/mqueue')dnl
-define(\`confHOST_STATUS_DIRECTORY', \`$_w/hoststat')dnl
-define(\`confPID_FILE', \`$_w/sendmail.pid')dnl
-define(\`STATUS_FILE', \`$_w/statistics')dnl
-define(\`HELP_FILE', \`$_w/helpfile')dnl
-define(\`ALIAS_FILE', \`')dnl
-define(\`confDEF_USER_ID', \`daemon:daemon')dnl
+EOF
+		sm__define QUEUE_DIR "$_w/mqueue" confHOST_STATUS_DIRECTORY "$_w/hoststat" \
+			confPID_FILE "$_w/sendmail.pid" STATUS_FILE "$_w/statistics" \
+			HELP_FILE "$_w/helpfile" ALIAS_FILE "" confDEF_USER_ID daemon:daemon
+		cat <<EOF
 dnl --- other engineers' tests load the machine: never queue-only or refuse
 define(\`confQUEUE_LA', \`999')dnl
 define(\`confREFUSE_LA', \`999')dnl
