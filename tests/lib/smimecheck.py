@@ -406,8 +406,7 @@ def inner_headers(part):
 def cmd_content(args):
     if len(args) != 2:
         return usage()
-    orig = read_canon(args[0])
-    signed = read_canon(args[1])
+    orig, signed = map(read_canon, args)
     head, body = split_head_body(signed)
     msg = parse_headers(head)
     if msg.get_content_type() == "multipart/signed":
@@ -553,8 +552,7 @@ def cmd_cms(args):
 def cmd_same_body(args):
     if len(args) != 2:
         return usage()
-    orig = read_canon(args[0])
-    got = read_canon(args[1])
+    orig, got = map(read_canon, args)
     oh, ob = split_head_body(orig)
     gh, gb = split_head_body(got)
     ok = True
