@@ -6,8 +6,9 @@
 #
 #   e2e_begin NAME [MTA_STOP]
 #                      fx_begin NAME, $work open to the MTA's daemons,
-#                      $milter_pid empty; at exit the milter is stopped,
-#                      then the MTA (MTA_STOP, default pf_stop)
+#                      $milter_pid empty; at exit the milter is stopped
+#                      (given 30 s to end: under valgrind it writes its
+#                      report first), then the MTA (MTA_STOP, default pf_stop)
 #   e2e_pki            the test PKI in $pki (one check: "test PKI created")
 #   e2e_corpus         tests/lib/mkcorpus.py's messages in $work/gen/good and
 #                      $work/gen/bad, $work/other-domain.eml (from
@@ -68,7 +69,7 @@ e2e_begin() {
 	chmod 0755 "$work"
 	milter_pid=
 	fx_on_exit() {
-		me_stop "$milter_pid"
+		me_stop "$milter_pid" 30
 		milter_pid=
 		$E2E_STOP
 	}

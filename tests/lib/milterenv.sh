@@ -21,7 +21,7 @@
 #       key), noreply system (PKCS#12), any other individual (PKCS#12).
 #   me_start CONF LOG PORT   starts `smime-milter -c CONF -f` in the
 #       background, waits for 127.0.0.1:PORT; sets ME_PID; 1 on failure.
-#   me_stop PID              TERM, wait up to 5 s, then KILL (pf_kill).
+#   me_stop PID [SECONDS]    TERM, wait up to SECONDS (5), then KILL (pf_kill).
 #   me_wait_log FILE REGEX [SECONDS]
 #                            waits (default 5 s) for a line of FILE that
 #                            matches; 1 if none came.
@@ -124,7 +124,7 @@ me_start() {
 
 me_stop() {
 	[ -n "${1:-}" ] || return 0
-	pf_kill "$1"
+	pf_kill "$1" "${2:-5}"
 	return 0
 }
 

@@ -42,8 +42,9 @@
 #   pf_flush        asks Postfix to retry deferred mail now.
 #   pf_queue_count  prints the number of messages still queued.
 #   pf_stop         stops Postfix and smtp-sink, leaves WORKDIR in place.
-#   pf_kill PID     stops a child process: TERM, up to 5 s, then KILL, and
-#                   reaps it.
+#   pf_kill PID [SECONDS]
+#                   stops a child process: TERM, up to SECONDS (5) for it
+#                   to exit, then KILL, and reaps it.
 #
 # Everything listens on 127.0.0.1 only; DNS is disabled.  Needs root (Postfix
 # master) and the postfix user/postdrop group of the Debian package.
@@ -232,7 +233,7 @@ EOF
 pf_kill() {
 	kill "$1" 2>/dev/null || return 0
 	_k=0
-	while kill -0 "$1" 2>/dev/null && [ $_k -lt 50 ]; do
+	while kill -0 "$1" 2>/dev/null && [ $_k -lt $((${2:-5} * 10)) ]; do
 		sleep 0.1
 		_k=$((_k + 1))
 	done
