@@ -56,6 +56,7 @@ export TOP
 . "$TOP/tests/lib/milterenv.sh"
 . "$TOP/tests/lib/verify.sh"
 . "$TOP/tests/lib/hsm.sh"
+# shellcheck disable=SC2034 # for the tests that source this file
 PY=$ME_PY
 CLI=$TOP/tests/lib/miltercli.py
 SC=$TOP/tests/lib/smimecheck.py
@@ -115,7 +116,7 @@ fx_nobody() {
 }
 
 fx_two_milters() {
-	pid_a= pid_r=
+	pid_a='' pid_r=''
 	fx_on_exit() {
 		me_stop "$pid_a"
 		me_stop "$pid_r"
