@@ -9,25 +9,13 @@
 # removed) is named at the right row with exit 1; a schema 4 database
 # with audit rows becomes verifiable through `smimectl init`; two daemons
 # appending to one database at once keep one chain.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-CTL=$ME_CTL
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
-
-work=$(mktemp -d /tmp/smime-audit.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin audit
 pid1= pid2=
-cleanup() {
+fx_on_exit() {
 	me_stop "$pid1"
 	me_stop "$pid2"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
-. "$TOP/tests/lib/expect.sh"
 # restore the untouched copy of the database
 restore() { cp "$work/good.db" "$db" && rm -f "$db-wal" "$db-shm"; }
 
@@ -109,12 +97,10 @@ sys.exit(1 if bad else 0)
 EOF
 tap $? "From and Message-ID are stored byte for byte as text (one row each)"
 [ -s "$work/out" ] && sed 's/^/#   /' "$work/out"
-t=$(q "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('audit', 'certificates', 'mailboxes', 'mailbox_history', 'recipient_certs') ORDER BY name)")
-[ "$t" = "audit,certificates,mailbox_history,mailboxes,recipient_certs" ]
-tap $? "every table is still there ($t)"
-a=$(q "SELECT group_concat(action) FROM (SELECT action FROM audit ORDER BY id)")
-[ "$a" = "signed,unsigned,unsigned,unsigned,unsigned" ]
-tap $? "andi's message was signed, the others passed unsigned ($a)"
+q_is "audit,certificates,mailbox_history,mailboxes,recipient_certs" "every table is still there" \
+	"SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('audit', 'certificates', 'mailboxes', 'mailbox_history', 'recipient_certs') ORDER BY name)"
+q_is "signed,unsigned,unsigned,unsigned,unsigned" "andi's message was signed, the others passed unsigned" \
+	"SELECT group_concat(action) FROM (SELECT action FROM audit ORDER BY id)"
 rows=$(q "SELECT count(*) FROM audit")
 last=$(q "SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
 expect 0 "the chain verifies" "$CTL" -c "$conf" audit verify
@@ -142,42 +128,29 @@ sys.exit(0 if j["ok"] is False and j["broken_id"] == 3 and
          j["problem"] == "content-changed" and j["rows"] == 2 else 1)' "$work/out"
 tap $? "... JSON: broken_id 3, problem content-changed"
 
-restore
-q "UPDATE audit SET message_id = message_id || ' ' WHERE id = 5"
-expect 1 "one space added to row 5's Message-ID" "$CTL" -c "$conf" audit verify
-has "BROKEN at row 5: row content changed" "... row 5"
-
-restore
-q "DELETE FROM audit WHERE id = 3"
-expect 1 "row 3 deleted" "$CTL" -c "$conf" audit verify
-has "BROKEN at row 4: prev_hash does not match the hash of row 2" \
-	"... the next row, 4, no longer links to row 2"
-
-restore
-q "DELETE FROM audit WHERE id = 1"
-expect 1 "the first row deleted" "$CTL" -c "$conf" audit verify
-has "BROKEN at row 2: prev_hash of the first row is not 64 zeros" "... row 2"
-
-restore
-q "INSERT INTO audit (at, queue_id, from_addr, action, result) VALUES (strftime('%s','now'), 'FORGED', 'andi@banjarkota.go.id', 'signed', 'ok')"
-expect 1 "a forged row appended without a hash" "$CTL" -c "$conf" audit verify
-has "BROKEN at row 6: hash missing" "... row 6, hash missing"
-
-restore
+# tampered DESCRIPTION SQL TEXT TEXT-DESCRIPTION: on a fresh copy of the
+# database, SQL makes `audit verify` exit 1 and say TEXT
+tampered() {
+	restore
+	q "$2"
+	expect 1 "$1" "$CTL" -c "$conf" audit verify
+	has "$3" "$4"
+}
+tampered "one space added to row 5's Message-ID" "UPDATE audit SET message_id = message_id || ' ' WHERE id = 5" \
+	"BROKEN at row 5: row content changed" "... row 5"
+tampered "row 3 deleted" "DELETE FROM audit WHERE id = 3" \
+	"BROKEN at row 4: prev_hash does not match the hash of row 2" "... the next row, 4, no longer links to row 2"
+tampered "the first row deleted" "DELETE FROM audit WHERE id = 1" \
+	"BROKEN at row 2: prev_hash of the first row is not 64 zeros" "... row 2"
+tampered "a forged row appended without a hash" "INSERT INTO audit (at, queue_id, from_addr, action, result) VALUES (strftime('%s','now'), 'FORGED', 'andi@banjarkota.go.id', 'signed', 'ok')" \
+	"BROKEN at row 6: hash missing" "... row 6, hash missing"
 # a forged row that copies a real row's prev_hash and hash, in a free id
-q "DELETE FROM audit WHERE id = 4; INSERT INTO audit (id, at, queue_id, from_addr, action, result, prev_hash, hash) SELECT 4, at, 'FORGED', 'andi@banjarkota.go.id', 'signed', 'ok', prev_hash, hash FROM audit WHERE id = 3"
-expect 1 "a forged row with copied hashes in place of row 4" "$CTL" -c "$conf" audit verify
-has "BROKEN at row 4: row content changed" "... row 4"
-
-restore
-q "UPDATE audit SET id = -2 WHERE id = 2; UPDATE audit SET id = 2 WHERE id = 3; UPDATE audit SET id = 3 WHERE id = -2"
-expect 1 "rows 2 and 3 swapped" "$CTL" -c "$conf" audit verify
-has "BROKEN at row 2:" "... row 2"
-
-restore
-q "UPDATE audit SET hash = NULL WHERE id = 2"
-expect 1 "row 2's hash removed" "$CTL" -c "$conf" audit verify
-has "BROKEN at row 2: hash missing" "... row 2, hash missing"
+tampered "a forged row with copied hashes in place of row 4" "DELETE FROM audit WHERE id = 4; INSERT INTO audit (id, at, queue_id, from_addr, action, result, prev_hash, hash) SELECT 4, at, 'FORGED', 'andi@banjarkota.go.id', 'signed', 'ok', prev_hash, hash FROM audit WHERE id = 3" \
+	"BROKEN at row 4: row content changed" "... row 4"
+tampered "rows 2 and 3 swapped" "UPDATE audit SET id = -2 WHERE id = 2; UPDATE audit SET id = 2 WHERE id = 3; UPDATE audit SET id = 3 WHERE id = -2" \
+	"BROKEN at row 2:" "... row 2"
+tampered "row 2's hash removed" "UPDATE audit SET hash = NULL WHERE id = 2" \
+	"BROKEN at row 2: hash missing" "... row 2, hash missing"
 
 restore
 expect 0 "the untouched copy verifies again" "$CTL" -c "$conf" audit verify
@@ -236,9 +209,8 @@ after=$(q "SELECT count(*) FROM audit")
 tap $? "160 audit rows ($before -> $after)"
 expect 0 "the chain written by two processes verifies" "$CTL" -c "$conf" audit verify
 has "audit log OK: $after rows" "... all $after rows"
-f=$(q "SELECT count(*) FROM audit a WHERE (SELECT count(*) FROM audit b WHERE b.prev_hash = a.hash) > 1")
-[ "$f" = 0 ]
-tap $? "no fork: no row is the predecessor of two ($f)"
+q_is 0 "no fork: no row is the predecessor of two" \
+	"SELECT count(*) FROM audit a WHERE (SELECT count(*) FROM audit b WHERE b.prev_hash = a.hash) > 1"
 
 # ---- a schema 4 database with audit rows: init chains them
 cp "$db" "$work/v4.db"

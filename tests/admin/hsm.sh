@@ -15,22 +15,8 @@
 #     on the same token, never extractable; import --cert completes it, mail
 #     is signed with the new certificate; no key file appears in key_dir
 # Prints TAP.  KEEP=1 keeps the work directory.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/verify.sh"
-. "$TOP/tests/lib/hsm.sh"
-. "$TOP/tests/lib/tap.sh"
-CTL=$ME_CTL
-PY=/usr/bin/python3
-
-work=$(mktemp -d /tmp/smime-admhsm.XXXXXX)
-cleanup() {
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin admhsm
 
 # expect CODE DESCRIPTION COMMAND...: the command exits with CODE ("!0": a
 # refusal, any non-zero code but 64, EX_USAGE); output in $work/out
@@ -118,9 +104,7 @@ signs_with() {
 	}
 }
 
-[ -x "$ME_MILTER" ] && [ -x "$CTL" ] || bail "smime-milter and smimectl are built (run make)"
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1 || bail "test PKI"
-pki=$work/pki
+fx_pki || bail "test PKI"
 hsm_fixture "$work/hsm" "$pki" || bail "SoftHSM2 token with keys and certificates"
 ok "SoftHSM2 token $HSM_TOKEN with the keys and certificates of andi, sekda, noreply, legacy, ec"
 serial=$(pkcs11-tool --module "$HSM_MODULE" -L 2>/dev/null | awk -v l="$HSM_TOKEN" '

@@ -2,39 +2,16 @@
 # smimectl lifecycle commands: owners on import, list filters, map/unmap,
 # revoke, and `expiring` with monitoring-plugin exit codes, on certificates
 # issued by the test CA with different expiry dates.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-CTL=$ME_CTL
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin admin
 
-work=$(mktemp -d /tmp/smime-admin.XXXXXX)
-cleanup() {
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-. "$TOP/tests/lib/tap.sh"
-. "$TOP/tests/lib/expect.sh"
-
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
-pki=$work/pki
+fx_pki || bail "test PKI"
 # certificates expiring in 5 and 20 days, from the test issuing CA
 for spec in soon5:5:5005 soon20:20:5020; do
 	name=${spec%%:*} rest=${spec#*:}
 	days=${rest%%:*} serial=${rest#*:}
-	cat >"$work/$name.ext" <<EXT
-basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=emailProtection
-subjectAltName=email:$name@banjarkota.go.id
-EXT
-	openssl req -newkey rsa:2048 -nodes -keyout "$pki/$name.key.pem" \
-		-subj "/CN=$name/O=Pemerintah Kota Banjar" -out "$work/$name.csr" 2>/dev/null &&
-	openssl x509 -req -in "$work/$name.csr" -CA "$pki/inter.crt.pem" \
-		-CAkey "$pki/inter.key.pem" -set_serial "0x$serial" -days "$days" \
-		-extfile "$work/$name.ext" -out "$pki/$name.crt.pem" 2>/dev/null ||
-		bail "issue $name"
-	chmod 600 "$pki/$name.key.pem"
+	fx_issue "$name" "$pki" "$serial" "$days" "/CN=$name/O=Pemerintah Kota Banjar" \
+		"$name@banjarkota.go.id" || bail "issue $name"
 done
 
 conf=$work/m.conf
@@ -56,18 +33,15 @@ expect 65 "import refuses a wrong passphrase" "$CTL" -c "$conf" import \
 	--p12 "$pki/andi.p12" --passphrase-file "$work/wrong.pass"
 grep -q "wrong passphrase" "$work/out"
 tap $? "... and says so"
-expect 65 "import refuses a key that does not match" "$CTL" -c "$conf" import \
-	--mailbox andi@banjarkota.go.id --kind individual \
-	--cert "$pki/andi.crt.pem" --key "$pki/sekda.key.pem"
-expect 65 "import refuses a certificate without the mailbox" "$CTL" -c "$conf" import \
-	--mailbox budi@banjarkota.go.id --kind individual \
-	--cert "$pki/andi.crt.pem" --key "$pki/andi.key.pem"
-expect 65 "import refuses an expired certificate" "$CTL" -c "$conf" import \
-	--mailbox expired@banjarkota.go.id --kind individual \
-	--cert "$pki/expired.crt.pem" --key "$pki/expired.key.pem"
-expect 64 "import refuses an unknown kind" "$CTL" -c "$conf" import \
-	--mailbox andi@banjarkota.go.id --kind person \
-	--cert "$pki/andi.crt.pem" --key "$pki/andi.key.pem"
+# refuses CODE WHAT MAILBOX KIND CERT KEY: a PEM import exits with CODE
+refuses() {
+	expect "$1" "import refuses $2" "$CTL" -c "$conf" import --mailbox "$3@banjarkota.go.id" \
+		--kind "$4" --cert "$pki/$5.crt.pem" --key "$pki/$6.key.pem"
+}
+refuses 65 "a key that does not match" andi individual andi sekda
+refuses 65 "a certificate without the mailbox" budi individual andi andi
+refuses 65 "an expired certificate" expired individual expired expired
+refuses 64 "an unknown kind" andi person andi andi
 c=$(sqlite3 "$work/smime.db" "SELECT count(*) FROM certificates")
 k=$(ls "$work/keys" | wc -l)
 [ "$c" = 0 ] && [ "$k" = 0 ]

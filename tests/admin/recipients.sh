@@ -4,41 +4,20 @@
 # CRL before and after), list and --json, remove by address, id, serial
 # and fingerprint, migration of a schema 3 database, and SQL metacharacters
 # that stay data.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-CTL=$ME_CTL
-PY=/usr/bin/python3
-
-work=$(mktemp -d /tmp/smime-rcpt.XXXXXX)
-cleanup() {
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-. "$TOP/tests/lib/tap.sh"
-. "$TOP/tests/lib/expect.sh"
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin rcpt
 serial_of() { openssl x509 -in "$1" -noout -serial | sed 's/.*=//'; }
 fpr_of() { openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g'; }
 
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
-pki=$work/pki
+fx_pki || bail "test PKI"
 conf=$work/m.conf
 db=$work/smime.db
 me_conf "$conf" "$work" "inet:1@127.0.0.1"
 
 # a partner certificate with two addresses, from the test issuing CA
-cat >"$work/two.ext" <<EXT
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=emailProtection
-subjectAltName=email:Sekretariat@jabarprov.go.id,email:tu@jabarprov.go.id
-EXT
-openssl req -newkey rsa:2048 -nodes -keyout "$work/two.key.pem" \
-	-subj "/C=ID/O=Partner Agency/CN=Sekretariat Jabar" -out "$work/two.csr" 2>/dev/null &&
-	openssl x509 -req -in "$work/two.csr" -CA "$pki/inter.crt.pem" \
-		-CAkey "$pki/inter.key.pem" -set_serial 0x7001 -days 365 \
-		-extfile "$work/two.ext" -out "$work/two.crt.pem" 2>/dev/null ||
+fx_issue two "$work" 7001 365 "/C=ID/O=Partner Agency/CN=Sekretariat Jabar" \
+	Sekretariat@jabarprov.go.id tu@jabarprov.go.id -- basicConstraints=critical,CA:FALSE \
+	keyUsage=critical,digitalSignature,keyEncipherment extendedKeyUsage=emailProtection ||
 	bail "issue the two-address certificate"
 # a self-signed end-entity certificate fit for encryption, not from ca_file
 cat >"$work/self.cnf" <<EOF
@@ -95,9 +74,8 @@ tap $? "the row holds address, serial, SHA-256 fingerprint, status and source ($
 q "SELECT cert_pem FROM recipient_certs WHERE address = 'mitra@jabarprov.go.id'" >"$work/stored.pem"
 [ "$(fpr_of "$work/stored.pem")" = "$(fpr_of "$pki/mitra.crt.pem")" ]
 tap $? "the stored PEM is the certificate"
-h=$(q "SELECT count(*) FROM mailbox_history WHERE event = 'recipient-import' AND address = 'mitra@jabarprov.go.id' AND detail = '$mitra_serial' AND actor IS NOT NULL")
-[ "$h" = 1 ]
-tap $? "history records the import with serial and actor ($h)"
+q_is 1 "history records the import with serial and actor" \
+	"SELECT count(*) FROM mailbox_history WHERE event = 'recipient-import' AND address = 'mitra@jabarprov.go.id' AND detail = '$mitra_serial' AND actor IS NOT NULL"
 
 expect 0 "smimectl show of a recipient address" "$CTL" -c "$conf" show mitra@jabarprov.go.id
 has "recipient certificates (for encryption):" "... has a recipient certificates section"
@@ -125,18 +103,16 @@ expect 0 "import ecmitra from a DER PKCS#7 bundle with the intermediate" \
 	"$CTL" -c "$work/root.conf" recipient import "$work/ecmitra.p7b"
 has "imported $(serial_of "$pki/ecmitra.crt.pem") for ecmitra@jabarprov.go.id" \
 	"... the EC (keyAgreement) leaf, chained through the bundle's intermediate"
-r=$(q "SELECT count(*) FROM recipient_certs WHERE subject LIKE '%Issuing CA%' OR address = ''")
-[ "$r" = 0 ]
-tap $? "the intermediate itself is not stored as a recipient ($r)"
+q_is 0 "the intermediate itself is not stored as a recipient" \
+	"SELECT count(*) FROM recipient_certs WHERE subject LIKE '%Issuing CA%' OR address = ''"
 expect 0 "an intermediate given as a separate file serves too" \
 	"$CTL" -c "$work/root.conf" recipient import "$pki/inter.crt.pem" "$work/two.crt.pem" \
 	--address tu@jabarprov.go.id
 
 # ---- --address: only that address; later without it: the other one too
 has "imported 7001 for tu@jabarprov.go.id" "--address stores the certificate under that address"
-r=$(q "SELECT group_concat(address) FROM recipient_certs WHERE serial = '7001'")
-[ "$r" = "tu@jabarprov.go.id" ]
-tap $? "... and under no other ($r)"
+q_is "tu@jabarprov.go.id" "... and under no other" \
+	"SELECT group_concat(address) FROM recipient_certs WHERE serial = '7001'"
 expect 65 "--address the certificate does not carry is refused" \
 	"$CTL" -c "$conf" recipient import --address mitra@jabarprov.go.id "$pki/auditor.crt.pem"
 has "refused: it does not carry mitra@jabarprov.go.id" "... saying so"
@@ -159,17 +135,15 @@ has "refused: extendedKeyUsage does not include emailProtection" "... for its EK
 has "refused: certificate expired on 2021-01-01" "expired: refused for its expiry"
 grep -F "$work/self.crt.pem: certificate" "$work/out" | grep -Fq "refused: does not verify against $pki/ca-bundle.pem: self-signed certificate"
 tap $? "self-signed: refused, does not chain to ca_file"
-r=$(q "SELECT group_concat(address) FROM (SELECT address FROM recipient_certs ORDER BY address)")
-[ "$r" = "auditor@bpk.go.id,ecmitra@jabarprov.go.id,mitra@jabarprov.go.id,sekretariat@jabarprov.go.id,tu@jabarprov.go.id" ]
-tap $? "exactly the good certificates are stored ($r)"
+q_is "auditor@bpk.go.id,ecmitra@jabarprov.go.id,mitra@jabarprov.go.id,sekretariat@jabarprov.go.id,tu@jabarprov.go.id" "exactly the good certificates are stored" \
+	"SELECT group_concat(address) FROM (SELECT address FROM recipient_certs ORDER BY address)"
 
 # ---- unreadable and empty files
 expect 66 "a missing file: exit 66" "$CTL" -c "$conf" recipient import \
 	"$pki/revmitra.crt.pem" "$work/nonexistent.pem"
 expect 66 "a directory: exit 66" "$CTL" -c "$conf" recipient import "$work/pki"
-r=$(q "SELECT count(*) FROM recipient_certs WHERE address = 'revmitra@jabarprov.go.id'")
-[ "$r" = 0 ]
-tap $? "... and nothing from the same run is stored ($r)"
+q_is 0 "... and nothing from the same run is stored" \
+	"SELECT count(*) FROM recipient_certs WHERE address = 'revmitra@jabarprov.go.id'"
 echo "not a certificate" >"$work/junk.pem"
 expect 65 "a file without certificates is refused" "$CTL" -c "$conf" recipient import "$work/junk.pem"
 has "junk.pem: refused: no certificate" "... saying so"
@@ -180,23 +154,19 @@ revmitra_serial=$(serial_of "$pki/revmitra.crt.pem")
 expect 0 "import revoked@ before the CRL" "$CTL" -c "$conf" recipient import "$pki/revoked.crt.pem"
 expect 0 "crl import" "$CTL" -c "$conf" crl import "$pki/crl.pem"
 has "2 serials listed, 1 certificate marked revoked" "... counts the recipient certificate it revoked"
-r=$(q "SELECT status || ' ' || revocation_reason || ' ' || (revoked_at > 0) FROM recipient_certs WHERE serial = '$revoked_serial'")
-[ "$r" = "revoked crl 1" ]
-tap $? "the recipient certificate imported before the CRL is now revoked ($r)"
-r=$(q "SELECT group_concat(serial || ':' || reason) FROM (SELECT serial, reason FROM revoked_serials WHERE issuer = 'CN=Test BSrE Issuing CA,O=Test BSrE,C=ID' ORDER BY serial)")
-[ "$r" = "$revoked_serial:keyCompromise,$revmitra_serial:keyCompromise" ]
-tap $? "revoked_serials holds every CRL entry with its reason ($r)"
-h=$(q "SELECT count(*) FROM mailbox_history WHERE event = 'recipient-revoked' AND address = 'revoked@banjarkota.go.id'")
-[ "$h" = 1 ]
-tap $? "history records the revocation ($h)"
+q_is "revoked crl 1" "the recipient certificate imported before the CRL is now revoked" \
+	"SELECT status || ' ' || revocation_reason || ' ' || (revoked_at > 0) FROM recipient_certs WHERE serial = '$revoked_serial'"
+q_is "$revoked_serial:keyCompromise,$revmitra_serial:keyCompromise" "revoked_serials holds every CRL entry with its reason" \
+	"SELECT group_concat(serial || ':' || reason) FROM (SELECT serial, reason FROM revoked_serials WHERE issuer = 'CN=Test BSrE Issuing CA,O=Test BSrE,C=ID' ORDER BY serial)"
+q_is 1 "history records the revocation" \
+	"SELECT count(*) FROM mailbox_history WHERE event = 'recipient-revoked' AND address = 'revoked@banjarkota.go.id'"
 expect 0 "crl import again is idempotent" "$CTL" -c "$conf" crl import "$pki/crl.pem"
 has "2 serials listed, 0 certificates marked revoked" "... nothing new revoked"
 expect 65 "revmitra, imported after the CRL, is refused" "$CTL" -c "$conf" recipient import "$pki/revmitra.crt.pem"
 has "certificate $revmitra_serial (CN=Revoked Mitra,O=Partner Agency,C=ID): refused: it is revoked" \
 	"... as revoked"
-r=$(q "SELECT count(*) FROM recipient_certs WHERE address = 'revmitra@jabarprov.go.id'")
-[ "$r" = 0 ]
-tap $? "... and not stored ($r)"
+q_is 0 "... and not stored" \
+	"SELECT count(*) FROM recipient_certs WHERE address = 'revmitra@jabarprov.go.id'"
 
 # ---- list
 expect 0 "recipient list" "$CTL" -c "$conf" recipient list
@@ -259,26 +229,21 @@ has "no recipient certificate matches 'nobody@bpk.go.id'" "... with a clear mess
 expect 1 "remove of an unknown serial exits 1" "$CTL" -c "$conf" recipient remove DEADBEEF
 expect 0 "remove by address" "$CTL" -c "$conf" recipient remove Sekretariat@JABARPROV.go.id
 has "removed 1 recipient certificate" "... one removed"
-r=$(q "SELECT group_concat(address) FROM recipient_certs WHERE serial = '7001'")
-[ "$r" = "tu@jabarprov.go.id" ]
-tap $? "... only that address's row ($r)"
+q_is "tu@jabarprov.go.id" "... only that address's row" \
+	"SELECT group_concat(address) FROM recipient_certs WHERE serial = '7001'"
 id=$($PY -c 'import json,sys; print([r["id"] for r in json.load(open(sys.argv[1])) if r["address"] == "ecmitra@jabarprov.go.id"][0])' "$work/list.json")
 expect 0 "remove by the id shown by list" "$CTL" -c "$conf" recipient remove "$id"
-r=$(q "SELECT count(*) FROM recipient_certs WHERE address = 'ecmitra@jabarprov.go.id'")
-[ "$r" = 0 ]
-tap $? "... ecmitra is gone ($r)"
+q_is 0 "... ecmitra is gone" \
+	"SELECT count(*) FROM recipient_certs WHERE address = 'ecmitra@jabarprov.go.id'"
 expect 0 "remove by serial" "$CTL" -c "$conf" recipient remove "$auditor_serial"
-r=$(q "SELECT count(*) FROM recipient_certs WHERE address = 'auditor@bpk.go.id'")
-[ "$r" = 0 ]
-tap $? "... auditor is gone ($r)"
+q_is 0 "... auditor is gone" \
+	"SELECT count(*) FROM recipient_certs WHERE address = 'auditor@bpk.go.id'"
 fpr=$(fpr_of "$pki/mitra.crt.pem" | tr 'A-F' 'a-f')
 expect 0 "remove by fingerprint (lower-case)" "$CTL" -c "$conf" recipient remove "$fpr"
-r=$(q "SELECT group_concat(address) FROM (SELECT address FROM recipient_certs ORDER BY address)")
-[ "$r" = "revoked@banjarkota.go.id,tu@jabarprov.go.id" ]
-tap $? "... mitra is gone, the rest stays ($r)"
-h=$(q "SELECT count(*) FROM mailbox_history WHERE event = 'recipient-remove' AND actor IS NOT NULL")
-[ "$h" = 4 ]
-tap $? "history records every removal ($h)"
+q_is "revoked@banjarkota.go.id,tu@jabarprov.go.id" "... mitra is gone, the rest stays" \
+	"SELECT group_concat(address) FROM (SELECT address FROM recipient_certs ORDER BY address)"
+q_is 4 "history records every removal" \
+	"SELECT count(*) FROM mailbox_history WHERE event = 'recipient-remove' AND actor IS NOT NULL"
 expect 64 "remove without a spec is a usage error" "$CTL" -c "$conf" recipient remove
 
 # ---- migration from schema 3 keeps the data
@@ -307,9 +272,8 @@ r=$(q "SELECT group_concat(mailbox || ':' || status) FROM (SELECT mailbox, statu
 m=$(q "SELECT count(*) FROM mailboxes")
 [ "$r" = "andi@banjarkota.go.id:active,revoked@banjarkota.go.id:revoked" ] && [ "$m" = 2 ]
 tap $? "certificates and mappings are kept ($r; $m mappings)"
-r=$(q "SELECT serial FROM revoked_serials")
-[ "$r" = "$revoked_serial" ]
-tap $? "serials a CRL revoked before are carried into revoked_serials ($r)"
+q_is "$revoked_serial" "serials a CRL revoked before are carried into revoked_serials" \
+	"SELECT serial FROM revoked_serials"
 expect 65 "so that certificate is refused as a recipient" \
 	"$CTL" -c "$m3/m.conf" recipient import "$pki/revoked.crt.pem"
 has "refused: it is revoked" "... as revoked"

@@ -2,21 +2,10 @@
 # smimectl report (Pasal 24): CSV, JSON and HTML over a database with
 # known certificates and audit rows; the HTML is rendered in headless
 # Chromium.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-CTL=$ME_CTL
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin report
 
-work=$(mktemp -d /tmp/smime-report.XXXXXX)
-cleanup() {
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-. "$TOP/tests/lib/tap.sh"
-
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
-pki=$work/pki
+fx_pki || bail "test PKI"
 conf=$work/m.conf
 me_conf "$conf" "$work" "inet:1@127.0.0.1"
 "$CTL" -c "$conf" init >/dev/null || bail "init"

@@ -82,6 +82,16 @@ speed() { # $1: extra args
 # of a shared 2-core machine out of the ratio as far as it can be.
 rounds=${BENCH_ROUNDS:-5}
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# pair A B FILE: appends "B/A A B" to FILE
+pair() { echo "$1 $2" | awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' >>"$3"; }
+# medians FILE WHAT: the medians of FILE's three columns in m1, m2, m3, and
+# "pairs (WHAT): LINE;LINE;..." in mtext
+medians() {
+	m1=$(cut -d' ' -f1 "$1" | median)
+	m2=$(cut -d' ' -f2 "$1" | median)
+	m3=$(cut -d' ' -f3 "$1" | median)
+	mtext="pairs ($2): $(tr '\n' ';' <"$1")"
+}
 rate_of() { sed -n '1s/.*rate=\([0-9.]*\).*/\1/p'; }
 : >"$work/core.pairs"
 # (a) is a one-core figure: both sides run pinned to the same CPU, since
@@ -90,12 +100,10 @@ for i in $(seq 1 "$rounds"); do
 	r=$(taskset -c 0 openssl speed -seconds "$secs" rsa2048 2>/dev/null |
 		awk '/^rsa 2048 bits/ { print $6 }')
 	c=$(taskset -c 0 tests/bench/bench_core "$conf" "$work/4k.eml" "$secs" | rate_of)
-	echo "$r $c" | awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' >>"$work/core.pairs"
+	pair "$r" "$c" "$work/core.pairs"
 done
-core_ratio=$(cut -d' ' -f1 "$work/core.pairs" | median)
-rsa1=$(cut -d' ' -f2 "$work/core.pairs" | median)
-core_rate=$(cut -d' ' -f3 "$work/core.pairs" | median)
-core="pairs (ratio rsa/s msg/s): $(tr '\n' ';' <"$work/core.pairs")"
+medians "$work/core.pairs" "ratio rsa/s msg/s"
+core_ratio=$m1 rsa1=$m2 core_rate=$m3 core=$mtext
 
 # (d) sign+encrypt against signing alone: the same core, one RSA-2048
 # recipient certificate (plus the sender's own, as always)
@@ -111,12 +119,10 @@ for i in $(seq 1 "$rounds"); do
 	sg=$(taskset -c 0 tests/bench/bench_core "$conf" "$work/4k.eml" "$secs" | rate_of)
 	se=$(taskset -c 0 tests/bench/bench_core "$econf" "$work/4k.eml" "$secs" \
 		mitra@jabarprov.go.id | rate_of)
-	echo "$sg $se" | awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' >>"$work/enc.pairs"
+	pair "$sg" "$se" "$work/enc.pairs"
 done
-enc_ratio=$(cut -d' ' -f1 "$work/enc.pairs" | median)
-sign_rate=$(cut -d' ' -f2 "$work/enc.pairs" | median)
-enc_rate=$(cut -d' ' -f3 "$work/enc.pairs" | median)
-enc="pairs (ratio sign-msg/s sign+encrypt-msg/s): $(tr '\n' ';' <"$work/enc.pairs")"
+medians "$work/enc.pairs" "ratio sign-msg/s sign+encrypt-msg/s"
+enc_ratio=$m1 sign_rate=$m2 enc_rate=$m3 enc=$mtext
 
 start_milter() {
 	milter/smime-milter -c "$conf" -f 2>"$work/milter.log" &
@@ -145,12 +151,10 @@ n=$(awk -v r="$core_rate" -v s="$secs" 'BEGIN { n = int(r * s / 8) * 8; if (n < 
 for i in $(seq 1 "$rounds"); do
 	r=$(speed "-multi 2")
 	p=$(tests/bench/miltc -s "inet:$port@127.0.0.1" -c 8 -n "$n" "$work/4k.eml" | rate_of)
-	echo "$r $p" | awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' >>"$work/proto.pairs"
+	pair "$r" "$p" "$work/proto.pairs"
 done
-proto_ratio=$(cut -d' ' -f1 "$work/proto.pairs" | median)
-rsa2=$(cut -d' ' -f2 "$work/proto.pairs" | median)
-proto_rate=$(cut -d' ' -f3 "$work/proto.pairs" | median)
-proto="pairs (ratio rsa/s msg/s): $(tr '\n' ';' <"$work/proto.pairs")"
+medians "$work/proto.pairs" "ratio rsa/s msg/s"
+proto_ratio=$m1 rsa2=$m2 proto_rate=$m3 proto=$mtext
 stop_milter
 
 start_milter
@@ -224,7 +228,7 @@ grep -q '^#ADD Content-Type: multipart/signed' "$work/hsm.out" || {
 for i in $(seq 1 "$rounds"); do
 	p=$(tests/bench/miltc -s "inet:$port@127.0.0.1" -c 8 -n "$n" "$work/4k.eml" | rate_of)
 	h=$(tests/bench/miltc -s "inet:$hport@127.0.0.1" -c 8 -n "$n" "$work/4k.eml" | rate_of)
-	echo "$p $h" | awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' >>"$work/hsm.pairs"
+	pair "$p" "$h" "$work/hsm.pairs"
 done
 kill "$hpid"
 wait "$hpid" 2>/dev/null || true
@@ -234,10 +238,8 @@ stop_milter
 # own PKCS#11 layer adds on top of the bare module calls (one thread)
 inproc=$(taskset -c 0 tests/bench/bench_p11 /usr/lib/softhsm/libsofthsm2.so \
 	bench "$work/pin" andi "$work/pki/andi.key.pem" "$work/pki/andi.crt.pem" "$secs")
-hsm_ratio=$(cut -d' ' -f1 "$work/hsm.pairs" | median)
-p12_rate=$(cut -d' ' -f2 "$work/hsm.pairs" | median)
-hsm_rate=$(cut -d' ' -f3 "$work/hsm.pairs" | median)
-hsm="pairs (ratio p12-msg/s hsm-msg/s): $(tr '\n' ';' <"$work/hsm.pairs")"
+medians "$work/hsm.pairs" "ratio p12-msg/s hsm-msg/s"
+hsm_ratio=$m1 p12_rate=$m2 hsm_rate=$m3 hsm=$mtext
 
 # (f) 50 MB: the milter (one message over the protocol, a fresh daemon
 # already warm from the run above) against openssl cms -sign -binary of
@@ -256,10 +258,8 @@ for i in $(seq 1 "$rounds"); do
 		>>"$work/big.pairs"
 done
 stop_milter
-big_ratio=$(cut -d' ' -f1 "$work/big.pairs" | median)
-mil50=$(cut -d' ' -f2 "$work/big.pairs" | median)
-ossl50=$(cut -d' ' -f3 "$work/big.pairs" | median)
-big="pairs (ratio milter-s openssl-s): $(tr '\n' ';' <"$work/big.pairs")"
+medians "$work/big.pairs" "ratio milter-s openssl-s"
+big_ratio=$m1 mil50=$m2 ossl50=$m3 big=$mtext
 
 # (g) latency at half the peak rate of (b), 8 connections
 start_milter
@@ -292,10 +292,8 @@ if PF_BASELINE_PORT=$3 pf_start "$work/pf" "$1" "$2" "inet:$port@127.0.0.1" >"$w
 		b=$(src "$pf_with")
 		echo "$a $b" | awk -v m="$nsrc" '{ printf "%.3f %.1f %.1f\n", $1 / $2, m / $1, m / $2 }' >>"$work/pf.pairs"
 	done
-	pf_ratio=$(cut -d' ' -f1 "$work/pf.pairs" | median)
-	pf_base=$(cut -d' ' -f2 "$work/pf.pairs" | median)
-	pf_rate=$(cut -d' ' -f3 "$work/pf.pairs" | median)
-	pfp="pairs (ratio without-msg/s with-msg/s): $(tr '\n' ';' <"$work/pf.pairs")"
+	medians "$work/pf.pairs" "ratio without-msg/s with-msg/s"
+	pf_ratio=$m1 pf_base=$m2 pf_rate=$m3 pfp=$mtext
 	signed_seen=$(grep -c ' signed for ' "$work/milter.log")
 	pf_stop >/dev/null 2>&1 || true
 else

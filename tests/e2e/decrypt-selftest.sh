@@ -6,29 +6,16 @@
 # headers -- good ones, and deliberately broken ones that decrypt_message must
 # reject.  Needs no milter and no Postfix; independent of the milter's code.
 # What gpgsm 2.2.40 does with each flavour: tests/lib/DECRYPT-NOTES.txt.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 . "$TOP/tests/lib/decrypt.sh"
-. "$TOP/tests/lib/tap.sh"
-PY=/usr/bin/python3
-SC="$TOP/tests/lib/smimecheck.py"
 # check DESCRIPTION COMMAND... / refuse DESCRIPTION COMMAND...: one TAP line,
 # ok when COMMAND succeeds / fails
 check() { _cd=$1; shift; if "$@" >/dev/null 2>&1; then ok "$_cd"; else nok "$_cd"; fi; }
 refuse() { _cd=$1; shift; if "$@" >/dev/null 2>&1; then nok "$_cd"; else ok "$_cd"; fi; }
 
-work=$(mktemp -d /tmp/smime-dself.XXXXXX)
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-if ! sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1; then
-	sed 's/^/# /' "$work/pki.log"
-	bail "pki.sh builds the test PKI"
-fi
+fx_begin dself nobin
+fx_pki || bail "pki.sh builds the test PKI"
 ok "pki.sh builds the test PKI"
-pki=$work/pki
 echo "# $(openssl version); gpgsm $(dm_gpgsm_version)"
 
 # The message as sent: folded Subject, multipart with a base64 attachment.
@@ -162,14 +149,10 @@ expect_fail() {
 		return
 	fi
 	_all=ok
-	for _v in $_f; do
-		eval "_x=\$DM_$_v"
-		[ "$_x" = fail ] || { echo "# $_name: DM_$_v is $_x, expected fail"; _all=no; }
-	done
-	for _v in $_o; do
-		eval "_x=\$DM_$_v"
-		[ "$_x" = ok ] || { echo "# $_name: DM_$_v is $_x, expected ok"; _all=no; }
-	done
+	# shellcheck disable=SC2086
+	fx_all_are "$_name" DM_ fail $_f || _all=no
+	# shellcheck disable=SC2086
+	fx_all_are "$_name" DM_ ok $_o || _all=no
 	if [ $_all = ok ]; then
 		ok "decrypt_message rejects $_name (fail: $_f${_o:+; ok: $_o})"
 	else

@@ -8,32 +8,15 @@
 #   - milter killed with SIGKILL: 4xx again; restarted: signed again;
 #   - SIGTERM: the milter exits promptly and removes its pidfile.
 # Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/postfix.sh"
-. "$TOP/tests/lib/verify.sh"
-. "$TOP/tests/lib/milterenv.sh"
-PY=/usr/bin/python3
-SC=$TOP/tests/lib/smimecheck.py
-
-work=$(mktemp -d /tmp/smime-fault.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+. "$TOP/tests/lib/e2e.sh"
+fx_begin fault
 chmod 0755 "$work"
 pid=
-n=0
-cleanup() {
+fx_on_exit() {
 	me_stop "$pid"
 	pf_stop
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-tap() { if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi; }
-bail() { nok "$*"; echo "1..$n"; exit 1; }
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
 
 set -- $(pf_free_ports 3)
 mport=$1 sport=$2 kport=$3
@@ -53,28 +36,9 @@ mk() {
 		"Content-Type: text/plain; charset=utf-8" "Content-Transfer-Encoding: 8bit" \
 		"" "Uji gangguan – $1" >"$work/in/$1.eml"
 }
-# find TAG: path of the sink dump for envelope recipient t-TAG@example.org
-find_tag() {
-	pf_sink_files | while read -r _f; do
-		if grep -q "^X-Rcpt-Args: <t-$1@example.org>" "$_f"; then echo "$_f"; break; fi
-	done
-}
-# wait_tag TAG SECONDS
-wait_tag() {
-	_end=$(($(date +%s) + $2))
-	while [ "$(date +%s)" -lt $_end ]; do
-		_f=$(find_tag "$1")
-		if [ -n "$_f" ] && [ "$(grep -c " to=<t-$1@example.org>.* status=sent " "$work/pf/maillog")" -ge 1 ]; then
-			pf_strip_sink "$_f" >"$work/out/$1.eml"
-			return 0
-		fi
-		sleep 0.3
-	done
-	return 1
-}
 # signed_ok TAG DESCRIPTION
 signed_ok() {
-	if wait_tag "$1" 40; then
+	if e2e_wait_tag "$1" 40; then
 		verify_message "$work/out/$1.eml" "$work/in/$1.eml" andi@banjarkota.go.id "$work/pki" >"$work/v.log"
 		_rc=$?
 		[ $_rc = 0 ] || cat "$work/v.log"
@@ -101,7 +65,7 @@ else
 	sed 's/^/#   /' "$work/sm.log"
 fi
 sleep 6
-if [ -z "$(find_tag local)" ] && [ -z "$(find_tag smtp-down)" ]; then
+if [ -z "$(e2e_find_tag local)" ] && [ -z "$(e2e_find_tag smtp-down)" ]; then
 	ok "milter down: nothing delivered after 6 s"
 else
 	nok "milter down: nothing delivered after 6 s (a message went out without the milter)"
@@ -156,10 +120,5 @@ else
 fi
 [ ! -e "$conf.pid" ]
 tap $? "SIGTERM: pidfile removed"
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work"/milter*.log; then
-	nok "no sanitizer report in the milter logs"
-	grep -hE -A8 'AddressSanitizer|runtime error:' "$work"/milter*.log | head -30 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter logs"
-fi
+fx_no_sanitizer "no sanitizer report in the milter logs" "$work"/milter*.log
 echo "1..$n"

@@ -10,29 +10,17 @@
 #     Postfix keeps the message and retries it by itself; after the restart
 #     it is delivered signed, exactly once, and verifies.
 # Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/postfix.sh"
-. "$TOP/tests/lib/verify.sh"
-. "$TOP/tests/lib/milterenv.sh"
-PY=/usr/bin/python3
-
-work=$(mktemp -d /tmp/smime-faults-e2e.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+. "$TOP/tests/lib/e2e.sh"
+fx_begin faults-e2e
 chmod 0755 "$work"
 pid=
 killer=
-cleanup() {
+fx_on_exit() {
 	[ -n "$killer" ] && { kill "$killer" 2>/dev/null; wait "$killer" 2>/dev/null; }
 	me_stop "$pid"
 	pf_stop
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
 
 set -- $(pf_free_ports 3)
 mport=$1 sport=$2 kport=$3
@@ -63,34 +51,15 @@ h = ["From: andi@banjarkota.go.id", "To: someone@example.org",
 open(path, "wb").write("\r\n".join(h).encode())
 EOF
 }
-# find_tag TAG: the sink dump for envelope recipient t-TAG@example.org
-find_tag() {
-	pf_sink_files | while read -r _f; do
-		if grep -q "^X-Rcpt-Args: <t-$1@example.org>" "$_f"; then echo "$_f"; fi
-	done
-}
-# wait_tag TAG SECONDS
-wait_tag() {
-	_end=$(($(date +%s) + $2))
-	while [ "$(date +%s)" -lt $_end ]; do
-		_f=$(find_tag "$1" | head -1)
-		if [ -n "$_f" ] && grep -q " to=<t-$1@example.org>.* status=sent " "$work/pf/maillog"; then
-			pf_strip_sink "$_f" >"$work/out/$1.eml"
-			return 0
-		fi
-		sleep 0.3
-	done
-	return 1
-}
 # signed_ok TAG LABEL: delivered exactly once, signed, verifies
 signed_ok() {
-	if wait_tag "$1" 60; then
+	if e2e_wait_tag "$1" 60; then
 		verify_message "$work/out/$1.eml" "$work/in/$1.eml" andi@banjarkota.go.id "$work/pki" >"$work/v.log" 2>&1
 		_rc=$?
 		[ $_rc = 0 ] || tail -15 "$work/v.log" | sed 's/^/#   /'
 		tap $_rc "$2: delivered signed and verifies${VM_FAILED:+ (failed:$VM_FAILED)}"
 		sleep 1
-		_c=$(find_tag "$1" | wc -l)
+		_c=$(e2e_find_tag "$1" | wc -l)
 		[ "$_c" -eq 1 ]
 		tap $? "$2: delivered exactly once ($_c)"
 	else
@@ -152,7 +121,7 @@ case $code in
 *) nok "SMTP: the client got a tempfail (got $code)"; sed 's/^/#   /' "$work/send1.err" ;;
 esac
 sleep 3
-[ -z "$(find_tag smtp)" ]
+[ -z "$(e2e_find_tag smtp)" ]
 tap $? "SMTP: nothing delivered while the milter is down"
 me_start "$conf" "$work/milter2.log" "$mport" || bail "milter restarted after SIGKILL"
 pid=$ME_PID
@@ -171,7 +140,7 @@ i=0
 while kill -0 "$killer" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 killed_mid "local" "$work/milter2.log"
 sleep 4
-if [ -z "$(find_tag local)" ] && [ "$(pf_queue_count)" -ge 1 ]; then
+if [ -z "$(e2e_find_tag local)" ] && [ "$(pf_queue_count)" -ge 1 ]; then
 	ok "local: not delivered, still queued ($(pf_queue_count) queue file(s))"
 else
 	nok "local: not delivered, still queued ($(pf_queue_count) queue file(s))"

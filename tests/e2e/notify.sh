@@ -3,38 +3,14 @@
 # Postfix's sendmail (sendmail_path), relayed and captured by smtp-sink,
 # with the contact and op_admin as recipients; a second run sends nothing.
 # Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/postfix.sh"
-CTL=$ME_CTL
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin notify
+fx_on_exit() { pf_stop >/dev/null 2>&1; }
 
-work=$(mktemp -d /tmp/smime-notify.XXXXXX)
-cleanup() {
-	pf_stop >/dev/null 2>&1
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
-
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
-pki=$work/pki
+fx_pki || bail "test PKI"
 # a certificate that expires in 10 days
-cat >"$work/ext" <<EXT
-basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=emailProtection
-subjectAltName=email:lurah@banjarkota.go.id
-EXT
-openssl req -newkey rsa:2048 -nodes -keyout "$pki/lurah.key.pem" \
-	-subj "/CN=Kelurahan Hegarsari" -out "$work/lurah.csr" 2>/dev/null &&
-	openssl x509 -req -in "$work/lurah.csr" -CA "$pki/inter.crt.pem" \
-		-CAkey "$pki/inter.key.pem" -set_serial 0x7010 -days 10 \
-		-extfile "$work/ext" -out "$pki/lurah.crt.pem" 2>/dev/null ||
+fx_issue lurah "$pki" 7010 10 "/CN=Kelurahan Hegarsari" lurah@banjarkota.go.id ||
 	bail "issue a certificate expiring in 10 days"
-chmod 600 "$pki/lurah.key.pem"
 
 set -- $(pf_free_ports 2)
 sport=$1 kport=$2

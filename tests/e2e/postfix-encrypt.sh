@@ -23,97 +23,37 @@
 #   6. reload with encrypt_cipher = "aes-256-gcm": authEnveloped-data
 #   7. reload with encrypt_rsa_padding = "oaep": RSAES-OAEP
 # Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh" # and postfix.sh
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+. "$TOP/tests/lib/e2e.sh"
 . "$TOP/tests/lib/decrypt.sh"
-. "$TOP/tests/lib/tap.sh"
-PY=/usr/bin/python3
-SC="$TOP/tests/lib/smimecheck.py"
-MILTER=$ME_MILTER
-CTL=$ME_CTL
-
-work=$(mktemp -d /tmp/smime-e2e-enc.XXXXXX)
-chmod 0755 "$work"
-milter_pid=
-
-cleanup() {
-	[ -n "$milter_pid" ] && me_stop "$milter_pid"
-	milter_pid=
-	pf_stop
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "# work directory kept: $work"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-bail() { # tap.sh's, with the end of the milter log
-	nok "$*"
-	[ -f "$work/milter.log" ] && tail -20 "$work/milter.log" | sed 's/^/# milter: /'
-	echo "1..$n"
-	exit 1
-}
-
-for p in "$MILTER" "$CTL"; do
-	[ -x "$p" ] || bail "$p is built (run make first)"
-done
+e2e_begin e2e-enc
 
 # ---------------------------------------------------------------- setup
-if sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1; then
-	ok "test PKI created"
-else
-	sed 's/^/# /' "$work/pki.log"
-	bail "test PKI created"
-fi
-pki=$work/pki
-mkdir -p "$work/send" "$work/out" "$work/keys" "$work/tmp"
-chmod 0700 "$work/keys" "$work/tmp"
+e2e_pki
+mkdir -p "$work/send" "$work/out"
 set -- $(pf_free_ports 3)
 milter_port=$1 smtp_port=$2 sink_port=$3
 conf=$work/smime-milter.conf
-# write_conf [EXTRA-LINE...]: the configuration, with extra lines appended
+# write_conf [EXTRA-LINE...]: the configuration (me_conf), with the rules
+# and the extra lines
 write_conf() {
-	cat >"$conf.new" <<EOF
-# written by tests/e2e/postfix-encrypt.sh
-socket = "inet:$milter_port@127.0.0.1";
-database = "$work/smime.db";
-key_dir = "$work/keys";
-temp_dir = "$work/tmp";
-pidfile = "$work/milter.pid";
-ca_file = "$pki/ca-bundle.pem";
-domains = [ "banjarkota.go.id" ];
-internal_hosts = [ "127.0.0.0/8", "::1/128" ];
-on_error = "tempfail";
-on_no_certificate = "accept";
-harvest = true;
+	me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" 'harvest = true;' "$@"
+	cat >>"$conf" <<'EOF'
 encrypt = (
   { recipients = [ "jabarprov.go.id" ]; mode = "opportunistic"; },
   { recipients = [ "bpk.go.id" ]; mode = "required"; }
 );
 EOF
-	for _l in "$@"; do printf '%s\n' "$_l" >>"$conf.new"; done
-	mv "$conf.new" "$conf"
 }
 write_conf
 
-. "$TOP/tests/lib/expect.sh" # ctl
 ctl "smimectl init" init
 ctl "smimectl import andi (sender)" import --mailbox andi@banjarkota.go.id \
 	--kind individual --p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass"
 ctl "smimectl recipient import mitra (PEM) and ecmitra (EC)" recipient import \
 	"$pki/mitra.crt.pem" "$pki/ecmitra.crt.pem"
 
-"$MILTER" -c "$conf" -f >"$work/milter.log" 2>&1 &
-milter_pid=$!
-if pf__wait_port "$milter_port" 15 && kill -0 "$milter_pid" 2>/dev/null; then
-	ok "milter listens on inet:$milter_port@127.0.0.1"
-else
-	bail "milter listens on inet:$milter_port@127.0.0.1"
-fi
+e2e_start_milter
 mkdir -p "$work/pf"
 PF_EXTRA_MAIN='smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, check_client_access static:OK, reject'
@@ -174,6 +114,20 @@ delivered() {
 	pf_strip_sink "$_f" >"$work/out/$1.eml"
 }
 
+# mail_one TAG TO-HEADER RCPTS LABEL ACCEPTED: msg from andi@ and send, one
+# check "LABEL: ACCEPTED"; then one check that it was delivered, 1 if not
+mail_one() {
+	msg "$1" andi@banjarkota.go.id "$2"
+	send "$1" "$3"
+	tap $? "$4: $5"
+	if delivered "$1"; then
+		ok "$4: delivered"
+		return 0
+	fi
+	nok "$4: delivered"
+	return 1
+}
+
 # check_decrypt TAG RECIPIENT-NAME CIPHER WHAT: decrypt_message's checks as
 # TAP lines (cd_* names: sh has no locals, and decrypt.sh uses _x names)
 check_decrypt() {
@@ -214,11 +168,7 @@ reload() {
 }
 
 # ---------------------------------------------------------------- 1. CBC
-msg cbc andi@banjarkota.go.id "Mitra Jabar <mitra@jabarprov.go.id>"
-send cbc mitra@jabarprov.go.id
-tap $? "cbc: accepted by Postfix with the milter"
-if delivered cbc; then
-	ok "cbc: delivered"
+if mail_one cbc "Mitra Jabar <mitra@jabarprov.go.id>" mitra@jabarprov.go.id "cbc" "accepted by Postfix with the milter"; then
 	check_decrypt cbc mitra aes-256-cbc "AES-256-CBC, RSA PKCS#1 v1.5"
 	case " $DM_KEYALGS " in
 	*" rsaesOaep "* | *dhSinglePass*) nok "cbc: RSA PKCS#1 v1.5 key transport only ($DM_KEYALGS)" ;;
@@ -231,33 +181,21 @@ if delivered cbc; then
 	is_recipient cbc mitra
 	tap $? "cbc: mitra's certificate is a recipient"
 	check_decrypt cbc andi aes-256-cbc "the sender's archive copy"
-else
-	nok "cbc: delivered"
 fi
 grep -q 'signed for andi@banjarkota.go.id with certificate .* and encrypted (aes-256-cbc, 2 certificates)' "$work/milter.log"
 tap $? "cbc: the log says signed and encrypted to 2 certificates"
 
 # ---------------------------------------------------------------- 2. EC
-msg ec andi@banjarkota.go.id "ecmitra@jabarprov.go.id"
-send ec ecmitra@jabarprov.go.id
-tap $? "ec: accepted by Postfix with the milter"
-if delivered ec; then
-	ok "ec: delivered"
+if mail_one ec "ecmitra@jabarprov.go.id" ecmitra@jabarprov.go.id "ec" "accepted by Postfix with the milter"; then
 	check_decrypt ec ecmitra aes-256-cbc "EC recipient, ECDH"
 	case "$DM_RECIP_KEYALG" in
 	dhSinglePass-stdDH-sha256kdf-scheme) ok "ec: ECDH key agreement ($DM_RECIP_KEYALG)" ;;
 	*) nok "ec: ECDH key agreement (got '$DM_RECIP_KEYALG')" ;;
 	esac
-else
-	nok "ec: delivered"
 fi
 
 # ---------------------------------------------------------------- 3. opportunistic
-msg opp andi@banjarkota.go.id "mitra@jabarprov.go.id, lain@jabarprov.go.id"
-send opp "mitra@jabarprov.go.id,lain@jabarprov.go.id"
-tap $? "opportunistic: accepted for both recipients"
-if delivered opp; then
-	ok "opportunistic: delivered"
+if mail_one opp "mitra@jabarprov.go.id, lain@jabarprov.go.id" "mitra@jabarprov.go.id,lain@jabarprov.go.id" "opportunistic" "accepted for both recipients"; then
 	if decrypt_is_encrypted "$work/out/opp.eml"; then
 		nok "opportunistic: one recipient has no certificate, so it is signed only"
 	else
@@ -265,8 +203,6 @@ if delivered opp; then
 	fi
 	verify_message "$work/out/opp.eml" "$work/send/opp.eml" andi@banjarkota.go.id "$pki"
 	tap $? "opportunistic: the signature verifies (openssl, gpgsm) and the content is intact${VM_FAILED:+ failed:$VM_FAILED}"
-else
-	nok "opportunistic: delivered"
 fi
 grep -q 'not encrypted (opportunistic): no valid certificate for lain@jabarprov.go.id' "$work/milter.log"
 tap $? "opportunistic: the log says why it was not encrypted"
@@ -325,46 +261,28 @@ tap "$([ "$c" = 1 ]; echo $?)" "harvest: logged once for two messages (got $c)"
 "$CTL" -c "$conf" recipient list >"$work/rlist" 2>&1
 grep -E 'auditor@bpk.go.id .* active +harvest' "$work/rlist" >/dev/null
 tap $? "harvest: smimectl recipient list shows auditor's certificate, source harvest"
-msg after andi@banjarkota.go.id "auditor@bpk.go.id"
-send after auditor@bpk.go.id
-tap $? "after harvest: auditor@bpk.go.id (required) is accepted now, without a reload"
-if delivered after; then
-	ok "after harvest: delivered"
+if mail_one after "auditor@bpk.go.id" auditor@bpk.go.id "after harvest" "auditor@bpk.go.id (required) is accepted now, without a reload"; then
 	check_decrypt after auditor aes-256-cbc "harvested certificate"
-else
-	nok "after harvest: delivered"
 fi
 
 # ---------------------------------------------------------------- 6. GCM
 reload 'encrypt_cipher = "aes-256-gcm";'
 tap $? "reload with encrypt_cipher = aes-256-gcm"
-msg gcm andi@banjarkota.go.id "mitra@jabarprov.go.id"
-send gcm mitra@jabarprov.go.id
-tap $? "gcm: accepted"
-if delivered gcm; then
-	ok "gcm: delivered"
+if mail_one gcm "mitra@jabarprov.go.id" mitra@jabarprov.go.id "gcm" "accepted"; then
 	grep -qi '^Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data' "$work/out/gcm.eml"
 	tap $? "gcm: smime-type=authEnveloped-data"
 	check_decrypt gcm mitra aes-256-gcm "AES-256-GCM AuthEnvelopedData"
-else
-	nok "gcm: delivered"
 fi
 
 # ---------------------------------------------------------------- 7. OAEP
 reload 'encrypt_rsa_padding = "oaep";'
 tap $? "reload with encrypt_rsa_padding = oaep"
-msg oaep andi@banjarkota.go.id "mitra@jabarprov.go.id"
-send oaep mitra@jabarprov.go.id
-tap $? "oaep: accepted"
-if delivered oaep; then
-	ok "oaep: delivered"
+if mail_one oaep "mitra@jabarprov.go.id" mitra@jabarprov.go.id "oaep" "accepted"; then
 	check_decrypt oaep mitra aes-256-cbc "RSA-OAEP"
 	case "$DM_RECIP_KEYALG" in
 	rsaesOaep) ok "oaep: mitra's RecipientInfo uses RSAES-OAEP ($DM_KEYDETAILS)" ;;
 	*) nok "oaep: mitra's RecipientInfo uses RSAES-OAEP (got '$DM_RECIP_KEYALG')" ;;
 	esac
-else
-	nok "oaep: delivered"
 fi
 
 # ---------------------------------------------------------------- audit
@@ -401,12 +319,7 @@ else
 	nok "milter still running"
 	tail -30 "$work/milter.log" | sed 's/^/# milter: /'
 fi
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log"; then
-	nok "no sanitizer report in the milter log"
-	grep -E -A10 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log" | head -40 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter log"
-fi
+fx_no_sanitizer "no sanitizer report in the milter log" "$work/milter.log"
 left=$(find "$work/tmp" -type f | wc -l)
 tap "$([ "$left" = 0 ]; echo $?)" "no temp file left in temp_dir ($left)"
 echo "1..$n"

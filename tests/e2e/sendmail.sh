@@ -26,16 +26,10 @@
 # sendmail gave in its 250 reply (macro i reaches the milter), and the
 # milter must still be running at the end.  Last, with the milter stopped,
 # F=T must turn a submission into a 4xx reply.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+. "$TOP/tests/lib/e2e.sh"
 . "$TOP/tests/lib/sendmail.sh"
-. "$TOP/tests/lib/verify.sh"
-. "$TOP/tests/lib/milterenv.sh" # me_conf, me_stop
-PY=/usr/bin/python3
-SC="$TOP/tests/lib/smimecheck.py"
-MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
-CTL=${SMIMECTL:-$TOP/admin/smimectl}
+E2E_MTA=Sendmail
 
 skip() {
 	echo "ok 1 - Sendmail end-to-end # SKIP $*"
@@ -51,39 +45,7 @@ if [ "${SM_ISOLATED:-0}" != 1 ]; then
 	skip "$SM_WHY"
 fi
 start_time=$(date +%s)
-
-work=$(mktemp -d /tmp/smime-sm-e2e.XXXXXX)
-chmod 0755 "$work"
-milter_pid=
-n=0
-
-cleanup() {
-	me_stop "$milter_pid"
-	milter_pid=
-	sm_stop
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "# work directory kept: $work"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-tap() { # tap CONDITION-RESULT(0/1) DESCRIPTION
-	if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi
-}
-bail() {
-	nok "$*"
-	[ -f "$work/milter.log" ] && tail -20 "$work/milter.log" | sed 's/^/# milter: /'
-	echo "1..$n"
-	exit 1
-}
-for p in "$MILTER" "$CTL"; do
-	[ -x "$p" ] || bail "$p is built (run make first)"
-done
+e2e_begin sm-e2e sm_stop
 
 # ---------------------------------------------------------------- isolation
 tap "$([ "$(hostname)" = "$SM_HOSTNAME" ]; echo $?)" \
@@ -104,49 +66,18 @@ else
 fi
 
 # ---------------------------------------------------------------- setup
-if sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1; then
-	ok "test PKI created"
-else
-	sed 's/^/# /' "$work/pki.log"
-	bail "test PKI created"
-fi
-pki=$work/pki
-
-mkdir -p "$work/gen/good" "$work/gen/bad" "$work/send" "$work/out" "$work/sm"
-"$PY" "$TOP/tests/lib/mkcorpus.py" "$work/gen/good" "$work/gen/bad" ||
-	bail "generated corpus written"
+e2e_pki
+e2e_corpus
+mkdir -p "$work/sm"
 
 set -- $(pf_free_ports 4)
 milter_port=$1 smtp_port=$2 sink_port=$3 base_port=$4
 conf=$work/smime-milter.conf
 me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" # pidfile $conf.pid
-
-. "$TOP/tests/lib/expect.sh" # ctl
-ctl "smimectl init" init
-ctl "smimectl import andi (individual, PKCS#12)" import \
-	--mailbox andi@banjarkota.go.id --kind individual \
-	--p12 "$pki/andi.p12" --passphrase-file "$pki/andi.pass"
-ctl "smimectl import sekda (role, PEM cert + key)" import \
-	--mailbox sekda@banjarkota.go.id --kind role \
-	--cert "$pki/sekda.crt.pem" --key "$pki/sekda.key.pem"
-ctl "smimectl import noreply (system, PKCS#12)" import \
-	--mailbox noreply@banjarkota.go.id --kind system \
-	--p12 "$pki/noreply.p12" --passphrase-file "$pki/noreply.pass"
-ctl "smimectl import legacy (address only in subject DN, PKCS#12)" import \
-	--mailbox legacy@banjarkota.go.id --kind individual \
-	--p12 "$pki/legacy.p12" --passphrase-file "$pki/legacy.pass"
-ctl "smimectl import ec (EC P-256, PKCS#12)" import \
-	--mailbox ec@banjarkota.go.id --kind individual \
-	--p12 "$pki/ec.p12" --passphrase-file "$pki/ec.pass"
+e2e_import
 
 # ---------------------------------------------------------------- start
-"$MILTER" -c "$conf" -f >"$work/milter.log" 2>&1 &
-milter_pid=$!
-if pf__wait_port "$milter_port" 15 && kill -0 "$milter_pid" 2>/dev/null; then
-	ok "milter listens on inet:$milter_port@127.0.0.1"
-else
-	bail "milter listens on inet:$milter_port@127.0.0.1"
-fi
+e2e_start_milter
 
 # a second daemon socket without any filter: what Sendmail alone delivers
 SM_EXTRA_MC="DAEMON_OPTIONS(\`Port=$base_port, Addr=127.0.0.1, Name=Base, InputMailFilters=')dnl"
@@ -160,32 +91,14 @@ grep -q "^Xsmime, S=inet:$milter_port@127.0.0.1, F=T, T=S:30s;R:60s;E:5m\$" "$wo
 tap $? "sendmail.cf has the milter (X line, InputMailFilters) from INPUT_MAIL_FILTER"
 
 # ---------------------------------------------------------------- send
-# Each message gets its own envelope recipient t-TAG@example.org, which is how
-# the delivered copy is found again (X-Rcpt-Args in the sink dump).
-# not a signing domain
-other=$work/other-domain.eml
-printf '%s\r\n' "From: Other Org <other@example.org>" "To: someone@example.org" \
-	"Subject: message from a domain the milter does not sign for" \
-	"Date: Tue, 24 Nov 2026 13:00:00 +0700" "Message-ID: <other-1@example.org>" \
-	"MIME-Version: 1.0" "Content-Type: text/plain; charset=utf-8" \
-	"Content-Transfer-Encoding: 8bit" "" "Salam dari luar – must stay untouched." \
-	>"$other"
-good=
 : >"$work/send.list"
-for f in "$TOP"/tests/data/corpus/*.eml "$work"/gen/good/*.eml; do
-	tag=$(basename "$f" .eml)
-	good="$good $tag"
-	echo "$tag $f" >>"$work/send.list"
+for tag in $good; do
+	echo "$tag $(e2e_src "$tag")" >>"$work/send.list"
 done
-echo "other-domain $other" >>"$work/send.list"
-bad=
-for f in "$TOP"/tests/data/bad/*.eml "$work"/gen/bad/*.eml; do
-	tag=$(basename "$f" .eml)
-	mode=
-	case $tag in *bare-lf*) mode=raw ;; esac
-	bad="$bad $tag"
-	echo "$tag $f - $mode" >>"$work/send.list"
-	echo "base-$tag $f $base_port $mode" >>"$work/send.list"
+echo "other-domain $work/other-domain.eml" >>"$work/send.list"
+for tag in $bad; do
+	echo "$tag $(e2e_src "$tag") - $(e2e_mode "$tag")" >>"$work/send.list"
+	echo "base-$tag $(e2e_src "$tag") $base_port $(e2e_mode "$tag")" >>"$work/send.list"
 done
 sm_send_batch "$work/send.list" "$work/send" >"$work/send.out"
 sent=0
@@ -232,22 +145,13 @@ else
 	tail -30 "$work/sm/smtp.log" | sed 's/^/# smtp.log: /'
 fi
 
-# delivered TAG -> writes $work/out/TAG.eml, returns 1 if not delivered
-delivered() {
-	_f=$(pf_sink_files | while read -r _x; do
-		if grep -q "^X-Rcpt-Args: <t-$1@example.org>" "$_x"; then echo "$_x"; break; fi
-	done)
-	[ -n "$_f" ] || return 1
-	pf_strip_sink "$_f" >"$work/out/$1.eml"
-}
-
-# sm_refolded ORIGINAL DELIVERED: Sendmail rebuilds address headers (From,
+# e2e_refolded ORIGINAL DELIVERED (e2e.sh's hook): Sendmail rebuilds address headers (From,
 # To, Cc, ...) and folds them its own way (",\r\n        " between
 # addresses), with or without a milter; those headers are outside the
 # signature.  Succeeds, printing the names, when every original non-Content
 # header is present unchanged except address headers that differ only in
 # folding white space.
-sm_refolded() {
+e2e_refolded() {
 	"$PY" - "$TOP/tests/lib" "$1" "$2" <<'EOF'
 import re, sys
 sys.path.insert(0, sys.argv[1])
@@ -272,15 +176,16 @@ for name, raw in sc.header_fields(oh):
     else:
         ok = False
 if ok and names:
-    print(("s " if len(names) > 1 else " ") + ", ".join(names))
+    print(" (sendmail refolded the address header%s)"
+          % (("s " if len(names) > 1 else " ") + ", ".join(names)))
 sys.exit(0 if ok and names else 1)
 EOF
 }
 
-# sm_same_as_base BASE DELIVERED: same body bytes and same header fields,
+# e2e_same_as_base BASE DELIVERED (e2e.sh's hook): same body bytes and same header fields,
 # except the ones Sendmail writes per copy (Received; Message-Id and Date
 # when the message had none carry the queue id and time).
-sm_same_as_base() {
+e2e_same_as_base() {
 	"$PY" - "$TOP/tests/lib" "$1" "$2" <<'EOF'
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -302,27 +207,8 @@ EOF
 
 # ---------------------------------------------------------------- verify
 for tag in $good; do
-	if ! delivered "$tag"; then
-		nok "$tag: delivered"
-		continue
-	fi
-	ok "$tag: delivered"
 	who=$(cat "$work/send/$tag.from")
-	echo "# --- $tag (signer $who)"
-	verify_message "$work/out/$tag.eml" "$work/send/$tag.eml" "$who" "$pki"
-	tap "$([ $VM_STRUCT = ok ]; echo $?)" "$tag: multipart/signed structure, 7-bit entity"
-	tap "$([ $VM_OPENSSL = ok ]; echo $?)" "$tag: openssl cms verifies (root-only trust)"
-	tap "$([ $VM_GPGSM = ok ]; echo $?)" "$tag: gpgsm verifies (root-only trust)"
-	tap "$([ $VM_SIGNER = ok ]; echo $?)" "$tag: signer certificate is $who"
-	tap "$([ $VM_CMS = ok ]; echo $?)" "$tag: CMS attributes and embedded chain"
-	if [ $VM_HEADERS = ok ]; then
-		ok "$tag: original headers preserved outside"
-	elif refolded=$(sm_refolded "$work/send/$tag.eml" "$work/out/$tag.eml"); then
-		ok "$tag: original headers preserved outside (sendmail refolded the address header$refolded)"
-	else
-		nok "$tag: original headers preserved outside"
-	fi
-	tap "$([ $VM_CONTENT = ok ]; echo $?)" "$tag: content ok (decoded parts equal)"
+	e2e_check_signed "$tag" "$who" || continue
 	# macro i: the milter logs sendmail's queue id, not NOQUEUE
 	qid=$(cat "$work/send/$tag.qid")
 	if [ "$qid" != - ] && grep -q "$qid: signed for $who " "$work/milter.log"; then
@@ -332,54 +218,10 @@ for tag in $good; do
 		grep -i "$who" "$work/milter.log" | tail -3 | sed 's/^/# milter: /'
 	fi
 done
-
-if delivered other-domain; then
-	ok "other-domain: delivered"
-	if vm_is_signed "$work/out/other-domain.eml"; then
-		nok "other-domain: not signed"
-	else
-		ok "other-domain: not signed"
-	fi
-	"$PY" "$SC" same-body "$work/send/other-domain.eml" "$work/out/other-domain.eml"
-	tap $? "other-domain: arrived untouched"
-else
-	nok "other-domain: delivered"
-fi
-
+e2e_check_untouched other-domain
 for tag in $bad; do
 	case " $refused " in *" $tag "*) continue ;; esac
-	if ! delivered "$tag"; then
-		nok "$tag: delivered"
-		continue
-	fi
-	ok "$tag: delivered"
-	echo "# --- $tag"
-	have_base=no
-	delivered "base-$tag" && have_base=yes
-	if vm_is_signed "$work/out/$tag.eml"; then
-		verify_message "$work/out/$tag.eml" - - "$pki"
-		tap $? "$tag: signed, and the signature verifies (openssl and gpgsm)"
-		# what was signed must be what Sendmail alone would have delivered
-		if [ $have_base = yes ]; then
-			"$PY" "$SC" content "$work/out/base-$tag.eml" "$work/out/$tag.eml"
-			tap $? "$tag: signed content equals what Sendmail alone delivers"
-		else
-			nok "$tag: signed content equals what Sendmail alone delivers (no baseline copy)"
-		fi
-		if "$PY" "$SC" headers "$work/send/$tag.eml" "$work/out/$tag.eml" >"$work/hdr.log"; then
-			ok "$tag: original headers preserved outside"
-		elif refolded=$(sm_refolded "$work/send/$tag.eml" "$work/out/$tag.eml"); then
-			ok "$tag: original headers preserved outside (sendmail refolded the address header$refolded)"
-		else
-			nok "$tag: original headers preserved outside"
-			grep -v 'present unchanged' "$work/hdr.log" | head -5
-		fi
-	elif [ $have_base = yes ]; then
-		sm_same_as_base "$work/out/base-$tag.eml" "$work/out/$tag.eml"
-		tap $? "$tag: not signed, and identical to what Sendmail alone delivers"
-	else
-		nok "$tag: not signed, and no baseline copy to compare with"
-	fi
+	e2e_check_bad "$tag"
 done
 
 # ---------------------------------------------------------------- health
@@ -389,25 +231,13 @@ if grep -q 'NOQUEUE' "$work/milter.log"; then
 else
 	ok "no milter log line without a queue id"
 fi
-if kill -0 "$milter_pid" 2>/dev/null && [ -s "$conf.pid" ]; then
-	ok "milter still running after all messages (pid $milter_pid)"
-else
-	nok "milter still running after all messages"
-	tail -30 "$work/milter.log" | sed 's/^/# milter: /'
-fi
 if kill -0 "$SM_PID" 2>/dev/null; then
 	ok "sendmail daemon still running (pid $SM_PID in the test's PID namespace)"
 else
 	nok "sendmail daemon still running"
 	sed 's/^/# sendmail: /' "$work/sm/sendmail.out" | tail -20
 fi
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log"; then
-	nok "no sanitizer report in the milter log"
-	grep -E -A10 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log" | head -40 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter log"
-fi
-grep -c ' signed for ' "$work/milter.log" | sed 's/^/# milter log lines "signed for": /'
+e2e_health
 
 # F=T: with the milter gone, Sendmail answers 4xx instead of relaying
 # the message unsigned

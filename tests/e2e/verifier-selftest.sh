@@ -3,34 +3,16 @@
 # by hand with `openssl cms -sign` (smimecheck.py refsign), good ones and
 # deliberately broken ones.  A verifier that accepts the broken ones would
 # make every e2e result meaningless.  Needs no milter and no Postfix.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/verify.sh"
-PY=/usr/bin/python3
-SC="$TOP/tests/lib/smimecheck.py"
-
-work=$(mktemp -d /tmp/smime-vself.XXXXXX)
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin vself nobin
 check() { # check DESCRIPTION COMMAND...
 	d=$1
 	shift
 	if "$@"; then ok "$d"; else nok "$d"; fi
 }
 
-if ! sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1; then
-	sed 's/^/# /' "$work/pki.log"
-	nok "pki.sh builds the test PKI"
-	exit 1
-fi
+fx_pki || bail "pki.sh builds the test PKI"
 ok "pki.sh builds the test PKI"
-pki=$work/pki
 
 orig=$work/orig.eml
 printf '%s\r\n' "From: andi@banjarkota.go.id" "To: someone@example.org" \
@@ -54,12 +36,7 @@ expect_fail() {
 		nok "verifier rejects $_name"
 		return
 	fi
-	_all=ok
-	for _v in "$@"; do
-		eval "_r=\$VM_$_v"
-		[ "$_r" = fail ] || { echo "# $_name: VM_$_v is $_r, expected fail"; _all=no; }
-	done
-	if [ $_all = ok ]; then
+	if fx_all_are "$_name" VM_ fail "$@"; then
 		ok "verifier rejects $_name ($*)"
 	else
 		grep '^#' "$work/$_name.log"

@@ -4,6 +4,9 @@
 #   expect CODE DESCRIPTION COMMAND...   the command exits with CODE
 #   has TEXT DESCRIPTION                 $work/out holds the fixed string TEXT
 #   q SQL                                sqlite3 "$db" SQL
+#   q_is WANT DESCRIPTION SQL            one check: q SQL prints WANT (the
+#                                        result is added to DESCRIPTION and
+#                                        left in $qr)
 #   ctl DESCRIPTION ARGS...             smimectl -c "$conf" ARGS succeeds
 
 expect() {
@@ -26,6 +29,12 @@ has() {
 }
 
 q() { sqlite3 "$db" "$1"; }
+
+q_is() {
+	qr=$(q "$3")
+	[ "$qr" = "$1" ]
+	tap $? "$2 ($qr)"
+}
 
 # ctl DESCRIPTION ARGS...: smimectl -c "$conf" ARGS succeeds ($CTL is the
 # smimectl binary; its output goes to $work/ctl.out and is shown on failure)

@@ -11,9 +11,21 @@
 #       Builds the PKI in WORK/pki, runs `smimectl init` and imports andi
 #       (p12), sekda (PEM), noreply (p12), legacy (p12).  Prints "# ..." on
 #       failure and returns 1.
+#   me_import CONF PKI ITEM...
+#       Quietly, in order: "init" runs `smimectl init`, a NAME imports
+#       NAME@banjarkota.go.id from PKI (me_import_cmd).  Prints "# ..." and
+#       returns 1 at the first failure (output in PKI/../ctl.log).
+#   me_import_cmd NAME PKI COMMAND...
+#       Runs COMMAND... import --mailbox NAME@banjarkota.go.id with NAME's
+#       kind and files in PKI (tests/lib/pki.sh): sekda role (PEM cert and
+#       key), noreply system (PKCS#12), any other individual (PKCS#12).
 #   me_start CONF LOG PORT   starts `smime-milter -c CONF -f` in the
 #       background, waits for 127.0.0.1:PORT; sets ME_PID; 1 on failure.
-#   me_stop PID              TERM, wait up to 5 s, then KILL.
+#   me_stop PID [SECONDS]    TERM, wait up to SECONDS (5), then KILL (pf_kill).
+#   me_wait_log FILE REGEX [SECONDS]
+#                            waits (default 5 s) for a line of FILE that
+#                            matches; 1 if none came.
+#   me_wait_port PORT SECONDS  waits until 127.0.0.1:PORT accepts.
 #   me_free_ports N          N free loopback TCP ports.
 
 ME_MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
@@ -60,38 +72,43 @@ me_setup() {
 		sed 's/^/# pki: /' "$_work/pki.log"
 		return 1
 	fi
-	_p=$_work/pki
-	for _cmd in "init" \
-		"import --mailbox andi@banjarkota.go.id --kind individual --p12 $_p/andi.p12 --passphrase-file $_p/andi.pass" \
-		"import --mailbox sekda@banjarkota.go.id --kind role --cert $_p/sekda.crt.pem --key $_p/sekda.key.pem" \
-		"import --mailbox noreply@banjarkota.go.id --kind system --p12 $_p/noreply.p12 --passphrase-file $_p/noreply.pass" \
-		"import --mailbox legacy@banjarkota.go.id --kind individual --p12 $_p/legacy.p12 --passphrase-file $_p/legacy.pass"; do
-		# shellcheck disable=SC2086
-		if ! "$ME_CTL" -c "$_conf" $_cmd >"$_work/ctl.log" 2>&1; then
-			echo "# smimectl -c $_conf $_cmd failed:"
-			sed 's/^/#   /' "$_work/ctl.log"
+	me_import "$_conf" "$_work/pki" init andi sekda noreply legacy
+}
+
+me_import() {
+	_ic=$1 _ip=$2
+	shift 2
+	for _in in "$@"; do
+		if [ "$_in" = init ]; then
+			"$ME_CTL" -c "$_ic" init >"$_ip/../ctl.log" 2>&1
+		else
+			me_import_cmd "$_in" "$_ip" "$ME_CTL" -c "$_ic" >"$_ip/../ctl.log" 2>&1
+		fi || {
+			echo "# smimectl -c $_ic: $_in failed:"
+			sed 's/^/#   /' "$_ip/../ctl.log"
 			return 1
-		fi
+		}
 	done
 	return 0
 }
 
+me_import_cmd() {
+	_mn=$1 _mp=$2
+	shift 2
+	case $_mn in
+	sekda) set -- "$@" import --mailbox "$_mn@banjarkota.go.id" --kind role \
+		--cert "$_mp/$_mn.crt.pem" --key "$_mp/$_mn.key.pem" ;;
+	noreply) set -- "$@" import --mailbox "$_mn@banjarkota.go.id" --kind system \
+		--p12 "$_mp/$_mn.p12" --passphrase-file "$_mp/$_mn.pass" ;;
+	*) set -- "$@" import --mailbox "$_mn@banjarkota.go.id" --kind individual \
+		--p12 "$_mp/$_mn.p12" --passphrase-file "$_mp/$_mn.pass" ;;
+	esac
+	"$@"
+}
+
+# (postfix.sh has the port probe)
 me_wait_port() {
-	"$ME_PY" - "$1" "$2" <<'EOF'
-import socket, sys, time
-port, end = int(sys.argv[1]), time.time() + float(sys.argv[2])
-while time.time() < end:
-    s = socket.socket()
-    s.settimeout(1)
-    try:
-        s.connect(("127.0.0.1", port))
-        s.close()
-        sys.exit(0)
-    except OSError:
-        s.close()
-        time.sleep(0.1)
-sys.exit(1)
-EOF
+	pf__wait_port "$@"
 }
 
 me_start() {
@@ -107,13 +124,15 @@ me_start() {
 
 me_stop() {
 	[ -n "${1:-}" ] || return 0
-	kill "$1" 2>/dev/null || return 0
-	_i=0
-	while kill -0 "$1" 2>/dev/null && [ $_i -lt 50 ]; do
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
+	pf_kill "$1" "${2:-5}"
 	return 0
+}
+
+me_wait_log() {
+	_wi=0
+	while ! grep -q "$2" "$1" 2>/dev/null && [ $_wi -lt $((${3:-5} * 10)) ]; do
+		sleep 0.1
+		_wi=$((_wi + 1))
+	done
+	grep -q "$2" "$1" 2>/dev/null
 }

@@ -82,36 +82,25 @@ CN = placeholder
 [ ca ]
 default_ca = inter_ca
 
-[ root_ca ]
-dir = $dir/ca/root
-database = \$dir/index.txt
-serial = \$dir/serial
-new_certs_dir = \$dir
-certificate = $dir/root.crt.pem
-private_key = $dir/root.key.pem
-default_md = sha256
-default_days = 3650
-policy = policy_any
-unique_subject = no
-copy_extensions = none
-email_in_dn = yes
-
-[ inter_ca ]
-dir = $dir/ca/inter
-database = \$dir/index.txt
-serial = \$dir/serial
-crlnumber = \$dir/crlnumber
-new_certs_dir = \$dir
-certificate = $dir/inter.crt.pem
-private_key = $dir/inter.key.pem
-default_md = sha256
-default_days = 730
-default_crl_days = 3650
-policy = policy_any
-unique_subject = no
-copy_extensions = none
-email_in_dn = yes
-
+EOF
+# ca_section NAME DAYS: the section NAME_ca of the CA DIR/NAME.crt.pem, its
+# state in DIR/ca/NAME (the intermediate also signs the CRL)
+ca_section() {
+	printf '[ %s_ca ]\ndir = %s/ca/%s\n' "$1" "$dir" "$1"
+	echo 'database = $dir/index.txt'
+	echo 'serial = $dir/serial'
+	[ "$1" = inter ] && echo 'crlnumber = $dir/crlnumber'
+	echo 'new_certs_dir = $dir'
+	printf 'certificate = %s/%s.crt.pem\nprivate_key = %s/%s.key.pem\n' "$dir" "$1" "$dir" "$1"
+	printf 'default_md = sha256\ndefault_days = %s\n' "$2"
+	[ "$1" = inter ] && echo 'default_crl_days = 3650'
+	printf 'policy = policy_any\nunique_subject = no\ncopy_extensions = none\nemail_in_dn = yes\n\n'
+}
+{
+	ca_section root 3650
+	ca_section inter 730
+} >>"$cnf"
+cat >>"$cnf" <<EOF
 [ policy_any ]
 countryName = optional
 organizationName = optional
@@ -129,54 +118,22 @@ basicConstraints = critical, CA:true, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
-
-[ ext_leaf ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
-
-[ ext_leaf_nosan ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-
-[ ext_leaf_server ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
-
-[ ext_leaf_ecdh ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyAgreement
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
-
-[ ext_leaf_signonly ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
-
-[ ext_leaf_nosign ]
-basicConstraints = critical, CA:false
-keyUsage = critical, keyEncipherment
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:\$ENV::LEAF_EMAIL
 EOF
+# the leaf profiles: leaf_ext SECTION KEY-USAGE EKU [nosan]
+leaf_ext() {
+	printf '\n[ %s ]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, %s\n' "$1" "$2"
+	printf 'extendedKeyUsage = %s\nsubjectKeyIdentifier = hash\n' "$3"
+	echo 'authorityKeyIdentifier = keyid:always'
+	[ "${4:-}" = nosan ] || echo 'subjectAltName = email:$ENV::LEAF_EMAIL'
+}
+{
+	leaf_ext ext_leaf "digitalSignature, keyEncipherment" emailProtection
+	leaf_ext ext_leaf_nosan "digitalSignature, keyEncipherment" emailProtection nosan
+	leaf_ext ext_leaf_server "digitalSignature, keyEncipherment" serverAuth
+	leaf_ext ext_leaf_ecdh "digitalSignature, keyAgreement" emailProtection
+	leaf_ext ext_leaf_signonly digitalSignature emailProtection
+	leaf_ext ext_leaf_nosign keyEncipherment emailProtection
+} >>"$cnf"
 export OPENSSL_CONF="$cnf"
 LEAF_EMAIL=nobody@invalid
 export LEAF_EMAIL

@@ -42,17 +42,25 @@
 #   pf_flush        asks Postfix to retry deferred mail now.
 #   pf_queue_count  prints the number of messages still queued.
 #   pf_stop         stops Postfix and smtp-sink, leaves WORKDIR in place.
+#   pf_kill PID [SECONDS]
+#                   stops a child process: TERM, up to SECONDS (5) for it
+#                   to exit, then KILL, and reaps it.
 #
 # Everything listens on 127.0.0.1 only; DNS is disabled.  Needs root (Postfix
 # master) and the postfix user/postdrop group of the Debian package.
 
 PF_PY=${PF_PY:-/usr/bin/python3}
 
+# pf__usage4 NAME ARGS...: 0 when there are four ARGS, else the usage line
+# of NAME (pf_start, sm_start) on stderr and 2
+pf__usage4() {
+	[ $# -eq 5 ] && return 0
+	echo "# usage: $1 WORKDIR SMTP_PORT SINK_PORT MILTER_SOCKET" >&2
+	return 2
+}
+
 pf_start() {
-	if [ $# -ne 4 ]; then
-		echo "# usage: pf_start WORKDIR SMTP_PORT SINK_PORT MILTER_SOCKET" >&2
-		return 2
-	fi
+	pf__usage4 pf_start "$@" || return 2
 	PF_WORKDIR=$(cd "$1" && pwd) || return 1
 	PF_SMTP_PORT=$2
 	PF_SINK_PORT=$3
@@ -171,14 +179,7 @@ EOF
 	fi
 
 	# The sink first, so Postfix never finds the relay host down.
-	smtp-sink -u postfix -h sink.test -d "$PF_SINK_DIR/%Y%m%d%H/" \
-		"127.0.0.1:$PF_SINK_PORT" 64 >"$PF_WORKDIR/sink.log" 2>&1 &
-	PF_SINK_PID=$!
-	if ! pf__wait_port "$PF_SINK_PORT" 10; then
-		echo "# smtp-sink did not come up on port $PF_SINK_PORT" >&2
-		sed 's/^/# sink: /' "$PF_WORKDIR/sink.log" >&2
-		return 1
-	fi
+	pf__sink "$PF_SINK_PORT" "$PF_WORKDIR/sink.log" || return 1
 
 	# "postfix check" inside "start" creates the queue directories.  The
 	# MAIL_CONFIG environment keeps postconf and postfix-script away from
@@ -195,6 +196,18 @@ EOF
 		return 1
 	fi
 	return 0
+}
+
+# pf__sink PORT LOG: smtp-sink on 127.0.0.1:PORT, writing as postfix into
+# $PF_SINK_DIR, pid in $PF_SINK_PID; 1 (with LOG shown) if it does not come up
+pf__sink() {
+	smtp-sink -u postfix -h sink.test -d "$PF_SINK_DIR/%Y%m%d%H/" \
+		"127.0.0.1:$1" 64 >"$2" 2>&1 &
+	PF_SINK_PID=$!
+	pf__wait_port "$1" 10 && return 0
+	echo "# smtp-sink did not come up on port $1" >&2
+	sed 's/^/# sink: /' "$2" >&2
+	return 1
 }
 
 # pf__wait_port PORT SECONDS: wait until something accepts on 127.0.0.1:PORT
@@ -215,6 +228,18 @@ while time.time() < end:
         time.sleep(0.1)
 sys.exit(1)
 EOF
+}
+
+pf_kill() {
+	kill "$1" 2>/dev/null || return 0
+	_k=0
+	while kill -0 "$1" 2>/dev/null && [ $_k -lt $((${2:-5} * 10)) ]; do
+		sleep 0.1
+		_k=$((_k + 1))
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
 }
 
 pf_free_ports() {

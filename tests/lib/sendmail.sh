@@ -175,11 +175,16 @@ sm_isolate() {
 		"$SM_HOSTNAME" "$_ns" "$_script" "$@"
 }
 
+# sm__define NAME VALUE...: one m4 define(`NAME', `VALUE')dnl line a pair
+sm__define() {
+	while [ $# -ge 2 ]; do
+		printf "define(\`%s', \`%s')dnl\n" "$1" "$2"
+		shift 2
+	done
+}
+
 sm_start() {
-	if [ $# -ne 4 ]; then
-		echo "# usage: sm_start WORKDIR SMTP_PORT SINK_PORT MILTER_SOCKET" >&2
-		return 2
-	fi
+	pf__usage4 sm_start "$@" || return 2
 	SM_WORKDIR=$(cd "$1" && pwd) || return 1
 	SM_SMTP_PORT=$2
 	SM_SINK_PORT=$3
@@ -210,24 +215,21 @@ divert(0)dnl
 VERSIONID(\`smime-milter test instance')dnl
 OSTYPE(\`linux')dnl
 dnl --- identity and lookups: a fixed name, files only, nothing from DNS
-define(\`confDOMAIN_NAME', \`$SM_HOSTNAME')dnl
-define(\`confSERVICE_SWITCH_FILE', \`$_w/service.switch')dnl
-define(\`confHOSTS_FILE', \`$_w/hosts')dnl
-define(\`confDONT_PROBE_INTERFACES', \`True')dnl
-define(\`confBIND_OPTS', \`-DNSRCH -DEFNAMES')dnl
-define(\`confTO_IDENT', \`0s')dnl
+EOF
+		sm__define confDOMAIN_NAME "$SM_HOSTNAME" confSERVICE_SWITCH_FILE "$_w/service.switch" \
+			confHOSTS_FILE "$_w/hosts" confDONT_PROBE_INTERFACES True \
+			confBIND_OPTS "-DNSRCH -DEFNAMES" confTO_IDENT 0s
+		cat <<EOF
 FEATURE(\`nocanonify')dnl
 FEATURE(\`no_default_msa')dnl
 dnl the sender domains exist only in the test: do not ask for them
 FEATURE(\`accept_unresolvable_domains')dnl
 dnl --- private files
-define(\`QUEUE_DIR', \`$_w/mqueue')dnl
-define(\`confHOST_STATUS_DIRECTORY', \`$_w/hoststat')dnl
-define(\`confPID_FILE', \`$_w/sendmail.pid')dnl
-define(\`STATUS_FILE', \`$_w/statistics')dnl
-define(\`HELP_FILE', \`$_w/helpfile')dnl
-define(\`ALIAS_FILE', \`')dnl
-define(\`confDEF_USER_ID', \`daemon:daemon')dnl
+EOF
+		sm__define QUEUE_DIR "$_w/mqueue" confHOST_STATUS_DIRECTORY "$_w/hoststat" \
+			confPID_FILE "$_w/sendmail.pid" STATUS_FILE "$_w/statistics" \
+			HELP_FILE "$_w/helpfile" ALIAS_FILE "" confDEF_USER_ID daemon:daemon
+		cat <<EOF
 dnl --- other engineers' tests load the machine: never queue-only or refuse
 define(\`confQUEUE_LA', \`999')dnl
 define(\`confREFUSE_LA', \`999')dnl
@@ -255,14 +257,7 @@ EOF
 	fi
 
 	# The sink first, so sendmail never finds the relay host down.
-	smtp-sink -u postfix -h sink.test -d "$PF_SINK_DIR/%Y%m%d%H/" \
-		"127.0.0.1:$SM_SINK_PORT" 64 >"$_w/sink.log" 2>&1 &
-	PF_SINK_PID=$!
-	if ! pf__wait_port "$SM_SINK_PORT" 10; then
-		echo "# smtp-sink did not come up on port $SM_SINK_PORT" >&2
-		sed 's/^/# sink: /' "$_w/sink.log" >&2
-		return 1
-	fi
+	pf__sink "$SM_SINK_PORT" "$_w/sink.log" || return 1
 
 	# -bD: daemon in the foreground (its pid is ours to stop); -q30s retries
 	# whatever was deferred; -X traces every SMTP session for diagnostics.
@@ -360,14 +355,7 @@ sm_wait_delivered() {
 sm_stop() {
 	if [ -n "${SM_PID:-}" ]; then
 		# the daemon passes SIGTERM on to its children
-		kill "$SM_PID" 2>/dev/null
-		_i=0
-		while kill -0 "$SM_PID" 2>/dev/null && [ $_i -lt 50 ]; do
-			sleep 0.1
-			_i=$((_i + 1))
-		done
-		kill -9 "$SM_PID" 2>/dev/null
-		wait "$SM_PID" 2>/dev/null
+		pf_kill "$SM_PID"
 		SM_PID=
 	fi
 	if [ -n "${PF_SINK_PID:-}" ]; then

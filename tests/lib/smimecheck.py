@@ -135,19 +135,23 @@ def split_head_body(data):
     return data[: i + 2], data[i + 4:]
 
 
-def header_fields(head):
-    """List of (lower-case name, unfolded raw line) for a raw header block."""
-    fields = []
+def raw_fields(head):
+    """List of (lower-case name, raw field with its folding and CRLF)."""
+    out = []
     for line in head.split(CRLF):
         if line == b"":
             continue
-        if line[:1] in (b" ", b"\t") and fields:
-            name, raw = fields[-1]
-            fields[-1] = (name, raw + line)
+        if line[:1] in (b" ", b"\t") and out:
+            out[-1] = (out[-1][0], out[-1][1] + line + CRLF)
             continue
         name = line.split(b":", 1)[0].strip().lower() if b":" in line else b""
-        fields.append((name, line))
-    return fields
+        out.append((name, line + CRLF))
+    return out
+
+
+def header_fields(head):
+    """List of (lower-case name, unfolded raw line) for a raw header block."""
+    return [(name, b"".join(raw[:-2].split(CRLF))) for name, raw in raw_fields(head)]
 
 
 def parse_headers(head):
@@ -189,21 +193,27 @@ def find_delimiter(body, boundary, start):
         pos = rest_start  # "--boundaryX": not our delimiter, keep looking
 
 
+def save_outer(data, out, name):
+    """Writes DATA to OUT/NAME and its header block to OUT/outer.hdr;
+    returns the body, the header fields, their lower-case names and the
+    parsed header."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
+    head, body = split_head_body(data)
+    with open(os.path.join(out, "outer.hdr"), "wb") as f:
+        f.write(head)
+    fields = header_fields(head)
+    return body, fields, [n for n, _ in fields], parse_headers(head)
+
+
 def cmd_split(args):
     if len(args) != 2:
         return usage()
     data = read_canon(args[0])
     out = args[1]
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "signed.eml"), "wb") as f:
-        f.write(data)
-    head, body = split_head_body(data)
-    with open(os.path.join(out, "outer.hdr"), "wb") as f:
-        f.write(head)
+    body, fields, names, msg = save_outer(data, out, "signed.eml")
     ok = True
-    fields = header_fields(head)
-    names = [n for n, _ in fields]
-    msg = parse_headers(head)
     ctype = msg.get_content_type()
     if ctype != "multipart/signed":
         diag("top-level Content-Type is %s, not multipart/signed" % ctype)
@@ -396,8 +406,7 @@ def inner_headers(part):
 def cmd_content(args):
     if len(args) != 2:
         return usage()
-    orig = read_canon(args[0])
-    signed = read_canon(args[1])
+    orig, signed = map(read_canon, args)
     head, body = split_head_body(signed)
     msg = parse_headers(head)
     if msg.get_content_type() == "multipart/signed":
@@ -543,8 +552,7 @@ def cmd_cms(args):
 def cmd_same_body(args):
     if len(args) != 2:
         return usage()
-    orig = read_canon(args[0])
-    got = read_canon(args[1])
+    orig, got = map(read_canon, args)
     oh, ob = split_head_body(orig)
     gh, gb = split_head_body(got)
     ok = True
@@ -945,20 +953,6 @@ def smime_type(msg):
     return (param(msg, "smime-type") or "").strip().lower()
 
 
-def raw_fields(head):
-    """List of (lower-case name, raw field with its folding and CRLF)."""
-    out = []
-    for line in head.split(CRLF):
-        if line == b"":
-            continue
-        if line[:1] in (b" ", b"\t") and out:
-            out[-1] = (out[-1][0], out[-1][1] + line + CRLF)
-            continue
-        name = line.split(b":", 1)[0].strip().lower() if b":" in line else b""
-        out.append((name, line + CRLF))
-    return out
-
-
 def cmd_is_encrypted(args):
     if len(args) != 1:
         return usage()
@@ -976,16 +970,8 @@ def cmd_env_split(args):
         diag("unknown cipher %r (aes-256-cbc or aes-256-gcm)" % cipher)
         return 2
     data = read_canon(path)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "enc.eml"), "wb") as f:
-        f.write(data)
-    head, body = split_head_body(data)
-    with open(os.path.join(out, "outer.hdr"), "wb") as f:
-        f.write(head)
+    body, fields, names, msg = save_outer(data, out, "enc.eml")
     ok = True
-    fields = header_fields(head)
-    names = [n for n, _ in fields]
-    msg = parse_headers(head)
     if names.count(b"content-type") != 1:
         diag("outer header has %d Content-Type fields" % names.count(b"content-type"))
         ok = False

@@ -9,30 +9,10 @@
 #   imported after start stops signing with the revoked certificate after
 #   SIGUSR1.
 # Driven with tests/lib/miltercli.py.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/verify.sh"
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
-SC=$TOP/tests/lib/smimecheck.py
-
-work=$(mktemp -d /tmp/smime-certs.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin certs
 pid=
-n=0
-cleanup() {
-	me_stop "$pid"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-tap() { if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi; }
-bail() { nok "$*"; echo "1..$n"; exit 1; }
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
+fx_on_exit() { me_stop "$pid"; }
 
 set -- $(me_free_ports 1)
 port=$1
@@ -46,8 +26,7 @@ ctl() { "$ME_CTL" -c "$conf" "$@" >"$work/ctl.log" 2>&1; }
 # Bad certificates: import (may be refused)
 imported=
 for b in expired future serveronly nosign; do
-	if ctl import --mailbox "$b@banjarkota.go.id" --kind individual \
-		--p12 "$pki/$b.p12" --passphrase-file "$pki/$b.pass"; then
+	if me_import_cmd "$b" "$pki" ctl; then
 		echo "# smimectl accepted the $b certificate (the milter must not use it)"
 		imported="$imported $b"
 	else
@@ -111,8 +90,7 @@ mk ec1 ec@banjarkota.go.id
 unsigned ec1 "ec@ before its import: passes unsigned"
 ctl crl import "$pki/crl.der"
 tap $? "smimectl crl import (DER CRL of the intermediate)"
-ctl import --mailbox ec@banjarkota.go.id --kind individual \
-	--p12 "$pki/ec.p12" --passphrase-file "$pki/ec.pass"
+me_import_cmd ec "$pki" ctl
 tap $? "smimectl import of ec@ while the milter runs"
 before=$(grep -c 'reload' "$work/milter.log")
 kill -USR1 "$pid"
@@ -134,9 +112,5 @@ signed andi andi@banjarkota.go.id "after reload: andi@ still signed"
 
 kill -0 "$pid" 2>/dev/null
 tap $? "milter still running"
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log"; then
-	nok "no sanitizer report in the milter log"
-else
-	ok "no sanitizer report in the milter log"
-fi
+fx_no_sanitizer "no sanitizer report in the milter log" "$work/milter.log"
 echo "1..$n"

@@ -33,29 +33,16 @@
 #       once, uses it at once; negatives; harvest = false learns nothing
 #  (11) the milters kept running; no temp file left behind
 # Prints TAP.  KEEP=1 keeps the work directory.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
-SC=$TOP/tests/lib/smimecheck.py
-
-work=$(mktemp -d /tmp/smime-enc.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin enc
 pid_e='' pid_p='' pid_n=''
-cleanup() {
+fx_on_exit() {
 	me_stop "$pid_e"
 	me_stop "$pid_p"
 	me_stop "$pid_n"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
 # like tap.sh's, but returns RC so that diagnostics can follow with ||
 tap() { if [ "$1" = 0 ]; then ok "$2"; return 0; fi; nok "$2"; return 1; }
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
 command -v openssl >/dev/null || bail "openssl is installed"
 
 pki=$work/pki
@@ -71,16 +58,13 @@ def canon(b):
     return b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 def split(data):
-    data = canon(data)
-    i = data.find(b"\r\n\r\n")
-    head, body = (data, b"") if i < 0 else (data[: i + 2], data[i + 4:])
+    """(header fields with their folds, body) of DATA"""
+    head, blank, body = canon(data).partition(b"\r\n\r\n")
     fields = []
     for line in head.split(b"\r\n"):
-        if not line:
-            continue
         if line[:1] in (b" ", b"\t") and fields:
             fields[-1] += b"\r\n" + line
-        else:
+        elif line:
             fields.append(line)
     return fields, body
 
@@ -310,6 +294,16 @@ check_signed_only() {
 	esac
 }
 
+# signed_only_logged NAME LABEL DESCRIPTION TEXT TEXT-DESCRIPTION: the tm
+# run NAME (checked with tm_ok LABEL) left signed only (check_signed_only
+# DESCRIPTION), and its log has the fixed string TEXT (one more check)
+signed_only_logged() {
+	tm_ok "$2" "$1" || return 1
+	check_signed_only "$3" "$out/$1.out"
+	errhas "$1" "$4"
+	tap $? "$5" || showerr "$1"
+}
+
 # tm NAME CONF MSG [ARGS...]: smime-milter -c CONF -t MSG ARGS; stdout in
 # $out/NAME.out, stderr in $out/NAME.err, exit status in TRC
 tm() {
@@ -506,11 +500,8 @@ fi
 	printf '\r\nHalo.\r\n'
 } >"$in/bcc.eml"
 tm c2b "$work/enc.conf" "$in/bcc.eml"
-if tm_ok "(2) Bcc" c2b; then
-	check_signed_only "(2) Bcc tanpa@ without a certificate (opportunistic)" "$out/c2b.out"
-	errhas c2b "signed for andi@banjarkota.go.id with certificate $ANDI, not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id"
-	tap $? "(2) log: not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id" || showerr c2b
-fi
+signed_only_logged c2b "(2) Bcc" "(2) Bcc tanpa@ without a certificate (opportunistic)" \
+	"signed for andi@banjarkota.go.id with certificate $ANDI, not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id" "(2) log: not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id"
 {
 	printf '%s\r\n' "From: Andi Pratama <andi@banjarkota.go.id>" \
 		"To: undisclosed-recipients:;" "Bcc: mitra@jabarprov.go.id" \
@@ -646,20 +637,14 @@ tm c5d "$work/spec.conf" "$in/plain.eml" -r ecmitra@jabarprov.go.id
 tm_ok "(5) ecmitra" c5d && [ "$(rserials "$out/c5d.out")" = "$(wserials andi ecmitra)" ]
 tap $? "(5) control: ecmitra@ (domain opportunistic, certificate) is encrypted"
 tm c5e "$work/spec.conf" "$in/plain.eml" -r tanpa@jabarprov.go.id
-if tm_ok "(5) domain over wildcard" c5e; then
-	check_signed_only "(5) tanpa@jabarprov.go.id: domain opportunistic beats *.go.id required" "$out/c5e.out"
-	errhas c5e "not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id"
-	tap $? "(5) ... logged as opportunistic without certificate" || showerr c5e
-fi
+signed_only_logged c5e "(5) domain over wildcard" "(5) tanpa@jabarprov.go.id: domain opportunistic beats *.go.id required" \
+	"not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id" "(5) ... logged as opportunistic without certificate"
 tm c5f "$work/spec.conf" "$in/plain.eml" -r kepala@kemenkeu.go.id
 [ "$TRC" = 69 ] && errhas c5f "recipient kepala@kemenkeu.go.id refused: 550 5.7.1"
 tap $? "(5) kepala@kemenkeu.go.id: *.go.id required beats * opportunistic, refused (exit $TRC)" || showerr c5f
 tm c5g "$work/spec.conf" "$in/plain.eml" -r x@example.net
-if tm_ok "(5) wildcard *" c5g; then
-	check_signed_only "(5) x@example.net: only * (opportunistic) matches" "$out/c5g.out"
-	errhas c5g "no valid certificate for x@example.net"
-	tap $? "(5) ... logged as opportunistic without certificate" || showerr c5g
-fi
+signed_only_logged c5g "(5) wildcard *" "(5) x@example.net: only * (opportunistic) matches" \
+	"no valid certificate for x@example.net" "(5) ... logged as opportunistic without certificate"
 simple sekda "Sekda <sekda@banjarkota.go.id>" "x@example.org"
 tm c5h "$work/spec.conf" "$in/sekda.eml" -s sekda@banjarkota.go.id -r x@example.org -r mitra@jabarprov.go.id
 errhas c5h "recipient x@example.org refused: 550 5.7.1 encryption to x@example.org is required"
@@ -683,11 +668,8 @@ if tm_ok "(5) no rule" c5k; then
 	tap $? "(5) ... plain signing log line" || showerr c5k
 fi
 tm c5l "$work/enc.conf" "$in/plain.eml" -r mitra@jabarprov.go.id -r someone@example.org
-if tm_ok "(5) opportunistic + no-rule recipient" c5l; then
-	check_signed_only "(5) mitra@ (opportunistic) with someone@example.org (no rule, no certificate)" "$out/c5l.out"
-	errhas c5l "no valid certificate for someone@example.org"
-	tap $? "(5) ... the log names someone@example.org" || showerr c5l
-fi
+signed_only_logged c5l "(5) opportunistic + no-rule recipient" "(5) mitra@ (opportunistic) with someone@example.org (no rule, no certificate)" \
+	"no valid certificate for someone@example.org" "(5) ... the log names someone@example.org"
 
 # ================================================================ (6)
 for v in "gcm256 aes-256-gcm authEnveloped aes-256-gcm rsaEncryption encrypt_cipher" \
@@ -738,11 +720,8 @@ tap $? "(7) smimectl crl import crl.pem ($(head -1 "$work/crl.log"))"
 grep -q 'revmitra@jabarprov.go.id .* revoked ' "$work/rl.out"
 tap $? "(7) recipient list shows revmitra@ revoked" || sed 's/^/#   /' "$work/rl.out"
 tm c7b "$work/enc.conf" "$in/plain.eml" -r revmitra@jabarprov.go.id
-if tm_ok "(7) revmitra after CRL" c7b; then
-	check_signed_only "(7) revoked revmitra@ (opportunistic) is never used" "$out/c7b.out"
-	errhas c7b "no valid certificate for revmitra@jabarprov.go.id"
-	tap $? "(7) ... the log names revmitra@" || showerr c7b
-fi
+signed_only_logged c7b "(7) revmitra after CRL" "(7) revoked revmitra@ (opportunistic) is never used" \
+	"no valid certificate for revmitra@jabarprov.go.id" "(7) ... the log names revmitra@"
 # import refuses what cannot be used
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/fremd.key.pem" -out "$pki/fremd.crt.pem" \
 	-days 30 -subj "/CN=Fremd" -addext "subjectAltName=email:fremd@jabarprov.go.id" \
@@ -823,11 +802,8 @@ fi
 	! grep -q '"address"' "$work/rm.list"
 tap $? "(7) smimectl recipient remove mitra@jabarprov.go.id ($(head -1 "$work/rm.log"))"
 tm c7h "$work/enc.conf" "$in/plain.eml" -r mitra@jabarprov.go.id
-if tm_ok "(7) removed" c7h; then
-	check_signed_only "(7) after remove, mitra@ falls back to signed only" "$out/c7h.out"
-	errhas c7h "no valid certificate for mitra@jabarprov.go.id"
-	tap $? "(7) ... the log names mitra@" || showerr c7h
-fi
+signed_only_logged c7h "(7) removed" "(7) after remove, mitra@ falls back to signed only" \
+	"no valid certificate for mitra@jabarprov.go.id" "(7) ... the log names mitra@"
 
 # ================================================================ (8)
 tm c8 "$work/enc.conf" "$in/text.eml" -r sekda@banjarkota.go.id
@@ -1025,12 +1001,7 @@ tap $? "(10) ... and used at once: the newer harvested certificate beats the old
 # a reload keeps what was harvested (it is in the database), and the
 # certificate is not logged again afterwards
 "$ME_CTL" -c "$work/denc.conf" reload >"$out/reload.out" 2>&1
-i=0
-while ! grep -q "reloaded: generation" "$work/denc.log" && [ $i -lt 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-grep -q "reloaded: generation" "$work/denc.log"
+me_wait_log "$work/denc.log" "reloaded: generation"
 tap $? "(10) smimectl reload: the milter reloads" || sed 's/^/#   /' "$out/reload.out"
 run d10r $E --rcpt auditor@bpk.go.id --rcpt mitra@jabarprov.go.id "$in/toaud.eml=$out/d10r.eml" &&
 	has d10r "m1.rcpt1=auditor@bpk.go.id accepted" &&

@@ -22,73 +22,36 @@
 #     reload succeeds (WAL readers are not blocked), the audit rows wait in
 #     memory and are all written once the lock is released.
 # Needs root (mount, chown).  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/verify.sh"
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
-
-work=$(mktemp -d /tmp/smime-faults.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin faults
 pid=
 lockpid=
 mounted=
-cleanup() {
+fx_on_exit() {
 	[ -n "$lockpid" ] && { exec 9>&-; kill "$lockpid" 2>/dev/null; wait "$lockpid" 2>/dev/null; }
 	me_stop "$pid"
 	[ -n "$mounted" ] && umount "$mounted" 2>/dev/null
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
-
-[ "$(id -u)" = 0 ] || bail "runs as root (mount, chown, a daemon that drops to nobody)"
-id nobody >/dev/null 2>&1 || bail "user nobody exists"
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
+fx_need_root "mount, chown, a daemon that drops to nobody"
 command -v sqlite3 >/dev/null || bail "sqlite3 is installed"
 
 set -- $(me_free_ports 2)
 port=$1 port2=$2
 SOCK="inet:$port@127.0.0.1"
-conf=$work/m.conf
-state=$work/state
+fx_nobody "$SOCK" "pidfile = \"$work/run/m.pid\";" 'max_memory_body = 4096;'
 tmpd=$state/tmp
-mkdir -p "$state" "$work/run" "$work/in" "$work/out"
-chmod 0755 "$work"
-chown nobody "$state" "$work/run"
-chmod 0700 "$state"
-me_conf "$conf" "$state" "$SOCK" 'user = "nobody";' \
-	"pidfile = \"$work/run/m.pid\";" 'max_memory_body = 4096;'
-chown -R nobody "$state/keys" "$tmpd"
-chmod 0644 "$conf"
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1 || bail "test PKI"
-sed -i "s|$state/pki/ca-bundle.pem|$work/pki/ca-bundle.pem|" "$conf"
-chmod 0755 "$work/pki"
-chmod 0644 "$work/pki/ca-bundle.pem"
+mkdir -p "$work/in" "$work/out"
 cp "$conf" "$work/m.conf.good"
-{
-	"$ME_CTL" -c "$conf" init &&
-		"$ME_CTL" -c "$conf" import --mailbox andi@banjarkota.go.id --kind individual \
-			--p12 "$work/pki/andi.p12" --passphrase-file "$work/pki/andi.pass" &&
-		"$ME_CTL" -c "$conf" import --mailbox sekda@banjarkota.go.id --kind role \
-			--cert "$work/pki/sekda.crt.pem" --key "$work/pki/sekda.key.pem"
-} >"$work/ctl.log" 2>&1
-tap $? "smimectl init and import (andi PKCS#12, sekda PEM key)" || { sed 's/^/# /' "$work/ctl.log"; }
+me_import "$conf" "$pki" init andi sekda
+tap $? "smimectl init and import (andi PKCS#12, sekda PEM key)"
 DB=$state/smime.db
 sekda_key=$(sqlite3 "$DB" "SELECT key_location FROM certificates WHERE mailbox = 'sekda@banjarkota.go.id'")
 [ -f "$sekda_key" ] || bail "sekda's key file is known ($sekda_key)"
 
 log=$work/milter.log
-"$ME_MILTER" -c "$conf" -f >"$log" 2>&1 &
-pid=$!
-if me_wait_port "$port" 15 && kill -0 "$pid" 2>/dev/null; then
-	ok "milter started as root, running as nobody"
-else
-	sed 's/^/# milter: /' "$log"
-	bail "milter started as root, running as nobody"
-fi
+me_start "$conf" "$log" "$port" || bail "milter started as root, running as nobody"
+pid=$ME_PID
+ok "milter started as root, running as nobody"
 
 # ---- helpers
 # mk NAME FROM BODY-BYTES: a message with a base64 attachment of about
@@ -339,23 +302,21 @@ tap $? "database back: reload succeeds" || logshow
 # ---- database missing or corrupt at start
 sed "s|^database.*|database = \"$work/none.db\";|; s|^socket.*|socket = \"inet:$port2@127.0.0.1\";|; /^user/d; /^pidfile/d" \
 	"$work/m.conf.good" >"$work/nodb.conf"
-"$ME_MILTER" -c "$work/nodb.conf" -n >"$work/n1.out" 2>&1
-rc=$?
-[ $rc -ne 0 ] && grep -q "$work/none.db" "$work/n1.out"
-tap $? "database missing: -n fails (exit $rc) naming the file: $(head -1 "$work/n1.out")"
-timeout 20 "$ME_MILTER" -c "$work/nodb.conf" -f >"$work/s1.out" 2>&1
-rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "$work/none.db" "$work/s1.out"
-tap $? "database missing: the daemon does not start (exit $rc) and says why" || sed 's/^/#   /' "$work/s1.out"
+# nodb_refused WHAT N: with the database $work/none.db WHAT, -n and the
+# daemon both fail and name it (output in $work/nN.out and sN.out)
+nodb_refused() {
+	"$ME_MILTER" -c "$work/nodb.conf" -n >"$work/n$2.out" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] && grep -q "$work/none.db" "$work/n$2.out"
+	tap $? "database $1: -n fails (exit $rc) naming the file: $(head -1 "$work/n$2.out")"
+	timeout 20 "$ME_MILTER" -c "$work/nodb.conf" -f >"$work/s$2.out" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "$work/none.db" "$work/s$2.out"
+	tap $? "database $1: the daemon does not start (exit $rc) and says why" || sed 's/^/#   /' "$work/s$2.out"
+}
+nodb_refused missing 1
 head -c 16384 /dev/urandom >"$work/none.db"
-"$ME_MILTER" -c "$work/nodb.conf" -n >"$work/n2.out" 2>&1
-rc=$?
-[ $rc -ne 0 ] && grep -q "$work/none.db" "$work/n2.out"
-tap $? "database corrupt: -n fails (exit $rc) naming the file: $(head -1 "$work/n2.out")"
-timeout 20 "$ME_MILTER" -c "$work/nodb.conf" -f >"$work/s2.out" 2>&1
-rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "$work/none.db" "$work/s2.out"
-tap $? "database corrupt: the daemon does not start (exit $rc) and says why" || sed 's/^/#   /' "$work/s2.out"
+nodb_refused corrupt 2
 
 # ---- database locked by a long write transaction
 before=$(signed_rows "$DB")
@@ -403,10 +364,5 @@ got=$(signed_rows "$DB")
 [ "$got" -eq $want ]
 tap $? "lock released: every audit row written ($((got - before)) of 5)" || logshow 12
 alive "end"
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$log"; then
-	nok "no sanitizer report in the milter log"
-	grep -hE -A8 'AddressSanitizer|runtime error:' "$log" | head -30 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter log"
-fi
+fx_no_sanitizer "no sanitizer report in the milter log" "$log"
 echo "1..$n"

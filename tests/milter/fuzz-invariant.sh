@@ -19,22 +19,8 @@
 # does not verify, changed content) is "not ok".
 # Files named in tests/fuzz/KNOWN (open bugs elsewhere) are skipped when
 # they fail.  GPGSM=0 ignores the gpgsm result (openssl only).  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/verify.sh"
-
-work=$(mktemp -d /tmp/smime-finv.XXXXXX)
-n=0
-cleanup() { if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi; }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-bail() { nok "$*"; echo "1..$n"; exit 1; }
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin finv
 sh "$TOP/tests/fuzz/mkenv.sh" "$work" || bail "test PKI and configuration built"
 conf=$work/m.conf
 mkdir -p "$work/gen/good" "$work/gen/bad" "$work/out"

@@ -6,52 +6,22 @@
 # token (SoftHSM writes object, lock and generation files) may end up owned
 # by root, or the milter could not read a key smimectl generated.
 # Prints TAP.  KEEP=1 keeps the work directory.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/verify.sh"
-. "$TOP/tests/lib/hsm.sh"
-. "$TOP/tests/lib/tap.sh"
-PY=/usr/bin/python3
-
-work=$(mktemp -d /tmp/smime-hsmpriv.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin hsmpriv
 pid=
-cleanup() {
-	me_stop "$pid"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-[ "$(id -u)" = 0 ] || bail "runs as root (it tests the privilege drop)"
-id nobody >/dev/null 2>&1 || bail "user nobody exists"
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
+fx_on_exit() { me_stop "$pid"; }
+fx_need_root "it tests the privilege drop"
 uid=$(id -u nobody)
-chmod 0755 "$work"
 
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
-pki=$work/pki
-chmod 0755 "$pki"
-chmod 0644 "$pki/ca-bundle.pem"
+set -- $(me_free_ports 1)
+port=$1
+fx_nobody "inet:$port@127.0.0.1" "pidfile = \"$work/run/m.pid\";"
 hsm_fixture "$work/hsm" "$pki" || bail "SoftHSM2 token"
 chown -R nobody "$work/hsm"
 chmod 0755 "$work/hsm"
 chmod 0644 "$SOFTHSM2_CONF"
 ok "SoftHSM2 token and PIN file owned by nobody"
-
-set -- $(me_free_ports 1)
-port=$1
-state=$work/state
-mkdir -p "$state" "$work/run"
-chown nobody "$state" "$work/run"
-chmod 0700 "$state"
-conf=$work/m.conf
-me_conf "$conf" "$state" "inet:$port@127.0.0.1" 'user = "nobody";' \
-	"pidfile = \"$work/run/m.pid\";" "ca_file = \"$pki/ca-bundle.pem\";"
 hsm_conf_lines >>"$conf"
-chown -R nobody "$state/keys" "$state/tmp"
-chmod 0644 "$conf"
 
 # run DESCRIPTION COMMAND...: must exit 0
 run() {
@@ -80,16 +50,22 @@ mkdir -p "$work/msg-in" "$work/msg-out"
 printf '%s\r\n' "From: andi@banjarkota.go.id" "To: someone@example.org" "Subject: hsm priv" \
 	"Date: Tue, 24 Nov 2026 10:00:00 +0700" "Message-ID: <hsm-priv@banjarkota.go.id>" \
 	"MIME-Version: 1.0" "Content-Type: text/plain; charset=us-ascii" "" "halo" >"$work/msg-in/a.eml"
-"$PY" "$TOP/tests/lib/miltercli.py" --socket "inet:$port@127.0.0.1" --client-ip 127.0.0.1 \
-	"$work/msg-in/a.eml=$work/msg-out/a.eml" >"$work/a.res" 2>&1
-if grep -qx 'm1.bodychange=1' "$work/a.res" &&
-	verify_message "$work/msg-out/a.eml" "$work/msg-in/a.eml" andi@banjarkota.go.id "$pki" >"$work/vm.log" 2>&1; then
-	ok "signs through the token after the privilege drop; verifies"
-else
-	nok "signs through the token after the privilege drop; verifies"
-	sed 's/^/#   /' "$work/a.res" | head -8
-	tail -10 "$work/milter.log" | sed 's/^/#   milter: /'
-fi
+# signs NAME SIGNER DESCRIPTION: $work/msg-in/NAME.eml through the milter
+# comes back signed by SIGNER and verifies (the log after line ${before:-0}
+# is shown if not)
+signs() {
+	"$PY" "$CLI" --socket "inet:$port@127.0.0.1" --client-ip 127.0.0.1 \
+		"$work/msg-in/$1.eml=$work/msg-out/$1.eml" >"$work/$1.res" 2>&1
+	if grep -qx 'm1.bodychange=1' "$work/$1.res" &&
+		verify_message "$work/msg-out/$1.eml" "$work/msg-in/$1.eml" "$2" "$pki" >"$work/vm.log" 2>&1; then
+		ok "$3"
+	else
+		nok "$3"
+		sed 's/^/#   /' "$work/$1.res" | head -8
+		tail -n +$((${before:-0} + 1)) "$work/milter.log" | tail -10 | sed 's/^/#   milter: /'
+	fi
+}
+signs a andi@banjarkota.go.id "signs through the token after the privilege drop; verifies"
 bad=$(find "$work/hsm" ! -user nobody | head -3)
 [ -z "$bad" ]
 tap $? "every file in the token directory still belongs to nobody${bad:+ (not: $(echo $bad))}"
@@ -120,16 +96,7 @@ while ! tail -n +$((before + 1)) "$work/milter.log" | grep -qE 'reloaded|reload 
 	i=$((i + 1))
 done
 sed "s/andi@/budi@/; s/hsm-priv@/hsm-priv2@/" "$work/msg-in/a.eml" >"$work/msg-in/b.eml"
-"$PY" "$TOP/tests/lib/miltercli.py" --socket "inet:$port@127.0.0.1" --client-ip 127.0.0.1 \
-	"$work/msg-in/b.eml=$work/msg-out/b.eml" >"$work/b.res" 2>&1
-if grep -qx 'm1.bodychange=1' "$work/b.res" &&
-	verify_message "$work/msg-out/b.eml" "$work/msg-in/b.eml" budi@banjarkota.go.id "$pki" >"$work/vm.log" 2>&1; then
-	ok "after reload the milter (as nobody) signs with the key smimectl generated as root"
-else
-	nok "after reload the milter (as nobody) signs with the key smimectl generated as root"
-	sed 's/^/#   /' "$work/b.res" | head -8
-	tail -n +$((before + 1)) "$work/milter.log" | tail -8 | sed 's/^/#   milter: /'
-fi
+signs b budi@banjarkota.go.id "after reload the milter (as nobody) signs with the key smimectl generated as root"
 kill -0 "$pid" 2>/dev/null
 tap $? "milter still running"
 echo "1..$n"

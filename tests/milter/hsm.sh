@@ -18,37 +18,19 @@
 #       a restart, one "is back" line, same pid; (d2) the same with the
 #       whole SoftHSM tokendir moved away (C_Initialize fails meanwhile)
 # Prints TAP.  KEEP=1 keeps the work directory.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/verify.sh"
-. "$TOP/tests/lib/hsm.sh"
-. "$TOP/tests/lib/tap.sh"
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin hsm
 RETRY=2
-
-work=$(mktemp -d /tmp/smime-hsm.XXXXXX)
 pid= pid2= moved=
-cleanup() {
+fx_on_exit() {
 	me_stop "$pid"
 	me_stop "$pid2"
 	# a directory moved away by (d) must not survive a failed run
 	[ -d "$work/tokdir.away" ] && [ -n "${moved:-}" ] && mv "$work/tokdir.away" "$moved"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
 
 # ---------------------------------------------------------------- setup
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >"$work/pki.log" 2>&1 || {
-	sed 's/^/# /' "$work/pki.log"
-	bail "test PKI"
-}
-pki=$work/pki
+fx_pki || bail "test PKI"
 hsm_fixture "$work/hsm" "$pki" || bail "SoftHSM2 token with keys and certificates"
 tokdir=$(hsm_token_dir "$HSM_TOKEN")
 ok "SoftHSM2 token $HSM_TOKEN in $tokdir with five keys and certificates"
@@ -199,12 +181,10 @@ sed -e "s|pin_file = \"$HSM_PIN_FILE\"|pin_file = \"$work/wrong.pin\"|" \
 chmod 0700 "$work/w/tmp"
 "$ME_MILTER" -c "$work/wrong.conf" -n >"$work/wrong-n.out" 2>&1
 rc=$?
-if [ $rc -ne 0 ] && grep -q 'PIN' "$work/wrong-n.out"; then
-	ok "(c) -n with a wrong PIN fails and says PIN (exit $rc)"
-else
-	nok "(c) -n with a wrong PIN fails and says PIN (exit $rc)"
-	sed 's/^/#   /' "$work/wrong-n.out" | head -5
-fi
+[ $rc -ne 0 ] && grep -q 'PIN' "$work/wrong-n.out"
+c=$?
+tap $c "(c) -n with a wrong PIN fails and says PIN (exit $rc)"
+[ $c = 0 ] || sed 's/^/#   /' "$work/wrong-n.out" | head -5
 if me_start "$work/wrong.conf" "$work/wrong.log" "$port2"; then
 	pid2=$ME_PID
 	ok "(c) milter with a wrong PIN starts (pid $pid2)"
@@ -319,12 +299,7 @@ else
 	nok "milter never restarted or crashed (pid $pid)"
 	tail -20 "$work/milter.log" | sed 's/^/#   milter: /'
 fi
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work"/*.log; then
-	nok "no sanitizer report in the milter logs"
-	grep -hE -A8 'AddressSanitizer|runtime error:' "$work"/*.log | head -30 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter logs"
-fi
+fx_no_sanitizer "no sanitizer report in the milter logs" "$work"/*.log
 if grep -qE "$HSM_PIN|wrong-pin-0000" "$work"/*.log "$work"/*.out 2>/dev/null; then
 	nok "the PIN never appears in a log or command output"
 else

@@ -164,6 +164,14 @@ function check_untouched(conn, r, name)
 	end
 end
 
+-- check_untouched_alone(host, ip, m, name): message M on a connection of
+-- its own from HOST [IP] passes with no change (check_untouched)
+function check_untouched_alone(host, ip, m, name)
+	local conn = open_conn(host, ip)
+	check_untouched(conn, run_message(conn, m), name)
+	mt.disconnect(conn)
+end
+
 -- added_header(conn, name): value of the first header NAME added at eom
 function added_header(conn, name)
 	for i = 0, 3 do
@@ -224,6 +232,13 @@ function simple_message(addr, extra_headers, body)
 		headers = h,
 		body = body or "Selamat pagi \226\128\147 caf\195\169.\r\nLine two.\r\n",
 	}
+end
+
+-- simple_message(ADDR) with the queue id QID
+function qid_message(addr, qid)
+	local m = simple_message(addr)
+	m.qid = qid
+	return m
 end
 
 function finish()

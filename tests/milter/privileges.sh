@@ -4,46 +4,18 @@
 # audit log as that user.  smimectl run as root leaves every file it
 # creates (database, WAL, keys) owned by that user, keys mode 0600.
 # Uses the system account "nobody".  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-MILTC=$TOP/tests/bench/miltc
-
-work=$(mktemp -d /tmp/smime-priv.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin priv
 pid=
-cleanup() {
-	me_stop "$pid"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
-
-[ "$(id -u)" = 0 ] || bail "runs as root (it tests the privilege drop)"
-id nobody >/dev/null 2>&1 || bail "user nobody exists"
+fx_on_exit() { me_stop "$pid"; }
+fx_need_root "it tests the privilege drop"
 [ -x "$MILTC" ] || bail "tests/bench/miltc is built (make test-bins)"
 uid=$(id -u nobody)
 
 set -- $(me_free_ports 1)
 port=$1
-conf=$work/m.conf
-state=$work/state
-mkdir -p "$state"
-chown nobody "$state"
-chmod 0700 "$state"
-chmod 0755 "$work"
-me_conf "$conf" "$state" "inet:$port@127.0.0.1" 'user = "nobody";' \
-	"pidfile = \"$work/run/m.pid\";"
-mkdir -p "$work/run"
-chown nobody "$work/run"
-chown -R nobody "$state/keys" "$state/tmp"
-chmod 0644 "$conf"
 # the PKI stays root's: smimectl reads it as root
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
-sed -i "s|$state/pki/ca-bundle.pem|$work/pki/ca-bundle.pem|" "$conf"
-chmod 0755 "$work/pki"
-chmod 0644 "$work/pki/ca-bundle.pem"
+fx_nobody "inet:$port@127.0.0.1" "pidfile = \"$work/run/m.pid\";"
 
 "$ME_CTL" -c "$conf" init >/dev/null
 tap $? "smimectl init as root"
@@ -63,12 +35,7 @@ tap $? "copied key and passphrase files are 0600 ($modes)"
 
 "$ME_MILTER" -c "$conf" -f 2>"$work/milter.log" &
 pid=$!
-i=0
-while ! grep -q "starting on" "$work/milter.log" && [ $i -lt 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-grep -q "starting on" "$work/milter.log"
+me_wait_log "$work/milter.log" "starting on"
 tap $? "milter started as root with user = nobody"
 puid=$(awk '/^Uid:/ { print $2 " " $3 " " $4 }' "/proc/$pid/status" 2>/dev/null)
 [ "$puid" = "$uid $uid $uid" ]

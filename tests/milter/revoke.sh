@@ -3,22 +3,10 @@
 # `smimectl reload` (SIGUSR1 through the pidfile) stop signing with the
 # certificate, without a restart.  Also `show` of the revoked certificate.
 # Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-MILTC=$TOP/tests/bench/miltc
-
-work=$(mktemp -d /tmp/smime-revoke.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin revoke
 pid=
-cleanup() {
-	me_stop "$pid"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
-
+fx_on_exit() { me_stop "$pid"; }
 [ -x "$MILTC" ] || bail "tests/bench/miltc is built (make test-bins)"
 set -- $(me_free_ports 1)
 port=$1
@@ -46,11 +34,7 @@ signed
 tap $? "the running milter still signs until it reloads (its snapshot is immutable)"
 "$ME_CTL" -c "$conf" reload >"$work/reload.out" 2>&1
 tap $? "smimectl reload signals the milter through the pidfile"
-i=0
-while ! grep -q "reloaded: generation" "$work/milter.log" && [ $i -lt 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+me_wait_log "$work/milter.log" "reloaded: generation"
 signed
 [ $? != 0 ]
 tap $? "after the reload the revoked certificate no longer signs"

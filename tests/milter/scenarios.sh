@@ -17,46 +17,12 @@
 # by signing.sh with tests/lib/miltercli.py.
 # Two milters run: the default policy and one with on_no_certificate=reject
 # (for f-*).  Both must still be alive at the end.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin mt
 HERE=$TOP/tests/milter
-
-work=$(mktemp -d /tmp/smime-mt.XXXXXX)
-pid_a= pid_r=
-n=0
-cleanup() {
-	me_stop "$pid_a"
-	me_stop "$pid_r"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-bail() { nok "$*"; echo "1..$n"; exit 1; }
-
 command -v miltertest >/dev/null 2>&1 || bail "miltertest is installed"
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
-
-set -- $(me_free_ports 2)
-port_a=$1 port_r=$2
-conf_a=$work/accept.conf
-conf_r=$work/reject.conf
-me_conf "$conf_a" "$work" "inet:$port_a@127.0.0.1"
-me_conf "$conf_r" "$work" "inet:$port_r@127.0.0.1" \
-	'on_no_certificate = "reject";' "temp_dir = \"$work/tmp-r\";"
-mkdir -p "$work/tmp-r" && chmod 0700 "$work/tmp-r"
-me_setup "$work" "$conf_a" || bail "PKI built and certificates imported with smimectl"
-ok "PKI built and certificates imported with smimectl"
-
-me_start "$conf_a" "$work/milter-accept.log" "$port_a" || bail "milter (default policy) started"
-pid_a=$ME_PID
+fx_two_milters
 ok "milter (default policy) started on port $port_a"
-me_start "$conf_r" "$work/milter-reject.log" "$port_r" || bail "milter (on_no_certificate=reject) started"
-pid_r=$ME_PID
 ok "milter (on_no_certificate=reject) started on port $port_r"
 
 # run_lua SCRIPT PORT: runs one scenario, numbers its TAP lines
@@ -97,10 +63,5 @@ for p in "$pid_a" "$pid_r"; do
 		nok "milter pid $p still running after the scenarios"
 	fi
 done
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work"/milter-*.log; then
-	nok "no sanitizer report in the milter logs"
-	grep -hE -A8 'AddressSanitizer|runtime error:' "$work"/milter-*.log | head -30 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter logs"
-fi
+fx_no_sanitizer "no sanitizer report in the milter logs" "$work"/milter-*.log
 echo "1..$n"

@@ -9,50 +9,17 @@
 #     configuration keeps signing); -n says the same;
 #   - the running daemon cannot dump core (RLIMIT_CORE 0, not dumpable).
 # Runs as root with user = nobody.  Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/tap.sh"
-MILTC=$TOP/tests/bench/miltc
-
-work=$(mktemp -d /tmp/smime-sec.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin sec
 pid=
-cleanup() {
-	me_stop "$pid"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-[ "$(id -u)" = 0 ] || bail "runs as root (it tests file ownership and modes)"
-id nobody >/dev/null 2>&1 || bail "user nobody exists"
+fx_on_exit() { me_stop "$pid"; }
+fx_need_root "it tests file ownership and modes"
 getent group postfix >/dev/null || bail "group postfix exists (the MTA's group)"
 [ -x "$MILTC" ] || bail "tests/bench/miltc is built (make test-bins)"
 
-chmod 0755 "$work"
-state=$work/state
-mkdir -p "$state" "$work/run"
-chown nobody "$state" "$work/run"
-chmod 0700 "$state"
 sock=$work/run/milter.sock
-conf=$work/m.conf
-me_conf "$conf" "$state" "unix:$sock" 'user = "nobody";' \
-	'socket_group = "postfix";'
-chown -R nobody "$state/keys" "$state/tmp"
-chmod 0644 "$conf"
-sh "$TOP/tests/lib/pki.sh" "$work/pki" >/dev/null 2>&1 || bail "test PKI"
-sed -i "s|$state/pki/ca-bundle.pem|$work/pki/ca-bundle.pem|" "$conf"
-chmod 0755 "$work/pki"
-chmod 0644 "$work/pki/ca-bundle.pem"
-"$ME_CTL" -c "$conf" init >/dev/null &&
-	"$ME_CTL" -c "$conf" import --mailbox andi@banjarkota.go.id \
-		--kind individual --p12 "$work/pki/andi.p12" \
-		--passphrase-file "$work/pki/andi.pass" >/dev/null &&
-	"$ME_CTL" -c "$conf" import --mailbox sekda@banjarkota.go.id \
-		--kind role --cert "$work/pki/sekda.crt.pem" \
-		--key "$work/pki/sekda.key.pem" >/dev/null ||
-	bail "smimectl init and two imports"
+fx_nobody "unix:$sock" 'socket_group = "postfix";'
+me_import "$conf" "$pki" init andi sekda || bail "smimectl init and two imports"
 p12=$(ls "$state"/keys/*.p12 | head -1)
 pass=$(ls "$state"/keys/*.pass | head -1)
 key=$(ls "$state"/keys/*.pem | grep -v '\.pass$' | head -1)
@@ -120,25 +87,22 @@ rc=$?
 tap $? "-n says the same (exit $rc)"
 chmod 0600 "$p12"
 
-chmod 0604 "$pass"
-rc=0
-start "$conf"
-[ $? -ne 0 ] && grep -q "$pass: mode 0604 is readable by group or others" "$work/milter.log"
-tap $? "start refused with a world-readable passphrase file (exit $rc)"
+# refused MODE PATH TEXT DESCRIPTION: with PATH at MODE the start fails
+# and the log has TEXT
+refused() {
+	chmod "$1" "$2"
+	rc=0
+	start "$conf"
+	[ $? -ne 0 ] && grep -q "$3" "$work/milter.log"
+	tap $? "$4 (exit $rc)"
+}
+refused 0604 "$pass" "$pass: mode 0604 is readable by group or others" \
+	"start refused with a world-readable passphrase file"
 chmod 0600 "$pass"
-
-chmod 0644 "$key"
-rc=0
-start "$conf"
-[ $? -ne 0 ] && grep -q "$key: mode 0644" "$work/milter.log"
-tap $? "start refused with a world-readable PEM key (exit $rc)"
+refused 0644 "$key" "$key: mode 0644" "start refused with a world-readable PEM key"
 chmod 0600 "$key"
-
-chmod 0777 "$state/keys"
-rc=0
-start "$conf"
-[ $? -ne 0 ] && grep -q "directory $state/keys is writable by others" "$work/milter.log"
-tap $? "start refused when the key directory is writable by others (exit $rc)"
+refused 0777 "$state/keys" "directory $state/keys is writable by others" \
+	"start refused when the key directory is writable by others"
 chmod 1777 "$state/keys"
 start "$conf"
 tap $? "... but a sticky directory (like /tmp) is accepted"

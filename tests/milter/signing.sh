@@ -13,44 +13,9 @@
 #   (g) authenticated external client: signed; unauthenticated: untouched
 #   (h) several messages and an abort on one connection
 # Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/verify.sh"
-PY=/usr/bin/python3
-CLI=$TOP/tests/lib/miltercli.py
-SC=$TOP/tests/lib/smimecheck.py
-
-work=$(mktemp -d /tmp/smime-sig.XXXXXX)
-pid_a= pid_r=
-n=0
-cleanup() {
-	me_stop "$pid_a"
-	me_stop "$pid_r"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); echo "not ok $n - $*"; }
-bail() { nok "$*"; echo "1..$n"; exit 1; }
-tap() { if [ "$1" = 0 ]; then ok "$2"; else nok "$2"; fi; }
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
-
-set -- $(me_free_ports 2)
-port_a=$1 port_r=$2
-me_conf "$work/accept.conf" "$work" "inet:$port_a@127.0.0.1"
-mkdir -p "$work/tmp-r" && chmod 0700 "$work/tmp-r"
-me_conf "$work/reject.conf" "$work" "inet:$port_r@127.0.0.1" \
-	'on_no_certificate = "reject";' "temp_dir = \"$work/tmp-r\";"
-me_setup "$work" "$work/accept.conf" || bail "PKI built and certificates imported with smimectl"
-ok "PKI built and certificates imported with smimectl"
-me_start "$work/accept.conf" "$work/milter-accept.log" "$port_a" || bail "milter (default policy) started"
-pid_a=$ME_PID
-me_start "$work/reject.conf" "$work/milter-reject.log" "$port_r" || bail "milter (on_no_certificate=reject) started"
-pid_r=$ME_PID
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin sig
+fx_two_milters
 ok "two milters started (default policy on $port_a, on_no_certificate=reject on $port_r)"
 
 mkdir -p "$work/in" "$work/out"
@@ -233,10 +198,5 @@ for p in "$pid_a" "$pid_r"; do
 	kill -0 "$p" 2>/dev/null
 	tap $? "milter pid $p still running"
 done
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work"/milter-*.log; then
-	nok "no sanitizer report in the milter logs"
-	grep -hE -A8 'AddressSanitizer|runtime error:' "$work"/milter-*.log | head -30 | sed 's/^/# /'
-else
-	ok "no sanitizer report in the milter logs"
-fi
+fx_no_sanitizer "no sanitizer report in the milter logs" "$work"/milter-*.log
 echo "1..$n"

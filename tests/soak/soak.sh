@@ -29,14 +29,9 @@
 # quarter's (judged from SOAK_MESSAGES=2000 up: shorter runs are all
 # warm-up); its open fds after the queue drained equal those before the
 # first message.  Prints TAP and a summary; exits non-zero on any failure.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-. "$TOP/tests/lib/tap.sh"
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 failed=0
 nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-PY=/usr/bin/python3
 SOAK="$TOP/tests/soak/soak.py"
 MESSAGES=${SOAK_MESSAGES:-20000}
 CLIENTS=${SOAK_CLIENTS:-16}
@@ -45,47 +40,24 @@ SAMPLE=${SOAK_SAMPLE:-2}
 SEED=${SOAK_SEED:-1}
 DRAIN=${SOAK_DRAIN:-600}
 
-work=$(mktemp -d /tmp/smime-soak.XXXXXX)
+fx_begin soak
 chmod 0755 "$work"
 out=$work/out
 mkdir -p "$out" "$work/pf"
 milter_pid= verify_pid= sample_pid= send_pid=
-
-# stop PID: TERM, then KILL after 5 s
-stop() {
-	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null || return 0
-	_i=0
-	while kill -0 "$1" 2>/dev/null && [ $_i -lt 50 ]; do
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-cleanup() {
+fx_on_exit() {
 	: >"$out/stop.verify"
 	: >"$out/stop.sample"
-	stop "$send_pid"
-	stop "$sample_pid"
-	stop "$verify_pid"
-	me_stop "$milter_pid"
+	# me_stop: TERM, then KILL after 5 s
+	for _p in "$send_pid" "$sample_pid" "$verify_pid" "$milter_pid"; do
+		me_stop "$_p"
+	done
 	pf_stop
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "# work directory kept: $work"
-	else
-		rm -rf "$work"
-	fi
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
 
 case $MESSAGES$CLIENTS in *[!0-9]*)
 	bail "SOAK_MESSAGES and SOAK_CLIENTS are numbers" ;;
 esac
-for p in "$ME_MILTER" "$ME_CTL"; do
-	[ -x "$p" ] || bail "$p is built (run make first)"
-done
 echo "# soak: $MESSAGES messages, $CLIENTS clients, work directory $work"
 
 # ---------------------------------------------------------------- setup
