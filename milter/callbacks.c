@@ -20,7 +20,7 @@ time_t milter_signing_time;
 
 static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct snapshot *current;
-static int active;
+static int active, inflight, stopping;
 
 struct snapshot *milter_snapshot(void)
 {
@@ -48,6 +48,16 @@ int milter_active(void)
 	return __atomic_load_n(&active, __ATOMIC_SEQ_CST);
 }
 
+int milter_inflight(void)
+{
+	return __atomic_load_n(&inflight, __ATOMIC_SEQ_CST);
+}
+
+void milter_stop_begin(void)
+{
+	__atomic_store_n(&stopping, 1, __ATOMIC_SEQ_CST);
+}
+
 /* Connection context, from negotiate (or connect) to close. */
 struct conn {
 	unsigned long pflags; /* protocol steps agreed with the MTA */
@@ -58,6 +68,8 @@ struct conn {
 	struct msg *msg; /* message context, from envfrom to eom/abort */
 	int authenticated;
 	int connected; /* connect ran: counted in active */
+	int inflight;  /* the message is counted in inflight */
+	int late;      /* the message began after the stop */
 	char qid[64];
 };
 
@@ -65,6 +77,10 @@ static void msg_cleanup(struct conn *c)
 {
 	msg_free(c->msg);
 	c->msg = NULL;
+	if (c->inflight)
+		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	c->inflight = 0;
+	c->late = 0;
 	free(c->deferred);
 	c->deferred = NULL;
 	c->authenticated = 0;
@@ -235,7 +251,15 @@ static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	msg_cleanup(c);
+	if (__atomic_load_n(&stopping, __ATOMIC_SEQ_CST)) {
+		c->late = 1; /* tempfailed at end of headers */
+		return reply(c, SMFIP_NR_MAIL);
+	}
 	c->msg = msg_new(c->snap);
+	if (c->msg != NULL) {
+		c->inflight = 1;
+		__atomic_add_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	}
 	if (c->msg == NULL) {
 		defer(c, "out of memory");
 		return reply(c, SMFIP_NR_MAIL);
@@ -295,6 +319,9 @@ static sfsistat mlfi_eoh(SMFICTX *ctx)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if (c->late)
+		return act(ctx, c, ACTION_TEMPFAIL, "not signed",
+		           "the filter is shutting down");
 	if (c->deferred || c->msg == NULL) {
 		char why[256];
 		snprintf(why, sizeof(why), "%s",
