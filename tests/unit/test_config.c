@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "policy.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/smime-test-config.XXXXXX";
@@ -40,11 +41,11 @@ static int internal(struct config *cfg, const char *ip)
 	memset(&v6, 0, sizeof(v6));
 	if (inet_pton(AF_INET, ip, &v4.sin_addr) == 1) {
 		v4.sin_family = AF_INET;
-		return config_host_internal(cfg, (struct sockaddr *)&v4);
+		return policy_client_internal(cfg, (struct sockaddr *)&v4);
 	}
 	inet_pton(AF_INET6, ip, &v6.sin6_addr);
 	v6.sin6_family = AF_INET6;
-	return config_host_internal(cfg, (struct sockaddr *)&v6);
+	return policy_client_internal(cfg, (struct sockaddr *)&v6);
 }
 
 int main(void)
@@ -221,35 +222,35 @@ int main(void)
 		is_str(cfg->encrypt_rsa_padding, "pkcs1",
 		       "encrypt_rsa_padding defaults to pkcs1");
 		ok(!cfg->harvest, "harvest defaults to false");
-		ok(config_encrypt_mode(cfg, "a@example.org",
+		ok(policy_encrypt_mode(cfg, "a@example.org",
 		                       "x@banjarkota.go.id",
 		                       &line) == ENC_NEVER &&
 		           line == 0,
 		   "no rule: never");
-		ok(config_encrypt_mode(cfg, "a@jabarprov.go.id", NULL, &line) ==
+		ok(policy_encrypt_mode(cfg, "a@jabarprov.go.id", NULL, &line) ==
 		                   ENC_OPPORTUNISTIC &&
 		           line == 4,
 		   "exact domain of rule 1 (line %d)", line);
-		ok(config_encrypt_mode(cfg, "a@disdik.jabarprov.go.id", NULL,
+		ok(policy_encrypt_mode(cfg, "a@disdik.jabarprov.go.id", NULL,
 		                       NULL) == ENC_OPPORTUNISTIC,
 		   "subdomain through *.go.id");
-		ok(config_encrypt_mode(cfg, "a@go.id", NULL, NULL) ==
+		ok(policy_encrypt_mode(cfg, "a@go.id", NULL, NULL) ==
 		           ENC_OPPORTUNISTIC,
 		   "*.go.id also names go.id itself");
-		ok(config_encrypt_mode(cfg, "a@xgo.id", NULL, NULL) ==
+		ok(policy_encrypt_mode(cfg, "a@xgo.id", NULL, NULL) ==
 		           ENC_NEVER,
 		   "*.go.id does not match xgo.id");
-		ok(config_encrypt_mode(cfg, "auditor@bpk.go.id", NULL, NULL) ==
+		ok(policy_encrypt_mode(cfg, "auditor@bpk.go.id", NULL, NULL) ==
 		           ENC_REQUIRED,
 		   "domain rule beats the wildcard listed first");
-		ok(config_encrypt_mode(cfg, "humas@bpk.go.id", NULL, NULL) ==
+		ok(policy_encrypt_mode(cfg, "humas@bpk.go.id", NULL, NULL) ==
 		           ENC_NEVER,
 		   "address rule beats the domain rule");
-		ok(config_encrypt_mode(cfg, "a@kemendagri.go.id",
+		ok(policy_encrypt_mode(cfg, "a@kemendagri.go.id",
 		                       "sekda@banjarkota.go.id",
 		                       NULL) == ENC_REQUIRED,
 		   "rule limited to the sender wins at equal weight");
-		ok(config_encrypt_mode(cfg, "a@kemendagri.go.id",
+		ok(policy_encrypt_mode(cfg, "a@kemendagri.go.id",
 		                       "andi@banjarkota.go.id",
 		                       NULL) == ENC_OPPORTUNISTIC,
 		   "rule limited to another sender does not match");
