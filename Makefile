@@ -74,6 +74,10 @@ $(UNIT_FIXTURE): tests/unit/fixture.c tests/unit/fixture.h $(LIB_HDRS) .build-fl
 tests/unit/test_%: tests/unit/test_%.c tests/unit/tap.h tests/unit/fixture.h $(UNIT_FIXTURE) lib/libsmime.a .build-flags
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(UNIT_FIXTURE) lib/libsmime.a $(LDLIBS)
 
+# the -t mode's header split (milter/offline.c needs no libmilter to link)
+tests/unit/test_offline: tests/unit/test_offline.c tests/unit/tap.h milter/offline.o lib/libsmime.a .build-flags
+	$(CC) $(CFLAGS) -Itests/unit -Imilter $(LDFLAGS) -Wl,--wrap=realloc -o $@ $< milter/offline.o lib/libsmime.a $(LDLIBS)
+
 tests/bench/%: tests/bench/%.c lib/libsmime.a .build-flags
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
 
@@ -124,6 +128,15 @@ tests/fuzz/obj/%.o: lib/%.c $(LIB_HDRS)
 
 tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+
+# fuzz_eom splits its input with the -t mode's own code: milter/offline.c
+# needs no libmilter at link time (only mfapi.h for the callback table)
+tests/fuzz/obj/milter_offline.o: milter/offline.c milter/offline.h $(LIB_HDRS)
+	@mkdir -p tests/fuzz/obj
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Imilter -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -c -o $@ $<
+
+tests/fuzz/fuzz_eom: tests/fuzz/fuzz_eom.c $(FUZZ_OBJS) tests/fuzz/obj/milter_offline.o
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Imilter -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_OBJS) tests/fuzz/obj/milter_offline.o $(LDLIBS)
 
 fuzz-bins: $(FUZZ_BINS)
 

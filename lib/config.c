@@ -105,40 +105,43 @@ static const struct keydef keys[] = {
 	  0 },
 };
 
+/* Names of the actions and of the encryption modes, by value. */
+static const char *const action_names[] = { [ACTION_TEMPFAIL] = "tempfail",
+	                                    [ACTION_ACCEPT] = "accept",
+	                                    [ACTION_REJECT] = "reject" };
+static const char *const enc_mode_names[] = { [ENC_NEVER] = "never",
+	                                      [ENC_OPPORTUNISTIC] =
+	                                              "opportunistic",
+	                                      [ENC_REQUIRED] = "required" };
+
 const char *action_name(enum action a)
 {
-	switch (a) {
-	case ACTION_ACCEPT:
-		return "accept";
-	case ACTION_REJECT:
-		return "reject";
-	default:
-		return "tempfail";
-	}
+	return a == ACTION_ACCEPT || a == ACTION_REJECT ? action_names[a]
+	                                                : "tempfail";
 }
 
 const char *enc_mode_name(enum enc_mode m)
 {
-	switch (m) {
-	case ENC_OPPORTUNISTIC:
-		return "opportunistic";
-	case ENC_REQUIRED:
-		return "required";
-	default:
-		return "never";
-	}
+	return m == ENC_OPPORTUNISTIC || m == ENC_REQUIRED ? enc_mode_names[m]
+	                                                   : "never";
+}
+
+/* The index of s (any case) among the n names, or -1. */
+static int name_index(const char *s, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (str_ieq(s, names[i]))
+			return i;
+	return -1;
 }
 
 static int enc_mode_parse(const char *s, enum enc_mode *out)
 {
-	if (str_ieq(s, "never"))
-		*out = ENC_NEVER;
-	else if (str_ieq(s, "opportunistic"))
-		*out = ENC_OPPORTUNISTIC;
-	else if (str_ieq(s, "required"))
-		*out = ENC_REQUIRED;
-	else
+	int i = name_index(s, enc_mode_names, 3);
+
+	if (i < 0)
 		return -1;
+	*out = (enum enc_mode)i;
 	return 0;
 }
 
@@ -162,67 +165,6 @@ static int pattern_valid(const char *p)
 	return p[0] != '.' && p[0] != '\0';
 }
 
-/* How specifically pattern p names addr (lower-case); 0: no match. */
-static long pattern_weight(const char *p, const char *addr)
-{
-	const char *dom = addr_domain(addr);
-	size_t dl = strlen(dom);
-
-	if (strcmp(p, "*") == 0)
-		return 1;
-	if (strchr(p, '@'))
-		return strcmp(p, addr) == 0 ? 4000000L : 0;
-	if (p[0] == '*') {
-		const char *suf = p + 2; /* after "*." */
-		size_t sl = strlen(suf);
-		if (strcmp(dom, suf) == 0 ||
-		    (dl > sl && dom[dl - sl - 1] == '.' &&
-		     strcmp(dom + dl - sl, suf) == 0))
-			return 1000L + (long)sl;
-		return 0;
-	}
-	return strcmp(p, dom) == 0 ? 2000000L : 0;
-}
-
-static long list_weight(char **pats, size_t n, const char *addr)
-{
-	long best = 0;
-
-	for (size_t i = 0; addr && i < n; i++) {
-		long w = pattern_weight(pats[i], addr);
-		if (w > best)
-			best = w;
-	}
-	return best;
-}
-
-enum enc_mode config_encrypt_mode(const struct config *cfg, const char *rcpt,
-                                  const char *sender, int *line)
-{
-	const struct encrypt_rule *best = NULL;
-	long bestw = 0;
-
-	for (size_t i = 0; i < cfg->nencrypt; i++) {
-		const struct encrypt_rule *r = &cfg->encrypt[i];
-		long w = list_weight(r->recipients, r->nrecipients, rcpt);
-		if (w == 0)
-			continue;
-		w *= 2;
-		if (r->nsenders > 0) {
-			if (list_weight(r->senders, r->nsenders, sender) == 0)
-				continue;
-			w++;
-		}
-		if (w > bestw) {
-			bestw = w;
-			best = r;
-		}
-	}
-	if (line)
-		*line = best ? best->line : 0;
-	return best ? best->mode : ENC_NEVER;
-}
-
 static int facility_known(const char *s)
 {
 	static const char *const names[] = { "mail",   "daemon", "user",
@@ -230,22 +172,17 @@ static int facility_known(const char *s)
 		                             "local3", "local4", "local5",
 		                             "local6", "local7" };
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (str_ieq(s, names[i]))
-			return 1;
-	return 0;
+	return name_index(s, names, (int)(sizeof(names) / sizeof(names[0]))) >=
+	       0;
 }
 
 static int action_parse(const char *s, enum action *out)
 {
-	if (str_ieq(s, "tempfail"))
-		*out = ACTION_TEMPFAIL;
-	else if (str_ieq(s, "accept"))
-		*out = ACTION_ACCEPT;
-	else if (str_ieq(s, "reject"))
-		*out = ACTION_REJECT;
-	else
+	int i = name_index(s, action_names, 3);
+
+	if (i < 0)
 		return -1;
+	*out = (enum action)i;
 	return 0;
 }
 
@@ -277,53 +214,6 @@ int cidr_parse(const char *s, struct cidr *out)
 			return -1;
 		out->bits = (int)bits;
 	}
-	return 0;
-}
-
-static int cidr_match(const struct cidr *c, int family, const unsigned char *a)
-{
-	int full = c->bits / 8, rest = c->bits % 8;
-
-	if (c->family != family)
-		return 0;
-	if (memcmp(c->addr, a, (size_t)full) != 0)
-		return 0;
-	if (rest) {
-		unsigned char mask = (unsigned char)(0xff << (8 - rest));
-		if ((c->addr[full] & mask) != (a[full] & mask))
-			return 0;
-	}
-	return 1;
-}
-
-int config_host_internal(const struct config *cfg, const struct sockaddr *sa)
-{
-	const unsigned char *a;
-	int family;
-	static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0,    0,
-		                                    0, 0, 0, 0, 0xff, 0xff };
-
-	if (sa == NULL)
-		return 0;
-	if (sa->sa_family == AF_INET) {
-		family = AF_INET;
-		a = (const unsigned char *)&((const struct sockaddr_in *)sa)
-		            ->sin_addr;
-	} else if (sa->sa_family == AF_INET6) {
-		family = AF_INET6;
-		a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)
-		            ->sin6_addr;
-		if (memcmp(a, v4mapped, 12) == 0) {
-			family = AF_INET;
-			a += 12;
-		}
-	} else if (sa->sa_family == AF_UNIX) {
-		return 1; /* local submission through a unix socket */
-	} else
-		return 0;
-	for (size_t i = 0; i < cfg->ninternal; i++)
-		if (cidr_match(&cfg->internal[i], family, a))
-			return 1;
 	return 0;
 }
 
@@ -479,16 +369,13 @@ static int rules_store(struct config *cfg, config_setting_t *s,
 	return 0;
 }
 
-/* Store one value (setting s, or the default text when s is NULL). */
-static int key_store(struct config *cfg, const struct keydef *k,
-                     config_setting_t *s, const char *file, int line, char *err,
-                     size_t errlen)
+/* libconfig's type of s, 0 for a key left out. */
+static int ktype(config_setting_t *s)
 {
-	char *base = (char *)cfg;
-	const char *str = NULL;
-	long long ival = 0;
-	int type = s ? config_setting_type(s) : 0;
+	return s ? config_setting_type(s) : 0;
+}
 
+/* An error about key k at file:line, and return -1. */
 #define BAD(...)                                                         \
 	do {                                                             \
 		adderr(err, errlen, "%s:%d: %s: ", file, line, k->name); \
@@ -497,251 +384,304 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		return -1;                                               \
 	} while (0)
 
-	switch (k->type) {
-	case K_STR:
-	case K_DIGEST:
-	case K_ACTION:
-		if (s && type != CONFIG_TYPE_STRING)
-			BAD("must be a string (%s)", k->help);
-		str = s ? config_setting_get_string(s) : k->def;
-		if (k->type == K_STR) {
-			if (s && *str == '\0')
-				BAD("must not be empty");
-			if (strcmp(k->name, "socket") == 0 &&
-			    strncmp(str, "inet:", 5) != 0 &&
-			    strncmp(str, "inet6:", 6) != 0 &&
-			    strncmp(str, "unix:", 5) != 0 &&
-			    strncmp(str, "local:", 6) != 0)
-				BAD("'%s' must start with inet:, inet6:, unix: "
-				    "or local:",
-				    str);
-			if (strcmp(k->name, "socket_mode") == 0 &&
-			    (strspn(str, "01234567") != strlen(str) ||
-			     strlen(str) > 4 || strtol(str, NULL, 8) > 0777))
-				BAD("'%s' is not an octal mode such as "
-				    "\"0660\"",
-				    str);
-			if (strcmp(k->name, "encrypt_cipher") == 0 &&
-			    !str_ieq(str, "aes-256-cbc") &&
-			    !str_ieq(str, "aes-128-cbc") &&
-			    !str_ieq(str, "aes-256-gcm") &&
-			    !str_ieq(str, "aes-128-gcm"))
-				BAD("unknown cipher '%s' (%s)", str, k->help);
-			if (strcmp(k->name, "encrypt_rsa_padding") == 0 &&
-			    !str_ieq(str, "pkcs1") && !str_ieq(str, "oaep"))
-				BAD("unknown padding '%s' (%s)", str, k->help);
-			if (strcmp(k->name, "syslog_facility") == 0 &&
-			    !facility_known(str))
-				BAD("unknown facility '%s' (mail, daemon, "
-				    "user, "
-				    "local0 ... local7)",
-				    str);
-			*(char **)(base + k->off) =
-			        strncmp(k->name, "encrypt_", 8) == 0
-			                ? str_lower(xstrdup(str))
-			                : xstrdup(str);
-		} else if (k->type == K_DIGEST) {
-			if (!str_ieq(str, "sha256") &&
-			    !str_ieq(str, "sha384") && !str_ieq(str, "sha512"))
-				BAD("unknown digest '%s' (%s)", str, k->help);
-			*(char **)(base + k->off) = str_lower(xstrdup(str));
-		} else if (action_parse(str, (enum action *)(base + k->off)))
-			BAD("unknown action '%s' (%s)", str, k->help);
-		break;
-	case K_INT:
-		if (s && type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
-			BAD("must be an integer (%s)", k->help);
-		ival = s ? config_setting_get_int64(s) : atoll(k->def);
-		if (ival < k->min || ival > k->max)
-			BAD("%lld is out of range %lld..%lld", ival, k->min,
-			    k->max);
-		*(long long *)(base + k->off) = ival;
-		break;
-	case K_BOOL:
-		if (s && type != CONFIG_TYPE_BOOL)
-			BAD("must be true or false");
-		*(int *)(base + k->off) = s ? config_setting_get_bool(s)
-		                            : str_ieq(k->def, "true");
-		break;
-	case K_STRLIST: {
-		int n;
-		char **list;
-		if (s == NULL) {
-			if (k->min > 0) {
-				adderr(err, errlen, "%s: %s: is required (%s)",
-				       file, k->name, k->help);
-				return -1;
-			}
-			break;
-		}
-		if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
-			BAD("must be a list of strings, e.g. [ \"a\", \"b\" ]");
-		n = config_setting_length(s);
-		if (n < k->min)
-			BAD("must hold at least %lld entr%s", k->min,
-			    k->min == 1 ? "y" : "ies");
-		list = calloc((size_t)n + 1, sizeof(char *));
-		if (list == NULL)
-			BAD("out of memory");
-		*(char ***)(base + k->off) = list;
-		for (int i = 0; i < n; i++) {
-			const char *v = config_setting_get_string_elem(s, i);
-			if (v == NULL || *v == '\0')
-				BAD("entry %d must be a non-empty string",
-				    i + 1);
-			list[i] = str_lower(xstrdup(v));
-			*(size_t *)(base + k->cnt_off) = (size_t)i + 1;
-		}
-		break;
-	}
-	case K_INTLIST: {
-		long long vals[64];
-		int n = 0;
-		if (s == NULL) {
-			char *end;
-			const char *p = k->def;
-			while (*p && n < 64) {
-				vals[n++] = strtoll(p, &end, 10);
-				p = end;
-				while (*p == ' ')
-					p++;
-			}
-		} else {
-			if (type != CONFIG_TYPE_ARRAY &&
-			    type != CONFIG_TYPE_LIST)
-				BAD("must be a list of integers (%s)", k->help);
-			n = config_setting_length(s);
-			if (n > 64)
-				BAD("at most 64 entries");
-			for (int i = 0; i < n; i++) {
-				config_setting_t *e =
-				        config_setting_get_elem(s, (unsigned)i);
-				int et = config_setting_type(e);
-				if (et != CONFIG_TYPE_INT &&
-				    et != CONFIG_TYPE_INT64)
-					BAD("entry %d must be an integer",
-					    i + 1);
-				vals[i] = config_setting_get_int64(e);
-				if (vals[i] < k->min || vals[i] > k->max)
-					BAD("entry %d: %lld is out of range "
-					    "%lld..%lld",
-					    i + 1, vals[i], k->min, k->max);
-			}
-		}
-		/* descending, duplicates dropped */
-		for (int i = 0; i < n; i++)
-			for (int j = i + 1; j < n; j++)
-				if (vals[j] > vals[i]) {
-					long long t = vals[i];
-					vals[i] = vals[j];
-					vals[j] = t;
-				}
-		{
-			long long *out = calloc((size_t)n + 1, sizeof(*out));
-			size_t m = 0;
-			if (out == NULL)
-				BAD("out of memory");
-			for (int i = 0; i < n; i++)
-				if (m == 0 || out[m - 1] != vals[i])
-					out[m++] = vals[i];
-			*(long long **)(base + k->off) = out;
-			*(size_t *)(base + k->cnt_off) = m;
-		}
-		break;
-	}
-	case K_TOKENLIST: {
-		int n;
-		if (s == NULL)
-			break;
-		if (type != CONFIG_TYPE_LIST)
-			BAD("must be a list of groups: %s", k->help);
-		n = config_setting_length(s);
-		cfg->pkcs11_token = calloc((size_t)n + 1, sizeof(char *));
-		cfg->pkcs11_pin_file = calloc((size_t)n + 1, sizeof(char *));
-		if (cfg->pkcs11_token == NULL || cfg->pkcs11_pin_file == NULL)
-			BAD("out of memory");
-		for (int i = 0; i < n; i++) {
-			config_setting_t *g =
-			        config_setting_get_elem(s, (unsigned)i);
-			const char *tok = NULL, *pin = NULL;
-			int eline = config_setting_source_line(g);
-			if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-				BAD("entry %d must be a group: %s", i + 1,
-				    k->help);
-			for (int j = 0; j < config_setting_length(g); j++) {
-				config_setting_t *m =
-				        config_setting_get_elem(g, (unsigned)j);
-				const char *mn = config_setting_name(m);
-				if (strcmp(mn, "token") &&
-				    strcmp(mn, "pin_file")) {
-					line = config_setting_source_line(m);
-					BAD("entry %d: unknown key '%s' "
-					    "(token, "
-					    "pin_file)",
-					    i + 1, mn);
-				}
-			}
-			if (!config_setting_lookup_string(g, "token", &tok) ||
-			    !*tok ||
-			    !config_setting_lookup_string(g, "pin_file",
-			                                  &pin) ||
-			    !*pin) {
-				line = eline;
-				BAD("entry %d needs token and pin_file strings",
-				    i + 1);
-			}
-			for (int j = 0; j < i; j++)
-				if (strcmp(cfg->pkcs11_token[j], tok) == 0) {
-					line = eline;
-					BAD("token \"%s\" is listed twice",
-					    tok);
-				}
-			if (pin[0] != '/') {
-				line = eline;
-				BAD("entry %d: pin_file must be an absolute "
-				    "path",
-				    i + 1);
-			}
-			cfg->pkcs11_token[i] = xstrdup(tok);
-			cfg->pkcs11_pin_file[i] = xstrdup(pin);
-			cfg->npkcs11_tokens = (size_t)i + 1;
-		}
-		break;
-	}
-	case K_RULELIST:
-		if (s == NULL)
-			break;
-		if (type != CONFIG_TYPE_LIST)
-			BAD("must be a list of groups: %s", k->help);
-		if (rules_store(cfg, s, file, err, errlen) != 0)
-			return -1;
-		break;
-	case K_CIDRLIST: {
-		static const char *defaults[] = { "127.0.0.0/8", "::1/128" };
-		int n = s ? config_setting_length(s) : 2;
-		if (s && type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
-			BAD("must be a list of strings, e.g. [ \"127.0.0.0/8\" "
-			    "]");
-		cfg->internal = calloc((size_t)n + 1, sizeof(struct cidr));
-		if (cfg->internal == NULL)
-			BAD("out of memory");
-		for (int i = 0; i < n; i++) {
-			const char *v = s ? config_setting_get_string_elem(s, i)
-			                  : defaults[i];
-			if (v == NULL || cidr_parse(v, &cfg->internal[i]) != 0)
-				BAD("entry %d '%s' is not an address or CIDR "
-				    "block",
-				    i + 1, v ? v : "(not a string)");
-			cfg->ninternal = (size_t)i + 1;
-		}
-		break;
-	}
-	}
-	if (k->line_off)
-		*(int *)(base + k->line_off) = s ? line : 0;
+/* A string, a digest name or an action. */
+static int store_string(struct config *cfg, const struct keydef *k,
+                        config_setting_t *s, const char *file, int line,
+                        char *err, size_t errlen)
+{
+	const char *str;
+
+	if (s && ktype(s) != CONFIG_TYPE_STRING)
+		BAD("must be a string (%s)", k->help);
+	str = s ? config_setting_get_string(s) : k->def;
+	if (k->type == K_STR) {
+		if (s && *str == '\0')
+			BAD("must not be empty");
+		if (strcmp(k->name, "socket") == 0 &&
+		    strncmp(str, "inet:", 5) != 0 &&
+		    strncmp(str, "inet6:", 6) != 0 &&
+		    strncmp(str, "unix:", 5) != 0 &&
+		    strncmp(str, "local:", 6) != 0)
+			BAD("'%s' must start with inet:, inet6:, unix: "
+			    "or local:",
+			    str);
+		if (strcmp(k->name, "socket_mode") == 0 &&
+		    (strspn(str, "01234567") != strlen(str) ||
+		     strlen(str) > 4 || strtol(str, NULL, 8) > 0777))
+			BAD("'%s' is not an octal mode such as "
+			    "\"0660\"",
+			    str);
+		if (strcmp(k->name, "encrypt_cipher") == 0 &&
+		    !str_ieq(str, "aes-256-cbc") &&
+		    !str_ieq(str, "aes-128-cbc") &&
+		    !str_ieq(str, "aes-256-gcm") &&
+		    !str_ieq(str, "aes-128-gcm"))
+			BAD("unknown cipher '%s' (%s)", str, k->help);
+		if (strcmp(k->name, "encrypt_rsa_padding") == 0 &&
+		    !str_ieq(str, "pkcs1") && !str_ieq(str, "oaep"))
+			BAD("unknown padding '%s' (%s)", str, k->help);
+		if (strcmp(k->name, "syslog_facility") == 0 &&
+		    !facility_known(str))
+			BAD("unknown facility '%s' (mail, daemon, "
+			    "user, "
+			    "local0 ... local7)",
+			    str);
+		*(char **)((char *)cfg + k->off) =
+		        strncmp(k->name, "encrypt_", 8) == 0
+		                ? str_lower(xstrdup(str))
+		                : xstrdup(str);
+	} else if (k->type == K_DIGEST) {
+		if (!str_ieq(str, "sha256") && !str_ieq(str, "sha384") &&
+		    !str_ieq(str, "sha512"))
+			BAD("unknown digest '%s' (%s)", str, k->help);
+		*(char **)((char *)cfg + k->off) = str_lower(xstrdup(str));
+	} else if (action_parse(str, (enum action *)((char *)cfg + k->off)))
+		BAD("unknown action '%s' (%s)", str, k->help);
 	return 0;
-#undef BAD
 }
+
+/* An integer within k's range. */
+static int store_int(struct config *cfg, const struct keydef *k,
+                     config_setting_t *s, const char *file, int line, char *err,
+                     size_t errlen)
+{
+	long long ival;
+
+	if (s && ktype(s) != CONFIG_TYPE_INT && ktype(s) != CONFIG_TYPE_INT64)
+		BAD("must be an integer (%s)", k->help);
+	ival = s ? config_setting_get_int64(s) : atoll(k->def);
+	if (ival < k->min || ival > k->max)
+		BAD("%lld is out of range %lld..%lld", ival, k->min, k->max);
+	*(long long *)((char *)cfg + k->off) = ival;
+	return 0;
+}
+
+/* true or false. */
+static int store_bool(struct config *cfg, const struct keydef *k,
+                      config_setting_t *s, const char *file, int line,
+                      char *err, size_t errlen)
+{
+	if (s && ktype(s) != CONFIG_TYPE_BOOL)
+		BAD("must be true or false");
+	*(int *)((char *)cfg + k->off) =
+	        s ? config_setting_get_bool(s) : str_ieq(k->def, "true");
+	return 0;
+}
+
+/* A list of non-empty strings, lower-cased. */
+static int store_strlist(struct config *cfg, const struct keydef *k,
+                         config_setting_t *s, const char *file, int line,
+                         char *err, size_t errlen)
+{
+	int n;
+	char **list;
+	if (s == NULL) {
+		if (k->min > 0) {
+			adderr(err, errlen, "%s: %s: is required (%s)", file,
+			       k->name, k->help);
+			return -1;
+		}
+		return 0;
+	}
+	if (ktype(s) != CONFIG_TYPE_ARRAY && ktype(s) != CONFIG_TYPE_LIST)
+		BAD("must be a list of strings, e.g. [ \"a\", \"b\" ]");
+	n = config_setting_length(s);
+	if (n < k->min)
+		BAD("must hold at least %lld entr%s", k->min,
+		    k->min == 1 ? "y" : "ies");
+	list = calloc((size_t)n + 1, sizeof(char *));
+	if (list == NULL)
+		BAD("out of memory");
+	*(char ***)((char *)cfg + k->off) = list;
+	for (int i = 0; i < n; i++) {
+		const char *v = config_setting_get_string_elem(s, i);
+		if (v == NULL || *v == '\0')
+			BAD("entry %d must be a non-empty string", i + 1);
+		list[i] = str_lower(xstrdup(v));
+		*(size_t *)((char *)cfg + k->cnt_off) = (size_t)i + 1;
+	}
+	return 0;
+}
+
+/* A list of integers within range, sorted descending, duplicates dropped. */
+static int store_intlist(struct config *cfg, const struct keydef *k,
+                         config_setting_t *s, const char *file, int line,
+                         char *err, size_t errlen)
+{
+	long long vals[64];
+	int n = 0;
+	if (s == NULL) {
+		char *end;
+		const char *p = k->def;
+		while (*p && n < 64) {
+			vals[n++] = strtoll(p, &end, 10);
+			p = end;
+			while (*p == ' ')
+				p++;
+		}
+	} else {
+		if (ktype(s) != CONFIG_TYPE_ARRAY &&
+		    ktype(s) != CONFIG_TYPE_LIST)
+			BAD("must be a list of integers (%s)", k->help);
+		n = config_setting_length(s);
+		if (n > 64)
+			BAD("at most 64 entries");
+		for (int i = 0; i < n; i++) {
+			config_setting_t *e =
+			        config_setting_get_elem(s, (unsigned)i);
+			int et = config_setting_type(e);
+			if (et != CONFIG_TYPE_INT && et != CONFIG_TYPE_INT64)
+				BAD("entry %d must be an integer", i + 1);
+			vals[i] = config_setting_get_int64(e);
+			if (vals[i] < k->min || vals[i] > k->max)
+				BAD("entry %d: %lld is out of range "
+				    "%lld..%lld",
+				    i + 1, vals[i], k->min, k->max);
+		}
+	}
+	/* descending, duplicates dropped */
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (vals[j] > vals[i]) {
+				long long t = vals[i];
+				vals[i] = vals[j];
+				vals[j] = t;
+			}
+	{
+		long long *out = calloc((size_t)n + 1, sizeof(*out));
+		size_t m = 0;
+		if (out == NULL)
+			BAD("out of memory");
+		for (int i = 0; i < n; i++)
+			if (m == 0 || out[m - 1] != vals[i])
+				out[m++] = vals[i];
+		*(long long **)((char *)cfg + k->off) = out;
+		*(size_t *)((char *)cfg + k->cnt_off) = m;
+	}
+	return 0;
+}
+
+/* pkcs11_tokens: groups of token and pin_file. */
+static int store_tokenlist(struct config *cfg, const struct keydef *k,
+                           config_setting_t *s, const char *file, int line,
+                           char *err, size_t errlen)
+{
+	int n;
+	if (s == NULL)
+		return 0;
+	if (ktype(s) != CONFIG_TYPE_LIST)
+		BAD("must be a list of groups: %s", k->help);
+	n = config_setting_length(s);
+	cfg->pkcs11_token = calloc((size_t)n + 1, sizeof(char *));
+	cfg->pkcs11_pin_file = calloc((size_t)n + 1, sizeof(char *));
+	if (cfg->pkcs11_token == NULL || cfg->pkcs11_pin_file == NULL)
+		BAD("out of memory");
+	for (int i = 0; i < n; i++) {
+		config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+		const char *tok = NULL, *pin = NULL;
+		int eline = config_setting_source_line(g);
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			BAD("entry %d must be a group: %s", i + 1, k->help);
+		for (int j = 0; j < config_setting_length(g); j++) {
+			config_setting_t *m =
+			        config_setting_get_elem(g, (unsigned)j);
+			const char *mn = config_setting_name(m);
+			if (strcmp(mn, "token") && strcmp(mn, "pin_file")) {
+				line = config_setting_source_line(m);
+				BAD("entry %d: unknown key '%s' "
+				    "(token, "
+				    "pin_file)",
+				    i + 1, mn);
+			}
+		}
+		if (!config_setting_lookup_string(g, "token", &tok) || !*tok ||
+		    !config_setting_lookup_string(g, "pin_file", &pin) ||
+		    !*pin) {
+			line = eline;
+			BAD("entry %d needs token and pin_file strings", i + 1);
+		}
+		for (int j = 0; j < i; j++)
+			if (strcmp(cfg->pkcs11_token[j], tok) == 0) {
+				line = eline;
+				BAD("token \"%s\" is listed twice", tok);
+			}
+		if (pin[0] != '/') {
+			line = eline;
+			BAD("entry %d: pin_file must be an absolute "
+			    "path",
+			    i + 1);
+		}
+		cfg->pkcs11_token[i] = xstrdup(tok);
+		cfg->pkcs11_pin_file[i] = xstrdup(pin);
+		cfg->npkcs11_tokens = (size_t)i + 1;
+	}
+	return 0;
+}
+
+/* The encrypt rules. */
+static int store_rulelist(struct config *cfg, const struct keydef *k,
+                          config_setting_t *s, const char *file, int line,
+                          char *err, size_t errlen)
+{
+	if (s == NULL)
+		return 0;
+	if (ktype(s) != CONFIG_TYPE_LIST)
+		BAD("must be a list of groups: %s", k->help);
+	if (rules_store(cfg, s, file, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+/* internal_hosts: addresses and CIDR blocks. */
+static int store_cidrlist(struct config *cfg, const struct keydef *k,
+                          config_setting_t *s, const char *file, int line,
+                          char *err, size_t errlen)
+{
+	static const char *defaults[] = { "127.0.0.0/8", "::1/128" };
+	int n = s ? config_setting_length(s) : 2;
+	if (s && ktype(s) != CONFIG_TYPE_ARRAY && ktype(s) != CONFIG_TYPE_LIST)
+		BAD("must be a list of strings, e.g. [ \"127.0.0.0/8\" "
+		    "]");
+	cfg->internal = calloc((size_t)n + 1, sizeof(struct cidr));
+	if (cfg->internal == NULL)
+		BAD("out of memory");
+	for (int i = 0; i < n; i++) {
+		const char *v =
+		        s ? config_setting_get_string_elem(s, i) : defaults[i];
+		if (v == NULL || cidr_parse(v, &cfg->internal[i]) != 0)
+			BAD("entry %d '%s' is not an address or CIDR "
+			    "block",
+			    i + 1, v ? v : "(not a string)");
+		cfg->ninternal = (size_t)i + 1;
+	}
+	return 0;
+}
+
+typedef int (*store_fn)(struct config *cfg, const struct keydef *k,
+                        config_setting_t *s, const char *file, int line,
+                        char *err, size_t errlen);
+
+/* Check and store key k's setting s (NULL: left out, the default
+ * applies). */
+static int key_store(struct config *cfg, const struct keydef *k,
+                     config_setting_t *s, const char *file, int line, char *err,
+                     size_t errlen)
+{
+	static const store_fn by_type[] = {
+		[K_STR] = store_string,        [K_DIGEST] = store_string,
+		[K_ACTION] = store_string,     [K_INT] = store_int,
+		[K_BOOL] = store_bool,         [K_STRLIST] = store_strlist,
+		[K_INTLIST] = store_intlist,   [K_TOKENLIST] = store_tokenlist,
+		[K_RULELIST] = store_rulelist, [K_CIDRLIST] = store_cidrlist,
+	};
+
+	if (by_type[k->type](cfg, k, s, file, line, err, errlen) != 0)
+		return -1;
+	if (k->line_off)
+		*(int *)((char *)cfg + k->line_off) = s ? line : 0;
+	return 0;
+}
+#undef BAD
 
 static int check_dir(const char *path, const char *file, int line,
                      const char *key, char *err, size_t errlen)

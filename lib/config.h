@@ -97,22 +97,8 @@ void config_free(struct config *cfg);
 /* 1 when domain (lower-case) is one of the signing domains. */
 int config_signing_domain(const struct config *cfg, const char *domain);
 
-/* 1 when the client address is inside internal_hosts. */
-int config_host_internal(const struct config *cfg, const struct sockaddr *sa);
-
 /* Parse "a.b.c.d/n", "x::y/n" or a bare address.  Returns 0 or -1. */
 int cidr_parse(const char *s, struct cidr *out);
-
-/*
- * Encryption mode for mail from sender (lower-case, may be NULL: rules
- * limited to senders then do not match) to rcpt (lower-case).  The most
- * specific matching rule decides: an address before a domain, a domain
- * before a longer-suffix wildcard before a shorter one before "*"; at equal
- * weight a rule limited to senders wins, then the earlier rule.  *line (may
- * be NULL) gets the rule's line, 0 when no rule matched (ENC_NEVER).
- */
-enum enc_mode config_encrypt_mode(const struct config *cfg, const char *rcpt,
-                                  const char *sender, int *line);
 
 /* "never", "opportunistic" or "required". */
 const char *enc_mode_name(enum enc_mode m);

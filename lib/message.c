@@ -1,9 +1,14 @@
-/* message -- one message through the signer (see message.h). */
+/* message -- one message through the signer (see message.h): the context,
+ * the envelope and headers, the verdicts at end of headers (asking
+ * policy.c), the harvest and the accessors.  End of message is
+ * message_eom.c. */
 #include "message.h"
+#include "message_int.h"
 #include "certstore.h"
 #include "cms.h"
 #include "db.h"
 #include "p11.h"
+#include "policy.h"
 #include "recipient.h"
 #include "spool.h"
 #include "util.h"
@@ -18,39 +23,6 @@
 #include <openssl/rand.h>
 
 #define MAX_CONTENT_HEADERS 1000
-#define OUT_CHUNK           65536
-
-struct chdr {
-	char *name;
-	char *value;
-	int index;
-};
-
-struct msg {
-	const struct snapshot *snap;
-	time_t signing_time;
-	struct chdr *ch; /* top-level Content-* headers */
-	size_t nch, capch;
-	char *from_value;
-	int from_count;
-	int have_mime_version;
-	char *message_id;
-	char from[320];
-	const struct signer_entry *signer;
-	struct spool *body;
-	struct mime_scan *scan;
-	struct msg_edit *edits;
-	size_t nedits;
-	int overflow;
-	char envfrom[320];
-	char **rcpts; /* envelope recipients, lower-case, no duplicates */
-	size_t nrcpts, caprcpts;
-	STACK_OF(X509) *enc; /* encrypt to these (not owned), or NULL */
-	char *enc_note;      /* why opportunistic encryption did not happen */
-	int harvest;         /* MSG_HARVEST: spool only, no rewrite */
-	int required;        /* a recipient's rule requires encryption */
-	int body_sent;       /* part of a new body went to the MTA */
-};
 
 #define HARVEST_MAX (16u << 20) /* larger inbound mail is not inspected */
 
@@ -105,7 +77,7 @@ int msg_rcpt(struct msg *m, const char *addr, int outbound, const char **reason)
 		if (strcmp(m->rcpts[i], a) == 0)
 			return 0;
 	if (outbound && cfg->nencrypt > 0 &&
-	    config_encrypt_mode(cfg, a, m->envfrom[0] ? m->envfrom : NULL,
+	    policy_encrypt_mode(cfg, a, m->envfrom[0] ? m->envfrom : NULL,
 	                        &line) == ENC_REQUIRED) {
 		if (snapshot_encryption_cert(m->snap, a, time(NULL), NULL) ==
 		    NULL) {
@@ -189,34 +161,6 @@ static const char *top_header(const struct msg *m, const char *name)
 	return NULL;
 }
 
-/* Reason to leave content alone: signed, encrypted or PGP/MIME. */
-static const char *protected_content(const char *ctype)
-{
-	struct mime_ct ct;
-
-	if (ctype == NULL)
-		return NULL;
-	mime_ct_parse(ctype, &ct);
-	if (strcmp(ct.type, "multipart") == 0) {
-		if (strcmp(ct.subtype, "signed") == 0)
-			return strstr(ct.protocol, "pgp")
-			               ? "PGP/MIME signed message"
-			               : "already S/MIME signed";
-		if (strcmp(ct.subtype, "encrypted") == 0)
-			return "PGP/MIME encrypted message";
-	}
-	if (strcmp(ct.type, "application") == 0 &&
-	    (strcmp(ct.subtype, "pkcs7-mime") == 0 ||
-	     strcmp(ct.subtype, "x-pkcs7-mime") == 0 ||
-	     strcmp(ct.subtype, "pkcs7-signature") == 0 ||
-	     strcmp(ct.subtype, "x-pkcs7-signature") == 0))
-		return "already S/MIME signed or encrypted";
-	if (strcmp(ct.type, "application") == 0 &&
-	    strncmp(ct.subtype, "pgp", 3) == 0)
-		return "PGP message";
-	return NULL;
-}
-
 /* The signing half of msg_eoh. */
 static enum msg_verdict sign_verdict(struct msg *m, int outbound,
                                      const char **reason)
@@ -244,7 +188,7 @@ static enum msg_verdict sign_verdict(struct msg *m, int outbound,
 		snprintf(why, sizeof(why), "unusable From: %s", err);
 		VERDICT(MSG_PASS, why);
 	}
-	if (!config_signing_domain(cfg, addr_domain(m->from))) {
+	if (!policy_signing_address(cfg, m->from)) {
 		snprintf(why, sizeof(why),
 		         "From domain %s is not a signing domain",
 		         addr_domain(m->from));
@@ -257,7 +201,7 @@ static enum msg_verdict sign_verdict(struct msg *m, int outbound,
 		VERDICT(MSG_PASS, "more than one From header");
 	if (m->overflow)
 		VERDICT(MSG_ERROR, "too many Content-* headers");
-	r = protected_content(top_header(m, "Content-Type"));
+	r = policy_protected_content(top_header(m, "Content-Type"));
 	if (r)
 		VERDICT(MSG_PASS, r);
 	e = snapshot_lookup(m->snap, m->from);
@@ -292,26 +236,6 @@ static enum msg_verdict sign_verdict(struct msg *m, int outbound,
 #undef VERDICT
 }
 
-/* Content the client encrypted itself (S/MIME enveloped, PGP). */
-static int already_encrypted(const char *ctype)
-{
-	struct mime_ct ct;
-
-	if (ctype == NULL)
-		return 0;
-	mime_ct_parse(ctype, &ct);
-	if (strcmp(ct.type, "multipart") == 0 &&
-	    strcmp(ct.subtype, "encrypted") == 0)
-		return 1;
-	if (strcmp(ct.type, "application") == 0 &&
-	    strcmp(ct.subtype, "pgp-encrypted") == 0)
-		return 1;
-	return strcmp(ct.type, "application") == 0 &&
-	       (strcmp(ct.subtype, "pkcs7-mime") == 0 ||
-	        strcmp(ct.subtype, "x-pkcs7-mime") == 0) &&
-	       strcasestr(ct.smime_type, "enveloped") != NULL;
-}
-
 /* Append ", addr" (or "addr") to a list of at most len bytes. */
 static void list_add(char *list, size_t len, const char *addr)
 {
@@ -343,7 +267,7 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		enum enc_mode mode =
-		        config_encrypt_mode(cfg, m->rcpts[i], from, &rline);
+		        policy_encrypt_mode(cfg, m->rcpts[i], from, &rline);
 		if (mode != ENC_NEVER)
 			want = 1;
 		if (mode == ENC_REQUIRED && required == NULL) {
@@ -357,7 +281,7 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 		return v;
 	if (v != MSG_SIGN) {
 		if (required == NULL ||
-		    already_encrypted(top_header(m, "Content-Type")))
+		    policy_client_encrypted(top_header(m, "Content-Type")))
 			return v;
 		snprintf(why, sizeof(why),
 		         "encryption to %s is required (policy rule at %s:%d), "
@@ -415,24 +339,6 @@ oom:
 	return MSG_ERROR;
 }
 
-/* Inbound mail worth harvesting: S/MIME signed, from outside. */
-static int harvestable(const struct msg *m)
-{
-	struct mime_ct ct;
-	const char *ctype = top_header(m, "Content-Type");
-
-	if (ctype == NULL || m->from[0] == '\0')
-		return 0;
-	mime_ct_parse(ctype, &ct);
-	if (strcmp(ct.type, "multipart") == 0 &&
-	    strcmp(ct.subtype, "signed") == 0)
-		return strstr(ct.protocol, "pkcs7-signature") != NULL;
-	return strcmp(ct.type, "application") == 0 &&
-	       (strcmp(ct.subtype, "pkcs7-mime") == 0 ||
-	        strcmp(ct.subtype, "x-pkcs7-mime") == 0) &&
-	       strcasestr(ct.smime_type, "signed-data") != NULL;
-}
-
 enum msg_verdict msg_eoh(struct msg *m, int outbound, const char **reason)
 {
 	const struct config *cfg = m->snap->cfg;
@@ -440,7 +346,8 @@ enum msg_verdict msg_eoh(struct msg *m, int outbound, const char **reason)
 	enum msg_verdict v = sign_verdict(m, outbound, &r);
 
 	if (!outbound && v == MSG_PASS && cfg->harvest && !m->overflow &&
-	    harvestable(m)) {
+	    m->from[0] != '\0' &&
+	    policy_harvestable(top_header(m, "Content-Type"))) {
 		m->harvest = 1;
 		m->body =
 		        spool_new((size_t)cfg->max_memory_body, cfg->temp_dir);
@@ -475,345 +382,6 @@ int msg_body(struct msg *m, const unsigned char *buf, size_t len, char *err,
 	return mime_scan_feed(m->scan, buf, len, err, errlen);
 }
 
-static ssize_t spool_reader(void *arg, unsigned char *buf, size_t len)
-{
-	return spool_read(arg, buf, len);
-}
-
-static int digest_sink(void *arg, const unsigned char *buf, size_t len)
-{
-	return EVP_DigestUpdate(arg, buf, len) ? 0 : -1;
-}
-
-/* Output buffer so that small writes go out as <= 64 KiB chunks. */
-struct outbuf {
-	mime_write_fn out;
-	void *arg;
-	size_t len;
-	unsigned char buf[OUT_CHUNK];
-};
-
-static int ob_flush(struct outbuf *o)
-{
-	int rc = 0;
-
-	if (o->len > 0)
-		rc = o->out(o->arg, o->buf, o->len);
-	o->len = 0;
-	return rc;
-}
-
-static int ob_write(void *arg, const unsigned char *p, size_t n)
-{
-	struct outbuf *o = arg;
-
-	while (n > 0) {
-		size_t take = OUT_CHUNK - o->len;
-		if (take > n)
-			take = n;
-		memcpy(o->buf + o->len, p, take);
-		o->len += take;
-		p += take;
-		n -= take;
-		if (o->len == OUT_CHUNK && ob_flush(o) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-static int add_edit(struct msg *m, enum msg_edit_op op, const char *name,
-                    int index, const char *value)
-{
-	struct msg_edit *n = realloc(m->edits, (m->nedits + 1) * sizeof(*n));
-
-	if (n == NULL)
-		return -1;
-	m->edits = n;
-	n = &m->edits[m->nedits];
-	n->op = op;
-	n->index = index;
-	n->name = strdup(name);
-	n->value = value ? strdup(value) : NULL;
-	if (n->name == NULL || (value && n->value == NULL)) {
-		free(n->name);
-		free(n->value);
-		return -1;
-	}
-	m->nedits++;
-	return 0;
-}
-
-/* Run pass 2 of the MIME rewrite from the first body byte into wr. */
-static int write_entity(struct msg *m, const struct mime_header *hdrs,
-                        mime_write_fn wr, void *arg, char *err, size_t errlen)
-{
-	if (spool_rewind(m->body, err, errlen) != 0)
-		return -1;
-	return mime_rewrite(m->scan, hdrs, m->nch, spool_reader, m->body, wr,
-	                    arg, err, errlen);
-}
-
-/* Finish the digest in md and sign it with the message's signer. */
-static int sign_digest(struct msg *m, EVP_MD_CTX *md, unsigned char **der,
-                       size_t *derlen, char *err, size_t errlen)
-{
-	const struct signer_entry *e = m->signer;
-	unsigned char dgst[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
-
-	if (!EVP_DigestFinal_ex(md, dgst, &dlen)) {
-		seterr_ssl(err, errlen, "digest final");
-		return -1;
-	}
-	if (cms_sign_digest(e->cert, e->chain, e->key, m->snap->md, dgst, dlen,
-	                    m->signing_time, der, derlen, err, errlen) != 0) {
-		if (e->hsm && *p11_last_error())
-			seterr(err, errlen, "%s", p11_last_error());
-		return -1;
-	}
-	return 0;
-}
-
-/* The entity on its way out also goes into the digest. */
-struct tee {
-	EVP_MD_CTX *md;
-	mime_write_fn wr;
-	void *arg;
-};
-
-static int tee_sink(void *arg, const unsigned char *p, size_t n)
-{
-	struct tee *t = arg;
-
-	if (!EVP_DigestUpdate(t->md, p, n))
-		return -1;
-	return t->wr(t->arg, p, n);
-}
-
-/* The multipart/signed body: entity, then the signature part.  With md
- * (initialized, nothing fed yet) the entity is hashed as it is written and
- * signed before the signature part: one run over the body, and the octets
- * signed are the octets sent.  Without md, *der holds the signature. */
-static int write_signed_body(struct msg *m, const struct mime_header *hdrs,
-                             const char *boundary, EVP_MD_CTX *md,
-                             unsigned char **der, size_t *derlen,
-                             mime_write_fn wr, void *arg, char *err,
-                             size_t errlen)
-{
-	struct tee t = { md, wr, arg };
-
-	static const char sigpart[] =
-	        "\r\nContent-Type: application/pkcs7-signature;"
-	        " name=\"smime.p7s\"\r\n"
-	        "Content-Transfer-Encoding: base64\r\n"
-	        "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n"
-	        "Content-Description: S/MIME Cryptographic Signature\r\n\r\n";
-
-#define PUT(str) wr(arg, (const unsigned char *)(str), strlen(str))
-	if (PUT("This is an S/MIME signed message.\r\n\r\n--") ||
-	    PUT(boundary) || PUT("\r\n"))
-		goto outfail;
-	if (md != NULL) {
-		if (write_entity(m, hdrs, tee_sink, &t, err, errlen) != 0 ||
-		    sign_digest(m, md, der, derlen, err, errlen) != 0)
-			return -1;
-	} else if (write_entity(m, hdrs, wr, arg, err, errlen) != 0) {
-		return -1;
-	}
-	if (PUT("\r\n--") || PUT(boundary) || PUT(sigpart) ||
-	    mime_base64_write(*der, *derlen, wr, arg) != 0 || PUT("\r\n--") ||
-	    PUT(boundary) || PUT("--\r\n"))
-		goto outfail;
-	return 0;
-#undef PUT
-outfail:
-	return seterr(err, errlen, "cannot write the new body");
-}
-
-/* Replace the top-level Content-* headers by name: value pairs. */
-static int set_content_headers(struct msg *m, const char *const *nv)
-{
-	for (size_t i = m->nch; i-- > 0;)
-		if (add_edit(m, EDIT_DELETE, m->ch[i].name, m->ch[i].index,
-		             NULL) != 0)
-			return -1;
-	if (!m->have_mime_version &&
-	    add_edit(m, EDIT_ADD, "MIME-Version", 0, "1.0") != 0)
-		return -1;
-	for (; nv[0]; nv += 2)
-		if (add_edit(m, EDIT_ADD, nv[0], 0, nv[1]) != 0)
-			return -1;
-	return 0;
-}
-
-/* Encrypt the signed entity (its Content-Type, then the body) to m->enc,
- * base64 into ob. */
-static int write_encrypted(struct msg *m, const struct mime_header *hdrs,
-                           const char *ctype, const char *boundary,
-                           EVP_MD_CTX *md, unsigned char **der, size_t *derlen,
-                           struct outbuf *ob, char *err, size_t errlen)
-{
-	const struct config *cfg = m->snap->cfg;
-	struct mime_b64 *b64 = mime_b64_new(ob_write, ob);
-	struct cms_enc *enc = NULL;
-	int rc = -1;
-
-	if (b64 == NULL)
-		return seterr(err, errlen, "out of memory");
-	enc = cms_encrypt_new(m->enc, cfg->encrypt_cipher,
-	                      str_ieq(cfg->encrypt_rsa_padding, "oaep"),
-	                      mime_b64_feed, b64, err, errlen);
-	if (enc == NULL)
-		goto out;
-	if (cms_encrypt_write(enc,
-	                      (const unsigned char *)"Content-Type: ", 14) ||
-	    cms_encrypt_write(enc, (const unsigned char *)ctype,
-	                      strlen(ctype)) ||
-	    cms_encrypt_write(enc, (const unsigned char *)"\r\n\r\n", 4)) {
-		seterr(err, errlen, "cannot write the new body");
-		goto out;
-	}
-	if (write_signed_body(m, hdrs, boundary, md, der, derlen,
-	                      cms_encrypt_write, enc, err, errlen) != 0 ||
-	    cms_encrypt_finish(enc, err, errlen) != 0)
-		goto out;
-	if (mime_b64_end(b64) != 0) {
-		seterr(err, errlen, "cannot write the new body to the MTA");
-		goto out;
-	}
-	rc = 0;
-out:
-	cms_encrypt_free(enc);
-	mime_b64_free(b64);
-	return rc;
-}
-
-int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
-            const struct msg_edit **edits, size_t *nedits, char *err,
-            size_t errlen)
-{
-	const struct signer_entry *e = m->signer;
-	struct mime_header *hdrs = NULL;
-	unsigned char rnd[16];
-	unsigned char *der = NULL;
-	size_t derlen = 0;
-	EVP_MD_CTX *md = NULL;
-	struct outbuf *ob = NULL;
-	char boundary[64], ctype[256];
-	int rc = -1, one_pass;
-
-	*edits = NULL;
-	*nedits = 0;
-	if (errlen)
-		err[0] = '\0';
-	/* One run over the body, hashing what is sent and signing before the
-	 * signature part -- unless a failure must leave the message as it
-	 * came (on_error = accept): then digest and sign first, and only
-	 * then start the new body. */
-	one_pass = m->snap != NULL &&
-	           msg_error_action(m, m->snap->cfg->on_error, NULL) !=
-	                   ACTION_ACCEPT;
-	if (e == NULL || m->body == NULL || m->harvest)
-		return seterr(err, errlen, "end of message without a signer");
-	if (mime_scan_finish(m->scan, err, errlen) != 0)
-		return -1;
-	hdrs = calloc(m->nch + 1, sizeof(*hdrs));
-	md = EVP_MD_CTX_new();
-	ob = malloc(sizeof(*ob));
-	if (hdrs == NULL || md == NULL || ob == NULL) {
-		seterr(err, errlen, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < m->nch; i++) {
-		hdrs[i].name = m->ch[i].name;
-		hdrs[i].value = m->ch[i].value;
-	}
-	if (!EVP_DigestInit_ex(md, m->snap->md, NULL)) {
-		seterr_ssl(err, errlen, "digest init");
-		goto out;
-	}
-	/* two runs: the digest of the signed entity first */
-	if (!one_pass &&
-	    (write_entity(m, hdrs, digest_sink, md, err, errlen) != 0 ||
-	     sign_digest(m, md, &der, &derlen, err, errlen) != 0))
-		goto out;
-
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-		seterr(err, errlen, "no randomness for the boundary");
-		goto out;
-	}
-	strcpy(boundary, "=_smime_");
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		sprintf(boundary + strlen(boundary), "%02x", rnd[i]);
-	snprintf(ctype, sizeof(ctype),
-	         "multipart/signed; protocol=\"application/pkcs7-signature\";"
-	         " micalg=%s;\r\n\tboundary=\"%s\"",
-	         cms_micalg(m->snap->md), boundary);
-	ob->out = out;
-	ob->arg = outarg;
-	ob->len = 0;
-
-	if (m->enc) {
-		/* header edits: Content-* move inside; outside only the
-		 * enveloped (or authEnveloped) entity */
-		const char *const nv[] = {
-			"Content-Type",
-			cms_cipher_is_aead(m->snap->cfg->encrypt_cipher)
-			        ? "application/pkcs7-mime;"
-			          " smime-type=authEnveloped-data;"
-			          " name=\"smime.p7m\""
-			        : "application/pkcs7-mime;"
-			          " smime-type=enveloped-data; "
-			          "name=\"smime.p7m\"",
-			"Content-Transfer-Encoding",
-			"base64",
-			"Content-Disposition",
-			"attachment; filename=\"smime.p7m\"",
-			"Content-Description",
-			"S/MIME Encrypted Message",
-			NULL
-		};
-		if (set_content_headers(m, nv) != 0)
-			goto oom;
-		m->body_sent = 1;
-		if (write_encrypted(m, hdrs, ctype, boundary,
-		                    one_pass ? md : NULL, &der, &derlen, ob,
-		                    err, errlen) != 0 ||
-		    ob_flush(ob) != 0)
-			goto fail;
-	} else {
-		/* header edits: Content-* move inside, multipart/signed
-		 * outside */
-		const char *const nv[] = { "Content-Type", ctype, NULL };
-		if (set_content_headers(m, nv) != 0)
-			goto oom;
-		m->body_sent = 1;
-		if (write_signed_body(m, hdrs, boundary, one_pass ? md : NULL,
-		                      &der, &derlen, ob_write, ob, err,
-		                      errlen) != 0 ||
-		    ob_flush(ob) != 0)
-			goto fail;
-	}
-	*edits = m->edits;
-	*nedits = m->nedits;
-	rc = 0;
-	goto out;
-oom:
-	seterr(err, errlen, "out of memory");
-	goto out;
-fail:
-	if (err[0] == '\0')
-		seterr(err, errlen, "cannot write the new body to the MTA");
-out:
-	OPENSSL_free(der);
-	EVP_MD_CTX_free(md);
-	free(ob);
-	free(hdrs);
-	return rc;
-}
-
-/* The whole top-level entity (Content-* headers, blank line, body) in
- * memory, for OpenSSL's S/MIME parser. */
 static BIO *entity_bio(struct msg *m, char *err, size_t errlen)
 {
 	BIO *b = BIO_new(BIO_s_mem());
@@ -961,23 +529,23 @@ out:
 enum action msg_error_action(const struct msg *m, enum action configured,
                              const char **note)
 {
-	if (note)
-		*note = NULL;
-	if (configured != ACTION_ACCEPT || m == NULL)
-		return configured;
-	if (m->body_sent) {
-		/* accepting now would deliver a half-replaced body */
+	if (m == NULL) {
 		if (note)
-			*note = "the new body was already being handed to the "
-			        "MTA, so on_error = accept does not apply";
-		return ACTION_TEMPFAIL;
-	}
-	if (!m->required)
+			*note = NULL;
 		return configured;
-	if (note)
-		*note = "encryption is required for a recipient, so on_error = "
-		        "accept does not apply";
-	return ACTION_TEMPFAIL;
+	}
+	return policy_error_action(configured, m->required, m->body_sent, note);
+}
+
+enum action msg_action(const struct msg *m, enum msg_verdict v,
+                       const char **note)
+{
+	enum policy_case what = v == MSG_NOCERT   ? POLICY_NO_CERTIFICATE
+	                        : v == MSG_REJECT ? POLICY_REFUSED
+	                                          : POLICY_ERROR;
+
+	return policy_action(m->snap->cfg, what, m->required, m->body_sent,
+	                     note);
 }
 
 const char *msg_outcome(const struct msg *m, const char **action, char *result,

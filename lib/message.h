@@ -118,6 +118,14 @@ enum action msg_error_action(const struct msg *m, enum action configured,
                              const char **note);
 
 /*
+ * The action for verdict v on m (MSG_NOCERT: on_no_certificate,
+ * MSG_REJECT: reject, anything else: on_error with msg_error_action's
+ * rule), decided by policy_action.  *note as there.
+ */
+enum action msg_action(const struct msg *m, enum msg_verdict v,
+                       const char **note);
+
+/*
  * What end of message did, for the log and the audit row: *action is
  * "encrypted" or "signed"; result gets "encrypted (CIPHER, N
  * certificates)", "ok; not encrypted: WHY" or "ok"; the return value is

@@ -188,7 +188,7 @@ static const char *skip_comment(const char *p)
 int addr_from_header(const char *value, char *out, size_t outlen, char *err,
                      size_t errlen)
 {
-	const char *p, *lt = NULL, *start = NULL, *end = NULL;
+	const char *p, *lt = NULL, *gt = NULL, *start = NULL, *end = NULL;
 	size_t n = 0, len;
 	int mailboxes = 0, inq = 0;
 	char *o;
@@ -208,9 +208,11 @@ int addr_from_header(const char *value, char *out, size_t outlen, char *err,
 			inq = 1;
 		else if (*p == '(') {
 			p = skip_comment(p) - 1;
-		} else if (*p == '<' && lt == NULL)
+		} else if (*p == '<' && lt == NULL) {
 			lt = p;
-		else if (*p == ',' && (lt == NULL || strchr(lt, '>') < p))
+			gt = strchr(lt, '>'); /* once: a scan per comma is
+			                         quadratic */
+		} else if (*p == ',' && (lt == NULL || gt == NULL || gt < p))
 			mailboxes++;
 	}
 	if (mailboxes > 0)

@@ -1,7 +1,8 @@
 /*
  * callbacks -- the mlfi_* functions.  Glue only: every decision is a call
- * into lib/ (message.c); this file maps verdicts to milter replies, logs one
- * line per message and writes the audit row.
+ * into lib/ (policy.c: internal, outbound, actions; message.c: verdicts);
+ * this file maps verdicts to milter replies, logs one line per message and
+ * writes the audit row.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,12 +16,13 @@
 #include "message.h"
 #include "milter.h"
 #include "mwrap.h"
+#include "policy.h"
 
 time_t milter_signing_time;
 
 static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct snapshot *current;
-static int active;
+static int active, inflight, stopping;
 
 struct snapshot *milter_snapshot(void)
 {
@@ -48,16 +50,28 @@ int milter_active(void)
 	return __atomic_load_n(&active, __ATOMIC_SEQ_CST);
 }
 
+int milter_inflight(void)
+{
+	return __atomic_load_n(&inflight, __ATOMIC_SEQ_CST);
+}
+
+void milter_stop_begin(void)
+{
+	__atomic_store_n(&stopping, 1, __ATOMIC_SEQ_CST);
+}
+
 /* Connection context, from negotiate (or connect) to close. */
 struct conn {
 	unsigned long pflags; /* protocol steps agreed with the MTA */
 	char *deferred;       /* error seen where no reply could be given */
 	struct snapshot *snap;
-	int internal; /* client address inside internal_hosts */
+	int internal; /* the client is internal (policy_client_internal) */
 	char client[INET6_ADDRSTRLEN + 8];
 	struct msg *msg; /* message context, from envfrom to eom/abort */
-	int authenticated;
-	int connected; /* connect ran: counted in active */
+	int outbound;    /* this message: internal or authenticated client */
+	int connected;   /* connect ran: counted in active */
+	int inflight;    /* the message is counted in inflight */
+	int late;        /* the message began after the stop */
 	char qid[64];
 };
 
@@ -65,9 +79,13 @@ static void msg_cleanup(struct conn *c)
 {
 	msg_free(c->msg);
 	c->msg = NULL;
+	if (c->inflight)
+		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	c->inflight = 0;
+	c->late = 0;
 	free(c->deferred);
 	c->deferred = NULL;
-	c->authenticated = 0;
+	c->outbound = 0;
 	c->qid[0] = '\0';
 }
 
@@ -129,7 +147,9 @@ static sfsistat act(SMFICTX *ctx, struct conn *c, enum action a,
 static sfsistat on_error(SMFICTX *ctx, struct conn *c, const char *reason)
 {
 	const char *note;
-	enum action a = msg_error_action(c->msg, c->snap->cfg->on_error, &note);
+	enum action a =
+	        c->msg ? msg_action(c->msg, MSG_ERROR, &note)
+	               : policy_action(c->snap->cfg, POLICY_ERROR, 0, 0, &note);
 	char why[700];
 
 	if (note)
@@ -203,11 +223,10 @@ static sfsistat mlfi_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 	}
 	if (c->snap == NULL)
 		c->snap = milter_snapshot();
+	c->internal = policy_client_internal(c->snap->cfg, addr);
 	if (addr == NULL) {
-		c->internal = 1; /* local submission (non_smtpd_milters) */
 		snprintf(c->client, sizeof(c->client), "local");
 	} else {
-		c->internal = config_host_internal(c->snap->cfg, addr);
 		if (addr->sa_family == AF_INET)
 			inet_ntop(AF_INET,
 			          &((struct sockaddr_in *)addr)->sin_addr,
@@ -235,7 +254,15 @@ static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	msg_cleanup(c);
+	if (__atomic_load_n(&stopping, __ATOMIC_SEQ_CST)) {
+		c->late = 1; /* tempfailed at end of headers */
+		return reply(c, SMFIP_NR_MAIL);
+	}
 	c->msg = msg_new(c->snap);
+	if (c->msg != NULL) {
+		c->inflight = 1;
+		__atomic_add_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	}
 	if (c->msg == NULL) {
 		defer(c, "out of memory");
 		return reply(c, SMFIP_NR_MAIL);
@@ -244,7 +271,8 @@ static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
 	if (argv && argv[0])
 		msg_envfrom(c->msg, argv[0]);
 	auth = mw_getsymval(ctx, "{auth_authen}");
-	c->authenticated = auth != NULL && *auth != '\0';
+	c->outbound =
+	        policy_outbound(c->internal, auth != NULL && *auth != '\0');
 	return reply(c, SMFIP_NR_MAIL);
 }
 
@@ -259,8 +287,7 @@ static sfsistat mlfi_envrcpt(SMFICTX *ctx, char **argv)
 		return SMFIS_TEMPFAIL;
 	if (c->msg == NULL || c->deferred || argv == NULL || argv[0] == NULL)
 		return SMFIS_CONTINUE;
-	rc = msg_rcpt(c->msg, argv[0], c->internal || c->authenticated,
-	              &reason);
+	rc = msg_rcpt(c->msg, argv[0], c->outbound, &reason);
 	if (rc < 0) {
 		defer(c, "out of memory");
 	} else if (rc > 0) {
@@ -274,6 +301,22 @@ static sfsistat mlfi_envrcpt(SMFICTX *ctx, char **argv)
 	return SMFIS_CONTINUE;
 }
 
+/* A header or body step that only feeds the message: is there one to
+ * feed (no error deferred yet)? */
+static int feeding(const struct conn *c)
+{
+	return c->msg != NULL && c->deferred == NULL;
+}
+
+/* The reply to a feeding step; a failed one (err) is deferred. */
+static sfsistat fed(struct conn *c, int failed, const char *err,
+                    unsigned long nr_flag)
+{
+	if (failed)
+		defer(c, err);
+	return reply(c, nr_flag);
+}
+
 static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct conn *c = mw_getpriv(ctx);
@@ -281,28 +324,30 @@ static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
-	if (c->msg && !c->deferred &&
-	    msg_header(c->msg, name, value, err, sizeof(err)) != 0)
-		defer(c, err);
-	return reply(c, SMFIP_NR_HDR);
+	return fed(c,
+	           feeding(c) && msg_header(c->msg, name, value, err,
+	                                    sizeof(err)) != 0,
+	           err, SMFIP_NR_HDR);
 }
 
 static sfsistat mlfi_eoh(SMFICTX *ctx)
 {
 	struct conn *c = mw_getpriv(ctx);
 	const char *reason;
-	int outbound;
+	enum msg_verdict v;
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if (c->late)
+		return act(ctx, c, ACTION_TEMPFAIL, "not signed",
+		           "the filter is shutting down");
 	if (c->deferred || c->msg == NULL) {
 		char why[256];
 		snprintf(why, sizeof(why), "%s",
 		         c->deferred ? c->deferred : "no message context");
 		return on_error(ctx, c, why);
 	}
-	outbound = c->internal || c->authenticated;
-	switch (msg_eoh(c->msg, outbound, &reason)) {
+	switch (v = msg_eoh(c->msg, c->outbound, &reason)) {
 	case MSG_SIGN:
 		return SMFIS_CONTINUE;
 	case MSG_PASS:
@@ -313,10 +358,11 @@ static sfsistat mlfi_eoh(SMFICTX *ctx)
 		msg_cleanup(c);
 		return SMFIS_ACCEPT;
 	case MSG_NOCERT:
-		return act(ctx, c, c->snap->cfg->on_no_certificate,
+		return act(ctx, c, msg_action(c->msg, v, NULL),
 		           "no usable certificate", reason);
 	case MSG_REJECT:
-		return act(ctx, c, ACTION_REJECT, "encryption policy", reason);
+		return act(ctx, c, msg_action(c->msg, v, NULL),
+		           "encryption policy", reason);
 	case MSG_HARVEST:
 		return SMFIS_CONTINUE;
 	default:
@@ -331,10 +377,10 @@ static sfsistat mlfi_body(SMFICTX *ctx, unsigned char *buf, size_t len)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
-	if (c->msg && !c->deferred &&
-	    msg_body(c->msg, buf, len, err, sizeof(err)) != 0)
-		defer(c, err);
-	return reply(c, SMFIP_NR_BODY);
+	return fed(c,
+	           feeding(c) &&
+	                   msg_body(c->msg, buf, len, err, sizeof(err)) != 0,
+	           err, SMFIP_NR_BODY);
 }
 
 static int body_out(void *arg, const unsigned char *buf, size_t len)

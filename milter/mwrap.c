@@ -5,8 +5,6 @@
 #include <string.h>
 #include <strings.h>
 
-struct offline_ctx *mw_offline;
-
 void *mw_getpriv(SMFICTX *ctx)
 {
 	return mw_offline ? mw_offline->priv : smfi_getpriv(ctx);

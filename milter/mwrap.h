@@ -11,26 +11,7 @@
 
 #include <libmilter/mfapi.h>
 
-/* The offline context: a message read from a file, edits collected. */
-struct offline_ctx {
-	void *priv;
-	const char *queue_id;
-	const char *auth_authen;
-	char **hdr_names;  /* the file's headers, in order */
-	char **hdr_values; /* value as a milter would see it */
-	char **hdr_raw;    /* the raw header lines (with folding) */
-	int *hdr_deleted;
-	size_t nhdrs;
-	char **add_names;
-	char **add_values;
-	size_t nadds;
-	FILE *body_out; /* replaced body goes here (memstream) */
-	int body_replaced;
-	char reply[512];
-};
-
-/* When non-NULL every wrapper works on this offline context. */
-extern struct offline_ctx *mw_offline;
+#include "offline.h"
 
 void *mw_getpriv(SMFICTX *ctx);
 int mw_setpriv(SMFICTX *ctx, void *priv);

@@ -1,7 +1,8 @@
 /*
  * fuzz_eom -- libFuzzer target for the whole message path of the offline
- * `smime-milter -t` mode: headers split the way -t splits them, msg_header,
- * msg_eoh, the body with bare LF made CRLF in chunks, msg_eom (scan, rewrite,
+ * `smime-milter -t` mode: headers split and the body chunked (bare LF made
+ * CRLF) by milter/offline.c itself, the -t code linked in rather than a
+ * copy; then msg_header, msg_eoh, msg_body and msg_eom (scan, rewrite,
  * digest, CMS signature, the multipart/signed body and header edits).
  *
  * The snapshot is built once in LLVMFuzzerInitialize from FUZZ_EOM_CONF, or
@@ -30,6 +31,7 @@
 #include <openssl/err.h>
 
 #include "message.h"
+#include "offline.h"
 #include "snapshot.h"
 
 static struct snapshot *snap;
@@ -67,9 +69,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* The body msg_eom writes, kept in a memory stream; a chunk over 64 KiB
+ * breaks msg_eom's promise and aborts. */
 struct buf {
-	unsigned char *p;
-	size_t len, cap;
+	FILE *f;
+	char *p;
+	size_t len;
 };
 
 static int buf_write(void *arg, const unsigned char *p, size_t n)
@@ -78,29 +83,34 @@ static int buf_write(void *arg, const unsigned char *p, size_t n)
 
 	if (n > 65536)
 		abort();
-	if (b->len + n > b->cap) {
-		size_t nc = (b->len + n) * 2 + 64;
-		unsigned char *np = realloc(b->p, nc);
-		if (np == NULL)
-			return -1;
-		b->p = np;
-		b->cap = nc;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-static int is_header_line(const unsigned char *p, const unsigned char *end)
-{
-	const unsigned char *q = p;
-
-	while (q < end && *q != ':' && *q > 32 && *q < 127)
-		q++;
-	return q > p && q < end && *q == ':';
+	return fwrite(p, 1, n, b->f) == n ? 0 : -1;
 }
 
 #define MAXHDR 20000
+
+/* Each header field the -t split finds goes to msg_header (the first
+ * MAXHDR of them); an error there ends the message. */
+struct hdr_feed {
+	struct msg *m;
+	size_t n;
+	char err[1024];
+};
+
+static int feed_header(void *arg, const char *start, const char *end)
+{
+	struct hdr_feed *f = arg;
+	char *name, *value;
+	int rc;
+
+	if (f->n++ >= MAXHDR)
+		return 0;
+	if (offline_header_parse(start, end, &name, &value) != 0)
+		return -1;
+	rc = msg_header(f->m, name, value, f->err, sizeof(f->err));
+	free(name);
+	free(value);
+	return rc;
+}
 
 static void check_signed(const struct buf *out, const struct msg_edit *edits,
                          size_t nedits)
@@ -109,12 +119,11 @@ static void check_signed(const struct buf *out, const struct msg_edit *edits,
 	size_t col = 0;
 	BIO *in, *bcont = NULL;
 	CMS_ContentInfo *cms;
-	struct buf whole = { 0 };
 
 	if (getenv("FUZZ_EOM_DUMP"))
 		fwrite(out->p, 1, out->len, stderr); /* for a human */
 	for (size_t i = 0; i < out->len; i++) {
-		unsigned char c = out->p[i];
+		unsigned char c = (unsigned char)out->p[i];
 		if (c == '\n' && (i == 0 || out->p[i - 1] != '\r'))
 			abort(); /* bare LF */
 		col = c == '\n' ? 0 : col + 1;
@@ -127,14 +136,12 @@ static void check_signed(const struct buf *out, const struct msg_edit *edits,
 			ct = edits[i].value;
 	if (ct == NULL || strncmp(ct, "multipart/signed", 16) != 0)
 		abort();
-	buf_write(&whole, (const unsigned char *)"MIME-Version: 1.0\r\n", 19);
-	buf_write(&whole, (const unsigned char *)"Content-Type: ", 14);
-	buf_write(&whole, (const unsigned char *)ct, strlen(ct));
-	buf_write(&whole, (const unsigned char *)"\r\n\r\n", 4);
-	for (size_t off = 0; off < out->len; off += 65536)
-		buf_write(&whole, out->p + off,
-		          out->len - off < 65536 ? out->len - off : 65536);
-	in = BIO_new_mem_buf(whole.p, (int)whole.len);
+	in = BIO_new(BIO_s_mem());
+	if (in == NULL ||
+	    BIO_puts(in, "MIME-Version: 1.0\r\nContent-Type: ") < 0 ||
+	    BIO_puts(in, ct) < 0 || BIO_puts(in, "\r\n\r\n") < 0 ||
+	    BIO_write(in, out->p, (int)out->len) != (int)out->len)
+		abort();
 	cms = SMIME_read_CMS(in, &bcont);
 	if (cms == NULL || bcont == NULL) {
 		fprintf(stderr, "fuzz_eom: OpenSSL cannot parse the result\n");
@@ -150,87 +157,51 @@ static void check_signed(const struct buf *out, const struct msg_edit *edits,
 	CMS_ContentInfo_free(cms);
 	BIO_free(bcont);
 	BIO_free(in);
-	free(whole.p);
 	ERR_clear_error();
+}
+
+static int feed_body(void *arg, unsigned char *buf, size_t n)
+{
+	char err[1024];
+
+	return msg_body(arg, buf, n, err, sizeof(err));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const unsigned char *p = data, *end = data + size, *body;
 	char err[1024];
 	const char *reason;
 	struct msg *m = msg_new(snap);
 	struct buf out = { 0 };
 	const struct msg_edit *edits;
-	size_t nedits, nh = 0;
+	struct hdr_feed feed;
+	size_t nedits, off;
 	enum msg_verdict v;
 	int rc;
 
 	if (m == NULL)
 		return 0;
+	out.f = open_memstream(&out.p, &out.len);
+	if (out.f == NULL) {
+		msg_free(m);
+		return 0;
+	}
 	msg_set_signing_time(m, 1795000000);
 	msg_envfrom(m, "<andi@banjarkota.go.id>");
-	/* headers, split like an MTA (and smime-milter -t) */
-	body = p;
-	if (is_header_line(p, end)) {
-		while (p < end) {
-			const unsigned char *start = p, *nl, *colon, *vp;
-			char *name, *value, *w;
-			if (*p == '\n' ||
-			    (*p == '\r' && p + 1 < end && p[1] == '\n')) {
-				p += *p == '\r' ? 2 : 1;
-				break;
-			}
-			if (!is_header_line(p, end))
-				break;
-			do {
-				nl = memchr(p, '\n', (size_t)(end - p));
-				p = nl ? nl + 1 : end;
-			} while (p < end && (*p == ' ' || *p == '\t'));
-			colon = memchr(start, ':', (size_t)(p - start));
-			name = strndup((const char *)start,
-			               (size_t)(colon - start));
-			vp = colon + 1;
-			while (vp < p && (*vp == ' ' || *vp == '\t'))
-				vp++;
-			value = malloc((size_t)(p - vp) + 1);
-			for (w = value; vp < p; vp++)
-				if (*vp != '\r' || vp + 1 >= p || vp[1] != '\n')
-					*w++ = (char)*vp;
-			while (w > value && (w[-1] == '\n' || w[-1] == '\r'))
-				w--;
-			*w = '\0';
-			rc = nh++ < MAXHDR ? msg_header(m, name, value, err,
-			                                sizeof(err))
-			                   : 0;
-			free(name);
-			free(value);
-			if (rc != 0)
-				goto done;
-		}
-		body = p;
-	}
+	/* headers, split by smime-milter -t's own code */
+	memset(&feed, 0, sizeof(feed));
+	feed.m = m;
+	off = offline_split((const char *)data, size, feed_header, &feed);
+	if (off == (size_t)-1)
+		goto done;
 	v = msg_eoh(m, 1, &reason);
 	if (v != MSG_SIGN)
 		goto done;
-	{
-		unsigned char chunk[65536];
-		size_t n = 0, bl = (size_t)(end - body);
-		for (size_t i = 0; i < bl; i++) {
-			if (body[i] == '\n' && (i == 0 || body[i - 1] != '\r'))
-				chunk[n++] = '\r';
-			chunk[n++] = body[i];
-			if (n >= sizeof(chunk) - 2) {
-				if (msg_body(m, chunk, n, err, sizeof(err)) !=
-				    0)
-					goto done;
-				n = 0;
-			}
-		}
-		if (n > 0 && msg_body(m, chunk, n, err, sizeof(err)) != 0)
-			goto done;
-	}
+	if (offline_body((const char *)data + off, size - off, feed_body, m) !=
+	    0)
+		goto done;
 	rc = msg_eom(m, buf_write, &out, &edits, &nedits, err, sizeof(err));
+	fflush(out.f);
 	if (rc != 0) {
 		if (out.len != 0 &&
 		    msg_error_action(m, ACTION_ACCEPT, NULL) == ACTION_ACCEPT) {
@@ -246,6 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 done:
 	msg_free(m);
+	fclose(out.f);
 	free(out.p);
 	return 0;
 }

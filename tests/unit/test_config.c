@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "fixture.h"
+#include "policy.h"
 #include "tap.h"
 
 static const char *dir;
@@ -144,11 +145,11 @@ static int internal(struct config *cfg, const char *ip)
 	memset(&v6, 0, sizeof(v6));
 	if (inet_pton(AF_INET, ip, &v4.sin_addr) == 1) {
 		v4.sin_family = AF_INET;
-		return config_host_internal(cfg, (struct sockaddr *)&v4);
+		return policy_client_internal(cfg, (struct sockaddr *)&v4);
 	}
 	inet_pton(AF_INET6, ip, &v6.sin6_addr);
 	v6.sin6_family = AF_INET6;
-	return config_host_internal(cfg, (struct sockaddr *)&v6);
+	return policy_client_internal(cfg, (struct sockaddr *)&v6);
 }
 
 int main(void)
@@ -249,17 +250,17 @@ int main(void)
 		is_str(cfg->encrypt_rsa_padding, "pkcs1",
 		       "encrypt_rsa_padding defaults to pkcs1");
 		ok(!cfg->harvest, "harvest defaults to false");
-		ok(config_encrypt_mode(cfg, "a@example.org",
+		ok(policy_encrypt_mode(cfg, "a@example.org",
 		                       "x@banjarkota.go.id",
 		                       &line) == ENC_NEVER &&
 		           line == 0,
 		   "no rule: never");
-		ok(config_encrypt_mode(cfg, "a@jabarprov.go.id", NULL, &line) ==
+		ok(policy_encrypt_mode(cfg, "a@jabarprov.go.id", NULL, &line) ==
 		                   ENC_OPPORTUNISTIC &&
 		           line == 4,
 		   "exact domain of rule 1 (line %d)", line);
 		for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-			ok(config_encrypt_mode(cfg, modes[i].rcpt,
+			ok(policy_encrypt_mode(cfg, modes[i].rcpt,
 			                       modes[i].sender,
 			                       NULL) == modes[i].want,
 			   "%s", modes[i].what);

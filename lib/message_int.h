@@ -1,0 +1,45 @@
+/*
+ * message_int -- the message context shared by message.c (headers,
+ * envelope, the verdicts at end of headers, the harvest) and message_eom.c
+ * (the signed or encrypted body at end of message).  Private to those two.
+ */
+#ifndef SMIME_MESSAGE_INT_H
+#define SMIME_MESSAGE_INT_H
+
+#include <openssl/x509.h>
+
+#include "message.h"
+
+struct chdr {
+	char *name;
+	char *value;
+	int index;
+};
+
+struct msg {
+	const struct snapshot *snap;
+	time_t signing_time;
+	struct chdr *ch; /* top-level Content-* headers */
+	size_t nch, capch;
+	char *from_value;
+	int from_count;
+	int have_mime_version;
+	char *message_id;
+	char from[320];
+	const struct signer_entry *signer;
+	struct spool *body;
+	struct mime_scan *scan;
+	struct msg_edit *edits;
+	size_t nedits;
+	int overflow;
+	char envfrom[320];
+	char **rcpts; /* envelope recipients, lower-case, no duplicates */
+	size_t nrcpts, caprcpts;
+	STACK_OF(X509) *enc; /* encrypt to these (not owned), or NULL */
+	char *enc_note;      /* why opportunistic encryption did not happen */
+	int harvest;         /* MSG_HARVEST: spool only, no rewrite */
+	int required;        /* a recipient's rule requires encryption */
+	int body_sent;       /* part of a new body went to the MTA */
+};
+
+#endif

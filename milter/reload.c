@@ -1,0 +1,50 @@
+/* reload -- SIGUSR1 reload and the pidfile (see reload.h). */
+#include "reload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "milter.h"
+#include "snapshot.h"
+
+int reload_snapshot(const char *conf_path)
+{
+	struct snapshot *s;
+	char err[8192], warn[8192];
+
+	mlog(LOG_INFO, "SIGUSR1: reloading %s", conf_path);
+	if (snapshot_build(conf_path, 0, &s, err, sizeof(err), warn,
+	                   sizeof(warn)) != 0) {
+		mlog_lines(LOG_ERR,
+		           "reload failed, keeping the previous "
+		           "configuration: ",
+		           err);
+		return -1;
+	}
+	if (warn[0])
+		mlog_lines(LOG_WARNING, "mailbox ", warn);
+	milter_set_snapshot(s);
+	mlog(LOG_INFO, "reloaded: generation %lu, %zu mailboxes, %zu can sign",
+	     s->generation, s->nentries, s->nusable);
+	return 0;
+}
+
+int pidfile_write(const char *path)
+{
+	FILE *f;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		mlog(LOG_ERR, "pidfile %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+	return 0;
+}

@@ -1,0 +1,15 @@
+/* reload -- SIGUSR1 builds a new snapshot and swaps it in; the pidfile. */
+#ifndef MILTER_RELOAD_H
+#define MILTER_RELOAD_H
+
+/*
+ * Build a new snapshot from conf_path and make it current; on failure the
+ * previous one stays and the problems are logged.  Called for SIGUSR1.
+ * Returns 0 or -1.
+ */
+int reload_snapshot(const char *conf_path);
+
+/* Write the daemon's pid to path.  Returns 0 or -1 (logged). */
+int pidfile_write(const char *path);
+
+#endif
