@@ -73,8 +73,11 @@ struct mime_scan *mime_scan_new(const char *content_type, const char *cte);
 
 /* Feed the next chunk of the raw body (any size, may split lines anywhere).
  * Past its limits (nesting depth, part count, line and header lengths) the
- * scanner degrades to treating content as opaque, never fails; returns -1
- * only on out of memory (or a feed after finish) with err filled. */
+ * scanner degrades to treating content as opaque.  Returns -1 with err
+ * filled on out of memory, a feed after finish, or a multipart that
+ * Sendmail's default MIME walk would rewrite after signing (no or empty
+ * boundary, a boundary over 127 octets, more than 19 multiparts deep:
+ * lib/mime_int.h); the message cannot be signed then. */
 int mime_scan_feed(struct mime_scan *s, const unsigned char *buf, size_t len,
                    char *err, size_t errlen);
 
