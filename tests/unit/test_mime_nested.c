@@ -343,6 +343,23 @@ static void nest(struct buf *b, int n)
 	}
 }
 
+/* Under multipart/mixed; boundary=b: a multipart with a boundary of n
+ * q's holding one part (X-P: 1, text x). */
+static void long_bnd(struct buf *b, size_t n)
+{
+	char bnd[200];
+
+	memset(bnd, 'q', n);
+	bnd[n] = '\0';
+	buf_str(b, "--b\r\nContent-Type: multipart/mixed; boundary=");
+	buf_str(b, bnd);
+	buf_str(b, "\r\n\r\n--");
+	buf_str(b, bnd);
+	buf_str(b, "\r\nX-P: 1\r\n\r\nx\r\n--");
+	buf_str(b, bnd);
+	buf_str(b, "--\r\n--b--\r\n");
+}
+
 #define DEEP                                                               \
 	"mime: multiparts nested more than 19 deep: Sendmail's MIME walk " \
 	"would rewrite them after signing"
@@ -359,7 +376,6 @@ static void test_sendmail_walk(void)
 {
 	struct buf b = { 0 };
 	struct res r;
-	char bnd[200];
 
 	nest(&b, 19);
 	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
@@ -384,25 +400,10 @@ static void test_sendmail_walk(void)
 	buf_free(&r.out);
 	buf_free(&b);
 
-	memset(bnd, 'q', 128);
-	bnd[128] = '\0';
-	buf_str(&b, "--b\r\nContent-Type: multipart/mixed; boundary=");
-	buf_str(&b, bnd);
-	buf_str(&b, "\r\n\r\n--");
-	buf_str(&b, bnd);
-	buf_str(&b, "\r\nX-P: 1\r\n\r\nx\r\n--");
-	buf_str(&b, bnd);
-	buf_str(&b, "--\r\n--b--\r\n");
+	long_bnd(&b, 128);
 	ok(refused(&b, LONGBND), "walk: a boundary of 128 octets refused");
 	buf_free(&b);
-	bnd[127] = '\0';
-	buf_str(&b, "--b\r\nContent-Type: multipart/mixed; boundary=");
-	buf_str(&b, bnd);
-	buf_str(&b, "\r\n\r\n--");
-	buf_str(&b, bnd);
-	buf_str(&b, "\r\nX-P: 1\r\n\r\nx\r\n--");
-	buf_str(&b, bnd);
-	buf_str(&b, "--\r\n--b--\r\n");
+	long_bnd(&b, 127);
 	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
 	ok(r.rc == 0 && part_text_is(&r.out, "X-P: 1", "x", NULL),
 	   "walk: a boundary of 127 octets is signed");
