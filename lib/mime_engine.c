@@ -249,10 +249,11 @@ static int multi_open(const struct eng *E, int fi)
 	return n;
 }
 
-/* A multipart Sendmail's MIME walk enters (CTE 7bit, 8bit, binary or
- * none) must be one the walk leaves alone after signing; 0 if so, else
- * the rewrite fails with the reason (mime_int.h). */
-static int sm_walk_ok(struct eng *E, int fi, const struct mime_ct *ct)
+/* Pass 1: a multipart Sendmail's MIME walk enters (CTE 7bit, 8bit, binary
+ * or none) must be one the walk leaves alone after signing; if not, the
+ * first reason is recorded and mime_rewrite fails with it (mime_int.h).
+ * The scan itself goes on as before. */
+static void sm_walk_check(struct eng *E, int fi, const struct mime_ct *ct)
 {
 	const char *m = NULL;
 	size_t bl = strlen(ct->boundary);
@@ -269,10 +270,8 @@ static int sm_walk_ok(struct eng *E, int fi, const struct mime_ct *ct)
 	else if (fi + 1 >= MAXD || E->frozen)
 		m = "mime: a multipart past the nesting or entity limit: "
 		    "Sendmail's MIME walk could rewrite it after signing";
-	if (m == NULL)
-		return 0;
-	eng_fail(E, m);
-	return -1;
+	if (m != NULL && E->ms != NULL && E->ms->refuse == NULL)
+		E->ms->refuse = m;
 }
 
 /* The header block of frame f is complete: decide what the body is. */
@@ -292,8 +291,8 @@ static void body_start(struct eng *E, struct frame *f)
 	}
 	if (strcmp(type, "multipart") == 0) {
 		text = 1;
-		if (cte <= MIME_CTE_BINARY && sm_walk_ok(E, fi, ct) != 0)
-			return;
+		if (cte <= MIME_CTE_BINARY)
+			sm_walk_check(E, fi, ct);
 		if (comp && ct->boundary[0])
 			kind = K_MULTI;
 	} else if (strcmp(type, "message") == 0) {

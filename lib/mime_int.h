@@ -64,8 +64,9 @@
  *    boundary; it nests 20 boundaries (MAXMIMENESTING), multipart/signed
  *    among them.  Such a multipart -- no or empty boundary, a boundary over
  *    SM_BMAX (127) octets, more than SM_NEST (19) multiparts deep, past
- *    MAXD or the MAXENT cap -- fails the rewrite with a reason (on_error
- *    then applies): no repair reads the same to Sendmail and to others.
+ *    MAXD or the MAXENT cap -- fails mime_rewrite with a reason (on_error
+ *    then applies; the scan itself does not fail): no repair reads the
+ *    same to Sendmail and to others.
  *    Delimiter lines are written without transport padding (trailing
  *    blanks), as the walk writes them.
  *
@@ -260,6 +261,9 @@ struct mime_scan {
 	 * dropped blank epilogue, which starts at close0 */
 	int lf, have_close0, ident, nofast;
 	int pad; /* a delimiter line with transport padding (rewritten) */
+	/* why Sendmail's MIME walk would rewrite the signed entity (NULL:
+	 * it would not); mime_rewrite then fails with it */
+	const char *refuse;
 	size_t close0, ident_len;
 };
 
