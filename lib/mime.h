@@ -134,8 +134,12 @@ typedef int (*mime_write_fn)(void *arg, const unsigned char *buf, size_t len);
  * that differs from the scanned one is only noticed by its length.
  * Returns 0, or -1 with err filled (reader/writer failure, out of memory,
  * a body that differs from the one scanned, a header line over 998 octets
- * with no space or tab to fold it at, or NUL or a bare CR in a field of a
- * nested header block: a relay would break or change them).
+ * with no space or tab to fold it at, NUL or a bare CR in a field of a
+ * nested header block, or a multipart Sendmail's default MIME walk would
+ * rewrite after signing -- no or an empty boundary, a boundary over 127
+ * octets, more than 19 multiparts deep (lib/mime_int.h): a relay would
+ * break or change them).  Delimiter lines are written without trailing
+ * blanks.
  */
 int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
                  size_t nhdrs, mime_read_fn rd, void *rarg, mime_write_fn wr,

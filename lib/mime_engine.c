@@ -238,6 +238,42 @@ static void push_child(struct eng *E, int dig)
 	hdr_begin(E, e);
 }
 
+/* Multiparts open around frame fi (their boundaries are pending). */
+static int multi_open(const struct eng *E, int fi)
+{
+	int n = 0;
+
+	for (int i = 0; i < fi; i++)
+		if (E->fr[i].kind == K_MULTI)
+			n++;
+	return n;
+}
+
+/* Pass 1: a multipart Sendmail's MIME walk enters (CTE 7bit, 8bit, binary
+ * or none) must be one the walk leaves alone after signing; if not, the
+ * first reason is recorded and mime_rewrite fails with it (mime_int.h).
+ * The scan itself goes on as before. */
+static void sm_walk_check(struct eng *E, int fi, const struct mime_ct *ct)
+{
+	const char *m = NULL;
+	size_t bl = strlen(ct->boundary);
+
+	if (bl == 0)
+		m = "mime: a multipart without a boundary: Sendmail's MIME "
+		    "walk would rewrite it after signing";
+	else if (bl > SM_BMAX)
+		m = "mime: a multipart boundary over 127 octets: Sendmail's "
+		    "MIME walk would rewrite it after signing";
+	else if (multi_open(E, fi) + 1 > SM_NEST)
+		m = "mime: multiparts nested more than 19 deep: Sendmail's "
+		    "MIME walk would rewrite them after signing";
+	else if (fi + 1 >= MAXD || E->frozen)
+		m = "mime: a multipart past the nesting or entity limit: "
+		    "Sendmail's MIME walk could rewrite it after signing";
+	if (m != NULL && E->ms != NULL && E->ms->refuse == NULL)
+		E->ms->refuse = m;
+}
+
 /* The header block of frame f is complete: decide what the body is. */
 static void body_start(struct eng *E, struct frame *f)
 {
@@ -255,6 +291,8 @@ static void body_start(struct eng *E, struct frame *f)
 	}
 	if (strcmp(type, "multipart") == 0) {
 		text = 1;
+		if (cte <= MIME_CTE_BINARY)
+			sm_walk_check(E, fi, ct);
 		if (comp && ct->boundary[0])
 			kind = K_MULTI;
 	} else if (strcmp(type, "message") == 0) {
@@ -388,6 +426,8 @@ static void on_delim(struct eng *E, int fi, int cl, const unsigned char *p,
 		x->delim = 1;
 		if (cl)
 			x->closed = 1;
+		if (n != 2 + m->blen + (cl ? 2 : 0))
+			E->ms->pad = 1;
 		if (cl && fi == 0 && !E->ms->have_close0) {
 			E->ms->have_close0 = 1;
 			E->ms->close0 = E->cur_end;
@@ -396,7 +436,9 @@ static void on_delim(struct eng *E, int fi, int cl, const unsigned char *p,
 		const struct ent *x = &E->s->ent[m->e];
 		if (!x->delim || (cl && !x->closed))
 			eng_fail(E, "body changed between passes");
-		mw_line(E->w, p, n, eol);
+		/* without transport padding: Sendmail's walk writes its
+		 * delimiters so */
+		mw_line(E->w, p, 2 + m->blen + (cl ? 2 : 0), eol);
 	}
 	if (cl) {
 		m->state = ST_B;

@@ -57,11 +57,22 @@
  *    message; without it, Sendmail would write the inner delimiter in place
  *    of the multipart/signed one after signing.
  *
- *  - A multipart without usable structure -- no or empty boundary parameter,
- *    a boundary longer than 255 octets (struct mime_ct keeps 255), a CTE
- *    other than
- *    7bit/8bit/binary, nested deeper than MAXD or past the MAXENT entity cap
- *    -- is treated as one opaque text leaf: its bytes are kept, and when they
+ *  - Sendmail's MIME walk (MaxMimeHeaderLength, on by default) enters every
+ *    multipart whose CTE is absent, 7bit, 8bit or binary, and rewrites
+ *    what it cannot follow: without a boundary (or with an empty one) it
+ *    assumes its own ("---") and writes it; it keeps 127 octets of a
+ *    boundary; it nests 20 boundaries (MAXMIMENESTING), multipart/signed
+ *    among them.  Such a multipart -- no or empty boundary, a boundary over
+ *    SM_BMAX (127) octets, more than SM_NEST (19) multiparts deep, past
+ *    MAXD or the MAXENT cap -- fails mime_rewrite with a reason (on_error
+ *    then applies; the scan itself does not fail): no repair reads the
+ *    same to Sendmail and to others.
+ *    Delimiter lines are written without transport padding (trailing
+ *    blanks), as the walk writes them.
+ *
+ *  - A multipart without usable structure that the walk does not enter
+ *    (a CTE other than 7bit/8bit/binary) is treated as one opaque text
+ *    leaf: its bytes are kept, and when they
  *    are not 7-bit safe (or the CTE says 8bit/binary) they are
  *    quoted-printable encoded and the CTE header says quoted-printable.  The
  *    Content-Type stays.  Strictly RFC 2046 forbids QP on a multipart, but
@@ -150,6 +161,8 @@
 #define LMAX    998   /* longest line that may be a delimiter */
 #define MAXD    32    /* nesting depth (frames) */
 #define MAXENT  10000 /* entities (header block + body) */
+#define SM_BMAX 127   /* longest boundary Sendmail's MIME walk keeps */
+#define SM_NEST 19    /* multiparts Sendmail's walk nests, with ours */
 #define HMAX    16384 /* bytes of one Content-Type / CTE value kept */
 #define OBUF    65536 /* largest chunk handed to the writer */
 #define RBUF    65536 /* pass-2 read size */
@@ -247,6 +260,10 @@ struct mime_scan {
 	 * ident_len -- short of the total only by the outermost multipart's
 	 * dropped blank epilogue, which starts at close0 */
 	int lf, have_close0, ident, nofast;
+	int pad; /* a delimiter line with transport padding (rewritten) */
+	/* why Sendmail's MIME walk would rewrite the signed entity (NULL:
+	 * it would not); mime_rewrite then fails with it */
+	const char *refuse;
 	size_t close0, ident_len;
 };
 

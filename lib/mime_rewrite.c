@@ -177,6 +177,8 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 		return mime_seterr(err, errlen, "mime: scan not finished");
 	if (rd == NULL || wr == NULL || (hdrs == NULL && nhdrs > 0))
 		return mime_seterr(err, errlen, "mime: bad arguments");
+	if (s->refuse != NULL)
+		return mime_seterr(err, errlen, s->refuse);
 	x0 = &s->ent[0];
 	hact = x0->hact;
 	w = mw_new();

@@ -182,6 +182,8 @@ static void plan(struct mime_scan *s)
 		if ((x->acta != A_PASS) || x->actb == A_QP || x->hact != H_NONE)
 			s->needs = 1;
 	}
+	if (s->pad)
+		s->needs = 1;
 	s->addct = s->top_ct == NULL && s->nent > 0 &&
 	           s->ent[0].kind == K_LEAF && (s->ent[0].fa & F_8BIT);
 	if (s->addct)

@@ -315,6 +315,112 @@ static void test_no_delimiter(void)
 	buf_free(&b);
 }
 
+/* Under multipart/mixed; boundary=b: n multiparts nested in each other
+ * (counting the outermost, whose boundary is b; then b1, b2, ...), a text
+ * leaf at the bottom. */
+static void nest(struct buf *b, int n)
+{
+	char line[128], bn[16];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(bn, sizeof(bn), i ? "b%d" : "b", i);
+		if (i + 1 < n)
+			snprintf(line, sizeof(line),
+			         "--%s\r\nContent-Type: multipart/mixed; "
+			         "boundary=b%d\r\n\r\n",
+			         bn, i + 1);
+		else
+			snprintf(line, sizeof(line),
+			         "--%s\r\nContent-Type: text/plain\r\n\r\n"
+			         "bottom\r\n",
+			         bn);
+		buf_str(b, line);
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		snprintf(bn, sizeof(bn), i ? "b%d" : "b", i);
+		snprintf(line, sizeof(line), "--%s--\r\n", bn);
+		buf_str(b, line);
+	}
+}
+
+/* Under multipart/mixed; boundary=b: a multipart with a boundary of n
+ * q's holding one part (X-P: 1, text x). */
+static void long_bnd(struct buf *b, size_t n)
+{
+	char bnd[200];
+
+	memset(bnd, 'q', n);
+	bnd[n] = '\0';
+	buf_str(b, "--b\r\nContent-Type: multipart/mixed; boundary=");
+	buf_str(b, bnd);
+	buf_str(b, "\r\n\r\n--");
+	buf_str(b, bnd);
+	buf_str(b, "\r\nX-P: 1\r\n\r\nx\r\n--");
+	buf_str(b, bnd);
+	buf_str(b, "--\r\n--b--\r\n");
+}
+
+#define DEEP                                                               \
+	"mime: multiparts nested more than 19 deep: Sendmail's MIME walk " \
+	"would rewrite them after signing"
+#define NOBND                                                         \
+	"mime: a multipart without a boundary: Sendmail's MIME walk " \
+	"would rewrite it after signing"
+#define LONGBND                                                             \
+	"mime: a multipart boundary over 127 octets: Sendmail's MIME walk " \
+	"would rewrite it after signing"
+
+/* What Sendmail's MIME walk (MaxMimeHeaderLength, on by default) would
+ * rewrite after signing is refused; what it leaves alone is signed. */
+static void test_sendmail_walk(void)
+{
+	struct buf b = { 0 };
+	struct res r;
+
+	nest(&b, 19);
+	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
+	ok(r.rc == 0 && part_text_is(&r.out, "Content-Type: text/plain",
+	                             "bottom", NULL),
+	   "walk: 19 nested multiparts (20 with multipart/signed) are signed");
+	buf_free(&r.out);
+	buf_free(&b);
+	nest(&b, 20);
+	ok(refused(&b, DEEP), "walk: 20 nested multiparts refused");
+	buf_free(&b);
+
+	buf_str(&b, "--b\r\nContent-Type: multipart/mixed\r\n\r\n"
+	            "--x\r\n\r\ntext\r\n--x--\r\n--b--\r\n");
+	ok(refused(&b, NOBND), "walk: a nested multipart without a boundary");
+	buf_free(&b);
+	buf_str(&b, "--b\r\nContent-Type: multipart/mixed\r\n"
+	            "Content-Transfer-Encoding: base64\r\n\r\n"
+	            "dGV4dA==\r\n--b--\r\n");
+	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
+	ok(r.rc == 0, "walk: without a boundary but base64 (not walked)");
+	buf_free(&r.out);
+	buf_free(&b);
+
+	long_bnd(&b, 128);
+	ok(refused(&b, LONGBND), "walk: a boundary of 128 octets refused");
+	buf_free(&b);
+	long_bnd(&b, 127);
+	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
+	ok(r.rc == 0 && part_text_is(&r.out, "X-P: 1", "x", NULL),
+	   "walk: a boundary of 127 octets is signed");
+	buf_free(&r.out);
+	buf_free(&b);
+
+	/* transport padding goes: Sendmail writes "--" boundary alone */
+	buf_str(&b, "--b \t\r\n\r\nx\r\n--b-- \r\n");
+	run("multipart/mixed; boundary=b", NULL, b.p, b.n, &r);
+	ok(r.rc == 0 && r.needs &&
+	           !strcmp(body_of(&r.out), "--b\r\n\r\nx\r\n--b--"),
+	   "walk: delimiters written without their transport padding");
+	ok(same_fed(&b, &r), "walk: the same however fed");
+	buf_free(&r.out);
+	buf_free(&b);
+}
+
 /* CPU seconds for reps runs of body (a failing or passing rewrite). */
 static double cpu_run(const char *ct, const struct mime_header *h, size_t nh,
                       const struct buf *body, int reps)
@@ -408,6 +514,7 @@ int main(void)
 	test_junk();
 	test_nul_cr();
 	test_no_delimiter();
+	test_sendmail_walk();
 	test_linear();
 	final_checks(0);
 	return tap_done();
