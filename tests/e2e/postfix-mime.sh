@@ -19,31 +19,17 @@
 #     the reason, and nothing is delivered.
 #   sh tests/e2e/postfix-mime.sh    (KEEP=1 keeps the work directory).
 # Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh" # me_conf, me_setup, me_start, me_stop; postfix.sh
-. "$TOP/tests/lib/verify.sh"
-PY=/usr/bin/python3
-SC="$TOP/tests/lib/smimecheck.py"
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+. "$TOP/tests/lib/e2e.sh"
 R=$TOP/tests/fuzz/regress
 
-. "$TOP/tests/lib/tap.sh" # ok, nok, tap, bail
-
-work=$(mktemp -d /tmp/smime-e2e-mime.XXXXXX)
-chmod 0755 "$work"
-ME_PID=
-trap 'me_stop "$ME_PID"; pf_stop; [ "${KEEP:-0}" = 1 ] && echo "# kept $work" || rm -rf "$work"' EXIT
-trap 'exit 1' INT TERM HUP
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
+e2e_begin e2e-mime
 set -- $(pf_free_ports 4)
 milter_port=$1 smtp_port=$2 sink_port=$3 base_port=$4
 conf=$work/m.conf
 me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" || bail "milter configuration written"
 me_setup "$work" "$conf" || bail "test PKI, database and mailboxes"
-me_start "$conf" "$work/milter.log" "$milter_port" || bail "smime-milter started"
-ok "smime-milter started on port $milter_port"
+e2e_start_milter
 mkdir -p "$work/pf" "$work/send" "$work/out"
 PF_BASELINE_PORT=$base_port pf_start "$work/pf" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1" ||
 	bail "private Postfix started"
@@ -128,6 +114,6 @@ for tag in $signed $refused; do
 		sed 's/^/#   /' "$work/out/$tag.vm" | head -20
 	fi
 done
-kill -0 "$ME_PID" 2>/dev/null
+kill -0 "$milter_pid" 2>/dev/null
 tap $? "smime-milter still running"
 echo "1..$n"

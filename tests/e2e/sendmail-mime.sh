@@ -21,15 +21,9 @@
 #     is signed already), identical to what Sendmail alone delivers.
 # Same isolation (sm_isolate) and SKIP rules as tests/e2e/sendmail.sh.
 # Prints TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+. "$TOP/tests/lib/e2e.sh"
 . "$TOP/tests/lib/sendmail.sh"
-. "$TOP/tests/lib/verify.sh"
-. "$TOP/tests/lib/milterenv.sh" # me_conf, me_setup, me_start, me_stop
-. "$TOP/tests/lib/tap.sh"       # ok, nok, tap, bail
-PY=/usr/bin/python3
-SC="$TOP/tests/lib/smimecheck.py"
 
 # seeds the milter must refuse, and the reason it logs for each
 REFUSE="
@@ -53,21 +47,14 @@ if [ "${SM_ISOLATED:-0}" != 1 ]; then
 	skip "$SM_WHY"
 fi
 
-work=$(mktemp -d /tmp/smime-sm-mime.XXXXXX)
-chmod 0755 "$work"
-ME_PID=
-trap 'me_stop "$ME_PID"; sm_stop; [ "${KEEP:-0}" = 1 ] && echo "# kept $work" || rm -rf "$work"' EXIT
-trap 'exit 1' INT TERM HUP
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
+e2e_begin sm-mime sm_stop
 sm_unpack "$work/root" || bail "sendmail unpacked: $SM_WHY"
 set -- $(pf_free_ports 4)
 milter_port=$1 smtp_port=$2 sink_port=$3 base_port=$4
 conf=$work/m.conf
 me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" || bail "milter configuration written"
 me_setup "$work" "$conf" || bail "test PKI, database and mailboxes"
-me_start "$conf" "$work/milter.log" "$milter_port" || bail "smime-milter started"
-ok "smime-milter started on port $milter_port"
+e2e_start_milter
 mkdir -p "$work/sm" "$work/send" "$work/out"
 SM_EXTRA_MC="DAEMON_OPTIONS(\`Port=$base_port, Addr=127.0.0.1, Name=Base, InputMailFilters=')dnl"
 sm_start "$work/sm" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1" ||
@@ -201,7 +188,7 @@ open(sys.argv[2], "wb").write(h + b"\r\n" + b)' "$work/send/$tag.eml" "$work/out
 	fi
 done
 
-kill -0 "$ME_PID" 2>/dev/null
+kill -0 "$milter_pid" 2>/dev/null
 tap $? "smime-milter still running"
 if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/milter.log"; then
 	nok "no sanitizer report in the milter log"

@@ -10,22 +10,10 @@
 #   - after that last message the daemon exits in under 5 s.
 # Drives the daemon with tests/lib/miltercli.py's protocol class.  Prints
 # TAP.
-set -u
-TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-export TOP
-. "$TOP/tests/lib/milterenv.sh"
-
-work=$(mktemp -d /tmp/smime-stop.XXXXXX)
+. "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+fx_begin stop
 pid=
-cleanup() {
-	me_stop "$pid"
-	if [ "${KEEP:-0}" = 1 ]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-. "$TOP/tests/lib/tap.sh"
-
-[ -x "$ME_MILTER" ] && [ -x "$ME_CTL" ] || bail "smime-milter and smimectl are built (run make)"
+fx_on_exit() { me_stop "$pid"; }
 
 set -- $(me_free_ports 1)
 port=$1
