@@ -1,9 +1,11 @@
 #!/bin/sh
-# Encryption (issue 5), at the protocol level: sign, then encrypt to the
-# recipients with known certificates.  The openssl CLI is the independent
-# decrypter and verifier (the Postfix end-to-end test adds gpgsm).
+# Encryption (issue 5) in offline mode (smime-milter -t FILE [-r ADDR]...):
+# sign, then encrypt to the recipients with known certificates.  The openssl
+# CLI is the independent decrypter and verifier (the Postfix end-to-end test
+# adds gpgsm).  The same through the daemon and the milter protocol, and
+# harvesting, are tests/milter/encrypt-daemon.sh; what both share is
+# tests/lib/encrypt.sh.
 #
-# Offline mode (smime-milter -t FILE [-r ADDR]...):
 #   (1) one partner recipient: application/pkcs7-mime enveloped-data, the
 #       other headers unchanged and in order, encrypted to exactly the
 #       recipient and the sender, decrypts with both keys and not with a
@@ -24,276 +26,15 @@
 #       sign-only, serverAuth-only, untrusted are never used; the newest of
 #       two is used; after remove: signed only
 #   (8) mapped certificates of internal mailboxes are recipient certificates
-# Daemon (tests/lib/miltercli.py):
-#   (9) RCPT negotiated only with encrypt rules; 550 5.7.1 at RCPT for a
-#       required recipient without certificate while the others go on;
-#       inbound mail is not subject to the rules; senders-limited rules at
-#       RCPT; whole-message refusal at end of headers; a large message
-#  (10) harvesting: learns a partner's certificate from signed inbound mail
-#       once, uses it at once; negatives; harvest = false learns nothing
-#  (11) the milters kept running; no temp file left behind
 # Prints TAP.  KEEP=1 keeps the work directory.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
-fx_begin enc
-pid_e='' pid_p='' pid_n=''
-fx_on_exit() {
-	me_stop "$pid_e"
-	me_stop "$pid_p"
-	me_stop "$pid_n"
-}
-# like tap.sh's, but returns RC so that diagnostics can follow with ||
-tap() { if [ "$1" = 0 ]; then ok "$2"; return 0; fi; nok "$2"; return 1; }
-command -v openssl >/dev/null || bail "openssl is installed"
-
-pki=$work/pki
-in=$work/in
-out=$work/out
-mkdir -p "$in" "$out"
+. "$TOP/tests/lib/encrypt.sh"
+t0=$(date +%s)
+enc_begin enc
+enc_partners
+tap $? "smimectl recipient import of mitra@ (RSA) and ecmitra@ (EC) partner certificates"
 
 # ---------------------------------------------------------------- helpers
-cat >"$work/enc.py" <<'EOF'
-import base64, re, sys
-
-def canon(b):
-    return b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-def split(data):
-    """(header fields with their folds, body) of DATA"""
-    head, blank, body = canon(data).partition(b"\r\n\r\n")
-    fields = []
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
-        elif line:
-            fields.append(line)
-    return fields, body
-
-def name(f):
-    return f.split(b":", 1)[0].strip().lower()
-
-def value(f):
-    return re.sub(rb"\r\n[ \t]+", b" ", f.split(b":", 1)[1]).strip()
-
-def read(p):
-    with open(p, "rb") as fh:
-        return fh.read()
-
-def diag(s):
-    for l in str(s).splitlines():
-        print("# " + l)
-
-def outer(orig, res, kind):
-    """The encrypted result: same non-Content-* headers in the same order,
-    one MIME-Version, exactly the four new Content-* headers, base64 body."""
-    of, _ = split(read(orig))
-    rf, body = split(read(res))
-    bad = 0
-    keep = lambda fs: [f for f in fs if not name(f).startswith(b"content-")
-                       and name(f) != b"mime-version"]
-    if keep(of) != keep(rf):
-        diag("non-Content-* headers differ (order or bytes):")
-        diag("  sent:   %r" % keep(of))
-        diag("  result: %r" % keep(rf))
-        bad = 1
-    if [name(f) for f in rf].count(b"mime-version") != 1:
-        diag("MIME-Version is not there exactly once")
-        bad = 1
-    ch = sorted(name(f) for f in rf if name(f).startswith(b"content-"))
-    want = sorted([b"content-type", b"content-transfer-encoding",
-                   b"content-disposition", b"content-description"])
-    if ch != want:
-        diag("Content-* headers outside: %r, want %r" % (ch, want))
-        bad = 1
-    ct = [value(f) for f in rf if name(f) == b"content-type"]
-    exp = ('application/pkcs7-mime; smime-type=%s-data; name="smime.p7m"'
-           % kind).encode()
-    if ct != [exp]:
-        diag("Content-Type %r, want %r" % (ct, exp))
-        bad = 1
-    cte = [value(f).lower() for f in rf
-           if name(f) == b"content-transfer-encoding"]
-    if cte != [b"base64"]:
-        diag("Content-Transfer-Encoding %r" % cte)
-        bad = 1
-    lines = body.split(b"\r\n")
-    while lines and lines[-1] == b"":
-        lines.pop()
-    if not lines or any(len(l) > 76 or not re.fullmatch(rb"[A-Za-z0-9+/=]*", l)
-                        for l in lines):
-        diag("body is not base64 in lines of at most 76 characters")
-        bad = 1
-    else:
-        try:
-            der = base64.b64decode(b"".join(lines), validate=True)
-            if der[:1] != b"\x30":
-                diag("decoded body is not a DER/BER SEQUENCE")
-                bad = 1
-        except Exception as e:
-            diag("base64 does not decode: %s" % e)
-            bad = 1
-    return bad
-
-def rebuild(res, dec, target):
-    """The message a recipient reads: outer headers, Content-* replaced by
-    the decrypted entity."""
-    rf, _ = split(read(res))
-    head = b"".join(f + b"\r\n" for f in rf if not name(f).startswith(b"content-"))
-    with open(target, "wb") as fh:
-        fh.write(head + canon(read(dec)))
-    return 0
-
-def ctype(p):
-    fs, _ = split(read(p))
-    for f in fs:
-        if name(f) == b"content-type":
-            print(value(f).decode("latin-1"))
-            break
-    return 0
-
-def big(path, frm, to, nlines):
-    """A large 8bit message (FROM "-": only the Content-* entity)."""
-    with open(path, "wb") as fh:
-        if frm != "-":
-            fh.write(("From: %s\r\nTo: %s\r\nSubject: large\r\n"
-                      "MIME-Version: 1.0\r\n" % (frm, to)).encode())
-        fh.write(b"Content-Type: text/plain; charset=utf-8\r\n"
-                 b"Content-Transfer-Encoding: 8bit\r\n\r\n")
-        for i in range(int(nlines)):
-            fh.write(("baris %06d Laporan keuangan daerah – anggaran ✓ %s\r\n"
-                      % (i, "x" * (i % 50))).encode())
-    return 0
-
-def same(a, b):
-    """Byte-identical after line end canonicalization."""
-    if canon(read(a)) != canon(read(b)):
-        diag("%s and %s differ" % (a, b))
-        return 1
-    return 0
-
-cmd = sys.argv[1]
-sys.exit({"outer": outer, "rebuild": rebuild, "ctype": ctype, "big": big,
-          "same": same}[cmd](*sys.argv[2:]))
-EOF
-H() { "$PY" "$work/enc.py" "$@"; }
-
-# decimal serial of a certificate, as `openssl cms -cmsout -print` shows it
-dserial() {
-	printf '%d' "0x$(openssl x509 -in "$1" -noout -serial | sed 's/^serial=//')"
-}
-# hex serial, as the log and smimectl show it
-hserial() { openssl x509 -in "$1" -noout -serial | sed 's/^serial=//'; }
-# the sorted serials of the RecipientInfos of an encrypted message
-rserials() {
-	openssl cms -cmsout -print -in "$1" 2>/dev/null |
-		sed -n 's/^ *serialNumber: *//p' | sort -n | tr '\n' ' ' | sed 's/ $//'
-}
-# the sorted serials of certificates NAME... (files in $pki)
-wserials() {
-	for _w in "$@"; do dserial "$pki/$_w.crt.pem"; echo; done | sort -n |
-		tr '\n' ' ' | sed 's/ $//'
-}
-# dec FILE NAME: decrypt FILE with $pki/NAME's key into FILE.dec.NAME
-dec() {
-	openssl cms -decrypt -in "$1" -recip "$pki/$2.crt.pem" -inkey "$pki/$2.key.pem" \
-		-out "$1.dec.$2" >"$1.decerr.$2" 2>&1
-}
-
-# check_enc LABEL ORIG RESULT KIND SENDER NAMES [CIPHER-OID-NAME] [KEY-ALG]
-#   KIND enveloped|authEnveloped; NAMES: space-separated certificate names in
-#   $pki that must be exactly the recipients.  Checks structure, headers,
-#   algorithms, recipients, decryption with each and not with a stranger's
-#   key, the inner signature and the decoded content.
-check_enc() {
-	_l=$1 _o=$2 _r=$3 _kind=$4 _who=$5 _names=$6
-	_ciph=${7:-aes-256-cbc} _kalg=${8:-rsaEncryption}
-	if H outer "$_o" "$_r" "$_kind"; then
-		ok "$_l: $_kind-data outside, the other headers unchanged and in order"
-	else
-		nok "$_l: $_kind-data outside, the other headers unchanged and in order"
-	fi
-	openssl cms -cmsout -print -in "$_r" >"$_r.print" 2>&1
-	_ct=pkcs7-envelopedData
-	[ "$_kind" = authEnveloped ] && _ct=id-smime-ct-authEnvelopedData
-	_got=$(rserials "$_r")
-	# shellcheck disable=SC2086
-	_want=$(wserials $_names)
-	if grep -q "^  contentType: $_ct " "$_r.print" &&
-		grep -q "algorithm: $_ciph " "$_r.print" &&
-		grep -q "algorithm: $_kalg " "$_r.print" &&
-		[ "$_got" = "$_want" ]; then
-		ok "$_l: $_ct, $_ciph, $_kalg, recipients exactly: $_names"
-	else
-		nok "$_l: $_ct, $_ciph, $_kalg, recipients exactly: $_names"
-		echo "#   recipient serials $_got, want $_want"
-		grep -E '^  contentType|algorithm: [a-zA-Z]' "$_r.print" | sort | uniq -c | sed 's/^/#   /'
-	fi
-	_first=
-	_bad=
-	for _w in $_names; do
-		if dec "$_r" "$_w"; then
-			if [ -z "$_first" ]; then
-				_first=$_w
-			elif ! cmp -s "$_r.dec.$_first" "$_r.dec.$_w"; then
-				_bad="$_bad $_w(differs)"
-			fi
-		else
-			_bad="$_bad $_w"
-			sed 's/^/#   /' "$_r.decerr.$_w" | head -3
-		fi
-	done
-	[ -z "$_bad" ]
-	tap $? "$_l: openssl cms -decrypt works with the key of each of: $_names${_bad:+ (failed:$_bad)}"
-	if dec "$_r" other; then
-		nok "$_l: a stranger's key (other@example.org) does not decrypt it"
-	else
-		ok "$_l: a stranger's key (other@example.org) does not decrypt it"
-	fi
-	[ -n "$_first" ] || { nok "$_l: inner entity (nothing decrypted)"; return 1; }
-	H rebuild "$_r" "$_r.dec.$_first" "$_r.inner.eml"
-	case $(H ctype "$_r.inner.eml") in
-	"multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;"*)
-		if openssl smime -verify -in "$_r.inner.eml" -CAfile "$pki/ca-bundle.pem" \
-			-signer "$_r.signer.pem" -out /dev/null >"$_r.verify" 2>&1 &&
-			openssl x509 -in "$_r.signer.pem" -noout -email | grep -qxF "$_who"; then
-			ok "$_l: inner entity is multipart/signed and verifies (openssl smime -verify, signer $_who)"
-		else
-			nok "$_l: inner entity is multipart/signed and verifies (openssl smime -verify, signer $_who)"
-			sed 's/^/#   /' "$_r.verify" | head -5
-		fi
-		;;
-	*)
-		nok "$_l: inner entity is multipart/signed and verifies"
-		echo "#   inner Content-Type: $(H ctype "$_r.inner.eml")"
-		;;
-	esac
-	if "$PY" "$SC" headers "$_o" "$_r.inner.eml" >"$_r.cmp" 2>&1 &&
-		"$PY" "$SC" content "$_o" "$_r.inner.eml" >>"$_r.cmp" 2>&1; then
-		ok "$_l: decrypted and unpacked, the content equals what was sent"
-	else
-		nok "$_l: decrypted and unpacked, the content equals what was sent"
-		sed 's/^/#   /' "$_r.cmp" | head -10
-	fi
-}
-
-# check_signed_only LABEL RESULT: multipart/signed outside, verifies
-check_signed_only() {
-	case $(H ctype "$2") in
-	multipart/signed*)
-		if openssl smime -verify -in "$2" -CAfile "$pki/ca-bundle.pem" -out /dev/null \
-			>"$2.verify" 2>&1; then
-			ok "$1: signed only (multipart/signed, verifies), not encrypted"
-		else
-			nok "$1: signed only (multipart/signed, verifies), not encrypted"
-			sed 's/^/#   /' "$2.verify" | head -5
-		fi
-		;;
-	*)
-		nok "$1: signed only (multipart/signed), not encrypted"
-		echo "#   Content-Type: $(H ctype "$2")"
-		;;
-	esac
-}
-
 # signed_only_logged NAME LABEL DESCRIPTION TEXT TEXT-DESCRIPTION: the tm
 # run NAME (checked with tm_ok LABEL) left signed only (check_signed_only
 # DESCRIPTION), and its log has the fixed string TEXT (one more check)
@@ -324,57 +65,6 @@ tm_ok() {
 # errhas NAME FIXED-STRING: the -t log contains it
 errhas() { grep -qF "$2" "$out/$1.err"; }
 showerr() { sed 's/^/#   stderr: /' "$out/$1.err" | head -10; }
-
-# conf NAME [EXTRA-LINE...]: a configuration $work/NAME.conf (rules follow
-# on stdin, appended as they are so that file:line can be checked)
-conf() {
-	_c=$1
-	shift
-	mkdir -p "$work/tmp-$_c"
-	chmod 0700 "$work/tmp-$_c"
-	me_conf "$work/$_c.conf" "$work" "inet:${CPORT:-1}@127.0.0.1" \
-		"temp_dir = \"$work/tmp-$_c\";" "$@"
-	cat >>"$work/$_c.conf"
-}
-
-# sign_as NAME FROM TO SUBJECT BODYFILE OUTFILE [opaque]: an S/MIME signed
-# message made by openssl with NAME's key (what a partner's client sends)
-sign_as() {
-	_flags=
-	[ "${7:-}" = opaque ] && _flags=-nodetach
-	# shellcheck disable=SC2086
-	openssl smime -sign $_flags -signer "$pki/$1.crt.pem" -inkey "$pki/$1.key.pem" \
-		-certfile "$pki/inter.crt.pem" -in "$5" -out "$6.tmp" || return 1
-	{
-		printf 'From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: Tue, 24 Nov 2026 09:00:00 +0700\r\n' \
-			"$2" "$3" "$4"
-		printf 'Message-ID: <%s.%s@partner.example>\r\n' "$1" "$(basename "$6" .eml)"
-		cat "$6.tmp"
-	} >"$6"
-	rm -f "$6.tmp"
-}
-
-# ---------------------------------------------------------------- setup
-t0=$(date +%s)
-conf base <<EOF
-EOF
-me_setup "$work" "$work/base.conf" || bail "PKI built and mailboxes imported"
-"$ME_CTL" -c "$work/base.conf" import --mailbox ec@banjarkota.go.id --kind individual \
-	--p12 "$pki/ec.p12" --passphrase-file "$pki/ec.pass" >"$work/ec.log" 2>&1 ||
-	{ sed 's/^/#   /' "$work/ec.log"; bail "EC mailbox ec@banjarkota.go.id imported"; }
-"$ME_CTL" -c "$work/base.conf" recipient import "$pki/mitra.crt.pem" "$pki/ecmitra.crt.pem" \
-	>"$work/rimp.log" 2>&1
-tap $? "smimectl recipient import of mitra@ (RSA) and ecmitra@ (EC) partner certificates"
-# databases for the daemons: the state so far, before the offline checks
-# below change the recipients
-for d in d1 d2; do
-	"$PY" -c 'import sqlite3, sys
-s = sqlite3.connect(sys.argv[1]); d = sqlite3.connect(sys.argv[2])
-s.backup(d); d.close(); s.close()' "$work/smime.db" "$work/$d.db" ||
-		bail "database copy $d.db"
-done
-# a stranger key that is never a recipient: "other" (other@example.org)
-ANDI=$(hserial "$pki/andi.crt.pem")
 
 # rules for the offline checks (blank and comment lines so that the line
 # numbers in the messages are not all the same)
@@ -440,17 +130,6 @@ tap $? "smime-milter -n counts the recipient certificates ($(cat "$work/n.out"))
 		"Content-Disposition: attachment; filename=\"anggaran.csv\""
 	printf '\r\npos;jumlah\r\ncaf\351;12\r\nna\357ve;\2607\r\n--b1--\r\n'
 } >"$in/multi.eml"
-# simple ones
-simple() { # simple NAME FROM TO [HEADER...]
-	_f=$in/$1.eml _fr=$2 _to=$3
-	shift 3
-	{
-		printf '%s\r\n' "From: $_fr" "To: $_to" "Subject: $(basename "$_f" .eml)" \
-			"Message-ID: <$(basename "$_f" .eml)@banjarkota.go.id>" "$@"
-		printf '\r\nHalo, ini surat uji.\r\n'
-	} >"$_f"
-}
-simple plain "Andi <andi@banjarkota.go.id>" "mitra@jabarprov.go.id"
 
 # ================================================================ (1)
 tm c1 "$work/enc.conf" "$in/text.eml" -r mitra@jabarprov.go.id
@@ -523,13 +202,11 @@ fi
 tm c3o "$work/enc.conf" "$in/plain.eml" -r auditor@bpk.go.id
 [ "$TRC" = 69 ] && [ ! -s "$out/c3o.out" ] && errhas c3o "recipient auditor@bpk.go.id refused: 550 5.7.1"
 tap $? "(3) only refused recipients: exit 69 (EX_UNAVAILABLE), nothing on stdout (exit $TRC)" || showerr c3o
-simple toaud "Andi <andi@banjarkota.go.id>" "Auditor <auditor@bpk.go.id>"
 tm c3h "$work/enc.conf" "$in/toaud.eml"
 [ "$TRC" = 69 ] && [ ! -s "$out/c3h.out" ] && errhas c3h "recipient auditor@bpk.go.id refused: 550 5.7.1"
 tap $? "(3) the same with the recipient from the To header (exit $TRC)" || showerr c3h
 
 # ================================================================ (4)
-simple tamu "Tamu <tamu@banjarkota.go.id>" "mitra@jabarprov.go.id"
 tm c4 "$work/req.conf" "$in/tamu.eml" -r mitra@jabarprov.go.id
 [ "$TRC" = 69 ] && [ ! -s "$out/c4.out" ] &&
 	grep -q '^smime-milter: rejected: 550 5.7.1 .*encryption.*tamu@banjarkota.go.id' "$out/c4.err"
@@ -551,7 +228,6 @@ tm c4n "$work/req.conf" "$in/plain.eml" -r mitra@jabarprov.go.id -r someone@exam
 [ "$TRC" = 69 ] && [ ! -s "$out/c4n.out" ] &&
 	grep -q '^smime-milter: rejected: 550 5.7.1 .*no valid certificate is known for someone@example.org' "$out/c4n.err"
 tap $? "(4) required mitra@ beside someone@example.org without a certificate: whole message refused, naming it (exit $TRC)" || showerr c4n
-simple foreign "Relay <relay@example.net>" "mitra@jabarprov.go.id"
 tm c4x "$work/req.conf" "$in/foreign.eml" -r mitra@jabarprov.go.id
 [ "$TRC" = 69 ] && [ ! -s "$out/c4x.out" ] && errhas c4x "encryption"
 tap $? "(4) From a domain the milter does not sign for, to a required recipient: refused (exit $TRC)" || showerr c4x
@@ -645,7 +321,6 @@ tap $? "(5) kepala@kemenkeu.go.id: *.go.id required beats * opportunistic, refus
 tm c5g "$work/spec.conf" "$in/plain.eml" -r x@example.net
 signed_only_logged c5g "(5) wildcard *" "(5) x@example.net: only * (opportunistic) matches" \
 	"no valid certificate for x@example.net" "(5) ... logged as opportunistic without certificate"
-simple sekda "Sekda <sekda@banjarkota.go.id>" "x@example.org"
 tm c5h "$work/spec.conf" "$in/sekda.eml" -s sekda@banjarkota.go.id -r x@example.org -r mitra@jabarprov.go.id
 errhas c5h "recipient x@example.org refused: 550 5.7.1 encryption to x@example.org is required"
 tap $? "(5) senders-limited rule: from sekda@ (MAIL FROM sekda@), x@example.org is refused" || showerr c5h
@@ -723,10 +398,7 @@ tm c7b "$work/enc.conf" "$in/plain.eml" -r revmitra@jabarprov.go.id
 signed_only_logged c7b "(7) revmitra after CRL" "(7) revoked revmitra@ (opportunistic) is never used" \
 	"no valid certificate for revmitra@jabarprov.go.id" "(7) ... the log names revmitra@"
 # import refuses what cannot be used
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/fremd.key.pem" -out "$pki/fremd.crt.pem" \
-	-days 30 -subj "/CN=Fremd" -addext "subjectAltName=email:fremd@jabarprov.go.id" \
-	-addext "keyUsage=critical,digitalSignature,keyEncipherment" \
-	-addext "extendedKeyUsage=emailProtection" >/dev/null 2>&1
+enc_fremd
 for c in "expired:expired" "signonly:no keyEncipherment" "serveronly:EKU serverAuth only" \
 	"future:not yet valid" "fremd:self-signed, not under ca_file"; do
 	nm=${c%%:*}
@@ -774,20 +446,7 @@ tm_ok "(7) lama" c7e; check_signed_only "(7) an expired certificate in the datab
 tm c7f "$work/enc.conf" "$in/plain.eml" -r baru@jabarprov.go.id
 tm_ok "(7) baru" c7f; check_signed_only "(7) a not yet valid certificate in the database is not used" "$out/c7f.out"
 # two valid certificates for mitra@: the newer one
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/mitra2.key.pem" 2>/dev/null
-openssl req -new -key "$pki/mitra2.key.pem" -subj "/C=ID/O=Partner Agency/CN=Mitra Jabar Baru" \
-	-out "$work/mitra2.csr" 2>/dev/null
-cat >"$work/ext_leaf.cnf" <<'EOF'
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = email:mitra@jabarprov.go.id
-EOF
-openssl x509 -req -in "$work/mitra2.csr" -CA "$pki/inter.crt.pem" -CAkey "$pki/inter.key.pem" \
-	-set_serial 0x3A01 -days 365 -extfile "$work/ext_leaf.cnf" -out "$pki/mitra2.crt.pem" \
-	>/dev/null 2>&1 &&
+enc_mitra2 &&
 	"$ME_CTL" -c "$work/enc.conf" recipient import "$pki/mitra2.crt.pem" >"$work/m2.log" 2>&1
 tap $? "(7) a second, newer certificate for mitra@ (new key, serial 3A01) imported"
 tm c7g "$work/enc.conf" "$in/text.eml" -r mitra@jabarprov.go.id
@@ -831,226 +490,4 @@ ls -A "$work/tmp-enc" "$work/tmp-req" "$work/tmp-spec" >"$work/tmpls" 2>&1
 [ -z "$(grep -v ':$' "$work/tmpls" | grep -v '^$')" ]
 tap $? "(8) no temp file left by the offline runs" || sed 's/^/#   /' "$work/tmpls"
 echo "# offline part: $(($(date +%s) - t0)) s"
-
-# ================================================================ daemon
-set -- $(me_free_ports 3)
-port_e=$1 port_p=$2 port_n=$3
-CPORT=$port_e conf denc "database = \"$work/d1.db\";" 'harvest = true;' <<'EOF'
-encrypt = (
-  { recipients = [ "jabarprov.go.id" ]; mode = "opportunistic"; },
-  { recipients = [ "bpk.go.id" ]; mode = "required"; },
-  { recipients = [ "example.org" ]; senders = [ "sekda@banjarkota.go.id" ];
-    mode = "required"; }
-);
-EOF
-DBPK=$(grep -n '"bpk.go.id"' "$work/denc.conf" | cut -d: -f1)
-CPORT=$port_p conf dplain "database = \"$work/d2.db\";" </dev/null
-CPORT=$port_n conf dnoh "database = \"$work/d2.db\";" 'harvest = false;' <<'EOF'
-encrypt = ( { recipients = [ "bpk.go.id" ]; mode = "required"; } );
-EOF
-me_start "$work/denc.conf" "$work/denc.log" "$port_e" || bail "milter with encrypt rules and harvest = true started"
-pid_e=$ME_PID
-me_start "$work/dplain.conf" "$work/dplain.log" "$port_p" || bail "milter without encrypt rules started"
-pid_p=$ME_PID
-me_start "$work/dnoh.conf" "$work/dnoh.log" "$port_n" || bail "milter with harvest = false started"
-pid_n=$ME_PID
-ok "three milters started (rules + harvest on $port_e, no rules on $port_p, harvest = false on $port_n)"
-E="--socket inet:$port_e@127.0.0.1"
-
-# run NAME ARGS...: miltercli; result lines in $out/NAME.res
-run() {
-	_n=$1
-	shift
-	"$PY" "$CLI" "$@" >"$out/$_n.res" 2>&1 && return 0
-	echo "# miltercli failed:"
-	sed 's/^/#   /' "$out/$_n.res"
-	return 1
-}
-has() { grep -qxF "$2" "$out/$1.res"; }
-showres() { sed 's/^/#   res: /' "$out/$1.res"; }
-proto() { sed -n 's/^negotiated.protocol=//p' "$out/$1.res"; }
-
-# ================================================================ (9)
-run d9a $E --qid ENC9A --rcpt auditor@bpk.go.id --rcpt mitra@jabarprov.go.id \
-	"$in/plain.eml=$out/d9a.eml"
-p=$(proto d9a)
-[ -n "$p" ] && [ $((p & 0x8)) = 0 ] && [ $((p & 0x8000)) = 0 ]
-tap $? "(9) with encrypt rules RCPT is negotiated with a reply (NORCPT and NR_RCPT clear: $p)"
-has d9a "m1.rcpt1=auditor@bpk.go.id replycode" &&
-	has d9a "m1.reply=550 5.7.1 encryption to auditor@bpk.go.id is required (policy rule at $work/denc.conf:$DBPK), but no valid certificate of auditor@bpk.go.id is known"
-tap $? "(9) auditor@ (required, no certificate) gets 550 5.7.1 at RCPT naming the rule (denc.conf:$DBPK)" || showres d9a
-has d9a "m1.rcpt2=mitra@jabarprov.go.id accepted" && has d9a "m1.stage=eom" &&
-	has d9a "m1.result=continue" && has d9a "m1.bodychange=1"
-tap $? "(9) mitra@ accepted at RCPT, the message goes on and its body is replaced" || showres d9a
-check_enc "(9) via the protocol" "$in/plain.eml" "$out/d9a.eml" enveloped andi@banjarkota.go.id "andi mitra"
-grep -qF "ENC9A: recipient <auditor@bpk.go.id> refused: encryption to auditor@bpk.go.id is required (policy rule at $work/denc.conf:$DBPK), but no valid certificate of auditor@bpk.go.id is known" "$work/denc.log" &&
-	grep -qF "ENC9A: signed for andi@banjarkota.go.id with certificate $ANDI and encrypted (aes-256-cbc, 2 certificates)" "$work/denc.log"
-tap $? "(9) log: the refused recipient, then signed and encrypted (2 certificates)" || tail -5 "$work/denc.log" | sed 's/^/#   /'
-run d9b --socket "inet:$port_p@127.0.0.1" --rcpt auditor@bpk.go.id "$in/plain.eml"
-p=$(proto d9b)
-[ -n "$p" ] && [ $((p & 0x8)) != 0 ] && ! grep -q 'rcpt' "$out/d9b.res"
-tap $? "(9) without encrypt rules the negotiated protocol has NORCPT set ($p), no RCPT is sent" || showres d9b
-run d9p $E --rcpt 'kasubag%keu@bpk.go.id' "$in/plain.eml"
-has d9p "m1.rcpt1=kasubag%keu@bpk.go.id replycode" &&
-	grep -qF "m1.reply=550 5.7.1 encryption to kasubag%%keu@bpk.go.id is required" "$out/d9p.res"
-tap $? "(9) a '%' in the refused address is doubled in the reply text (the MTA reads it as a format)" || showres d9p
-run d9c $E --client-ip 192.0.2.1 --rcpt pemeriksa@bpk.go.id "$in/foreign.eml"
-has d9c "m1.rcpt1=pemeriksa@bpk.go.id accepted" && has d9c "m1.bodychange=0" && has d9c "m1.result=accept"
-tap $? "(9) inbound mail (client 192.0.2.1) to a required address is not refused nor touched" || showres d9c
-run d9d $E --qid ENC9D --rcpt mitra@jabarprov.go.id --rcpt tanpa@jabarprov.go.id "$in/plain.eml=$out/d9d.eml"
-has d9d "m1.rcpt2=tanpa@jabarprov.go.id accepted" && has d9d "m1.result=continue"
-tap $? "(9) opportunistic: mitra@ and tanpa@ (no certificate) both accepted at RCPT" || showres d9d
-check_signed_only "(9) opportunistic with tanpa@ lacking a certificate" "$out/d9d.eml"
-grep -qF "ENC9D: signed for andi@banjarkota.go.id with certificate $ANDI, not encrypted (opportunistic): no valid certificate for tanpa@jabarprov.go.id" "$work/denc.log"
-tap $? "(9) ... log: not encrypted (opportunistic), naming tanpa@" || tail -3 "$work/denc.log" | sed 's/^/#   /'
-run d9e $E --mail-from sekda@banjarkota.go.id --rcpt x@example.org --rcpt mitra@jabarprov.go.id \
-	"$in/sekda.eml=$out/d9e.eml"
-has d9e "m1.rcpt1=x@example.org replycode" && has d9e "m1.rcpt2=mitra@jabarprov.go.id accepted" &&
-	[ "$(rserials "$out/d9e.eml")" = "$(wserials mitra sekda)" ] && dec "$out/d9e.eml" sekda
-tap $? "(9) senders-limited rule at RCPT: MAIL FROM sekda@ refuses x@example.org, encrypts to mitra@ + sekda@" || showres d9e
-run d9f $E --rcpt x@example.org --rcpt mitra@jabarprov.go.id "$in/plain.eml=$out/d9f.eml"
-has d9f "m1.rcpt1=x@example.org accepted"
-tap $? "(9) ... from andi@ the senders-limited rule does not apply: x@example.org accepted" || showres d9f
-check_signed_only "(9) ... and the message leaves signed only" "$out/d9f.eml"
-# large message, spilled to temp_dir, encrypted in a stream
-H big "$in/big.eml" "Andi <andi@banjarkota.go.id>" "mitra@jabarprov.go.id" 24000
-run d9g $E --qid ENC9G --rcpt mitra@jabarprov.go.id "$in/big.eml=$out/d9g.eml" &&
-	has d9g "m1.result=continue" && dec "$out/d9g.eml" mitra &&
-	H rebuild "$out/d9g.eml" "$out/d9g.eml.dec.mitra" "$out/d9g.inner" &&
-	openssl smime -verify -in "$out/d9g.inner" -CAfile "$pki/ca-bundle.pem" -out /dev/null >/dev/null 2>&1 &&
-	"$PY" "$SC" content "$in/big.eml" "$out/d9g.inner" >"$out/d9g.cmp" 2>&1
-tap $? "(9) a $(($(wc -c <"$in/big.eml") / 1024)) KiB message (spooled to disk) is encrypted, decrypts, verifies, same content" ||
-	{ showres d9g; sed 's/^/#   /' "$out/d9g.cmp" 2>/dev/null | head -5; }
-
-# ================================================================ (10)
-printf 'Content-Type: text/plain; charset=us-ascii\r\n\r\nLaporan hasil pemeriksaan.\r\n' >"$work/hb.txt"
-inb() { # inb NAME SIGNER FROM [opaque]
-	sign_as "$2" "$3" "andi@banjarkota.go.id" "harvest $1" "$work/hb.txt" "$in/$1.eml" "${4:-}"
-}
-harvested() { grep -c "harvested certificate .* for $1 " "$2"; }
-rcount() { # rcount CONF ADDR: stored recipient rows of ADDR
-	"$ME_CTL" -c "$1" recipient list --address "$2" --json 2>/dev/null | grep -c '"address"'
-}
-# negatives first
-inb hsignonly signonly signonly@jabarprov.go.id
-inb htamper auditor auditor@bpk.go.id
-sed 's/^Laporan hasil pemeriksaan\./Laporan hasil pemeriksaan (diubah)./' "$in/htamper.eml" >"$in/htamper2.eml"
-inb hmismatch auditor kepala@bpk.go.id
-inb hrevoked revmitra revmitra@jabarprov.go.id
-sign_as fremd "fremd@jabarprov.go.id" "andi@banjarkota.go.id" "harvest fremd" "$work/hb.txt" "$in/hfremd.eml"
-inb hout auditor auditor@bpk.go.id
-"$ME_CTL" -c "$work/denc.conf" crl import "$pki/crl.pem" >/dev/null 2>&1
-cmp -s "$in/htamper.eml" "$in/htamper2.eml" && echo "# the tampered message is not changed"
-for h in "hsignonly:signonly@jabarprov.go.id:signed by a certificate without encryption usage" \
-	"htamper2:auditor@bpk.go.id:signed by auditor@, body changed after signing" \
-	"hmismatch:kepala@bpk.go.id:signed by auditor@, From kepala@bpk.go.id" \
-	"hrevoked:revmitra@jabarprov.go.id:signer listed in the imported CRL" \
-	"hfremd:fremd@jabarprov.go.id:signer not under ca_file"; do
-	nm=${h%%:*} rest=${h#*:}
-	addr=${rest%%:*} why=${rest#*:}
-	run "$nm" $E --client-ip 192.0.2.1 --rcpt andi@banjarkota.go.id "$in/$nm.eml" &&
-		has "$nm" "m1.bodychange=0" && has "$nm" "m1.result=accept" &&
-		! grep -q '^m1\.\(hdr\|other\)' "$out/$nm.res"
-	tap $? "(10) inbound, $why: accepted untouched" || showres "$nm"
-	[ "$(harvested "$addr" "$work/denc.log")" = 0 ] && [ "$(rcount "$work/denc.conf" "$addr")" = 0 ] &&
-		[ "$(harvested "auditor@bpk.go.id" "$work/denc.log")" = 0 ]
-	tap $? "(10) ... not harvested ($addr not stored, nothing logged)"
-done
-run hout $E --client-ip 127.0.0.1 --rcpt andi@banjarkota.go.id "$in/hout.eml" &&
-	[ "$(harvested "auditor@bpk.go.id" "$work/denc.log")" = 0 ] &&
-	[ "$(rcount "$work/denc.conf" auditor@bpk.go.id)" = 0 ]
-tap $? "(10) the same auditor@-signed message from an internal client (outbound) is not harvested" || showres hout
-run d10pre $E --rcpt auditor@bpk.go.id "$in/toaud.eml"
-has d10pre "m1.rcpt1=auditor@bpk.go.id replycode"
-tap $? "(10) before harvesting, outbound mail to auditor@ (required) is refused at RCPT" || showres d10pre
-# the real thing, twice (two connections)
-inb haud auditor auditor@bpk.go.id
-run haud1 $E --client-ip 192.0.2.1 --qid HARV1 --rcpt andi@banjarkota.go.id "$in/haud.eml" &&
-	run haud2 $E --client-ip 192.0.2.1 --qid HARV2 --rcpt andi@banjarkota.go.id "$in/haud.eml"
-has haud1 "m1.bodychange=0" && has haud1 "m1.result=accept" && ! grep -q '^m1\.\(hdr\|other\)' "$out/haud1.res" &&
-	has haud2 "m1.bodychange=0" && has haud2 "m1.result=accept"
-tap $? "(10) auditor@'s signed inbound messages are accepted untouched" || { showres haud1; showres haud2; }
-AUD=$(hserial "$pki/auditor.crt.pem")
-[ "$(harvested auditor@bpk.go.id "$work/denc.log")" = 1 ] &&
-	grep -qF "HARV1: harvested certificate $AUD for auditor@bpk.go.id (signed mail from 192.0.2.1)" "$work/denc.log"
-tap $? "(10) exactly one log line: HARV1: harvested certificate $AUD for auditor@bpk.go.id (signed mail from 192.0.2.1)" ||
-	grep harvest "$work/denc.log" | sed 's/^/#   /'
-"$ME_CTL" -c "$work/denc.conf" recipient list --address auditor@bpk.go.id >"$out/hlist" 2>&1
-[ "$(grep -c 'auditor@bpk.go.id' "$out/hlist")" = 1 ] &&
-	grep -q "auditor@bpk.go.id  *$AUD .* active  *harvest " "$out/hlist"
-tap $? "(10) smimectl recipient list: auditor@ once, source harvest" || sed 's/^/#   /' "$out/hlist"
-run d10post $E --qid AFTER --rcpt auditor@bpk.go.id "$in/toaud.eml=$out/d10post.eml"
-has d10post "m1.rcpt1=auditor@bpk.go.id accepted" && has d10post "m1.result=continue"
-tap $? "(10) the next outbound message to auditor@ (required) is accepted at RCPT, no reload" || showres d10post
-check_enc "(10) encrypted with the harvested certificate" "$in/toaud.eml" "$out/d10post.eml" \
-	enveloped andi@banjarkota.go.id "andi auditor"
-! grep -q "reload" "$work/denc.log"
-tap $? "(10) no reload happened in between"
-# the untampered twin of the tampered message: not logged again
-run htamper $E --client-ip 192.0.2.1 --rcpt andi@banjarkota.go.id "$in/htamper.eml" &&
-	has htamper "m1.result=accept" && [ "$(harvested auditor@bpk.go.id "$work/denc.log")" = 1 ]
-tap $? "(10) the intact twin of the tampered message: accepted, the certificate is not logged again" || showres htamper
-inb hopaque mitra2 mitra@jabarprov.go.id opaque
-run hopaque $E --client-ip 192.0.2.1 --rcpt andi@banjarkota.go.id "$in/hopaque.eml" &&
-	[ "$(harvested mitra@jabarprov.go.id "$work/denc.log")" = 1 ] &&
-	grep -qF "harvested certificate 3A01 for mitra@jabarprov.go.id" "$work/denc.log"
-tap $? "(10) an opaque-signed message (pkcs7-mime signed-data) with mitra@'s new certificate is harvested" || showres hopaque
-run d10m $E --rcpt mitra@jabarprov.go.id "$in/plain.eml=$out/d10m.eml" &&
-	[ "$(rserials "$out/d10m.eml")" = "$(wserials andi mitra2)" ]
-tap $? "(10) ... and used at once: the newer harvested certificate beats the older imported one"
-# a reload keeps what was harvested (it is in the database), and the
-# certificate is not logged again afterwards
-"$ME_CTL" -c "$work/denc.conf" reload >"$out/reload.out" 2>&1
-me_wait_log "$work/denc.log" "reloaded: generation"
-tap $? "(10) smimectl reload: the milter reloads" || sed 's/^/#   /' "$out/reload.out"
-run d10r $E --rcpt auditor@bpk.go.id --rcpt mitra@jabarprov.go.id "$in/toaud.eml=$out/d10r.eml" &&
-	has d10r "m1.rcpt1=auditor@bpk.go.id accepted" &&
-	[ "$(rserials "$out/d10r.eml")" = "$(wserials andi auditor mitra2)" ]
-tap $? "(10) after the reload: harvested auditor@ and mitra@ (newer) certificates are used" || showres d10r
-run haud3 $E --client-ip 192.0.2.1 --rcpt andi@banjarkota.go.id "$in/haud.eml" &&
-	[ "$(harvested auditor@bpk.go.id "$work/denc.log")" = 1 ]
-tap $? "(10) after the reload, auditor@'s signed mail again: not logged again" || showres haud3
-# folded Content-Type, as Thunderbird writes it, and a large one
-awk '/^Content-Type: multipart\/signed;/ { sub(/; micalg=/, ";\r\n micalg="); } { print }' \
-	"$in/haud.eml" >"$in/hfold.eml"
-run hfold $E --client-ip 192.0.2.1 --rcpt andi@banjarkota.go.id "$in/hfold.eml" &&
-	has hfold "m1.result=accept" && [ "$(harvested auditor@bpk.go.id "$work/denc.log")" = 1 ]
-tap $? "(10) a folded Content-Type from the same signer: accepted, not logged again" || showres hfold
-H big "$work/bigb.txt" - - 24000
-sign_as auditor auditor@bpk.go.id andi@banjarkota.go.id "big" "$work/bigb.txt" "$in/hbig.eml"
-run hbig $E --client-ip 192.0.2.1 --rcpt andi@banjarkota.go.id "$in/hbig.eml" &&
-	has hbig "m1.result=accept" && has hbig "m1.bodychange=0" &&
-	[ "$(harvested auditor@bpk.go.id "$work/denc.log")" = 1 ]
-tap $? "(10) a large signed inbound message (spooled) is accepted untouched, not logged again" || showres hbig
-# harvest = false
-run hnoh --socket "inet:$port_n@127.0.0.1" --client-ip 192.0.2.1 --rcpt andi@banjarkota.go.id "$in/haud.eml" &&
-	has hnoh "m1.result=accept" && has hnoh "m1.bodychange=0"
-tap $? "(10) harvest = false: the signed inbound message passes untouched" || showres hnoh
-[ "$(harvested auditor@bpk.go.id "$work/dnoh.log")" = 0 ] && [ "$(rcount "$work/dnoh.conf" auditor@bpk.go.id)" = 0 ]
-tap $? "(10) harvest = false: nothing harvested, nothing stored"
-run hnoh2 --socket "inet:$port_n@127.0.0.1" --rcpt auditor@bpk.go.id "$in/toaud.eml"
-has hnoh2 "m1.rcpt1=auditor@bpk.go.id replycode"
-tap $? "(10) harvest = false: outbound to auditor@ (required) is still refused at RCPT" || showres hnoh2
-
-# ================================================================ (11)
-# whole-message refusal through the protocol, now that auditor@ has a certificate
-run d11a $E --rcpt auditor@bpk.go.id "$in/tamu.eml"
-has d11a "m1.rcpt1=auditor@bpk.go.id accepted" && has d11a "m1.stage=eoh" &&
-	has d11a "m1.result=replycode" && grep -q '^m1\.reply=550 5\.7\.1 .*encryption' "$out/d11a.res"
-tap $? "(11) sender without certificate to required auditor@: 550 5.7.1 at end of headers" || showres d11a
-for p in "$pid_e:rules+harvest" "$pid_p:no rules" "$pid_n:harvest=false"; do
-	kill -0 "${p%%:*}" 2>/dev/null
-	tap $? "(11) the milter (${p#*:}) is still running"
-done
-sleep 0.2
-ls -A "$work/tmp-denc" "$work/tmp-dplain" "$work/tmp-dnoh" >"$work/tmpls" 2>&1
-[ -z "$(grep -v ':$' "$work/tmpls" | grep -v '^$')" ]
-tap $? "(11) no temp file left in the milters' temp_dir" || sed 's/^/#   /' "$work/tmpls"
-if grep -qi 'error\|assert\|abort' "$work/denc.log"; then
-	nok "(11) no error in the milter log"
-	grep -i 'error\|assert\|abort' "$work/denc.log" | sed 's/^/#   /' | head
-else
-	ok "(11) no error in the milter log"
-fi
-echo "# total: $(($(date +%s) - t0)) s"
 echo "1..$n"
