@@ -148,7 +148,9 @@ int cms_dec_names(const struct cms_dec *d, X509 *cert);
  * that names cert, and set up the content cipher.  Returns 1 (key chosen:
  * cms_dec_matched() says which entry), 0 when no entry names cert (err
  * says so; try another), -1 with err filled (the key is not cert's, key
- * agreement failed, cipher unsupported, called at the wrong time).
+ * agreement failed, cipher unsupported, called at the wrong time; another
+ * key may still be tried unless cms_dec_feed fails too: out of memory).
+ * The key is used once here; the decoder keeps no reference to it.
  */
 int cms_dec_try_key(struct cms_dec *d, X509 *cert, EVP_PKEY *key, char *err,
                     size_t errlen);
