@@ -57,6 +57,18 @@ struct cms_dec *cms_dec_new(size_t spool_mem, const char *spool_dir, char *err,
 
 void cd_set_type(struct cms_dec *d)
 {
+	static const struct {
+		int nid;
+		enum cms_dec_type type;
+	} types[] = {
+		{ NID_pkcs7_enveloped, CMS_DEC_TYPE_ENVELOPED },
+		{ NID_id_smime_ct_authEnvelopedData,
+		  CMS_DEC_TYPE_AUTH_ENVELOPED },
+		{ NID_pkcs7_signed, CMS_DEC_TYPE_SIGNED },
+		{ NID_id_smime_ct_compressedData, CMS_DEC_TYPE_COMPRESSED },
+		{ NID_pkcs7_data, CMS_DEC_TYPE_DATA },
+	};
+	size_t i;
 	unsigned char tlv[2 + sizeof(d->oid)];
 	const unsigned char *p = tlv;
 	ASN1_OBJECT *o;
@@ -69,26 +81,10 @@ void cd_set_type(struct cms_dec *d)
 	nid = o ? OBJ_obj2nid(o) : NID_undef;
 	ASN1_OBJECT_free(o);
 	ERR_clear_error();
-	switch (nid) {
-	case NID_pkcs7_enveloped:
-		d->type = CMS_DEC_TYPE_ENVELOPED;
-		break;
-	case NID_id_smime_ct_authEnvelopedData:
-		d->type = CMS_DEC_TYPE_AUTH_ENVELOPED;
-		break;
-	case NID_pkcs7_signed:
-		d->type = CMS_DEC_TYPE_SIGNED;
-		break;
-	case NID_id_smime_ct_compressedData:
-		d->type = CMS_DEC_TYPE_COMPRESSED;
-		break;
-	case NID_pkcs7_data:
-		d->type = CMS_DEC_TYPE_DATA;
-		break;
-	default:
-		d->type = o ? CMS_DEC_TYPE_OTHER : CMS_DEC_TYPE_NOT_CMS;
-		break;
-	}
+	d->type = o ? CMS_DEC_TYPE_OTHER : CMS_DEC_TYPE_NOT_CMS;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (types[i].nid == nid)
+			d->type = types[i].type;
 }
 
 /* The algorithm's short name (long: 1), "unknown" when OpenSSL has none. */

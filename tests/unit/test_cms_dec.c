@@ -170,63 +170,60 @@ static void check_flavour(const char *what, const char *file, X509 *cert,
 	   by_ski ? "subjectKeyIdentifier" : "issuer and serial");
 }
 
+/* The openssl cms flavours: file, options (the recipient follows), EC
+ * recipient, type, key algorithm, named by subjectKeyIdentifier, cipher. */
+static const struct flavour {
+	const char *file, *opts;
+	int ec, auth;
+	const char *keyalg;
+	int ski;
+	const char *cipher;
+} flavours[] = {
+	{ "o128.der", "-aes-128-cbc", 0, 0, "rsaEncryption", 0, "AES-128-CBC" },
+	{ "o192s.der", "-stream -aes-192-cbc", 0, 0, "rsaEncryption", 0,
+	  "AES-192-CBC" },
+	{ "o256oaep.der",
+	  "-aes-256-cbc -keyopt rsa_padding_mode:oaep -keyopt "
+	  "rsa_oaep_md:sha256",
+	  0, 0, "rsaesOaep", 0, "AES-256-CBC" },
+	{ "o3des.der", "-stream -des3", 0, 0, "rsaEncryption", 0,
+	  "DES-EDE3-CBC" },
+	{ "ogcm.der", "-aes-256-gcm", 0, 1, "rsaEncryption", 0,
+	  "id-aes256-GCM" },
+	{ "ogcm128s.der", "-stream -aes-128-gcm", 0, 1, "rsaEncryption", 0,
+	  "id-aes128-GCM" },
+	{ "oec.der", "-stream -aes-256-cbc", 1, 0,
+	  "dhSinglePass-stdDH-sha1kdf-scheme", 0, "AES-256-CBC" },
+	{ "oecgcm.der", "-aes-256-gcm", 1, 1,
+	  "dhSinglePass-stdDH-sha1kdf-scheme", 0, "id-aes256-GCM" },
+	{ "okeyid.der", "-keyid -aes-256-cbc", 0, 0, "rsaEncryption", 1,
+	  "AES-256-CBC" },
+};
+
 static void test_openssl(void)
 {
 	struct res r;
-	const char *L = p("leaf.pem"), *E = p("ec.pem");
 	char opts[1024];
+	size_t i;
 
-	snprintf(opts, sizeof(opts), "-aes-128-cbc -recip %s", L);
-	ok(enc("o128.der", opts) == 0, "openssl: aes-128-cbc (definite)");
-	check_flavour("aes-128-cbc", p("o128.der"), leaf, leaf_key,
-	              CMS_DEC_TYPE_ENVELOPED, "rsaEncryption", 0);
-	dec(p("o128.der"), 65536, leaf, leaf_key, &r);
-	is_str(r.cipher, "AES-128-CBC", "aes-128-cbc: cipher named");
-
-	snprintf(opts, sizeof(opts), "-stream -aes-192-cbc -recip %s", L);
-	ok(enc("o192s.der", opts) == 0, "openssl: aes-192-cbc -stream");
-	check_flavour("aes-192-cbc -stream", p("o192s.der"), leaf, leaf_key,
-	              CMS_DEC_TYPE_ENVELOPED, "rsaEncryption", 0);
-
-	snprintf(opts, sizeof(opts),
-	         "-aes-256-cbc -recip %s -keyopt rsa_padding_mode:oaep "
-	         "-keyopt rsa_oaep_md:sha256",
-	         L);
-	ok(enc("o256oaep.der", opts) == 0, "openssl: aes-256-cbc, RSA-OAEP");
-	check_flavour("aes-256-cbc OAEP", p("o256oaep.der"), leaf, leaf_key,
-	              CMS_DEC_TYPE_ENVELOPED, "rsaesOaep", 0);
-
-	snprintf(opts, sizeof(opts), "-stream -des3 -recip %s", L);
-	ok(enc("o3des.der", opts) == 0, "openssl: des-ede3-cbc -stream");
-	check_flavour("des-ede3-cbc -stream", p("o3des.der"), leaf, leaf_key,
-	              CMS_DEC_TYPE_ENVELOPED, "rsaEncryption", 0);
-
-	snprintf(opts, sizeof(opts), "-aes-256-gcm -recip %s", L);
-	ok(enc("ogcm.der", opts) == 0, "openssl: aes-256-gcm (definite)");
-	check_flavour("aes-256-gcm", p("ogcm.der"), leaf, leaf_key,
-	              CMS_DEC_TYPE_AUTH_ENVELOPED, "rsaEncryption", 0);
-
-	snprintf(opts, sizeof(opts), "-stream -aes-128-gcm -recip %s", L);
-	ok(enc("ogcm128s.der", opts) == 0, "openssl: aes-128-gcm -stream");
-	check_flavour("aes-128-gcm -stream", p("ogcm128s.der"), leaf, leaf_key,
-	              CMS_DEC_TYPE_AUTH_ENVELOPED, "rsaEncryption", 0);
-
-	snprintf(opts, sizeof(opts), "-stream -aes-256-cbc -recip %s", E);
-	ok(enc("oec.der", opts) == 0, "openssl: EC recipient, -stream");
-	check_flavour("ECDH aes-256-cbc -stream", p("oec.der"), ec, ec_key,
-	              CMS_DEC_TYPE_ENVELOPED,
-	              "dhSinglePass-stdDH-sha1kdf-scheme", 0);
-
-	snprintf(opts, sizeof(opts), "-aes-256-gcm -recip %s", E);
-	ok(enc("oecgcm.der", opts) == 0, "openssl: EC recipient, aes-256-gcm");
-	check_flavour("ECDH aes-256-gcm", p("oecgcm.der"), ec, ec_key,
-	              CMS_DEC_TYPE_AUTH_ENVELOPED,
-	              "dhSinglePass-stdDH-sha1kdf-scheme", 0);
-
-	snprintf(opts, sizeof(opts), "-keyid -aes-256-cbc -recip %s", L);
-	ok(enc("okeyid.der", opts) == 0, "openssl: -keyid");
-	check_flavour("-keyid", p("okeyid.der"), leaf, leaf_key,
-	              CMS_DEC_TYPE_ENVELOPED, "rsaEncryption", 1);
+	for (i = 0; i < sizeof(flavours) / sizeof(flavours[0]); i++) {
+		const struct flavour *v = &flavours[i];
+		X509 *cert = v->ec ? ec : leaf;
+		EVP_PKEY *key = v->ec ? ec_key : leaf_key;
+		/* -keyopt applies to the -recip before it */
+		const char *ko = strstr(v->opts, "-keyopt");
+		snprintf(opts, sizeof(opts), "%.*s -recip %s %s",
+		         ko ? (int)(ko - v->opts) : (int)strlen(v->opts),
+		         v->opts, p(v->ec ? "ec.pem" : "leaf.pem"),
+		         ko ? ko : "");
+		ok(enc(v->file, opts) == 0, "openssl cms -encrypt %s", opts);
+		check_flavour(v->opts, p(v->file), cert, key,
+		              v->auth ? CMS_DEC_TYPE_AUTH_ENVELOPED
+		                      : CMS_DEC_TYPE_ENVELOPED,
+		              v->keyalg, v->ski);
+		dec(p(v->file), 65536, cert, key, &r);
+		is_str(r.cipher, v->cipher, "%s: cipher named", v->opts);
+	}
 }
 
 /* Three recipients: each key finds its own entry. */
