@@ -328,12 +328,21 @@ int cms_dec_feed(struct cms_dec *d, const void *buf, size_t len, char *err,
 			d->inlen = have + len;
 			return r;
 		}
-		if (len == 0)
-			return CMS_DEC_MORE;
 		/* what is left in the buffer is less than a header */
 		memmove(d->in, d->in + d->inoff, d->inlen - d->inoff);
 		d->inlen -= d->inoff;
 		d->inoff = 0;
+		if (d->incap > CMS_DEC_IN_CHUNK &&
+		    d->inlen <= CMS_DEC_IN_CHUNK) {
+			/* the piece kept at the RecipientInfos is done */
+			unsigned char *n = realloc(d->in, CMS_DEC_IN_CHUNK);
+			if (n != NULL) {
+				d->in = n;
+				d->incap = CMS_DEC_IN_CHUNK;
+			}
+		}
+		if (len == 0)
+			return CMS_DEC_MORE;
 		take = d->incap > d->inlen ? d->incap - d->inlen : 0;
 		if (take > CMS_DEC_IN_CHUNK)
 			take = CMS_DEC_IN_CHUNK;

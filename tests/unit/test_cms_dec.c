@@ -142,16 +142,16 @@ static const char *p(const char *name)
 	return b;
 }
 
-/* Every flavour in 1-, 7- and 64 KiB pieces: decrypts to the plaintext. */
+/* Every flavour in 1-, 7- and 64 KiB pieces and in one: decrypts to it. */
 static void check_flavour(const char *what, const char *file, X509 *cert,
                           EVP_PKEY *key, enum cms_dec_type type,
                           const char *keyalg, int by_ski)
 {
-	static const size_t steps[] = { 1, 7, 65536 };
+	static const size_t steps[] = { 1, 7, 65536, 1 << 20 };
 	struct res r;
 	size_t i;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		dec(file, steps[i], cert, key, &r);
 		ok(same_plain(&r) && r.type == type && r.recips_rc == 1,
 		   "%s, %zu-octet pieces: decrypts to the plaintext", what,
