@@ -35,6 +35,11 @@
  *   cms_dec_finish(d, err, errlen) == 0, then cms_dec_read() the plaintext.
  *   cms_dec_free(d).
  *
+ * Memory: at most CMS_DEC_HEADER_MAX for the header, 64 KiB of input, the
+ * spool's spool_mem, and the rest of the one piece that holds the end of
+ * the RecipientInfos (until it is walked); nothing grows with the content.
+ * Time is linear in the input.  Nesting is limited to CMS_DEC_DEPTH_MAX.
+ *
  * Against Bleichenbacher-style oracles, a wrong RSA key for a certificate
  * that IS named is not told apart at cms_dec_try_key (OpenSSL then decrypts
  * with a random key, as CMS_decrypt does): cms_dec_finish fails instead
