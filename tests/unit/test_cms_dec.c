@@ -460,6 +460,32 @@ static void test_hostile(void)
 		   "a child longer than its parent: malformed (%s)", r.err);
 	}
 
+	/* RecipientInfos over CMS_DEC_HEADER_MAX: said at once when the length
+	 * is definite, and when they keep coming in an indefinite SET */
+	{
+		static const unsigned char env[] = {
+			0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+			0x0d, 0x01, 0x07, 0x03, 0xa0, 0x80, 0x30, 0x80, 0x02,
+			0x01, 0x00, 0x31, 0x83, 0x20, 0x00, 0x00
+		};
+		size_t n = sizeof(env) + 2 * 600000;
+		t = calloc(1, n);
+		memcpy(t, env, sizeof(env));
+		put("bigset.der", t, n);
+		dec(p("bigset.der"), 65536, leaf, leaf_key, &r);
+		ok(r.rc != 0 && strstr(r.err, "too large") != NULL,
+		   "a 2 MiB RecipientInfos SET: refused (%s)", r.err);
+		t[21] = 0x80; /* indefinite; 600000 empty OCTET STRINGs in it */
+		for (i = 0; i < 600000; i++)
+			t[22 + 2 * i] = 0x04;
+		put("bigset.der", t, n);
+		dec(p("bigset.der"), 65536, leaf, leaf_key, &r);
+		ok(r.rc != 0 && strstr(r.err, "over") != NULL,
+		   "RecipientInfos that never end: refused at 1 MiB (%s)",
+		   r.err);
+		free(t);
+	}
+
 	/* nested constructed OCTET STRINGs around the streamed content */
 	fixture_sh_out(off, sizeof(off),
 	               "openssl asn1parse -inform DER -in %s | awk "
