@@ -109,7 +109,7 @@ clean:
 	rm -rf tests/fuzz/obj $(FUZZ_BINS)
 
 # ---- fuzzing (clang + libFuzzer; not needed by `make check`) ----------
-# make fuzz FUZZ_SECONDS=N   builds tests/fuzz/fuzz_mime and fuzz_eom with
+# make fuzz FUZZ_SECONDS=N   builds tests/fuzz/fuzz_mime, fuzz_eom and fuzz_cmsdec with
 # clang -fsanitize=fuzzer,address,undefined (lib/ compiled again into
 # tests/fuzz/obj, the normal build is untouched) and runs each for N seconds
 # on a copy of its seed corpus; see tests/fuzz/README.
@@ -118,7 +118,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilib $(PKG_CFLAGS)
 FUZZ_SAN     := address,undefined
 FUZZ_OBJS    := $(patsubst lib/%.c,tests/fuzz/obj/%.o,$(LIB_SRCS))
-FUZZ_BINS    := tests/fuzz/fuzz_mime tests/fuzz/fuzz_eom
+FUZZ_BINS    := tests/fuzz/fuzz_mime tests/fuzz/fuzz_eom tests/fuzz/fuzz_cmsdec
 .SECONDARY: $(FUZZ_OBJS)
 
 .PHONY: fuzz fuzz-bins

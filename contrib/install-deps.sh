@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential pkg-config libmilter-dev libssl-dev libconfig-dev
 libsqlite3-dev libp11-kit-dev softhsm2 opensc sqlite3 openssl
-postfix gpgsm gpg-agent miltertest python3 procps psmisc iproute2 valgrind
+postfix gpgsm gpg-agent libnss3-tools miltertest python3 procps psmisc iproute2 valgrind
 chromium"
 
 missing=""

@@ -5,6 +5,7 @@
 # land in tests/fuzz/out/TARGET/ (crash-*, leak-*, timeout-*); minimize with
 #   tests/fuzz/fuzz_mime -minimize_crash=1 -runs=10000 CRASH
 # and add the result to tests/fuzz/regress/.  Exit 1 if a target crashed.
+# FUZZ_TARGETS="fuzz_cmsdec" runs only the targets named.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 export TOP
@@ -21,10 +22,15 @@ export FUZZ_EOM_CONF=$env/m.conf
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
-for t in fuzz_mime fuzz_eom; do
+for t in ${FUZZ_TARGETS:-fuzz_mime fuzz_eom fuzz_cmsdec}; do
 	bin=$TOP/tests/fuzz/$t
 	mkdir -p "$out/$t/corpus" "$out/$t/artifacts"
-	cp "$TOP"/tests/fuzz/seeds/* "$TOP"/tests/fuzz/regress/* "$out/$t/corpus/" 2>/dev/null
+	case $t in
+	fuzz_cmsdec) # DER, not messages: a corpus of its own
+		cp "$TOP"/tests/fuzz/seeds-cmsdec/* "$out/$t/corpus/" 2>/dev/null ;;
+	*)
+		cp "$TOP"/tests/fuzz/seeds/* "$TOP"/tests/fuzz/regress/* "$out/$t/corpus/" 2>/dev/null ;;
+	esac
 	echo "== $t: ${secs}s on $(ls "$out/$t/corpus" | wc -l) seed files"
 	start=$(date +%s)
 	"$bin" -jobs=1 -workers=1 -max_total_time="$secs" -max_len=65536 \
