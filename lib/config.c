@@ -1,5 +1,6 @@
 /* config -- table-driven libconfig loader (see config.h). */
 #include "config.h"
+#include "config_int.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -105,14 +106,10 @@ static const struct keydef keys[] = {
 	  0 },
 };
 
-/* Names of the actions and of the encryption modes, by value. */
+/* Names of the actions, by value. */
 static const char *const action_names[] = { [ACTION_TEMPFAIL] = "tempfail",
 	                                    [ACTION_ACCEPT] = "accept",
 	                                    [ACTION_REJECT] = "reject" };
-static const char *const enc_mode_names[] = { [ENC_NEVER] = "never",
-	                                      [ENC_OPPORTUNISTIC] =
-	                                              "opportunistic",
-	                                      [ENC_REQUIRED] = "required" };
 
 const char *action_name(enum action a)
 {
@@ -120,49 +117,13 @@ const char *action_name(enum action a)
 	                                                : "tempfail";
 }
 
-const char *enc_mode_name(enum enc_mode m)
-{
-	return m == ENC_OPPORTUNISTIC || m == ENC_REQUIRED ? enc_mode_names[m]
-	                                                   : "never";
-}
-
 /* The index of s (any case) among the n names, or -1. */
-static int name_index(const char *s, const char *const *names, int n)
+int config_name_index(const char *s, const char *const *names, int n)
 {
 	for (int i = 0; i < n; i++)
 		if (str_ieq(s, names[i]))
 			return i;
 	return -1;
-}
-
-static int enc_mode_parse(const char *s, enum enc_mode *out)
-{
-	int i = name_index(s, enc_mode_names, 3);
-
-	if (i < 0)
-		return -1;
-	*out = (enum enc_mode)i;
-	return 0;
-}
-
-/* A pattern of the encrypt list is "*", "*.domain", "domain" or
- * "local@domain", without spaces or angle brackets. */
-static int pattern_valid(const char *p)
-{
-	const char *at = strchr(p, '@');
-
-	if (strcmp(p, "*") == 0)
-		return 1;
-	if (strpbrk(p, " \t<>,;\"()") != NULL)
-		return 0;
-	if (p[0] == '*')
-		return p[1] == '.' && p[2] != '\0' &&
-		       strchr(p + 1, '*') == NULL && at == NULL;
-	if (strchr(p, '*'))
-		return 0;
-	if (at)
-		return at != p && at[1] != '\0' && strchr(at + 1, '@') == NULL;
-	return p[0] != '.' && p[0] != '\0';
 }
 
 static int facility_known(const char *s)
@@ -172,13 +133,13 @@ static int facility_known(const char *s)
 		                             "local3", "local4", "local5",
 		                             "local6", "local7" };
 
-	return name_index(s, names, (int)(sizeof(names) / sizeof(names[0]))) >=
-	       0;
+	return config_name_index(s, names,
+	                         (int)(sizeof(names) / sizeof(names[0]))) >= 0;
 }
 
 static int action_parse(const char *s, enum action *out)
 {
-	int i = name_index(s, action_names, 3);
+	int i = config_name_index(s, action_names, 3);
 
 	if (i < 0)
 		return -1;
@@ -243,130 +204,11 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->pkcs11_token);
 	free(cfg->pkcs11_pin_file);
-	for (size_t i = 0; i < cfg->nencrypt; i++) {
-		struct encrypt_rule *r = &cfg->encrypt[i];
-		for (size_t j = 0; j < r->nrecipients; j++)
-			free(r->recipients[j]);
-		for (size_t j = 0; j < r->nsenders; j++)
-			free(r->senders[j]);
-		free(r->recipients);
-		free(r->senders);
-	}
-	free(cfg->encrypt);
+	config_rules_free(cfg->encrypt, cfg->nencrypt);
 	free(cfg->alert_days);
 	free(cfg->internal);
 	free(cfg->path);
 	free(cfg);
-}
-
-/* One pattern list of an encrypt rule into *out / *n. */
-static int patterns_store(config_setting_t *g, const char *name, int required,
-                          int rule, char ***out, size_t *n, const char *file,
-                          char *err, size_t errlen)
-{
-	config_setting_t *l = config_setting_get_member(g, name);
-	int line = l ? config_setting_source_line(l)
-	             : config_setting_source_line(g);
-	int cnt;
-
-	if (l == NULL) {
-		if (!required)
-			return 0;
-		adderr(err, errlen, "%s:%d: encrypt: rule %d needs a %s list",
-		       file, line, rule, name);
-		return -1;
-	}
-	if (config_setting_type(l) != CONFIG_TYPE_ARRAY &&
-	    config_setting_type(l) != CONFIG_TYPE_LIST) {
-		adderr(err, errlen,
-		       "%s:%d: encrypt: rule %d: %s must be a list of strings, "
-		       "e.g. [ \"example.go.id\" ]",
-		       file, line, rule, name);
-		return -1;
-	}
-	cnt = config_setting_length(l);
-	if (cnt == 0) {
-		adderr(err, errlen, "%s:%d: encrypt: rule %d: %s is empty",
-		       file, line, rule, name);
-		return -1;
-	}
-	*out = calloc((size_t)cnt + 1, sizeof(char *));
-	if (*out == NULL)
-		return seterr(err, errlen, "out of memory");
-	for (int i = 0; i < cnt; i++) {
-		const char *v = config_setting_get_string_elem(l, i);
-		if (v == NULL || !pattern_valid(v)) {
-			adderr(err, errlen,
-			       "%s:%d: encrypt: rule %d: %s entry %d '%s' is "
-			       "not \"user@domain\", \"domain\", "
-			       "\"*.domain\" or \"*\"",
-			       file, line, rule, name, i + 1,
-			       v ? v : "(not a string)");
-			return -1;
-		}
-		(*out)[i] = str_lower(xstrdup(v));
-		if ((*out)[i] == NULL)
-			return seterr(err, errlen, "out of memory");
-		*n = (size_t)i + 1;
-	}
-	return 0;
-}
-
-/* The encrypt list: groups with recipients, optional senders, and mode. */
-static int rules_store(struct config *cfg, config_setting_t *s,
-                       const char *file, char *err, size_t errlen)
-{
-	int n = config_setting_length(s);
-
-	cfg->encrypt = calloc((size_t)n + 1, sizeof(*cfg->encrypt));
-	if (cfg->encrypt == NULL)
-		return seterr(err, errlen, "out of memory");
-	for (int i = 0; i < n; i++) {
-		config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
-		struct encrypt_rule *r = &cfg->encrypt[i];
-		int line = config_setting_source_line(g);
-		const char *mode = NULL;
-
-		cfg->nencrypt = (size_t)i + 1;
-		r->line = line;
-		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-			adderr(err, errlen,
-			       "%s:%d: encrypt: rule %d must be a group "
-			       "{ recipients = [ ... ]; mode = \"...\"; }",
-			       file, line, i + 1);
-			return -1;
-		}
-		for (int j = 0; j < config_setting_length(g); j++) {
-			config_setting_t *m =
-			        config_setting_get_elem(g, (unsigned)j);
-			const char *mn = config_setting_name(m);
-			if (strcmp(mn, "recipients") && strcmp(mn, "senders") &&
-			    strcmp(mn, "mode")) {
-				adderr(err, errlen,
-				       "%s:%d: encrypt: rule %d: unknown key "
-				       "'%s' (recipients, senders, mode)",
-				       file, config_setting_source_line(m),
-				       i + 1, mn);
-				return -1;
-			}
-		}
-		if (!config_setting_lookup_string(g, "mode", &mode) ||
-		    enc_mode_parse(mode, &r->mode) != 0) {
-			adderr(err, errlen,
-			       "%s:%d: encrypt: rule %d: mode must be "
-			       "\"never\", \"opportunistic\" or "
-			       "\"required\"%s%s%s",
-			       file, line, i + 1, mode ? " (not '" : "",
-			       mode ? mode : "", mode ? "')" : "");
-			return -1;
-		}
-		if (patterns_store(g, "recipients", 1, i + 1, &r->recipients,
-		                   &r->nrecipients, file, err, errlen) != 0 ||
-		    patterns_store(g, "senders", 0, i + 1, &r->senders,
-		                   &r->nsenders, file, err, errlen) != 0)
-			return -1;
-	}
-	return 0;
 }
 
 /* libconfig's type of s, 0 for a key left out. */
@@ -627,7 +469,7 @@ static int store_rulelist(struct config *cfg, const struct keydef *k,
 		return 0;
 	if (ktype(s) != CONFIG_TYPE_LIST)
 		BAD("must be a list of groups: %s", k->help);
-	if (rules_store(cfg, s, file, err, errlen) != 0)
+	if (config_rules_store(cfg, s, file, err, errlen) != 0)
 		return -1;
 	return 0;
 }
