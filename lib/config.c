@@ -23,7 +23,9 @@ enum ktype {
 	K_CIDRLIST,
 	K_DIGEST,
 	K_TOKENLIST,
-	K_RULELIST
+	K_RULELIST,
+	K_TAG,     /* a Subject tag: one line of text, may be empty */
+	K_AUTHSERV /* an RFC 8601 authserv-id; default: the host name */
 };
 
 struct keydef {
@@ -104,6 +106,29 @@ static const struct keydef keys[] = {
 	  0, "pkcs1 or oaep", 0 },
 	{ "harvest", K_BOOL, "false", 0, 1, OFF(harvest), 0, "true or false",
 	  0 },
+	{ "inbound_decrypt", K_BOOL, "true", 0, 1, OFF(inbound_decrypt), 0,
+	  "true or false", 0 },
+	{ "inbound_verify", K_BOOL, "true", 0, 1, OFF(inbound_verify), 0,
+	  "true or false", 0 },
+	{ "authserv_id", K_AUTHSERV, NULL, 0, 0, OFF(authserv_id), 0,
+	  "the name in Authentication-Results, e.g. \"mx.example.go.id\"", 0 },
+	{ "on_bad_signature", K_ACTION, "accept", 0, 0, OFF(on_bad_signature),
+	  0, "accept or reject", 0 },
+	{ "inbound_unwrap_opaque", K_BOOL, "false", 0, 1,
+	  OFF(inbound_unwrap_opaque), 0, "true or false", 0 },
+	{ "inbound_subject_tag", K_BOOL, "false", 0, 1,
+	  OFF(inbound_subject_tag), 0, "true or false", 0 },
+	{ "inbound_subject_tag_pass", K_TAG, "[Terverifikasi]", 0, 0,
+	  OFF(tag_pass), 0, "text, \"\" for none", 0 },
+	{ "inbound_subject_tag_fail", K_TAG, "[Tanda tangan TIDAK SAH]", 0, 0,
+	  OFF(tag_fail), 0, "text, \"\" for none", 0 },
+	{ "inbound_subject_tag_unverified", K_TAG,
+	  "[Tanda tangan belum diperiksa]", 0, 0, OFF(tag_unverified), 0,
+	  "text, \"\" for none", 0 },
+	{ "inbound_subject_tag_unsigned", K_TAG,
+	  "[Terenkripsi, tanpa tanda "
+	  "tangan]",
+	  0, 0, OFF(tag_unsigned), 0, "text, \"\" for none", 0 },
 };
 
 /* Names of the actions, by value. */
@@ -192,7 +217,8 @@ void config_free(struct config *cfg)
 		return;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		const struct keydef *k = &keys[i];
-		if (k->type == K_STR || k->type == K_DIGEST)
+		if (k->type == K_STR || k->type == K_DIGEST ||
+		    k->type == K_TAG || k->type == K_AUTHSERV)
 			free(*(char **)((char *)cfg + k->off));
 	}
 	for (size_t i = 0; i < cfg->ndomains; i++)
@@ -277,8 +303,74 @@ static int store_string(struct config *cfg, const struct keydef *k,
 		    !str_ieq(str, "sha512"))
 			BAD("unknown digest '%s' (%s)", str, k->help);
 		*(char **)((char *)cfg + k->off) = str_lower(xstrdup(str));
-	} else if (action_parse(str, (enum action *)((char *)cfg + k->off)))
+	} else if (action_parse(str, (enum action *)((char *)cfg + k->off)) ||
+	           (strcmp(k->name, "on_bad_signature") == 0 &&
+	            str_ieq(str, "tempfail")))
 		BAD("unknown action '%s' (%s)", str, k->help);
+	return 0;
+}
+
+/*
+ * 1 when s is an authserv-id we write without quotes (RFC 8601 section
+ * 2.5: a value, here a token of RFC 2045): printable ASCII without space
+ * and tspecials, so no CR, LF or ';' either, at most 255 characters.
+ */
+int config_authserv_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 255)
+		return 0;
+	for (; *s; s++)
+		if (*s <= ' ' || *s >= 127 || strchr("()<>@,;:\\\"/[]?=", *s))
+			return 0;
+	return 1;
+}
+
+/* authserv_id: the setting, or the host name at load time. */
+static int store_authserv(struct config *cfg, const struct keydef *k,
+                          config_setting_t *s, const char *file, int line,
+                          char *err, size_t errlen)
+{
+	char host[256] = "";
+	const char *str = host;
+
+	if (s && ktype(s) != CONFIG_TYPE_STRING)
+		BAD("must be a string (%s)", k->help);
+	if (s)
+		str = config_setting_get_string(s);
+	else if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
+	if (!config_authserv_valid(str)) {
+		if (s)
+			BAD("'%s' is not a valid authserv-id (no spaces, "
+			    "CR, LF, ';' or other special characters: %s)",
+			    str, k->help);
+		adderr(err, errlen,
+		       "%s: authserv_id: the host name '%s' is not a valid "
+		       "authserv-id; set authserv_id (%s)",
+		       file, host, k->help);
+		return -1;
+	}
+	*(char **)((char *)cfg + k->off) = xstrdup(str);
+	return 0;
+}
+
+/* A Subject tag: at most 64 bytes of one line; "" turns the tag off. */
+static int store_tag(struct config *cfg, const struct keydef *k,
+                     config_setting_t *s, const char *file, int line, char *err,
+                     size_t errlen)
+{
+	const char *str;
+
+	if (s && ktype(s) != CONFIG_TYPE_STRING)
+		BAD("must be a string (%s)", k->help);
+	str = s ? config_setting_get_string(s) : k->def;
+	if (strpbrk(str, "\r\n") != NULL)
+		BAD("must be one line (no CR or LF)");
+	if (strlen(str) > 64)
+		BAD("is %zu bytes long, at most 64", strlen(str));
+	*(char **)((char *)cfg + k->off) = xstrdup(str);
 	return 0;
 }
 
@@ -515,6 +607,7 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		[K_BOOL] = store_bool,         [K_STRLIST] = store_strlist,
 		[K_INTLIST] = store_intlist,   [K_TOKENLIST] = store_tokenlist,
 		[K_RULELIST] = store_rulelist, [K_CIDRLIST] = store_cidrlist,
+		[K_TAG] = store_tag,           [K_AUTHSERV] = store_authserv,
 	};
 
 	if (by_type[k->type](cfg, k, s, file, line, err, errlen) != 0)
