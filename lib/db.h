@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 
 struct db;
 
@@ -293,6 +293,11 @@ struct audit_row {
 	const char *cert_serial;
 	const char *digest;
 	const char *result; /* ok, or the reason */
+	/* schema 6, inbound rows (issue 13; actions decrypted, verified,
+	 * verify-failed, not-decrypted): */
+	const char *recipients;  /* envelope recipients, ", " between */
+	const char *cert_issuer; /* the signer's issuer (cert_serial: its
+	                            serial; result: the verdict) */
 };
 
 /*
@@ -302,7 +307,9 @@ struct audit_row {
  * IMMEDIATE; otherwise its own), so concurrent writers keep one chain.
  * hash = SHA-256 of "smime-milter-audit-v1\n" and the length-prefixed
  * encoding of prev_hash, id, at, queue_id, message_id, from_addr, action,
- * cert_serial, digest, result (see db_audit.c; smimectl(8) AUDIT LOG).
+ * cert_serial, digest, result (see db_audit.c; smimectl(8) AUDIT LOG);
+ * a row with recipients or cert_issuer (schema 6) is hashed with
+ * "smime-milter-audit-v2\n" and those two columns appended.
  * Keeps its prepared statements in db: one thread at a time per db (the
  * audit writer has its own connection).  Returns 0 or -1 with err filled.
  */

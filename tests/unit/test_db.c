@@ -345,10 +345,22 @@ static void revoke_many(const char *p, struct db *db)
 	   "an unknown serial: 0");
 }
 
+/* 1 when the audit chain verifies no more after sql, at row id, whose
+ * content changed. */
+static int changed_breaks(const char *p, struct db *db, const char *sql,
+                          long long id)
+{
+	struct db_audit_check c;
+
+	raw_exec(p, sql);
+	return db_audit_verify(db, 0, NULL, &c, err, sizeof(err)) == 1 &&
+	       c.bad_id == id && c.problem == DB_AUDIT_CHANGED;
+}
+
 static void audit(const char *p, struct db *db)
 {
-	struct audit_row r = { 1700000000, "Q1", "<1@x>", "a@b",
-		               "signed",   "01", "d",     "ok" };
+	struct audit_row r = { 1700000000, "Q1", "<1@x>", "a@b", "signed",
+		               "01",       "d",  "ok",    NULL,  NULL };
 	struct db_audit_check c;
 
 	ok(db_audit_add(db, &r, err, sizeof(err)) == 0, "db_audit_add");
@@ -370,6 +382,44 @@ static void audit(const char *p, struct db *db)
 	db_rollback(db);
 	ok(raw_int(p, "SELECT count(*) FROM audit") == 2,
 	   "a rolled back row is gone");
+
+	/* schema 6: an inbound row with recipients and the signer's issuer
+	 * (v2 hash) after the v1 rows; the chain still verifies */
+	r.action = "verified";
+	r.recipients = "andi@banjarkota.go.id, budi@banjarkota.go.id";
+	r.cert_issuer = "CN=BSrE Test CA";
+	r.result = "pass";
+	ok(db_audit_add(db, &r, err, sizeof(err)) == 0 &&
+	           db_audit_verify(db, 0, NULL, &c, err, sizeof(err)) == 0 &&
+	           c.rows == 3,
+	   "an inbound row with recipients and issuer joins the chain (%lld "
+	   "rows)",
+	   c.rows);
+	ok(raw_int(p, "SELECT count(*) FROM audit WHERE id = 3 AND"
+	              " recipients LIKE 'andi@%, budi@%' AND"
+	              " cert_issuer = 'CN=BSrE Test CA'") == 1,
+	   "recipients and cert_issuer are stored");
+	ok(changed_breaks(p, db,
+	                  "UPDATE audit SET recipients = "
+	                  "'andi@banjarkota.go.id' WHERE id = 3",
+	                  3),
+	   "a changed recipient list breaks row 3");
+	ok(changed_breaks(p, db,
+	                  "UPDATE audit SET recipients = NULL, cert_issuer = "
+	                  "NULL WHERE id = 3",
+	                  3),
+	   "clearing both new columns does not pass as a v1 row");
+	ok(changed_breaks(p, db,
+	                  "UPDATE audit SET cert_issuer = 'CN=X' WHERE id = 1",
+	                  1),
+	   "setting a new column on a v1 row breaks it");
+	raw_exec(p, "DELETE FROM audit WHERE id = 3;"
+	            "UPDATE audit SET cert_issuer = NULL WHERE id = 1");
+	ok(db_audit_verify(db, 0, NULL, &c, err, sizeof(err)) == 0 &&
+	           c.rows == 2,
+	   "put back, the two v1 rows verify again");
+	r.recipients = r.cert_issuer = NULL;
+	r.result = "ok";
 }
 
 static void renewals(struct db *db, long long cert_id)
@@ -467,6 +517,7 @@ static void recipients(const char *p, struct db *db)
 struct rows {
 	int n, ncols;
 	char first[12][64];
+	char cell[12][64]; /* the other columns, ' ' between */
 	char last[64];
 };
 
@@ -477,6 +528,11 @@ static int collect(void *arg, int ncols, const char *const *cols)
 	if (r->n < 12)
 		snprintf(r->first[r->n], sizeof(r->first[0]), "%s",
 		         cols[0] ? cols[0] : "(null)");
+	for (int i = 1; r->n < 12 && i < ncols; i++) {
+		size_t u = strlen(r->cell[r->n]);
+		snprintf(r->cell[r->n] + u, sizeof(r->cell[0]) - u, "%s%s",
+		         i > 1 ? " " : "", cols[i] ? cols[i] : "(null)");
+	}
 	snprintf(r->last, sizeof(r->last), "%s",
 	         cols[ncols - 1] ? cols[ncols - 1] : "(null)");
 	r->ncols = ncols;
