@@ -179,6 +179,13 @@ enum db_report_table {
 	DB_REPORT_UNSIGNED_MAILBOXES, /* mailbox, messages */
 	DB_REPORT_LATE_RENEWALS,      /* mailbox, expired, renewed,
 	                                 days_late */
+	DB_REPORT_INBOUND_BY_MONTH,   /* month (01..12, every one), decrypted,
+	                                 not_decrypted, verified,
+	                                 verify_failed (issue 13) */
+	DB_REPORT_INBOUND_BY_UNIT,    /* unit (of each internal recipient's
+	                                 newest certificate; a message to two
+	                                 units counts in both), and the same
+	                                 counts */
 	DB_REPORT_TABLES
 };
 

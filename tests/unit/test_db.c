@@ -542,7 +542,7 @@ static int collect(void *arg, int ncols, const char *const *cols)
 
 static void report(const char *p, struct db *db)
 {
-	static const int ncols[DB_REPORT_TABLES] = { 6, 6, 5, 5, 2, 2, 4 };
+	static const int ncols[DB_REPORT_TABLES] = { 6, 6, 5, 5, 2, 2, 4, 5, 5 };
 	struct rows rows;
 
 	raw_exec(p, "INSERT INTO audit (at, from_addr, action, result) VALUES"
@@ -551,6 +551,20 @@ static void report(const char *p, struct db *db)
 	            " (1712000000, 'budi@x', 'unsigned', 'no certificate'),"
 	            " (1712100000, 'budi@x', 'unsigned', 'no certificate'),"
 	            " (1690000000, 'budi@x', 'unsigned', 'last year')");
+	/* inbound rows (issue 13): March 2024 x3, April x1, last year x1 */
+	raw_exec(p, "INSERT INTO audit (at, from_addr, action, result,"
+	            " recipients) VALUES"
+	            " (1709500000, 'p@partner.go.id', 'decrypted', 'ok',"
+	            "  'andi@banjarkota.go.id'),"
+	            " (1709500001, 'p@partner.go.id', 'verified', 'pass',"
+	            "  'andi@banjarkota.go.id, zz@banjarkota.go.id'),"
+	            " (1709600000, 'p@partner.go.id', 'not-decrypted',"
+	            "  'budi@banjarkota.go.id is not a recipient',"
+	            "  'andi@banjarkota.go.id, budi@banjarkota.go.id'),"
+	            " (1712000000, 'q@partner.go.id', 'verify-failed', 'fail',"
+	            "  'nobody@banjarkota.go.id'),"
+	            " (1690000000, 'q@partner.go.id', 'verified', 'pass',"
+	            "  'andi@banjarkota.go.id')");
 	for (int t = 0; t < DB_REPORT_TABLES; t++) {
 		memset(&rows, 0, sizeof(rows));
 		ok(db_report(db, t, 1704067200, 1735689600, 1720000000, collect,
@@ -573,6 +587,24 @@ static void report(const char *p, struct db *db)
 			                   0 &&
 			           strcmp(rows.last, "2") == 0,
 			   "unsigned reasons of this year only");
+		if (t == DB_REPORT_INBOUND_BY_MONTH)
+			ok(rows.n == 12 && strcmp(rows.first[2], "03") == 0 &&
+			           strcmp(rows.first[3], "04") == 0 &&
+			           strcmp(rows.cell[2], "1 1 1 0") == 0 &&
+			           strcmp(rows.cell[3], "0 0 0 1") == 0 &&
+			           strcmp(rows.cell[0], "0 0 0 0") == 0,
+			   "inbound per month: March %s, April %s (decrypted "
+			   "not-decrypted verified verify-failed)",
+			   rows.cell[2], rows.cell[3]);
+		if (t == DB_REPORT_INBOUND_BY_UNIT)
+			ok(rows.n == 2 && strcmp(rows.first[0], "-") == 0 &&
+			           strcmp(rows.cell[0], "0 0 0 1") == 0 &&
+			           strcmp(rows.first[1], "Diskominfo") == 0 &&
+			           strcmp(rows.cell[1], "1 1 1 0") == 0,
+			   "inbound per unit of the recipients, each message "
+			   "once per unit: %s %s / %s %s",
+			   rows.first[0], rows.cell[0], rows.first[1],
+			   rows.cell[1]);
 		if (t == DB_REPORT_CERTS_BY_KIND)
 			ok(rows.n == 3 &&
 			           strcmp(rows.first[0], "individual") == 0,
