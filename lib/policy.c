@@ -105,6 +105,11 @@ enum enc_mode policy_encrypt_mode(const struct config *cfg, const char *rcpt,
 	const struct encrypt_rule *best = NULL;
 	long bestw = 0;
 
+	if (policy_signing_address(cfg, rcpt)) {
+		if (line)
+			*line = 0;
+		return ENC_NEVER; /* internal: its key is on the gateway */
+	}
 	for (size_t i = 0; i < cfg->nencrypt; i++) {
 		const struct encrypt_rule *r = &cfg->encrypt[i];
 		long w = list_weight(r->recipients, r->nrecipients, rcpt);

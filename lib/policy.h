@@ -34,6 +34,9 @@ int policy_signing_address(const struct config *cfg, const char *addr);
  * before a longer-suffix wildcard before a shorter one before "*"; at equal
  * weight a rule limited to senders wins, then the earlier rule.  *line (may
  * be NULL) gets the rule's line, 0 when no rule matched (ENC_NEVER).
+ * A recipient in `domains` is always ENC_NEVER (line 0), whatever the rules
+ * say: the city's keys are on the gateway, so an internal mailbox could not
+ * read mail encrypted to it.
  */
 enum enc_mode policy_encrypt_mode(const struct config *cfg, const char *rcpt,
                                   const char *sender, int *line);

@@ -102,6 +102,17 @@ int main(void)
 	           line == 0,
 	   "no rule: never");
 
+	line = -1;
+	ok(policy_encrypt_mode(&cfg, "budi@banjarkota.go.id", NULL, &line) ==
+	                   ENC_NEVER &&
+	           line == 0,
+	   "an internal recipient is never encrypted to, though *.go.id "
+	   "names it (line %d)",
+	   line);
+	ok(policy_encrypt_mode(&cfg, "budi@sub.banjarkota.go.id", NULL, NULL) ==
+	           ENC_OPPORTUNISTIC,
+	   "a subdomain of a signing domain is not internal");
+
 	/* the inbound half: which mail, and who may read it */
 	{
 		char *in[] = { "x@example.org", "budi@banjarkota.go.id" };
