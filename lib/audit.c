@@ -17,7 +17,7 @@ struct row {
 	struct row *next;
 	time_t at;
 	char *queue_id, *message_id, *from_addr, *action, *cert_serial, *digest,
-	        *result;
+	        *result, *recipients, *cert_issuer;
 };
 
 struct audit_queue {
@@ -44,6 +44,8 @@ static void row_free(struct row *r)
 	free(r->cert_serial);
 	free(r->digest);
 	free(r->result);
+	free(r->recipients);
+	free(r->cert_issuer);
 	free(r);
 }
 
@@ -60,7 +62,8 @@ static int write_batch(struct audit_queue *q, struct row *first, size_t n,
 		struct audit_row ar = { r->at,         r->queue_id,
 			                r->message_id, r->from_addr,
 			                r->action,     r->cert_serial,
-			                r->digest,     r->result };
+			                r->digest,     r->result,
+			                r->recipients, r->cert_issuer };
 		if (db_audit_add(q->db, &ar, err, errlen) != 0) {
 			db_rollback(q->db);
 			return -1;
@@ -199,6 +202,8 @@ void audit_submit(struct audit_queue *q, const struct audit_row *ar)
 		r->cert_serial = xstrdup(ar->cert_serial);
 		r->digest = xstrdup(ar->digest);
 		r->result = xstrdup(ar->result);
+		r->recipients = xstrdup(ar->recipients);
+		r->cert_issuer = xstrdup(ar->cert_issuer);
 	}
 	pthread_mutex_lock(&q->lock);
 	if (r == NULL || q->pending >= AUDIT_MAX_PENDING) {

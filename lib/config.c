@@ -1,5 +1,6 @@
 /* config -- table-driven libconfig loader (see config.h). */
 #include "config.h"
+#include "config_int.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -22,7 +23,9 @@ enum ktype {
 	K_CIDRLIST,
 	K_DIGEST,
 	K_TOKENLIST,
-	K_RULELIST
+	K_RULELIST,
+	K_TAG,     /* a Subject tag: one line of text, may be empty */
+	K_AUTHSERV /* an RFC 8601 authserv-id; default: the host name */
 };
 
 struct keydef {
@@ -103,16 +106,35 @@ static const struct keydef keys[] = {
 	  0, "pkcs1 or oaep", 0 },
 	{ "harvest", K_BOOL, "false", 0, 1, OFF(harvest), 0, "true or false",
 	  0 },
+	{ "inbound_decrypt", K_BOOL, "true", 0, 1, OFF(inbound_decrypt), 0,
+	  "true or false", 0 },
+	{ "inbound_verify", K_BOOL, "true", 0, 1, OFF(inbound_verify), 0,
+	  "true or false", 0 },
+	{ "authserv_id", K_AUTHSERV, NULL, 0, 0, OFF(authserv_id), 0,
+	  "the name in Authentication-Results, e.g. \"mx.example.go.id\"", 0 },
+	{ "on_bad_signature", K_ACTION, "accept", 0, 0, OFF(on_bad_signature),
+	  0, "accept or reject", 0 },
+	{ "inbound_unwrap_opaque", K_BOOL, "false", 0, 1,
+	  OFF(inbound_unwrap_opaque), 0, "true or false", 0 },
+	{ "inbound_subject_tag", K_BOOL, "false", 0, 1,
+	  OFF(inbound_subject_tag), 0, "true or false", 0 },
+	{ "inbound_subject_tag_pass", K_TAG, "[Terverifikasi]", 0, 0,
+	  OFF(tag_pass), 0, "text, \"\" for none", 0 },
+	{ "inbound_subject_tag_fail", K_TAG, "[Tanda tangan TIDAK SAH]", 0, 0,
+	  OFF(tag_fail), 0, "text, \"\" for none", 0 },
+	{ "inbound_subject_tag_unverified", K_TAG,
+	  "[Tanda tangan belum diperiksa]", 0, 0, OFF(tag_unverified), 0,
+	  "text, \"\" for none", 0 },
+	{ "inbound_subject_tag_unsigned", K_TAG,
+	  "[Terenkripsi, tanpa tanda "
+	  "tangan]",
+	  0, 0, OFF(tag_unsigned), 0, "text, \"\" for none", 0 },
 };
 
-/* Names of the actions and of the encryption modes, by value. */
+/* Names of the actions, by value. */
 static const char *const action_names[] = { [ACTION_TEMPFAIL] = "tempfail",
 	                                    [ACTION_ACCEPT] = "accept",
 	                                    [ACTION_REJECT] = "reject" };
-static const char *const enc_mode_names[] = { [ENC_NEVER] = "never",
-	                                      [ENC_OPPORTUNISTIC] =
-	                                              "opportunistic",
-	                                      [ENC_REQUIRED] = "required" };
 
 const char *action_name(enum action a)
 {
@@ -120,49 +142,13 @@ const char *action_name(enum action a)
 	                                                : "tempfail";
 }
 
-const char *enc_mode_name(enum enc_mode m)
-{
-	return m == ENC_OPPORTUNISTIC || m == ENC_REQUIRED ? enc_mode_names[m]
-	                                                   : "never";
-}
-
 /* The index of s (any case) among the n names, or -1. */
-static int name_index(const char *s, const char *const *names, int n)
+int config_name_index(const char *s, const char *const *names, int n)
 {
 	for (int i = 0; i < n; i++)
 		if (str_ieq(s, names[i]))
 			return i;
 	return -1;
-}
-
-static int enc_mode_parse(const char *s, enum enc_mode *out)
-{
-	int i = name_index(s, enc_mode_names, 3);
-
-	if (i < 0)
-		return -1;
-	*out = (enum enc_mode)i;
-	return 0;
-}
-
-/* A pattern of the encrypt list is "*", "*.domain", "domain" or
- * "local@domain", without spaces or angle brackets. */
-static int pattern_valid(const char *p)
-{
-	const char *at = strchr(p, '@');
-
-	if (strcmp(p, "*") == 0)
-		return 1;
-	if (strpbrk(p, " \t<>,;\"()") != NULL)
-		return 0;
-	if (p[0] == '*')
-		return p[1] == '.' && p[2] != '\0' &&
-		       strchr(p + 1, '*') == NULL && at == NULL;
-	if (strchr(p, '*'))
-		return 0;
-	if (at)
-		return at != p && at[1] != '\0' && strchr(at + 1, '@') == NULL;
-	return p[0] != '.' && p[0] != '\0';
 }
 
 static int facility_known(const char *s)
@@ -172,13 +158,13 @@ static int facility_known(const char *s)
 		                             "local3", "local4", "local5",
 		                             "local6", "local7" };
 
-	return name_index(s, names, (int)(sizeof(names) / sizeof(names[0]))) >=
-	       0;
+	return config_name_index(s, names,
+	                         (int)(sizeof(names) / sizeof(names[0]))) >= 0;
 }
 
 static int action_parse(const char *s, enum action *out)
 {
-	int i = name_index(s, action_names, 3);
+	int i = config_name_index(s, action_names, 3);
 
 	if (i < 0)
 		return -1;
@@ -231,7 +217,8 @@ void config_free(struct config *cfg)
 		return;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		const struct keydef *k = &keys[i];
-		if (k->type == K_STR || k->type == K_DIGEST)
+		if (k->type == K_STR || k->type == K_DIGEST ||
+		    k->type == K_TAG || k->type == K_AUTHSERV)
 			free(*(char **)((char *)cfg + k->off));
 	}
 	for (size_t i = 0; i < cfg->ndomains; i++)
@@ -243,130 +230,11 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->pkcs11_token);
 	free(cfg->pkcs11_pin_file);
-	for (size_t i = 0; i < cfg->nencrypt; i++) {
-		struct encrypt_rule *r = &cfg->encrypt[i];
-		for (size_t j = 0; j < r->nrecipients; j++)
-			free(r->recipients[j]);
-		for (size_t j = 0; j < r->nsenders; j++)
-			free(r->senders[j]);
-		free(r->recipients);
-		free(r->senders);
-	}
-	free(cfg->encrypt);
+	config_rules_free(cfg->encrypt, cfg->nencrypt);
 	free(cfg->alert_days);
 	free(cfg->internal);
 	free(cfg->path);
 	free(cfg);
-}
-
-/* One pattern list of an encrypt rule into *out / *n. */
-static int patterns_store(config_setting_t *g, const char *name, int required,
-                          int rule, char ***out, size_t *n, const char *file,
-                          char *err, size_t errlen)
-{
-	config_setting_t *l = config_setting_get_member(g, name);
-	int line = l ? config_setting_source_line(l)
-	             : config_setting_source_line(g);
-	int cnt;
-
-	if (l == NULL) {
-		if (!required)
-			return 0;
-		adderr(err, errlen, "%s:%d: encrypt: rule %d needs a %s list",
-		       file, line, rule, name);
-		return -1;
-	}
-	if (config_setting_type(l) != CONFIG_TYPE_ARRAY &&
-	    config_setting_type(l) != CONFIG_TYPE_LIST) {
-		adderr(err, errlen,
-		       "%s:%d: encrypt: rule %d: %s must be a list of strings, "
-		       "e.g. [ \"example.go.id\" ]",
-		       file, line, rule, name);
-		return -1;
-	}
-	cnt = config_setting_length(l);
-	if (cnt == 0) {
-		adderr(err, errlen, "%s:%d: encrypt: rule %d: %s is empty",
-		       file, line, rule, name);
-		return -1;
-	}
-	*out = calloc((size_t)cnt + 1, sizeof(char *));
-	if (*out == NULL)
-		return seterr(err, errlen, "out of memory");
-	for (int i = 0; i < cnt; i++) {
-		const char *v = config_setting_get_string_elem(l, i);
-		if (v == NULL || !pattern_valid(v)) {
-			adderr(err, errlen,
-			       "%s:%d: encrypt: rule %d: %s entry %d '%s' is "
-			       "not \"user@domain\", \"domain\", "
-			       "\"*.domain\" or \"*\"",
-			       file, line, rule, name, i + 1,
-			       v ? v : "(not a string)");
-			return -1;
-		}
-		(*out)[i] = str_lower(xstrdup(v));
-		if ((*out)[i] == NULL)
-			return seterr(err, errlen, "out of memory");
-		*n = (size_t)i + 1;
-	}
-	return 0;
-}
-
-/* The encrypt list: groups with recipients, optional senders, and mode. */
-static int rules_store(struct config *cfg, config_setting_t *s,
-                       const char *file, char *err, size_t errlen)
-{
-	int n = config_setting_length(s);
-
-	cfg->encrypt = calloc((size_t)n + 1, sizeof(*cfg->encrypt));
-	if (cfg->encrypt == NULL)
-		return seterr(err, errlen, "out of memory");
-	for (int i = 0; i < n; i++) {
-		config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
-		struct encrypt_rule *r = &cfg->encrypt[i];
-		int line = config_setting_source_line(g);
-		const char *mode = NULL;
-
-		cfg->nencrypt = (size_t)i + 1;
-		r->line = line;
-		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-			adderr(err, errlen,
-			       "%s:%d: encrypt: rule %d must be a group "
-			       "{ recipients = [ ... ]; mode = \"...\"; }",
-			       file, line, i + 1);
-			return -1;
-		}
-		for (int j = 0; j < config_setting_length(g); j++) {
-			config_setting_t *m =
-			        config_setting_get_elem(g, (unsigned)j);
-			const char *mn = config_setting_name(m);
-			if (strcmp(mn, "recipients") && strcmp(mn, "senders") &&
-			    strcmp(mn, "mode")) {
-				adderr(err, errlen,
-				       "%s:%d: encrypt: rule %d: unknown key "
-				       "'%s' (recipients, senders, mode)",
-				       file, config_setting_source_line(m),
-				       i + 1, mn);
-				return -1;
-			}
-		}
-		if (!config_setting_lookup_string(g, "mode", &mode) ||
-		    enc_mode_parse(mode, &r->mode) != 0) {
-			adderr(err, errlen,
-			       "%s:%d: encrypt: rule %d: mode must be "
-			       "\"never\", \"opportunistic\" or "
-			       "\"required\"%s%s%s",
-			       file, line, i + 1, mode ? " (not '" : "",
-			       mode ? mode : "", mode ? "')" : "");
-			return -1;
-		}
-		if (patterns_store(g, "recipients", 1, i + 1, &r->recipients,
-		                   &r->nrecipients, file, err, errlen) != 0 ||
-		    patterns_store(g, "senders", 0, i + 1, &r->senders,
-		                   &r->nsenders, file, err, errlen) != 0)
-			return -1;
-	}
-	return 0;
 }
 
 /* libconfig's type of s, 0 for a key left out. */
@@ -435,8 +303,74 @@ static int store_string(struct config *cfg, const struct keydef *k,
 		    !str_ieq(str, "sha512"))
 			BAD("unknown digest '%s' (%s)", str, k->help);
 		*(char **)((char *)cfg + k->off) = str_lower(xstrdup(str));
-	} else if (action_parse(str, (enum action *)((char *)cfg + k->off)))
+	} else if (action_parse(str, (enum action *)((char *)cfg + k->off)) ||
+	           (strcmp(k->name, "on_bad_signature") == 0 &&
+	            str_ieq(str, "tempfail")))
 		BAD("unknown action '%s' (%s)", str, k->help);
+	return 0;
+}
+
+/*
+ * 1 when s is an authserv-id we write without quotes (RFC 8601 section
+ * 2.5: a value, here a token of RFC 2045): printable ASCII without space
+ * and tspecials, so no CR, LF or ';' either, at most 255 characters.
+ */
+int config_authserv_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 255)
+		return 0;
+	for (; *s; s++)
+		if (*s <= ' ' || *s >= 127 || strchr("()<>@,;:\\\"/[]?=", *s))
+			return 0;
+	return 1;
+}
+
+/* authserv_id: the setting, or the host name at load time. */
+static int store_authserv(struct config *cfg, const struct keydef *k,
+                          config_setting_t *s, const char *file, int line,
+                          char *err, size_t errlen)
+{
+	char host[256] = "";
+	const char *str = host;
+
+	if (s && ktype(s) != CONFIG_TYPE_STRING)
+		BAD("must be a string (%s)", k->help);
+	if (s)
+		str = config_setting_get_string(s);
+	else if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
+	if (!config_authserv_valid(str)) {
+		if (s)
+			BAD("'%s' is not a valid authserv-id (no spaces, "
+			    "CR, LF, ';' or other special characters: %s)",
+			    str, k->help);
+		adderr(err, errlen,
+		       "%s: authserv_id: the host name '%s' is not a valid "
+		       "authserv-id; set authserv_id (%s)",
+		       file, host, k->help);
+		return -1;
+	}
+	*(char **)((char *)cfg + k->off) = xstrdup(str);
+	return 0;
+}
+
+/* A Subject tag: at most 64 bytes of one line; "" turns the tag off. */
+static int store_tag(struct config *cfg, const struct keydef *k,
+                     config_setting_t *s, const char *file, int line, char *err,
+                     size_t errlen)
+{
+	const char *str;
+
+	if (s && ktype(s) != CONFIG_TYPE_STRING)
+		BAD("must be a string (%s)", k->help);
+	str = s ? config_setting_get_string(s) : k->def;
+	if (strpbrk(str, "\r\n") != NULL)
+		BAD("must be one line (no CR or LF)");
+	if (strlen(str) > 64)
+		BAD("is %zu bytes long, at most 64", strlen(str));
+	*(char **)((char *)cfg + k->off) = xstrdup(str);
 	return 0;
 }
 
@@ -627,7 +561,7 @@ static int store_rulelist(struct config *cfg, const struct keydef *k,
 		return 0;
 	if (ktype(s) != CONFIG_TYPE_LIST)
 		BAD("must be a list of groups: %s", k->help);
-	if (rules_store(cfg, s, file, err, errlen) != 0)
+	if (config_rules_store(cfg, s, file, err, errlen) != 0)
 		return -1;
 	return 0;
 }
@@ -673,6 +607,7 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		[K_BOOL] = store_bool,         [K_STRLIST] = store_strlist,
 		[K_INTLIST] = store_intlist,   [K_TOKENLIST] = store_tokenlist,
 		[K_RULELIST] = store_rulelist, [K_CIDRLIST] = store_cidrlist,
+		[K_TAG] = store_tag,           [K_AUTHSERV] = store_authserv,
 	};
 
 	if (by_type[k->type](cfg, k, s, file, line, err, errlen) != 0)

@@ -79,6 +79,17 @@ struct config {
 	                              aes-128-gcm */
 	char *encrypt_rsa_padding; /* pkcs1 or oaep */
 	int harvest; /* store certificates of inbound signed mail */
+	/* the inbound half (issue 13) */
+	int inbound_decrypt; /* decrypt mail to internal mailboxes */
+	int inbound_verify;  /* verify inbound signatures, stamp them */
+	char *authserv_id;   /* ours in Authentication-Results */
+	enum action on_bad_signature; /* accept or reject (550 5.7.1) */
+	int inbound_unwrap_opaque; /* replace opaque signed-data by content */
+	int inbound_subject_tag;   /* prefix the Subject with a verdict tag */
+	char *tag_pass;            /* inbound_subject_tag_pass: smime=pass */
+	char *tag_fail;            /* ..._fail: smime=fail or permerror */
+	char *tag_unverified;      /* ..._unverified: neutral or temperror */
+	char *tag_unsigned;        /* ..._unsigned: decrypted, smime=none */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 };
@@ -90,6 +101,13 @@ struct config {
  */
 int config_load(const char *path, struct config **out, char *err,
                 size_t errlen);
+
+/*
+ * 1 when s is an authserv-id (RFC 8601) that can be written unquoted: 1 to
+ * 255 printable ASCII characters without space or RFC 2045 tspecials (so no
+ * CR, LF or ';').  A host name always is.
+ */
+int config_authserv_valid(const char *s);
 
 /* Free a config; NULL is fine. */
 void config_free(struct config *cfg);

@@ -130,11 +130,16 @@ const char *const db_migrations[] = {
 	 * db_audit_chain_existing() in the same transaction. */
 	"ALTER TABLE audit ADD COLUMN prev_hash TEXT;"
 	"ALTER TABLE audit ADD COLUMN hash TEXT;",
+	/* 5 -> 6: inbound rows (issue 13) name the envelope recipients and
+	 * the signer's issuer; rows that set either are hashed as v2 (see
+	 * db_audit.c), older rows keep their v1 hashes */
+	"ALTER TABLE audit ADD COLUMN recipients TEXT;"
+	"ALTER TABLE audit ADD COLUMN cert_issuer TEXT;",
 };
 
 /* C code run after migrations[i], inside its transaction (NULL: none). */
 static int (*const migration_code[])(struct db *, char *, size_t) = {
-	NULL, NULL, NULL, NULL, db_audit_chain_existing,
+	NULL, NULL, NULL, NULL, db_audit_chain_existing, NULL,
 };
 
 _Static_assert(sizeof(db_migrations) / sizeof(db_migrations[0]) ==

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 
 struct db;
 
@@ -179,6 +179,13 @@ enum db_report_table {
 	DB_REPORT_UNSIGNED_MAILBOXES, /* mailbox, messages */
 	DB_REPORT_LATE_RENEWALS,      /* mailbox, expired, renewed,
 	                                 days_late */
+	DB_REPORT_INBOUND_BY_MONTH,   /* month (01..12, every one), decrypted,
+	                                 not_decrypted, verified,
+	                                 verify_failed (issue 13) */
+	DB_REPORT_INBOUND_BY_UNIT,    /* unit (of each internal recipient's
+	                                 newest certificate; a message to two
+	                                 units counts in both), and the same
+	                                 counts */
 	DB_REPORT_TABLES
 };
 
@@ -293,6 +300,11 @@ struct audit_row {
 	const char *cert_serial;
 	const char *digest;
 	const char *result; /* ok, or the reason */
+	/* schema 6, inbound rows (issue 13; actions decrypted, verified,
+	 * verify-failed, not-decrypted): */
+	const char *recipients;  /* envelope recipients, ", " between */
+	const char *cert_issuer; /* the signer's issuer (cert_serial: its
+	                            serial; result: the verdict) */
 };
 
 /*
@@ -302,7 +314,9 @@ struct audit_row {
  * IMMEDIATE; otherwise its own), so concurrent writers keep one chain.
  * hash = SHA-256 of "smime-milter-audit-v1\n" and the length-prefixed
  * encoding of prev_hash, id, at, queue_id, message_id, from_addr, action,
- * cert_serial, digest, result (see db_audit.c; smimectl(8) AUDIT LOG).
+ * cert_serial, digest, result (see db_audit.c; smimectl(8) AUDIT LOG);
+ * a row with recipients or cert_issuer (schema 6) is hashed with
+ * "smime-milter-audit-v2\n" and those two columns appended.
  * Keeps its prepared statements in db: one thread at a time per db (the
  * audit writer has its own connection).  Returns 0 or -1 with err filled.
  */

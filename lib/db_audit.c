@@ -19,7 +19,12 @@
  * where field(NULL) = 'N' and field(value) = tag || 8-byte big-endian
  * length || bytes, tag 'I' for an integer (decimal ASCII), 'T' for text,
  * 'B' for a blob, 'R' for a real ("%.17g").  Hashes are lower-case hex; the
- * first row's prev_hash is 64 zeros. */
+ * first row's prev_hash is 64 zeros.
+ * Schema 6 added recipients and cert_issuer.  A row where either is set is
+ * hashed as v2: "smime-milter-audit-v2\n", the same fields, then
+ * field(recipients) field(cert_issuer).  A row where both are NULL keeps
+ * the v1 hash, so rows written before schema 6 still verify, and setting
+ * or clearing either column changes the hash of the row. */
 
 struct hval {
 	int type; /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_TEXT, ... */
@@ -29,8 +34,10 @@ struct hval {
 	double d;
 };
 
-#define AUDIT_HASH_COLS 9 /* id .. result */
+#define AUDIT_HASH_COLS1 9  /* v1: id .. result */
+#define AUDIT_HASH_COLS  11 /* v2: and recipients, cert_issuer */
 static const char audit_hash_tag[] = "smime-milter-audit-v1\n";
+static const char audit_hash_tag2[] = "smime-milter-audit-v2\n";
 
 static void hash_field(EVP_MD_CTX *md, const struct hval *v)
 {
@@ -68,10 +75,13 @@ static void hash_field(EVP_MD_CTX *md, const struct hval *v)
 		EVP_DigestUpdate(md, p, n);
 }
 
-/* hex (65 bytes) = the hash of prev and the row's columns. */
+/* hex (65 bytes) = the hash of prev and the row's columns (ncols: 9 for
+ * a row read before schema 6, else 11; v2 when column 9 or 10 is set). */
 static int audit_hash(const struct hval *prev, const struct hval *cols,
-                      char *hex)
+                      int ncols, char *hex)
 {
+	int v2 = ncols > AUDIT_HASH_COLS1 &&
+	         (cols[9].type != SQLITE_NULL || cols[10].type != SQLITE_NULL);
 	static const char digits[] = "0123456789abcdef";
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int dl = 0;
@@ -81,9 +91,14 @@ static int audit_hash(const struct hval *prev, const struct hval *cols,
 		EVP_MD_CTX_free(md);
 		return -1;
 	}
-	EVP_DigestUpdate(md, audit_hash_tag, sizeof(audit_hash_tag) - 1);
+	if (v2)
+		EVP_DigestUpdate(md, audit_hash_tag2,
+		                 sizeof(audit_hash_tag2) - 1);
+	else
+		EVP_DigestUpdate(md, audit_hash_tag,
+		                 sizeof(audit_hash_tag) - 1);
 	hash_field(md, prev);
-	for (int i = 0; i < AUDIT_HASH_COLS; i++)
+	for (int i = 0; i < (v2 ? AUDIT_HASH_COLS : AUDIT_HASH_COLS1); i++)
 		hash_field(md, &cols[i]);
 	if (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32) {
 		EVP_MD_CTX_free(md);
@@ -145,9 +160,10 @@ static struct hval hv_col(sqlite3_stmt *st, int i)
 	return v;
 }
 
-#define AUDIT_COLS                                                       \
+#define AUDIT_COLS1                                                      \
 	"id, at, queue_id, message_id, from_addr, action, cert_serial, " \
 	"digest, result"
+#define AUDIT_COLS AUDIT_COLS1 ", recipients, cert_issuer"
 
 /* The audit row r as hash values, with its id. */
 static void audit_values(const struct audit_row *r, long long id,
@@ -162,6 +178,8 @@ static void audit_values(const struct audit_row *r, long long id,
 	cols[6] = hv_text(r->cert_serial);
 	cols[7] = hv_text(r->digest);
 	cols[8] = hv_text(r->result);
+	cols[9] = hv_text(r->recipients);
+	cols[10] = hv_text(r->cert_issuer);
 }
 
 /* db_audit_add inside its write transaction. */
@@ -191,16 +209,17 @@ static int audit_append(struct db *db, void *arg, char *err, size_t errlen)
 		return -1;
 	audit_values(r, id, cols);
 	prev = hv_text(prevhex);
-	if (audit_hash(&prev, cols, hash) != 0)
+	if (audit_hash(&prev, cols, AUDIT_HASH_COLS, hash) != 0)
 		return seterr(err, errlen, "audit: SHA-256 failed");
 	if (db_q_reuse(&q, db, &db->audit_ins,
 	               "INSERT INTO audit (" AUDIT_COLS ", prev_hash, hash)"
-	               " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+	               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	               DB_ARGS(DB_INT(id), DB_INT(cols[1].i),
 	                       DB_TEXT(r->queue_id), DB_TEXT(r->message_id),
 	                       DB_TEXT(r->from_addr), DB_TEXT(r->action),
 	                       DB_TEXT(r->cert_serial), DB_TEXT(r->digest),
-	                       DB_TEXT(r->result), DB_TEXT(prevhex),
+	                       DB_TEXT(r->result), DB_TEXT(r->recipients),
+	                       DB_TEXT(r->cert_issuer), DB_TEXT(prevhex),
 	                       DB_TEXT(hash)),
 	               err, errlen) != 0)
 		return -1;
@@ -223,15 +242,15 @@ int db_audit_chain_existing(struct db *db, char *err, size_t errlen)
 	struct db_q sel;
 	int rc = 0;
 
-	if (db_q_open(&sel, db, "SELECT " AUDIT_COLS " FROM audit ORDER BY id",
+	if (db_q_open(&sel, db, "SELECT " AUDIT_COLS1 " FROM audit ORDER BY id",
 	              DB_NOARGS, err, errlen) != 0)
 		return -1;
 	snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
 	while (rc == 0 && db_q_next(&sel) > 0) {
 		struct hval cols[AUDIT_HASH_COLS], prev = hv_text(prevhex);
-		for (int i = 0; i < AUDIT_HASH_COLS; i++)
+		for (int i = 0; i < AUDIT_HASH_COLS1; i++)
 			cols[i] = hv_col(sel.st, i);
-		if (audit_hash(&prev, cols, hash) != 0)
+		if (audit_hash(&prev, cols, AUDIT_HASH_COLS1, hash) != 0)
 			rc = seterr(err, errlen, "audit: SHA-256 failed");
 		else
 			rc = db_run(db,
@@ -258,16 +277,19 @@ static int is_hash(const unsigned char *s, int n)
 	return 1;
 }
 
+/* Columns of the verify query: AUDIT_COLS, then prev_hash and hash. */
+#define AUDIT_PREV AUDIT_HASH_COLS
+
 /* Check the current row of st against expect (the previous hash): 0 when
  * it verifies, else the problem.  -1 when SHA-256 fails. */
 static int audit_check_row(sqlite3_stmt *st, const char *expect,
                            long long anchor_id, const char *anchor_hash)
 {
-	struct hval cols[AUDIT_HASH_COLS], prev = hv_col(st, 9);
-	const unsigned char *ph = sqlite3_column_text(st, 9);
-	const unsigned char *h = sqlite3_column_text(st, 10);
-	int phn = sqlite3_column_bytes(st, 9),
-	    hn = sqlite3_column_bytes(st, 10);
+	struct hval cols[AUDIT_HASH_COLS], prev = hv_col(st, AUDIT_PREV);
+	const unsigned char *ph = sqlite3_column_text(st, AUDIT_PREV);
+	const unsigned char *h = sqlite3_column_text(st, AUDIT_PREV + 1);
+	int phn = sqlite3_column_bytes(st, AUDIT_PREV),
+	    hn = sqlite3_column_bytes(st, AUDIT_PREV + 1);
 	char hash[65];
 
 	for (int i = 0; i < AUDIT_HASH_COLS; i++)
@@ -276,7 +298,7 @@ static int audit_check_row(sqlite3_stmt *st, const char *expect,
 		return DB_AUDIT_HASH_MISSING;
 	if (!is_hash(ph, phn))
 		return DB_AUDIT_PREV_MISSING;
-	if (audit_hash(&prev, cols, hash) != 0)
+	if (audit_hash(&prev, cols, AUDIT_HASH_COLS, hash) != 0)
 		return -1;
 	if (memcmp(hash, h, 64) != 0)
 		return DB_AUDIT_CHANGED;
@@ -327,7 +349,7 @@ int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
 			rc = 1;
 			break;
 		}
-		memcpy(expect, db_q_text(&q, 10), 64);
+		memcpy(expect, db_q_text(&q, AUDIT_PREV + 1), 64);
 		memcpy(out->last_hash, expect, 64);
 		out->last_id = id;
 		out->rows++;

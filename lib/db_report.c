@@ -28,6 +28,25 @@
 	" count(CASE WHEN a.action IN ('tempfailed', 'rejected') THEN 1" \
 	" END)"
 
+/* Inbound audit rows a (issue 13) counted by action, each row once. */
+#define INBOUND_COUNTS                                                         \
+	"count(DISTINCT CASE WHEN a.action = 'decrypted' THEN a.id END),"      \
+	" count(DISTINCT CASE WHEN a.action = 'not-decrypted' THEN a.id END)," \
+	" count(DISTINCT CASE WHEN a.action = 'verified' THEN a.id END),"      \
+	" count(DISTINCT CASE WHEN a.action = 'verify-failed' THEN a.id END)"
+#define INBOUND_ACTIONS                                           \
+	"a.action IN ('decrypted', 'not-decrypted', 'verified', " \
+	"'verify-failed')"
+
+/* Every month of the year, each with the counts of the audit rows a of
+ * that month. */
+#define BY_MONTH(counts)                                                   \
+	"WITH RECURSIVE m(k) AS (SELECT 1 UNION ALL"                       \
+	" SELECT k + 1 FROM m WHERE k < 12)"                               \
+	" SELECT printf('%02d', m.k), " counts " FROM m LEFT JOIN audit a" \
+	" ON strftime('%m', a.at, 'unixepoch') = printf('%02d', m.k)"      \
+	" AND " AUDIT_IN_YEAR " GROUP BY m.k ORDER BY m.k"
+
 /* The audit rows of the year; ?3 is bound for every query alike. */
 #define AUDIT_IN_YEAR "a.at >= ?1 AND a.at < ?2 AND ?3 IS NOT NULL"
 
@@ -45,20 +64,15 @@ static const char *const report_sql[DB_REPORT_TABLES] = {
 	                                          "certificates) u"
 	                                          " ORDER BY u.unit",
 	/* every month, with or without mail */
-	[DB_REPORT_MESSAGES_BY_MONTH] =
-	        "WITH RECURSIVE m(k) AS (SELECT 1 UNION ALL"
-	        " SELECT k + 1 FROM m WHERE k < 12)"
-	        " SELECT printf('%02d', m.k), " MESSAGE_COUNTS
-	        " FROM m LEFT JOIN audit a"
-	        " ON strftime('%m', a.at, 'unixepoch') = printf('%02d', m.k)"
-	        " AND " AUDIT_IN_YEAR " GROUP BY m.k ORDER BY m.k",
+	[DB_REPORT_MESSAGES_BY_MONTH] = BY_MONTH(MESSAGE_COUNTS),
 	/* the unit of the sender's newest certificate */
 	[DB_REPORT_MESSAGES_BY_UNIT] =
 	        "SELECT coalesce(c.unit, '-'), " MESSAGE_COUNTS
 	        " FROM audit a LEFT JOIN certificates c ON c.id ="
 	        " (SELECT max(id) FROM certificates"
 	        "  WHERE mailbox = a.from_addr)"
-	        " WHERE " AUDIT_IN_YEAR " GROUP BY 1 ORDER BY 1",
+	        " WHERE NOT " INBOUND_ACTIONS " AND " AUDIT_IN_YEAR
+	        " GROUP BY 1 ORDER BY 1",
 	[DB_REPORT_UNSIGNED_REASONS] =
 	        "SELECT result, count(*) FROM audit a"
 	        " WHERE action = 'unsigned' AND " AUDIT_IN_YEAR
@@ -75,6 +89,17 @@ static const char *const report_sql[DB_REPORT_TABLES] = {
 	        " WHERE r.completed_at >= ?1 AND r.completed_at < ?2"
 	        " AND r.completed_at > c.not_after AND ?3 IS NOT NULL"
 	        " ORDER BY 1",
+	[DB_REPORT_INBOUND_BY_MONTH] = BY_MONTH(INBOUND_COUNTS),
+	/* the units of the recipients' newest certificates */
+	[DB_REPORT_INBOUND_BY_UNIT] =
+	        "SELECT coalesce(c.unit, '-'), " INBOUND_COUNTS
+	        " FROM audit a LEFT JOIN certificates c"
+	        " ON instr(', ' || a.recipients || ', ',"
+	        "  ', ' || c.mailbox || ', ') > 0"
+	        " AND c.id = (SELECT max(id) FROM certificates"
+	        "  WHERE mailbox = c.mailbox)"
+	        " WHERE " INBOUND_ACTIONS " AND " AUDIT_IN_YEAR
+	        " GROUP BY 1 ORDER BY 1",
 };
 
 #define REPORT_MAXCOLS 8

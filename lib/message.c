@@ -249,6 +249,19 @@ static void list_add(char *list, size_t len, const char *addr)
 	snprintf(list + n, len - n, "%s%s", n ? ", " : "", addr);
 }
 
+/* Signed only, not encrypted, because of why: MSG_SIGN (MSG_ERROR when out
+ * of memory). */
+static enum msg_verdict enc_note_set(struct msg *m, const char *why,
+                                     const char **reason)
+{
+	free(m->enc_note);
+	if ((m->enc_note = strdup(why)) == NULL) {
+		*reason = "out of memory";
+		return MSG_ERROR;
+	}
+	return MSG_SIGN;
+}
+
 /*
  * The encryption half of msg_eoh (outbound mail only), given the signing
  * verdict v.  Sets m->enc when the message is to be encrypted.
@@ -259,7 +272,7 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 	static __thread char why[1024];
 	const struct config *cfg = m->snap->cfg;
 	const char *from = m->from[0] ? m->from : NULL;
-	const char *required = NULL;
+	const char *required = NULL, *internal = NULL;
 	char missing[512] = "";
 	int want = 0, line = 0, rline;
 	time_t now = time(NULL);
@@ -274,6 +287,9 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 			required = m->rcpts[i];
 			line = rline;
 		}
+		if (internal == NULL &&
+		    policy_signing_address(cfg, m->rcpts[i]))
+			internal = m->rcpts[i];
 	}
 	if (required)
 		m->required = 1;
@@ -290,6 +306,25 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 		         *reason ? *reason : "no signer");
 		*reason = why;
 		return MSG_REJECT;
+	}
+	if (internal) {
+		/* one body for every recipient, and an internal mailbox could
+		 * not read it encrypted: its key is on the gateway */
+		if (required) {
+			snprintf(why, sizeof(why),
+			         "encryption to %s is required (policy rule at "
+			         "%s:%d), but %s is an internal mailbox that "
+			         "could not read an encrypted copy: send to it "
+			         "in a separate message",
+			         required, cfg->path, line, internal);
+			*reason = why;
+			return MSG_REJECT;
+		}
+		snprintf(why, sizeof(why),
+		         "%s is an internal mailbox that could not read an "
+		         "encrypted copy",
+		         internal);
+		return enc_note_set(m, why, reason);
 	}
 	certs = sk_X509_new_null();
 	if (certs == NULL) {
@@ -327,12 +362,7 @@ static enum msg_verdict encrypt_verdict(struct msg *m, enum msg_verdict v,
 		return MSG_REJECT;
 	}
 	snprintf(why, sizeof(why), "no valid certificate for %s", missing);
-	free(m->enc_note);
-	if ((m->enc_note = strdup(why)) == NULL) {
-		*reason = "out of memory";
-		return MSG_ERROR;
-	}
-	return MSG_SIGN;
+	return enc_note_set(m, why, reason);
 oom:
 	sk_X509_free(certs);
 	*reason = "out of memory";

@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -104,6 +105,11 @@ enum enc_mode policy_encrypt_mode(const struct config *cfg, const char *rcpt,
 	const struct encrypt_rule *best = NULL;
 	long bestw = 0;
 
+	if (policy_signing_address(cfg, rcpt)) {
+		if (line)
+			*line = 0;
+		return ENC_NEVER; /* internal: its key is on the gateway */
+	}
 	for (size_t i = 0; i < cfg->nencrypt; i++) {
 		const struct encrypt_rule *r = &cfg->encrypt[i];
 		long w = list_weight(r->recipients, r->nrecipients, rcpt);
@@ -223,4 +229,78 @@ int policy_harvestable(const char *ctype)
 	       (strcmp(ct.subtype, "pkcs7-mime") == 0 ||
 	        strcmp(ct.subtype, "x-pkcs7-mime") == 0) &&
 	       strcasestr(ct.smime_type, "signed-data") != NULL;
+}
+
+struct inbound_plan policy_inbound(const struct config *cfg, int outbound,
+                                   char *const *rcpts, size_t nrcpts)
+{
+	struct inbound_plan p = { 0, 0, 0 };
+
+	for (size_t i = 0; !outbound && i < nrcpts && !p.inbound; i++)
+		p.inbound = policy_signing_address(cfg, rcpts[i]);
+	p.decrypt = p.inbound && cfg->inbound_decrypt;
+	p.verify = p.inbound && cfg->inbound_verify;
+	return p;
+}
+
+int policy_may_decrypt(const struct config *cfg, char *const *rcpts,
+                       const int *named, size_t nrcpts, char *why,
+                       size_t whylen)
+{
+	char dummy[1];
+
+	if (why == NULL || whylen == 0) {
+		why = dummy;
+		whylen = sizeof(dummy);
+	}
+	why[0] = '\0';
+	if (nrcpts == 0) {
+		snprintf(why, whylen, "no envelope recipient");
+		return 0;
+	}
+	for (size_t i = 0; i < nrcpts; i++) {
+		const char *r = rcpts[i] ? rcpts[i] : "(none)";
+		if (!policy_signing_address(cfg, rcpts[i])) {
+			snprintf(why, whylen, "%s is not an internal mailbox",
+			         r);
+			return 0;
+		}
+		if (named == NULL || !named[i]) {
+			snprintf(why, whylen,
+			         "%s is not a recipient of the encrypted "
+			         "message",
+			         r);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+enum action policy_signature_action(const struct config *cfg,
+                                    const char *result)
+{
+	if (result && strcasecmp(result, "fail") == 0 &&
+	    cfg->on_bad_signature == ACTION_REJECT)
+		return ACTION_REJECT;
+	return ACTION_ACCEPT;
+}
+
+const char *policy_subject_tag(const struct config *cfg, const char *result,
+                               int decrypted)
+{
+	const char *tag = NULL;
+
+	if (!cfg->inbound_subject_tag || result == NULL)
+		return NULL;
+	if (strcasecmp(result, "pass") == 0)
+		tag = cfg->tag_pass;
+	else if (strcasecmp(result, "fail") == 0 ||
+	         strcasecmp(result, "permerror") == 0)
+		tag = cfg->tag_fail;
+	else if (strcasecmp(result, "neutral") == 0 ||
+	         strcasecmp(result, "temperror") == 0)
+		tag = cfg->tag_unverified;
+	else if (strcasecmp(result, "none") == 0 && decrypted)
+		tag = cfg->tag_unsigned;
+	return tag && *tag ? tag : NULL;
 }

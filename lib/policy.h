@@ -34,6 +34,9 @@ int policy_signing_address(const struct config *cfg, const char *addr);
  * before a longer-suffix wildcard before a shorter one before "*"; at equal
  * weight a rule limited to senders wins, then the earlier rule.  *line (may
  * be NULL) gets the rule's line, 0 when no rule matched (ENC_NEVER).
+ * A recipient in `domains` is always ENC_NEVER (line 0), whatever the rules
+ * say: the city's keys are on the gateway, so an internal mailbox could not
+ * read mail encrypted to it.
  */
 enum enc_mode policy_encrypt_mode(const struct config *cfg, const char *rcpt,
                                   const char *sender, int *line);
@@ -74,5 +77,62 @@ enum action policy_action(const struct config *cfg, enum policy_case what,
 /* policy_action's on_error rule for a given configured action. */
 enum action policy_error_action(enum action configured, int required,
                                 int body_sent, const char **note);
+
+/*
+ * The inbound half (issue 13).  Wave 2's lib/inbound.c asks these, in this
+ * order: policy_inbound at end of headers (is the message ours to look
+ * at, and what to do), policy_may_decrypt once the RecipientInfos are known
+ * (may the plaintext go to every envelope recipient), then, with the
+ * verdict, policy_signature_action and policy_subject_tag.
+ */
+struct inbound_plan {
+	int inbound; /* not outbound, and to at least one internal mailbox */
+	int decrypt; /* inbound and inbound_decrypt */
+	int verify;  /* inbound and inbound_verify */
+};
+
+/*
+ * What to do with a message of the envelope recipients rcpts (lower-case,
+ * nrcpts of them; NULL entries are skipped) that is outbound or not (from
+ * policy_outbound).  Inbound is mail that is not outbound to at least one
+ * recipient in `domains`; decrypt and verify are then the configured keys.
+ */
+struct inbound_plan policy_inbound(const struct config *cfg, int outbound,
+                                   char *const *rcpts, size_t nrcpts);
+
+/*
+ * Who may read it: 1 when every envelope recipient rcpts[i] (lower-case) is
+ * internal (its domain in `domains`) and named[i] is non-zero (one of its
+ * certificates is named in a RecipientInfo), since the MTA delivers the one
+ * decrypted body to all of them.  Otherwise 0, and why (may be NULL) gets
+ * the reason for the stamp and the audit row, for the first recipient that
+ * fails: "x@partner.go.id is not an internal mailbox" or
+ * "budi@banjarkota.go.id is not a recipient of the encrypted message"
+ * ("no envelope recipient" when nrcpts is 0).
+ */
+int policy_may_decrypt(const struct config *cfg, char *const *rcpts,
+                       const int *named, size_t nrcpts, char *why,
+                       size_t whylen);
+
+/*
+ * What a signature verdict does to the transaction: ACTION_REJECT (550
+ * 5.7.1 with the reason) when on_bad_signature = reject and result is
+ * "fail" (the RFC 7281 word); ACTION_ACCEPT for every other result,
+ * permerror and temperror included: those are stamped and delivered.
+ */
+enum action policy_signature_action(const struct config *cfg,
+                                    const char *result);
+
+/*
+ * The Subject tag for an inbound message whose smime result (RFC 7281
+ * word: pass, fail, neutral, temperror, permerror, none) is result, and that
+ * was decrypted or not; NULL when the Subject stays as it is: the tag is
+ * off (inbound_subject_tag = false), the configured text is "", or the mail
+ * was neither signed nor decrypted.  pass: tag_pass; fail, permerror:
+ * tag_fail; neutral, temperror: tag_unverified; none after decryption:
+ * tag_unsigned.
+ */
+const char *policy_subject_tag(const struct config *cfg, const char *result,
+                               int decrypted);
 
 #endif

@@ -216,20 +216,26 @@ q_is 0 "no fork: no row is the predecessor of two" \
 cp "$db" "$work/v4.db"
 db=$work/v4.db
 rm -f "$db-wal" "$db-shm"
-q "ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
+q "ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
+	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	INSERT INTO audit (at, queue_id, message_id, from_addr, action, result) VALUES (1600000000, 'OLD', '<old''; --@x>', 'a''b@banjarkota.go.id', 'signed', NULL);
 	PRAGMA user_version = 4;" || bail "a schema 4 database"
 n4=$(q "SELECT count(*) FROM audit")
 sed "s|^database.*|database = \"$db\";|" "$conf" >"$work/v4.conf"
 expect 66 "verify on a schema 4 database says to migrate" "$CTL" -c "$work/v4.conf" audit verify
 has 'run "smimectl init" to migrate' "... run init"
-expect 0 "init migrates 4 -> 5" "$CTL" -c "$work/v4.conf" init
-has "schema version 5" "... to version 5"
+expect 0 "init migrates 4 -> 6 (5 chains the rows, 6 adds recipients and cert_issuer)" "$CTL" -c "$work/v4.conf" init
+has "schema version 6" "... to version 6"
 expect 0 "the old rows verify after the migration" "$CTL" -c "$work/v4.conf" audit verify
 has "audit log OK: $n4 rows" "... all $n4 of them"
 q "UPDATE audit SET result = 'ok' WHERE queue_id = 'OLD'"
 old=$(q "SELECT id FROM audit WHERE queue_id = 'OLD'")
 expect 1 "a migrated row changed afterwards" "$CTL" -c "$work/v4.conf" audit verify
+has "BROKEN at row $old: row content changed" "... is named (row $old)"
+q "UPDATE audit SET result = NULL WHERE queue_id = 'OLD'"
+expect 0 "put back, the migrated log verifies again" "$CTL" -c "$work/v4.conf" audit verify
+q "UPDATE audit SET recipients = 'budi@banjarkota.go.id' WHERE queue_id = 'OLD'"
+expect 1 "recipients added to an old (v1) row afterwards" "$CTL" -c "$work/v4.conf" audit verify
 has "BROKEN at row $old: row content changed" "... is named (row $old)"
 
 echo "1..$n"

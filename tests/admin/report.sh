@@ -33,6 +33,19 @@ INSERT INTO audit (at, queue_id, from_addr, action, result) VALUES
   (strftime('%s', '$year-05-01 10:00:00'), 'Q', 'andi@banjarkota.go.id', 'tempfailed', 'cannot sign: key unreadable'),
   (strftime('%s', '$((year - 1))-12-31 10:00:00'), 'Q', 'andi@banjarkota.go.id', 'signed', 'ok');
 SQL
+# inbound rows (issue 13), as wave 2 writes them: in June 2 decrypted and
+# 1 verified to andi@, 1 not decrypted to andi@ and budi@; in July 1
+# verify-failed to sekda@ and andi@ (counted once in each unit); 1 from
+# last year
+sqlite3 "$work/smime.db" <<SQL || bail "inbound audit rows"
+INSERT INTO audit (at, queue_id, from_addr, action, result, recipients, cert_serial, cert_issuer) VALUES
+  (strftime('%s', '$year-06-01 08:00:00'), 'I1', 'mitra@jabarprov.go.id', 'decrypted', 'ok', 'andi@banjarkota.go.id', NULL, NULL),
+  (strftime('%s', '$year-06-02 08:00:00'), 'I2', 'mitra@jabarprov.go.id', 'decrypted', 'ok', 'andi@banjarkota.go.id', NULL, NULL),
+  (strftime('%s', '$year-06-02 08:00:00'), 'I2', 'mitra@jabarprov.go.id', 'verified', 'pass', 'andi@banjarkota.go.id', '1A', 'CN=Mitra CA'),
+  (strftime('%s', '$year-06-03 08:00:00'), 'I3', 'mitra@jabarprov.go.id', 'not-decrypted', 'budi@banjarkota.go.id is not a recipient of the encrypted message', 'andi@banjarkota.go.id, budi@banjarkota.go.id', NULL, NULL),
+  (strftime('%s', '$year-07-01 08:00:00'), 'I4', 'palsu@example.org', 'verify-failed', 'fail', 'sekda@banjarkota.go.id, andi@banjarkota.go.id', '2B', 'CN=Unknown'),
+  (strftime('%s', '$((year - 1))-06-01 08:00:00'), 'I0', 'mitra@jabarprov.go.id', 'decrypted', 'ok', 'andi@banjarkota.go.id', NULL, NULL);
+SQL
 
 "$CTL" -c "$conf" report --year "$year" --format json >"$work/r.json"
 tap $? "report --format json"
@@ -55,6 +68,24 @@ units = {u["unit"] for u in r["certificates_by_unit"]}
 assert units == {"Dinas Komunikasi dan Informatika", "Sekretariat Daerah"}, units
 PY
 tap $? "JSON counts: certificates by kind and unit, messages by month and unit, unsigned mailboxes"
+/usr/bin/python3 - "$work/r.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+month = {m["month"]: m for m in r["inbound_by_month"]}
+assert len(month) == 12, month
+assert month["06"] == {"month": "06", "decrypted": 2, "not_decrypted": 1, "verified": 1, "verify_failed": 0}, month["06"]
+assert month["07"]["verify_failed"] == 1 and month["07"]["decrypted"] == 0, month["07"]
+assert sum(m["decrypted"] for m in month.values()) == 2, "last year's row counted"
+unit = {u["unit"]: u for u in r["inbound_by_unit"]}
+assert set(unit) == {"Dinas Komunikasi dan Informatika", "Sekretariat Daerah"}, unit
+d = unit["Dinas Komunikasi dan Informatika"]
+assert (d["decrypted"], d["not_decrypted"], d["verified"], d["verify_failed"]) == (2, 1, 1, 1), d
+s = unit["Sekretariat Daerah"]
+assert (s["decrypted"], s["not_decrypted"], s["verified"], s["verify_failed"]) == (0, 0, 0, 1), s
+# the outbound tables do not count inbound rows
+assert sum(m["signed"] + m["unsigned"] + m["failed"] for m in r["messages_by_month"]) == 8
+PY
+tap $? "JSON inbound figures (Pasal 24): per month, per unit of the recipients, outbound tables unchanged"
 
 "$CTL" -c "$conf" report --year "$year" --format csv >"$work/r.csv"
 tap $? "report --format csv"
@@ -62,6 +93,12 @@ grep -q '^# messages_by_month$' "$work/r.csv" &&
 	grep -q '^03,5,0,0,0$' "$work/r.csv" &&
 	grep -q '^budi@banjarkota.go.id,2$' "$work/r.csv"
 tap $? "CSV sections and rows"
+grep -q '^# inbound_by_month$' "$work/r.csv" &&
+	grep -q '^month,decrypted,not_decrypted,verified,verify_failed$' "$work/r.csv" &&
+	grep -q '^06,2,1,1,0$' "$work/r.csv" &&
+	grep -q '^# inbound_by_unit$' "$work/r.csv" &&
+	grep -q '^Sekretariat Daerah,0,0,0,1$' "$work/r.csv"
+tap $? "CSV inbound sections and rows"
 
 "$CTL" -c "$conf" report --year "$year" --format html >"$work/r.html"
 tap $? "report --format html"
@@ -77,6 +114,9 @@ if [ -x /usr/bin/chromium ]; then
 		grep -q "budi@banjarkota.go.id" "$work/dom.html" &&
 		grep -q "<rect" "$work/dom.html"
 	tap $? "Chromium renders the HTML report (title, tables, chart)"
+	grep -q "Surat masuk per bulan" "$work/dom.html" &&
+		grep -q "Tanda tangan tidak sah" "$work/dom.html"
+	tap $? "the HTML report has the inbound tables, in Indonesian"
 	timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-quic \
 		--no-first-run --disable-background-networking \
 		--disable-component-update --disable-sync --user-data-dir="$prof" \

@@ -465,28 +465,47 @@ signed_only_logged c7h "(7) removed" "(7) after remove, mitra@ falls back to sig
 	"no valid certificate for mitra@jabarprov.go.id" "(7) ... the log names mitra@"
 
 # ================================================================ (8)
+# Outbound encryption never encrypts to a recipient in `domains` (issue 13):
+# the city's keys are on the gateway, so an internal mailbox could not read
+# it, whatever the rules say (enc.conf has banjarkota.go.id opportunistic).
 tm c8 "$work/enc.conf" "$in/text.eml" -r sekda@banjarkota.go.id
 if tm_ok "(8) sekda" c8; then
-	check_enc "(8) internal mailbox sekda@ (mapped certificate)" "$in/text.eml" "$out/c8.out" \
-		enveloped andi@banjarkota.go.id "andi sekda"
+	check_signed_only "(8) internal mailbox sekda@ (mapped certificate, rule banjarkota.go.id): signed only" "$out/c8.out"
+	errhas c8 "OFFLINE: signed for andi@banjarkota.go.id with certificate $ANDI" && ! errhas c8 "encrypted"
+	tap $? "(8) ... the log says signed, and nothing about encryption" || showerr c8
 fi
 tm c8l "$work/enc.conf" "$in/plain.eml" -r legacy@banjarkota.go.id
-tm_ok "(8) legacy" c8l && [ "$(rserials "$out/c8l.out")" = "$(wserials andi legacy)" ] &&
-	dec "$out/c8l.out" legacy
-tap $? "(8) legacy@ (address only in the subject emailAddress) is a recipient too"
+tm_ok "(8) legacy" c8l && check_signed_only "(8) legacy@ (address only in the subject emailAddress) is internal: signed only" "$out/c8l.out"
 tm c8a "$work/enc.conf" "$in/plain.eml" -r andi@banjarkota.go.id
-tm_ok "(8) self" c8a && [ "$(rserials "$out/c8a.out")" = "$(wserials andi)" ] && dec "$out/c8a.out" andi
-tap $? "(8) to the sender itself: one RecipientInfo, decrypts with andi's key"
+tm_ok "(8) self" c8a && check_signed_only "(8) to the sender itself: signed only, not encrypted" "$out/c8a.out"
 tm c8e "$work/enc.conf" "$in/plain.eml" -r ec@banjarkota.go.id
 if tm_ok "(8) ec" c8e; then
 	check_signed_only "(8) ec@'s mapped certificate does not allow encryption: signed only" "$out/c8e.out"
 fi
+conf all <<'EOF'
+encrypt = ( { recipients = [ "*" ]; mode = "required"; } );
+EOF
+tm c8s "$work/all.conf" "$in/plain.eml" -r sekda@banjarkota.go.id -r legacy@banjarkota.go.id
+if tm_ok "(8) all required" c8s; then
+	check_signed_only "(8) rule \"*\" required, only internal recipients: signed only, not refused" "$out/c8s.out"
+fi
+tm c8m "$work/enc.conf" "$in/plain.eml" -r ecmitra@jabarprov.go.id -r sekda@banjarkota.go.id
+signed_only_logged c8m "(8) mixed" "(8) ecmitra@ (opportunistic, certificate known) beside internal sekda@: signed only" \
+	"not encrypted (opportunistic): sekda@banjarkota.go.id is an internal mailbox that could not read an encrypted copy" \
+	"(8) ... the log names the internal mailbox as the reason"
+tm c8q "$work/req.conf" "$in/plain.eml" -r ecmitra@jabarprov.go.id -r sekda@banjarkota.go.id
+[ "$TRC" = 69 ] && [ ! -s "$out/c8q.out" ] &&
+	grep -q '^smime-milter: rejected: 550 5.7.1 .*encryption to ecmitra@jabarprov.go.id is required.*sekda@banjarkota.go.id is an internal mailbox that could not read an encrypted copy: send to it in a separate message' "$out/c8q.err"
+tap $? "(8) required ecmitra@ beside internal sekda@: refused, neither clear to ecmitra@ nor unreadable to sekda@ (exit $TRC)" || showerr c8q
+tm c8o "$work/req.conf" "$in/plain.eml" -r ecmitra@jabarprov.go.id
+tm_ok "(8) control" c8o && [ "$(rserials "$out/c8o.out")" = "$(wserials andi ecmitra)" ]
+tap $? "(8) control: the same to ecmitra@ alone is encrypted to ecmitra and andi"
 "$ME_CTL" -c "$work/enc.conf" revoke "$(hserial "$pki/sekda.crt.pem")" --reason keyCompromise \
 	>"$work/revoke.log" 2>&1
 tap $? "(8) smimectl revoke of sekda@'s certificate" || sed 's/^/#   /' "$work/revoke.log"
 tm c8r "$work/enc.conf" "$in/plain.eml" -r sekda@banjarkota.go.id
 tm_ok "(8) sekda revoked" c8r; check_signed_only "(8) sekda@'s revoked mapped certificate is not used" "$out/c8r.out"
-ls -A "$work/tmp-enc" "$work/tmp-req" "$work/tmp-spec" >"$work/tmpls" 2>&1
+ls -A "$work/tmp-enc" "$work/tmp-req" "$work/tmp-spec" "$work/tmp-all" >"$work/tmpls" 2>&1
 [ -z "$(grep -v ':$' "$work/tmpls" | grep -v '^$')" ]
 tap $? "(8) no temp file left by the offline runs" || sed 's/^/#   /' "$work/tmpls"
 echo "# offline part: $(($(date +%s) - t0)) s"

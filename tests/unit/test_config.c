@@ -113,6 +113,52 @@ static const struct bad_conf {
 	{ "domains = [ \"a.go.id\" ];\nharvest = true;\n",
 	  "harvest = true needs ca_file", NULL,
 	  "harvest without a trust bundle" },
+	{ "domains = [ \"a.go.id\" ];\nauthserv_id = \"mx 1\";\n",
+	  "t.conf:3: authserv_id: 'mx 1' is not a valid authserv-id", NULL,
+	  "authserv_id with a space named with file:line" },
+	{ "domains = [ \"a.go.id\" ];\n\nauthserv_id = \"mx;x\";\n",
+	  "t.conf:4: authserv_id: 'mx;x' is not", NULL,
+	  "authserv_id with a ';'" },
+	{ "domains = [ \"a.go.id\" ];\nauthserv_id = \"mx\\r\\nX: y\";\n",
+	  "t.conf:3: authserv_id:", "not a valid authserv-id",
+	  "authserv_id with CR LF" },
+	{ "domains = [ \"a.go.id\" ];\nauthserv_id = \"\";\n",
+	  "t.conf:3: authserv_id: '' is not", NULL, "empty authserv_id" },
+	{ "domains = [ \"a.go.id\" ];\nauthserv_id = 5;\n",
+	  "t.conf:3: authserv_id: must be a string", NULL,
+	  "authserv_id of the wrong type" },
+	{ "domains = [ \"a.go.id\" ];\non_bad_signature = \"tempfail\";\n",
+	  "t.conf:3: on_bad_signature: unknown action 'tempfail' (accept or "
+	  "reject)",
+	  NULL, "on_bad_signature is accept or reject only" },
+	{ "domains = [ \"a.go.id\" ];\non_bad_signature = \"drop\";\n",
+	  "t.conf:3: on_bad_signature: unknown action 'drop'", NULL,
+	  "on_bad_signature: unknown word" },
+	{ "domains = [ \"a.go.id\" ];\ninbound_decrypt = \"yes\";\n"
+	  "inbound_verify = 1;\n",
+	  "t.conf:3: inbound_decrypt: must be true or false",
+	  "t.conf:4: inbound_verify: must be true or false",
+	  "inbound_decrypt and inbound_verify are booleans" },
+	{ "domains = [ \"a.go.id\" ];\ninbound_subject_tag = \"on\";\n"
+	  "inbound_unwrap_opaque = 0;\n",
+	  "t.conf:3: inbound_subject_tag: must be true or false",
+	  "t.conf:4: inbound_unwrap_opaque: must be true or false",
+	  "inbound_subject_tag and inbound_unwrap_opaque are booleans" },
+	{ "domains = [ \"a.go.id\" ];\n"
+	  "inbound_subject_tag_pass = \"[OK]\\nBcc: x@y\";\n",
+	  "t.conf:3: inbound_subject_tag_pass: must be one line", NULL,
+	  "a tag with a line break" },
+	{ "domains = [ \"a.go.id\" ];\ninbound_subject_tag_fail = "
+	  "\"[012345678901234567890123456789012345678901234567890123456789012]\";"
+	  "\n",
+	  "t.conf:3: inbound_subject_tag_fail: is 65 bytes long, at most 64",
+	  NULL, "a tag longer than 64 bytes" },
+	{ "domains = [ \"a.go.id\" ];\ninbound_subject_tag_unsigned = [ 1 ];\n",
+	  "t.conf:3: inbound_subject_tag_unsigned: must be a string", NULL,
+	  "a tag of the wrong type" },
+	{ "domains = [ \"a.go.id\" ];\ninbound_subject_tags = true;\n",
+	  "t.conf:3: unknown key 'inbound_subject_tags'", NULL,
+	  "a typo in an inbound key" },
 };
 
 /* What the encrypt rules of the test below decide. */
@@ -155,7 +201,7 @@ static int internal(struct config *cfg, const char *ip)
 int main(void)
 {
 	struct config *cfg;
-	char err[4096];
+	char err[4096], host[256] = "";
 	int rc;
 
 	dir = fixture_dir("config");
@@ -180,8 +226,64 @@ int main(void)
 		ok(internal(cfg, "::ffff:127.0.0.5"),
 		   "v4-mapped loopback is internal");
 		ok(!internal(cfg, "192.0.2.1"), "192.0.2.1 is not internal");
+		ok(cfg->inbound_decrypt && cfg->inbound_verify,
+		   "inbound_decrypt and inbound_verify default to true");
+		ok(!cfg->inbound_subject_tag && !cfg->inbound_unwrap_opaque,
+		   "inbound_subject_tag and inbound_unwrap_opaque default to "
+		   "false");
+		ok(cfg->on_bad_signature == ACTION_ACCEPT,
+		   "on_bad_signature defaults to accept");
+		ok(gethostname(host, sizeof(host) - 1) == 0 &&
+		           strcmp(cfg->authserv_id, host) == 0,
+		   "authserv_id defaults to the host name (%s)",
+		   cfg->authserv_id);
+		is_str(cfg->tag_pass, "[Terverifikasi]",
+		       "inbound_subject_tag_pass default");
+		is_str(cfg->tag_fail, "[Tanda tangan TIDAK SAH]",
+		       "inbound_subject_tag_fail default");
+		is_str(cfg->tag_unverified, "[Tanda tangan belum diperiksa]",
+		       "inbound_subject_tag_unverified default");
+		is_str(cfg->tag_unsigned, "[Terenkripsi, tanpa tanda tangan]",
+		       "inbound_subject_tag_unsigned default");
 		config_free(cfg);
 	}
+
+	rc = load("domains = [ \"a.go.id\" ];\ninbound_decrypt = false;\n"
+	          "inbound_verify = false;\nauthserv_id = \"mx1.A.go.id\";\n"
+	          "on_bad_signature = \"Reject\";\n"
+	          "inbound_unwrap_opaque = true;\ninbound_subject_tag = true;\n"
+	          "inbound_subject_tag_pass = \"[Sah]\";\n"
+	          "inbound_subject_tag_fail = \"[PALSU?]\";\n"
+	          "inbound_subject_tag_unverified = \"\";\n"
+	          "inbound_subject_tag_unsigned = \"[Rahasia]\";\n",
+	          &cfg, err, sizeof(err));
+	ok(rc == 0, "every inbound key set loads (%s)", rc ? err : "ok");
+	if (rc == 0) {
+		ok(!cfg->inbound_decrypt && !cfg->inbound_verify,
+		   "inbound_decrypt and inbound_verify = false");
+		is_str(cfg->authserv_id, "mx1.A.go.id",
+		       "authserv_id as written");
+		ok(cfg->on_bad_signature == ACTION_REJECT,
+		   "on_bad_signature = reject (any case)");
+		ok(cfg->inbound_unwrap_opaque && cfg->inbound_subject_tag,
+		   "inbound_unwrap_opaque and inbound_subject_tag = true");
+		ok(strcmp(cfg->tag_pass, "[Sah]") == 0 &&
+		           strcmp(cfg->tag_fail, "[PALSU?]") == 0 &&
+		           strcmp(cfg->tag_unverified, "") == 0 &&
+		           strcmp(cfg->tag_unsigned, "[Rahasia]") == 0,
+		   "the four tags as written, \"\" kept as no tag");
+		config_free(cfg);
+	}
+	ok(config_authserv_valid("mx.banjarkota.go.id") &&
+	           config_authserv_valid("gw-1_x") &&
+	           !config_authserv_valid("a b") &&
+	           !config_authserv_valid("a;b") &&
+	           !config_authserv_valid("a\r\n") &&
+	           !config_authserv_valid("\"a\"") &&
+	           !config_authserv_valid("a=b") &&
+	           !config_authserv_valid("") && !config_authserv_valid(NULL),
+	   "config_authserv_valid: host names yes; space, ';', CR LF, quote, "
+	   "'=', empty, NULL no");
 
 	rc = load("domains = [ \"a.go.id\" ];\ninternal_hosts = [ "
 	          "\"10.1.0.0/16\", "

@@ -345,10 +345,22 @@ static void revoke_many(const char *p, struct db *db)
 	   "an unknown serial: 0");
 }
 
+/* 1 when the audit chain verifies no more after sql, at row id, whose
+ * content changed. */
+static int changed_breaks(const char *p, struct db *db, const char *sql,
+                          long long id)
+{
+	struct db_audit_check c;
+
+	raw_exec(p, sql);
+	return db_audit_verify(db, 0, NULL, &c, err, sizeof(err)) == 1 &&
+	       c.bad_id == id && c.problem == DB_AUDIT_CHANGED;
+}
+
 static void audit(const char *p, struct db *db)
 {
-	struct audit_row r = { 1700000000, "Q1", "<1@x>", "a@b",
-		               "signed",   "01", "d",     "ok" };
+	struct audit_row r = { 1700000000, "Q1", "<1@x>", "a@b", "signed",
+		               "01",       "d",  "ok",    NULL,  NULL };
 	struct db_audit_check c;
 
 	ok(db_audit_add(db, &r, err, sizeof(err)) == 0, "db_audit_add");
@@ -370,6 +382,44 @@ static void audit(const char *p, struct db *db)
 	db_rollback(db);
 	ok(raw_int(p, "SELECT count(*) FROM audit") == 2,
 	   "a rolled back row is gone");
+
+	/* schema 6: an inbound row with recipients and the signer's issuer
+	 * (v2 hash) after the v1 rows; the chain still verifies */
+	r.action = "verified";
+	r.recipients = "andi@banjarkota.go.id, budi@banjarkota.go.id";
+	r.cert_issuer = "CN=BSrE Test CA";
+	r.result = "pass";
+	ok(db_audit_add(db, &r, err, sizeof(err)) == 0 &&
+	           db_audit_verify(db, 0, NULL, &c, err, sizeof(err)) == 0 &&
+	           c.rows == 3,
+	   "an inbound row with recipients and issuer joins the chain (%lld "
+	   "rows)",
+	   c.rows);
+	ok(raw_int(p, "SELECT count(*) FROM audit WHERE id = 3 AND"
+	              " recipients LIKE 'andi@%, budi@%' AND"
+	              " cert_issuer = 'CN=BSrE Test CA'") == 1,
+	   "recipients and cert_issuer are stored");
+	ok(changed_breaks(p, db,
+	                  "UPDATE audit SET recipients = "
+	                  "'andi@banjarkota.go.id' WHERE id = 3",
+	                  3),
+	   "a changed recipient list breaks row 3");
+	ok(changed_breaks(p, db,
+	                  "UPDATE audit SET recipients = NULL, cert_issuer = "
+	                  "NULL WHERE id = 3",
+	                  3),
+	   "clearing both new columns does not pass as a v1 row");
+	ok(changed_breaks(p, db,
+	                  "UPDATE audit SET cert_issuer = 'CN=X' WHERE id = 1",
+	                  1),
+	   "setting a new column on a v1 row breaks it");
+	raw_exec(p, "DELETE FROM audit WHERE id = 3;"
+	            "UPDATE audit SET cert_issuer = NULL WHERE id = 1");
+	ok(db_audit_verify(db, 0, NULL, &c, err, sizeof(err)) == 0 &&
+	           c.rows == 2,
+	   "put back, the two v1 rows verify again");
+	r.recipients = r.cert_issuer = NULL;
+	r.result = "ok";
 }
 
 static void renewals(struct db *db, long long cert_id)
@@ -467,6 +517,7 @@ static void recipients(const char *p, struct db *db)
 struct rows {
 	int n, ncols;
 	char first[12][64];
+	char cell[12][64]; /* the other columns, ' ' between */
 	char last[64];
 };
 
@@ -477,6 +528,11 @@ static int collect(void *arg, int ncols, const char *const *cols)
 	if (r->n < 12)
 		snprintf(r->first[r->n], sizeof(r->first[0]), "%s",
 		         cols[0] ? cols[0] : "(null)");
+	for (int i = 1; r->n < 12 && i < ncols; i++) {
+		size_t u = strlen(r->cell[r->n]);
+		snprintf(r->cell[r->n] + u, sizeof(r->cell[0]) - u, "%s%s",
+		         i > 1 ? " " : "", cols[i] ? cols[i] : "(null)");
+	}
 	snprintf(r->last, sizeof(r->last), "%s",
 	         cols[ncols - 1] ? cols[ncols - 1] : "(null)");
 	r->ncols = ncols;
@@ -486,7 +542,7 @@ static int collect(void *arg, int ncols, const char *const *cols)
 
 static void report(const char *p, struct db *db)
 {
-	static const int ncols[DB_REPORT_TABLES] = { 6, 6, 5, 5, 2, 2, 4 };
+	static const int ncols[DB_REPORT_TABLES] = { 6, 6, 5, 5, 2, 2, 4, 5, 5 };
 	struct rows rows;
 
 	raw_exec(p, "INSERT INTO audit (at, from_addr, action, result) VALUES"
@@ -495,6 +551,20 @@ static void report(const char *p, struct db *db)
 	            " (1712000000, 'budi@x', 'unsigned', 'no certificate'),"
 	            " (1712100000, 'budi@x', 'unsigned', 'no certificate'),"
 	            " (1690000000, 'budi@x', 'unsigned', 'last year')");
+	/* inbound rows (issue 13): March 2024 x3, April x1, last year x1 */
+	raw_exec(p, "INSERT INTO audit (at, from_addr, action, result,"
+	            " recipients) VALUES"
+	            " (1709500000, 'p@partner.go.id', 'decrypted', 'ok',"
+	            "  'andi@banjarkota.go.id'),"
+	            " (1709500001, 'p@partner.go.id', 'verified', 'pass',"
+	            "  'andi@banjarkota.go.id, zz@banjarkota.go.id'),"
+	            " (1709600000, 'p@partner.go.id', 'not-decrypted',"
+	            "  'budi@banjarkota.go.id is not a recipient',"
+	            "  'andi@banjarkota.go.id, budi@banjarkota.go.id'),"
+	            " (1712000000, 'q@partner.go.id', 'verify-failed', 'fail',"
+	            "  'nobody@banjarkota.go.id'),"
+	            " (1690000000, 'q@partner.go.id', 'verified', 'pass',"
+	            "  'andi@banjarkota.go.id')");
 	for (int t = 0; t < DB_REPORT_TABLES; t++) {
 		memset(&rows, 0, sizeof(rows));
 		ok(db_report(db, t, 1704067200, 1735689600, 1720000000, collect,
@@ -517,6 +587,24 @@ static void report(const char *p, struct db *db)
 			                   0 &&
 			           strcmp(rows.last, "2") == 0,
 			   "unsigned reasons of this year only");
+		if (t == DB_REPORT_INBOUND_BY_MONTH)
+			ok(rows.n == 12 && strcmp(rows.first[2], "03") == 0 &&
+			           strcmp(rows.first[3], "04") == 0 &&
+			           strcmp(rows.cell[2], "1 1 1 0") == 0 &&
+			           strcmp(rows.cell[3], "0 0 0 1") == 0 &&
+			           strcmp(rows.cell[0], "0 0 0 0") == 0,
+			   "inbound per month: March %s, April %s (decrypted "
+			   "not-decrypted verified verify-failed)",
+			   rows.cell[2], rows.cell[3]);
+		if (t == DB_REPORT_INBOUND_BY_UNIT)
+			ok(rows.n == 2 && strcmp(rows.first[0], "-") == 0 &&
+			           strcmp(rows.cell[0], "0 0 0 1") == 0 &&
+			           strcmp(rows.first[1], "Diskominfo") == 0 &&
+			           strcmp(rows.cell[1], "1 1 1 0") == 0,
+			   "inbound per unit of the recipients, each message "
+			   "once per unit: %s %s / %s %s",
+			   rows.first[0], rows.cell[0], rows.first[1],
+			   rows.cell[1]);
 		if (t == DB_REPORT_CERTS_BY_KIND)
 			ok(rows.n == 3 &&
 			           strcmp(rows.first[0], "individual") == 0,

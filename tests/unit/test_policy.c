@@ -102,6 +102,113 @@ int main(void)
 	           line == 0,
 	   "no rule: never");
 
+	line = -1;
+	ok(policy_encrypt_mode(&cfg, "budi@banjarkota.go.id", NULL, &line) ==
+	                   ENC_NEVER &&
+	           line == 0,
+	   "an internal recipient is never encrypted to, though *.go.id "
+	   "names it (line %d)",
+	   line);
+	ok(policy_encrypt_mode(&cfg, "budi@sub.banjarkota.go.id", NULL, NULL) ==
+	           ENC_OPPORTUNISTIC,
+	   "a subdomain of a signing domain is not internal");
+
+	/* the inbound half: which mail, and who may read it */
+	{
+		char *in[] = { "x@example.org", "budi@banjarkota.go.id" };
+		char *ext[] = { "x@example.org", "y@partner.go.id" };
+		char *both[] = { "andi@banjarkota.go.id",
+			         "budi@banjarkota.go.id" };
+		char *mixed[] = { "andi@banjarkota.go.id", "x@partner.go.id" };
+		int named2[] = { 1, 1 }, named1[] = { 1, 0 };
+		struct inbound_plan p;
+		char why[256];
+
+		cfg.inbound_decrypt = 1;
+		cfg.inbound_verify = 1;
+		p = policy_inbound(&cfg, 0, in, 2);
+		ok(p.inbound && p.decrypt && p.verify,
+		   "not outbound, one internal recipient: inbound, decrypt, "
+		   "verify");
+		p = policy_inbound(&cfg, 1, in, 2);
+		ok(!p.inbound && !p.decrypt && !p.verify,
+		   "outbound mail is never inbound");
+		p = policy_inbound(&cfg, 0, ext, 2);
+		ok(!p.inbound && !p.decrypt && !p.verify,
+		   "no internal recipient (relayed): not inbound");
+		p = policy_inbound(&cfg, 0, NULL, 0);
+		ok(!p.inbound, "no recipient: not inbound");
+		cfg.inbound_decrypt = 0;
+		p = policy_inbound(&cfg, 0, in, 2);
+		ok(p.inbound && !p.decrypt && p.verify,
+		   "inbound_decrypt = false: verify only");
+		cfg.inbound_decrypt = 1;
+		cfg.inbound_verify = 0;
+		p = policy_inbound(&cfg, 0, in, 2);
+		ok(p.inbound && p.decrypt && !p.verify,
+		   "inbound_verify = false: decrypt only");
+
+		ok(policy_may_decrypt(&cfg, both, named2, 2, why,
+		                      sizeof(why)) &&
+		           why[0] == '\0',
+		   "every recipient internal and named: decrypt");
+		ok(!policy_may_decrypt(&cfg, both, named1, 2, why,
+		                       sizeof(why)) &&
+		           strcmp(why,
+		                  "budi@banjarkota.go.id is not a "
+		                  "recipient of the encrypted message") == 0,
+		   "one internal recipient not named: %s", why);
+		ok(!policy_may_decrypt(&cfg, mixed, named2, 2, why,
+		                       sizeof(why)) &&
+		           strcmp(why, "x@partner.go.id is not an internal "
+		                       "mailbox") == 0,
+		   "an external recipient, though named: %s", why);
+		ok(!policy_may_decrypt(&cfg, both, NULL, 2, NULL, 0),
+		   "no named list, no reason buffer: not decrypted");
+		ok(!policy_may_decrypt(&cfg, both, named2, 0, why,
+		                       sizeof(why)) &&
+		           strcmp(why, "no envelope recipient") == 0,
+		   "no envelope recipient: not decrypted");
+	}
+
+	/* the verdict: reject a bad signature? which Subject tag? */
+	cfg.on_bad_signature = ACTION_ACCEPT;
+	ok(policy_signature_action(&cfg, "fail") == ACTION_ACCEPT,
+	   "on_bad_signature = accept: a failed signature is delivered");
+	cfg.on_bad_signature = ACTION_REJECT;
+	ok(policy_signature_action(&cfg, "FAIL") == ACTION_REJECT &&
+	           policy_signature_action(&cfg, "permerror") ==
+	                   ACTION_ACCEPT &&
+	           policy_signature_action(&cfg, "temperror") ==
+	                   ACTION_ACCEPT &&
+	           policy_signature_action(&cfg, "pass") == ACTION_ACCEPT &&
+	           policy_signature_action(&cfg, NULL) == ACTION_ACCEPT,
+	   "on_bad_signature = reject: fail only is rejected");
+	{
+		char pass[] = "[Terverifikasi]", fail[] = "[TIDAK SAH]";
+		char unv[] = "", uns[] = "[Terenkripsi]";
+
+		cfg.tag_pass = pass;
+		cfg.tag_fail = fail;
+		cfg.tag_unverified = unv;
+		cfg.tag_unsigned = uns;
+		cfg.inbound_subject_tag = 0;
+		ok(policy_subject_tag(&cfg, "pass", 1) == NULL,
+		   "inbound_subject_tag = false: no tag");
+		cfg.inbound_subject_tag = 1;
+		ok(policy_subject_tag(&cfg, "pass", 0) == pass &&
+		           policy_subject_tag(&cfg, "fail", 0) == fail &&
+		           policy_subject_tag(&cfg, "permerror", 1) == fail,
+		   "pass, fail and permerror tags");
+		ok(policy_subject_tag(&cfg, "neutral", 0) == NULL &&
+		           policy_subject_tag(&cfg, "temperror", 0) == NULL,
+		   "an empty tag text is no tag");
+		ok(policy_subject_tag(&cfg, "none", 1) == uns &&
+		           policy_subject_tag(&cfg, "none", 0) == NULL &&
+		           policy_subject_tag(&cfg, NULL, 1) == NULL,
+		   "unsigned: tagged only when it was decrypted");
+	}
+
 	/* actions */
 	ok(policy_action(&cfg, POLICY_NO_CERTIFICATE, 0, 0, &note) ==
 	                   ACTION_REJECT &&

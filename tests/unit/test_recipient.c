@@ -370,7 +370,8 @@ static void test_db(const char *ca_file)
 	err[0] = '\0';
 	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0,
 	   "database created (%s)", err);
-	ok(db_version(db) == 5, "schema version 5");
+	ok(db_version(db) == DB_SCHEMA_VERSION, "schema version %d",
+	   DB_SCHEMA_VERSION);
 
 	r = row("Mitra@Partner.go.id", "0a", "aa01", I1, now - 100);
 	err[0] = '\0';
