@@ -30,62 +30,43 @@ int p11_key_may_decrypt(struct p11_key *k)
 	return 0;
 }
 
-struct dec_arg {
-	CK_MECHANISM *m;
-	const unsigned char *in;
-	size_t inlen;
-	unsigned char *out;
-	size_t *outlen;
-};
-
 /* One C_DecryptInit + C_Decrypt (p11_key_op callback). */
-static CK_RV dec_op(struct p11_key *k, CK_SESSION_HANDLE s, void *arg)
+static CK_RV dec_op(struct p11_key *k, CK_SESSION_HANDLE s, struct p11_io *io)
 {
-	struct dec_arg *a = arg;
 	CK_FUNCTION_LIST *f = k->tok->mod->f;
-	CK_ULONG olen = *a->outlen;
+	CK_ULONG olen = *io->outlen;
 	CK_RV rv;
 
-	rv = f->C_DecryptInit(s, a->m, k->h);
+	rv = f->C_DecryptInit(s, io->m, k->h);
 	if (rv == CKR_OK)
-		rv = f->C_Decrypt(s, (CK_BYTE *)a->in, (CK_ULONG)a->inlen,
-		                  a->out, &olen);
+		rv = f->C_Decrypt(s, (CK_BYTE *)io->in, (CK_ULONG)io->inlen,
+		                  io->out, &olen);
 	if (rv == CKR_OK)
-		*a->outlen = olen;
+		*io->outlen = olen;
 	return rv;
 }
 
 int p11_key_decrypt(struct p11_key *k, CK_MECHANISM *m, const unsigned char *in,
                     size_t inlen, unsigned char *out, size_t *outlen)
 {
-	struct dec_arg a = { m, in, inlen, out, outlen };
+	struct p11_io io = { m, in, inlen, out, outlen };
 
 	p11_last_err[0] = '\0';
 	if (!p11_key_may_decrypt(k))
 		return -1;
-	return p11_key_op(k, "decryption", "C_Decrypt", dec_op, &a);
+	return p11_key_op(k, "decryption", "C_Decrypt", dec_op, &io);
 }
-
-struct derive_arg {
-	const unsigned char *point;
-	size_t plen;
-	unsigned char *out;
-	size_t *outlen;
-};
 
 /* C_DeriveKey into a session secret of *outlen octets, C_GetAttributeValue
  * of its CKA_VALUE, C_DestroyObject (p11_key_op callback). */
-static CK_RV derive_op(struct p11_key *k, CK_SESSION_HANDLE s, void *arg)
+static CK_RV derive_op(struct p11_key *k, CK_SESSION_HANDLE s,
+                       struct p11_io *io)
 {
-	struct derive_arg *a = arg;
 	CK_FUNCTION_LIST *f = k->tok->mod->f;
-	CK_ECDH1_DERIVE_PARAMS p = { CKD_NULL, 0, NULL, (CK_ULONG)a->plen,
-		                     (CK_BYTE *)a->point };
-	CK_MECHANISM m = { CKM_ECDH1_DERIVE, &p, sizeof(p) };
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	CK_ULONG vlen = (CK_ULONG)*a->outlen;
+	CK_ULONG vlen = (CK_ULONG)*io->outlen;
 	CK_ATTRIBUTE t[] = {
 		{ CKA_CLASS, &cls, sizeof(cls) },
 		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
@@ -99,11 +80,11 @@ static CK_RV derive_op(struct p11_key *k, CK_SESSION_HANDLE s, void *arg)
 		{ CKA_UNWRAP, &no, sizeof(no) },
 		{ CKA_VALUE_LEN, &vlen, sizeof(vlen) },
 	};
-	CK_ATTRIBUTE val = { CKA_VALUE, a->out, vlen };
+	CK_ATTRIBUTE val = { CKA_VALUE, io->out, vlen };
 	CK_OBJECT_HANDLE h;
 	CK_RV rv;
 
-	rv = f->C_DeriveKey(s, &m, k->h, t, sizeof(t) / sizeof(t[0]), &h);
+	rv = f->C_DeriveKey(s, io->m, k->h, t, sizeof(t) / sizeof(t[0]), &h);
 	if (rv != CKR_OK)
 		return rv;
 	rv = f->C_GetAttributeValue(s, h, &val, 1);
@@ -111,19 +92,23 @@ static CK_RV derive_op(struct p11_key *k, CK_SESSION_HANDLE s, void *arg)
 	if (rv == CKR_OK && val.ulValueLen != vlen)
 		rv = CKR_KEY_SIZE_RANGE;
 	if (rv != CKR_OK)
-		OPENSSL_cleanse(a->out, vlen);
+		OPENSSL_cleanse(io->out, vlen);
 	return rv;
 }
 
 int p11_key_derive(struct p11_key *k, const unsigned char *point, size_t plen,
                    unsigned char *out, size_t *outlen)
 {
-	struct derive_arg a = { point, plen, out, outlen };
+	/* the peer's point as is: no KDF, no shared data (CMS does its own) */
+	CK_ECDH1_DERIVE_PARAMS p = { CKD_NULL, 0, NULL, (CK_ULONG)plen,
+		                     (CK_BYTE *)point };
+	CK_MECHANISM m = { CKM_ECDH1_DERIVE, &p, sizeof(p) };
+	struct p11_io io = { &m, NULL, 0, out, outlen };
 
 	p11_last_err[0] = '\0';
 	if (!p11_key_may_decrypt(k))
 		return -1;
-	return p11_key_op(k, "key derivation", "C_DeriveKey", derive_op, &a);
+	return p11_key_op(k, "key derivation", "C_DeriveKey", derive_op, &io);
 }
 
 int p11_ctx_key_decrypt(struct p11_ctx *c, const char *uri, X509 *cert,

@@ -171,16 +171,27 @@ struct p11_token *p11_token_for(struct p11_ctx *c, const struct p11_uri *u,
 /* r||s of an ECDSA signature as an ECDSA_SIG, or NULL. */
 ECDSA_SIG *p11_ecdsa_from_raw(const unsigned char *raw, size_t len);
 
+/* What an operation of p11_key_op works on: the mechanism, the input, and
+ * the output (*outlen: room in, length out). */
+struct p11_io {
+	CK_MECHANISM *m;
+	const unsigned char *in;
+	size_t inlen;
+	unsigned char *out;
+	size_t *outlen;
+};
+
 /* One operation with k's object on session s (from p11_key_op); returns
  * the CKR_ code of the call that failed, or CKR_OK. */
-typedef CK_RV (*p11_op_fn)(struct p11_key *k, CK_SESSION_HANDLE s, void *arg);
+typedef CK_RV (*p11_op_fn)(struct p11_key *k, CK_SESSION_HANDLE s,
+                           struct p11_io *io);
 
 /* Run fn with k's object on a pooled session, with one retry after a stale
  * handle (a reconnect by another context); a device error marks the token
  * down.  what ("signature", "decryption") and call ("C_Sign") name it in
  * messages.  Returns 0, or -1 with p11_last_err filled. */
 int p11_key_op(struct p11_key *k, const char *what, const char *call,
-               p11_op_fn fn, void *arg);
+               p11_op_fn fn, struct p11_io *io);
 
 /* Sign in with k's object (mechanism mech), with one retry after a stale
  * handle.  Returns 0 with *outlen set, or -1 with p11_last_err filled. */

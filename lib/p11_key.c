@@ -300,26 +300,18 @@ int p11_key_ready(struct p11_key *k, char *err, size_t errlen)
 	return rc == 0;
 }
 
-/* One C_SignInit + C_Sign (p11_key_op callback; arg: struct sign_arg). */
-struct sign_arg {
-	CK_MECHANISM_TYPE mech;
-	const unsigned char *in;
-	size_t inlen;
-	unsigned char *out;
-	size_t *outlen;
-};
-
-static CK_RV sign_op(struct p11_key *k, CK_SESSION_HANDLE s, void *arg)
+/* One C_SignInit + C_Sign (p11_key_op callback). */
+static CK_RV sign_op(struct p11_key *k, CK_SESSION_HANDLE s, struct p11_io *io)
 {
-	struct sign_arg *a = arg;
 	CK_RV rv;
 
-	key_sign_raw(k, s, a->mech, a->in, a->inlen, a->out, a->outlen, &rv);
+	key_sign_raw(k, s, io->m->mechanism, io->in, io->inlen, io->out,
+	             io->outlen, &rv);
 	return rv;
 }
 
 int p11_key_op(struct p11_key *k, const char *what, const char *call,
-               p11_op_fn fn, void *arg)
+               p11_op_fn fn, struct p11_io *io)
 {
 	struct p11_token *t = k->tok;
 	struct p11_module *m = t->mod;
@@ -347,7 +339,7 @@ int p11_key_op(struct p11_key *k, const char *what, const char *call,
 		gen = t->gen;
 		pthread_mutex_unlock(&t->mu);
 
-		rv = fn(k, s, arg);
+		rv = fn(k, s, io);
 
 		pthread_mutex_lock(&t->mu);
 		if (rv == CKR_OK) {
@@ -387,11 +379,10 @@ int p11_key_sign(struct p11_key *k, CK_MECHANISM_TYPE mech,
                  const unsigned char *in, size_t inlen, unsigned char *out,
                  size_t *outlen)
 {
-	size_t cap = *outlen;
-	struct sign_arg a = { mech, in, inlen, out, outlen };
+	CK_MECHANISM m = { mech, NULL, 0 };
+	struct p11_io io = { &m, in, inlen, out, outlen };
 
-	*outlen = cap;
-	return p11_key_op(k, "signature", "C_Sign", sign_op, &a);
+	return p11_key_op(k, "signature", "C_Sign", sign_op, &io);
 }
 
 /* ---- contexts: keys by URI ---------------------------------------------- */
