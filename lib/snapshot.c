@@ -428,7 +428,7 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		qsort(s->entries, s->nentries, sizeof(s->entries[0]),
 		      entry_cmp);
 	if (!b.oom && !b.exposed[0] &&
-	    snapshot_decrypt_load(s, db, warn, warnlen, err, errlen) != 0) {
+	    snapshot_decrypt_load(s, db, err, errlen) != 0) {
 		db_close(db);
 		snapshot_unref(s);
 		return -1;

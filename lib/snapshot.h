@@ -129,15 +129,25 @@ size_t snapshot_decrypt_keys(const struct snapshot *s, const char *mailbox,
  * order of precedence; "none" for NULL. */
 const char *snapshot_decrypt_state(const struct decrypt_key *d, time_t now);
 
+/*
+ * The decryption keys that could not be loaded, one line each
+ * ("ADDR: STATUS certificate SERIAL cannot decrypt: WHY") into out (may be
+ * NULL to count only), for -n and the logs.  These are not in the build's
+ * warnings: a key that only decrypts never makes a mailbox unable to sign,
+ * nor -n fail.  Returns how many there are.
+ */
+size_t snapshot_decrypt_report(const struct snapshot *s, char *out,
+                               size_t outlen);
+
 /* For snapshot_build (snapshot_dec.c): load every stored certificate's
  * decryption key into s (s->cfg, and the signer entries sorted, whose file
  * keys are shared).  A key that cannot be loaded does not fail: its entry
- * says why, and a line goes to warn (-n does not fail on it).  Returns 0,
- * or -1 with err on a database error or out of memory.  snapshot_unref
- * frees them with snapshot_decrypt_free. */
+ * says why (snapshot_decrypt_report).  Returns 0, or -1 with err on a
+ * database error or out of memory.  snapshot_unref frees them with
+ * snapshot_decrypt_free. */
 struct db;
-int snapshot_decrypt_load(struct snapshot *s, struct db *db, char *warn,
-                          size_t warnlen, char *err, size_t errlen);
+int snapshot_decrypt_load(struct snapshot *s, struct db *db, char *err,
+                          size_t errlen);
 void snapshot_decrypt_free(struct snapshot *s);
 
 /* Make a harvested certificate usable at once (the database already has

@@ -15,8 +15,6 @@
 struct dec_load {
 	struct snapshot *s;
 	size_t cap;
-	char *warn;
-	size_t warnlen;
 	int oom;
 };
 
@@ -41,14 +39,6 @@ static EVP_PKEY *signer_key(const struct snapshot *s, const char *address,
 	    X509_cmp(e->cert, x) == 0 && EVP_PKEY_up_ref(e->key))
 		return e->key;
 	return NULL;
-}
-
-/* 1 when d is the mapped certificate of a signer entry with a problem. */
-static int signer_failed(const struct snapshot *s, const struct decrypt_key *d)
-{
-	const struct signer_entry *e = snapshot_lookup(s, d->address);
-
-	return e && e->problem && e->cert && X509_cmp(e->cert, d->cert) == 0;
 }
 
 /* d's key, or d->problem; never fails the build. */
@@ -119,11 +109,6 @@ static int add_cert(void *arg, const char *mapped, const struct db_cert *c)
 		return 1;
 	}
 	dkey_load(l, d, c);
-	/* a mapped certificate whose key failed is already warned about */
-	if (d->problem && !signer_failed(s, d))
-		adderr(l->warn, l->warnlen,
-		       "%s: %s certificate %s cannot decrypt: %s", d->address,
-		       d->status, d->serial, d->problem);
 	return l->oom;
 }
 
@@ -139,10 +124,10 @@ static int dkey_cmp(const void *a, const void *b)
 	       (x->not_before > y->not_before);
 }
 
-int snapshot_decrypt_load(struct snapshot *s, struct db *db, char *warn,
-                          size_t warnlen, char *err, size_t errlen)
+int snapshot_decrypt_load(struct snapshot *s, struct db *db, char *err,
+                          size_t errlen)
 {
-	struct dec_load l = { s, 0, warn, warnlen, 0 };
+	struct dec_load l = { s, 0, 0 };
 	char dberr[512];
 
 	if (db_certs(db, add_cert, &l, dberr, sizeof(dberr)) != 0)
@@ -201,4 +186,24 @@ const char *snapshot_decrypt_state(const struct decrypt_key *d, time_t now)
 	if (str_ieq(d->status, "superseded"))
 		return "superseded";
 	return "active";
+}
+
+size_t snapshot_decrypt_report(const struct snapshot *s, char *out,
+                               size_t outlen)
+{
+	size_t n = 0;
+
+	if (out && outlen)
+		out[0] = '\0';
+	for (size_t i = 0; s && i < s->ndkeys; i++) {
+		const struct decrypt_key *d = &s->dkeys[i];
+		if (d->problem == NULL)
+			continue;
+		n++;
+		if (out)
+			adderr(out, outlen,
+			       "%s: %s certificate %s cannot decrypt: %s",
+			       d->address, d->status, d->serial, d->problem);
+	}
+	return n;
 }
