@@ -349,6 +349,20 @@ if expect 0 "renew sekda@ --usage sign" "$CTL" -c "$conf" renew sekda@banjarkota
 	[ -n "$id" ] && echo "$use" | grep -qw sign && ! decrypts "$use" rsa2048
 	tap $? "renew --usage sign: the new token key (id ${id:-none}) only signs (Usage: $use)"
 fi
+# ---- renew of a key in key_dir: the same rule for the CSR
+if expect 0 "import legacy@ with a PEM key" "$CTL" -c "$conf" import \
+	--mailbox legacy@banjarkota.go.id --kind individual \
+	--cert "$pki/legacy.crt.pem" --key "$pki/legacy.key.pem"; then
+	csr=$work/csr/legacy@banjarkota.go.id.csr.pem
+	expect 0 "renew legacy@ (key_dir)" "$CTL" -c "$conf" renew legacy@banjarkota.go.id \
+		--out "$work/csr" && ku=$(csr_ku "$csr") &&
+		[ "$ku" = "Digital Signature, Key Encipherment" ]
+	tap $? "renew in key_dir: by default the CSR asks for keyEncipherment too (${ku:-})"
+	expect 0 "renew legacy@ --usage sign --key-type ec-p256 (key_dir)" "$CTL" -c "$conf" renew \
+		legacy@banjarkota.go.id --usage sign --key-type ec-p256 --out "$work/csr" &&
+		ku=$(csr_ku "$csr") && [ "$ku" = "Digital Signature" ]
+	tap $? "renew in key_dir --usage sign: the CSR asks for digitalSignature only (${ku:-})"
+fi
 expect 64 "renew --usage bogus is a usage error" "$CTL" -c "$conf" renew sekda@banjarkota.go.id \
 	--usage bogus --out "$work/csr"
 if grep -qaE "$HSM_PIN|wrong-pin-0000" "$work"/*.out "$work/out" "$work/err" "$work/smime.db" 2>/dev/null; then
