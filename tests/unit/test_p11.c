@@ -280,6 +280,7 @@ static void dec_tests(struct p11_ctx *c, EVP_PKEY *sign_rsa, EVP_PKEY *sign_ec)
 	snprintf(path, sizeof(path), "%s/rsa-oaep256.der", dir);
 	ok(cms_open(key, x, path, out, sizeof(out)) && strcmp(out, plain) == 0,
 	   "RSA-OAEP SHA-256 CMS decrypts on the token (%s)", p11_last_error());
+	X509_free(x);
 	p11_ctx_key_pub(c, euri, epub, &k2, err, sizeof(err));
 	ex = encrypt_to(k2, "ecdh", "keyUsage:keyAgreement", "");
 	EVP_PKEY_free(k2);
