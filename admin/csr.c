@@ -13,8 +13,29 @@
 
 #include "smimectl.h"
 
+int csr_usage_parse(const char *usage)
+{
+	if (usage == NULL || strcmp(usage, "sign,decrypt") == 0 ||
+	    strcmp(usage, "decrypt,sign") == 0)
+		return 1;
+	if (strcmp(usage, "sign") == 0)
+		return 0;
+	die(EX_USAGE, "--usage must be sign or sign,decrypt");
+	return -1;
+}
+
+/* The keyUsage a request asks for: digitalSignature for signing, and for
+ * decryption keyEncipherment (RSA key transport) or keyAgreement (ECDH). */
+static const char *csr_key_usage(int ec, int decrypt)
+{
+	if (!decrypt)
+		return "critical,digitalSignature";
+	return ec ? "critical,digitalSignature,keyAgreement"
+	          : "critical,digitalSignature,keyEncipherment";
+}
+
 X509_REQ *csr_make(const X509_NAME *subject, const X509_EXTENSION *san,
-                   EVP_PKEY *key, int ec)
+                   EVP_PKEY *key, int ec, int decrypt)
 {
 	X509_REQ *req = X509_REQ_new();
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
@@ -27,9 +48,7 @@ X509_REQ *csr_make(const X509_NAME *subject, const X509_EXTENSION *san,
 	if (san)
 		sk_X509_EXTENSION_push(exts, X509_EXTENSION_dup(san));
 	ku = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
-	                         ec ? "critical,digitalSignature,keyAgreement"
-	                            : "critical,digitalSignature,"
-	                              "keyEncipherment");
+	                         csr_key_usage(ec, decrypt));
 	eku = X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage,
 	                          "emailProtection");
 	if (ku == NULL || eku == NULL)
@@ -49,7 +68,7 @@ fail:
 
 /* subject CN=mailbox, subjectAltName rfc822Name mailbox: the CA puts its
  * own subject in the certificate; the address is what must match. */
-X509_REQ *csr_for_mailbox(const char *mbox, EVP_PKEY *key, int ec)
+X509_REQ *csr_for_mailbox(const char *mbox, EVP_PKEY *key, int ec, int decrypt)
 {
 	X509_NAME *name = X509_NAME_new();
 	X509_EXTENSION *san;
@@ -61,7 +80,7 @@ X509_REQ *csr_for_mailbox(const char *mbox, EVP_PKEY *key, int ec)
 	if (name && san &&
 	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
 	                               (const unsigned char *)mbox, -1, -1, 0))
-		req = csr_make(name, san, key, ec);
+		req = csr_make(name, san, key, ec, decrypt);
 	X509_NAME_free(name);
 	X509_EXTENSION_free(san);
 	return req;

@@ -50,14 +50,14 @@ X509 *hsm_cert_of_key(const struct config *cfg, const char *uri)
 }
 
 EVP_PKEY *hsm_keygen(const struct config *cfg, const char *uri,
-                     const char *label, const char *type, char **newuri,
-                     char **pubkey_sha256)
+                     const char *label, const char *type, int decrypt,
+                     char **newuri, char **pubkey_sha256)
 {
 	EVP_PKEY *pub, *key;
 	char err[1024];
 
-	if (p11_keygen(hsm_ctx(cfg), uri, label, type, &pub, newuri, err,
-	               sizeof(err)) != 0)
+	if (p11_keygen(hsm_ctx(cfg), uri, label, type, decrypt, &pub, newuri,
+	               err, sizeof(err)) != 0)
 		die(EX_UNAVAILABLE, "%s", err);
 	if (p11_ctx_key_pub(hsm_ctx(cfg), *newuri, pub, &key, err,
 	                    sizeof(err)) != 0)
@@ -100,7 +100,7 @@ int cmd_tokens(int argc, char **argv)
 int cmd_keygen(int argc, char **argv)
 {
 	const char *mailbox = NULL, *uri = NULL, *type = "rsa2048",
-	           *kind = "individual", *outdir = ".";
+	           *kind = "individual", *outdir = ".", *usage = NULL;
 	struct config *cfg;
 	struct db *db;
 	struct db_renewal ren;
@@ -112,16 +112,19 @@ int cmd_keygen(int argc, char **argv)
 	const struct long_arg opts[] = {
 		{ "mailbox", &mailbox }, { "pkcs11-uri", &uri },
 		{ "key-type", &type },   { "kind", &kind },
-		{ "out", &outdir },      { NULL, NULL },
+		{ "out", &outdir },      { "usage", &usage },
+		{ NULL, NULL },
 	};
+	int decrypt;
 
 	if (parse_long_args(argc, argv, opts) != 0)
 		return EX_USAGE;
 	if (!mailbox || !uri || optind != argc)
 		die(EX_USAGE, "usage: keygen --mailbox ADDR --pkcs11-uri URI "
 		              "[--key-type rsa2048|rsa3072|ec-p256] [--kind K] "
-		              "[--out DIR]");
+		              "[--out DIR] [--usage sign|sign,decrypt]");
 	check_key_type(type);
+	decrypt = csr_usage_parse(usage);
 	check_kind(kind);
 	mailbox_arg("--mailbox", mailbox, mbox, sizeof(mbox));
 	if (p11_uri_parse(uri, &u, err, sizeof(err)) != 0)
@@ -131,10 +134,10 @@ int cmd_keygen(int argc, char **argv)
 	f = csr_open(outdir, mbox, csrpath, sizeof(csrpath));
 	become_user(cfg);
 	memset(&ren, 0, sizeof(ren));
-	key = hsm_keygen(cfg, uri, u.object ? u.object : mbox, type, &newuri,
-	                 &ren.pubkey_sha256);
+	key = hsm_keygen(cfg, uri, u.object ? u.object : mbox, type, decrypt,
+	                 &newuri, &ren.pubkey_sha256);
 	p11_uri_clear(&u);
-	req = csr_for_mailbox(mbox, key, strcmp(type, "ec-p256") == 0);
+	req = csr_for_mailbox(mbox, key, strcmp(type, "ec-p256") == 0, decrypt);
 	if (req == NULL)
 		die(EX_SOFTWARE,
 		    "cannot build the certificate request (the new "
@@ -157,12 +160,13 @@ int cmd_keygen(int argc, char **argv)
 		    "the token)",
 		    err, newuri);
 	}
-	printf("key request %lld for %s: new %s key on the token: %s\n"
+	printf("key request %lld for %s: new %s key (%s) on the token: %s\n"
 	       "certificate request: %s\n"
 	       "send it to the CA; then: smimectl import --mailbox %s --kind "
 	       "%s "
 	       "--cert ISSUED.pem\n",
-	       ren.id, mbox, type, newuri, csrpath, mbox, kind);
+	       ren.id, mbox, type, decrypt ? "sign,decrypt" : "sign", newuri,
+	       csrpath, mbox, kind);
 	free(ren.pubkey_sha256);
 	free(newuri);
 	free(csr_pem);

@@ -51,6 +51,7 @@ static int renew_mapping(void *arg, const char *address,
  * files written for it. */
 struct renew {
 	const char *type, *outdir;
+	int decrypt; /* --usage sign,decrypt (the default) */
 	struct config *cfg;
 	struct renew_find rf;   /* the current certificate's row */
 	STACK_OF(X509) *sk;     /* the current certificate */
@@ -91,7 +92,7 @@ static void renew_request(struct renew *r)
 	                                              -1));
 
 	r->req = csr_make(X509_get_subject_name(cur), san, r->key,
-	                  strcmp(r->type, "ec-p256") == 0);
+	                  strcmp(r->type, "ec-p256") == 0, r->decrypt);
 	if (r->req == NULL)
 		die(EX_SOFTWARE, "cannot build the certificate request");
 }
@@ -106,7 +107,7 @@ static void renew_on_token(struct renew *r)
 	snprintf(label, sizeof(label), "%s renewal %ld", r->mbox,
 	         (long)time(NULL));
 	r->key = hsm_keygen(r->cfg, r->rf.c.key_location, label, r->type,
-	                    &r->newuri, &r->ren.pubkey_sha256);
+	                    r->decrypt, &r->newuri, &r->ren.pubkey_sha256);
 	renew_request(r);
 	r->csr_pem = csr_write(f, r->req, r->csrpath);
 	r->ren.key_backend = "pkcs11";
@@ -204,7 +205,7 @@ static void renew_record(struct renew *r, struct db *db)
 
 int cmd_renew(int argc, char **argv)
 {
-	const char *addr = NULL;
+	const char *addr = NULL, *usage = NULL;
 	struct renew r;
 	struct db *db;
 
@@ -216,15 +217,19 @@ int cmd_renew(int argc, char **argv)
 			r.type = argv[++i];
 		else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
 			r.outdir = argv[++i];
+		else if (strcmp(argv[i], "--usage") == 0 && i + 1 < argc)
+			usage = argv[++i];
 		else if (addr == NULL && argv[i][0] != '-')
 			addr = argv[i];
 		else
 			addr = NULL, i = argc;
 	}
 	if (addr == NULL)
-		die(EX_USAGE, "usage: renew ADDR [--key-type rsa2048|rsa3072|"
-		              "ec-p256] [--out DIR]");
+		die(EX_USAGE,
+		    "usage: renew ADDR [--key-type rsa2048|rsa3072|"
+		    "ec-p256] [--out DIR] [--usage sign|sign,decrypt]");
 	check_key_type(r.type);
+	r.decrypt = csr_usage_parse(usage);
 	mailbox_arg(NULL, addr, r.mbox, sizeof(r.mbox));
 	r.cfg = load_config();
 	renew_find_current(&r);

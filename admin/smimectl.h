@@ -71,14 +71,18 @@ void json_cert_fields(const char *serial, const char *fingerprint,
 
 /* ---- csr.c: certificate requests ---- */
 
+/* The --usage value of keygen and renew: 1 for "sign,decrypt" (also the
+ * default, for NULL), 0 for "sign"; dies with the usage error otherwise. */
+int csr_usage_parse(const char *usage);
 /* A PKCS#10 for key with subject and (if not NULL) a copy of the
- * subjectAltName extension san, key usage fit for S/MIME; NULL when it
+ * subjectAltName extension san, key usage fit for S/MIME: digitalSignature,
+ * and with decrypt keyEncipherment (RSA) or keyAgreement (ec); NULL when it
  * cannot be built. */
 X509_REQ *csr_make(const X509_NAME *subject, const X509_EXTENSION *san,
-                   EVP_PKEY *key, int ec);
+                   EVP_PKEY *key, int ec, int decrypt);
 /* A request for a new mailbox: subject CN=mbox, subjectAltName mbox; NULL
  * when it cannot be built. */
-X509_REQ *csr_for_mailbox(const char *mbox, EVP_PKEY *key, int ec);
+X509_REQ *csr_for_mailbox(const char *mbox, EVP_PKEY *key, int ec, int decrypt);
 /* The file DIR/MAILBOX.csr.pem opened for writing (as the caller), its
  * name in path; dies when it cannot be created. */
 FILE *csr_open(const char *outdir, const char *mbox, char *path,
@@ -98,11 +102,12 @@ EVP_PKEY *hsm_load_key(const struct config *cfg, const struct key_ref *ref,
                        X509 *cert);
 /* The certificate object with the CKA_ID of the key named by uri. */
 X509 *hsm_cert_of_key(const struct config *cfg, const char *uri);
-/* A new key pair on the token of uri: returns the signing EVP_PKEY, the
- * new key's URI and the SHA-256 of its public key (both malloc'd). */
+/* A new key pair on the token of uri, that also decrypts when decrypt is
+ * set: returns the signing EVP_PKEY, the new key's URI and the SHA-256 of
+ * its public key (both malloc'd). */
 EVP_PKEY *hsm_keygen(const struct config *cfg, const char *uri,
-                     const char *label, const char *type, char **newuri,
-                     char **pubkey_sha256);
+                     const char *label, const char *type, int decrypt,
+                     char **newuri, char **pubkey_sha256);
 
 /* ---- the commands: each takes its argv from the command name on and
  * returns the exit code (or dies). ---- */

@@ -208,15 +208,26 @@ static int load_pkcs11(struct keystore *ks, const struct key_ref *ref,
 	return p11_ctx_key(ks->p11, ref->location, cert, out, hsm, err, errlen);
 }
 
+/* The token key for decryption: the same wrapper, whose RSA decryption and
+ * ECDH run on the token; refused when the object may not decrypt. */
+static int load_pkcs11_decrypt(struct keystore *ks, const struct key_ref *ref,
+                               X509 *cert, EVP_PKEY **out, struct p11_key **hsm,
+                               char *err, size_t errlen)
+{
+	if (ks == NULL || ks->p11 == NULL)
+		return load_pkcs11(ks, ref, cert, out, hsm, err, errlen);
+	return p11_ctx_key_decrypt(ks->p11, ref->location, cert, out, hsm, err,
+	                           errlen);
+}
+
 /*
  * One row per backend.  load fills *out (and *hsm for a token key) with
  * the returns of keystore_load_key; file backends leave the comparison
- * with the certificate to keystore_load_key.
- *
- * Inbound (the next issue) adds one operation here, beside load: decrypt
- * a CMS RecipientInfo's key with the private key -- in OpenSSL for the
- * file backends, C_Decrypt (RSA) / C_DeriveKey (ECDH) on the token for
- * PKCS#11 (through the p11_evp wrapper's private operations).
+ * with the certificate to keystore_load_key.  load_decrypt does the same
+ * for keystore_load_decrypt_key: a key whose private operation decrypts a
+ * CMS RecipientInfo's content-encryption key -- OpenSSL's own for the file
+ * backends (the same EVP_PKEY), C_Decrypt (RSA) / C_DeriveKey (ECDH) on
+ * the token for PKCS#11 (p11_evp.c, p11_dec.c).
  */
 struct keystore_backend {
 	enum key_backend id;
@@ -225,12 +236,15 @@ struct keystore_backend {
 	int (*load)(struct keystore *ks, const struct key_ref *ref, X509 *cert,
 	            EVP_PKEY **out, struct p11_key **hsm, char *err,
 	            size_t errlen);
+	int (*load_decrypt)(struct keystore *ks, const struct key_ref *ref,
+	                    X509 *cert, EVP_PKEY **out, struct p11_key **hsm,
+	                    char *err, size_t errlen);
 };
 
 static const struct keystore_backend backends[] = {
-	{ KEY_PKCS12, "pkcs12", 1, load_pkcs12 },
-	{ KEY_PEM, "pem", 1, load_pem },
-	{ KEY_PKCS11, "pkcs11", 0, load_pkcs11 },
+	{ KEY_PKCS12, "pkcs12", 1, load_pkcs12, load_pkcs12 },
+	{ KEY_PEM, "pem", 1, load_pem, load_pem },
+	{ KEY_PKCS11, "pkcs11", 0, load_pkcs11, load_pkcs11_decrypt },
 };
 
 #define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
@@ -326,9 +340,11 @@ static int mismatch(const char *location, X509 *cert, char *err, size_t errlen)
 	return -1;
 }
 
-int keystore_load_key(struct keystore *ks, const struct key_ref *ref,
-                      X509 *cert, EVP_PKEY **out, struct p11_key **hsm,
-                      char *err, size_t errlen)
+/* keystore_load_key and keystore_load_decrypt_key: op is kb->load or
+ * kb->load_decrypt. */
+static int load_with(struct keystore *ks, const struct key_ref *ref, X509 *cert,
+                     EVP_PKEY **out, struct p11_key **hsm, int decrypt,
+                     char *err, size_t errlen)
 {
 	const struct keystore_backend *kb = backend_of(ref->backend);
 	int rc;
@@ -338,11 +354,34 @@ int keystore_load_key(struct keystore *ks, const struct key_ref *ref,
 		*hsm = NULL;
 	if (kb == NULL)
 		return seterr(err, errlen, "unknown key backend");
-	rc = kb->load(ks, ref, cert, out, hsm, err, errlen);
+	rc = (decrypt ? kb->load_decrypt : kb->load)(ks, ref, cert, out, hsm,
+	                                             err, errlen);
 	if (rc == 0 && kb->files && cert && !cert_matches_key(cert, *out)) {
 		EVP_PKEY_free(*out);
 		*out = NULL;
 		return mismatch(ref->location, cert, err, errlen);
 	}
 	return rc;
+}
+
+int keystore_load_key(struct keystore *ks, const struct key_ref *ref,
+                      X509 *cert, EVP_PKEY **out, struct p11_key **hsm,
+                      char *err, size_t errlen)
+{
+	return load_with(ks, ref, cert, out, hsm, 0, err, errlen);
+}
+
+int keystore_load_decrypt_key(struct keystore *ks, const struct key_ref *ref,
+                              X509 *cert, EVP_PKEY **out, struct p11_key **hsm,
+                              char *err, size_t errlen)
+{
+	if (cert == NULL) {
+		*out = NULL;
+		if (hsm)
+			*hsm = NULL;
+		return seterr(err, errlen,
+		              "%s: a decryption key needs its certificate",
+		              ref->location);
+	}
+	return load_with(ks, ref, cert, out, hsm, 1, err, errlen);
 }

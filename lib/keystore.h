@@ -12,8 +12,13 @@
  * a key read from a file is compared with the certificate, a token key is
  * found and checked on the token.
  *
- * The inbound half adds decryption as a second operation of the same
- * backend table (see struct keystore_backend in keystore.c).
+ * Decryption (the inbound half) is the second operation of the same
+ * backend table: keystore_load_decrypt_key gives the key whose private
+ * operation opens a CMS RecipientInfo addressed to a certificate -- for a
+ * file the same EVP_PKEY as for signing, for a token a wrapper whose RSA
+ * decryption (C_Decrypt) and ECDH (C_DeriveKey) run on the token.  Hand it
+ * to OpenSSL's CMS decryption (CMS_decrypt_set1_pkey_and_peer,
+ * CMS_RecipientInfo_set0_pkey + CMS_RecipientInfo_decrypt) as any key.
  */
 #ifndef SMIME_KEYSTORE_H
 #define SMIME_KEYSTORE_H
@@ -87,6 +92,19 @@ int keystore_exposed(const struct key_ref *ref, char *err, size_t errlen);
 int keystore_load_key(struct keystore *ks, const struct key_ref *ref,
                       X509 *cert, EVP_PKEY **out, struct p11_key **hsm,
                       char *err, size_t errlen);
+
+/*
+ * The private key of ref for decrypting what was encrypted to cert (which
+ * is needed, for every backend).  Same checks and returns as
+ * keystore_load_key; for a token key also -1 when the object may not
+ * decrypt (CKA_DECRYPT for RSA, CKA_DERIVE for EC false: a key made by
+ * smimectl keygen --usage sign), err saying so.  The key is for
+ * decryption only: whether its certificate may still sign is the caller's
+ * business (snapshot_decrypt_keys never offers one for signing).
+ */
+int keystore_load_decrypt_key(struct keystore *ks, const struct key_ref *ref,
+                              X509 *cert, EVP_PKEY **out, struct p11_key **hsm,
+                              char *err, size_t errlen);
 
 /*
  * Read a PKCS#12 file with the passphrase read from passfile.  Returns key,

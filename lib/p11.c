@@ -125,6 +125,7 @@ void p11_report(int is_error, const char *fmt, ...)
 }
 
 __thread char p11_last_err[P11_ERR_MAX];
+__thread CK_RV p11_last_rv;
 
 const char *p11_last_error(void)
 {

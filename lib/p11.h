@@ -13,7 +13,8 @@
  *     holds the tokens it uses: each token logs in once and keeps a small
  *     pool of sessions, so concurrent messages never share a session;
  *   - a p11_key names one private key (RFC 7512 URI) and is turned into an
- *     EVP_PKEY whose RSA/EC method signs on the token.  The rest of the
+ *     EVP_PKEY whose RSA/EC method signs on the token, and decrypts there
+ *     (C_Decrypt, C_DeriveKey) when the key may.  The rest of the
  *     program (CMS, CSRs) uses that EVP_PKEY like any other key.
  *
  * Failures:
@@ -94,6 +95,18 @@ void p11_ctx_free(struct p11_ctx *c);
 int p11_ctx_key(struct p11_ctx *c, const char *uri, X509 *cert, EVP_PKEY **out,
                 struct p11_key **keyp, char *err, size_t errlen);
 
+/*
+ * The key named by uri for decryption, checked against cert as by
+ * p11_ctx_key: the same kind of EVP_PKEY, whose RSA decryption (PKCS#1
+ * v1.5, OAEP: C_Decrypt) and ECDH (C_DeriveKey) happen on the token, so
+ * that OpenSSL's CMS decryption takes it as a file key.  Same returns as
+ * p11_ctx_key, and -1 when the object may not decrypt (CKA_DECRYPT or
+ * CKA_DERIVE false), err saying so.
+ */
+int p11_ctx_key_decrypt(struct p11_ctx *c, const char *uri, X509 *cert,
+                        EVP_PKEY **out, struct p11_key **keyp, char *err,
+                        size_t errlen);
+
 /* 1 when a signature with key may be attempted now (trying to reconnect if
  * the token is down and the retry interval has passed); 0 with err filled
  * when not. */
@@ -111,11 +124,13 @@ int p11_ctx_key_cert(struct p11_ctx *c, const char *uri, X509 **cert, char *err,
 
 /* Generate a key pair (sensitive, not extractable, CKA_TOKEN) on the token
  * of uri, with the given label and a fresh CKA_ID; type is "rsa2048",
- * "rsa3072" or "ec-p256".  Returns 0 with *pub (the public key), *newuri
- * (malloc'd URI of the private key) or -1 with err. */
+ * "rsa3072" or "ec-p256".  The private key signs; with decrypt set it also
+ * decrypts (CKA_DECRYPT for RSA, CKA_DERIVE for EC), else both are false.
+ * Returns 0 with *pub (the public key), *newuri (malloc'd URI of the
+ * private key) or -1 with err. */
 int p11_keygen(struct p11_ctx *c, const char *uri, const char *label,
-               const char *type, EVP_PKEY **pub, char **newuri, char *err,
-               size_t errlen);
+               const char *type, int decrypt, EVP_PKEY **pub, char **newuri,
+               char *err, size_t errlen);
 
 /* A key from p11_keygen as a signing EVP_PKEY (pub gives its public part).
  * Same returns as p11_ctx_key. */

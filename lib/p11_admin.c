@@ -175,8 +175,8 @@ out:
 }
 
 int p11_keygen(struct p11_ctx *c, const char *uri, const char *label,
-               const char *type, EVP_PKEY **pub, char **newuri, char *err,
-               size_t errlen)
+               const char *type, int decrypt, EVP_PKEY **pub, char **newuri,
+               char *err, size_t errlen)
 {
 	static const unsigned char p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48,
 		                              0xce, 0x3d, 0x03, 0x01, 0x07 };
@@ -239,10 +239,11 @@ int p11_keygen(struct p11_ctx *c, const char *uri, const char *label,
 	A(privt, nq, CKA_SENSITIVE, &yes, sizeof(yes));
 	A(privt, nq, CKA_EXTRACTABLE, &no, sizeof(no));
 	A(privt, nq, CKA_SIGN, &yes, sizeof(yes));
-	/* signing only: the milter never decrypts or unwraps */
-	A(privt, nq, CKA_DECRYPT, &no, sizeof(no));
+	/* decryption, when asked: C_Decrypt for RSA, C_DeriveKey (ECDH) for
+	 * EC; never unwrapping into a key object others could use */
+	A(privt, nq, CKA_DECRYPT, decrypt && !ec ? &yes : &no, sizeof(no));
 	A(privt, nq, CKA_UNWRAP, &no, sizeof(no));
-	A(privt, nq, CKA_DERIVE, &no, sizeof(no));
+	A(privt, nq, CKA_DERIVE, decrypt && ec ? &yes : &no, sizeof(no));
 	A(privt, nq, CKA_ID, id, sizeof(id));
 	A(privt, nq, CKA_LABEL, label, strlen(label));
 #undef A

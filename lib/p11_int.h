@@ -5,6 +5,7 @@
  *   p11_uri.c    RFC 7512 URIs
  *   p11.c        modules (process-wide), tokens, sessions, logins; CKR names
  *   p11_key.c    keys on a token: find, check against a certificate, sign
+ *   p11_dec.c    decryption on a token: C_Decrypt (RSA), C_DeriveKey (ECDH)
  *   p11_evp.c    EVP_PKEY wrappers whose private operations go to a p11_key
  *   p11_admin.c  smimectl only: certificate of a key, keygen, listing
  *
@@ -79,6 +80,9 @@ struct p11_key {
 	unsigned gen; /* token generation h belongs to */
 	enum key_state state;
 	int mismatch; /* the object is not the certificate's key */
+	/* CKA_DECRYPT (RSA) or CKA_DERIVE (EC) of the object found: 1 or 0,
+	 * -1 while not known (not found yet, attribute unreadable) */
+	int may_decrypt;
 	time_t last_try;
 	char why[256];
 	struct p11_key *next;
@@ -107,6 +111,9 @@ void p11_report(int is_error, const char *fmt, ...) PRINTFLIKE(2, 3);
 
 /* Why the last signature of this thread failed (p11_last_error). */
 extern __thread char p11_last_err[P11_ERR_MAX];
+/* The CKR_ code of the token call that failed last in this thread (set by
+ * p11_key_op; CKR_OK when the failure was not the token's answer). */
+extern __thread CK_RV p11_last_rv;
 
 /* The process-wide module loaded from path (a reference), or NULL with
  * err; put it back with p11_module_put (NULL is fine). */
@@ -164,11 +171,54 @@ struct p11_token *p11_token_for(struct p11_ctx *c, const struct p11_uri *u,
 /* r||s of an ECDSA signature as an ECDSA_SIG, or NULL. */
 ECDSA_SIG *p11_ecdsa_from_raw(const unsigned char *raw, size_t len);
 
+/* What an operation of p11_key_op works on: the mechanism, the input, and
+ * the output (*outlen: room in, length out). */
+struct p11_io {
+	CK_MECHANISM *m;
+	const unsigned char *in;
+	size_t inlen;
+	unsigned char *out;
+	size_t *outlen;
+};
+
+/* One operation with k's object on session s (from p11_key_op); returns
+ * the CKR_ code of the call that failed, or CKR_OK. */
+typedef CK_RV (*p11_op_fn)(struct p11_key *k, CK_SESSION_HANDLE s,
+                           struct p11_io *io);
+
+/* Run fn with k's object on a pooled session, with one retry after a stale
+ * handle (a reconnect by another context); a device error marks the token
+ * down.  what ("signature", "decryption") and call ("C_Sign") name it in
+ * messages.  Returns 0, or -1 with p11_last_err filled. */
+int p11_key_op(struct p11_key *k, const char *what, const char *call,
+               p11_op_fn fn, struct p11_io *io);
+
 /* Sign in with k's object (mechanism mech), with one retry after a stale
  * handle.  Returns 0 with *outlen set, or -1 with p11_last_err filled. */
 int p11_key_sign(struct p11_key *k, CK_MECHANISM_TYPE mech,
                  const unsigned char *in, size_t inlen, unsigned char *out,
                  size_t *outlen);
+
+/* ---- p11_dec.c ---------------------------------------------------------- */
+
+/* 1 when k's object may decrypt (RSA: CKA_DECRYPT) or derive (EC:
+ * CKA_DERIVE); 0 with p11_last_err saying so.  Caller need hold no lock;
+ * the object must have been found (p11_key_ready). */
+int p11_key_may_decrypt(struct p11_key *k);
+
+/* C_Decrypt of in with k's RSA object under mechanism m (CKM_RSA_PKCS or
+ * CKM_RSA_PKCS_OAEP with its parameters).  *outlen: room in, length out.
+ * Returns 0, or -1 with p11_last_err filled. */
+int p11_key_decrypt(struct p11_key *k, CK_MECHANISM *m, const unsigned char *in,
+                    size_t inlen, unsigned char *out, size_t *outlen);
+
+/* ECDH with k's EC object and the peer's uncompressed point (C_DeriveKey,
+ * CKM_ECDH1_DERIVE, no KDF): the shared x coordinate into out, whose
+ * length *outlen (the field size) is asked of the token as CKA_VALUE_LEN.
+ * The derived object is a session object, destroyed at once.  Returns 0,
+ * or -1 with p11_last_err filled. */
+int p11_key_derive(struct p11_key *k, const unsigned char *point, size_t plen,
+                   unsigned char *out, size_t *outlen);
 
 /* ---- p11_evp.c ---------------------------------------------------------- */
 

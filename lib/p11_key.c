@@ -196,6 +196,14 @@ static int key_resolve(struct p11_key *k, char *err, size_t errlen)
 		goto out;
 	}
 	k->mismatch = 0;
+	/* what the object may do besides signing: RSA decrypts, EC derives */
+	k->may_decrypt = -1;
+	if (p11_get_attr(f, s, h[0],
+	                 k->type == CKK_EC ? CKA_DERIVE : CKA_DECRYPT, &val,
+	                 &len) == 0) {
+		k->may_decrypt = len == sizeof(CK_BBOOL) && *val == CK_TRUE;
+		free(val);
+	}
 	k->h = h[0];
 	k->gen = t->gen;
 	if (k->state == KEY_MISSING)
@@ -292,22 +300,28 @@ int p11_key_ready(struct p11_key *k, char *err, size_t errlen)
 	return rc == 0;
 }
 
-/* Sign on the token with up to one retry (a stale object handle after a
- * reconnect by another context).  Fills p11_last_err on failure. */
-int p11_key_sign(struct p11_key *k, CK_MECHANISM_TYPE mech,
-                 const unsigned char *in, size_t inlen, unsigned char *out,
-                 size_t *outlen)
+/* One C_SignInit + C_Sign (p11_key_op callback). */
+static CK_RV sign_op(struct p11_key *k, CK_SESSION_HANDLE s, struct p11_io *io)
+{
+	CK_RV rv;
+
+	key_sign_raw(k, s, io->m->mechanism, io->in, io->inlen, io->out,
+	             io->outlen, &rv);
+	return rv;
+}
+
+int p11_key_op(struct p11_key *k, const char *what, const char *call,
+               p11_op_fn fn, struct p11_io *io)
 {
 	struct p11_token *t = k->tok;
 	struct p11_module *m = t->mod;
 	CK_SESSION_HANDLE s;
 	CK_RV rv = CKR_OK;
 	unsigned gen;
-	size_t cap = *outlen;
 	char why[256];
-	int rc = -1;
 
 	p11_last_err[0] = '\0';
+	p11_last_rv = CKR_OK;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!p11_key_ready(k, p11_last_err, sizeof(p11_last_err)))
 			return -1;
@@ -325,11 +339,10 @@ int p11_key_sign(struct p11_key *k, CK_MECHANISM_TYPE mech,
 		gen = t->gen;
 		pthread_mutex_unlock(&t->mu);
 
-		*outlen = cap;
-		rc = key_sign_raw(k, s, mech, in, inlen, out, outlen, &rv);
+		rv = fn(k, s, io);
 
 		pthread_mutex_lock(&t->mu);
-		if (rc == 0) {
+		if (rv == CKR_OK) {
 			p11_session_put(t, s, gen);
 		} else if (rv == CKR_KEY_HANDLE_INVALID ||
 		           rv == CKR_OBJECT_HANDLE_INVALID) {
@@ -338,7 +351,7 @@ int p11_key_sign(struct p11_key *k, CK_MECHANISM_TYPE mech,
 		} else if (p11_ckr_is_device(rv)) {
 			if (gen == t->gen && t->nopen > 0)
 				t->nopen--; /* not back into the pool */
-			snprintf(why, sizeof(why), "C_Sign: %s",
+			snprintf(why, sizeof(why), "%s: %s", call,
 			         p11_ckr_name(rv));
 			if (gen == t->gen)
 				p11_token_down(t, why);
@@ -348,15 +361,28 @@ int p11_key_sign(struct p11_key *k, CK_MECHANISM_TYPE mech,
 		}
 		pthread_mutex_unlock(&t->mu);
 		pthread_rwlock_unlock(&m->rw);
-		if (rc == 0)
+		if (rv == CKR_OK)
 			return 0;
+		p11_last_rv = rv;
 		snprintf(p11_last_err, sizeof(p11_last_err),
-		         "PKCS#11 signature with %s on token \"%s\": %s",
-		         k->uri, p11_tname(t), p11_ckr_name(rv));
+		         "PKCS#11 %s with %s on token \"%s\": %s", what, k->uri,
+		         p11_tname(t), p11_ckr_name(rv));
 		if (k->gen != 0)
 			break; /* only a stale handle is worth a second try */
 	}
 	return -1;
+}
+
+/* Sign on the token with up to one retry (a stale object handle after a
+ * reconnect by another context).  Fills p11_last_err on failure. */
+int p11_key_sign(struct p11_key *k, CK_MECHANISM_TYPE mech,
+                 const unsigned char *in, size_t inlen, unsigned char *out,
+                 size_t *outlen)
+{
+	CK_MECHANISM m = { mech, NULL, 0 };
+	struct p11_io io = { &m, in, inlen, out, outlen };
+
+	return p11_key_op(k, "signature", "C_Sign", sign_op, &io);
 }
 
 /* ---- contexts: keys by URI ---------------------------------------------- */
@@ -386,6 +412,7 @@ static struct p11_key *key_new(struct p11_ctx *c, const char *uri,
 		return seterr(err, errlen, "out of memory"), NULL;
 	}
 	k->tok = t;
+	k->may_decrypt = -1;
 	k->id = u->id;
 	k->idlen = u->idlen;
 	k->object = u->object;

@@ -423,6 +423,16 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		snapshot_unref(s);
 		return -1;
 	}
+	/* sorted now: the decryption keys share the signers' file keys */
+	if (s->nentries > 1 && !b.oom)
+		qsort(s->entries, s->nentries, sizeof(s->entries[0]),
+		      entry_cmp);
+	if (!b.oom && !b.exposed[0] &&
+	    snapshot_decrypt_load(s, db, err, errlen) != 0) {
+		db_close(db);
+		snapshot_unref(s);
+		return -1;
+	}
 	if (s->cfg->nencrypt > 0 || s->cfg->harvest) {
 		struct rcpt_load l = { .b = &b };
 		if (db_recipients(db, NULL, 1, add_recipient, &l, dberr,
@@ -461,9 +471,6 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		snapshot_unref(s);
 		return -1;
 	}
-	if (s->nentries > 1)
-		qsort(s->entries, s->nentries, sizeof(s->entries[0]),
-		      entry_cmp);
 	if (s->nrcpts > 1)
 		qsort(s->rcpts, s->nrcpts, sizeof(s->rcpts[0]), rcpt_cmp);
 	s->generation = __atomic_add_fetch(&generation, 1, __ATOMIC_SEQ_CST);
@@ -493,6 +500,7 @@ void snapshot_unref(struct snapshot *s)
 {
 	if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_SEQ_CST) > 0)
 		return;
+	snapshot_decrypt_free(s); /* before the signers' keys they share */
 	for (size_t i = 0; i < s->nentries; i++)
 		entry_clear(&s->entries[i]);
 	free(s->entries);

@@ -1,7 +1,8 @@
 /*
  * snapshot -- one immutable, reference-counted view of everything the
  * milter needs: the configuration, the mailbox -> signer mapping with keys
- * already loaded, and a database handle for the audit log.  Reload builds a
+ * already loaded, the keys each mailbox may decrypt with (snapshot_dec.c),
+ * and a database handle for the audit log.  Reload builds a
  * complete new snapshot and swaps it in; connections finish on the one they
  * started with.
  */
@@ -44,6 +45,22 @@ struct rcpt_cert {
 	time_t not_before, not_after;
 };
 
+/* A certificate of a mailbox whose key may decrypt mail encrypted to it:
+ * the active one, and the superseded, expired and revoked ones (partners
+ * keep last year's certificate).  Never used for signing. */
+struct decrypt_key {
+	char *address; /* lower-case mailbox of the certificate */
+	char *serial;
+	char *status; /* in the database: active, superseded, revoked */
+	X509 *cert;
+	time_t not_before, not_after, revoked_at;
+	EVP_PKEY *key;       /* decrypts (on the token for a PKCS#11 key);
+	                        NULL when it could not be loaded: see problem */
+	struct p11_key *hsm; /* the key is on a PKCS#11 token (or NULL) */
+	char *problem;       /* why key is NULL (or, for a token key that is
+	                        away now, why it may fail), or NULL */
+};
+
 struct snapshot {
 	int refs;
 	unsigned long generation;
@@ -55,6 +72,8 @@ struct snapshot {
 	struct signer_entry *entries; /* sorted by address */
 	size_t nentries;
 	size_t nusable;
+	struct decrypt_key *dkeys; /* by address, newest first */
+	size_t ndkeys;
 	struct rcpt_cert *rcpts; /* active recipient certificates, by address */
 	size_t nrcpts;
 	/* certificates harvested while this snapshot is current: used at
@@ -88,6 +107,48 @@ const struct signer_entry *snapshot_lookup(const struct snapshot *s,
  */
 X509 *snapshot_encryption_cert(const struct snapshot *s, const char *address,
                                time_t now, const char **serial);
+
+/*
+ * The certificates of mailbox (lower-case) whose key may decrypt, newest
+ * first: *out points to the first of the returned count, inside the
+ * snapshot (valid while it lives); 0 and NULL when none.  Every certificate
+ * stored for the mailbox is there, whatever its status: the active one,
+ * superseded, expired and revoked ones (snapshot_decrypt_state says which,
+ * for the stamp).  Entries whose key could not be loaded are there too,
+ * key NULL and problem saying why, so the caller can tell "no key" from
+ * "not ours".  To pick one, compare each cert with a RecipientInfo
+ * (CMS_RecipientInfo_ktri_cert_cmp / CMS_RecipientEncryptedKey_cert_cmp)
+ * and hand key to OpenSSL's CMS decryption.  These keys are for
+ * decryption only: signing goes through snapshot_lookup, which refuses
+ * every certificate that is not active.
+ */
+size_t snapshot_decrypt_keys(const struct snapshot *s, const char *mailbox,
+                             const struct decrypt_key **out);
+
+/* "revoked", "expired" (at now), "superseded" or "active" for d, in that
+ * order of precedence; "none" for NULL. */
+const char *snapshot_decrypt_state(const struct decrypt_key *d, time_t now);
+
+/*
+ * The decryption keys that could not be loaded, one line each
+ * ("ADDR: STATUS certificate SERIAL cannot decrypt: WHY") into out (may be
+ * NULL to count only), for -n and the logs.  These are not in the build's
+ * warnings: a key that only decrypts never makes a mailbox unable to sign,
+ * nor -n fail.  Returns how many there are.
+ */
+size_t snapshot_decrypt_report(const struct snapshot *s, char *out,
+                               size_t outlen);
+
+/* For snapshot_build (snapshot_dec.c): load every stored certificate's
+ * decryption key into s (s->cfg, and the signer entries sorted, whose file
+ * keys are shared).  A key that cannot be loaded does not fail: its entry
+ * says why (snapshot_decrypt_report).  Returns 0, or -1 with err on a
+ * database error or out of memory.  snapshot_unref frees them with
+ * snapshot_decrypt_free. */
+struct db;
+int snapshot_decrypt_load(struct snapshot *s, struct db *db, char *err,
+                          size_t errlen);
+void snapshot_decrypt_free(struct snapshot *s);
 
 /* Make a harvested certificate usable at once (the database already has
  * it).  Returns 0, or -1 on out of memory. */

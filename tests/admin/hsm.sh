@@ -14,6 +14,11 @@
 #   - renew of a mailbox whose key is on the token: the new key is generated
 #     on the same token, never extractable; import --cert completes it, mail
 #     is signed with the new certificate; no key file appears in key_dir
+#   - --usage: by default (sign,decrypt) keygen and renew make keys that
+#     also decrypt (CKA_DECRYPT for RSA, CKA_DERIVE for EC) and CSRs that ask
+#     for keyEncipherment / keyAgreement; --usage sign makes keys that only
+#     sign and CSRs that ask for digitalSignature alone; a bad value is a
+#     usage error that generates nothing
 # Prints TAP.  KEEP=1 keeps the work directory.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 fx_begin admhsm
@@ -52,6 +57,31 @@ token_id_of_pub() {
 		hsm_pubkey "$HSM_TOKEN" "$_id" "$work/tpub.der" >/dev/null 2>&1 || continue
 		if cmp -s "$work/tpub.der" "$1"; then echo "$_id"; break; fi
 	done
+}
+# usage_of LABEL: "Usage:" of the private key object labelled LABEL
+usage_of() {
+	hsm_list "$HSM_TOKEN" "$HSM_PIN" | awk -v want="$1" '
+		/^[A-Za-z]/ { priv = ($0 ~ /^Private Key Object/); lab = "" }
+		priv && $1 == "label:" { sub(/^[ \t]*label:[ \t]*/, ""); lab = $0 }
+		priv && lab == want && $1 == "Usage:" { sub(/^[ \t]*Usage:[ \t]*/, ""); print; exit }'
+}
+# usage_by_id ID: "Usage:" of the private key object with CKA_ID ID
+usage_by_id() {
+	hsm_list "$HSM_TOKEN" "$HSM_PIN" | awk -v want="$1" '
+		/^[A-Za-z]/ { priv = ($0 ~ /^Private Key Object/); id = "" }
+		priv && $1 == "ID:" { id = $2 }
+		priv && id == want && $1 == "Usage:" { sub(/^[ \t]*Usage:[ \t]*/, ""); print; exit }'
+}
+# csr_ku CSR: the keyUsage the request asks for, as openssl prints it
+csr_ku() {
+	openssl req -in "$1" -noout -text | awk '/X509v3 Key Usage/ { getline; sub(/^ */, ""); print; exit }'
+}
+# decrypts USAGE TYPE: USAGE (pkcs11-tool's) lets a TYPE key decrypt
+decrypts() {
+	case $2 in
+	ec-*) echo "$1" | grep -qw derive ;;
+	*) echo "$1" | grep -qw decrypt ;;
+	esac
 }
 # private_access_by_id ID: "Access:" of the private key object with CKA_ID ID
 private_access_by_id() {
@@ -202,6 +232,15 @@ keygen_case() {
 	kc_acc=$(hsm_access "$HSM_TOKEN" "$HSM_PIN" "$kc_l")
 	nonextractable "$kc_acc"
 	tap $? "$kc_t: pkcs11-tool says the key '$kc_l' is sensitive and never extractable (Access: $kc_acc)"
+	kc_use=$(usage_of "$kc_l")
+	decrypts "$kc_use" "$kc_t"
+	tap $? "$kc_t: by default (--usage sign,decrypt) the token key also decrypts (Usage: $kc_use)"
+	kc_ku=$(csr_ku "$kc_csr")
+	case $kc_t in
+	ec-*) [ "$kc_ku" = "Digital Signature, Key Agreement" ] ;;
+	*) [ "$kc_ku" = "Digital Signature, Key Encipherment" ] ;;
+	esac
+	tap $? "$kc_t: the CSR asks for signing and ${kc_t%%-*} decryption key usage ($kc_ku)"
 	openssl req -in "$kc_csr" -verify -noout >/dev/null 2>&1
 	tap $? "$kc_t: openssl req -verify accepts the CSR"
 	openssl req -in "$kc_csr" -noout -text | grep -qE "$kc_algo"
@@ -226,6 +265,32 @@ keygen_case dewi@banjarkota.go.id dewi ec-p256 7002 'prime256v1|P-256'
 k=$(keyfiles)
 tap "$([ "$k" = 0 ]; echo $?)" "no key file in key_dir after keygen ($k)"
 
+# ---- keygen --usage sign: keys that only sign
+# sign_only ADDR LABEL TYPE
+sign_only() {
+	so_p0=$(privkeys)
+	expect 0 "keygen --usage sign $3 for $1" "$CTL" -c "$conf" keygen --mailbox "$1" \
+		--pkcs11-uri "$(hsm_uri "$HSM_TOKEN" "$2")" --key-type "$3" --usage sign \
+		--out "$work/csr" || return 1
+	so_p1=$(privkeys)
+	so_use=$(usage_of "$2")
+	[ "$so_p1" = $((so_p0 + 1)) ] && echo "$so_use" | grep -qw sign &&
+		! echo "$so_use" | grep -qwE 'decrypt|derive|unwrap'
+	tap $? "--usage sign $3: the token key signs and may neither decrypt nor derive (Usage: $so_use)"
+	so_ku=$(csr_ku "$work/csr/$1.csr.pem")
+	[ "$so_ku" = "Digital Signature" ]
+	tap $? "--usage sign $3: the CSR asks for digitalSignature only ($so_ku)"
+}
+sign_only eka@banjarkota.go.id eka rsa2048
+sign_only fajar@banjarkota.go.id fajar ec-p256
+p0=$(privkeys)
+expect 64 "keygen --usage encrypt is a usage error" "$CTL" -c "$conf" keygen \
+	--mailbox gita@banjarkota.go.id --pkcs11-uri "$(hsm_uri "$HSM_TOKEN" gita)" --usage encrypt \
+	--out "$work/csr" && grep -q -- "--usage must be sign or sign,decrypt" "$work/out"
+tap $? "... saying which values it takes"
+p1=$(privkeys)
+tap "$([ "$p1" = "$p0" ]; echo $?)" "... and no key is generated ($p0 -> $p1)"
+
 # ---- renew a mailbox whose key is on the token
 p0=$(privkeys)
 spki_of_cert "$pki/andi.crt.pem" "$work/andi-old.der"
@@ -245,6 +310,12 @@ if expect 0 "renew andi@ (key on the token)" "$CTL" -c "$conf" renew andi@banjar
 	acc=$( [ -n "$id" ] && private_access_by_id "$id")
 	[ -n "$id" ] && nonextractable "$acc"
 	tap $? "renew: the token holds the new key pair (id ${id:-none}), never extractable (Access: $acc)"
+	use=$( [ -n "$id" ] && usage_by_id "$id")
+	decrypts "$use" rsa3072
+	tap $? "renew: by default the new token key also decrypts (Usage: $use)"
+	ku=$(csr_ku "$csr")
+	[ "$ku" = "Digital Signature, Key Encipherment" ]
+	tap $? "renew: the CSR asks for keyEncipherment too ($ku)"
 	k=$(keyfiles)
 	tap "$([ "$k" = 0 ]; echo $?)" "renew: no key file in key_dir ($k)"
 	if issue "$csr" andi@banjarkota.go.id 7003 "$work/andi-new.crt.pem"; then
@@ -265,6 +336,35 @@ print(" ".join(sorted(r["serial"] + ":" + r["status"] for r in rows)))')
 		nok "renew: the test CA issues a certificate from the CSR"
 	fi
 fi
+# ---- renew --usage sign: a new key that only signs
+if expect 0 "renew sekda@ --usage sign" "$CTL" -c "$conf" renew sekda@banjarkota.go.id \
+	--usage sign --out "$work/csr"; then
+	csr=$work/csr/sekda@banjarkota.go.id.csr.pem
+	ku=$(csr_ku "$csr")
+	[ "$ku" = "Digital Signature" ]
+	tap $? "renew --usage sign: the CSR asks for digitalSignature only ($ku)"
+	spki_of_csr "$csr" "$work/renew-sekda.der"
+	id=$(token_id_of_pub "$work/renew-sekda.der")
+	use=$( [ -n "$id" ] && usage_by_id "$id")
+	[ -n "$id" ] && echo "$use" | grep -qw sign && ! decrypts "$use" rsa2048
+	tap $? "renew --usage sign: the new token key (id ${id:-none}) only signs (Usage: $use)"
+fi
+# ---- renew of a key in key_dir: the same rule for the CSR
+if expect 0 "import legacy@ with a PEM key" "$CTL" -c "$conf" import \
+	--mailbox legacy@banjarkota.go.id --kind individual \
+	--cert "$pki/legacy.crt.pem" --key "$pki/legacy.key.pem"; then
+	csr=$work/csr/legacy@banjarkota.go.id.csr.pem
+	expect 0 "renew legacy@ (key_dir)" "$CTL" -c "$conf" renew legacy@banjarkota.go.id \
+		--out "$work/csr" && ku=$(csr_ku "$csr") &&
+		[ "$ku" = "Digital Signature, Key Encipherment" ]
+	tap $? "renew in key_dir: by default the CSR asks for keyEncipherment too (${ku:-})"
+	expect 0 "renew legacy@ --usage sign --key-type ec-p256 (key_dir)" "$CTL" -c "$conf" renew \
+		legacy@banjarkota.go.id --usage sign --key-type ec-p256 --out "$work/csr" &&
+		ku=$(csr_ku "$csr") && [ "$ku" = "Digital Signature" ]
+	tap $? "renew in key_dir --usage sign: the CSR asks for digitalSignature only (${ku:-})"
+fi
+expect 64 "renew --usage bogus is a usage error" "$CTL" -c "$conf" renew sekda@banjarkota.go.id \
+	--usage bogus --out "$work/csr"
 if grep -qaE "$HSM_PIN|wrong-pin-0000" "$work"/*.out "$work/out" "$work/err" "$work/smime.db" 2>/dev/null; then
 	nok "the PIN never appears in smimectl output or in the database"
 else

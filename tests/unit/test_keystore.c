@@ -1,7 +1,9 @@
 /* Unit tests: lib/keystore.c -- every backend through keystore_load_key
  * (PKCS#12, PEM, PKCS#11 on a SoftHSM2 token made here): the certificate's
  * key, another certificate's key, wrong passphrase or PIN, missing files
- * and objects, files others can read. */
+ * and objects, files others can read; and through keystore_load_decrypt_key
+ * a CMS made by `openssl cms -encrypt` opened with each backend's key, a
+ * token key made for signing only refused. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "certstore.h"
 #include "config.h"
+#include "fixture.h"
 #include "keystore.h"
 #include "p11.h"
 #include "tap.h"
@@ -23,6 +27,8 @@
 #define MODULE "/usr/lib/softhsm/libsofthsm2.so"
 
 static char dir[256];
+
+#define CLR(e) ((e)[0] = '\0', (e))
 static X509 *leaf, *server;
 
 /* system() of a formatted command; its exit status. */
@@ -201,6 +207,108 @@ static int signs_for(EVP_PKEY *key, X509 *cert)
 	return rc;
 }
 
+/* 1 when dir/leaf.der (encrypted to leaf by openssl cms) opens with key
+ * through OpenSSL's CMS API, with the plain text back. */
+static int opens(EVP_PKEY *key)
+{
+	BIO *in = BIO_new_file(in_dir(7, "leaf.der"), "rb");
+	BIO *out = BIO_new(BIO_s_mem());
+	CMS_ContentInfo *cms = in ? d2i_CMS_bio(in, NULL) : NULL;
+	char *data;
+	long n;
+	int rc = 0;
+
+	if (cms && out && key &&
+	    CMS_decrypt_set1_pkey_and_peer(cms, key, leaf, NULL) == 1 &&
+	    CMS_decrypt(cms, NULL, NULL, NULL, out, CMS_BINARY) == 1) {
+		n = BIO_get_mem_data(out, &data);
+		rc = n == 9 && memcmp(data, "vertrouwd", 9) == 0;
+	}
+	ERR_clear_error();
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	BIO_free(out);
+	return rc;
+}
+
+/* keystore_load_decrypt_key of file keys: the same key, and it opens. */
+static void file_decrypt_tests(struct keystore *ks)
+{
+	struct key_ref pem = { KEY_PEM, in_dir(0, "leaf.key.pem"), NULL };
+	struct key_ref p12 = { KEY_PKCS12, in_dir(2, "leaf.p12"),
+		               in_dir(3, "leaf.pass") };
+	struct p11_key *hsm = (struct p11_key *)&pem;
+	EVP_PKEY *key = NULL;
+	char err[1024];
+
+	ok(run("printf vertrouwd >%s/plain && openssl cms -encrypt -binary "
+	       "-aes-256-cbc -in %s/plain -outform DER -out %s/leaf.der "
+	       "-recip %s/leaf.crt.pem",
+	       dir, dir, dir, dir) == 0,
+	   "a CMS encrypted to leaf by openssl cms");
+	ok(keystore_load_decrypt_key(ks, &pem, leaf, &key, &hsm, CLR(err),
+	                             sizeof(err)) == 0 &&
+	           hsm == NULL && opens(key),
+	   "PEM: the decryption key opens the CMS (%s)", err);
+	EVP_PKEY_free(key);
+	ok(keystore_load_decrypt_key(ks, &p12, leaf, &key, NULL, CLR(err),
+	                             sizeof(err)) == 0 &&
+	           opens(key),
+	   "PKCS#12: the decryption key opens the CMS (%s)", err);
+	EVP_PKEY_free(key);
+	ok(keystore_load_decrypt_key(ks, &pem, server, &key, NULL, CLR(err),
+	                             sizeof(err)) == -1 &&
+	           key == NULL && strstr(err, "does not match"),
+	   "PEM: another certificate's key is refused (%s)", err);
+	ok(keystore_load_decrypt_key(ks, &pem, NULL, &key, NULL, CLR(err),
+	                             sizeof(err)) == -1 &&
+	           key == NULL && strstr(err, "needs its certificate"),
+	   "no certificate: refused (%s)", err);
+	ok(!opens(NULL), "no key: the CMS does not open");
+}
+
+/* keystore_load_decrypt_key of token keys: the imported leaf key (SoftHSM
+ * imports with CKA_DECRYPT) opens the CMS on the token; a key generated
+ * for signing only is refused. */
+static void pkcs11_decrypt_tests(struct keystore *ks)
+{
+	struct key_ref ref = { KEY_PKCS11, "pkcs11:token=ks;object=leaf",
+		               NULL };
+	struct p11_key *hsm = NULL;
+	EVP_PKEY *key = NULL, *pub = NULL, *skey = NULL;
+	char err[1024], *uri = NULL;
+	X509 *x;
+
+	ok(keystore_load_decrypt_key(ks, &ref, leaf, &key, &hsm, CLR(err),
+	                             sizeof(err)) == 0 &&
+	           hsm && opens(key),
+	   "PKCS#11: the token key opens the CMS (C_Decrypt) (%s)", err);
+	EVP_PKEY_free(key);
+	ok(p11_keygen(keystore_p11(ks), "pkcs11:token=ks", "signer", "rsa2048",
+	              0, &pub, &uri, CLR(err), sizeof(err)) == 0 &&
+	           p11_ctx_key_pub(keystore_p11(ks), uri, pub, &skey, err,
+	                           sizeof(err)) == 0,
+	   "PKCS#11: a signing-only key generated (%s)", err);
+	if (skey == NULL)
+		return;
+	x = fixture_cert_make(skey, "signer", NULL, NULL, 3, time(NULL), -60,
+	                      3600, "keyUsage:digitalSignature");
+	ref.location = uri;
+	ok(keystore_load_key(ks, &ref, x, &key, NULL, CLR(err), sizeof(err)) ==
+	           0,
+	   "PKCS#11: it loads to sign (%s)", err);
+	EVP_PKEY_free(key);
+	ok(keystore_load_decrypt_key(ks, &ref, x, &key, &hsm, CLR(err),
+	                             sizeof(err)) == -1 &&
+	           key == NULL && hsm == NULL &&
+	           strstr(err, "CKA_DECRYPT is false"),
+	   "PKCS#11: ... and is refused to decrypt (%s)", err);
+	X509_free(x);
+	EVP_PKEY_free(skey);
+	EVP_PKEY_free(pub);
+	free(uri);
+}
+
 static void pkcs11_tests(void)
 {
 	char *labels[] = { "ks" };
@@ -263,6 +371,7 @@ static void pkcs11_tests(void)
 	           key && hsm && strstr(err, "not found"),
 	   "PKCS#11: a missing object may come back: 1 (%s)", err);
 	EVP_PKEY_free(key);
+	pkcs11_decrypt_tests(ks);
 	keystore_free(ks);
 
 	/* the settings from a configuration: here a wrong PIN file */
@@ -325,6 +434,7 @@ int main(void)
 	names_tests();
 	ks = keystore_new(NULL);
 	file_tests(ks);
+	file_decrypt_tests(ks);
 	keystore_free(ks);
 	pkcs11_tests();
 	X509_free(leaf);

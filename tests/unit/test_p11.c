@@ -1,6 +1,9 @@
 /* Unit tests: PKCS#11 URIs, and keys on a real SoftHSM2 token made here --
  * concurrent signatures through the session pool, a wrong PIN reported
- * once, the token store vanishing and coming back. */
+ * once, the token store vanishing and coming back; CMS messages made by
+ * `openssl cms -encrypt` (RSA v1.5, OAEP SHA-1 and SHA-256, ECDH)
+ * decrypted with token keys through OpenSSL's CMS API, and keys made for
+ * signing only refused for decryption. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include "fixture.h"
@@ -185,6 +190,142 @@ static void write_file(const char *path, const char *text, int mode)
 	chmod(path, (mode_t)mode);
 }
 
+/* The content of the CMS EnvelopedData in DER file path, decrypted with
+ * key (for cert) as OpenSSL's CMS code does with any key, into out (NUL
+ * terminated).  1 when it decrypted. */
+static int cms_open(EVP_PKEY *key, X509 *cert, const char *path, char *out,
+                    size_t outlen)
+{
+	BIO *in = BIO_new_file(path, "rb"), *mem = BIO_new(BIO_s_mem());
+	CMS_ContentInfo *cms = in ? d2i_CMS_bio(in, NULL) : NULL;
+	char *data;
+	long n;
+	int rc = 0;
+
+	out[0] = '\0';
+	if (cms && mem &&
+	    CMS_decrypt_set1_pkey_and_peer(cms, key, cert, NULL) == 1 &&
+	    CMS_decrypt(cms, NULL, NULL, NULL, mem, CMS_BINARY) == 1) {
+		n = BIO_get_mem_data(mem, &data);
+		snprintf(out, outlen, "%.*s", (int)n, data);
+		rc = 1;
+	}
+	ERR_clear_error();
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	BIO_free(mem);
+	return rc;
+}
+
+/* A self-signed certificate for the token key key (signed on the token),
+ * written to dir/name.crt.pem; the plain text encrypted to it by openssl
+ * cms with the options opts into dir/name.der.  Returns the certificate. */
+static X509 *encrypt_to(EVP_PKEY *key, const char *name, const char *ku,
+                        const char *opts)
+{
+	char path[400];
+	X509 *x = fixture_cert_make(key, name, NULL, NULL, 7, time(NULL), -60,
+	                            86400, ku);
+
+	snprintf(path, sizeof(path), "%s/%s.crt.pem", dir, name);
+	fixture_pem_write(path, x, NULL);
+	fixture_sh("openssl cms -encrypt -binary -in %s/plain -outform DER "
+	           "-out %s/%s.der -aes-256-cbc -recip %s %s",
+	           dir, dir, name, path, opts);
+	return x;
+}
+
+/* Decryption on the token: keys made with decrypt set, then those made
+ * for signing only (sign_rsa, sign_ec). */
+static void dec_tests(struct p11_ctx *c, EVP_PKEY *sign_rsa, EVP_PKEY *sign_ec)
+{
+	static const char *plain = "Subject: balasan\r\n\r\nisi surat\r\n";
+	EVP_PKEY *pub = NULL, *epub = NULL, *key = NULL, *ekey = NULL, *k2;
+	char *uri = NULL, *euri = NULL, err[1024], out[256], path[400];
+	X509 *x, *ex, *sx;
+	struct p11_key *pk;
+
+	snprintf(path, sizeof(path), "%s/plain", dir);
+	fixture_write(path, plain, 0600);
+	ok(p11_keygen(c, "pkcs11:token=unit", "rsa-dec", "rsa2048", 1, &pub,
+	              &uri, CLR(err), sizeof(err)) == 0 &&
+	           p11_keygen(c, "pkcs11:token=unit", "ec-dec", "ec-p256", 1,
+	                      &epub, &euri, CLR(err), sizeof(err)) == 0,
+	   "RSA and EC keys that decrypt generated (%s)", err);
+	if (pub == NULL || epub == NULL)
+		return;
+	/* certificates signed on the token, then found by their key */
+	p11_ctx_key_pub(c, uri, pub, &k2, err, sizeof(err));
+	x = encrypt_to(k2, "rsa-v15", "keyUsage:keyEncipherment", "");
+	EVP_PKEY_free(k2);
+	ok(p11_ctx_key_decrypt(c, uri, x, &key, &pk, CLR(err), sizeof(err)) ==
+	                   0 &&
+	           pk != NULL,
+	   "RSA key loaded for decryption (%s)", err);
+	snprintf(path, sizeof(path), "%s/rsa-v15.der", dir);
+	ok(key && cms_open(key, x, path, out, sizeof(out)) &&
+	           strcmp(out, plain) == 0,
+	   "RSA PKCS#1 v1.5 (CKM_RSA_PKCS) CMS decrypts on the token");
+	X509_free(x);
+	x = encrypt_to(key, "rsa-oaep1", "keyUsage:keyEncipherment",
+	               "-keyopt rsa_padding_mode:oaep");
+	snprintf(path, sizeof(path), "%s/rsa-oaep1.der", dir);
+	ok(cms_open(key, x, path, out, sizeof(out)) && strcmp(out, plain) == 0,
+	   "RSA-OAEP SHA-1 (CKM_RSA_PKCS_OAEP) CMS decrypts on the token (%s)",
+	   p11_last_error());
+	X509_free(x);
+	x = encrypt_to(key, "rsa-oaep256", "keyUsage:keyEncipherment",
+	               "-keyopt rsa_padding_mode:oaep -keyopt "
+	               "rsa_oaep_md:sha256 -keyopt rsa_mgf1_md:sha256");
+	snprintf(path, sizeof(path), "%s/rsa-oaep256.der", dir);
+	ok(cms_open(key, x, path, out, sizeof(out)) && strcmp(out, plain) == 0,
+	   "RSA-OAEP SHA-256 CMS decrypts on the token (%s)", p11_last_error());
+	X509_free(x);
+	p11_ctx_key_pub(c, euri, epub, &k2, err, sizeof(err));
+	ex = encrypt_to(k2, "ecdh", "keyUsage:keyAgreement", "");
+	EVP_PKEY_free(k2);
+	ok(p11_ctx_key_decrypt(c, euri, ex, &ekey, NULL, CLR(err),
+	                       sizeof(err)) == 0,
+	   "EC key loaded for decryption (%s)", err);
+	snprintf(path, sizeof(path), "%s/ecdh.der", dir);
+	ok(ekey && cms_open(ekey, ex, path, out, sizeof(out)) &&
+	           strcmp(out, plain) == 0,
+	   "ECDH (kari, CKM_ECDH1_DERIVE) CMS decrypts on the token (%s)",
+	   p11_last_error());
+	snprintf(path, sizeof(path), "%s/rsa-v15.der", dir);
+	ok(ekey && !cms_open(ekey, ex, path, out, sizeof(out)),
+	   "a message for the RSA key does not open with the EC key");
+	X509_free(ex);
+
+	/* keys made for signing only: refused, clearly, and nothing crashes */
+	sx = fixture_cert_make(sign_rsa, "sign-rsa", NULL, NULL, 8, time(NULL),
+	                       -60, 86400, NULL);
+	ok(p11_ctx_key_decrypt(c, "pkcs11:token=unit;object=rsa", sx, &k2, &pk,
+	                       CLR(err), sizeof(err)) == -1 &&
+	           k2 == NULL && pk == NULL && strstr(err, "may not decrypt") &&
+	           strstr(err, "CKA_DECRYPT is false"),
+	   "a signing-only RSA key is refused for decryption (%s)", err);
+	snprintf(path, sizeof(path), "%s/rsa-v15.der", dir);
+	ok(!cms_open(sign_rsa, sx, path, out, sizeof(out)) &&
+	           strstr(p11_last_error(), "may not decrypt"),
+	   "its signing wrapper does not decrypt either (%s)",
+	   p11_last_error());
+	X509_free(sx);
+	sx = fixture_cert_make(sign_ec, "sign-ec", NULL, NULL, 9, time(NULL),
+	                       -60, 86400, NULL);
+	ok(p11_ctx_key_decrypt(c, "pkcs11:token=unit;object=ec", sx, &k2, NULL,
+	                       CLR(err), sizeof(err)) == -1 &&
+	           strstr(err, "CKA_DERIVE is false"),
+	   "a signing-only EC key is refused for ECDH (%s)", err);
+	X509_free(sx);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(ekey);
+	EVP_PKEY_free(pub);
+	EVP_PKEY_free(epub);
+	free(uri);
+	free(euri);
+}
+
 static void hsm_tests(void)
 {
 	char conf[300], pin[300], badpin[300], err[1024], *uri = NULL;
@@ -228,14 +369,14 @@ static void hsm_tests(void)
 
 	/* key generation through our own API, then signatures */
 	c = ctx_with_pin(pin, 4);
-	ok(p11_keygen(c, "pkcs11:token=unit", "rsa", "rsa2048", &pub, &uri,
+	ok(p11_keygen(c, "pkcs11:token=unit", "rsa", "rsa2048", 0, &pub, &uri,
 	              CLR(err), sizeof(err)) == 0,
 	   "RSA key generated on the token (%s)", err);
-	ok(p11_keygen(c, "pkcs11:token=unit", "rsa", "rsa2048", &epub, &euri,
+	ok(p11_keygen(c, "pkcs11:token=unit", "rsa", "rsa2048", 0, &epub, &euri,
 	              err, sizeof(err)) != 0 &&
 	           strstr(err, "already holds"),
 	   "a second key with the same label is refused (%s)", err);
-	ok(p11_keygen(c, "pkcs11:token=unit", "ec", "ec-p256", &epub, &euri,
+	ok(p11_keygen(c, "pkcs11:token=unit", "ec", "ec-p256", 0, &epub, &euri,
 	              CLR(err), sizeof(err)) == 0,
 	   "EC P-256 key generated (%s)", err);
 	ok(uri && p11_ctx_key_pub(c, uri, pub, &key, CLR(err), sizeof(err)) ==
@@ -252,6 +393,7 @@ static void hsm_tests(void)
 	ok(ekey && sign(ekey, data, sizeof(data), sig, &siglen) &&
 	           verify(epub, sig, siglen, data, sizeof(data)),
 	   "ECDSA signature made on the token verifies");
+	dec_tests(c, key, ekey);
 	ok(p11_ctx_key_pub(c, uri, epub, &other, err, sizeof(err)) == -1 &&
 	           other == NULL && strstr(err, "RSA key"),
 	   "RSA key against an EC public key refused (%s)", err);

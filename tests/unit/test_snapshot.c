@@ -4,7 +4,8 @@
  * lookup and what each unusable mailbox is told; the certificate to
  * encrypt to; reference counting and a reload that leaves the old
  * snapshot as it was; and builds that fail leave nothing behind (no
- * snapshot, no open file, no thread).
+ * snapshot, no open file, no thread); the keys a mailbox may decrypt
+ * with (active, superseded, expired, revoked), never offered for signing.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -414,6 +415,136 @@ static void test_failures(void)
 	snapshot_unref(s);
 }
 
+/* A certificate of mailbox lama@ valid from now + from to now + to, its
+ * key in DIR/tag.key unless nokey, mapped (superseding the one before). */
+static X509 *lama_cert(struct db *db, const char *tag, long from, long to,
+                       int nokey, long long *id)
+{
+	char keyfile[64], err[512];
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	static long serial = 0x700;
+	X509 *x = fixture_cert_make(k, "lama", ca, ca_key, serial++, now, from,
+	                            to, SIGN EMAIL "lama@" DOMAIN);
+
+	snprintf(keyfile, sizeof(keyfile), "%s.key", tag);
+	if (!nokey)
+		fixture_key_write(fixture_path(keyfile), k);
+	*id = fixture_db_signer(db, x, NULL, fixture_path(keyfile),
+	                        "lama@" DOMAIN, err, sizeof(err));
+	if (*id < 0)
+		printf("# lama %s: %s\n", tag, err);
+	EVP_PKEY_free(k);
+	return x;
+}
+
+/* The keys a mailbox may decrypt with: every certificate it had, never
+ * offered for signing. */
+static void test_decrypt(void)
+{
+	struct snapshot *s = NULL;
+	const struct decrypt_key *d = NULL;
+	const struct signer_entry *e;
+	struct db *db;
+	char err[1024] = "", warn[4096] = "";
+	long long ida, ide, idb, idc;
+	X509 *a, *ex, *b, *c;
+	size_t n;
+
+	db_open(dbpath, DB_READWRITE, &db, err, sizeof(err));
+	a = lama_cert(db, "lamaA", -800 * 86400L, -400 * 86400L, 0, &ida);
+	ex = lama_cert(db, "lamaE", -500 * 86400L, -100 * 86400L, 1, &ide);
+	b = lama_cert(db, "lamaB", -300 * 86400L, 65 * 86400L, 0, &idb);
+	c = lama_cert(db, "lamaC", -86400, 365 * 86400L, 0, &idc);
+	ok(db_revoke_id(db, idb, "superseded", now, "test", err, sizeof(err)) ==
+	           1,
+	   "lama@: four certificates, the third one revoked (%s)", err);
+	db_close(db);
+
+	ok(snapshot_build(conf, 0, &s, err, sizeof(err), warn, sizeof(warn)) ==
+	                   0 &&
+	           s,
+	   "a key missing for an old certificate does not fail the build "
+	   "(%s)",
+	   err);
+	if (s == NULL)
+		exit(1);
+	print_warnings(warn);
+	n = snapshot_decrypt_keys(s, "lama@" DOMAIN, &d);
+	ok(n == 4 && d, "snapshot_decrypt_keys: all four certificates (%zu)",
+	   n);
+	if (n != 4)
+		exit(1);
+	e = snapshot_lookup(s, "lama@" DOMAIN);
+	ok(X509_cmp(d[0].cert, c) == 0 &&
+	           strcmp(snapshot_decrypt_state(&d[0], now), "active") == 0 &&
+	           e && d[0].key == e->key,
+	   "newest first: the active one, sharing the signer's key");
+	ok(X509_cmp(d[1].cert, b) == 0 &&
+	           strcmp(snapshot_decrypt_state(&d[1], now), "revoked") == 0 &&
+	           d[1].key && X509_check_private_key(b, d[1].key) == 1,
+	   "the revoked one, with its key (%s)",
+	   snapshot_decrypt_state(&d[1], now));
+	ok(X509_cmp(d[2].cert, ex) == 0 && d[2].key == NULL && d[2].problem &&
+	           strstr(d[2].problem, "lamaE.key"),
+	   "one whose key file is gone: no key, the reason kept (%s)",
+	   d[2].problem ? d[2].problem : "-");
+	{
+		char rep[4096];
+		size_t nrep = snapshot_decrypt_report(s, rep, sizeof(rep));
+		print_warnings(rep);
+		ok(nrep == 3 &&
+		           strstr(rep, "lama@" DOMAIN
+		                       ": superseded certificate 0701 cannot "
+		                       "decrypt: ") &&
+		           strstr(rep, "lamaE.key") && strstr(rep, "nokey@") &&
+		           strstr(rep, "wrongkey@") &&
+		           snapshot_decrypt_report(s, NULL, 0) == 3 &&
+		           snapshot_decrypt_report(NULL, rep, sizeof(rep)) == 0,
+		   "snapshot_decrypt_report: the three keys that cannot "
+		   "decrypt, with why (%zu)",
+		   nrep);
+		ok(!strstr(warn, "lama@") && !strstr(warn, "cannot decrypt"),
+		   "... and the build's warnings (-n) do not have them");
+	}
+	ok(X509_cmp(d[3].cert, a) == 0 &&
+	           strcmp(snapshot_decrypt_state(&d[3], now), "expired") == 0 &&
+	           d[3].key && X509_check_private_key(a, d[3].key) == 1 &&
+	           strcmp(d[3].status, "superseded") == 0,
+	   "the expired, superseded one, with its key");
+	ok(strcmp(snapshot_decrypt_state(&d[0], now + 400 * 86400L),
+	          "expired") == 0 &&
+	           strcmp(snapshot_decrypt_state(NULL, now), "none") == 0,
+	   "state at a later time; NULL is none");
+
+	/* signing still takes only the active certificate */
+	ok(e && X509_cmp(e->cert, c) == 0 && e->key && e->problem == NULL,
+	   "lama@ signs with its active certificate only");
+	n = snapshot_decrypt_keys(s, "revoked@" DOMAIN, &d);
+	e = snapshot_lookup(s, "revoked@" DOMAIN);
+	ok(n == 1 && d[0].key &&
+	           strcmp(snapshot_decrypt_state(&d[0], now), "revoked") == 0 &&
+	           e && e->key == NULL && strstr(e->problem, "is revoked"),
+	   "revoked@: decrypts with its key, the signer entry still refuses");
+	n = snapshot_decrypt_keys(s, "expired@" DOMAIN, &d);
+	e = snapshot_lookup(s, "expired@" DOMAIN);
+	ok(n == 1 && d[0].key &&
+	           strcmp(snapshot_decrypt_state(&d[0], now), "expired") == 0 &&
+	           e && now > e->not_after,
+	   "expired@: decrypts; signing is refused by its validity");
+	ok(snapshot_decrypt_keys(s, "nobody@" DOMAIN, &d) == 0 && d == NULL &&
+	           snapshot_decrypt_keys(NULL, "lama@" DOMAIN, &d) == 0,
+	   "an unknown mailbox, a NULL snapshot: none");
+	snapshot_unref(s);
+	ok(build_fails(conf, 1, err, sizeof(err)) &&
+	           strstr(err, "5 mailboxes cannot sign"),
+	   "strict: the old key that is gone is not a signing problem (%s)",
+	   err);
+	X509_free(a);
+	X509_free(ex);
+	X509_free(b);
+	X509_free(c);
+}
+
 int main(void)
 {
 	now = time(NULL);
@@ -429,6 +560,7 @@ int main(void)
 	test_recipients();
 	test_refs_and_reload();
 	test_failures();
+	test_decrypt();
 
 	X509_free(ca);
 	EVP_PKEY_free(ca_key);
