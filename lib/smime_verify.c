@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,14 +66,12 @@ static int judge(struct smime_verdict *v, enum smime_result r, const char *fmt,
 	return 0;
 }
 
-/* "YYYY-MM-DD" of t (UTC) into buf (>= 16 bytes). */
+/* "YYYY-MM-DD" of t (UTC): the date of time_fmt's text, into buf (>= 32
+ * bytes). */
 static const char *day(time_t t, char *buf, size_t len)
 {
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%d", &tm) == 0)
-		snprintf(buf, len, "?");
+	time_fmt(t, buf, len);
+	buf[strcspn(buf, " ")] = '\0';
 	return buf;
 }
 
@@ -109,6 +108,25 @@ static int fn_bio_create(BIO *b)
 	return 1;
 }
 
+/* The BIO method over a read callback, made once for all threads. */
+static BIO_METHOD *fn_method;
+static pthread_once_t fn_once = PTHREAD_ONCE_INIT;
+
+static void fn_method_make(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+	                             "smime_verify read callback");
+	int good = m != NULL;
+
+	good = good && BIO_meth_set_read_ex(m, fn_bio_read);
+	good = good && BIO_meth_set_ctrl(m, fn_bio_ctrl);
+	good = good && BIO_meth_set_create(m, fn_bio_create);
+	if (good)
+		fn_method = m;
+	else
+		BIO_meth_free(m);
+}
+
 /* ---- the checks ------------------------------------------------------ */
 
 /* The signingTime attribute of si, 0 when absent or unreadable. */
@@ -130,7 +148,7 @@ static int check_times(const struct smime_verify_opts *o, X509 *x,
 {
 	time_t nb = asn1_time_to_time(X509_get0_notBefore(x));
 	time_t na = asn1_time_to_time(X509_get0_notAfter(x));
-	char a[16], b[16], c[16];
+	char a[32], b[32], c[32];
 
 	if (v->signing_time && (v->signing_time < nb || v->signing_time > na)) {
 		judge(v, SMIME_FAIL,
@@ -162,7 +180,7 @@ static void chain_reason(X509_STORE_CTX *ctx, struct smime_verdict *v)
 	char *subj = at ? cert_name_text(X509_get_subject_name(at)) : NULL;
 	char *iss = at ? cert_name_text(X509_get_issuer_name(at)) : NULL;
 	const char *who = depth > 0 ? "issuer certificate " : "certificate ";
-	char d[16];
+	char d[32];
 
 	switch (code) {
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -477,7 +495,6 @@ int smime_verify_detached_fn(const struct smime_verify_opts *o,
                              const unsigned char *sig, size_t siglen,
                              struct smime_verdict *v)
 {
-	static BIO_METHOD *meth;
 	struct fn_src src = { rd, arg, 0 };
 	CMS_ContentInfo *cms;
 	BIO *der, *content = rd ? NULL : arg;
@@ -488,19 +505,12 @@ int smime_verify_detached_fn(const struct smime_verify_opts *o,
 		return judge(v, SMIME_PERMERROR, "signature part is empty");
 	if (siglen > INT_MAX)
 		return judge(v, SMIME_PERMERROR, "signature part is too large");
-	if (rd && meth == NULL) {
-		BIO_METHOD *m =
-		        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-		                     "smime read");
-		if (m && BIO_meth_set_read_ex(m, fn_bio_read) &&
-		    BIO_meth_set_ctrl(m, fn_bio_ctrl) &&
-		    BIO_meth_set_create(m, fn_bio_create))
-			meth = m;
-		else
-			BIO_meth_free(m);
+	if (rd) {
+		pthread_once(&fn_once, fn_method_make);
+		content = fn_method ? BIO_new(fn_method) : NULL;
+		if (content)
+			BIO_set_data(content, &src);
 	}
-	if (rd && meth && (content = BIO_new(meth)) != NULL)
-		BIO_set_data(content, &src);
 	der = BIO_new_mem_buf(sig, (int)siglen);
 	if (der == NULL || content == NULL) {
 		BIO_free(der);

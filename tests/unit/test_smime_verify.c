@@ -147,6 +147,16 @@ static int is(const struct smime_verdict *v, enum smime_result r,
 	return good;
 }
 
+/* Verify sig over text, check the result is r with want in the reason
+ * (the check is named by the rest), and clear the verdict. */
+#define vcheck(text, sig, len, r, want, ...)       \
+	do {                                       \
+		struct smime_verdict v_;           \
+		vdet(text, sig, len, &v_);         \
+		ok(is(&v_, r, want), __VA_ARGS__); \
+		smime_verdict_clear(&v_);          \
+	} while (0)
+
 /* Sign the content with NAME (openssl cms, detached) and verify it. */
 static void case_signer(const char *name, enum smime_result r, const char *want,
                         const char *what)
@@ -161,10 +171,26 @@ static void case_signer(const char *name, enum smime_result r, const char *want,
 	free(sig);
 }
 
+/* The signers of the tests, valid from yesterday for a year: by 0 the
+ * trusted root, 1 an unknown root, 2 the intermediate. */
+static const struct leaf {
+	const char *name, *cn, *addr, *extra;
+	long serial;
+	int by, rsa;
+} leaves[] = {
+	{ "good", "Mitra", FROM, EKU_OK, 0x1005, 0, 0 },
+	{ "rsa", "Mitra RSA", FROM, EKU_OK, 0x1006, 0, 1 },
+	{ "unknown", "Mitra", FROM, EKU_OK, 0x77, 1, 0 },
+	{ "viaint", "Mitra", FROM, EKU_OK, 0x2001, 2, 0 },
+	{ "noeku", "Mitra", FROM, NULL, 0x1010, 0, 0 },
+	{ "server", "Mitra", FROM, "extendedKeyUsage:serverAuth", 0x1011, 0,
+	  0 },
+	{ "encrypt", "Mitra", FROM, "keyUsage:keyEncipherment", 0x1012, 0, 0 },
+	{ "lain", "Lain", "lain@jabarprov.go.id", EKU_OK, 0x1013, 0, 0 },
+};
+
 static void setup(void)
 {
-	X509 *x;
-
 	fixture_dir("smime_verify");
 	now = time(NULL);
 	ca_key = EVP_EC_gen("P-256");
@@ -185,41 +211,21 @@ static void setup(void)
 	fixture_pem_write(fixture_path("ca.pem"), ca, NULL);
 	fixture_pem_write(fixture_path("inter.pem"), inter, NULL);
 	fixture_write(fixture_path("content"), content, 0600);
-	x = fixture_cert_make(key, "Mitra", ca, ca_key, 0x1005, now, -DAY,
-	                      365 * DAY, leaf_exts(FROM, EKU_OK));
-	save("good", x, key);
-	X509_free(x);
-	x = fixture_cert_make(rsa_key, "Mitra RSA", ca, ca_key, 0x1006, now,
-	                      -DAY, 365 * DAY, leaf_exts(FROM, EKU_OK));
-	save("rsa", x, rsa_key);
-	X509_free(x);
-	x = fixture_cert_make(key, "Mitra", other, other_key, 0x77, now, -DAY,
-	                      365 * DAY, leaf_exts(FROM, EKU_OK));
-	save("unknown", x, key);
-	X509_free(x);
-	x = fixture_cert_make(key, "Mitra", inter, int_key, 0x2001, now, -DAY,
-	                      365 * DAY, leaf_exts(FROM, EKU_OK));
-	save("viaint", x, key);
-	X509_free(x);
-	x = fixture_cert_make(key, "Mitra", ca, ca_key, 0x1010, now, -DAY,
-	                      365 * DAY, leaf_exts(FROM, NULL));
-	save("noeku", x, key);
-	X509_free(x);
-	x = fixture_cert_make(key, "Mitra", ca, ca_key, 0x1011, now, -DAY,
-	                      365 * DAY,
-	                      leaf_exts(FROM, "extendedKeyUsage:serverAuth"));
-	save("server", x, key);
-	X509_free(x);
-	x = fixture_cert_make(key, "Mitra", ca, ca_key, 0x1012, now, -DAY,
-	                      365 * DAY,
-	                      leaf_exts(FROM, "keyUsage:keyEncipherment"));
-	save("encrypt", x, key);
-	X509_free(x);
-	x = fixture_cert_make(key, "Lain", ca, ca_key, 0x1013, now, -DAY,
-	                      365 * DAY,
-	                      leaf_exts("lain@jabarprov.go.id", EKU_OK));
-	save("lain", x, key);
-	X509_free(x);
+	for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
+		const struct leaf *l = &leaves[i];
+		EVP_PKEY *k = l->rsa ? rsa_key : key;
+		X509 *x = fixture_cert_make(k, l->cn,
+		                            l->by == 1   ? other
+		                            : l->by == 2 ? inter
+		                                         : ca,
+		                            l->by == 1   ? other_key
+		                            : l->by == 2 ? int_key
+		                                         : ca_key,
+		                            l->serial, now, -DAY, 365 * DAY,
+		                            leaf_exts(l->addr, l->extra));
+		save(l->name, x, k);
+		X509_free(x);
+	}
 	snprintf(ca_path, sizeof(ca_path), "%s", fixture_path("ca.pem"));
 	opts.ca_file = ca_path;
 	opts.from = FROM;
@@ -315,10 +321,8 @@ static void test_fail(void)
 	   "tampered body: fail");
 	is_str(v.serial, "1005", "tampered body: the signer is still named");
 	smime_verdict_clear(&v);
-	vdet("", sig, len, &v);
-	ok(is(&v, SMIME_FAIL, "body altered after signing"),
-	   "empty content under a good signature: fail");
-	smime_verdict_clear(&v);
+	vcheck("", sig, len, SMIME_FAIL, "body altered after signing",
+	       "empty content under a good signature: fail");
 
 	opts.from = "andi@banjarkota.go.id";
 	vdet(content, sig, len, &v);
@@ -330,10 +334,8 @@ static void test_fail(void)
 	       "... the identifier is the certificate's address");
 	smime_verdict_clear(&v);
 	opts.from = NULL;
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_NEUTRAL, "no single From address"),
-	   "no From address: neutral");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_NEUTRAL, "no single From address",
+	       "no From address: neutral");
 	opts.from = FROM;
 	free(sig);
 	free(bad);
@@ -351,10 +353,9 @@ static void test_fail(void)
 	            "another partner's certificate");
 
 	sig = osign("cms", "good", "-nocerts", &len);
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_FAIL, "signer certificate is not in the signature"),
-	   "signature without the signer certificate: fail");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_FAIL,
+	       "signer certificate is not in the signature",
+	       "signature without the signer certificate: fail");
 	free(sig);
 }
 
@@ -377,21 +378,17 @@ static void test_chain(void)
 	ok(sk_X509_num(v.certs) == 2, "... both certificates handed out");
 	smime_verdict_clear(&v);
 	opts.ca_file = fixture_path("missing.pem");
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_TEMPERROR, "trust bundle unreadable"),
-	   "ca_file missing: temperror");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_TEMPERROR, "trust bundle unreadable",
+	       "ca_file missing: temperror");
 	opts.ca_file = NULL;
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_TEMPERROR, "no trust bundle"), "no ca_file: temperror");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_TEMPERROR, "no trust bundle",
+	       "no ca_file: temperror");
 	opts.ca_file = ca_path;
 	free(sig);
 }
 
 static void test_revoked(void)
 {
-	struct smime_verdict v;
 	struct db *db = NULL;
 	char err[256], *iss = cert_name_text(X509_get_subject_name(ca));
 	char flags[512];
@@ -402,38 +399,31 @@ static void test_revoked(void)
 	           sizeof(err)) == 0,
 	   "temp database");
 	opts.db = db;
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_PASS, "verified"), "not in revoked_serials: pass");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_PASS, "verified",
+	       "not in revoked_serials: pass");
 	ok(db_serial_revoke_add(db, iss, "1005", "keyCompromise", now - DAY,
 	                        err, sizeof(err)) == 0,
 	   "revoked_serials row for serial 1005");
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_FAIL, "certificate revoked (serial 1005 of "),
-	   "revoked signer: fail");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_FAIL,
+	       "certificate revoked (serial 1005 of ", "revoked signer: fail");
 	free(sig);
 
 	/* an intermediate listed by the root's CRL */
 	snprintf(flags, sizeof(flags), "-certfile '%s'",
 	         fixture_path("inter.pem"));
 	sig = osign("cms", "viaint", flags, &len);
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_PASS, "verified"), "intermediate not revoked: pass");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_PASS, "verified",
+	       "intermediate not revoked: pass");
 	db_serial_revoke_add(db, iss, "02", NULL, now - DAY, err, sizeof(err));
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_FAIL, "issuer certificate CN=BSrE Test Issuing"),
-	   "revoked intermediate: fail");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_FAIL,
+	       "issuer certificate CN=BSrE Test Issuing",
+	       "revoked intermediate: fail");
 
 	/* the table gone: the lookup fails, which is temporary */
 	fixture_sh("sqlite3 '%s' 'DROP TABLE revoked_serials'",
 	           fixture_path("smime.db"));
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_TEMPERROR, "revocation list unavailable"),
-	   "database error: temperror");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_TEMPERROR,
+	       "revocation list unavailable", "database error: temperror");
 	opts.db = NULL;
 	db_close(db);
 	free(sig);
@@ -459,26 +449,21 @@ static void test_expired(void)
 	ok(v.signing_time == now - 100 * DAY, "... signingTime as signed");
 	smime_verdict_clear(&v);
 	opts.now = now - 90 * DAY;
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_PASS, "verified"),
-	   "the same message judged at a time it was valid: pass");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_PASS, "verified",
+	       "the same message judged at a time it was valid: pass");
 	opts.now = now;
 	free(sig);
 	sig = sign_at(x, key, now - 10 * DAY, 1, &len);
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_FAIL, "outside the certificate's validity"),
-	   "signed after the certificate expired: fail");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_FAIL,
+	       "outside the certificate's validity",
+	       "signed after the certificate expired: fail");
 	free(sig);
 	X509_free(x);
 	x = fixture_cert_make(key, "Mitra Baru", ca, ca_key, 0x1021, now,
 	                      10 * DAY, 400 * DAY, leaf_exts(FROM, EKU_OK));
 	sig = sign_at(x, key, now + 20 * DAY, 1, &len);
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_FAIL, "not valid before"),
-	   "certificate not yet valid: fail");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_FAIL, "not valid before",
+	       "certificate not yet valid: fail");
 	free(sig);
 	X509_free(x);
 }
@@ -487,34 +472,26 @@ static void test_malformed(void)
 {
 	static const unsigned char garbage[] =
 	        "\x30\x82\x7f\xff\x06\x09garbage";
-	struct smime_verdict v;
 	size_t len;
 	unsigned char *sig;
 
-	vdet(content, garbage, sizeof(garbage), &v);
-	ok(is(&v, SMIME_PERMERROR, "does not parse"), "garbage DER: permerror");
-	smime_verdict_clear(&v);
-	vdet(content, garbage, 0, &v);
-	ok(is(&v, SMIME_PERMERROR, "empty"), "empty signature part: permerror");
-	smime_verdict_clear(&v);
-	vdet(content, NULL, 0, &v);
-	ok(is(&v, SMIME_PERMERROR, "empty"), "no signature part: permerror");
-	smime_verdict_clear(&v);
+	vcheck(content, garbage, sizeof(garbage), SMIME_PERMERROR,
+	       "does not parse", "garbage DER: permerror");
+	vcheck(content, garbage, 0, SMIME_PERMERROR, "empty",
+	       "empty signature part: permerror");
+	vcheck(content, NULL, 0, SMIME_PERMERROR, "empty",
+	       "no signature part: permerror");
 	fixture_sh("openssl cms -encrypt -binary -in '%s' -outform DER "
 	           "-out '%s' '%s'",
 	           fixture_path("content"), fixture_path("env.der"),
 	           fixture_path("rsa.crt"));
 	sig = slurp(fixture_path("env.der"), &len);
-	vdet(content, sig, len, &v);
-	ok(sig && is(&v, SMIME_PERMERROR, "not a signature"),
-	   "enveloped-data given as a signature: permerror");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_PERMERROR, "not a signature",
+	       "enveloped-data given as a signature: permerror");
 	free(sig);
 	sig = osign("cms", "good", "", &len);
-	vdet(content, sig, len / 2, &v);
-	ok(is(&v, SMIME_PERMERROR, "does not parse"),
-	   "truncated signature: permerror");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len / 2, SMIME_PERMERROR, "does not parse",
+	       "truncated signature: permerror");
 	free(sig);
 }
 
@@ -527,26 +504,21 @@ static void test_encoders(void)
 
 	ok(sig && len > 2 && sig[1] == 0x80,
 	   "streamed signature is indefinite-length BER");
-	vdet(content, sig, len, &v);
-	ok(is(&v, SMIME_PASS, "verified"), "BER signature (streaming encoders, "
-	                                   "x-pkcs7-signature senders): pass");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_PASS, "verified",
+	       "BER signature (streaming encoders, "
+	       "x-pkcs7-signature senders): pass");
 	free(sig);
 	sig = osign("smime", "good", "", &len);
-	vdet(content, sig, len, &v);
-	ok(sig && is(&v, SMIME_PASS, "verified"),
-	   "PKCS#7 signature of openssl smime: pass");
-	smime_verdict_clear(&v);
+	vcheck(content, sig, len, SMIME_PASS, "verified",
+	       "PKCS#7 signature of openssl smime: pass");
 	free(sig);
 	sig = osign("cms", "good", "-noattr", &len);
 	vdet(content, sig, len, &v);
 	ok(is(&v, SMIME_PASS, "verified"), "no signed attributes: pass");
 	ok(v.signing_time == 0, "... and no signingTime");
 	smime_verdict_clear(&v);
-	vdet("tampered\r\n", sig, len, &v);
-	ok(is(&v, SMIME_FAIL, "body altered"),
-	   "no signed attributes, tampered body: fail");
-	smime_verdict_clear(&v);
+	vcheck("tampered\r\n", sig, len, SMIME_FAIL, "body altered",
+	       "no signed attributes, tampered body: fail");
 	free(sig);
 }
 
