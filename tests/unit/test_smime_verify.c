@@ -522,6 +522,50 @@ static void test_encoders(void)
 	free(sig);
 }
 
+/* gpgsm (GnuPG's own CMS code, libksba) signs with the RSA signer in a
+ * throw-away GNUPGHOME; its detached signature must verify here too. */
+static void test_gpgsm(void)
+{
+	char gh[512];
+	size_t len;
+	unsigned char *sig = NULL;
+	int rc;
+
+	snprintf(gh, sizeof(gh), "%s", fixture_path("gnupg"));
+	rc = fixture_sh("mkdir -m 0700 '%s' && cd '%s' && printf "
+	                "'disable-crl-checks\ndisable-policy-checks\n"
+	                "disable-ocsp\ndisable-dirmngr\n' >gpgsm.conf && "
+	                "printf 'allow-loopback-pinentry\ns2k-count 65536\n' "
+	                ">gpg-agent.conf && openssl pkcs12 -export -legacy "
+	                "-in ../rsa.crt -inkey ../rsa.key -passout pass:test "
+	                "-out rsa.p12 && echo \"$(openssl x509 -in ../ca.pem "
+	                "-noout -fingerprint -sha1 | sed 's/^[^=]*=//') S "
+	                "relax\" >trustlist.txt",
+	                gh, gh);
+	rc = rc ? rc
+	        : fixture_sh("cd '%s' && G='--homedir . --batch --no-tty "
+	                     "--pinentry-mode loopback --passphrase-fd 0' && "
+	                     "gpgsm $G --import ../ca.pem </dev/null 2>>log && "
+	                     "echo test | gpgsm $G --import rsa.p12 2>>log && "
+	                     "echo test | gpgsm $G --detach-sign --output "
+	                     "sig.der ../content 2>>log || { sed 's/^/# /' "
+	                     "log; "
+	                     "exit 1; }",
+	                     gh);
+	fixture_sh("gpgconf --homedir '%s' --kill all", gh);
+	if (rc == 0) {
+		char path[600];
+		snprintf(path, sizeof(path), "%s/sig.der", gh);
+		sig = slurp(path, &len);
+	}
+	ok(sig != NULL, "gpgsm --detach-sign made a signature");
+	vcheck(content, sig, len, SMIME_PASS, "signature verified",
+	       "gpgsm's signature: pass");
+	vcheck("Content-Type: text/plain\r\n\r\naltered\r\n", sig, len,
+	       SMIME_FAIL, "body altered", "gpgsm's signature, altered: fail");
+	free(sig);
+}
+
 /* Opaque: v and the content written out (in *out, malloc'd). */
 static void vopq(const unsigned char *der, size_t len, struct smime_verdict *v,
                  char **out)
@@ -607,6 +651,7 @@ int main(void)
 	test_expired();
 	test_malformed();
 	test_encoders();
+	test_gpgsm();
 	test_opaque();
 	X509_free(ca);
 	X509_free(other);
