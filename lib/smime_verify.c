@@ -2,6 +2,7 @@
  * .h).  The CMS steps of CMS_verify are taken one by one so that each
  * failure gets its own plain-words reason. */
 #include "smime_verify.h"
+#include "smime_verify_int.h"
 #include "certstore.h"
 #include "db.h"
 #include "util.h"
@@ -49,12 +50,8 @@ void smime_verdict_clear(struct smime_verdict *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* Set the result and the reason; returns the result's "reached a verdict"
- * status for callers to pass on (0). */
-static int judge(struct smime_verdict *v, enum smime_result r, const char *fmt,
-                 ...) PRINTFLIKE(3, 4);
-static int judge(struct smime_verdict *v, enum smime_result r, const char *fmt,
-                 ...)
+int smime_judge(struct smime_verdict *v, enum smime_result r, const char *fmt,
+                ...)
 {
 	va_list ap;
 
@@ -151,21 +148,21 @@ static int check_times(const struct smime_verify_opts *o, X509 *x,
 	char a[32], b[32], c[32];
 
 	if (v->signing_time && (v->signing_time < nb || v->signing_time > na)) {
-		judge(v, SMIME_FAIL,
-		      "signed on %s, outside the certificate's validity "
-		      "(%s to %s)",
-		      day(v->signing_time, a, sizeof(a)), day(nb, b, sizeof(b)),
-		      day(na, c, sizeof(c)));
+		smime_judge(v, SMIME_FAIL,
+		            "signed on %s, outside the certificate's validity "
+		            "(%s to %s)",
+		            day(v->signing_time, a, sizeof(a)),
+		            day(nb, b, sizeof(b)), day(na, c, sizeof(c)));
 		return 0;
 	}
 	if (o->now > na) {
-		judge(v, SMIME_FAIL, "certificate expired %s",
-		      day(na, a, sizeof(a)));
+		smime_judge(v, SMIME_FAIL, "certificate expired %s",
+		            day(na, a, sizeof(a)));
 		return 0;
 	}
 	if (o->now < nb) {
-		judge(v, SMIME_FAIL, "certificate not valid before %s",
-		      day(nb, a, sizeof(a)));
+		smime_judge(v, SMIME_FAIL, "certificate not valid before %s",
+		            day(nb, a, sizeof(a)));
 		return 0;
 	}
 	return 1;
@@ -188,25 +185,26 @@ static void chain_reason(X509_STORE_CTX *ctx, struct smime_verdict *v)
 	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
 	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 	case X509_V_ERR_CERT_UNTRUSTED:
-		judge(v, SMIME_FAIL, "issuer not trusted: %s",
-		      iss ? iss : "(unknown)");
+		smime_judge(v, SMIME_FAIL, "issuer not trusted: %s",
+		            iss ? iss : "(unknown)");
 		break;
 	case X509_V_ERR_CERT_HAS_EXPIRED:
-		judge(v, SMIME_FAIL, "%s%s expired %s", who, subj ? subj : "",
-		      day(asn1_time_to_time(X509_get0_notAfter(at)), d,
-		          sizeof(d)));
+		smime_judge(v, SMIME_FAIL, "%s%s expired %s", who,
+		            subj ? subj : "",
+		            day(asn1_time_to_time(X509_get0_notAfter(at)), d,
+		                sizeof(d)));
 		break;
 	case X509_V_ERR_CERT_NOT_YET_VALID:
-		judge(v, SMIME_FAIL, "%s%s not valid before %s", who,
-		      subj ? subj : "",
-		      day(asn1_time_to_time(X509_get0_notBefore(at)), d,
-		          sizeof(d)));
+		smime_judge(v, SMIME_FAIL, "%s%s not valid before %s", who,
+		            subj ? subj : "",
+		            day(asn1_time_to_time(X509_get0_notBefore(at)), d,
+		                sizeof(d)));
 		break;
 	default:
-		judge(v, SMIME_FAIL,
-		      "certificate chain does not verify: %s (%s%s)",
-		      X509_verify_cert_error_string(code), who,
-		      subj ? subj : "");
+		smime_judge(v, SMIME_FAIL,
+		            "certificate chain does not verify: %s (%s%s)",
+		            X509_verify_cert_error_string(code), who,
+		            subj ? subj : "");
 	}
 	free(subj);
 	free(iss);
@@ -225,12 +223,13 @@ static int check_chain(const struct smime_verify_opts *o, X509 *x,
 	int good = 0;
 
 	if (o->ca_file == NULL) {
-		judge(v, SMIME_TEMPERROR,
-		      "no trust bundle (ca_file) configured");
+		smime_judge(v, SMIME_TEMPERROR,
+		            "no trust bundle (ca_file) configured");
 		return 0;
 	}
 	if (cert_read_file(o->ca_file, &cas, err, sizeof(err)) != 0) {
-		judge(v, SMIME_TEMPERROR, "trust bundle unreadable: %s", err);
+		smime_judge(v, SMIME_TEMPERROR, "trust bundle unreadable: %s",
+		            err);
 		return 0;
 	}
 	store = X509_STORE_new();
@@ -246,12 +245,12 @@ static int check_chain(const struct smime_verify_opts *o, X509 *x,
 		*chain = X509_STORE_CTX_get1_chain(ctx);
 		good = *chain != NULL;
 		if (!good)
-			judge(v, SMIME_TEMPERROR, "out of memory");
+			smime_judge(v, SMIME_TEMPERROR, "out of memory");
 	} else
 		chain_reason(ctx, v);
 	goto out;
 oom:
-	judge(v, SMIME_TEMPERROR, "out of memory checking the chain");
+	smime_judge(v, SMIME_TEMPERROR, "out of memory checking the chain");
 out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
@@ -273,24 +272,26 @@ static int check_revoked(const struct smime_verify_opts *o,
 		int rc;
 
 		if (cert_info_get(sk_X509_value(chain, i), &ci) != 0) {
-			judge(v, SMIME_TEMPERROR, "out of memory");
+			smime_judge(v, SMIME_TEMPERROR, "out of memory");
 			return 0;
 		}
 		rc = db_serial_revoked(o->db, ci.issuer, ci.serial, err,
 		                       sizeof(err));
 		if (rc < 0)
-			judge(v, SMIME_TEMPERROR,
-			      "revocation list unavailable: %s", err);
+			smime_judge(v, SMIME_TEMPERROR,
+			            "revocation list unavailable: %s", err);
 		else if (rc == 1 && i == 0)
-			judge(v, SMIME_FAIL,
-			      "certificate revoked (serial %s of %s is listed "
-			      "in an imported CRL)",
-			      ci.serial, ci.issuer);
+			smime_judge(v, SMIME_FAIL,
+			            "certificate revoked (serial %s of %s is "
+			            "listed "
+			            "in an imported CRL)",
+			            ci.serial, ci.issuer);
 		else if (rc == 1)
-			judge(v, SMIME_FAIL,
-			      "issuer certificate %s revoked (serial %s is "
-			      "listed in an imported CRL)",
-			      ci.subject, ci.serial);
+			smime_judge(v, SMIME_FAIL,
+			            "issuer certificate %s revoked (serial %s "
+			            "is "
+			            "listed in an imported CRL)",
+			            ci.subject, ci.serial);
 		cert_info_clear(&ci);
 		if (rc != 0)
 			return 0;
@@ -304,23 +305,24 @@ static int check_usage(X509 *x, struct smime_verdict *v)
 	uint32_t flags;
 
 	if (X509_check_purpose(x, -1, 0) != 1) {
-		judge(v, SMIME_FAIL,
-		      "signer certificate's extensions do not parse");
+		smime_judge(v, SMIME_FAIL,
+		            "signer certificate's extensions do not parse");
 		return 0;
 	}
 	flags = X509_get_extension_flags(x);
 	if ((flags & EXFLAG_XKUSAGE) &&
 	    !(X509_get_extended_key_usage(x) & (XKU_SMIME | XKU_ANYEKU))) {
-		judge(v, SMIME_FAIL,
-		      "certificate is not for e-mail: its extended key usage "
-		      "lacks emailProtection");
+		smime_judge(v, SMIME_FAIL,
+		            "certificate is not for e-mail: its extended key "
+		            "usage "
+		            "lacks emailProtection");
 		return 0;
 	}
 	if ((flags & EXFLAG_KUSAGE) &&
 	    !(X509_get_key_usage(x) &
 	      (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION))) {
-		judge(v, SMIME_FAIL,
-		      "certificate's key usage does not allow signing");
+		smime_judge(v, SMIME_FAIL,
+		            "certificate's key usage does not allow signing");
 		return 0;
 	}
 	return 1;
@@ -334,15 +336,18 @@ static int check_from(const struct smime_verify_opts *o, X509 *x,
 
 	v->identifier = has ? str_lower(strdup(o->from)) : cert_first_email(x);
 	if (o->from == NULL) {
-		judge(v, SMIME_NEUTRAL,
-		      "signature verified, but the message has no single From "
-		      "address to compare");
+		smime_judge(v, SMIME_NEUTRAL,
+		            "signature verified, but the message has no single "
+		            "From "
+		            "address to compare");
 		return 0;
 	}
 	if (!has) {
-		judge(v, SMIME_FAIL,
-		      "signer certificate is for %s, not the From address %s",
-		      v->identifier ? v->identifier : "no address", o->from);
+		smime_judge(v, SMIME_FAIL,
+		            "signer certificate is for %s, not the From "
+		            "address %s",
+		            v->identifier ? v->identifier : "no address",
+		            o->from);
 		return 0;
 	}
 	return 1;
@@ -379,28 +384,24 @@ static int judge_signer(const struct smime_verify_opts *o, X509 *x,
 	}
 	root = cert_name_text(X509_get_subject_name(
 	        sk_X509_value(chain, sk_X509_num(chain) - 1)));
-	judge(v, SMIME_PASS, "signature verified, chain to %s",
-	      root ? root : "the trust bundle");
+	smime_judge(v, SMIME_PASS, "signature verified, chain to %s",
+	            root ? root : "the trust bundle");
 	free(root);
 	sk_X509_pop_free(chain, X509_free);
 	return 0;
 }
 
-/* Read the content through chain (CMS_dataInit's digest BIOs) to its end,
- * writing it to out when not NULL.  0, or -1 when out fails. */
-static int pump(BIO *chain, BIO *out)
+/* Read the content through chain (CMS_dataInit's digest BIOs) to its
+ * end. */
+static void pump(BIO *chain)
 {
 	unsigned char buf[16384];
-	int n;
 
-	while ((n = BIO_read(chain, buf, sizeof(buf))) > 0)
-		if (out && BIO_write(out, buf, n) != n)
-			return -1;
-	return 0;
+	while (BIO_read(chain, buf, sizeof(buf)) > 0)
+		;
 }
 
-/* Pop and free the BIOs CMS_dataInit pushed in front of dcont (dcont NULL:
- * all of them). */
+/* Pop and free the BIOs CMS_dataInit pushed in front of dcont. */
 static void free_upto(BIO *chain, BIO *dcont)
 {
 	while (chain && chain != dcont) {
@@ -410,28 +411,63 @@ static void free_upto(BIO *chain, BIO *dcont)
 	}
 }
 
-/* Everything after parsing: steps 1 to 8.  dcont is the detached content
- * (NULL for opaque), out receives the content (may be NULL). */
-static int verify_cms(const struct smime_verify_opts *o, CMS_ContentInfo *cms,
-                      BIO *dcont, BIO *out, const struct fn_src *src,
-                      struct smime_verdict *v)
+/* 1 when digested holds a digest BIO for si's digest algorithm. */
+static int has_digest(BIO *digested, CMS_SignerInfo *si)
+{
+	X509_ALGOR *alg = NULL;
+	const EVP_MD *md;
+	int nid;
+
+	CMS_SignerInfo_get0_algs(si, NULL, NULL, &alg, NULL);
+	nid = alg ? OBJ_obj2nid(alg->algorithm) : NID_undef;
+	for (BIO *b = digested; (b = BIO_find_type(b, BIO_TYPE_MD)) != NULL;
+	     b = BIO_next(b))
+		if (BIO_get_md(b, &md) > 0 && md && EVP_MD_get_type(md) == nid)
+			return 1;
+	return 0;
+}
+
+/* The content check: through dcont (detached) or the digests already run
+ * over the content (digested, opaque).  1 when it matches, 0 when not, -1
+ * when the digest algorithm is unknown. */
+static int content_matches(CMS_ContentInfo *cms, CMS_SignerInfo *si, BIO *dcont,
+                           BIO *digested)
+{
+	BIO *chain;
+	int good;
+
+	if (digested) {
+		if (!has_digest(digested, si))
+			return -1;
+		return CMS_SignerInfo_verify_content(si, digested) == 1;
+	}
+	chain = CMS_dataInit(cms, dcont);
+	if (chain == NULL)
+		return -1;
+	pump(chain);
+	good = CMS_SignerInfo_verify_content(si, chain) == 1;
+	free_upto(chain, dcont);
+	return good;
+}
+
+int smime_verify_cms(const struct smime_verify_opts *o, CMS_ContentInfo *cms,
+                     BIO *dcont, BIO *digested, const int *read_failed,
+                     struct smime_verdict *v)
 {
 	STACK_OF(CMS_SignerInfo) *sis;
 	CMS_SignerInfo *si;
 	X509 *signer = NULL;
-	BIO *chain;
-	int content_ok, attrs_ok = 1, pumped;
+	int content_ok, attrs_ok = 1;
 
 	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed)
-		return judge(v, SMIME_PERMERROR,
-		             "not a signature: the CMS content type is %s",
-		             OBJ_nid2ln(OBJ_obj2nid(CMS_get0_type(cms))));
+		return smime_judge(v, SMIME_PERMERROR,
+		                   "not a signature: the CMS content type is "
+		                   "%s",
+		                   OBJ_nid2ln(OBJ_obj2nid(CMS_get0_type(cms))));
 	sis = CMS_get0_SignerInfos(cms);
 	if (sk_CMS_SignerInfo_num(sis) < 1)
-		return judge(v, SMIME_PERMERROR, "signature without a signer");
-	if (dcont == NULL && CMS_is_detached(cms))
-		return judge(v, SMIME_PERMERROR,
-		             "opaque signed-data without content");
+		return smime_judge(v, SMIME_PERMERROR,
+		                   "signature without a signer");
 	si = sk_CMS_SignerInfo_value(sis, 0);
 	v->signing_time = signing_time(si);
 	v->certs = CMS_get1_certs(cms);
@@ -439,35 +475,32 @@ static int verify_cms(const struct smime_verify_opts *o, CMS_ContentInfo *cms,
 		ERR_clear_error();
 	CMS_SignerInfo_get0_algs(si, NULL, &signer, NULL, NULL);
 	if (signer && signer_identity(signer, v) != 0) {
-		judge(v, SMIME_TEMPERROR, "out of memory");
+		smime_judge(v, SMIME_TEMPERROR, "out of memory");
 		return -1;
 	}
-	chain = CMS_dataInit(cms, dcont);
-	if (chain == NULL)
-		return judge(v, SMIME_PERMERROR,
-		             "signature's digest algorithm is unknown");
-	pumped = pump(chain, out);
-	content_ok = CMS_SignerInfo_verify_content(si, chain) == 1;
-	free_upto(chain, dcont);
+	content_ok = content_matches(cms, si, dcont, digested);
 	ERR_clear_error();
-	if (pumped != 0) {
-		judge(v, SMIME_TEMPERROR, "cannot write the content out");
-		return -1;
-	}
-	if (src && src->failed)
-		return judge(v, SMIME_TEMPERROR, "cannot read the content");
+	if (read_failed && *read_failed)
+		return smime_judge(v, SMIME_TEMPERROR,
+		                   "cannot read the content");
+	if (content_ok < 0)
+		return smime_judge(v, SMIME_PERMERROR,
+		                   "signature's digest algorithm is unknown");
 	if (signer == NULL)
-		return judge(v, SMIME_FAIL,
-		             "signer certificate is not in the signature");
+		return smime_judge(v, SMIME_FAIL,
+		                   "signer certificate is not in the "
+		                   "signature");
 	if (CMS_signed_get_attr_count(si) >= 0)
 		attrs_ok = CMS_SignerInfo_verify(si) == 1;
 	if (!attrs_ok)
-		return judge(v, SMIME_FAIL,
-		             "signature does not verify: its signed attributes "
-		             "were altered or not signed by the certificate's "
-		             "key");
+		return smime_judge(v, SMIME_FAIL,
+		                   "signature does not verify: its signed "
+		                   "attributes "
+		                   "were altered or not signed by the "
+		                   "certificate's "
+		                   "key");
 	if (!content_ok)
-		return judge(v, SMIME_FAIL, "body altered after signing");
+		return smime_judge(v, SMIME_FAIL, "body altered after signing");
 	return judge_signer(o, signer, v);
 }
 
@@ -477,8 +510,8 @@ static CMS_ContentInfo *parse(BIO *der, struct smime_verdict *v)
 	CMS_ContentInfo *cms = d2i_CMS_bio(der, NULL);
 
 	if (cms == NULL)
-		judge(v, SMIME_PERMERROR,
-		      "signature does not parse (not DER/BER CMS)");
+		smime_judge(v, SMIME_PERMERROR,
+		            "signature does not parse (not DER/BER CMS)");
 	return cms;
 }
 
@@ -502,9 +535,11 @@ int smime_verify_detached_fn(const struct smime_verify_opts *o,
 
 	memset(v, 0, sizeof(*v));
 	if (sig == NULL || siglen == 0)
-		return judge(v, SMIME_PERMERROR, "signature part is empty");
+		return smime_judge(v, SMIME_PERMERROR,
+		                   "signature part is empty");
 	if (siglen > INT_MAX)
-		return judge(v, SMIME_PERMERROR, "signature part is too large");
+		return smime_judge(v, SMIME_PERMERROR,
+		                   "signature part is too large");
 	if (rd) {
 		pthread_once(&fn_once, fn_method_make);
 		content = fn_method ? BIO_new(fn_method) : NULL;
@@ -516,32 +551,15 @@ int smime_verify_detached_fn(const struct smime_verify_opts *o,
 		BIO_free(der);
 		if (rd)
 			BIO_free(content);
-		judge(v, SMIME_TEMPERROR, "out of memory");
+		smime_judge(v, SMIME_TEMPERROR, "out of memory");
 		return -1;
 	}
 	cms = parse(der, v);
-	rc = cms ? verify_cms(o, cms, content, NULL, rd ? &src : NULL, v) : 0;
+	rc = cms ? smime_verify_cms(o, cms, content, NULL, &src.failed, v) : 0;
 	CMS_ContentInfo_free(cms);
 	BIO_free(der);
 	if (rd)
 		BIO_free(content);
-	ERR_clear_error();
-	return rc;
-}
-
-int smime_verify_opaque(const struct smime_verify_opts *o, BIO *der,
-                        BIO *content_out, struct smime_verdict *v)
-{
-	CMS_ContentInfo *cms;
-	int rc;
-
-	memset(v, 0, sizeof(*v));
-	v->opaque = 1;
-	if (der == NULL || BIO_eof(der))
-		return judge(v, SMIME_PERMERROR, "signed-data is empty");
-	cms = parse(der, v);
-	rc = cms ? verify_cms(o, cms, NULL, content_out, NULL, v) : 0;
-	CMS_ContentInfo_free(cms);
 	ERR_clear_error();
 	return rc;
 }

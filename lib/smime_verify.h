@@ -18,8 +18,10 @@
  *     the DER ContentInfo, read from a BIO.  The content inside is written
  *     to the caller's BIO as it is verified (inbound_unwrap_opaque); it is
  *     written whatever the verdict, so the caller decides by the verdict.
- *     OpenSSL has no streaming CMS decoder: the DER is parsed whole, so
- *     memory is about the size of the signed-data (twice while parsing).
+ *     Memory stays bounded whatever the content's size: the DER/BER is
+ *     walked as it is read (smime_verify_opaque.c), the content streamed
+ *     out and through the digests, and only the rest (certificates, signer
+ *     infos; at most 4 MiB) kept to be checked as a detached signature.
  *
  * Checks, in this order, the first that fails giving the verdict:
  *   1. the DER is a SignedData with a signer (else permerror);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <openssl/cms.h>
@@ -524,9 +525,13 @@ static void test_encoders(void)
 
 /* gpgsm (GnuPG's own CMS code, libksba) signs with the RSA signer in a
  * throw-away GNUPGHOME; its detached signature must verify here too. */
+static void vopq(const unsigned char *der, size_t len, struct smime_verdict *v,
+                 char **out);
+
 static void test_gpgsm(void)
 {
-	char gh[512];
+	struct smime_verdict v;
+	char gh[512], *got;
 	size_t len;
 	unsigned char *sig = NULL;
 	int rc;
@@ -548,9 +553,9 @@ static void test_gpgsm(void)
 	                     "gpgsm $G --import ../ca.pem </dev/null 2>>log && "
 	                     "echo test | gpgsm $G --import rsa.p12 2>>log && "
 	                     "echo test | gpgsm $G --detach-sign --output "
-	                     "sig.der ../content 2>>log || { sed 's/^/# /' "
-	                     "log; "
-	                     "exit 1; }",
+	                     "sig.der ../content 2>>log && echo test | gpgsm "
+	                     "$G --sign --output opq.der ../content 2>>log || "
+	                     "{ sed 's/^/# /' log; exit 1; }",
 	                     gh);
 	fixture_sh("gpgconf --homedir '%s' --kill all", gh);
 	if (rc == 0) {
@@ -563,6 +568,19 @@ static void test_gpgsm(void)
 	       "gpgsm's signature: pass");
 	vcheck("Content-Type: text/plain\r\n\r\naltered\r\n", sig, len,
 	       SMIME_FAIL, "body altered", "gpgsm's signature, altered: fail");
+	free(sig);
+	sig = NULL;
+	if (rc == 0) {
+		char path[600];
+		snprintf(path, sizeof(path), "%s/opq.der", gh);
+		sig = slurp(path, &len);
+	}
+	vopq(sig ? sig : (const unsigned char *)"", sig ? len : 0, &v, &got);
+	ok(is(&v, SMIME_PASS, "signature verified"),
+	   "gpgsm's opaque signed-data (BER): pass");
+	is_str(got, content, "... its content handed out");
+	smime_verdict_clear(&v);
+	free(got);
 	free(sig);
 }
 
@@ -635,6 +653,119 @@ static void test_opaque(void)
 	free(got);
 }
 
+/* A 24 MB opaque signed-data (streamed BER and DER) read from a file and
+ * written to a file: the verifier's peak memory stays far below it. */
+static void test_opaque_big(void)
+{
+	const char *forms[] = { "-stream", "" };
+	struct rusage ru;
+	long before;
+
+	getrusage(RUSAGE_SELF, &ru);
+	before = ru.ru_maxrss;
+	fixture_sh("yes 'Lampiran laporan tahunan, halaman berikutnya.' | "
+	           "head -c 24000000 >'%s'",
+	           fixture_path("big"));
+	for (int i = 0; i < 2; i++) {
+		struct smime_verdict v;
+		char out[512];
+		BIO *in, *o;
+		long long got = -1;
+		snprintf(out, sizeof(out), "%s", fixture_path("big.out"));
+		fixture_sh("openssl cms -sign -binary -nodetach %s -in '%s' "
+		           "-signer '%s' -inkey '%s' -outform DER -out '%s'",
+		           forms[i], fixture_path("big"),
+		           fixture_path("good.crt"), fixture_path("good.key"),
+		           fixture_path("big.der"));
+		in = BIO_new_file(fixture_path("big.der"), "rb");
+		o = BIO_new_file(out, "wb");
+		smime_verify_opaque(&opts, in, o, &v);
+		BIO_free(in);
+		BIO_free(o);
+		in = BIO_new_file(out, "rb");
+		if (in && BIO_seek(in, 0) == 0) {
+			FILE *f = fopen(out, "rb");
+			if (f && fseek(f, 0, SEEK_END) == 0)
+				got = ftell(f);
+			if (f)
+				fclose(f);
+		}
+		BIO_free(in);
+		ok(is(&v, SMIME_PASS, "verified") && got == 24000000,
+		   "24 MB opaque signed-data%s: pass, %lld bytes out",
+		   i ? " (DER)" : " (BER)", got);
+		smime_verdict_clear(&v);
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	ok(ru.ru_maxrss - before < 8 * 1024,
+	   "peak memory grew by %ld KiB, not by the content's size",
+	   ru.ru_maxrss - before);
+}
+
+/* Hostile BER around the content: absurd lengths, deep nesting, cuts. */
+static void test_opaque_hostile(void)
+{
+	static const unsigned char ect[] = { 0x06, 0x09, 0x2a, 0x86, 0x48,
+		                             0x86, 0xf7, 0x0d, 0x01, 0x07,
+		                             0x01, 0xa0, 0x80 };
+	struct smime_verdict v;
+	size_t len, pre;
+	unsigned char *der = osign("cms", "good", "-nodetach -stream", &len);
+	unsigned char *at = der ? memmem(der, len, ect, sizeof(ect)) : NULL;
+	unsigned char *bad = malloc(len + 4096);
+	char *got;
+
+	ok(at != NULL, "streamed opaque: eContent found");
+	if (at == NULL || bad == NULL) {
+		free(der);
+		free(bad);
+		return;
+	}
+	pre = (size_t)(at - der) + sizeof(ect);
+	memcpy(bad, der, pre);
+	memcpy(bad + pre,
+	       "\x04\x84\x7f\xff\xff\xff"
+	       "abc",
+	       9);
+	vopq(bad, pre + 9, &v, &got);
+	ok(is(&v, SMIME_PERMERROR, "does not parse"),
+	   "an OCTET STRING of 2 GB in a small message: permerror");
+	smime_verdict_clear(&v);
+	free(got);
+	memcpy(bad + pre, "\x04\x85\x01\x00\x00\x00\x00", 7);
+	vopq(bad, pre + 7, &v, &got);
+	ok(is(&v, SMIME_PERMERROR, "does not parse"),
+	   "a 5-octet length: permerror");
+	smime_verdict_clear(&v);
+	free(got);
+	for (int i = 0; i < 1000; i++)
+		memcpy(bad + pre + 2 * (size_t)i, "\x24\x80", 2);
+	memcpy(bad + pre + 2000,
+	       "\x04\x01"
+	       "A",
+	       3);
+	memset(bad + pre + 2003, 0, 2000);
+	vopq(bad, pre + 4003, &v, &got);
+	ok(is(&v, SMIME_PERMERROR, "does not parse"),
+	   "constructed OCTET STRINGs nested 1000 deep: permerror");
+	smime_verdict_clear(&v);
+	free(got);
+	for (size_t cut = pre - 20; cut < len; cut += (len - pre) / 7 + 1) {
+		vopq(der, cut, &v, &got);
+		if (v.result != SMIME_PERMERROR)
+			break;
+		smime_verdict_clear(&v);
+		free(got);
+		got = NULL;
+	}
+	ok(v.result == SMIME_NONE && got == NULL,
+	   "cut anywhere after the content type: permerror each time");
+	smime_verdict_clear(&v);
+	free(got);
+	free(bad);
+	free(der);
+}
+
 int main(void)
 {
 	setup();
@@ -653,6 +784,8 @@ int main(void)
 	test_encoders();
 	test_gpgsm();
 	test_opaque();
+	test_opaque_hostile();
+	test_opaque_big();
 	X509_free(ca);
 	X509_free(other);
 	X509_free(inter);
