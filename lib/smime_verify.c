@@ -178,6 +178,7 @@ static void chain_reason(X509_STORE_CTX *ctx, struct smime_verdict *v)
 	char *iss = at ? cert_name_text(X509_get_issuer_name(at)) : NULL;
 	const char *who = depth > 0 ? "issuer certificate " : "certificate ";
 	char d[32];
+	int late;
 
 	switch (code) {
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -189,16 +190,14 @@ static void chain_reason(X509_STORE_CTX *ctx, struct smime_verdict *v)
 		            iss ? iss : "(unknown)");
 		break;
 	case X509_V_ERR_CERT_HAS_EXPIRED:
-		smime_judge(v, SMIME_FAIL, "%s%s expired %s", who,
-		            subj ? subj : "",
-		            day(asn1_time_to_time(X509_get0_notAfter(at)), d,
-		                sizeof(d)));
-		break;
 	case X509_V_ERR_CERT_NOT_YET_VALID:
-		smime_judge(v, SMIME_FAIL, "%s%s not valid before %s", who,
-		            subj ? subj : "",
-		            day(asn1_time_to_time(X509_get0_notBefore(at)), d,
-		                sizeof(d)));
+		late = code == X509_V_ERR_CERT_HAS_EXPIRED;
+		smime_judge(v, SMIME_FAIL, "%s%s %s %s", who, subj ? subj : "",
+		            late ? "expired" : "not valid before",
+		            day(asn1_time_to_time(
+		                        late ? X509_get0_notAfter(at)
+		                             : X509_get0_notBefore(at)),
+		                d, sizeof(d)));
 		break;
 	default:
 		smime_judge(v, SMIME_FAIL,
