@@ -282,14 +282,12 @@ static int check_revoked(const struct smime_verify_opts *o,
 		else if (rc == 1 && i == 0)
 			smime_judge(v, SMIME_FAIL,
 			            "certificate revoked (serial %s of %s is "
-			            "listed "
-			            "in an imported CRL)",
+			            "listed in an imported CRL)",
 			            ci.serial, ci.issuer);
 		else if (rc == 1)
 			smime_judge(v, SMIME_FAIL,
 			            "issuer certificate %s revoked (serial %s "
-			            "is "
-			            "listed in an imported CRL)",
+			            "is listed in an imported CRL)",
 			            ci.subject, ci.serial);
 		cert_info_clear(&ci);
 		if (rc != 0)
@@ -313,8 +311,7 @@ static int check_usage(X509 *x, struct smime_verdict *v)
 	    !(X509_get_extended_key_usage(x) & (XKU_SMIME | XKU_ANYEKU))) {
 		smime_judge(v, SMIME_FAIL,
 		            "certificate is not for e-mail: its extended key "
-		            "usage "
-		            "lacks emailProtection");
+		            "usage lacks emailProtection");
 		return 0;
 	}
 	if ((flags & EXFLAG_KUSAGE) &&
@@ -337,8 +334,7 @@ static int check_from(const struct smime_verify_opts *o, X509 *x,
 	if (o->from == NULL) {
 		smime_judge(v, SMIME_NEUTRAL,
 		            "signature verified, but the message has no single "
-		            "From "
-		            "address to compare");
+		            "From address to compare");
 		return 0;
 	}
 	if (!has) {
@@ -494,10 +490,8 @@ int smime_verify_cms(const struct smime_verify_opts *o, CMS_ContentInfo *cms,
 	if (!attrs_ok)
 		return smime_judge(v, SMIME_FAIL,
 		                   "signature does not verify: its signed "
-		                   "attributes "
-		                   "were altered or not signed by the "
-		                   "certificate's "
-		                   "key");
+		                   "attributes were altered or not signed by "
+		                   "the certificate's key");
 	if (!content_ok)
 		return smime_judge(v, SMIME_FAIL, "body altered after signing");
 	return judge_signer(o, signer, v);
