@@ -114,11 +114,15 @@ int smime_verify_detached_fn(const struct smime_verify_opts *o,
                              struct smime_verdict *v);
 
 /*
- * Verify opaque signed-data: der is the DER ContentInfo (read to its end,
- * not freed).  The encapsulated content is written to content_out (may be
- * NULL) once the signature parses, whatever the verdict.  Fills *v as
- * smime_verify_detached does; returns 0, or -1 on out of memory or when
- * content_out fails (v says temperror).
+ * Verify opaque signed-data: der is the DER/BER ContentInfo, read once
+ * in 16 KiB pieces (not freed; a BIO over the base64-decoded part, a file
+ * or memory).  The encapsulated content (the octets of eContent, pieces of
+ * a constructed OCTET STRING joined) is written to content_out (may be
+ * NULL) as it is read, before the signature is judged: what was written
+ * is only to be used as the verdict allows, and a permerror found after
+ * the content (cut certificates or signer infos) leaves it written.
+ * Fills *v as smime_verify_detached does (v->opaque set); returns 0, or
+ * -1 on out of memory or when content_out fails (v says temperror).
  */
 int smime_verify_opaque(const struct smime_verify_opts *o, BIO *der,
                         BIO *content_out, struct smime_verdict *v);
