@@ -256,6 +256,16 @@ static int expect(struct rd *r, const struct tl *c, unsigned long long start,
 	return rc == 1 && t->tag == tag ? SPLIT_OK : SPLIT_BAD;
 }
 
+/* The next element of c, which must have tag tag, copied raw into b. */
+static int expect_copy(struct rd *r, const struct tl *c,
+                       unsigned long long start, int tag, struct buf *b)
+{
+	struct tl t;
+	int rc = expect(r, c, start, tag, &t);
+
+	return rc != SPLIT_OK ? rc : copy_tlv(r, &t, b, 0);
+}
+
 /* BIO_f_md BIOs for every digest algorithm of the SET in der (the raw
  * element), ending in a null sink; NULL when none is known. */
 static BIO *digests(const unsigned char *der, size_t len)
@@ -339,12 +349,10 @@ static int split_walk(struct rd *r, BIO *out, struct split *s)
 	if ((rc = expect(r, &sd0, sd0_at, 0x30, &sd)) != SPLIT_OK)
 		return rc;
 	sd_at = r->pos;
-	if ((rc = expect(r, &sd, sd_at, 0x02, &t)) != SPLIT_OK ||
-	    (rc = copy_tlv(r, &t, &s->head, 0)) != SPLIT_OK)
+	if ((rc = expect_copy(r, &sd, sd_at, 0x02, &s->head)) != SPLIT_OK)
 		return rc;
 	s->algs_at = s->head.len;
-	if ((rc = expect(r, &sd, sd_at, 0x31, &t)) != SPLIT_OK ||
-	    (rc = copy_tlv(r, &t, &s->head, 0)) != SPLIT_OK)
+	if ((rc = expect_copy(r, &sd, sd_at, 0x31, &s->head)) != SPLIT_OK)
 		return rc;
 	s->md = digests(s->head.p + s->algs_at, s->head.len - s->algs_at);
 	if (s->md == NULL)
@@ -352,8 +360,7 @@ static int split_walk(struct rd *r, BIO *out, struct split *s)
 	if ((rc = expect(r, &sd, sd_at, 0x30, &eci)) != SPLIT_OK)
 		return rc;
 	eci_at = r->pos;
-	if ((rc = expect(r, &eci, eci_at, 0x06, &t)) != SPLIT_OK ||
-	    (rc = copy_tlv(r, &t, &s->ect, 0)) != SPLIT_OK)
+	if ((rc = expect_copy(r, &eci, eci_at, 0x06, &s->ect)) != SPLIT_OK)
 		return rc;
 	if ((rc = next_in(r, &eci, eci_at, &ec0)) != 1)
 		return rc == 0 ? SPLIT_NOCONTENT : -rc;
