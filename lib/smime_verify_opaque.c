@@ -86,6 +86,8 @@ static int rd_byte(struct rd *r)
 
 static int put(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return SPLIT_OK;
 	if (b->len + n > SPLIT_REST_MAX)
 		return SPLIT_BIG;
 	if (b->len + n > b->cap) {

@@ -766,6 +766,18 @@ static void test_opaque_hostile(void)
 	   "constructed OCTET STRINGs nested 1000 deep: permerror");
 	smime_verdict_clear(&v);
 	free(got);
+	/* DER signed-data that ends after its content: no signer infos */
+	static const unsigned char nosi[] =
+	        "\x30\x3d\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02\xa0"
+	        "\x30\x30\x2e\x02\x01\x01\x31\x0f\x30\x0d\x06\x09\x60\x86"
+	        "\x48\x01\x65\x03\x04\x02\x01\x05\x00\x30\x18\x06\x09\x2a"
+	        "\x86\x48\x86\xf7\x0d\x01\x07\x01\xa0\x0b\x04\x09Isi surat";
+	vopq(nosi, sizeof(nosi) - 1, &v, &got);
+	ok(is(&v, SMIME_PERMERROR, "does not parse") &&
+	           strcmp(got, "Isi surat") == 0,
+	   "signed-data without signer infos: permerror (content was out)");
+	smime_verdict_clear(&v);
+	free(got);
 	for (size_t cut = pre - 20; cut < len; cut += (len - pre) / 7 + 1) {
 		vopq(der, cut, &v, &got);
 		if (v.result != SMIME_PERMERROR)
