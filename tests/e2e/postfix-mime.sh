@@ -24,12 +24,7 @@
 R=$TOP/tests/fuzz/regress
 
 e2e_begin e2e-mime
-set -- $(pf_free_ports 4)
-milter_port=$1 smtp_port=$2 sink_port=$3 base_port=$4
-conf=$work/m.conf
-me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" || bail "milter configuration written"
-me_setup "$work" "$conf" || bail "test PKI, database and mailboxes"
-e2e_start_milter
+e2e_milter_env
 mkdir -p "$work/pf" "$work/send" "$work/out"
 PF_BASELINE_PORT=$base_port pf_start "$work/pf" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1" ||
 	bail "private Postfix started"

@@ -49,12 +49,7 @@ fi
 
 e2e_begin sm-mime sm_stop
 sm_unpack "$work/root" || bail "sendmail unpacked: $SM_WHY"
-set -- $(pf_free_ports 4)
-milter_port=$1 smtp_port=$2 sink_port=$3 base_port=$4
-conf=$work/m.conf
-me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" || bail "milter configuration written"
-me_setup "$work" "$conf" || bail "test PKI, database and mailboxes"
-e2e_start_milter
+e2e_milter_env
 mkdir -p "$work/sm" "$work/send" "$work/out"
 SM_EXTRA_MC="DAEMON_OPTIONS(\`Port=$base_port, Addr=127.0.0.1, Name=Base, InputMailFilters=')dnl"
 sm_start "$work/sm" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1" ||

@@ -25,6 +25,11 @@
 #                      KEYSTORE=pkcs11 the keys are on the token of
 #                      hsm_fixture ($HSM_TOKEN: andi and sekda with --cert,
 #                      the others with the token's certificate object)
+#   e2e_milter_env     four free ports ($milter_port, $smtp_port, $sink_port,
+#                      $base_port for a filterless baseline), $conf written by
+#                      me_conf on $milter_port, me_setup (test PKI,
+#                      database, mailboxes), then e2e_start_milter (one
+#                      check); bails on a failure
 #   e2e_start_milter   the milter with $conf on $milter_port, log
 #                      $work/milter.log, pid in $milter_pid (one check)
 #   e2e_delivered TAG  the sink copy for t-TAG@example.org, without the
@@ -134,6 +139,15 @@ e2e_import() {
 	e2e__imp noreply system "system, PKCS#12"
 	e2e__imp legacy individual "address only in subject DN, PKCS#12"
 	e2e__imp ec individual "EC P-256, PKCS#12"
+}
+
+e2e_milter_env() {
+	set -- $(pf_free_ports 4)
+	milter_port=$1 smtp_port=$2 sink_port=$3 base_port=$4
+	conf=$work/m.conf
+	me_conf "$conf" "$work" "inet:$milter_port@127.0.0.1" || bail "milter configuration written"
+	me_setup "$work" "$conf" || bail "test PKI, database and mailboxes"
+	e2e_start_milter
 }
 
 e2e_start_milter() {

@@ -35,6 +35,11 @@
 #                      $work/tmp-r, log $work/milter-reject.log); one check
 #                      for the setup, bails on a failure; defines fx_on_exit
 #                      to stop both
+#   fx_setup TEXT      the common milter test setting: a free port in $port,
+#                      $conf = $work/m.conf written by me_conf for $work on
+#                      inet:$port@127.0.0.1, then me_setup (test PKI,
+#                      database, mailboxes); bails unless it worked, else
+#                      one check TEXT (none when TEXT is empty)
 #   fx_need_root WHY   bails unless run as root and user nobody exists
 #   fx_all_are LABEL PREFIX WANT NAME...
 #                      0 when each variable PREFIXNAME is WANT; else a "# "
@@ -135,6 +140,15 @@ fx_two_milters() {
 	pid_a=$ME_PID
 	me_start "$conf_r" "$work/milter-reject.log" "$port_r" || bail "milter (on_no_certificate=reject) started"
 	pid_r=$ME_PID
+}
+
+fx_setup() {
+	set -- "$1" $(me_free_ports 1)
+	port=$2
+	conf=$work/m.conf
+	me_conf "$conf" "$work" "inet:$port@127.0.0.1"
+	me_setup "$work" "$conf" || bail "PKI built and certificates imported"
+	[ -z "$1" ] || ok "$1"
 }
 
 fx_need_root() {

@@ -14,12 +14,7 @@ fx_begin certs
 pid=
 fx_on_exit() { me_stop "$pid"; }
 
-set -- $(me_free_ports 1)
-port=$1
-conf=$work/m.conf
-me_conf "$conf" "$work" "inet:$port@127.0.0.1"
-me_setup "$work" "$conf" || bail "PKI built and certificates imported"
-ok "PKI built and good certificates imported"
+fx_setup "PKI built and good certificates imported"
 pki=$work/pki
 ctl() { "$ME_CTL" -c "$conf" "$@" >"$work/ctl.log" 2>&1; }
 

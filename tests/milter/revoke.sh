@@ -8,11 +8,7 @@ fx_begin revoke
 pid=
 fx_on_exit() { me_stop "$pid"; }
 [ -x "$MILTC" ] || bail "tests/bench/miltc is built (make test-bins)"
-set -- $(me_free_ports 1)
-port=$1
-conf=$work/m.conf
-me_conf "$conf" "$work" "inet:$port@127.0.0.1"
-me_setup "$work" "$conf" || bail "PKI built and certificates imported"
+fx_setup ""
 me_start "$conf" "$work/milter.log" "$port" || bail "milter started"
 pid=$ME_PID
 

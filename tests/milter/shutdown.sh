@@ -15,12 +15,7 @@ fx_begin stop
 pid=
 fx_on_exit() { me_stop "$pid"; }
 
-set -- $(me_free_ports 1)
-port=$1
-conf=$work/m.conf
-me_conf "$conf" "$work" "inet:$port@127.0.0.1"
-me_setup "$work" "$conf" || bail "PKI built and certificates imported"
-ok "PKI built and certificates imported"
+fx_setup "PKI built and certificates imported"
 
 # The MTA side.  idle PORT N: N connections negotiated and connected, then
 # "ready", then each one's fate ("closed" when the milter hung up) within
