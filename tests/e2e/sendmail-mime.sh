@@ -99,22 +99,6 @@ delivered() {
 	pf_strip_sink "$_f" >"$work/out/$1.eml"
 }
 
-# same_as_base BASE DELIVERED: same body and header fields but the ones
-# Sendmail writes per copy
-same_as_base() {
-	"$PY" - "$TOP/tests/lib" "$1" "$2" <<'EOF'
-import sys
-sys.path.insert(0, sys.argv[1])
-import smimecheck as sc
-PER_COPY = {b"received", b"message-id", b"date"}
-bh, bb = sc.split_head_body(sc.read_canon(sys.argv[2]))
-dh, db = sc.split_head_body(sc.read_canon(sys.argv[3]))
-b = sorted(r for n, r in sc.header_fields(bh) if n not in PER_COPY)
-d = sorted(r for n, r in sc.header_fields(dh) if n not in PER_COPY)
-sys.exit(0 if bb == db and b == d else 1)
-EOF
-}
-
 # ---------------------------------------------------------------- verify
 for tag in $tags; do
 	c=$(code "$tag")
@@ -178,7 +162,7 @@ open(sys.argv[2], "wb").write(h + b"\r\n" + b)' "$work/send/$tag.eml" "$work/out
 			sed 's/^/#   /' "$work/out/$tag.vm" "$work/out/$tag.ct" | head -20
 		fi
 	else
-		same_as_base "$work/out/base-$tag.eml" "$work/out/$tag.eml"
+		sm_same_as_base "$work/out/base-$tag.eml" "$work/out/$tag.eml"
 		tap $? "$tag: delivered unsigned, identical to what Sendmail alone delivers"
 	fi
 done

@@ -61,6 +61,8 @@
 #       sink and sendmail's queue is empty.
 #   sm_queue_count                messages (qf files) in sendmail's queue.
 #   sm_stop                       stops sendmail and smtp-sink.
+#   sm_same_as_base BASE OUT      OUT is what Sendmail alone delivered as
+#                                 BASE (per-copy fields aside); python3 as $PY.
 #   pf_sink_files, pf_strip_sink  (from postfix.sh) read the sink.
 #
 # Needs root (sendmail binds, writes its queue as root; unshare), the postfix
@@ -364,4 +366,28 @@ sm_stop() {
 		PF_SINK_PID=
 	fi
 	return 0
+}
+
+# sm_same_as_base BASE DELIVERED: the same body bytes and the same header
+# fields, except the ones Sendmail writes per copy (Received; Message-Id and
+# Date when the message had none carry the queue id and time); a "# " line
+# says what differs.
+sm_same_as_base() {
+	"$PY" - "$TOP/tests/lib" "$1" "$2" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import smimecheck as sc
+PER_COPY = {b"received", b"message-id", b"date"}
+bh, bb = sc.split_head_body(sc.read_canon(sys.argv[2]))
+dh, db = sc.split_head_body(sc.read_canon(sys.argv[3]))
+ok = bb == db
+if not ok:
+    sc.diag("body differs from the baseline copy (%d vs %d bytes)" % (len(db), len(bb)))
+b = sorted(r for n, r in sc.header_fields(bh) if n not in PER_COPY)
+d = sorted(r for n, r in sc.header_fields(dh) if n not in PER_COPY)
+if b != d:
+    sc.diag("header fields differ from the baseline copy: %s" % sc.show(b"|".join(set(b) ^ set(d))))
+    ok = False
+sys.exit(0 if ok else 1)
+EOF
 }
