@@ -267,6 +267,60 @@ static int is_signed(const struct mime_ct *c)
 	       strcmp(c->subtype, "signed") == 0;
 }
 
+static void hdrs_free(struct inb_hdr *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(h[i].name);
+		free(h[i].value);
+	}
+}
+
+static const char *new_header(const struct inb *m, const char *name)
+{
+	for (size_t i = 0; i < m->nnh; i++)
+		if (strcasecmp(m->nh[i].name, name) == 0)
+			return m->nh[i].value;
+	return NULL;
+}
+
+/* Verify what was decrypted: multipart/signed, or opaque signed-data
+ * whose content, when unwrapped, replaces the decrypted entity. */
+static int verify_inner(struct inb *m, char *err, size_t errlen)
+{
+	struct inb_hdr keep[INB_HEADERS_MAX];
+	size_t nkeep = m->nnh;
+	struct spool *dec = m->newbody;
+	struct mime_ct ic;
+	enum mime_cte cte;
+	int rc;
+
+	mime_ct_parse(new_header(m, "Content-Type"), &ic);
+	if (is_signed(&ic))
+		return inb_verify_signed(m, &ic, m->newbody, err, errlen);
+	if (!is_p7m(&ic) || strcasecmp(ic.smime_type, "signed-data") != 0)
+		return 0;
+	cte = mime_cte_parse(new_header(m, "Content-Transfer-Encoding"));
+	memcpy(keep, m->nh, sizeof(keep));
+	m->nnh = 0;
+	m->newbody = NULL;
+	if (spool_rewind(dec, err, errlen) != 0)
+		rc = -1;
+	else
+		rc = inb_verify_opaque(m, dec, cte == MIME_CTE_BASE64,
+		                       m->snap->cfg->inbound_unwrap_opaque, err,
+		                       errlen);
+	if (m->newbody) { /* unwrapped: the content replaces it */
+		hdrs_free(keep, nkeep);
+		spool_free(dec);
+		return rc;
+	}
+	hdrs_free(m->nh, m->nnh);
+	memcpy(m->nh, keep, sizeof(keep));
+	m->nnh = nkeep;
+	m->newbody = dec;
+	return rc;
+}
+
 /* The work on the body, in order: decrypt, verify what is signed. */
 static int work(struct inb *m, char *err, size_t errlen)
 {
@@ -304,20 +358,8 @@ static int work(struct inb *m, char *err, size_t errlen)
 			                         cfg->inbound_unwrap_opaque,
 			                         err, errlen);
 		}
-		if (r == 0 && m->verify) {
-			struct mime_ct ic;
-			const char *ict = NULL;
-			for (size_t i = 0; i < m->nnh; i++)
-				if (strcasecmp(m->nh[i].name, "Content-Type") ==
-				    0) {
-					ict = m->nh[i].value;
-					break;
-				}
-			mime_ct_parse(ict, &ic);
-			if (is_signed(&ic))
-				return inb_verify_signed(m, &ic, m->newbody,
-				                         err, errlen);
-		}
+		if (r == 0 && m->verify)
+			return verify_inner(m, err, errlen);
 		return 0;
 	}
 	if (is_signed(&c))
@@ -377,14 +419,6 @@ int inb_eom(struct inb *m, mime_write_fn out, void *outarg,
 	*nedits = m->nedits;
 	*result = &m->res;
 	return 0;
-}
-
-static void hdrs_free(struct inb_hdr *h, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(h[i].name);
-		free(h[i].value);
-	}
 }
 
 void inb_free(struct inb *m)

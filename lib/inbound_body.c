@@ -267,9 +267,10 @@ static int choose_key(struct inb *m, struct cms_dec *d)
 			         "%s certificate %s (%s)", dk[j].address,
 			         dk[j].serial, st);
 			snprintf(m->note, sizeof(m->note),
-			         "decrypted for %s, certificate %s%s, %s",
-			         dk[j].address, dk[j].serial,
-			         m->res.revoked_key ? " (revoked)" : "",
+			         "decrypted for %s, %scertificate %s, %s",
+			         dk[j].address,
+			         m->res.revoked_key ? "revoked " : "",
+			         dk[j].serial,
 			         cms_dec_cipher(d) ? cms_dec_cipher(d) : "?");
 			snprintf(m->res.cipher, sizeof(m->res.cipher), "%s",
 			         cms_dec_cipher(d) ? cms_dec_cipher(d) : "");

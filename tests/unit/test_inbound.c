@@ -52,12 +52,13 @@ static int buf_write(void *arg, const unsigned char *p, size_t n)
 
 /* A certificate name@dom from ca with an RSA key in DIR/name.{crt,key},
  * mapped in db when db is not NULL. */
-static void person(struct db *db, X509 *ca, EVP_PKEY *cakey, const char *name,
-                   const char *dom, long serial)
+static long long person(struct db *db, X509 *ca, EVP_PKEY *cakey,
+                        const char *name, const char *dom, long serial)
 {
 	char addr[128], ext[512], f[64], err[256];
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
 	X509 *x;
+	long long id = 0;
 
 	snprintf(addr, sizeof(addr), "%s@%s", name, dom);
 	snprintf(ext, sizeof(ext),
@@ -70,16 +71,38 @@ static void person(struct db *db, X509 *ca, EVP_PKEY *cakey, const char *name,
 	fixture_pem_write(fixture_path(f), x, NULL);
 	snprintf(f, sizeof(f), "%s.key", name);
 	fixture_key_write(fixture_path(f), k);
-	if (db && fixture_db_signer(db, x, NULL, fixture_path(f), addr, err,
-	                            sizeof(err)) < 0)
+	if (db && (id = fixture_db_signer(db, x, NULL, fixture_path(f), addr,
+	                                  err, sizeof(err))) < 0)
 		printf("# %s: %s\n", addr, err);
 	X509_free(x);
 	EVP_PKEY_free(k);
+	return id;
 }
 
-static void setup(const char *extra)
+/* A snapshot of the configuration file name with the lines extra. */
+static struct snapshot *build(const char *name, const char *extra)
 {
 	char text[2048], err[512];
+	struct snapshot *sn = NULL;
+
+	snprintf(text, sizeof(text),
+	         "database = \"%s\";\ntemp_dir = \"%s\";\nca_file = \"%s\";\n"
+	         "domains = [ \"" DOMAIN "\" ];\nauthserv_id = \"" AUTHSRV
+	         "\";\n%s",
+	         fixture_path("db"), fixture_path(""), fixture_path("ca.pem"),
+	         extra);
+	fixture_write(fixture_path(name), text, 0600);
+	if (snapshot_build(fixture_path(name), 0, &sn, err, sizeof(err), NULL,
+	                   0) != 0) {
+		printf("# snapshot: %s\n", err);
+		exit(1);
+	}
+	return sn;
+}
+
+static void setup(void)
+{
+	char err[512];
 	EVP_PKEY *cakey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	X509 *ca = fixture_cert_make(cakey, "Inbound CA", NULL, NULL, 1, now,
 	                             -86400, 3650 * 86400L,
@@ -94,20 +117,12 @@ static void setup(const char *extra)
 	}
 	person(db, ca, cakey, "andi", DOMAIN, 0x1A2B);
 	person(db, ca, cakey, "budi", DOMAIN, 0x1A2C);
+	if (db_revoke_id(db, person(db, ca, cakey, "citra", DOMAIN, 0x1A2D),
+	                 "keyCompromise", now, "test", err, sizeof(err)) != 1)
+		printf("# revoke: %s\n", err);
 	person(NULL, ca, cakey, "mitra", "jabarprov.go.id", 0x1005);
 	db_close(db);
-	snprintf(text, sizeof(text),
-	         "database = \"%s\";\ntemp_dir = \"%s\";\nca_file = \"%s\";\n"
-	         "domains = [ \"" DOMAIN "\" ];\nauthserv_id = \"" AUTHSRV
-	         "\";\n%s",
-	         fixture_path("db"), fixture_path(""), fixture_path("ca.pem"),
-	         extra);
-	fixture_write(fixture_path("smime.conf"), text, 0600);
-	if (snapshot_build(fixture_path("smime.conf"), 0, &snap, err,
-	                   sizeof(err), NULL, 0) != 0) {
-		printf("# snapshot: %s\n", err);
-		exit(1);
-	}
+	snap = build("smime.conf", "");
 	X509_free(ca);
 	EVP_PKEY_free(cakey);
 }
@@ -288,6 +303,102 @@ static void make_mail(void)
 	fixture_sh(CMS " -encrypt -aes-256-cbc -in %s -out %s %s %s",
 	           DIRF("plain.txt"), DIRF("both.eml"), DIRF("andi.crt"),
 	           DIRF("budi.crt"));
+	fixture_sh(CMS " -encrypt -aes-128-cbc -in %s -out %s %s",
+	           DIRF("plain.txt"), DIRF("citra.eml"), DIRF("citra.crt"));
+	fixture_sh(CMS " -sign -nodetach -in %s -signer %s -inkey %s -out %s",
+	           DIRF("plain.txt"), DIRF("mitra.crt"), DIRF("mitra.key"),
+	           DIRF("opaque.eml"));
+	fixture_sh(CMS " -encrypt -aes-256-gcm -in %s -out %s %s",
+	           DIRF("opaque.eml"), DIRF("opqenc.eml"), DIRF("andi.crt"));
+}
+
+/* A revoked certificate's key still decrypts, and the stamp says so. */
+static void test_revoked(void)
+{
+	const char *rc1[] = { "citra@" DOMAIN, NULL };
+	struct run r;
+
+	run_msg(&r, DIRF("citra.eml"), rc1, 100);
+	ok(r.rc == 0 && r.res && r.res->decrypted && r.res->revoked_key &&
+	           strstr(r.res->decrypted_by, "(revoked)") &&
+	           strstr(stamp_of(&r), "revoked certificate 1A2D,"),
+	   "revoked certificate: decrypts, noted (%s)",
+	   r.res ? r.res->decrypted_by : r.err);
+	ok(r.out.n == strlen(PLAIN) && memcmp(r.out.p, PLAIN, r.out.n) == 0,
+	   "... to what was sent");
+	run_free(&r);
+}
+
+/* Opaque signed-data, inside encryption too; unwrapped, tagged, and
+ * on_bad_signature = reject, under a second configuration. */
+static void test_opaque(void)
+{
+	const char *rc1[] = { ANDI, NULL };
+	struct snapshot *plain = snap;
+	struct run r;
+	const char *subj;
+
+	run_msg(&r, DIRF("opaque.eml"), rc1, 512);
+	ok(r.rc == 0 && r.res && strcmp(r.res->smime, "pass") == 0 &&
+	           !r.res->body_replaced && !r.res->reject,
+	   "opaque signed-data: pass, left as it is (%s)",
+	   r.res ? r.res->reason : r.err);
+	run_free(&r);
+	run_msg(&r, DIRF("opqenc.eml"), rc1, 512);
+	ok(r.rc == 0 && r.res && r.res->decrypted &&
+	           strcmp(r.res->smime, "pass") == 0 &&
+	           strstr(edit(&r, EDIT_ADD, "Content-Type", 1), "signed-data"),
+	   "opaque inside encryption: decrypted, pass, still opaque (%s)",
+	   r.res ? r.res->reason : r.err);
+	run_free(&r);
+	snap = build("tag.conf", "inbound_unwrap_opaque = true;\n"
+	                         "inbound_subject_tag = true;\n"
+	                         "on_bad_signature = \"reject\";\n");
+	run_msg(&r, DIRF("opaque.eml"), rc1, 512);
+	subj = edit(&r, EDIT_ADD, "Subject", 1);
+	ok(r.rc == 0 && r.res && r.res->body_replaced &&
+	           r.out.n == strlen(PLAIN) &&
+	           memcmp(r.out.p, PLAIN, r.out.n) == 0 &&
+	           strstr(edit(&r, EDIT_ADD, "Content-Type", 1), "text/plain"),
+	   "unwrapped: the content is the new body");
+	ok(subj && strcmp(subj, "[Terverifikasi] Rapat koordinasi") == 0 &&
+	           deletes(&r, "Subject", 1),
+	   "Subject tagged: %s", subj ? subj : "(none)");
+	run_free(&r);
+	run_msg(&r, DIRF("opqenc.eml"), rc1, 512);
+	ok(r.rc == 0 && r.res && r.res->decrypted && r.res->body_replaced &&
+	           r.out.n == strlen(PLAIN) &&
+	           strstr(edit(&r, EDIT_ADD, "Content-Type", 1), "text/plain"),
+	   "decrypted and unwrapped");
+	run_free(&r);
+	fixture_sh("sed 's/baris dua/baris DUA/' %s > %s", DIRF("signed.eml"),
+	           DIRF("bad.eml"));
+	run_msg(&r, DIRF("bad.eml"), rc1, 512);
+	subj = edit(&r, EDIT_ADD, "Subject", 1);
+	ok(r.rc == 0 && r.res && r.res->reject && subj &&
+	           strncmp(subj, "[Tanda tangan TIDAK SAH] ", 25) == 0,
+	   "a bad signature: reject, and the fail tag (%s)", subj ? subj : "");
+	run_free(&r);
+	snapshot_unref(snap);
+	snap = plain;
+}
+
+/* Mail that is not inbound passes untouched. */
+static void test_pass(void)
+{
+	struct inb *inb = inb_new(snap);
+	const char *why = NULL;
+
+	inb_rcpt(inb, "<" ANDI ">");
+	ok(inb_eoh(inb, 1, &why) == INB_PASS && why,
+	   "outbound mail passes (%s)", why ? why : "");
+	inb_free(inb);
+	inb = inb_new(snap);
+	inb_rcpt(inb, "<x@partner.go.id>");
+	ok(inb_eoh(inb, 0, &why) == INB_PASS,
+	   "no internal recipient: pass (%s)", why ? why : "");
+	inb_free(inb);
+	inb_free(NULL);
 }
 
 static void test_encrypted(void)
@@ -467,13 +578,16 @@ int main(void)
 {
 	now = time(NULL);
 	fixture_dir("inbound");
-	setup("");
+	setup();
 	make_mail();
 	test_encrypted();
 	test_signed_encrypted();
 	test_not_decrypted();
 	test_signed();
 	test_bad();
+	test_revoked();
+	test_opaque();
+	test_pass();
 	snapshot_unref(snap);
 	return fixture_end(tap_done());
 }
