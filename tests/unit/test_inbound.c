@@ -383,6 +383,51 @@ static void test_opaque(void)
 	snap = plain;
 }
 
+/* 3 MB through a 1 MiB memory spool: the same bytes back, in 64 KiB
+ * chunks. */
+static void test_large(void)
+{
+	const char *rc1[] = { ANDI, NULL };
+	struct run r;
+	size_t want = 0;
+	char line[64];
+
+	fixture_sh("(printf 'Content-Type: text/plain\\n\\n'; i=0; "
+	           "while [ $i -lt 60000 ]; do echo \"baris $i dari surat "
+	           "yang panjang sekali untuk uji\"; i=$((i+1)); done) > %s",
+	           DIRF("big.txt"));
+	fixture_sh(CMS " -encrypt -aes-256-gcm -in %s -out %s %s",
+	           DIRF("big.txt"), DIRF("big.eml"), DIRF("andi.crt"));
+	want = (size_t)atol(
+	        fixture_sh_out(line, sizeof(line),
+	                       "sed 1,2d %s | sed 's/$/\\r/' | wc -c",
+	                       DIRF("big.txt")));
+	run_msg(&r, DIRF("big.eml"), rc1, 65536);
+	ok(r.rc == 0 && r.res && r.res->decrypted && want > 3000000 &&
+	           r.out.n == want && r.out.max_chunk <= 65536 &&
+	           !bare_lf(&r.out) &&
+	           strstr(r.out.p, "baris 59999 dari") != NULL,
+	   "3 MB: decrypted whole, CRLF, chunks of at most 64 KiB (%zu of "
+	   "%zu, %zu)",
+	   r.out.n, want, r.out.max_chunk);
+	run_free(&r);
+}
+
+/* Content encrypted with bare LF line ends comes out with CRLF. */
+static void test_lf(void)
+{
+	const char *rc1[] = { ANDI, NULL };
+	struct run r;
+
+	fixture_sh(CMS " -encrypt -binary -aes-256-cbc -in %s -out %s %s",
+	           DIRF("plain.txt"), DIRF("lf.eml"), DIRF("andi.crt"));
+	run_msg(&r, DIRF("lf.eml"), rc1, 10);
+	ok(r.rc == 0 && r.res && r.res->decrypted && r.out.n == strlen(PLAIN) &&
+	           memcmp(r.out.p, PLAIN, r.out.n) == 0,
+	   "LF content (-binary): the new body has CRLF line ends");
+	run_free(&r);
+}
+
 /* Mail that is not inbound passes untouched. */
 static void test_pass(void)
 {
@@ -588,6 +633,8 @@ int main(void)
 	test_revoked();
 	test_opaque();
 	test_pass();
+	test_large();
+	test_lf();
 	snapshot_unref(snap);
 	return fixture_end(tap_done());
 }
