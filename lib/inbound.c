@@ -28,7 +28,7 @@ struct inb *inb_new(const struct snapshot *s)
 int inb_rcpt(struct inb *m, const char *addr)
 {
 	const char *p = addr ? addr : "";
-	char a[320];
+	char a[320], *copy, **grown;
 	size_t n = 0;
 
 	while (*p == ' ' || *p == '<')
@@ -43,17 +43,16 @@ int inb_rcpt(struct inb *m, const char *addr)
 	for (size_t i = 0; i < m->nrcpts; i++)
 		if (strcmp(m->rcpts[i], a) == 0)
 			return 0;
-	if (m->nrcpts == m->caprcpts) {
-		size_t ncap = m->caprcpts ? m->caprcpts * 2 : 8;
-		char **nr = realloc(m->rcpts, ncap * sizeof(*nr));
-		if (nr == NULL)
-			return -1;
-		m->rcpts = nr;
-		m->caprcpts = ncap;
-	}
-	if ((m->rcpts[m->nrcpts] = strdup(a)) == NULL)
+	/* a handful per message: grown one at a time */
+	copy = strdup(a);
+	if (copy == NULL ||
+	    (grown = realloc(m->rcpts, (m->nrcpts + 1) * sizeof(*grown))) ==
+	            NULL) {
+		free(copy);
 		return -1;
-	m->nrcpts++;
+	}
+	m->rcpts = grown;
+	m->rcpts[m->nrcpts++] = copy;
 	return 0;
 }
 
@@ -161,23 +160,19 @@ void inb_permerror(struct inb *m, const char *why)
 static int add_edit(struct inb *m, enum msg_edit_op op, const char *name,
                     int index, const char *value)
 {
-	struct msg_edit *n = realloc(m->edits, (m->nedits + 1) * sizeof(*n));
+	struct msg_edit e = { op, strdup(name), index,
+		              value ? strdup(value) : NULL };
+	struct msg_edit *grown;
 
-	if (n == NULL)
-		return -1;
-	m->edits = n;
-	n = &m->edits[m->nedits];
-	n->op = op;
-	n->index = index;
-	n->name = strdup(name);
-	n->value = value ? strdup(value) : NULL;
-	if (n->name == NULL || (value && n->value == NULL)) {
-		free(n->name);
-		free(n->value);
-		return -1;
+	if (e.name && (value == NULL || e.value) &&
+	    (grown = realloc(m->edits, (m->nedits + 1) * sizeof(*grown)))) {
+		m->edits = grown;
+		m->edits[m->nedits++] = e;
+		return 0;
 	}
-	m->nedits++;
-	return 0;
+	free(e.name);
+	free(e.value);
+	return -1;
 }
 
 /* The audit action from what happened. */

@@ -7,7 +7,6 @@
  */
 #include "authres.h"
 #include "cms_dec.h"
-#include "db.h"
 #include "inbound_int.h"
 #include "policy.h"
 #include "util.h"
@@ -414,35 +413,24 @@ int inb_verify_opaque(struct inb *m, struct spool *body, int b64, int unwrap,
                       char *err, size_t errlen)
 {
 	const struct config *cfg = m->snap->cfg;
-	struct smime_verify_opts o = { cfg->ca_file, NULL, NULL, time(NULL) };
+	struct inb_vctx c;
 	BIO_METHOD *mi = NULL, *mo = NULL;
 	BIO *in = NULL, *outb = NULL;
 	struct spool *content = NULL;
 	struct b64rd r;
-	struct db *db = NULL;
-	char from[320], e[256];
 	int rc = -1;
 
 	if (b64rd_init(&r, body, b64) != 0)
 		return seterr(err, errlen, "out of memory");
-	if (m->from_value && addr_from_header(m->from_value, from, sizeof(from),
-	                                      e, sizeof(e)) == 0)
-		o.from = from;
-	if (db_open(cfg->database, DB_READONLY, &db, e, sizeof(e)) == 0)
-		o.db = db;
 	if (unwrap && (content = spool_new((size_t)cfg->max_memory_body,
 	                                   cfg->temp_dir)) == NULL)
 		goto oom;
 	if ((in = bio_over(&mi, 0, &r)) == NULL ||
 	    (content && (outb = bio_over(&mo, 1, content)) == NULL))
 		goto oom;
-	smime_verify_opaque(&o, in, outb, &m->v);
-	m->signed_seen = 1;
-	if (o.db == NULL && m->v.result == SMIME_PASS) {
-		m->v.result = SMIME_TEMPERROR;
-		snprintf(m->v.reason, sizeof(m->v.reason),
-		         "revocation not checked: %s", e);
-	}
+	inb_verify_begin(m, &c);
+	smime_verify_opaque(&c.o, in, outb, &m->v);
+	inb_verify_end(m, &c);
 	rc = 0;
 	if (content && m->v.result != SMIME_PERMERROR &&
 	    spool_rewind(content, err, errlen) == 0)
@@ -457,7 +445,6 @@ out:
 	BIO_meth_free(mi);
 	BIO_meth_free(mo);
 	spool_free(content);
-	db_close(db);
 	b64rd_done(&r);
 	return rc;
 }

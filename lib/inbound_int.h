@@ -26,7 +26,7 @@ struct inb_hdr {
 struct inb {
 	const struct snapshot *snap;
 	char **rcpts;
-	size_t nrcpts, caprcpts;
+	size_t nrcpts;
 	struct inb_hdr ch[INB_HEADERS_MAX]; /* top-level Content-* */
 	size_t nch;
 	struct inb_hdr ar[INB_HEADERS_MAX]; /* Authentication-Results */
@@ -73,6 +73,20 @@ int inb_verify_opaque(struct inb *m, struct spool *body, int b64, int unwrap,
 /* 1 when the body holds an application/pkcs7-mime part header (an
  * encrypted part nested in a multipart); -1 on a read error. */
 int inb_nested_pkcs7(struct spool *body);
+
+/* What smime_verify needs for m: ca_file, the From address, the database
+ * for revocation, opened read-only (NULL when it cannot be). */
+struct inb_vctx {
+	struct smime_verify_opts o;
+	struct db *db;
+	char from[320];
+	char dberr[256];
+};
+void inb_verify_begin(struct inb *m, struct inb_vctx *c);
+
+/* After smime_verify filled m->v: a pass whose revocation could not be
+ * checked becomes temperror; the database is closed. */
+void inb_verify_end(struct inb *m, struct inb_vctx *c);
 
 /* Write the new body through out (64 KiB chunks).  Returns 0 or -1. */
 int inb_write_body(struct inb *m, mime_write_fn out, void *outarg, char *err,

@@ -207,15 +207,13 @@ static const char *find_parts(struct lines *l, const char *b, size_t off[4])
 int inb_verify_signed(struct inb *m, const struct mime_ct *ct,
                       struct spool *body, char *err, size_t errlen)
 {
-	const struct config *cfg = m->snap->cfg;
-	struct smime_verify_opts o = { cfg->ca_file, NULL, NULL, time(NULL) };
+	struct inb_vctx c;
 	struct lines *l = calloc(1, sizeof(*l));
 	size_t off[4] = { 0 }, dl = 0;
 	unsigned char *der = NULL;
-	char *sig = NULL, from[320], e[256];
+	char *sig = NULL;
 	const char *why;
 	struct range r;
-	struct db *db = NULL;
 	int rc = -1;
 
 	if (l == NULL)
@@ -251,30 +249,50 @@ int inb_verify_signed(struct inb *m, const struct mime_ct *ct,
 		rc = 0;
 		goto out;
 	}
-	if (m->from_value && addr_from_header(m->from_value, from, sizeof(from),
-	                                      e, sizeof(e)) == 0)
-		o.from = from;
-	if (db_open(cfg->database, DB_READONLY, &db, e, sizeof(e)) == 0)
-		o.db = db;
 	if (range_open(&r, body, off[0], off[1] - off[0], err, errlen) != 0)
 		goto out;
-	smime_verify_detached_fn(&o, range_rd, &r, der, dl, &m->v);
-	m->signed_seen = 1;
-	if (o.db == NULL && m->v.result == SMIME_PASS) {
-		m->v.result = SMIME_TEMPERROR;
-		snprintf(m->v.reason, sizeof(m->v.reason),
-		         "revocation not checked: %s", e);
-	}
+	inb_verify_begin(m, &c);
+	smime_verify_detached_fn(&c.o, range_rd, &r, der, dl, &m->v);
+	inb_verify_end(m, &c);
 	rc = 0;
 	goto out;
 oom:
 	seterr(err, errlen, "out of memory");
 out:
-	db_close(db);
 	free(der);
 	free(sig);
 	free(l);
 	return rc;
+}
+
+void inb_verify_begin(struct inb *m, struct inb_vctx *c)
+{
+	const struct config *cfg = m->snap->cfg;
+
+	memset(c, 0, sizeof(*c));
+	c->o.ca_file = cfg->ca_file;
+	c->o.now = time(NULL);
+	if (m->from_value &&
+	    addr_from_header(m->from_value, c->from, sizeof(c->from), c->dberr,
+	                     sizeof(c->dberr)) == 0)
+		c->o.from = c->from;
+	if (db_open(cfg->database, DB_READONLY, &c->db, c->dberr,
+	            sizeof(c->dberr)) == 0)
+		c->o.db = c->db;
+	else
+		c->db = NULL;
+}
+
+void inb_verify_end(struct inb *m, struct inb_vctx *c)
+{
+	m->signed_seen = 1;
+	if (c->db == NULL && m->v.result == SMIME_PASS) {
+		m->v.result = SMIME_TEMPERROR;
+		snprintf(m->v.reason, sizeof(m->v.reason),
+		         "revocation not checked: %s", c->dberr);
+	}
+	db_close(c->db);
+	c->db = NULL;
 }
 
 int inb_nested_pkcs7(struct spool *body)
