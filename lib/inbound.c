@@ -117,6 +117,7 @@ enum inb_verdict inb_eoh(struct inb *m, int outbound, const char **reason)
 	const struct config *cfg = m->snap->cfg;
 	struct inbound_plan p =
 	        policy_inbound(cfg, outbound, m->rcpts, m->nrcpts);
+	struct mime_ct c;
 
 	if (reason)
 		*reason = NULL;
@@ -132,6 +133,10 @@ enum inb_verdict inb_eoh(struct inb *m, int outbound, const char **reason)
 		return INB_PASS;
 	}
 	m->verify = p.verify;
+	mime_ct_parse(inb_top(m, "Content-Type"), &c);
+	m->need_body = strcmp(c.type, "multipart") == 0 ||
+	               (strcmp(c.type, "application") == 0 &&
+	                strstr(c.subtype, "pkcs7-mime") != NULL);
 	m->res.smime = "none";
 	m->res.reason[0] = '\0';
 	m->body = spool_new((size_t)cfg->max_memory_body, cfg->temp_dir);
@@ -145,6 +150,8 @@ int inb_body(struct inb *m, const unsigned char *buf, size_t len, char *err,
 {
 	if (m->body == NULL)
 		return seterr(err, errlen, "body before an inbound verdict");
+	if (!m->need_body) /* only the stamp: the body is not looked at */
+		return 0;
 	return spool_write(m->body, buf, len, err, errlen);
 }
 

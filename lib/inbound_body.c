@@ -160,6 +160,28 @@ static int keep_fields(struct inb *m, const char *hdr, size_t len)
 	return 0;
 }
 
+/* 1 when every line of the header block hdr is a field ("name:") or a
+ * continuation, up to its blank line. */
+static int fields_only(const char *hdr, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && hdr[i] != '\r' && hdr[i] != '\n') {
+		size_t k = i;
+		if (hdr[i] != ' ' && hdr[i] != '\t') {
+			while (k < len && hdr[k] > ' ' && hdr[k] < 127 &&
+			       hdr[k] != ':')
+				k++;
+			if (k == i || k >= len || hdr[k] != ':')
+				return 0;
+		}
+		while (k < len && hdr[k] != '\n')
+			k++;
+		i = k + 1;
+	}
+	return 1;
+}
+
 /* The MIME entity read through rd becomes the new body: its Content-*
  * headers (m->nh) and its body with CRLF line ends (m->newbody).
  * Returns 0, 1 (bad entity: permerror), -1 (local failure, err). */
@@ -172,7 +194,7 @@ static int take_entity(struct inb *m, rd_fn rd, void *arg, char *err,
 	struct crlf c = { 0 };
 	size_t hl = 0, end = 0;
 	ssize_t n;
-	int rc = -1;
+	int rc = -1, plain;
 
 	if (hdr == NULL)
 		return seterr(err, errlen, "out of memory");
@@ -192,12 +214,15 @@ static int take_entity(struct inb *m, rd_fn rd, void *arg, char *err,
 		           hdr[hl - 3] == '\n')))
 			end = hl;
 	}
+	if (end == 0 && hl > 0 && !fields_only(hdr, hl))
+		end = hl; /* text without a header, no blank line */
 	if (end == 0) {
 		inb_permerror(m, "the content's header has no end");
 		rc = 1;
 		goto out;
 	}
-	if (keep_fields(m, hdr, hl) != 0) {
+	plain = !fields_only(hdr, hl);
+	if (!plain && keep_fields(m, hdr, hl) != 0) {
 		seterr(err, errlen, "out of memory");
 		goto out;
 	}
@@ -207,6 +232,9 @@ static int take_entity(struct inb *m, rd_fn rd, void *arg, char *err,
 		seterr(err, errlen, "out of memory");
 		goto out;
 	}
+	/* content without a MIME header is all body (text/plain) */
+	if (plain && crlf_put(&c, (unsigned char *)hdr, hl, err, errlen) != 0)
+		goto out;
 	while ((n = rd(arg, buf, sizeof(buf))) > 0)
 		if (crlf_put(&c, buf, (size_t)n, err, errlen) != 0)
 			goto out;

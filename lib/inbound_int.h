@@ -34,6 +34,7 @@ struct inb {
 	int nar_seen; /* every A-R field seen, for the indexes */
 	char *from_value, *subject, *message_id;
 	int verify;
+	int need_body; /* S/MIME or multipart: the body is spooled */
 	struct spool *body;
 	/* the new entity (decrypted or unwrapped) */
 	struct inb_hdr nh[INB_HEADERS_MAX];

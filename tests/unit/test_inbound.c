@@ -428,6 +428,31 @@ static void test_lf(void)
 	run_free(&r);
 }
 
+/* Plain mail: only the stamp; content without a MIME header. */
+static void test_plain(void)
+{
+	const char *rc1[] = { ANDI, NULL };
+	struct run r;
+
+	run_msg(&r, DIRF("plain.txt"), rc1, 10);
+	ok(r.rc == 0 && r.res && r.res->action == NULL &&
+	           strcmp(r.res->smime, "none") == 0 && !r.res->body_replaced &&
+	           deletes(&r, "Authentication-Results", 1) &&
+	           strstr(stamp_of(&r), AUTHSRV "; smime=none"),
+	   "plain mail: stamped smime=none, forged A-R out");
+	run_free(&r);
+	fixture_write(DIRF("raw.txt"), "Halo tanpa header\n", 0600);
+	fixture_sh(CMS " -encrypt -aes-256-cbc -in %s -out %s %s",
+	           DIRF("raw.txt"), DIRF("raw.eml"), DIRF("andi.crt"));
+	run_msg(&r, DIRF("raw.eml"), rc1, 10);
+	ok(r.rc == 0 && r.res && r.res->decrypted && r.out.n == 19 &&
+	           memcmp(r.out.p, "Halo tanpa header\r\n", 19) == 0 &&
+	           edit(&r, EDIT_ADD, "Content-Type", 1) == NULL &&
+	           deletes(&r, "Content-Type", 1),
+	   "content without a header: all of it is the body (text/plain)");
+	run_free(&r);
+}
+
 /* Mail that is not inbound passes untouched. */
 static void test_pass(void)
 {
@@ -635,6 +660,7 @@ int main(void)
 	test_pass();
 	test_large();
 	test_lf();
+	test_plain();
 	snapshot_unref(snap);
 	return fixture_end(tap_done());
 }
