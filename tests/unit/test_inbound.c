@@ -453,6 +453,34 @@ static void test_plain(void)
 	run_free(&r);
 }
 
+/* x-pkcs7-mime without smime-type: the CMS content type decides. */
+static void test_no_smime_type(void)
+{
+	const char *rc1[] = { ANDI, NULL };
+	const char *sed = "sed 's/application\\/pkcs7-mime; *"
+	                  "smime-type=[A-Za-z-]*;/application\\/x-pkcs7-mime;/'"
+	                  " %s > %s";
+	char line[256];
+	struct run r;
+
+	fixture_sh(sed, DIRF("enc.eml"), DIRF("nt.eml"));
+	ok(strstr(fixture_sh_out(line, sizeof(line),
+	                         "grep -i '^Content-Type' %s", DIRF("nt.eml")),
+	          "x-pkcs7-mime; name") != NULL,
+	   "made without smime-type: %s", line);
+	run_msg(&r, DIRF("nt.eml"), rc1, 64);
+	ok(r.rc == 0 && r.res && r.res->decrypted && r.out.n == strlen(PLAIN),
+	   "enveloped-data without smime-type: decrypted");
+	run_free(&r);
+	fixture_sh(sed, DIRF("opaque.eml"), DIRF("nt.eml"));
+	run_msg(&r, DIRF("nt.eml"), rc1, 64);
+	ok(r.rc == 0 && r.res && !r.res->decrypted &&
+	           strcmp(r.res->smime, "pass") == 0 && !r.res->body_replaced,
+	   "signed-data without smime-type: verified as opaque (%s)",
+	   r.res ? r.res->reason : r.err);
+	run_free(&r);
+}
+
 /* Mail that is not inbound passes untouched. */
 static void test_pass(void)
 {
@@ -661,6 +689,7 @@ int main(void)
 	test_large();
 	test_lf();
 	test_plain();
+	test_no_smime_type();
 	snapshot_unref(snap);
 	return fixture_end(tap_done());
 }
