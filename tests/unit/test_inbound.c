@@ -5,7 +5,9 @@
  * through inb_* in chunks; the new body, the inner signature still good
  * with openssl cms -verify, the header edits (the stamp, forged ones out,
  * Content-* replaced), the not-decrypted case, and bad input stamped
- * permerror and left alone.
+ * permerror and left alone; opaque signed-data (unwrapped or not, inside
+ * encryption too), a revoked certificate's key, the Subject tag,
+ * on_bad_signature = reject, a 3 MB message, plain mail.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -660,6 +662,18 @@ static void test_bad(void)
 		   r.res ? r.res->reason : r.err);
 		run_free(&r);
 	}
+	/* the GCM tag (the last octets) changed: nothing is handed out */
+	fixture_sh("(sed '/^$/q' %s; sed '1,/^$/d' %s | openssl base64 -d | "
+	           "perl -0777 -pe 'substr($_, -3, 1) ^= \"\\x01\"' | "
+	           "openssl base64) > %s",
+	           DIRF("sigenc.eml"), DIRF("sigenc.eml"), DIRF("bad.eml"));
+	run_msg(&r, DIRF("bad.eml"), rc1, 500);
+	ok(r.rc == 0 && r.res && strcmp(r.res->smime, "permerror") == 0 &&
+	           !r.res->decrypted && !r.res->body_replaced && r.out.n == 0 &&
+	           strcmp(r.res->action, "not-decrypted") == 0,
+	   "GCM tag changed: not decrypted, permerror (%s)",
+	   r.res ? r.res->reason : r.err);
+	run_free(&r);
 	fixture_sh("(printf 'Content-Type: multipart/mixed; boundary=\"b1\"\\n"
 	           "\\n--b1\\nContent-Type: text/plain\\n\\nhi\\n--b1\\n'; "
 	           "sed 's/^MIME-Version.*//' %s; printf '\\n--b1--\\n') > %s",
