@@ -161,7 +161,6 @@ void inb_permerror(struct inb *m, const char *why)
 	m->v.result = SMIME_PERMERROR;
 	snprintf(m->v.reason, sizeof(m->v.reason), "%s", why);
 	m->signed_seen = 1;
-	m->permerror = 1;
 }
 
 static int add_edit(struct inb *m, enum msg_edit_op op, const char *name,
@@ -394,11 +393,6 @@ int inb_eom(struct inb *m, mime_write_fn out, void *outarg,
 		return seterr(err, errlen, "end of message without a verdict");
 	if (work(m, err, errlen) != 0)
 		return -1;
-	if (m->permerror && m->newbody) { /* bad input: body unchanged */
-		spool_free(m->newbody);
-		m->newbody = NULL;
-		m->res.decrypted = 0;
-	}
 	if (stamp(m) != 0)
 		return seterr(err, errlen, "out of memory");
 	if (m->signed_seen) {

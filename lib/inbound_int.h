@@ -42,7 +42,6 @@ struct inb {
 	struct spool *newbody;
 	struct smime_verdict v;
 	int signed_seen; /* v holds a verdict */
-	int permerror;   /* bad input: v says why */
 	char note[512];  /* the decryption note for the stamp */
 	struct msg_edit *edits;
 	size_t nedits;

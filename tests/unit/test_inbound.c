@@ -662,6 +662,18 @@ static void test_bad(void)
 		   r.res ? r.res->reason : r.err);
 		run_free(&r);
 	}
+	/* a broken signature inside: decrypted all the same */
+	fixture_sh("grep -v -- '--$' %s > %s; " CMS " -encrypt -aes-256-cbc "
+	           "-in %s -out %s %s",
+	           DIRF("signed.eml"), DIRF("cut.eml"), DIRF("cut.eml"),
+	           DIRF("bad.eml"), DIRF("andi.crt"));
+	run_msg(&r, DIRF("bad.eml"), rc1, 500);
+	ok(r.rc == 0 && r.res && strcmp(r.res->smime, "permerror") == 0 &&
+	           r.res->decrypted && r.res->body_replaced && r.out.n > 0 &&
+	           strcmp(r.res->action, "decrypted") == 0,
+	   "a cut signature inside: decrypted, permerror (%s)",
+	   r.res ? r.res->reason : r.err);
+	run_free(&r);
 	/* the GCM tag (the last octets) changed: nothing is handed out */
 	fixture_sh("(sed '/^$/q' %s; sed '1,/^$/d' %s | openssl base64 -d | "
 	           "perl -0777 -pe 'substr($_, -3, 1) ^= \"\\x01\"' | "
