@@ -89,12 +89,29 @@ static int keep_once(char **slot, const char *value)
 	return *slot ? 0 : -1;
 }
 
+/* Note an Authentication-Results field; ours to delete when it claims
+ * our authserv-id. */
+static int forged_add(struct inb *m, const char *value)
+{
+	int *grown;
+
+	m->nar_seen++;
+	if (!authres_is_ours(value, m->snap->cfg->authserv_id))
+		return 0;
+	grown = realloc(m->forged, (m->nforged + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	m->forged = grown;
+	m->forged[m->nforged++] = m->nar_seen;
+	return 0;
+}
+
 int inb_header(struct inb *m, const char *name, const char *value)
 {
 	if (str_iprefix(name, "Content-"))
 		return keep(m->ch, &m->nch, name, value, 0);
 	if (strcasecmp(name, AUTHRES_FIELD) == 0)
-		return keep(m->ar, &m->nar, name, value, ++m->nar_seen);
+		return forged_add(m, value);
 	if (strcasecmp(name, "From") == 0)
 		return keep_once(&m->from_value, value);
 	if (strcasecmp(name, "Subject") == 0)
@@ -140,8 +157,11 @@ enum inb_verdict inb_eoh(struct inb *m, int outbound, const char **reason)
 	m->res.smime = "none";
 	m->res.reason[0] = '\0';
 	m->body = spool_new((size_t)cfg->max_memory_body, cfg->temp_dir);
-	if (m->body == NULL)
+	if (m->body == NULL) {
+		if (reason)
+			*reason = "out of memory";
 		return INB_PASS;
+	}
 	return INB_PROCESS;
 }
 
@@ -207,9 +227,8 @@ static int stamp(struct inb *m)
 	char *ar;
 	int rc;
 
-	for (size_t i = m->nar; i-- > 0;)
-		if (authres_is_ours(m->ar[i].value, cfg->authserv_id) &&
-		    add_edit(m, EDIT_DELETE, AUTHRES_FIELD, m->ar[i].index,
+	for (size_t i = m->nforged; i-- > 0;)
+		if (add_edit(m, EDIT_DELETE, AUTHRES_FIELD, m->forged[i],
 		             NULL) != 0)
 			return -1;
 	if (m->newbody) {
@@ -425,7 +444,7 @@ void inb_free(struct inb *m)
 		free(m->rcpts[i]);
 	free(m->rcpts);
 	hdrs_free(m->ch, m->nch);
-	hdrs_free(m->ar, m->nar);
+	free(m->forged);
 	hdrs_free(m->nh, m->nnh);
 	free(m->from_value);
 	free(m->subject);

@@ -66,8 +66,8 @@ struct inb *inb_new(const struct snapshot *s);
 int inb_rcpt(struct inb *inb, const char *addr);
 
 /* One header as the MTA passes it; keeps the top-level Content-* fields,
- * From, Subject, Message-ID and every Authentication-Results field with
- * its index.  Returns 0 or -1 on out of memory. */
+ * From, Subject, Message-ID, and the index of every Authentication-Results
+ * field that claims our authserv-id (authres_is_ours), however many.  Returns 0 or -1 on out of memory. */
 int inb_header(struct inb *inb, const char *name, const char *value);
 
 /* End of headers: the verdict; *reason (may be NULL) gets a static text

@@ -29,8 +29,9 @@ struct inb {
 	size_t nrcpts;
 	struct inb_hdr ch[INB_HEADERS_MAX]; /* top-level Content-* */
 	size_t nch;
-	struct inb_hdr ar[INB_HEADERS_MAX]; /* Authentication-Results */
-	size_t nar;
+	int *forged; /* indexes of the A-R fields that claim our id: all of
+	                them, however many (none may stay) */
+	size_t nforged;
 	int nar_seen; /* every A-R field seen, for the indexes */
 	char *from_value, *subject, *message_id;
 	int verify;

@@ -483,6 +483,41 @@ static void test_no_smime_type(void)
 	run_free(&r);
 }
 
+/* However many forged A-R fields come, every one is deleted, last first. */
+static void test_many_forged(void)
+{
+	struct inb *inb = inb_new(snap);
+	const struct msg_edit *e = NULL;
+	const struct inb_result *res = NULL;
+	struct buf out = { 0 };
+	size_t ne = 0, ndel = 0;
+	int order = 1;
+	char err[256] = "";
+
+	inb_rcpt(inb, ANDI);
+	inb_header(inb, "Content-Type", "text/plain");
+	for (int i = 0; i < 100; i++)
+		inb_header(inb, "Authentication-Results",
+		           i == 50 ? "other.example; none"
+		                   : "MX.Banjarkota.go.id.; smime=pass");
+	ok(inb_eoh(inb, 0, NULL) == INB_PROCESS &&
+	           inb_body(inb, (const unsigned char *)"hi\r\n", 4, err,
+	                    sizeof(err)) == 0 &&
+	           inb_eom(inb, buf_write, &out, &e, &ne, &res, err,
+	                   sizeof(err)) == 0,
+	   "100 A-R fields (%s)", err);
+	for (size_t i = 0; i < ne; i++)
+		if (e[i].op == EDIT_DELETE) {
+			order &= e[i].index ==
+			         (ndel < 49 ? 100 - (int)ndel : 99 - (int)ndel);
+			ndel++;
+		}
+	ok(ndel == 99 && order && out.n == 0,
+	   "99 forged ones deleted, from the last, the other kept (%zu)", ndel);
+	inb_free(inb);
+	free(out.p);
+}
+
 /* Mail that is not inbound passes untouched. */
 static void test_pass(void)
 {
@@ -716,6 +751,7 @@ int main(void)
 	test_lf();
 	test_plain();
 	test_no_smime_type();
+	test_many_forged();
 	snapshot_unref(snap);
 	return fixture_end(tap_done());
 }
