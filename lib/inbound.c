@@ -108,8 +108,10 @@ static int forged_add(struct inb *m, const char *value)
 
 int inb_header(struct inb *m, const char *name, const char *value)
 {
-	if (str_iprefix(name, "Content-"))
+	if (str_iprefix(name, "Content-")) {
+		m->ch_overflow |= m->nch == INB_HEADERS_MAX;
 		return keep(m->ch, &m->nch, name, value, 0);
+	}
 	if (strcasecmp(name, AUTHRES_FIELD) == 0)
 		return forged_add(m, value);
 	if (strcasecmp(name, "From") == 0)
@@ -353,6 +355,10 @@ static int work(struct inb *m, char *err, size_t errlen)
 	mime_ct_parse(inb_top(m, "Content-Type"), &c);
 	if (spool_rewind(m->body, err, errlen) != 0)
 		return -1;
+	if (m->ch_overflow) { /* they could not all be replaced */
+		inb_permerror(m, "too many Content-* header fields");
+		return 0;
+	}
 	if ((is_p7m(&c) || is_signed(&c)) && spool_size(m->body) == 0) {
 		inb_permerror(m, "empty S/MIME body");
 		return 0;

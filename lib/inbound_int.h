@@ -29,7 +29,8 @@ struct inb {
 	size_t nrcpts;
 	struct inb_hdr ch[INB_HEADERS_MAX]; /* top-level Content-* */
 	size_t nch;
-	int *forged; /* indexes of the A-R fields that claim our id: all of
+	int ch_overflow; /* more Content-* fields than kept */
+	int *forged;     /* indexes of the A-R fields that claim our id: all of
 	                them, however many (none may stay) */
 	size_t nforged;
 	int nar_seen; /* every A-R field seen, for the indexes */

@@ -515,6 +515,22 @@ static void test_many_forged(void)
 	ok(ndel == 99 && order && out.n == 0,
 	   "99 forged ones deleted, from the last, the other kept (%zu)", ndel);
 	inb_free(inb);
+	/* more Content-* fields than can be replaced: left alone */
+	inb = inb_new(snap);
+	inb_rcpt(inb, ANDI);
+	for (int i = 0; i < 70; i++)
+		inb_header(inb, "Content-Type",
+		           "application/pkcs7-mime; smime-type=enveloped-data");
+	inb_eoh(inb, 0, NULL);
+	inb_body(inb, (const unsigned char *)"MIAGCSqG\r\n", 10, err,
+	         sizeof(err));
+	ok(inb_eom(inb, buf_write, &out, &e, &ne, &res, err, sizeof(err)) ==
+	                   0 &&
+	           strcmp(res->smime, "permerror") == 0 &&
+	           !res->body_replaced && strstr(res->reason, "too many"),
+	   "70 Content-Type fields: permerror, unchanged (%s)",
+	   res ? res->reason : err);
+	inb_free(inb);
 	free(out.p);
 }
 
