@@ -21,6 +21,14 @@
  *       on_bad_signature = reject applies (550 5.7.1 with result->reason).
  *   inb_free(inb).
  *
+ * The edits, in order: EDIT_DELETE of each forged Authentication-Results
+ * (highest index first), after decryption/unwrapping EDIT_DELETE of the
+ * outer Content-* fields (highest first) and EDIT_ADD of the inner ones,
+ * EDIT_ADD of our Authentication-Results (folded with "\n" for
+ * smfi_addheader), and with a tag EDIT_DELETE Subject 1 + EDIT_ADD of the
+ * tagged Subject (msg_edit has no change operation).  A bad signature
+ * inside an encrypted message still leaves it decrypted (smime says so).
+ *
  * Bad input (broken base64 or DER, an encrypted part nested in a
  * multipart) never fails inb_eom: the body stays as it is and the stamp
  * says smime=permerror.  inb_eom returns -1 only for local trouble (out of
