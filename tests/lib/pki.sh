@@ -35,6 +35,10 @@
 #     signonly   signonly@jabarprov.go.id   keyUsage digitalSignature only
 #                                           (cannot be an encryption recipient)
 #     revmitra   revmitra@jabarprov.go.id   valid, but listed in DIR/crl.pem
+#     expmitra   expmitra@jabarprov.go.id   validity 2020-01-01 .. 2021-01-01
+#   A second certificate of a mailbox (inbound decryption, ECDH):
+#     noreplyec  noreply@banjarkota.go.id   EC P-256, keyUsage digitalSignature,
+#                                           keyAgreement
 #   Internal state of `openssl ca` lives in DIR/ca/ (config, index, serial).
 #
 # Running it again on the same DIR rebuilds everything from scratch.
@@ -51,7 +55,7 @@ dir=$(cd "$dir" && pwd)
 umask 077
 
 LEAVES="andi sekda noreply legacy ec expired future serveronly nosign revoked other
-	mitra auditor ecmitra signonly revmitra"
+	mitra auditor ecmitra signonly revmitra expmitra noreplyec"
 
 # Start clean: remove whatever an earlier run left.
 rm -rf "$dir/ca"
@@ -153,7 +157,7 @@ ts() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
 # Generate the keys in parallel (the slow part).
 genkey() {
 	case $1 in
-	ec | ecmitra) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	ec | ecmitra | noreplyec) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 		-out "$dir/$1.key.pem" 2>/dev/null ;;
 	*) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
 		-out "$dir/$1.key.pem" 2>/dev/null ;;
@@ -224,6 +228,9 @@ leaf auditor auditor@bpk.go.id "Auditor BPK" ext_leaf
 leaf ecmitra ecmitra@jabarprov.go.id "EC Mitra" ext_leaf_ecdh
 leaf signonly signonly@jabarprov.go.id "Sign Only Mitra" ext_leaf_signonly
 leaf revmitra revmitra@jabarprov.go.id "Revoked Mitra" ext_leaf
+leaf expmitra expmitra@jabarprov.go.id "Expired Mitra" ext_leaf \
+	20200101000000Z 20210101000000Z
+leaf noreplyec noreply@banjarkota.go.id "Banjarkota No-Reply (EC)" ext_leaf_ecdh
 
 # Revoke "revoked" and "revmitra" and publish the CRL (PEM and DER).
 ossl ca -name inter_ca -revoke "$dir/revoked.crt.pem" -crl_reason keyCompromise
