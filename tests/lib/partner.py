@@ -39,6 +39,15 @@ Checks of what was delivered:
   unchanged SENT DELIVERED AUTHSERV
       DELIVERED is SENT byte for byte except for Received fields Postfix
       put in front and one Authentication-Results field of AUTHSERV added.
+  bad KIND OUT [IN]
+      Broken input for the bad-input tests.  KIND garbage: OUT is 3000
+      random octets (not DER); absurd: a ContentInfo of envelopedData
+      whose lengths claim 2 GiB and more than the input holds; deep:
+      envelopedData whose content nests 20000 indefinite-length SEQUENCEs;
+      truncate: OUT is the message IN with its base64 body cut in the
+      middle of a line (a partial quantum, and half the CMS gone); nest:
+      OUT is the multipart/mixed entity of a text part and the entity IN
+      (an encrypted part inside a multipart).
   ar-kept FILE FIELD
       FIELD (a whole "Authentication-Results: ..." line) is in FILE's
       header, byte for byte.
@@ -225,6 +234,25 @@ def cmd_no_p7m(args):
     return 0
 
 
+def skip_comments(v):
+    """v without its leading CFWS (nested comments included)."""
+    v = v.lstrip()
+    while v.startswith("("):
+        depth, i = 0, 0
+        while i < len(v):
+            if v[i] == "\\":
+                i += 1
+            elif v[i] == "(":
+                depth += 1
+            elif v[i] == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        v = v[i + 1:].lstrip()
+    return v
+
+
 def stamps(path, authserv):
     head, _ = split_head_body(read_canon(path))
     out = []
@@ -232,7 +260,7 @@ def stamps(path, authserv):
         if n != b"authentication-results":
             continue
         v = unfold(raw).decode("ascii", "replace")
-        m = re.match(r"\s*(\"[^\"]*\"|[^\s;(]+)", v)
+        m = re.match(r"\s*(\"[^\"]*\"|[^\s;(]+)", skip_comments(v))
         if m and m.group(1).strip('"').rstrip(".").lower() == authserv.lower():
             out.append(v)
     return out
@@ -306,7 +334,41 @@ def cmd_ar_kept(args):
     return 1
 
 
+ENVELOPED = bytes.fromhex("06092a864886f70d010703")
+
+
+def cmd_bad(args):
+    if len(args) < 2:
+        return usage()
+    kind, out = args[:2]
+    if kind == "garbage":
+        import os
+        wr(out, b"\x17\x03" + os.urandom(2998))
+    elif kind == "absurd":
+        wr(out, b"\x30\x84\x7f\xff\xff\xff" + ENVELOPED + b"\xa0\x84\x7f\xff\xff\xf0"
+           + b"\x30\x88\x7f\xff\xff\xff\xff\xff\xff\xff\x02\x01\x00" + b"\x31\x10" * 64)
+    elif kind == "deep":
+        wr(out, b"\x30\x80" + ENVELOPED + b"\xa0\x80" + b"\x30\x80" * 20000
+           + b"\x00\x00" * 20002)
+    elif kind == "truncate" and len(args) == 3:
+        head, body = split_head_body(read_canon(args[2]))
+        lines = body.split(CRLF)
+        keep = lines[: len(lines) // 2]
+        keep.append(lines[len(lines) // 2][:37])
+        wr(out, head + CRLF + CRLF.join(keep) + CRLF)
+    elif kind == "nest" and len(args) == 3:
+        b = b"pt-nest"
+        wr(out, b"Content-Type: multipart/mixed; boundary=\"" + b + b"\"" + CRLF + CRLF +
+           b"--" + b + CRLF + b"Content-Type: text/plain; charset=us-ascii" + CRLF + CRLF +
+           b"Lampiran terenkripsi di bawah ini." + CRLF +
+           b"--" + b + CRLF + read_canon(args[2]) + b"--" + b + b"--" + CRLF)
+    else:
+        return usage()
+    return 0
+
+
 CMDS = {
+    "bad": cmd_bad,
     "entity": cmd_entity, "signed": cmd_signed, "p7m": cmd_p7m,
     "mail": cmd_mail, "outer": cmd_outer, "inner": cmd_inner,
     "no-p7m": cmd_no_p7m, "stamp": cmd_stamp, "unchanged": cmd_unchanged,

@@ -51,8 +51,10 @@
 #                      these bytes) and OUT.orig (the message with the
 #                      plain content: what the partner wrote, for
 #                      verify_message and smimecheck.py content)
-#   partner_plain OUT TAG TO    the partner's content unsigned and
-#                      unencrypted (OUT.orig alike)
+#   partner_plain OUT TAG TO [FROM]
+#                      the partner's content unsigned and unencrypted, From
+#                      FROM (default mitra@jabarprov.go.id); OUT.orig
+#                      alike, OUT.content the entity alone
 #   partner_foreign DIR        a CA that is not in the trust bundle (DIR/
 #                      foreign-root) and its leaf DIR/foreign for
 #                      mitra@jabarprov.go.id (a SIGNER prefix)
@@ -214,7 +216,7 @@ partner_build() {
 
 partner_plain() {
 	"$PY" "$PT_PY" entity "$1.content" "$2" &&
-		"$PY" "$PT_PY" mail "$1" "$2" mitra@jabarprov.go.id "$3" "$1.content" &&
+		"$PY" "$PT_PY" mail "$1" "$2" "${4:-mitra@jabarprov.go.id}" "$3" "$1.content" &&
 		cp "$1" "$1.orig"
 }
 
