@@ -98,6 +98,21 @@ RELAY_DOMAIN(\`banjarkota.go.id')dnl"
 		grep -q "^O DaemonPortOptions=Port=$before_port, Addr=127.0.0.1, Name=Before, InputMailFilters=rec;smime\$" \
 			"$work/mta/sendmail.cf"
 	tap $? "Sendmail: port $smtp_port with INPUT_MAIL_FILTER smime, rec; port $before_port with InputMailFilters=rec;smime"
+	# INSTALL's per-daemon lists, as written there, make a .cf that
+	# declares the four filters, has no global list, and gives each daemon
+	# its list (that such a list is obeyed, the control port shows)
+	{
+		echo "OSTYPE(\`linux')dnl"
+		sed -n '/name them per daemon:/,/^(Replace the DAEMON_OPTIONS/s/^    //p' "$TOP/INSTALL"
+		echo "MAILER(\`smtp')dnl"
+	} >"$work/install.mc"
+	"$SM_M4" -D_CF_DIR_="$SM_CFDIR/" "$SM_CFDIR/m4/cf.m4" "$work/install.mc" \
+		>"$work/install.cf" 2>"$work/install.m4err" && [ ! -s "$work/install.m4err" ] &&
+		[ "$(grep -cE '^X(smime-milter|opendkim|opendmarc|rspamd), S=inet:[0-9]+@127.0.0.1, F=T' "$work/install.cf")" = 4 ] &&
+		! grep -q '^O InputMailFilters' "$work/install.cf" &&
+		grep -q '^O DaemonPortOptions=Port=smtp, Name=MTA, InputMailFilters=opendkim;opendmarc;smime-milter;rspamd$' "$work/install.cf" &&
+		grep -q '^O DaemonPortOptions=Port=submission, Name=MSA, M=Ea, InputMailFilters=smime-milter;opendkim$' "$work/install.cf"
+	tap $? "INSTALL's MAIL_FILTER and per-daemon InputMailFilters lines build a sendmail.cf with those lists"
 else
 	M=inet:127.0.0.1:$milter_port R=inet:127.0.0.1:$rec_port
 	pf_start "$work/mta" "$smtp_port" "$sink_port" "$M, $R" ||
@@ -188,12 +203,13 @@ tap "$([ "$n_rec" -eq "$sent" ]; echo $?)" "recmilter recorded $n_rec messages, 
 # ---------------------------------------------------------------- what it saw
 # mo_facts ID: compares what recmilter saw of message ID with what was sent
 # and what was delivered; sets SAW_TYPE (its top-level Content-Type, no
-# parameters), SAW_BODY (delivered, sent or other), SAW_AR (the number of
-# Authentication-Results fields with our authserv-id), OUT_TYPE (the
-# delivered copy's Content-Type).  Bodies are compared with the line ends
-# made CRLF; trailing empty lines are ignored (the sink appends one).
+# parameters), SAW_BODY (sent, else delivered, else other), SAW_AR (the
+# number of Authentication-Results fields with our authserv-id), OUT_TYPE
+# (the delivered copy's Content-Type), OUT_AR (its SAW_AR).  Bodies are
+# compared with the line ends made CRLF; trailing empty lines are ignored
+# (the sink appends one).
 mo_facts() {
-	SAW_TYPE=none SAW_BODY=none SAW_AR=0 OUT_TYPE=none
+	SAW_TYPE=none SAW_BODY=none SAW_AR=0 OUT_TYPE=none OUT_AR=0
 	_r=$(grep -l "^Message-ID: *<$1@order.test>" "$work"/rec/*.eml 2>/dev/null | head -1)
 	_o=$(pf_sink_files | xargs -r grep -il "^Message-ID: *<$1@order.test>" | head -1)
 	[ -n "$_r" ] && [ -n "$_o" ] || {
@@ -212,13 +228,14 @@ sh, sb = sc.split_head_body(sc.read_canon(sys.argv[3]))
 oh, ob = sc.split_head_body(sc.read_canon(sys.argv[4]))
 strip = lambda b: b.rstrip(b"\r\n")
 ctype = lambda h: (sc.parse_headers(h).get_content_type() if h else "none")
-body = "delivered" if strip(rb) == strip(ob) else "sent" if strip(rb) == strip(sb) else "other"
-ar = [r for n, r in sc.header_fields(rh) if n == b"authentication-results"
-      and r.split(b":", 1)[1].strip().split(b";")[0].strip() == sys.argv[5].encode()]
-print("SAW_TYPE=%s SAW_BODY=%s SAW_AR=%d OUT_TYPE=%s" % (ctype(rh), body, len(ar), ctype(oh)))
+body = "sent" if strip(rb) == strip(sb) else "delivered" if strip(rb) == strip(ob) else "other"
+ar = lambda h: len([r for n, r in sc.header_fields(h) if n == b"authentication-results"
+                    and r.split(b":", 1)[1].strip().split(b";")[0].strip() == sys.argv[5].encode()])
+print("SAW_TYPE=%s SAW_BODY=%s SAW_AR=%d OUT_TYPE=%s OUT_AR=%d"
+      % (ctype(rh), body, ar(rh), ctype(oh), ar(oh)))
 EOF
 	)"
-	echo "# $1: recmilter saw $SAW_TYPE, body = the $SAW_BODY one, $SAW_AR A-R; delivered $OUT_TYPE"
+	echo "# $1: recmilter saw $SAW_TYPE, body = the $SAW_BODY one, $SAW_AR A-R; delivered $OUT_TYPE, $OUT_AR A-R"
 }
 
 # Outbound.  Both MTAs hand a later milter the message as the earlier ones
