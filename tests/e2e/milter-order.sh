@@ -39,15 +39,12 @@ if [ "$MO_MTA" = sendmail ]; then
 	. "$TOP/tests/lib/sendmail.sh"
 	E2E_MTA=Sendmail
 	if [ "${SM_ISOLATED:-0}" != 1 ]; then
-		skip() {
-			echo "ok 1 - Sendmail milter order # SKIP $*"
-			echo "1..1"
-			exit 0
-		}
-		[ "$(id -u)" = 0 ] || skip "needs root (sendmail daemon, namespaces)"
-		sm_fetch || skip "$SM_WHY"
-		sm_isolate "$0" "$@"
-		skip "$SM_WHY"
+		# outside the namespaces (apt-get still has the network); sm_isolate
+		# returns only when it cannot make them
+		SM_WHY="needs root (sendmail daemon, namespaces)"
+		[ "$(id -u)" != 0 ] || { sm_fetch && sm_isolate "$0" "$@"; }
+		printf 'ok 1 - Sendmail milter order # SKIP %s\n1..1\n' "$SM_WHY"
+		exit 0
 	fi
 fi
 renice -n 10 $$ >/dev/null 2>&1 # everything this test starts runs niced
