@@ -257,4 +257,22 @@ tap "$([ "$OUT_TYPE" = multipart/signed ]; echo $?)" "out-before: delivered sign
 tap "$([ "$SAW_TYPE" = text/plain ] && [ "$SAW_BODY" = sent ]; echo $?)" \
 	"out-before (control): the milter before smime-milter sees the original text/plain"
 
+# Inbound, for the same reason: after smime-milter, recmilter sees the
+# decrypted entity (its Content-* fields in place of the smime.p7m's) and
+# the Authentication-Results field smime-milter added, as a virus or spam
+# scanner there would; before it, the application/pkcs7-mime as sent and
+# no stamp, as a DKIM, DMARC or ARC verifier there must.
+for id in in-after in-before; do
+	mo_facts "$id"
+	tap "$([ "$OUT_TYPE" = text/plain ] && [ "$OUT_AR" = 1 ]; echo $?)" \
+		"$id: delivered decrypted ($OUT_TYPE) with one Authentication-Results by $AUTHSERV"
+	if [ $id = in-after ]; then
+		tap "$([ "$SAW_TYPE" = text/plain ] && [ "$SAW_BODY" = delivered ] && [ "$SAW_AR" = 1 ]; echo $?)" \
+			"$id: the milter after smime-milter sees the decrypted entity and our Authentication-Results"
+	else
+		tap "$([ "$SAW_TYPE" = application/pkcs7-mime ] && [ "$SAW_BODY" = sent ] && [ "$SAW_AR" = 0 ]; echo $?)" \
+			"$id (control): the milter before smime-milter sees the smime.p7m as sent, no stamp"
+	fi
+done
+
 echo "1..$n"
