@@ -84,6 +84,10 @@ tests/bench/%: tests/bench/%.c lib/libsmime.a .build-flags
 tests/lib/%: tests/lib/%.c lib/libsmime.a .build-flags
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libsmime.a $(LDLIBS)
 
+# the recording milter of tests/e2e/milter-order.sh: libmilter, no lib/
+tests/lib/recmilter: tests/lib/recmilter.c .build-flags
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lmilter -lpthread
+
 test-bins: $(PROGS) $(UNIT_BINS) $(TOOL_BINS)
 
 check: test-bins

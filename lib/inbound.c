@@ -137,9 +137,14 @@ enum inb_verdict inb_eoh(struct inb *m, int outbound, const char **reason)
 	struct inbound_plan p =
 	        policy_inbound(cfg, outbound, m->rcpts, m->nrcpts);
 	struct mime_ct c;
+	char e[128];
 
 	if (reason)
 		*reason = NULL;
+	if (m->from_value == NULL ||
+	    addr_from_header(m->from_value, m->from, sizeof(m->from), e,
+	                     sizeof(e)) != 0)
+		m->from[0] = '\0';
 	if (!p.inbound) {
 		if (reason)
 			*reason = outbound ? "outbound"
@@ -162,7 +167,7 @@ enum inb_verdict inb_eoh(struct inb *m, int outbound, const char **reason)
 	if (m->body == NULL) {
 		if (reason)
 			*reason = "out of memory";
-		return INB_PASS;
+		return INB_ERROR;
 	}
 	return INB_PROCESS;
 }
@@ -224,7 +229,6 @@ static int stamp(struct inb *m)
 {
 	const struct config *cfg = m->snap->cfg;
 	const struct smime_verdict *v = m->signed_seen ? &m->v : NULL;
-	char from[320], e[128];
 	const char *tag;
 	char *ar;
 	int rc;
@@ -243,11 +247,7 @@ static int stamp(struct inb *m)
 			             m->nh[i].value) != 0)
 				return -1;
 	}
-	if (m->from_value == NULL ||
-	    addr_from_header(m->from_value, from, sizeof(from), e, sizeof(e)) !=
-	            0)
-		from[0] = '\0';
-	ar = authres_format(cfg->authserv_id, v, from[0] ? from : NULL,
+	ar = authres_format(cfg->authserv_id, v, m->from[0] ? m->from : NULL,
 	                    m->note[0] ? m->note : NULL, "\n");
 	if (ar == NULL)
 		return -1;
@@ -429,9 +429,11 @@ int inb_eom(struct inb *m, mime_write_fn out, void *outarg,
 			         m->v.reason);
 		m->res.reject = policy_signature_action(cfg, m->res.smime) ==
 		                ACTION_REJECT;
+	} else if (m->note[0]) {
+		snprintf(m->res.reason, sizeof(m->res.reason), "%s", m->note);
 	}
 	m->res.action = action_of(m);
-	if (m->newbody) {
+	if (m->newbody && !m->res.reject) { /* a rejected one goes nowhere */
 		m->res.body_replaced = 1;
 		if (inb_write_body(m, out, outarg, err, errlen) != 0)
 			return -1;
@@ -442,6 +444,42 @@ int inb_eom(struct inb *m, mime_write_fn out, void *outarg,
 	return 0;
 }
 
+const char *inb_recipients(struct inb *m)
+{
+	size_t n = 1;
+	char *p;
+
+	if (m->rcpt_list)
+		return m->rcpt_list;
+	for (size_t i = 0; i < m->nrcpts; i++)
+		n += strlen(m->rcpts[i]) + 2;
+	if ((p = m->rcpt_list = malloc(n)) == NULL)
+		return NULL;
+	*p = '\0';
+	for (size_t i = 0; i < m->nrcpts; i++)
+		p += sprintf(p, "%s%s", i ? ", " : "", m->rcpts[i]);
+	return m->rcpt_list;
+}
+
+const char *inb_from(const struct inb *m)
+{
+	return m && m->from[0] ? m->from : NULL;
+}
+
+int inb_body_started(const struct inb *m)
+{
+	return m && m->res.body_replaced;
+}
+
+X509 *inb_signer(const struct inb *m, STACK_OF(X509) **certs)
+{
+	int pass = m && m->signed_seen && m->v.result == SMIME_PASS;
+
+	if (certs)
+		*certs = pass ? m->v.certs : NULL;
+	return pass ? m->v.signer : NULL;
+}
+
 void inb_free(struct inb *m)
 {
 	if (m == NULL)
@@ -449,6 +487,7 @@ void inb_free(struct inb *m)
 	for (size_t i = 0; i < m->nrcpts; i++)
 		free(m->rcpts[i]);
 	free(m->rcpts);
+	free(m->rcpt_list);
 	hdrs_free(m->ch, m->nch);
 	free(m->forged);
 	hdrs_free(m->nh, m->nnh);

@@ -18,7 +18,8 @@
  *       (decrypted, or opaque signed-data unwrapped); the edits always
  *       hold the stamp (forged Authentication-Results of our authserv-id
  *       deleted, ours added, the Subject tag).  result->reject says
- *       on_bad_signature = reject applies (550 5.7.1 with result->reason).
+ *       on_bad_signature = reject applies (550 5.7.1 with result->reason);
+ *       no body is written then.
  *   inb_free(inb).
  *
  * The edits, in order: EDIT_DELETE of each forged Authentication-Results
@@ -39,12 +40,15 @@
 
 #include <stddef.h>
 
+#include <openssl/x509.h>
+
 #include "message.h"
 #include "snapshot.h"
 
 enum inb_verdict {
 	INB_PASS = 0, /* nothing to do: accept untouched */
-	INB_PROCESS   /* inbound: body, then inb_eom */
+	INB_PROCESS,  /* inbound: body, then inb_eom */
+	INB_ERROR     /* cannot do the job (out of memory): on_error */
 };
 
 /* What end of message did, for the audit row and the log line.  Strings
@@ -79,7 +83,7 @@ int inb_rcpt(struct inb *inb, const char *addr);
 int inb_header(struct inb *inb, const char *name, const char *value);
 
 /* End of headers: the verdict; *reason (may be NULL) gets a static text
- * for INB_PASS. */
+ * for INB_PASS and INB_ERROR. */
 enum inb_verdict inb_eoh(struct inb *inb, int outbound, const char **reason);
 
 /* A chunk of the body (after INB_PROCESS), spooled.  Returns 0, or -1
@@ -97,6 +101,22 @@ int inb_body(struct inb *inb, const unsigned char *buf, size_t len, char *err,
 int inb_eom(struct inb *inb, mime_write_fn out, void *outarg,
             const struct msg_edit **edits, size_t *nedits,
             const struct inb_result **result, char *err, size_t errlen);
+
+/* The envelope recipients, ", " between them, for the audit row and the
+ * log (owned by inb; "" when none, NULL on out of memory). */
+const char *inb_recipients(struct inb *inb);
+
+/* The From address (after inb_eoh), or NULL when there is none usable. */
+const char *inb_from(const struct inb *inb);
+
+/* 1 when inb_eom began to write a new body (a failure after that must not
+ * let the message go: it would be delivered half replaced). */
+int inb_body_started(const struct inb *inb);
+
+/* After inb_eom, when the signature verified (smime=pass): its signer
+ * certificate, and in *certs (may be NULL) the certificates it carried,
+ * for a harvest (harvest.h).  Owned by inb; NULL when it did not pass. */
+X509 *inb_signer(const struct inb *inb, STACK_OF(X509) **certs);
 
 /* Free; NULL is fine. */
 void inb_free(struct inb *inb);

@@ -27,6 +27,7 @@ struct inb {
 	const struct snapshot *snap;
 	char **rcpts;
 	size_t nrcpts;
+	char *rcpt_list; /* inb_recipients' text, made once */
 	struct inb_hdr ch[INB_HEADERS_MAX]; /* top-level Content-* */
 	size_t nch;
 	int ch_overflow; /* more Content-* fields than kept */
@@ -35,6 +36,7 @@ struct inb {
 	size_t nforged;
 	int nar_seen; /* every A-R field seen, for the indexes */
 	char *from_value, *subject, *message_id;
+	char from[320]; /* the From address (inb_eoh), or "" */
 	int verify;
 	int need_body; /* S/MIME or multipart: the body is spooled */
 	struct spool *body;

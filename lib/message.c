@@ -1,6 +1,6 @@
 /* message -- one message through the signer (see message.h): the context,
  * the envelope and headers, the verdicts at end of headers (asking
- * policy.c), the harvest and the accessors.  End of message is
+ * policy.c) and the accessors.  End of message is
  * message_eom.c. */
 #include "message.h"
 #include "message_int.h"
@@ -23,8 +23,6 @@
 #include <openssl/rand.h>
 
 #define MAX_CONTENT_HEADERS 1000
-
-#define HARVEST_MAX (16u << 20) /* larger inbound mail is not inspected */
 
 struct msg *msg_new(const struct snapshot *s)
 {
@@ -375,19 +373,7 @@ enum msg_verdict msg_eoh(struct msg *m, int outbound, const char **reason)
 	const char *r = NULL;
 	enum msg_verdict v = sign_verdict(m, outbound, &r);
 
-	if (!outbound && v == MSG_PASS && cfg->harvest && !m->overflow &&
-	    m->from[0] != '\0' &&
-	    policy_harvestable(top_header(m, "Content-Type"))) {
-		m->harvest = 1;
-		m->body =
-		        spool_new((size_t)cfg->max_memory_body, cfg->temp_dir);
-		if (m->body == NULL) {
-			v = MSG_ERROR;
-			r = "out of memory";
-		} else {
-			v = MSG_HARVEST;
-		}
-	} else if (outbound && cfg->nencrypt > 0) {
+	if (outbound && cfg->nencrypt > 0) {
 		v = encrypt_verdict(m, v, &r);
 	}
 	if (reason)
@@ -400,160 +386,9 @@ int msg_body(struct msg *m, const unsigned char *buf, size_t len, char *err,
 {
 	if (m->body == NULL)
 		return seterr(err, errlen, "body before a signing verdict");
-	if (m->harvest) {
-		/* only the first HARVEST_MAX bytes matter: larger mail is
-		 * let go without inspection */
-		if (spool_size(m->body) > HARVEST_MAX)
-			return 0;
-		return spool_write(m->body, buf, len, err, errlen);
-	}
 	if (spool_write(m->body, buf, len, err, errlen) != 0)
 		return -1;
 	return mime_scan_feed(m->scan, buf, len, err, errlen);
-}
-
-static BIO *entity_bio(struct msg *m, char *err, size_t errlen)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	unsigned char buf[65536];
-	ssize_t n;
-
-	if (b == NULL) {
-		seterr(err, errlen, "out of memory");
-		return NULL;
-	}
-	/* the end of the data is the end, not "try again": without this the
-	 * base64 filter of an opaque-signed entity stops short */
-	BIO_set_mem_eof_return(b, 0);
-	for (size_t i = 0; i < m->nch; i++)
-		if (BIO_printf(b, "%s: %s\r\n", m->ch[i].name,
-		               m->ch[i].value) <= 0)
-			goto oom;
-	if (BIO_puts(b, "\r\n") <= 0 || spool_rewind(m->body, err, errlen))
-		goto fail;
-	while ((n = spool_read(m->body, buf, sizeof(buf))) > 0)
-		if (BIO_write(b, buf, (int)n) != (int)n)
-			goto oom;
-	if (n < 0) {
-		seterr(err, errlen, "cannot read the spooled body");
-		goto fail;
-	}
-	return b;
-oom:
-	seterr(err, errlen, "out of memory");
-fail:
-	BIO_free(b);
-	return NULL;
-}
-
-int msg_harvest(struct msg *m, msg_harvest_fn found, void *arg, char *why,
-                size_t whylen)
-{
-	const struct config *cfg = m->snap->cfg;
-	CMS_ContentInfo *cms = NULL;
-	BIO *in = NULL, *cont = NULL;
-	X509_STORE *store = NULL;
-	STACK_OF(X509) *signers = NULL, *certs = NULL;
-	struct db *db = NULL;
-	time_t now = time(NULL);
-	int stored = 0, rc = -1;
-	char err[512];
-
-	why[0] = '\0';
-	if (!m->harvest || m->body == NULL)
-		return seterr(why, whylen, "not a harvest message");
-	if (spool_size(m->body) > HARVEST_MAX) {
-		seterr(why, whylen, "larger than %u MiB, not inspected",
-		       HARVEST_MAX >> 20);
-		return 0;
-	}
-	if ((in = entity_bio(m, why, whylen)) == NULL)
-		return -1;
-	cms = SMIME_read_CMS(in, &cont);
-	if (cms == NULL) {
-		seterr_ssl(why, whylen, "S/MIME structure does not parse");
-		rc = 0;
-		goto out;
-	}
-	store = X509_STORE_new();
-	if (store == NULL || X509_STORE_load_file(store, cfg->ca_file) != 1) {
-		seterr_ssl(why, whylen, "cannot load ca_file");
-		goto out;
-	}
-	if (CMS_verify(cms, NULL, store, cont, NULL, CMS_BINARY) != 1) {
-		seterr_ssl(why, whylen,
-		           "signature does not verify against ca_file");
-		rc = 0;
-		goto out;
-	}
-	signers = CMS_get0_signers(cms);
-	certs = CMS_get1_certs(cms);
-	for (int i = 0; signers && i < sk_X509_num(signers); i++) {
-		X509 *x = sk_X509_value(signers, i), *known;
-		char **addrs;
-		if (!cert_has_email(x, m->from)) {
-			seterr(why, whylen,
-			       "signer certificate does not carry the From "
-			       "address %s",
-			       m->from);
-			continue;
-		}
-		/* known already: no database work for every message */
-		known = snapshot_encryption_cert(m->snap, m->from, now, NULL);
-		if (known && X509_cmp(known, x) == 0) {
-			seterr(why, whylen, "certificate already known");
-			continue;
-		}
-		if (db == NULL && db_open(cfg->database, DB_READWRITE, &db, err,
-		                          sizeof(err)) != 0) {
-			seterr(why, whylen, "database: %s", err);
-			goto out;
-		}
-		if (recipient_cert_check(db, x, certs, cfg->ca_file, now, err,
-		                         sizeof(err)) != 0) {
-			seterr(why, whylen, "signer certificate refused: %s",
-			       err);
-			continue;
-		}
-		addrs = cert_emails(x);
-		if (addrs == NULL) {
-			seterr(why, whylen, "out of memory");
-			goto out;
-		}
-		for (char **a = addrs; *a; a++) {
-			struct db_recipient r;
-			int added = 0;
-			if (recipient_from_cert(x, *a, "harvest", &r, err,
-			                        sizeof(err)) != 0 ||
-			    db_recipient_add(db, &r, "smime-milter", &added,
-			                     err, sizeof(err)) != 0) {
-				db_recipient_clear(&r);
-				seterr(why, whylen, "cannot store: %s", err);
-				cert_emails_free(addrs);
-				goto out;
-			}
-			if (added) {
-				stored++;
-				if (found)
-					found(arg, *a, r.serial, x);
-			} else if (stored == 0) {
-				seterr(why, whylen,
-				       "certificate already known");
-			}
-			db_recipient_clear(&r);
-		}
-		cert_emails_free(addrs);
-	}
-	rc = stored;
-out:
-	db_close(db);
-	sk_X509_free(signers);
-	sk_X509_pop_free(certs, X509_free);
-	X509_STORE_free(store);
-	BIO_free(cont);
-	BIO_free(in);
-	CMS_ContentInfo_free(cms);
-	return rc;
 }
 
 enum action msg_error_action(const struct msg *m, enum action configured,
@@ -598,11 +433,6 @@ const char *msg_outcome(const struct msg *m, const char **action, char *result,
 		         ", not encrypted (opportunistic): %s", m->enc_note);
 	}
 	return logtext;
-}
-
-int msg_is_harvest(const struct msg *m)
-{
-	return m->harvest;
 }
 
 int msg_encrypt_count(const struct msg *m)

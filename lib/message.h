@@ -18,8 +18,7 @@ enum msg_verdict {
 	MSG_PASS,     /* nothing to do: accept untouched */
 	MSG_NOCERT,   /* signing domain but no usable certificate */
 	MSG_ERROR,    /* cannot do the job: the configured on_error action */
-	MSG_REJECT,   /* refused by the encryption policy (550 5.7.1) */
-	MSG_HARVEST   /* inbound signed message: body, then msg_harvest */
+	MSG_REJECT    /* refused by the encryption policy (550 5.7.1) */
 };
 
 enum msg_edit_op { EDIT_DELETE, EDIT_ADD };
@@ -70,8 +69,8 @@ enum msg_verdict msg_eoh(struct msg *m, int outbound, const char **reason);
  * any recipient, the message is encrypted when every recipient and the
  * sender have a valid certificate that allows encryption.  Otherwise a
  * "required" recipient turns the verdict into MSG_REJECT, and opportunistic
- * ones leave it signed only with msg_encrypt_note saying why.  MSG_HARVEST
- * comes for inbound signed mail when harvest is on.
+ * ones leave it signed only with msg_encrypt_note saying why.
+ * Inbound mail is inbound.h's (the harvest comes from its verdict).
  */
 
 /* A chunk of the body (after a MSG_SIGN verdict).  Returns 0 or -1. */
@@ -89,20 +88,6 @@ int msg_body(struct msg *m, const unsigned char *buf, size_t len, char *err,
 int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
             const struct msg_edit **edits, size_t *nedits, char *err,
             size_t errlen);
-
-/*
- * After a MSG_HARVEST verdict and the whole body: verify the message's
- * S/MIME signature against ca_file and store each signer certificate that
- * carries the From address and qualifies as a recipient certificate (chain,
- * usage, validity, not revoked) in the database.  found(arg, address,
- * serial, cert) is called for every certificate newly stored.  *why gets
- * the reason when nothing was stored.  Returns the number stored, or -1 with
- * why filled on an error worth logging.
- */
-typedef void (*msg_harvest_fn)(void *arg, const char *address,
-                               const char *serial, X509 *cert);
-int msg_harvest(struct msg *m, msg_harvest_fn found, void *arg, char *why,
-                size_t whylen);
 
 /*
  * The action when the filter cannot do its job on m: the configured one,
@@ -134,9 +119,6 @@ enum action msg_action(const struct msg *m, enum msg_verdict v,
  */
 const char *msg_outcome(const struct msg *m, const char **action, char *result,
                         size_t resultlen);
-
-/* 1 after a MSG_HARVEST verdict. */
-int msg_is_harvest(const struct msg *m);
 
 /* Number of certificates the message is encrypted to (0: not encrypted). */
 int msg_encrypt_count(const struct msg *m);

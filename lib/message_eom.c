@@ -259,7 +259,7 @@ int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
 	one_pass = m->snap != NULL &&
 	           msg_error_action(m, m->snap->cfg->on_error, NULL) !=
 	                   ACTION_ACCEPT;
-	if (e == NULL || m->body == NULL || m->harvest)
+	if (e == NULL || m->body == NULL)
 		return seterr(err, errlen, "end of message without a signer");
 	if (mime_scan_finish(m->scan, err, errlen) != 0)
 		return -1;

@@ -1,6 +1,6 @@
 /*
  * message_int -- the message context shared by message.c (headers,
- * envelope, the verdicts at end of headers, the harvest) and message_eom.c
+ * envelope, the verdicts at end of headers) and message_eom.c
  * (the signed or encrypted body at end of message).  Private to those two.
  */
 #ifndef SMIME_MESSAGE_INT_H
@@ -37,7 +37,6 @@ struct msg {
 	size_t nrcpts, caprcpts;
 	STACK_OF(X509) *enc; /* encrypt to these (not owned), or NULL */
 	char *enc_note;      /* why opportunistic encryption did not happen */
-	int harvest;         /* MSG_HARVEST: spool only, no rewrite */
 	int required;        /* a recipient's rule requires encryption */
 	int body_sent;       /* part of a new body went to the MTA */
 };

@@ -2,7 +2,7 @@
  * callbacks -- the mlfi_* functions.  Glue only: every decision is a call
  * into lib/ (policy.c: internal, outbound, actions; message.c: verdicts);
  * this file maps verdicts to milter replies, logs one line per message and
- * writes the audit row.
+ * writes the audit row.  The inbound end of message is inbound.c.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,12 +11,11 @@
 #include <string.h>
 
 #include "audit.h"
+#include "conn.h"
 #include "db.h"
 #include "log.h"
-#include "message.h"
 #include "milter.h"
 #include "mwrap.h"
-#include "policy.h"
 
 time_t milter_signing_time;
 
@@ -60,25 +59,13 @@ void milter_stop_begin(void)
 	__atomic_store_n(&stopping, 1, __ATOMIC_SEQ_CST);
 }
 
-/* Connection context, from negotiate (or connect) to close. */
-struct conn {
-	unsigned long pflags; /* protocol steps agreed with the MTA */
-	char *deferred;       /* error seen where no reply could be given */
-	struct snapshot *snap;
-	int internal; /* the client is internal (policy_client_internal) */
-	char client[INET6_ADDRSTRLEN + 8];
-	struct msg *msg; /* message context, from envfrom to eom/abort */
-	int outbound;    /* this message: internal or authenticated client */
-	int connected;   /* connect ran: counted in active */
-	int inflight;    /* the message is counted in inflight */
-	int late;        /* the message began after the stop */
-	char qid[64];
-};
-
-static void msg_cleanup(struct conn *c)
+void conn_msg_done(struct conn *c)
 {
 	msg_free(c->msg);
 	c->msg = NULL;
+	inb_free(c->inb);
+	c->inb = NULL;
+	c->inbound = 0;
 	if (c->inflight)
 		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 	c->inflight = 0;
@@ -89,7 +76,7 @@ static void msg_cleanup(struct conn *c)
 	c->qid[0] = '\0';
 }
 
-static const char *qid_of(SMFICTX *ctx, struct conn *c)
+const char *conn_qid(SMFICTX *ctx, struct conn *c)
 {
 	if (c->qid[0] == '\0') {
 		const char *q = mw_getsymval(ctx, "i");
@@ -98,7 +85,8 @@ static const char *qid_of(SMFICTX *ctx, struct conn *c)
 	return c->qid;
 }
 
-static void audit(struct conn *c, const char *action, const char *result)
+void conn_audit(struct conn *c, const char *action, const char *result,
+                const char *serial, const char *issuer, const char *recipients)
 {
 	struct audit_row r;
 
@@ -107,39 +95,52 @@ static void audit(struct conn *c, const char *action, const char *result)
 	memset(&r, 0, sizeof(r));
 	r.queue_id = c->qid;
 	r.message_id = c->msg ? msg_message_id(c->msg) : NULL;
-	r.from_addr = c->msg ? msg_from(c->msg) : NULL;
+	r.from_addr = c->inb   ? inb_from(c->inb)
+	              : c->msg ? msg_from(c->msg)
+	                       : NULL;
 	r.action = action;
-	r.cert_serial = c->msg ? msg_signer_serial(c->msg) : NULL;
-	r.digest = c->snap->cfg->digest;
+	r.cert_serial = serial              ? serial
+	                : c->msg && !c->inb ? msg_signer_serial(c->msg)
+	                                    : NULL;
+	r.cert_issuer = issuer;
+	r.recipients = recipients;
+	r.digest = c->inb ? NULL : c->snap->cfg->digest;
 	r.result = result;
 	audit_submit(c->snap->audit, &r);
 }
 
 /* Apply a configured action; logs and audits; returns the sfsistat. */
-static sfsistat act(SMFICTX *ctx, struct conn *c, enum action a,
-                    const char *what, const char *reason)
+static void audit(struct conn *c, const char *action, const char *result)
+{
+	conn_audit(c, action, result, NULL, NULL,
+	           c->inb ? inb_recipients(c->inb) : NULL);
+}
+
+sfsistat conn_act(SMFICTX *ctx, struct conn *c, enum action a, const char *what,
+                  const char *reason)
 {
 	char text[600];
 
 	snprintf(text, sizeof(text), "%s: %s", what, reason);
 	switch (a) {
 	case ACTION_ACCEPT:
-		mlog(LOG_NOTICE, "%s: %s; passed unsigned", qid_of(ctx, c),
-		     text);
-		audit(c, "unsigned", text);
-		msg_cleanup(c);
+		/* inbound: delivered as it came, without a stamp */
+		mlog(LOG_NOTICE, "%s: %s; passed %s", conn_qid(ctx, c), text,
+		     c->inb ? "unchecked" : "unsigned");
+		audit(c, c->inb ? "passed" : "unsigned", text);
+		conn_msg_done(c);
 		return SMFIS_ACCEPT;
 	case ACTION_REJECT:
-		mlog(LOG_NOTICE, "%s: %s; rejected", qid_of(ctx, c), text);
+		mlog(LOG_NOTICE, "%s: %s; rejected", conn_qid(ctx, c), text);
 		mw_setreply(ctx, "550", "5.7.1", text);
 		audit(c, "rejected", text);
-		msg_cleanup(c);
+		conn_msg_done(c);
 		return SMFIS_REJECT;
 	default:
-		mlog(LOG_WARNING, "%s: %s; tempfailed", qid_of(ctx, c), text);
+		mlog(LOG_WARNING, "%s: %s; tempfailed", conn_qid(ctx, c), text);
 		mw_setreply(ctx, "451", "4.7.0", text);
 		audit(c, "tempfailed", text);
-		msg_cleanup(c);
+		conn_msg_done(c);
 		return SMFIS_TEMPFAIL;
 	}
 }
@@ -154,7 +155,9 @@ static sfsistat on_error(SMFICTX *ctx, struct conn *c, const char *reason)
 
 	if (note)
 		snprintf(why, sizeof(why), "%s (%s)", reason, note);
-	return act(ctx, c, a, "cannot sign", note ? why : reason);
+	return conn_act(ctx, c, a,
+	                c->inb ? "cannot check inbound mail" : "cannot sign",
+	                note ? why : reason);
 }
 
 /*
@@ -177,6 +180,12 @@ static void defer(struct conn *c, const char *why)
 		c->deferred = strdup(why);
 }
 
+/* Does the inbound path look at mail at all? */
+static int inbound_on(const struct config *cfg)
+{
+	return cfg->inbound_decrypt || cfg->inbound_verify;
+}
+
 static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
                                unsigned long f2, unsigned long f3,
                                unsigned long *pf0, unsigned long *pf1,
@@ -197,10 +206,14 @@ static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 		snapshot_unref(s);
 		return SMFIS_REJECT;
 	}
-	/* recipients matter only to an encryption policy: without one the
-	 * MTA need not send them (a round trip per recipient saved) */
-	if (s && s->cfg->nencrypt > 0)
+	/* recipients matter to an encryption policy (which may refuse one:
+	 * it needs the reply) and to the inbound path (which only listens:
+	 * no reply, no round trip per recipient); without either the MTA
+	 * need not send them */
+	if (s && (s->cfg->nencrypt > 0 || inbound_on(s->cfg)))
 		skip &= ~SMFIP_NORCPT;
+	if (s && s->cfg->nencrypt == 0)
+		skip |= SMFIP_NR_RCPT;
 	c->snap = s; /* the connection keeps the snapshot it negotiated with */
 	c->pflags = f1 & (WANT_NR | skip);
 	mw_setpriv(ctx, c);
@@ -223,7 +236,10 @@ static sfsistat mlfi_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 	}
 	if (c->snap == NULL)
 		c->snap = milter_snapshot();
-	c->internal = policy_client_internal(c->snap->cfg, addr);
+	/* -t --inbound plays a client from outside */
+	c->internal = mw_offline && mw_offline->inbound
+	                      ? 0
+	                      : policy_client_internal(c->snap->cfg, addr);
 	if (addr == NULL) {
 		snprintf(c->client, sizeof(c->client), "local");
 	} else {
@@ -253,7 +269,7 @@ static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
-	msg_cleanup(c);
+	conn_msg_done(c);
 	if (__atomic_load_n(&stopping, __ATOMIC_SEQ_CST)) {
 		c->late = 1; /* tempfailed at end of headers */
 		return reply(c, SMFIP_NR_MAIL);
@@ -273,6 +289,9 @@ static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
 	auth = mw_getsymval(ctx, "{auth_authen}");
 	c->outbound =
 	        policy_outbound(c->internal, auth != NULL && *auth != '\0');
+	if (!c->outbound && inbound_on(c->snap->cfg) &&
+	    (c->inb = inb_new(c->snap)) == NULL)
+		defer(c, "out of memory");
 	return reply(c, SMFIP_NR_MAIL);
 }
 
@@ -286,19 +305,21 @@ static sfsistat mlfi_envrcpt(SMFICTX *ctx, char **argv)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	if (c->msg == NULL || c->deferred || argv == NULL || argv[0] == NULL)
-		return SMFIS_CONTINUE;
+		return reply(c, SMFIP_NR_RCPT);
+	if (c->inb && inb_rcpt(c->inb, argv[0]) != 0)
+		defer(c, "out of memory");
 	rc = msg_rcpt(c->msg, argv[0], c->outbound, &reason);
 	if (rc < 0) {
 		defer(c, "out of memory");
 	} else if (rc > 0) {
 		snprintf(text, sizeof(text), "%s", reason);
-		mlog(LOG_NOTICE, "%s: recipient %s refused: %s", qid_of(ctx, c),
-		     argv[0], text);
+		mlog(LOG_NOTICE, "%s: recipient %s refused: %s",
+		     conn_qid(ctx, c), argv[0], text);
 		mw_setreply(ctx, "550", "5.7.1", text);
 		audit(c, "rejected", text);
 		return SMFIS_REJECT; /* this recipient only */
 	}
-	return SMFIS_CONTINUE;
+	return reply(c, SMFIP_NR_RCPT);
 }
 
 /* A header or body step that only feeds the message: is there one to
@@ -324,6 +345,8 @@ static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if (feeding(c) && c->inb && inb_header(c->inb, name, value) != 0)
+		defer(c, "out of memory");
 	return fed(c,
 	           feeding(c) && msg_header(c->msg, name, value, err,
 	                                    sizeof(err)) != 0,
@@ -339,32 +362,42 @@ static sfsistat mlfi_eoh(SMFICTX *ctx)
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	if (c->late)
-		return act(ctx, c, ACTION_TEMPFAIL, "not signed",
-		           "the filter is shutting down");
+		return conn_act(ctx, c, ACTION_TEMPFAIL, "not signed",
+		                "the filter is shutting down");
 	if (c->deferred || c->msg == NULL) {
 		char why[256];
 		snprintf(why, sizeof(why), "%s",
 		         c->deferred ? c->deferred : "no message context");
 		return on_error(ctx, c, why);
 	}
+	if (c->inb) {
+		switch (inb_eoh(c->inb, c->outbound, &reason)) {
+		case INB_PROCESS:
+			c->inbound = 1;
+			return SMFIS_CONTINUE;
+		case INB_ERROR:
+			return on_error(ctx, c, reason);
+		default: /* not ours to look at: the signer's rules decide */
+			inb_free(c->inb);
+			c->inb = NULL;
+		}
+	}
 	switch (v = msg_eoh(c->msg, c->outbound, &reason)) {
 	case MSG_SIGN:
 		return SMFIS_CONTINUE;
 	case MSG_PASS:
-		mlog(LOG_INFO, "%s: not signed: %s (client %s)", qid_of(ctx, c),
-		     reason, c->client);
+		mlog(LOG_INFO, "%s: not signed: %s (client %s)",
+		     conn_qid(ctx, c), reason, c->client);
 		if (c->snap->cfg->log_verbose)
 			audit(c, "passed", reason);
-		msg_cleanup(c);
+		conn_msg_done(c);
 		return SMFIS_ACCEPT;
 	case MSG_NOCERT:
-		return act(ctx, c, msg_action(c->msg, v, NULL),
-		           "no usable certificate", reason);
+		return conn_act(ctx, c, msg_action(c->msg, v, NULL),
+		                "no usable certificate", reason);
 	case MSG_REJECT:
-		return act(ctx, c, msg_action(c->msg, v, NULL),
-		           "encryption policy", reason);
-	case MSG_HARVEST:
-		return SMFIS_CONTINUE;
+		return conn_act(ctx, c, msg_action(c->msg, v, NULL),
+		                "encryption policy", reason);
 	default:
 		return on_error(ctx, c, reason);
 	}
@@ -377,49 +410,34 @@ static sfsistat mlfi_body(SMFICTX *ctx, unsigned char *buf, size_t len)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	if (c->inbound)
+		return fed(c,
+		           feeding(c) && inb_body(c->inb, buf, len, err,
+		                                  sizeof(err)) != 0,
+		           err, SMFIP_NR_BODY);
 	return fed(c,
 	           feeding(c) &&
 	                   msg_body(c->msg, buf, len, err, sizeof(err)) != 0,
 	           err, SMFIP_NR_BODY);
 }
 
-static int body_out(void *arg, const unsigned char *buf, size_t len)
+int conn_body_out(void *arg, const unsigned char *buf, size_t len)
 {
 	return mw_replacebody(arg, buf, len) == MI_SUCCESS ? 0 : -1;
 }
 
-/* A newly harvested certificate: log it once and use it at once. */
-static void harvested(void *arg, const char *address, const char *serial,
-                      X509 *cert)
+int conn_apply_edits(SMFICTX *ctx, const struct msg_edit *edits, size_t nedits)
 {
-	struct conn *c = arg;
-	struct snapshot *s = milter_snapshot();
-
-	mlog(LOG_NOTICE,
-	     "%s: harvested certificate %s for %s (signed mail from %s)",
-	     c->qid, serial, address, c->client);
-	if (s && snapshot_add_harvested(s, address, serial, cert) != 0)
-		mlog(LOG_WARNING,
-		     "%s: out of memory: certificate %s for %s is used after "
-		     "the next reload",
-		     c->qid, serial, address);
-	snapshot_unref(s);
-}
-
-/* End of an inbound signed message: harvest, then let it go untouched. */
-static sfsistat harvest_eom(struct conn *c)
-{
-	char why[512];
-	int n = msg_harvest(c->msg, harvested, c, why, sizeof(why));
-
-	if (n < 0)
-		mlog(LOG_WARNING, "%s: certificate harvest from %s failed: %s",
-		     c->qid, msg_from(c->msg), why);
-	else if (n == 0 && c->snap->cfg->log_verbose)
-		mlog(LOG_INFO, "%s: nothing harvested from %s: %s", c->qid,
-		     msg_from(c->msg), why);
-	msg_cleanup(c);
-	return SMFIS_ACCEPT;
+	for (size_t i = 0; i < nedits; i++) {
+		int rc = edits[i].op == EDIT_DELETE
+		                 ? mw_chgheader(ctx, edits[i].name,
+		                                edits[i].index, NULL)
+		                 : mw_addheader(ctx, edits[i].name,
+		                                edits[i].value);
+		if (rc != MI_SUCCESS)
+			return -1;
+	}
+	return 0;
 }
 
 static sfsistat mlfi_eom(SMFICTX *ctx)
@@ -431,26 +449,19 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 
 	if (c == NULL || c->msg == NULL)
 		return SMFIS_TEMPFAIL;
-	qid_of(ctx, c);
+	conn_qid(ctx, c);
 	if (c->deferred) {
 		char why[256];
 		snprintf(why, sizeof(why), "%s", c->deferred);
 		return on_error(ctx, c, why);
 	}
-	if (msg_is_harvest(c->msg))
-		return harvest_eom(c);
-	if (msg_eom(c->msg, body_out, ctx, &edits, &nedits, err, sizeof(err)) !=
-	    0)
+	if (c->inbound)
+		return inbound_eom(ctx, c);
+	if (msg_eom(c->msg, conn_body_out, ctx, &edits, &nedits, err,
+	            sizeof(err)) != 0)
 		return on_error(ctx, c, err);
-	for (size_t i = 0; i < nedits; i++) {
-		int rc = edits[i].op == EDIT_DELETE
-		                 ? mw_chgheader(ctx, edits[i].name,
-		                                edits[i].index, NULL)
-		                 : mw_addheader(ctx, edits[i].name,
-		                                edits[i].value);
-		if (rc != MI_SUCCESS)
-			return on_error(ctx, c, "MTA refused a header change");
-	}
+	if (conn_apply_edits(ctx, edits, nedits) != 0)
+		return on_error(ctx, c, "MTA refused a header change");
 	{
 		const char *action;
 		const char *more =
@@ -461,7 +472,7 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 		     msg_body_size(c->msg));
 		audit(c, action, err);
 	}
-	msg_cleanup(c);
+	conn_msg_done(c);
 	return SMFIS_CONTINUE;
 }
 
@@ -470,7 +481,7 @@ static sfsistat mlfi_abort(SMFICTX *ctx)
 	struct conn *c = mw_getpriv(ctx);
 
 	if (c)
-		msg_cleanup(c);
+		conn_msg_done(c);
 	return SMFIS_CONTINUE;
 }
 
@@ -480,7 +491,7 @@ static sfsistat mlfi_close(SMFICTX *ctx)
 
 	if (c == NULL)
 		return SMFIS_CONTINUE;
-	msg_cleanup(c);
+	conn_msg_done(c);
 	if (c->connected)
 		__atomic_sub_fetch(&active, 1, __ATOMIC_SEQ_CST);
 	snapshot_unref(c->snap);

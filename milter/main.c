@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sysexits.h>
+#include <getopt.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -44,12 +45,16 @@ static void usage(void)
 	fprintf(stderr,
 	        "usage: smime-milter [-c FILE] [-f]\n"
 	        "       smime-milter [-c FILE] -n\n"
-	        "       smime-milter [-c FILE] -t FILE [-s ADDR] [-r ADDR]...\n"
+	        "       smime-milter [-c FILE] -t FILE [--inbound] [-s ADDR] "
+	        "[-r ADDR]...\n"
 	        "       smime-milter -V\n"
 	        "  -c FILE  configuration file (default %s)\n"
 	        "  -f       stay in the foreground, log to stderr too\n"
 	        "  -n       check configuration, database and keys, then exit\n"
 	        "  -t FILE  sign one message file offline, result on stdout\n"
+	        "  --inbound  with -t: the message comes from outside "
+	        "(decrypt,\n"
+	        "           verify and stamp it, as inbound mail is)\n"
 	        "  -s ADDR  envelope sender for -t\n"
 	        "  -r ADDR  envelope recipient for -t (repeatable; default: "
 	        "the\n"
@@ -116,7 +121,7 @@ static void opt_rcpt_add(const char *addr)
 	nopt_rcpts++;
 }
 
-static int run_offline(const char *path, const char *sender)
+static int run_offline(const char *path, const char *sender, int inbound)
 {
 	struct snapshot *s;
 	char err[8192], warn[8192];
@@ -130,7 +135,8 @@ static int run_offline(const char *path, const char *sender)
 	if (warn[0])
 		mlog_lines(LOG_WARNING, "mailbox ", warn);
 	milter_set_snapshot(s);
-	rc = offline_sign(&milter_desc, path, sender, opt_rcpts, nopt_rcpts);
+	rc = offline_sign(&milter_desc, path, sender, opt_rcpts, nopt_rcpts,
+	                  inbound);
 	milter_set_snapshot(NULL);
 	return rc;
 }
@@ -502,13 +508,20 @@ static int run_daemon(int foreground)
 int main(int argc, char **argv)
 {
 	const char *test_file = NULL, *sender = NULL;
-	int opt, foreground = 0, check = 0;
+	int opt, foreground = 0, check = 0, inbound = 0;
+	static const struct option longopts[] = {
+		{ "inbound", no_argument, NULL, 'I' }, { NULL, 0, NULL, 0 }
+	};
 
 	malloc_tune();
 	audit_reporter = audit_report;
 	p11_reporter = audit_report;
-	while ((opt = getopt(argc, argv, "c:fnt:s:r:T:Vh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:fnt:s:r:T:Vh", longopts,
+	                          NULL)) != -1) {
 		switch (opt) {
+		case 'I':
+			inbound = 1;
+			break;
 		case 'c':
 			conf_path = optarg;
 			break;
@@ -537,13 +550,13 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (inbound && test_file == NULL))
 		usage();
 	if (check)
 		return check_config();
 	if (test_file) {
 		log_open(NULL, 1);
-		return run_offline(test_file, sender);
+		return run_offline(test_file, sender, inbound);
 	}
 	return run_daemon(foreground);
 }

@@ -306,6 +306,22 @@ static sfsistat run_body(const struct smfiDesc *desc, const char *body,
 	return f.st;
 }
 
+/* Were any headers changed? */
+static int edited(const struct offline_ctx *o)
+{
+	for (size_t i = 0; i < o->nhdrs; i++)
+		if (o->hdr_deleted[i])
+			return 1;
+	return o->nadds > 0;
+}
+
+/* offline_body's chunks to standard output. */
+static int put_chunk(void *arg, unsigned char *buf, size_t n)
+{
+	(void)arg;
+	return fwrite(buf, 1, n, stdout) == n ? 0 : -1;
+}
+
 /* The signed message: the headers left, the ones added, the new body. */
 static void write_result(const struct offline_ctx *o, const char *body,
                          size_t bodylen)
@@ -325,11 +341,13 @@ static void write_result(const struct offline_ctx *o, const char *body,
 		printf("\r\n");
 	}
 	printf("\r\n");
-	fwrite(body, 1, bodylen, stdout);
+	if (body)
+		fwrite(body, 1, bodylen, stdout);
 }
 
 int offline_sign(const struct smfiDesc *desc, const char *path,
-                 const char *sender, char *const *rcpts, size_t nrcpts)
+                 const char *sender, char *const *rcpts, size_t nrcpts,
+                 int inbound)
 {
 	struct rcpt_list hdr_rcpts = { NULL, 0, 0, 0 };
 	struct offline_ctx o;
@@ -344,6 +362,7 @@ int offline_sign(const struct smfiDesc *desc, const char *path,
 	}
 	memset(&o, 0, sizeof(o));
 	o.queue_id = "OFFLINE";
+	o.inbound = inbound;
 	o.body_out = open_memstream(&bodybuf, &bodybuf_len);
 	off = offline_split(data, len, add_header_cb, &o);
 	if (nrcpts == 0)
@@ -368,12 +387,15 @@ int offline_sign(const struct smfiDesc *desc, const char *path,
 	fflush(o.body_out);
 
 	if (st == SMFIS_CONTINUE || st == SMFIS_ACCEPT) {
-		if (!o.body_replaced) {
-			fwrite(data, 1, len, stdout);
-			fprintf(stderr,
-			        "smime-milter: message passed unsigned\n");
-		} else {
+		if (o.body_replaced) {
 			write_result(&o, bodybuf, bodybuf_len);
+		} else if (edited(&o)) { /* only stamped (inbound) */
+			write_result(&o, NULL, 0);
+			offline_body(data + off, len - off, put_chunk, NULL);
+		} else {
+			fwrite(data, 1, len, stdout);
+			fprintf(stderr, "smime-milter: message passed %s\n",
+			        inbound ? "unchanged" : "unsigned");
 		}
 	} else {
 		fprintf(stderr, "smime-milter: %s: %s\n",

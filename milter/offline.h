@@ -27,6 +27,7 @@ struct offline_ctx {
 	size_t nadds;
 	FILE *body_out; /* replaced body goes here (memstream) */
 	int body_replaced;
+	int inbound; /* --inbound: the client is outside, not authenticated */
 	char reply[512];
 };
 
@@ -74,9 +75,12 @@ void offline_ctx_free(struct offline_ctx *o);
  * Run the file at path ("-": standard input) through desc's callbacks on
  * the current snapshot, from sender (NULL: "<>") to rcpts (none: the To,
  * Cc and Bcc addresses), and write the result (or the message untouched
- * when it passed unsigned) to standard output.  Returns a sysexits code.
+ * when it passed unsigned) to standard output.  With inbound the message
+ * comes from outside (the inbound path: decrypt, verify, stamp), else
+ * from an internal client (the signer).  Returns a sysexits code.
  */
 int offline_sign(const struct smfiDesc *desc, const char *path,
-                 const char *sender, char *const *rcpts, size_t nrcpts);
+                 const char *sender, char *const *rcpts, size_t nrcpts,
+                 int inbound);
 
 #endif

@@ -170,7 +170,8 @@ m.send(b"D", b"M" + mc.nul(b"i", b"DROP1"))
 m.send(b"M", mc.nul(b"<andi@banjarkota.go.id>"))
 if not m.has(mc.P_NR_MAIL): m.reply()
 if not m.has(mc.P_NORCPT):
-    m.send(b"R", mc.nul(b"<someone@example.org>")); m.reply()
+    m.send(b"R", mc.nul(b"<someone@example.org>"))
+    if not m.has(mc.P_NR_RCPT): m.reply()
 hdrs, body = mc.split_message(open(path, "rb").read())
 for n, v in hdrs:
     m.send(b"L", mc.nul(n, v.lstrip(b" ")))

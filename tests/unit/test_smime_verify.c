@@ -320,6 +320,35 @@ static void test_encoders(void)
 
 /* gpgsm (GnuPG's own CMS code, libksba) signs with the RSA signer in a
  * throw-away GNUPGHOME; its detached signature must verify here too. */
+static int gpgsm_sign(const char *gh)
+{
+	int rc =
+	        fixture_sh("rm -rf '%s' && mkdir -m 0700 '%s' && cd '%s' && "
+	                   "printf 'disable-crl-checks\ndisable-policy-checks\n"
+	                   "disable-ocsp\ndisable-dirmngr\n' >gpgsm.conf && "
+	                   "printf 'allow-loopback-pinentry\ns2k-count "
+	                   "65536\n' "
+	                   ">gpg-agent.conf && openssl pkcs12 -export -legacy "
+	                   "-in ../rsa.crt -inkey ../rsa.key -passout "
+	                   "pass:test -out rsa.p12 && echo \"$(openssl x509 "
+	                   "-in "
+	                   "../ca.pem -noout -fingerprint -sha1 | sed "
+	                   "'s/^[^=]*=//') S relax\" >trustlist.txt",
+	                   gh, gh, gh);
+
+	rc = rc ? rc
+	        : fixture_sh("cd '%s' && G='--homedir . --batch --no-tty "
+	                     "--pinentry-mode loopback --passphrase-fd 0' && "
+	                     "gpgsm $G --import ../ca.pem </dev/null 2>>log && "
+	                     "echo test | gpgsm $G --import rsa.p12 2>>log && "
+	                     "echo test | gpgsm $G --detach-sign --output "
+	                     "sig.der ../content 2>>log && echo test | gpgsm "
+	                     "$G --sign --output opq.der ../content 2>>log",
+	                     gh);
+	fixture_sh("gpgconf --homedir '%s' --kill all", gh);
+	return rc;
+}
+
 static void test_gpgsm(void)
 {
 	struct smime_verdict v;
@@ -329,27 +358,22 @@ static void test_gpgsm(void)
 	int rc;
 
 	snprintf(gh, sizeof(gh), "%s", fixture_path("gnupg"));
-	rc = fixture_sh("mkdir -m 0700 '%s' && cd '%s' && printf "
-	                "'disable-crl-checks\ndisable-policy-checks\n"
-	                "disable-ocsp\ndisable-dirmngr\n' >gpgsm.conf && "
-	                "printf 'allow-loopback-pinentry\ns2k-count 65536\n' "
-	                ">gpg-agent.conf && openssl pkcs12 -export -legacy "
-	                "-in ../rsa.crt -inkey ../rsa.key -passout pass:test "
-	                "-out rsa.p12 && echo \"$(openssl x509 -in ../ca.pem "
-	                "-noout -fingerprint -sha1 | sed 's/^[^=]*=//') S "
-	                "relax\" >trustlist.txt",
-	                gh, gh);
-	rc = rc ? rc
-	        : fixture_sh("cd '%s' && G='--homedir . --batch --no-tty "
-	                     "--pinentry-mode loopback --passphrase-fd 0' && "
-	                     "gpgsm $G --import ../ca.pem </dev/null 2>>log && "
-	                     "echo test | gpgsm $G --import rsa.p12 2>>log && "
-	                     "echo test | gpgsm $G --detach-sign --output "
-	                     "sig.der ../content 2>>log && echo test | gpgsm "
-	                     "$G --sign --output opq.der ../content 2>>log || "
-	                     "{ sed 's/^/# /' log; exit 1; }",
-	                     gh);
-	fixture_sh("gpgconf --homedir '%s' --kill all", gh);
+	/* gpgsm 2.2.40's PKCS#12 reader fails on about 1 in 100 files that
+	 * `openssl pkcs12 -export -legacy` writes ("data error at
+	 * shrouded_key_bag.decrypted-text", then "decryption failed" for
+	 * every charset: 3 of 300 measured).  It depends on the random salt
+	 * and IV, not on the key (the same key exported again imports), so
+	 * such a file is made again, up to 5 times. */
+	for (int attempt = 0;; attempt++) {
+		rc = gpgsm_sign(gh);
+		if (rc == 0 || attempt == 4 ||
+		    fixture_sh("grep -q 'shrouded_key_bag' '%s/log'", gh) != 0)
+			break;
+		printf("# gpgsm could not read this PKCS#12 file: made "
+		       "again\n");
+	}
+	if (rc != 0)
+		fixture_sh("sed 's/^/# /' '%s/log'", gh);
 	if (rc == 0) {
 		char path[600];
 		snprintf(path, sizeof(path), "%s/sig.der", gh);
