@@ -148,7 +148,8 @@ while read -r tag mb cert kt enc kind cipher pad; do
 	echo "# --- $tag: $enc, $kind, $cipher, $pad, to $mb ($cert)"
 	signed=no
 	[ "$kind" = signenc ] && signed=yes
-	ie_decrypted "$tag" "$mb@banjarkota\\.go\\.id" "$signed" "(?i)$cipher" </dev/null
+	ie_decrypted "$tag" "$mb@banjarkota\\.go\\.id" "$signed" \
+		"(?i)\\(decrypted for [^)]*, $cipher\\)" </dev/null
 done <"$work/cases"
 
 echo "# --- superseded certificate"
@@ -156,7 +157,7 @@ ie_decrypted old-ossl-s 'andi@banjarkota\.go\.id' yes "(?i)certificate 0*$old_se
 ie_decrypted old-gpgsm 'andi@banjarkota\.go\.id' no "(?i)certificate 0*$old_serial\\b"
 
 echo "# --- two internal recipients, both in the CMS"
-ie_decrypted two-s '(andi|sekda)@banjarkota\.go\.id' yes '(?i)aes-256-gcm'
+ie_decrypted two-s '(andi|sekda)@banjarkota\.go\.id' yes '(?i)\(decrypted for [^)]*, aes-256-gcm\)'
 
 echo "# --- andi and budi, budi not in the CMS"
 ie_unchanged budi-s none '(?i)not decrypted\b[^)]*budi@banjarkota\.go\.id'

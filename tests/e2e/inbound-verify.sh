@@ -144,13 +144,20 @@ echo "# --- bad signatures"
 ie_unchanged v-tampered fail '(?i)\((body altered|signature does not verify)'
 ie_unchanged v-unknown-ca fail '(?i)\([^)]*(not trusted|unable to get|chain)'
 ie_unchanged v-not-from fail '(?i)\([^)]*auditor@bpk\.go\.id[^)]*not the From address'
-ie_unchanged v-revoked fail '(?i)\([^)]*revoked' 'body\.smime-identifier=revmitra@jabarprov\.go\.id'
+ie_unchanged v-revoked fail '(?i)\([^)]*revoked'
 ie_unchanged v-expired fail '(?i)\([^)]*(expired|outside the certificate.s validity)'
+# the signature itself verified: the stamp names who signed, as it names
+# the serial and the issuer
+for t in v-unknown-ca:mitra v-revoked:revmitra v-expired:expmitra; do
+	"$PY" "$PT_PY" stamp "$work/out/${t%%:*}.eml" "$IE_AUTHSERV" fail \
+		"body\\.smime-identifier=${t#*:}@jabarprov\\.go\\.id" >/dev/null
+	tap $? "${t%%:*}: the stamp names the signer, body.smime-identifier=${t#*:}@jabarprov.go.id"
+done
 
 echo "# --- forged stamps"
 if ie_delivered v-forged; then
 	ie_stamp v-forged none '\(not signed\)'
-	grep -qi 'forged' "$work/out/v-forged.eml"
+	grep -q 'smime=pass (forged' "$work/out/v-forged.eml"
 	tap "$([ $? -ne 0 ]; echo $?)" "v-forged: both forged stamps of our authserv-id removed"
 	"$PY" "$PT_PY" ar-kept "$work/out/v-forged.eml" "$other_ar"
 	tap $? "v-forged: the partner's own Authentication-Results kept byte for byte"

@@ -30,7 +30,8 @@
 #                      delivered, no smime.p7m left, Content-* and body are
 #                      the encrypted entity byte for byte, every other
 #                      header byte for byte, the stamp (pass when SIGNED is
-#                      yes, else none; "decrypted for ADDR"; the REGEXes),
+#                      yes, else none; "decrypted for ADDR"), the REGEXes
+#                      (one check of their own, when there are any),
 #                      the decoded content equals what the partner wrote;
 #                      SIGNED yes adds the inner signature in openssl and in
 #                      gpgsm (verify.sh) as mitra@jabarprov.go.id
@@ -141,16 +142,19 @@ ie_decrypted() {
 	if [ "$_ds" = yes ]; then
 		ie_stamp "$_dt" pass "\\(decrypted for $_da\\b" \
 			'body\.smime-identifier=mitra@jabarprov\.go\.id' 'body\.smime-serial=' \
-			'body\.smime-issuer=' "$@"
+			'body\.smime-issuer='
 		verify_message "$_do" "$_dx.orig" mitra@jabarprov.go.id "$pki"
 		tap "$([ "$VM_OPENSSL" = ok ]; echo $?)" "$_dt: inner signature verifies in openssl (root-only trust)"
 		tap "$([ "$VM_GPGSM" = ok ]; echo $?)" "$_dt: inner signature verifies in gpgsm (root-only trust)"
 		tap "$([ "$VM_CONTENT" = ok ]; echo $?)" "$_dt: decoded content equals what the partner wrote"
 	else
-		ie_stamp "$_dt" none '\(not signed\)' "\\(decrypted for $_da\\b" "$@"
+		ie_stamp "$_dt" none '\(not signed\)' "\\(decrypted for $_da\\b"
 		"$PY" "$SC" content "$_dx.orig" "$_do"
 		tap $? "$_dt: decoded content equals what the partner wrote"
 	fi
+	[ $# -gt 0 ] || return 0
+	"$PY" "$PT_PY" stamp "$_do" "$IE_AUTHSERV" "$_dr" "$@" >/dev/null
+	tap $? "$_dt: the stamp's decryption note names $*"
 }
 
 ie_unchanged() {
