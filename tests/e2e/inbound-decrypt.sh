@@ -79,23 +79,19 @@ certof() {
 }
 
 # TAG MAILBOX CERT KEYTYPE ENCODER KIND CIPHER PAD
-cases="a-ossl-cbc andi andi2 rsa openssl enc aes-256-cbc pkcs1
-a-ossl-cbc-s andi andi2 rsa openssl signenc aes-256-cbc oaep
-a-ossl-gcm andi andi2 rsa openssl enc aes-256-gcm oaep256
-a-ossl-gcm-s andi andi2 rsa openssl signenc aes-256-gcm pkcs1
-a-gpgsm andi andi2 rsa gpgsm enc aes-256-cbc pkcs1
-a-gpgsm-s andi andi2 rsa gpgsm signenc aes-256-cbc pkcs1
-a-nss andi andi2 rsa nss enc aes-128-cbc pkcs1
-a-nss-s andi andi2 rsa nss signenc aes-128-cbc pkcs1
-s-ossl-cbc sekda sekda rsa openssl enc aes-256-cbc pkcs1
-s-ossl-cbc-s sekda sekda rsa openssl signenc aes-256-cbc oaep256
-s-ossl-gcm sekda sekda rsa openssl enc aes-256-gcm oaep
-s-ossl-gcm-s sekda sekda rsa openssl signenc aes-256-gcm pkcs1
-s-gpgsm sekda sekda rsa gpgsm enc aes-256-cbc pkcs1
-s-gpgsm-s sekda sekda rsa gpgsm signenc aes-256-cbc pkcs1
-s-nss sekda sekda rsa nss enc aes-128-cbc pkcs1
-s-nss-s sekda sekda rsa nss signenc aes-128-cbc pkcs1
-n-ossl-cbc noreply noreplyec ec openssl enc aes-256-cbc -
+# the same eight for andi (renewed certificate) and sekda (token)
+cases=
+for mc in a:andi:andi2 s:sekda:sekda; do
+	p=${mc%%:*} m=${mc#*:}
+	c=${m#*:} m=${m%%:*}
+	cases="$cases$(printf '%s\n' "ossl-cbc openssl enc aes-256-cbc pkcs1" \
+		"ossl-cbc-s openssl signenc aes-256-cbc oaep" "ossl-gcm openssl enc aes-256-gcm oaep256" \
+		"ossl-gcm-s openssl signenc aes-256-gcm pkcs1" "gpgsm gpgsm enc aes-256-cbc pkcs1" \
+		"gpgsm-s gpgsm signenc aes-256-cbc pkcs1" "nss nss enc aes-128-cbc pkcs1" \
+		"nss-s nss signenc aes-128-cbc pkcs1" | sed "s/^\([^ ]*\) /$p-\1 $m $c rsa /")
+"
+done
+cases="${cases}n-ossl-cbc noreply noreplyec ec openssl enc aes-256-cbc -
 n-ossl-cbc-s noreply noreplyec ec openssl signenc aes-256-cbc -
 n-ossl-gcm noreply noreplyec ec openssl enc aes-256-gcm -
 n-ossl-gcm-s noreply noreplyec ec openssl signenc aes-256-gcm -

@@ -326,9 +326,9 @@ def cmd_unchanged(args):
 def cmd_ar_kept(args):
     if len(args) != 2:
         return usage()
-    head, _ = split_head_body(read_canon(args[0]))
     want = args[1].encode() + CRLF
-    if any(r == want for _, r in raw_fields(head)):
+    fields = raw_fields(split_head_body(read_canon(args[0]))[0])
+    if want in [r for _, r in fields]:
         return 0
     diag("not found byte for byte: %r" % want)
     return 1

@@ -64,13 +64,15 @@ PT_DIR=
 PT_PKI=
 PT_PY=$TOP/tests/lib/partner.py
 
-# pt__run WHAT COMMAND...: quiet unless it fails
+# pt__run WHAT COMMAND...: quiet unless it fails ("# " lines on stderr)
 pt__run() {
 	_pw=$1
 	shift
 	if ! "$@" >>"$PT_DIR/log" 2>&1; then
-		echo "# partner: $_pw failed: $*"
-		tail -8 "$PT_DIR/log" | sed 's/^/#   /'
+		{
+			echo "# partner: $_pw failed: $*"
+			tail -8 "$PT_DIR/log" | sed 's/^/#   /'
+		} >&2
 		return 1
 	fi
 }
@@ -134,6 +136,18 @@ pt__fpr() {
 	openssl x509 -in "$1" -noout -fingerprint -sha1 | sed 's/^[^=]*=//; s/://g'
 }
 
+# pt__ids HOW SEP CERT...: the CERTs' names for an encoder (HOW: pt__fpr,
+# pt__nick), joined by SEP
+pt__ids() {
+	_pi_h=$1 _pi_s=$2 _pi_a=
+	shift 2
+	for _pi_r in "$@"; do
+		_pi_x=$($_pi_h "$_pi_r") || return 1
+		_pi_a="$_pi_a${_pi_a:+$_pi_s}$_pi_x"
+	done
+	echo "$_pi_a"
+}
+
 partner_sign() {
 	_ps_e=$1 _ps_in=$2 _ps_out=$3 _ps_s=${4:-$PT_PKI/mitra}
 	_ps_c=$_ps_s.chain.pem
@@ -175,21 +189,13 @@ partner_encrypt() {
 			"-$_pe_c" -in "$_pe_in" -out "$_pe_out.der" $_pe_a
 		;;
 	gpgsm)
-		_pe_a=
-		for _pe_r in "$@"; do
-			_pe_f=$(pt__fpr "$_pe_r") || return 1
-			_pe_a="$_pe_a -r $_pe_f"
-		done
+		_pe_a=$(pt__ids pt__fpr ' -r ' "$@") || return 1
 		# shellcheck disable=SC2086
-		pt__run "gpgsm --encrypt" pt__gpgsm --cipher-algo AES256 $_pe_a \
+		pt__run "gpgsm --encrypt" pt__gpgsm --cipher-algo AES256 -r $_pe_a \
 			--encrypt -o "$_pe_out.der" "$_pe_in"
 		;;
 	nss)
-		_pe_a=
-		for _pe_r in "$@"; do
-			_pe_n=$(pt__nick "$_pe_r") || return 1
-			_pe_a="$_pe_a${_pe_a:+,}$_pe_n"
-		done
+		_pe_a=$(pt__ids pt__nick , "$@") || return 1
 		pt__run "cmsutil -E" cmsutil -E -r "$_pe_a" -d "sql:$PT_DIR/nss" \
 			-i "$_pe_in" -o "$_pe_out.der"
 		_pe_st=- _pe_ct=application/x-pkcs7-mime
