@@ -16,7 +16,9 @@
 # Content-* and body byte for byte, every other header byte for byte, the
 # stamp pass (signed) or none (not signed) with "decrypted for ...", the
 # inner signature verifying in openssl and gpgsm, the decoded content what
-# the partner wrote.  Then: mail to andi's superseded certificate decrypts;
+# the partner wrote.  Then: 3DES from an old sender, a recipient named by
+# subjectKeyIdentifier, and a revoked certificate's key (the stamp says
+# revoked) decrypt; mail to andi's superseded certificate decrypts;
 # mail to andi and sekda, both recipients, decrypts; mail to andi and budi
 # (internal, not a CMS recipient) stays encrypted and the stamp says why;
 # an audit row for each; `smimectl audit verify`.  Prints TAP.
@@ -52,6 +54,12 @@ ctl "smimectl import andi's renewed certificate (PEM cert and key)" import \
 	--key "$work/renew/andi2.key.pem"
 ctl "smimectl import sekda (role, key on the token)" import --mailbox sekda@banjarkota.go.id \
 	--kind role --pkcs11-uri "$(hsm_uri "$HSM_TOKEN" sekda)" --cert "$pki/sekda.crt.pem"
+ctl "smimectl import revoked (a certificate revoked below)" import \
+	--mailbox revoked@banjarkota.go.id --kind individual --p12 "$pki/revoked.p12" \
+	--passphrase-file "$pki/revoked.pass"
+ctl "smimectl revoke revoked's certificate (keyCompromise)" revoke \
+	"$(openssl x509 -in "$pki/revoked.crt.pem" -noout -serial | sed 's/.*=//')" \
+	--reason keyCompromise
 ctl "smimectl import noreply (system, EC P-256 PKCS#12)" import --mailbox noreply@banjarkota.go.id \
 	--kind system --p12 "$pki/noreplyec.p12" --passphrase-file "$pki/noreplyec.pass"
 # no sekda key file anywhere for the milter to fall back to
@@ -124,6 +132,23 @@ tap $? "old-*: openssl and gpgsm mail to andi's superseded certificate"
 ie_send old-ossl-s andi@banjarkota.go.id
 ie_send old-gpgsm andi@banjarkota.go.id
 
+# old senders: 3DES; recipients named by subjectKeyIdentifier
+partner_build "$work/send/x-3des.eml" x-3des andi@banjarkota.go.id enc openssl des-ede3-cbc \
+	pkcs1 "$(certof andi2)"
+tap $? "x-3des: openssl mail to andi in 3DES-CBC"
+ie_send x-3des andi@banjarkota.go.id
+PT_KEYID=yes
+partner_build "$work/send/x-ski-s.eml" x-ski-s andi@banjarkota.go.id signenc openssl aes-256-cbc \
+	pkcs1 "$(certof andi2)"
+tap $? "x-ski-s: openssl mail to andi, recipient named by subjectKeyIdentifier"
+PT_KEYID=
+ie_send x-ski-s andi@banjarkota.go.id
+# a revoked certificate's key still decrypts, and the stamp says so
+partner_build "$work/send/x-revoked.eml" x-revoked revoked@banjarkota.go.id signenc openssl \
+	aes-256-gcm pkcs1 "$pki/revoked.crt.pem"
+tap $? "x-revoked: openssl mail to revoked's revoked certificate"
+ie_send x-revoked revoked@banjarkota.go.id
+
 # two internal recipients, both named in the RecipientInfos
 partner_build "$work/send/two-s.eml" two-s "andi@banjarkota.go.id, sekda@banjarkota.go.id" \
 	signenc openssl aes-256-gcm oaep "$(certof andi2)" "$(certof sekda)"
@@ -151,6 +176,13 @@ done <"$work/cases"
 echo "# --- superseded certificate"
 ie_decrypted old-ossl-s 'andi@banjarkota\.go\.id' yes "(?i)certificate 0*$old_serial\\b"
 ie_decrypted old-gpgsm 'andi@banjarkota\.go\.id' no "(?i)certificate 0*$old_serial\\b"
+
+echo "# --- 3DES, subjectKeyIdentifier, a revoked certificate's key"
+ie_decrypted x-3des 'andi@banjarkota\.go\.id' no '(?i)\(decrypted for [^)]*, des-ede3-cbc\)'
+"$PY" "$SC" env-recipients "$work/send/x-ski-s.eml" | grep -q '^ski='
+tap $? "x-ski-s: the partner's RecipientInfo names andi by subjectKeyIdentifier"
+ie_decrypted x-ski-s 'andi@banjarkota\.go\.id' yes
+ie_decrypted x-revoked 'revoked@banjarkota\.go\.id' yes '(?i)\(decrypted for [^)]*revoked certificate'
 
 echo "# --- two internal recipients, both in the CMS"
 ie_decrypted two-s '(andi|sekda)@banjarkota\.go\.id' yes '(?i)\(decrypted for [^)]*, aes-256-gcm\)'

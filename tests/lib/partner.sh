@@ -14,7 +14,8 @@
 #   partner_stop       stops the gpg-agent of DIR/gnupg
 #   partner_can ENC CIPHER PAD KEY
 #                      0 when encoder ENC (openssl, gpgsm, nss) can make
-#                      CIPHER (aes-256-cbc, aes-256-gcm, aes-128-cbc) with
+#                      CIPHER (aes-256-cbc, aes-256-gcm, aes-128-cbc,
+#                      des-ede3-cbc as old senders use) with
 #                      key transport PAD (pkcs1, oaep: RSAES-OAEP with
 #                      SHA-1, oaep256: with SHA-256) to a KEY (rsa, ec:
 #                      ECDH, PAD ignored) recipient; else prints why not
@@ -40,7 +41,9 @@
 #                      and gpgsm label it smime-type=enveloped-data or
 #                      authEnveloped-data; nss writes what older Outlook
 #                      does: application/x-pkcs7-mime, name=smime.p7m, no
-#                      smime-type
+#                      smime-type.  With PT_KEYID=yes openssl names the
+#                      recipients by subjectKeyIdentifier (-keyid), not by
+#                      issuer and serial
 #   partner_build OUT TAG TO KIND ENC CIPHER PAD CERT...
 #                      a whole message OUT (partner.py mail: Message-ID
 #                      <TAG@jabarprov.go.id>, To: TO) whose body is the
@@ -109,7 +112,7 @@ partner_stop() {
 
 partner_can() {
 	case $1:$2:$3:$4 in
-	openssl:aes-256-cbc:* | openssl:aes-256-gcm:*) return 0 ;;
+	openssl:aes-256-cbc:* | openssl:aes-256-gcm:* | openssl:des-ede3-cbc:*) return 0 ;;
 	gpgsm:aes-256-cbc:pkcs1:rsa) return 0 ;;
 	nss:aes-128-cbc:pkcs1:rsa) return 0 ;;
 	gpgsm:*:*:ec | nss:*:*:ec) echo "$1 cannot make ECDH recipients" ;;
@@ -185,6 +188,7 @@ partner_encrypt() {
 			esac
 		done
 		# shellcheck disable=SC2086 # the recipients and their options
+		[ "${PT_KEYID:-}" = yes ] && _pe_a="-keyid$_pe_a"
 		pt__run "openssl cms -encrypt" openssl cms -encrypt -binary -outform DER \
 			"-$_pe_c" -in "$_pe_in" -out "$_pe_out.der" $_pe_a
 		;;
