@@ -17,8 +17,8 @@
 # stamp pass (signed) or none (not signed) with "decrypted for ...", the
 # inner signature verifying in openssl and gpgsm, the decoded content what
 # the partner wrote.  Then: 3DES from an old sender, a recipient named by
-# subjectKeyIdentifier, and a revoked certificate's key (the stamp says
-# revoked) decrypt; mail to andi's superseded certificate decrypts;
+# subjectKeyIdentifier, opaque signed-data inside, and a revoked
+# certificate's key (the stamp says revoked) decrypt; mail to andi's superseded certificate decrypts;
 # mail to andi and sekda, both recipients, decrypts; mail to andi and budi
 # (internal, not a CMS recipient) stays encrypted and the stamp says why;
 # an audit row for each; `smimectl audit verify`.  Prints TAP.
@@ -143,6 +143,11 @@ partner_build "$work/send/x-ski-s.eml" x-ski-s andi@banjarkota.go.id signenc ope
 tap $? "x-ski-s: openssl mail to andi, recipient named by subjectKeyIdentifier"
 PT_KEYID=
 ie_send x-ski-s andi@banjarkota.go.id
+# opaque signed-data inside: kept as it is (inbound_unwrap_opaque is off)
+partner_build "$work/send/x-opaque.eml" x-opaque andi@banjarkota.go.id opaqueenc nss \
+	aes-128-cbc pkcs1 "$(certof andi2)"
+tap $? "x-opaque: nss mail to andi, opaque signed-data inside"
+ie_send x-opaque andi@banjarkota.go.id
 # a revoked certificate's key still decrypts, and the stamp says so
 partner_build "$work/send/x-revoked.eml" x-revoked revoked@banjarkota.go.id signenc openssl \
 	aes-256-gcm pkcs1 "$pki/revoked.crt.pem"
@@ -182,6 +187,7 @@ ie_decrypted x-3des 'andi@banjarkota\.go\.id' no '(?i)\(decrypted for [^)]*, des
 "$PY" "$SC" env-recipients "$work/send/x-ski-s.eml" | grep -q '^ski='
 tap $? "x-ski-s: the partner's RecipientInfo names andi by subjectKeyIdentifier"
 ie_decrypted x-ski-s 'andi@banjarkota\.go\.id' yes
+ie_decrypted x-opaque 'andi@banjarkota\.go\.id' opaque
 ie_decrypted x-revoked 'revoked@banjarkota\.go\.id' yes '(?i)\(decrypted for [^)]*revoked certificate'
 
 echo "# --- two internal recipients, both in the CMS"

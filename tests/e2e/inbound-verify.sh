@@ -7,7 +7,8 @@
 #   sh tests/e2e/inbound-verify.sh          (KEEP=1 keeps the work directory)
 #
 #   signed only, delivered byte for byte with one stamp added:
-#     good (three encoders, and openssl's own x-pkcs7-signature MIME): pass
+#     good (three encoders, openssl's own MIME labelled x-pkcs7-signature,
+#     opaque signed-data by openssl and nss): pass
 #     with identifier, serial and issuer; tampered body, unknown CA, signer
 #     not the From address, revoked signer (imported CRL), expired signer:
 #     fail, each with its reason
@@ -72,6 +73,16 @@ partner_plain "$work/send/v-xsig.eml" v-xsig "$to" &&
 		"$work/send/v-xsig.entity"
 tap $? "v-xsig: openssl cms -sign, S/MIME output (x-pkcs7-signature)"
 
+# opaque signed-data, delivered as it is (inbound_unwrap_opaque is off)
+for enc in openssl nss; do
+	partner_plain "$work/send/v-opaque-$enc.eml" "v-opaque-$enc" "$to" &&
+		partner_sign_opaque "$enc" "$work/send/v-opaque-$enc.eml.content" \
+			"$work/send/v-opaque-$enc.p7m" &&
+		"$PY" "$PT_PY" mail "$work/send/v-opaque-$enc.eml" "v-opaque-$enc" mitra@jabarprov.go.id \
+			"$to" "$work/send/v-opaque-$enc.p7m"
+	tap $? "v-opaque-$enc: $enc signed opaque (application/pkcs7-mime; smime-type=signed-data)"
+done
+
 signed v-tampered openssl
 sed -i 's/^Terima kasih atas laporan/Terima kasih ATAS laporan/' "$work/send/v-tampered.eml"
 grep -q 'ATAS laporan' "$work/send/v-tampered.eml"
@@ -124,7 +135,7 @@ EOF
 tap $? "b-badsig: multipart/signed whose signature part is not DER"
 
 # ---------------------------------------------------------------- send
-for t in v-good-openssl v-good-gpgsm v-good-nss v-xsig v-tampered v-unknown-ca v-not-from \
+for t in v-good-openssl v-good-gpgsm v-good-nss v-xsig v-opaque-openssl v-opaque-nss v-tampered v-unknown-ca v-not-from \
 	v-revoked v-expired v-forged b-trunc b-garbage b-absurd b-deep b-empty b-nest b-badsig; do
 	ie_send "$t" "$to" </dev/null
 done
@@ -135,10 +146,13 @@ ie_wait_all
 
 # ---------------------------------------------------------------- checks
 ident='body\.smime-identifier=mitra@jabarprov\.go\.id'
-for t in v-good-openssl v-good-gpgsm v-good-nss v-xsig v-after; do
+for t in v-good-openssl v-good-gpgsm v-good-nss v-xsig v-opaque-openssl v-opaque-nss v-after; do
 	echo "# --- $t"
 	ie_unchanged "$t" pass '\(signature verified' "$ident" \
 		"(?i)body\\.smime-serial=0*$mitra_serial\\b" 'body\.smime-issuer=.*Test BSrE Issuing CA' </dev/null
+done
+for enc in openssl nss; do
+	ie_opaque "v-opaque-$enc" "$work/send/v-opaque-$enc.eml.content"
 done
 echo "# --- bad signatures"
 ie_unchanged v-tampered fail '(?i)\((body altered|signature does not verify)'
@@ -173,7 +187,7 @@ done
 # ---------------------------------------------------------------- records
 # every message but the unsigned v-forged was verified or tried to be
 IE_AUDIT_N=$(($(echo $IE_SENT | wc -w) - 1))
-for t in v-good-openssl v-good-gpgsm v-good-nss v-xsig v-after; do
+for t in v-good-openssl v-good-gpgsm v-good-nss v-xsig v-opaque-openssl v-opaque-nss v-after; do
 	ie_audit "$t" verified
 done
 for t in v-tampered v-unknown-ca v-not-from v-revoked v-expired b-empty b-nest b-badsig; do

@@ -34,7 +34,13 @@
 #                      (one check of their own, when there are any),
 #                      the decoded content equals what the partner wrote;
 #                      SIGNED yes adds the inner signature in openssl and in
-#                      gpgsm (verify.sh) as mitra@jabarprov.go.id
+#                      gpgsm (verify.sh) as mitra@jabarprov.go.id; SIGNED
+#                      opaque (signed-data inside, kept as it is): the
+#                      stamp pass, ie_opaque
+#   ie_opaque TAG CONTENT
+#                      the opaque signed-data $work/out/TAG.eml verifies in
+#                      openssl (its content is CONTENT byte for byte) and in
+#                      gpgsm, each trusting only the root (two checks)
 #   ie_unchanged TAG RESULT [REGEX...]
 #                      delivered; byte for byte what was sent, but for
 #                      Postfix's Received and our one stamp; the stamp
@@ -131,15 +137,24 @@ ie_decrypted() {
 	shift 3
 	ie_delivered "$_dt" || return 1
 	_do=$work/out/$_dt.eml _dx=$work/send/$_dt.eml
-	"$PY" "$PT_PY" no-p7m "$_do"
-	tap $? "$_dt: decrypted, no smime.p7m left"
+	if [ "$_ds" = opaque ]; then # the signed-data is an smime.p7m of its own
+		"$PY" "$SC" is-encrypted "$_do"
+		tap "$([ $? -ne 0 ]; echo $?)" "$_dt: decrypted, no enveloped-data left"
+	else
+		"$PY" "$PT_PY" no-p7m "$_do"
+		tap $? "$_dt: decrypted, no smime.p7m left"
+	fi
 	"$PY" "$PT_PY" inner "$_dx.entity" "$_do"
 	tap $? "$_dt: Content-* and body are the entity the partner encrypted, byte for byte"
 	"$PY" "$PT_PY" outer "$_dx" "$_do"
 	tap $? "$_dt: every other header byte for byte"
 	_dr=none
-	[ "$_ds" = yes ] && _dr=pass
-	if [ "$_ds" = yes ]; then
+	[ "$_ds" != no ] && _dr=pass
+	if [ "$_ds" = opaque ]; then
+		ie_stamp "$_dt" pass "\\(decrypted for $_da\\b" \
+			'body\.smime-identifier=mitra@jabarprov\.go\.id'
+		ie_opaque "$_dt" "$_dx.content"
+	elif [ "$_ds" = yes ]; then
 		ie_stamp "$_dt" pass "\\(decrypted for $_da\\b" \
 			'body\.smime-identifier=mitra@jabarprov\.go\.id' 'body\.smime-serial=' \
 			'body\.smime-issuer='
@@ -155,6 +170,24 @@ ie_decrypted() {
 	[ $# -gt 0 ] || return 0
 	"$PY" "$PT_PY" stamp "$_do" "$IE_AUTHSERV" "$_dr" "$@" >/dev/null
 	tap $? "$_dt: the stamp's decryption note names $*"
+}
+
+ie_opaque() {
+	_ot=$1 _oc=$2 _oo=$work/out/$1
+	openssl cms -verify -binary -inform SMIME -in "$_oo.eml" -CAfile "$pki/root.crt.pem" \
+		-purpose smimesign -out "$_oo.content" >"$_oo.ossl" 2>&1 && cmp -s "$_oo.content" "$_oc"
+	tap $? "$_ot: opaque signature verifies in openssl, its content is what the partner wrote"
+	_og=$(mktemp -d "$work/gpgsm.XXXXXX")
+	printf 'disable-crl-checks\ndisable-policy-checks\ndisable-dirmngr\n' >"$_og/gpgsm.conf"
+	printf '%s S relax\n' "$(openssl x509 -in "$pki/root.crt.pem" -noout -fingerprint -sha1 |
+		sed 's/^[^=]*=//')" >"$_og/trustlist.txt"
+	"$PY" "$PT_PY" p7m-der "$_oo.eml" "$_oo.der" &&
+		gpgsm --homedir "$_og" --batch --no-tty --import "$pki/root.crt.pem" >/dev/null 2>&1 &&
+		gpgsm --homedir "$_og" --batch --no-tty --status-fd 1 --verify "$_oo.der" \
+			>"$_og/status" 2>"$_og/err" &&
+		grep -q '^\[GNUPG:\] GOODSIG ' "$_og/status" && grep -q '^\[GNUPG:\] VALIDSIG ' "$_og/status"
+	tap $? "$_ot: opaque signature verifies in gpgsm (root-only trust)"
+	gpgconf --homedir "$_og" --kill all >/dev/null 2>&1
 }
 
 ie_unchanged() {

@@ -48,6 +48,9 @@ Checks of what was delivered:
       middle of a line (a partial quantum, and half the CMS gone); nest:
       OUT is the multipart/mixed entity of a text part and the entity IN
       (an encrypted part inside a multipart).
+  p7m-der FILE OUT
+      OUT: the DER of FILE's top-level base64 body (an application/
+      pkcs7-mime message or entity).
   ar-kept FILE FIELD
       FIELD (a whole "Authentication-Results: ..." line) is in FILE's
       header, byte for byte.
@@ -367,7 +370,20 @@ def cmd_bad(args):
     return 0
 
 
+def cmd_p7m_der(args):
+    if len(args) != 2:
+        return usage()
+    body = split_head_body(read_canon(args[0]))[1]
+    try:
+        wr(args[1], base64.b64decode(body.replace(CRLF, b""), validate=True))
+    except ValueError as e:
+        diag("the body is not base64: %s" % e)
+        return 1
+    return 0
+
+
 CMDS = {
+    "p7m-der": cmd_p7m_der,
     "bad": cmd_bad,
     "entity": cmd_entity, "signed": cmd_signed, "p7m": cmd_p7m,
     "mail": cmd_mail, "outer": cmd_outer, "inner": cmd_inner,

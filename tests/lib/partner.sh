@@ -35,6 +35,10 @@
 #                      SIGNER.key.pem, SIGNER.chain.pem or else PKI's
 #                      intermediate for -certfile), default PKI/mitra;
 #                      gpgsm and nss sign as mitra only
+#   partner_sign_opaque ENC IN OUT
+#                      OUT: the application/pkcs7-mime; smime-type=signed-data
+#                      entity of IN (opaque signing, as Outlook can), by
+#                      openssl or nss as mitra
 #   partner_encrypt ENC CIPHER PAD IN OUT CERT...
 #                      OUT: the application/pkcs7-mime entity of IN
 #                      encrypted by ENC to the CERTs (PEM files).  openssl
@@ -48,8 +52,8 @@
 #                      a whole message OUT (partner.py mail: Message-ID
 #                      <TAG@jabarprov.go.id>, To: TO) whose body is the
 #                      partner's content (partner.py entity), signed by ENC
-#                      as mitra when KIND is signenc (enc: encrypted only),
-#                      then encrypted; also OUT.entity (what was encrypted:
+#                      as mitra when KIND is signenc (opaqueenc: opaque
+#                      signed-data; enc: encrypted only), then encrypted; also OUT.entity (what was encrypted:
 #                      the delivered message's Content-* and body must be
 #                      these bytes) and OUT.orig (the message with the
 #                      plain content: what the partner wrote, for
@@ -170,6 +174,19 @@ partner_sign() {
 	"$PY" "$PT_PY" signed "$_ps_in" "$_ps_out.p7s" "$_ps_out"
 }
 
+partner_sign_opaque() {
+	rm -f "$3.der"
+	case $1 in
+	openssl) pt__run "openssl cms -sign -nodetach" openssl cms -sign -nodetach -binary \
+		-md sha256 -outform DER -in "$2" -signer "$PT_PKI/mitra.crt.pem" \
+		-inkey "$PT_PKI/mitra.key.pem" -certfile "$PT_PKI/inter.crt.pem" -out "$3.der" ;;
+	nss) pt__run "cmsutil -S" cmsutil -S -G -P -H SHA256 -N mitra -d "sql:$PT_DIR/nss" \
+		-i "$2" -o "$3.der" ;;
+	*) echo "# partner_sign_opaque: $1 does not sign opaque here" >&2 && false ;;
+	esac || return 1
+	"$PY" "$PT_PY" p7m "$3.der" "$3" signed-data application/pkcs7-mime
+}
+
 partner_encrypt() {
 	_pe_e=$1 _pe_c=$2 _pe_p=$3 _pe_in=$4 _pe_out=$5
 	shift 5
@@ -217,6 +234,8 @@ partner_build() {
 		"$_pb_o.content" || return 1
 	if [ "$_pb_k" = signenc ]; then
 		partner_sign "$_pb_e" "$_pb_o.content" "$_pb_o.entity" || return 1
+	elif [ "$_pb_k" = opaqueenc ]; then
+		partner_sign_opaque "$_pb_e" "$_pb_o.content" "$_pb_o.entity" || return 1
 	else
 		cp "$_pb_o.content" "$_pb_o.entity"
 	fi
