@@ -1,6 +1,7 @@
 #!/bin/sh
 # The inbound path offline (smime-milter -t FILE --inbound -r ADDR), no MTA:
-# the same callbacks as the daemon.  openssl cms builds the partner's mail
+# the same callbacks as the daemon; then a few of the same messages through
+# the daemon over the milter protocol (tests/lib/miltercli.py).  openssl cms builds the partner's mail
 # and checks what comes out.  The end-to-end cases through Postfix with
 # three encoders are tests/e2e/postfix-inbound*.sh.
 #   - encrypted to andi (AES-256-CBC, AES-256-GCM, RSA-OAEP) and to the EC
@@ -13,10 +14,16 @@
 #   - a forged Authentication-Results of our authserv-id is removed, a
 #     foreign one stays; the Subject tag; inbound_unwrap_opaque;
 #   - a message with nothing to do comes out unchanged;
-#   - -n names a decryption key that cannot be loaded, and still passes.
+#   - -n names a decryption key that cannot be loaded, and still passes;
+#   - the daemon: decrypted body and stamp over the protocol, 550 5.7.1 for
+#     a bad signature with on_bad_signature = reject, one audit row per
+#     message (decrypted, verified, verify-failed, not-decrypted) and the
+#     chain still verifies.
 # Prints TAP.  KEEP=1 keeps the work directory.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
-fx_begin inoff
+fx_begin inbound
+pid=''
+fx_on_exit() { me_stop "$pid"; }
 fx_setup "PKI built, andi, sekda, noreply, legacy imported"
 pki=$work/pki
 "$CTL" -c "$conf" import --mailbox ec@banjarkota.go.id --kind individual \
@@ -166,4 +173,43 @@ if [ -n "$old" ] && [ -f "$old" ]; then
 else
 	nok "-n: the superseded key file of andi to hide (found: '$old')"
 fi
+
+# ---- the daemon, over the milter protocol
+sed -i "s/^socket = .*/socket = \"inet:$port@127.0.0.1\";/" "$work/rej.conf"
+me_start "$work/rej.conf" "$work/milter.log" "$port" || bail "the milter (on_bad_signature = reject) started"
+pid=$ME_PID
+# cli NAME FILE ARGS...: one message from outside; result lines in NAME.res
+cli() {
+	_n=$1 _f=$2
+	shift 2
+	"$PY" "$CLI" --socket "inet:$port@127.0.0.1" --client-ip 192.0.2.7 --qid "IN$_n" "$@" \
+		"$_f=$t/$_n.dout" >"$t/$_n.res" 2>&1
+}
+has() { grep -qxF "$2" "$t/$1.res"; }
+cli d1 "$t/gcm.eml" --rcpt andi@banjarkota.go.id
+cp "$t/d1.dout" "$t/d1.out" 2>/dev/null
+has d1 "m1.bodychange=1" && has d1 "m1.result=continue" && inner d1
+tap $? "daemon: GCM mail to andi comes back decrypted, the inner signature verifies" || sed 's/^/#   /' "$t/d1.res"
+grep -q "^m1.hdradd=Authentication-Results: $ID; smime=pass" "$t/d1.res" && grep -q "^m1.hdrdel=Authentication-Results" "$t/d1.res"
+tap $? "daemon: the forged stamp deleted, ours added (smime=pass)" || grep '^m1.hdr' "$t/d1.res" | sed 's/^/#   /'
+cli d2 "$t/bad.eml" --rcpt andi@banjarkota.go.id
+has d2 "m1.result=replycode" && grep -q "^m1.reply=550 5.7.1 bad signature: body altered after signing" "$t/d2.res"
+tap $? "daemon, on_bad_signature = reject: 550 5.7.1 with the reason" || sed 's/^/#   /' "$t/d2.res"
+cli d3 "$t/sig.eml" --rcpt andi@banjarkota.go.id
+cli d4 "$t/two.eml" --rcpt andi@banjarkota.go.id --rcpt budi@banjarkota.go.id
+has d3 "m1.result=continue" && has d4 "m1.bodychange=0"
+tap $? "daemon: signed-only and not-decrypted messages go on" || sed 's/^/#   /' "$t/d3.res" "$t/d4.res"
+me_stop "$pid"
+pid=''
+rows=$(sqlite3 "$work/smime.db" "select queue_id || ' ' || action || ' ' || coalesce(recipients, '-') || ' ' || coalesce(cert_serial, '-')
+	from audit where queue_id like 'IN%' order by id")
+printf '%s\n' "$rows" | sed 's/^/# audit: /'
+M=$(openssl x509 -in "$pki/mitra.crt.pem" -noout -serial | sed 's/.*=//')
+[ "$(printf '%s\n' "$rows" | sed -n 1p)" = "INd1 decrypted andi@banjarkota.go.id $M" ] &&
+	[ "$(printf '%s\n' "$rows" | sed -n 2p)" = "INd2 verify-failed andi@banjarkota.go.id $M" ] &&
+	[ "$(printf '%s\n' "$rows" | sed -n 3p)" = "INd3 verified andi@banjarkota.go.id $M" ] &&
+	[ "$(printf '%s\n' "$rows" | sed -n 4p)" = "INd4 not-decrypted andi@banjarkota.go.id, budi@banjarkota.go.id -" ]
+tap $? "one audit row per inbound message: decrypted, verify-failed, verified, not-decrypted, with recipients and signer"
+expect 0 "smimectl audit verify: the chain holds with the inbound rows" "$CTL" -c "$conf" audit verify
+fx_no_sanitizer "no sanitizer report in the milter log" "$work/milter.log"
 echo "1..$n"
