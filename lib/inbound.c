@@ -224,6 +224,24 @@ static const char *action_of(const struct inb *m)
 	return "verified";
 }
 
+/* A value from the MTA made fit for smfi_addheader, in place: a fold
+ * stays "\n" + blank; any other CR or LF (hostile input) becomes a
+ * space. */
+static void value_clean(char *v)
+{
+	char *w = v;
+
+	for (char *r = v; *r; r++) {
+		if (*r == '\r' && r[1] == '\n')
+			continue;
+		if (*r == '\r' || (*r == '\n' && r[1] != ' ' && r[1] != '\t'))
+			*w++ = ' ';
+		else
+			*w++ = *r;
+	}
+	*w = '\0';
+}
+
 /* The edits of the stamp: forged A-R out, new Content-*, ours in, Subject. */
 static int stamp(struct inb *m)
 {
@@ -266,6 +284,7 @@ static int stamp(struct inb *m)
 		while (*s == ' ' || *s == '\t')
 			s++;
 		snprintf(ns, n, "%s %s", tag, s);
+		value_clean(ns);
 		rc = (m->subject ? add_edit(m, EDIT_DELETE, "Subject", 1, NULL)
 		                 : 0) ||
 		     add_edit(m, EDIT_ADD, "Subject", 0, ns);

@@ -168,12 +168,14 @@ struct run {
 
 /* Feed the message file path (its header fields, then its body in chunks
  * of chunk octets) after the extra header fields, to rcpts. */
+static const char *run_subject = "Rapat koordinasi";
+
 static void run_msg(struct run *r, const char *path, const char *const *rcpts,
                     size_t chunk)
 {
-	static const char *extra[][2] = {
+	const char *extra[][2] = {
 		{ "From", "Mitra <" PARTNER ">" },
-		{ "Subject", "Rapat koordinasi" },
+		{ "Subject", run_subject },
 		{ "Authentication-Results", AUTHSRV "; smime=pass (forged)" },
 		{ "Authentication-Results", "other.example; spf=pass" },
 		{ "Authentication-Results", " " AUTHSRV "; dkim=pass" }
@@ -380,6 +382,17 @@ static void test_opaque(void)
 	ok(r.rc == 0 && r.res && r.res->reject && subj &&
 	           strncmp(subj, "[Tanda tangan TIDAK SAH] ", 25) == 0,
 	   "a bad signature: reject, and the fail tag (%s)", subj ? subj : "");
+	run_free(&r);
+	/* a hostile Subject: a bare CR and a bare LF must not reach
+	 * smfi_addheader (found by fuzz_inbound) */
+	run_subject = "Rapat\rkoordinasi\n lanjutan\nX: y";
+	run_msg(&r, DIRF("bad.eml"), rc1, 512);
+	run_subject = "Rapat koordinasi";
+	subj = edit(&r, EDIT_ADD, "Subject", 1);
+	ok(subj && strstr(subj, "] Rapat koordinasi\n lanjutan X: y") &&
+	           !strchr(subj, '\r'),
+	   "tagged Subject: a fold kept, a bare CR and LF made spaces (%s)",
+	   subj ? subj : "(none)");
 	run_free(&r);
 	snapshot_unref(snap);
 	snap = plain;
