@@ -260,10 +260,12 @@ static int stamp(struct inb *m)
 			if (add_edit(m, EDIT_DELETE, m->ch[i].name,
 			             m->ch[i].index, NULL) != 0)
 				return -1;
-		for (size_t i = 0; i < m->nnh; i++)
+		for (size_t i = 0; i < m->nnh; i++) {
+			value_clean(m->nh[i].value); /* from the sender */
 			if (add_edit(m, EDIT_ADD, m->nh[i].name, 0,
 			             m->nh[i].value) != 0)
 				return -1;
+		}
 	}
 	ar = authres_format(cfg->authserv_id, v, m->from[0] ? m->from : NULL,
 	                    m->note[0] ? m->note : NULL, "\n");
