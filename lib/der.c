@@ -117,6 +117,7 @@ int der_walk_next(struct der_walk *w, const unsigned char *p, size_t avail,
 	int r;
 
 	ev->n = 0;
+	ev->f = *f;
 	if (f->data) {
 		if (f->left == 0)
 			return pop(w, ev);
@@ -125,7 +126,7 @@ int der_walk_next(struct der_walk *w, const unsigned char *p, size_t avail,
 		ev->n = (uint64_t)avail < f->left ? avail : (size_t)f->left;
 		f->left -= ev->n;
 		w->pos += ev->n;
-		ev->f = *f;
+		ev->f.left = f->left;
 		return DER_DATA;
 	}
 	if (w->depth > 1 && !f->indef && w->pos == f->end)

@@ -92,7 +92,8 @@ struct der_walk {
 /* What der_walk_next found. */
 struct der_ev {
 	struct der_hdr h;   /* DER_HEAD, DER_PIECE: the header */
-	struct der_frame f; /* the frame the ev.n octets belong to; for
+	struct der_frame f; /* the frame the ev.n octets belong to (the top
+	                       one when none are taken); for
 	                       DER_END the frame that ended */
 	size_t n;           /* octets taken at p */
 };
