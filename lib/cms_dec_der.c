@@ -12,6 +12,7 @@
 #include "cms_dec_int.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,11 +33,6 @@ enum {
 
 /* Where primitive contents go (struct der_frame's sink). */
 enum { SK_NONE, SK_OID, SK_MAC, SK_CIPHER };
-
-static int is(const struct der_hdr *h, int cls, int tag, int cons)
-{
-	return der_hdr_is(h, cls, tag, cons);
-}
 
 /* Consume n octets of input; kept in cap[c] when c is not 0. */
 static int consume(struct cms_dec *d, size_t n, int c, char *err, size_t errlen)
@@ -72,26 +68,20 @@ static int too_deep(struct cms_dec *d, char *err, size_t errlen)
 	               CMS_DEC_DEPTH_MAX, (unsigned long long)d->w.pos);
 }
 
-/* Open a frame for the element whose header h is next, then consume the
- * header (kept when the new frame is). */
-static int push(struct cms_dec *d, int kind, int sink, int cap,
+/* Open a frame for the element whose header h is next, as rule r says,
+ * then consume the header (kept when the new frame is). */
+static int push(struct cms_dec *d, const struct der_rule *r,
                 const struct der_hdr *h, char *err, size_t errlen)
 {
-	struct der_frame *f;
-
 	if (d->w.depth >= DER_DEPTH_MAX)
 		return too_deep(d, err, errlen);
-	if (cap != 0 && !h->indef && h->len > CMS_DEC_HEADER_MAX)
+	if (r->keep != 0 && !h->indef && h->len > CMS_DEC_HEADER_MAX)
 		return cd_fail(d, err, errlen,
 		               "CMS header element of %llu octets is too large",
 		               (unsigned long long)h->len);
-	if (der_walk_enter(&d->w, h, kind == CF_OCT ? DER_OCTETS : 0) < 0)
+	if (der_rule_enter(&d->w, r, h) < 0)
 		return too_deep(d, err, errlen);
-	f = der_walk_top(&d->w);
-	f->kind = (unsigned char)(h->cons ? kind : CF_DATA);
-	f->sink = (unsigned char)sink;
-	f->keep = (unsigned char)cap;
-	return consume(d, h->hl, cap, err, errlen);
+	return consume(d, h->hl, r->keep, err, errlen);
 }
 
 static int malformed(struct cms_dec *d, char *err, size_t errlen,
@@ -101,114 +91,91 @@ static int malformed(struct cms_dec *d, char *err, size_t errlen,
 	               (unsigned long long)d->w.pos);
 }
 
+#define U DER_UNIVERSAL
+#define C DER_CONTEXT
+
+/* What each structure holds, in order (cms_dec.h has the ASN.1).  keep:
+ * the cap[] the element is kept in for OpenSSL. */
+static const struct der_rule rules[] = {
+	/* kind, step, class, tag, constructed, next step, enters, flags,
+	 * sink, keep */
+	{ CF_TOP, 0, U, DER_SEQUENCE, 1, 1, CF_CI, 0, SK_NONE, 0 },
+	{ CF_CI, 0, U, DER_OID, 0, 1, CF_DATA, 0, SK_OID, 0 },
+	{ CF_CI, 1, C, 0, 1, 2, CF_EXPL, 0, SK_NONE, 0 },
+	{ CF_EXPL, 0, U, DER_SEQUENCE, 1, 1, CF_ENV, 0, SK_NONE, 0 },
+	/* version, originatorInfo, recipientInfos */
+	{ CF_ENV, 0, U, DER_INTEGER, 0, 1, CF_DATA, 0, SK_NONE, 1 },
+	{ CF_ENV, 1, C, 0, 1, 2, CF_SKIP, 0, SK_NONE, 1 },
+	{ CF_ENV, 1, U, DER_SET, 1, 3, CF_SKIP, 0, SK_NONE, 1 },
+	{ CF_ENV, 2, U, DER_SET, 1, 3, CF_SKIP, 0, SK_NONE, 1 },
+	{ CF_ENV, 3, U, DER_SEQUENCE, 1, 4, CF_ECI, 0, SK_NONE, 0 },
+	/* unprotectedAttrs, or (AuthEnvelopedData) the mac and
+	 * unauthAttrs: not used */
+	{ CF_ENV, 4, C, 1, 1, 6, CF_SKIP, 0, SK_NONE, 0 },
+	{ CF_ENV, 4, U, DER_OCTET_STRING, 0, 5, CF_DATA, 0, SK_MAC, 0 },
+	{ CF_ENV, 5, C, 2, 1, 6, CF_SKIP, 0, SK_NONE, 0 },
+	/* contentType, contentEncryptionAlgorithm, encryptedContent */
+	{ CF_ECI, 0, U, DER_OID, 0, 1, CF_DATA, 0, SK_NONE, 2 },
+	{ CF_ECI, 1, U, DER_SEQUENCE, 1, 2, CF_SKIP, 0, SK_NONE, 2 },
+	{ CF_ECI, 2, C, 0, -1, 3, CF_OCT, DER_OCTETS, SK_CIPHER, 0 },
+};
+#undef U
+#undef C
+
+/* No rule of frame f takes the element there. */
+static int unexpected(struct cms_dec *d, const struct der_frame *f, int auth,
+                      char *err, size_t errlen)
+{
+	char what[64];
+
+	if (f->kind == CF_TOP || (f->kind == CF_CI && f->step == 0)) {
+		d->type = CMS_DEC_TYPE_NOT_CMS;
+		return cd_fail(d, err, errlen,
+		               f->kind == CF_TOP ? "not a CMS ContentInfo"
+		                                 : "not a CMS ContentInfo (no "
+		                                   "content type)");
+	}
+	snprintf(what, sizeof(what), "unexpected element in %s",
+	         f->kind == CF_CI     ? "ContentInfo"
+	         : f->kind == CF_EXPL ? "content"
+	         : f->kind == CF_ECI  ? "EncryptedContentInfo"
+	         : auth               ? "AuthEnvelopedData"
+	                              : "EnvelopedData");
+	return malformed(d, err, errlen, what);
+}
+
 /* The element with header h starts inside frame f: decide what it is. */
 static int child(struct cms_dec *d, struct der_frame *f,
                  const struct der_hdr *h, char *err, size_t errlen)
 {
 	int auth = d->type == CMS_DEC_TYPE_AUTH_ENVELOPED;
+	const struct der_rule *r;
 
-	switch (f->kind) {
-	case CF_TOP:
-		if (f->step == 0 && is(h, DER_UNIVERSAL, DER_SEQUENCE, 1)) {
-			f->step = 1;
-			return push(d, CF_CI, SK_NONE, 0, h, err, errlen);
-		}
-		d->type = CMS_DEC_TYPE_NOT_CMS;
-		return cd_fail(d, err, errlen, "not a CMS ContentInfo");
-	case CF_CI:
-		if (f->step == 0 && is(h, DER_UNIVERSAL, DER_OID, 0) &&
-		    h->len > 0 && (size_t)h->len <= sizeof(d->oid)) {
-			f->step = 1;
-			return push(d, CF_DATA, SK_OID, 0, h, err, errlen);
-		}
-		if (f->step == 0) {
-			d->type = CMS_DEC_TYPE_NOT_CMS;
-			return cd_fail(d, err, errlen,
-			               "not a CMS ContentInfo (no content "
-			               "type)");
-		}
-		if (f->step == 1 && is(h, DER_CONTEXT, 0, 1)) {
-			f->step = 2;
-			return push(d, CF_EXPL, SK_NONE, 0, h, err, errlen);
-		}
-		return malformed(d, err, errlen,
-		                 "unexpected element in ContentInfo");
-	case CF_EXPL:
-		if (f->step == 0 && is(h, DER_UNIVERSAL, DER_SEQUENCE, 1)) {
-			f->step = 1;
-			return push(d, CF_ENV, SK_NONE, 0, h, err, errlen);
-		}
-		return malformed(d, err, errlen,
-		                 "unexpected element in content");
-	case CF_ENV:
-		if (f->step == 0 && is(h, DER_UNIVERSAL, DER_INTEGER, 0)) {
-			f->step = 1; /* version */
-			return push(d, CF_DATA, SK_NONE, 1, h, err, errlen);
-		}
-		if (f->step == 1 && is(h, DER_CONTEXT, 0, 1)) {
-			f->step = 2; /* originatorInfo */
-			return push(d, CF_SKIP, SK_NONE, 1, h, err, errlen);
-		}
-		if ((f->step == 1 || f->step == 2) &&
-		    is(h, DER_UNIVERSAL, DER_SET, 1)) {
-			f->step = 3; /* recipientInfos */
-			return push(d, CF_SKIP, SK_NONE, 1, h, err, errlen);
-		}
-		if (f->step == 3 && is(h, DER_UNIVERSAL, DER_SEQUENCE, 1)) {
-			f->step = 4;
-			return push(d, CF_ECI, SK_NONE, 0, h, err, errlen);
-		}
-		if (f->step == 4 && !auth && is(h, DER_CONTEXT, 1, 1)) {
-			f->step = 6; /* unprotectedAttrs: not used */
-			return push(d, CF_SKIP, SK_NONE, 0, h, err, errlen);
-		}
-		if (f->step == 4 && auth && h->cls == DER_CONTEXT &&
-		    h->tag == 1)
-			return cd_fail(d, err, errlen,
-			               "AuthEnvelopedData with authenticated "
-			               "attributes is not supported");
-		if (f->step == 4 && auth &&
-		    is(h, DER_UNIVERSAL, DER_OCTET_STRING, 0)) {
-			if (h->len < 12 || (size_t)h->len > sizeof(d->mac))
-				return cd_fail(d, err, errlen,
-				               "AuthEnvelopedData tag of %llu "
-				               "octets (12 to 16 expected)",
-				               (unsigned long long)h->len);
-			f->step = 5; /* mac */
-			return push(d, CF_DATA, SK_MAC, 0, h, err, errlen);
-		}
-		if (f->step == 5 && is(h, DER_CONTEXT, 2, 1)) {
-			f->step = 6; /* unauthAttrs: not used */
-			return push(d, CF_SKIP, SK_NONE, 0, h, err, errlen);
-		}
-		return malformed(d, err, errlen,
-		                 auth ? "unexpected element in "
-		                        "AuthEnvelopedData"
-		                      : "unexpected element in EnvelopedData");
-	case CF_ECI:
-		if (f->step == 0 && is(h, DER_UNIVERSAL, DER_OID, 0)) {
-			f->step = 1; /* contentType */
-			return push(d, CF_DATA, SK_NONE, 2, h, err, errlen);
-		}
-		if (f->step == 1 && is(h, DER_UNIVERSAL, DER_SEQUENCE, 1)) {
-			f->step = 2; /* contentEncryptionAlgorithm */
-			return push(d, CF_SKIP, SK_NONE, 2, h, err, errlen);
-		}
-		if (f->step == 2 && h->cls == DER_CONTEXT && h->tag == 0) {
-			f->step = 3; /* encryptedContent */
-			return push(d, CF_OCT, SK_CIPHER, 0, h, err, errlen);
-		}
-		return malformed(d, err, errlen,
-		                 "unexpected element in EncryptedContentInfo");
-	case CF_OCT:
-		if (h->cls == DER_UNIVERSAL && h->tag == DER_OCTET_STRING)
-			return push(d, CF_OCT, SK_CIPHER, 0, h, err, errlen);
-		return malformed(d, err, errlen,
-		                 "encrypted content piece that is not an "
-		                 "OCTET STRING");
-	default: /* CF_SKIP */
-		return push(d, CF_SKIP, SK_NONE, f->keep, h, err, errlen);
+	if (f->kind == CF_SKIP) { /* read past (or kept) as its parent */
+		struct der_rule skip = { 0 };
+		skip.next = f->step;
+		skip.enter = h->cons ? CF_SKIP : CF_DATA;
+		skip.keep = f->keep;
+		return push(d, &skip, h, err, errlen);
 	}
+	if (auth && f->kind == CF_ENV && f->step == 4 &&
+	    h->cls == DER_CONTEXT && h->tag == 1)
+		return cd_fail(d, err, errlen,
+		               "AuthEnvelopedData with authenticated "
+		               "attributes is not supported");
+	r = der_rule_find(rules, sizeof(rules) / sizeof(rules[0]), f, h);
+	if (r &&
+	    ((r->sink == SK_MAC && !auth) ||
+	     (r->sink == SK_OID && (h->len == 0 || h->len > sizeof(d->oid)))))
+		r = NULL;
+	if (r == NULL)
+		return unexpected(d, f, auth, err, errlen);
+	if (r->sink == SK_MAC && (h->len < 12 || h->len > sizeof(d->mac)))
+		return cd_fail(d, err, errlen,
+		               "AuthEnvelopedData tag of %llu octets (12 to 16 "
+		               "expected)",
+		               (unsigned long long)h->len);
+	return push(d, r, h, err, errlen);
 }
 
 /* Frame c has ended inside frame p (now the top): check that c was

@@ -160,3 +160,32 @@ int der_walk_next(struct der_walk *w, const unsigned char *p, size_t avail,
 	ev->n = h->hl;
 	return DER_PIECE;
 }
+
+const struct der_rule *der_rule_find(const struct der_rule *rules, size_t n,
+                                     const struct der_frame *f,
+                                     const struct der_hdr *h)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct der_rule *r = &rules[i];
+		if (r->kind == f->kind && r->step == f->step &&
+		    r->cls == h->cls && r->tag == h->tag &&
+		    (r->cons < 0 || r->cons == h->cons))
+			return r;
+	}
+	return NULL;
+}
+
+int der_rule_enter(struct der_walk *w, const struct der_rule *r,
+                   const struct der_hdr *h)
+{
+	struct der_frame *f = der_walk_top(w);
+
+	if (der_walk_enter(w, h, r->flags) != 0)
+		return DER_E_DEPTH;
+	f->step = r->next;
+	f = der_walk_top(w);
+	f->kind = r->enter;
+	f->sink = r->sink;
+	f->keep = r->keep;
+	return 0;
+}

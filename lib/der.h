@@ -113,6 +113,29 @@ enum {
 	DER_E_DEPTH = -5   /* nesting deeper than DER_DEPTH_MAX */
 };
 
+/* One element a frame of some kind may hold at some step: a caller's
+ * grammar is a table of these, searched in order by der_rule_find. */
+struct der_rule {
+	unsigned char kind, step; /* in a frame of this kind, at this step */
+	unsigned char cls, tag;   /* an element of this class and number */
+	signed char cons;         /* constructed (1), primitive (0), either */
+	unsigned char next;       /* the frame's step after it */
+	unsigned char enter;      /* the kind of the frame it opens */
+	unsigned char flags;      /* for der_walk_enter */
+	unsigned char sink, keep; /* the new frame's */
+};
+
+/* The first of the n rules for element h in frame f, or NULL. */
+const struct der_rule *der_rule_find(const struct der_rule *rules, size_t n,
+                                     const struct der_frame *f,
+                                     const struct der_hdr *h);
+
+/* Enter h as rule r says (r came from der_rule_find for the top frame):
+ * the top frame moves to r->next, the new one has r's kind, sink and keep.
+ * Returns 0, or DER_E_DEPTH and nothing changes. */
+int der_rule_enter(struct der_walk *w, const struct der_rule *r,
+                   const struct der_hdr *h);
+
 /* Start a walk at offset 0: only the bottom frame, without limit. */
 void der_walk_init(struct der_walk *w);
 

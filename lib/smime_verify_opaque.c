@@ -173,83 +173,54 @@ static int wrap(struct buf *out, int tag, const struct buf *b)
 	return rc ? rc : put(out, b->p, b->len);
 }
 
-/* Enter h, the next element of the top frame t (kind K_* of the parent
- * it is in), as kind, kept in keep.  0 or SPLIT_*. */
-static int enter(struct der_walk *w, struct der_frame *t,
-                 const struct der_hdr *h, int flags, int kind, int keep)
-{
-	struct der_frame *f;
+#define U DER_UNIVERSAL
+#define C DER_CONTEXT
 
-	t->step++;
-	if (der_walk_enter(w, h, flags) != 0)
-		return SPLIT_BAD;
-	f = der_walk_top(w);
-	f->kind = (unsigned char)kind;
-	f->keep = (unsigned char)keep;
-	return SPLIT_OK;
-}
+/* What each structure holds, in order (the ASN.1 above). */
+static const struct der_rule rules[] = {
+	/* kind, step, class, tag, constructed, next step, enters, flags,
+	 * sink, keep */
+	{ K_TOP, 0, U, DER_SEQUENCE, 1, 1, K_CI, 0, 0, KEEP_NONE },
+	{ K_CI, 0, U, DER_OID, 0, 1, K_OID, 0, 0, KEEP_NONE },
+	{ K_CI, 1, C, 0, 1, 2, K_SD0, 0, 0, KEEP_NONE },
+	{ K_SD0, 0, U, DER_SEQUENCE, 1, 1, K_SD, 0, 0, KEEP_NONE },
+	/* version, digestAlgorithms, encapContentInfo */
+	{ K_SD, 0, U, DER_INTEGER, 0, 1, K_KEEP, DER_WHOLE, 0, KEEP_HEAD },
+	{ K_SD, 1, U, DER_SET, 1, 2, K_KEEP, DER_WHOLE, 0, KEEP_HEAD },
+	{ K_SD, 2, U, DER_SEQUENCE, 1, 3, K_ECI, 0, 0, KEEP_NONE },
+	/* eContentType, [0] EXPLICIT OCTET STRING */
+	{ K_ECI, 0, U, DER_OID, 0, 1, K_KEEP, DER_WHOLE, 0, KEEP_ECT },
+	{ K_ECI, 1, C, 0, 1, 2, K_EC0, 0, 0, KEEP_NONE },
+	{ K_EC0, 0, U, DER_OCTET_STRING, -1, 1, K_CONTENT, DER_OCTETS, 0,
+	  KEEP_NONE },
+};
+#undef U
+#undef C
 
 /* The element h starts in frame t: what it must be, where it goes. */
-static int head(struct der_walk *w, struct der_frame *t,
+static int head(struct der_walk *w, const struct der_frame *t,
                 const struct der_hdr *h, struct split *s)
 {
-	const int U = DER_UNIVERSAL;
+	struct der_rule keep = { 0 };
+	const struct der_rule *r = &keep;
 
-	switch (t->kind * 8 + t->step) {
-	case K_TOP * 8:
-		if (der_hdr_is(h, U, DER_SEQUENCE, 1))
-			return enter(w, t, h, 0, K_CI, KEEP_NONE);
-		break;
-	case K_CI * 8:
-		if (!der_hdr_is(h, U, DER_OID, 0))
-			break;
-		if (h->len != sizeof(oid_signed))
-			return SPLIT_NOTSIGNED;
-		return enter(w, t, h, 0, K_OID, KEEP_NONE);
-	case K_CI * 8 + 1:
-		if (der_hdr_is(h, DER_CONTEXT, 0, 1))
-			return enter(w, t, h, 0, K_SD0, KEEP_NONE);
-		break;
-	case K_SD0 * 8:
-		if (der_hdr_is(h, U, DER_SEQUENCE, 1))
-			return enter(w, t, h, 0, K_SD, KEEP_NONE);
-		break;
-	case K_SD * 8: /* version */
-		if (der_hdr_is(h, U, DER_INTEGER, 0))
-			return enter(w, t, h, DER_WHOLE, K_KEEP, KEEP_HEAD);
-		break;
-	case K_SD * 8 + 1: /* digestAlgorithms */
+	if (t->kind == K_KEEP || (t->kind == K_SD && t->step == 3)) {
+		/* in an indefinite kept element, or certificates, crls,
+		 * signerInfos: kept unparsed */
+		keep.next = t->step;
+		keep.enter = K_KEEP;
+		keep.flags = DER_WHOLE;
+		keep.keep = t->kind == K_KEEP ? t->keep : KEEP_REST;
+	} else
+		r = der_rule_find(rules, sizeof(rules) / sizeof(rules[0]), t,
+		                  h);
+	if (r == NULL)
+		return SPLIT_BAD;
+	if (r->enter == K_OID && h->len != sizeof(oid_signed))
+		return SPLIT_NOTSIGNED;
+	if (r->keep == KEEP_HEAD && r->next == 2) /* digestAlgorithms */
 		s->algs_at = s->kept[KEEP_HEAD].len;
-		if (der_hdr_is(h, U, DER_SET, 1))
-			return enter(w, t, h, DER_WHOLE, K_KEEP, KEEP_HEAD);
-		break;
-	case K_SD * 8 + 2: /* encapContentInfo */
-		if (der_hdr_is(h, U, DER_SEQUENCE, 1))
-			return enter(w, t, h, 0, K_ECI, KEEP_NONE);
-		break;
-	case K_SD * 8 + 3: /* certificates, crls, signerInfos */
-		t->step--;
-		return enter(w, t, h, DER_WHOLE, K_KEEP, KEEP_REST);
-	case K_ECI * 8:
-		if (der_hdr_is(h, U, DER_OID, 0))
-			return enter(w, t, h, DER_WHOLE, K_KEEP, KEEP_ECT);
-		break;
-	case K_ECI * 8 + 1:
-		if (der_hdr_is(h, DER_CONTEXT, 0, 1))
-			return enter(w, t, h, 0, K_EC0, KEEP_NONE);
-		break;
-	case K_EC0 * 8:
-		if (h->cls == U && h->tag == DER_OCTET_STRING)
-			return enter(w, t, h, DER_OCTETS, K_CONTENT, KEEP_NONE);
-		break;
-	default:
-		if (t->kind == K_KEEP) { /* inside an indefinite kept one */
-			t->step = 0;
-			return enter(w, t, h, DER_WHOLE, K_KEEP, t->keep);
-		}
-		break;
-	}
-	return SPLIT_BAD;
+	return der_rule_enter(w, r, h) == 0 ? SPLIT_OK : SPLIT_BAD;
 }
 
 /* Frame f has ended inside t: was it whole, and what follows from it. */

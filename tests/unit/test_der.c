@@ -271,11 +271,56 @@ static void test_depth(void)
 	   walk1(in, n));
 }
 
+/* A two-rule grammar: a SEQUENCE at the top holds an OCTET STRING of
+ * either form, then nothing. */
+static void test_rules(void)
+{
+	static const struct der_rule g[] = {
+		{ 0, 0, DER_UNIVERSAL, DER_SEQUENCE, 1, 1, 7, 0, 0, 0 },
+		{ 7, 0, DER_UNIVERSAL, DER_OCTET_STRING, -1, 1, 8, DER_OCTETS,
+		  3, 2 },
+	};
+	static const unsigned char in[] = { 0x30, 0x80, 0x24, 0x80, 0x04, 0x01,
+		                            0x61, 0x00, 0x00, 0x04, 0x00 };
+	struct der_walk w;
+	struct der_ev ev;
+	const struct der_rule *r;
+	size_t off = 0;
+	int e, good = 1;
+
+	der_walk_init(&w);
+	e = der_walk_next(&w, in, sizeof(in), 1, &ev);
+	r = der_rule_find(g, 2, der_walk_top(&w), &ev.h);
+	ok(e == DER_HEAD && r == &g[0] && der_rule_enter(&w, r, &ev.h) == 0 &&
+	           w.st[0].step == 1 && der_walk_top(&w)->kind == 7,
+	   "the SEQUENCE: rule 0; the top frame moves to step 1");
+	off = ev.h.hl;
+	e = der_walk_next(&w, in + off, sizeof(in) - off, 1, &ev);
+	r = der_rule_find(g, 2, der_walk_top(&w), &ev.h);
+	ok(e == DER_HEAD && r == &g[1] && der_rule_enter(&w, r, &ev.h) == 0 &&
+	           der_walk_top(&w)->kind == 8 && der_walk_top(&w)->sink == 3 &&
+	           der_walk_top(&w)->keep == 2,
+	   "a constructed OCTET STRING: rule 1 (either form), its kind, sink "
+	   "and keep");
+	off += ev.h.hl;
+	while (good && (e = der_walk_next(&w, in + off, sizeof(in) - off, 1,
+	                                  &ev)) != DER_HEAD) {
+		good = e > 0;
+		if (e == DER_PIECE)
+			good = ev.f.kind == 8 && ev.f.keep == 2;
+		off += ev.n;
+	}
+	ok(good && der_rule_find(g, 2, der_walk_top(&w), &ev.h) == NULL,
+	   "its pieces inherit kind and keep; an OCTET STRING after it: no "
+	   "rule");
+}
+
 int main(void)
 {
 	test_hdr();
 	test_walk();
 	test_hostile();
 	test_depth();
+	test_rules();
 	return fixture_end(tap_done());
 }
