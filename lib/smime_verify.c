@@ -21,21 +21,17 @@
 
 const char *smime_result_name(enum smime_result r)
 {
-	switch (r) {
-	case SMIME_PASS:
-		return "pass";
-	case SMIME_FAIL:
-		return "fail";
-	case SMIME_NEUTRAL:
-		return "neutral";
-	case SMIME_TEMPERROR:
-		return "temperror";
-	case SMIME_PERMERROR:
-		return "permerror";
-	case SMIME_NONE:
-		break;
-	}
-	return "none";
+	static const char *const names[] = {
+		[SMIME_NONE] = "none",
+		[SMIME_PASS] = "pass",
+		[SMIME_FAIL] = "fail",
+		[SMIME_NEUTRAL] = "neutral",
+		[SMIME_TEMPERROR] = "temperror",
+		[SMIME_PERMERROR] = "permerror",
+	};
+
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r]
+	                                                      : "none";
 }
 
 void smime_verdict_clear(struct smime_verdict *v)
