@@ -50,8 +50,7 @@ struct cms_dec *cms_dec_new(size_t spool_mem, const char *spool_dir, char *err,
 	d->spool_mem = spool_mem;
 	d->state = CD_WALK;
 	d->matched = -1;
-	d->depth = 1; /* CF_TOP, all zero but the limit */
-	d->st[0].limit = UINT64_MAX;
+	der_walk_init(&d->w);
 	return d;
 }
 

@@ -12,6 +12,7 @@
 #include <openssl/cms.h>
 
 #include "cms_dec.h"
+#include "der.h"
 #include "spool.h"
 
 /* Input is taken in slices of this size. */
@@ -28,18 +29,6 @@ enum {
 	CD_FAILED
 };
 
-/* One level of the walk: a structure whose contents are being read. */
-struct cd_frame {
-	unsigned char kind; /* CF_* (cms_dec_der.c) */
-	unsigned char sink; /* for primitive data: where the octets go */
-	unsigned char cap;  /* 1 or 2: octets are kept in cap[] for OpenSSL */
-	unsigned char step; /* which element comes next */
-	unsigned char indef;
-	uint64_t end;   /* absolute end offset when definite */
-	uint64_t limit; /* nearest definite end of this or an ancestor */
-	uint64_t left;  /* primitive data: octets still to come */
-};
-
 struct cd_recip {
 	struct cms_dec_recip pub;
 	CMS_RecipientInfo *ri;
@@ -54,10 +43,8 @@ struct cms_dec {
 	/* input not yet consumed: in[inoff..inlen) */
 	unsigned char *in;
 	size_t inlen, inoff, incap;
-	uint64_t pos; /* absolute offset of in[inoff] */
 
-	struct cd_frame st[CMS_DEC_DEPTH_MAX];
-	int depth;
+	struct der_walk w; /* the outer DER; w.pos is the offset of in[inoff] */
 
 	unsigned char oid[64]; /* the ContentInfo's contentType */
 	size_t oidlen;

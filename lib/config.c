@@ -697,6 +697,14 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 			       path);
 			bad = 1;
 		}
+		if (cfg->harvest && !cfg->inbound_verify) {
+			adderr(err, errlen,
+			       "%s: harvest = true needs inbound_verify = true "
+			       "(only the signer of a signature that verified "
+			       "is harvested)",
+			       path);
+			bad = 1;
+		}
 		if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0) {
 			adderr(err, errlen, "%s:%d: ca_file: %s: %s", path,
 			       cfg->line_ca_file, cfg->ca_file,

@@ -285,6 +285,11 @@ int db_recipient_remove(struct db *db, const char *spec, const char *actor,
 int db_serial_revoked(struct db *db, const char *issuer, const char *serial,
                       char *err, size_t errlen);
 
+/* Like db_serial_revoked; when listed, *when (may be NULL) gets the CRL
+ * entry's revocation date, 0 when the row has none. */
+int db_serial_revoked_at(struct db *db, const char *issuer, const char *serial,
+                         time_t *when, char *err, size_t errlen);
+
 /* Record one CRL entry (idempotent: a known (issuer, serial) is left as it
  * is).  reason may be NULL.  Returns 0 or -1 with err filled. */
 int db_serial_revoke_add(struct db *db, const char *issuer, const char *serial,

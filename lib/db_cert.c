@@ -376,3 +376,19 @@ int db_history(struct db *db, const char *address, long long cert_id,
 			break;
 	return db_q_close(&q);
 }
+
+int db_serial_revoked_at(struct db *db, const char *issuer, const char *serial,
+                         time_t *when, char *err, size_t errlen)
+{
+	long long at = 0;
+	int rc =
+	        db_get_int(db,
+	                   "SELECT coalesce(revoked_at, 0) FROM revoked_serials"
+	                   " WHERE issuer = ? AND serial = upper(?)",
+	                   DB_ARGS(DB_TEXT(issuer), DB_TEXT(serial)), &at, err,
+	                   errlen);
+
+	if (when)
+		*when = rc == 1 ? (time_t)at : 0;
+	return rc;
+}

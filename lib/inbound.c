@@ -224,6 +224,24 @@ static const char *action_of(const struct inb *m)
 	return "verified";
 }
 
+/* A value from the MTA made fit for smfi_addheader, in place: a fold
+ * stays "\n" + blank; any other CR or LF (hostile input) becomes a
+ * space. */
+static void value_clean(char *v)
+{
+	char *w = v;
+
+	for (char *r = v; *r; r++) {
+		if (*r == '\r' && r[1] == '\n')
+			continue;
+		if (*r == '\r' || (*r == '\n' && r[1] != ' ' && r[1] != '\t'))
+			*w++ = ' ';
+		else
+			*w++ = *r;
+	}
+	*w = '\0';
+}
+
 /* The edits of the stamp: forged A-R out, new Content-*, ours in, Subject. */
 static int stamp(struct inb *m)
 {
@@ -242,10 +260,12 @@ static int stamp(struct inb *m)
 			if (add_edit(m, EDIT_DELETE, m->ch[i].name,
 			             m->ch[i].index, NULL) != 0)
 				return -1;
-		for (size_t i = 0; i < m->nnh; i++)
+		for (size_t i = 0; i < m->nnh; i++) {
+			value_clean(m->nh[i].value); /* from the sender */
 			if (add_edit(m, EDIT_ADD, m->nh[i].name, 0,
 			             m->nh[i].value) != 0)
 				return -1;
+		}
 	}
 	ar = authres_format(cfg->authserv_id, v, m->from[0] ? m->from : NULL,
 	                    m->note[0] ? m->note : NULL, "\n");
@@ -266,6 +286,7 @@ static int stamp(struct inb *m)
 		while (*s == ' ' || *s == '\t')
 			s++;
 		snprintf(ns, n, "%s %s", tag, s);
+		value_clean(ns);
 		rc = (m->subject ? add_edit(m, EDIT_DELETE, "Subject", 1, NULL)
 		                 : 0) ||
 		     add_edit(m, EDIT_ADD, "Subject", 0, ns);

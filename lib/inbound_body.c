@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -253,6 +254,17 @@ static ssize_t dec_rd(void *arg, void *buf, size_t len)
 	return cms_dec_read(arg, buf, len);
 }
 
+/* ", certificate revoked YYYY-MM-DD" (UTC) for a revocation at t, or ""
+ * when t is not known. */
+static void revoked_day(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (t > 0 && gmtime_r(&t, &tm) != NULL)
+		strftime(buf, len, ", certificate revoked %Y-%m-%d", &tm);
+}
+
 /* At the RecipientInfos: may every recipient read it, and whose key.
  * Returns 0 (key chosen), 1 (not decrypted: m->note), -1 (memory). */
 static int choose_key(struct inb *m, struct cms_dec *d)
@@ -282,6 +294,7 @@ static int choose_key(struct inb *m, struct cms_dec *d)
 		n = snapshot_decrypt_keys(m->snap, m->rcpts[i], &dk);
 		for (size_t j = 0; j < n; j++) {
 			const char *st;
+			char day[48] = "";
 			if (dk[j].key == NULL ||
 			    cms_dec_names(d, dk[j].cert) < 0 ||
 			    cms_dec_try_key(d, dk[j].cert, dk[j].key, e,
@@ -289,15 +302,17 @@ static int choose_key(struct inb *m, struct cms_dec *d)
 				continue;
 			st = snapshot_decrypt_state(&dk[j], time(NULL));
 			m->res.revoked_key = strcmp(st, "revoked") == 0;
+			if (m->res.revoked_key)
+				revoked_day(dk[j].revoked_at, day, sizeof(day));
 			snprintf(m->res.decrypted_by,
 			         sizeof(m->res.decrypted_by),
 			         "%s certificate %s (%s)", dk[j].address,
 			         dk[j].serial, st);
 			snprintf(m->note, sizeof(m->note),
-			         "decrypted for %s, %scertificate %s, %s",
+			         "decrypted for %s, %scertificate %s%s, %s",
 			         dk[j].address,
 			         m->res.revoked_key ? "revoked " : "",
-			         dk[j].serial,
+			         dk[j].serial, day,
 			         cms_dec_cipher(d) ? cms_dec_cipher(d) : "?");
 			snprintf(m->res.cipher, sizeof(m->res.cipher), "%s",
 			         cms_dec_cipher(d) ? cms_dec_cipher(d) : "");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/cms.h>
 #include <openssl/err.h>
@@ -20,21 +21,17 @@
 
 const char *smime_result_name(enum smime_result r)
 {
-	switch (r) {
-	case SMIME_PASS:
-		return "pass";
-	case SMIME_FAIL:
-		return "fail";
-	case SMIME_NEUTRAL:
-		return "neutral";
-	case SMIME_TEMPERROR:
-		return "temperror";
-	case SMIME_PERMERROR:
-		return "permerror";
-	case SMIME_NONE:
-		break;
-	}
-	return "none";
+	static const char *const names[] = {
+		[SMIME_NONE] = "none",
+		[SMIME_PASS] = "pass",
+		[SMIME_FAIL] = "fail",
+		[SMIME_NEUTRAL] = "neutral",
+		[SMIME_TEMPERROR] = "temperror",
+		[SMIME_PERMERROR] = "permerror",
+	};
+
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r]
+	                                                      : "none";
 }
 
 void smime_verdict_clear(struct smime_verdict *v)
@@ -258,8 +255,20 @@ out:
 	return good;
 }
 
+/* " YYYY-MM-DD" of t (UTC) into buf, or "" when t is not known. */
+static const char *revoked_day(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (t > 0 && gmtime_r(&t, &tm) != NULL)
+		strftime(buf, len, " %Y-%m-%d", &tm);
+	return buf;
+}
+
 /* Step 6: every certificate of chain but the trust anchor against the
- * imported CRLs.  1 when none is revoked. */
+ * imported CRLs.  1 when none is revoked; the reason says since when (the
+ * CRL entry's revocation date). */
 static int check_revoked(const struct smime_verify_opts *o,
                          STACK_OF(X509) *chain, struct smime_verdict *v)
 {
@@ -267,28 +276,31 @@ static int check_revoked(const struct smime_verify_opts *o,
 
 	for (int i = 0; o->db && i < n - 1; i++) {
 		struct cert_info ci;
-		char err[300];
+		char err[300], day[16];
+		time_t when = 0;
 		int rc;
 
 		if (cert_info_get(sk_X509_value(chain, i), &ci) != 0) {
 			smime_judge(v, SMIME_TEMPERROR, "out of memory");
 			return 0;
 		}
-		rc = db_serial_revoked(o->db, ci.issuer, ci.serial, err,
-		                       sizeof(err));
+		rc = db_serial_revoked_at(o->db, ci.issuer, ci.serial, &when,
+		                          err, sizeof(err));
+		revoked_day(when, day, sizeof(day));
 		if (rc < 0)
 			smime_judge(v, SMIME_TEMPERROR,
 			            "revocation list unavailable: %s", err);
 		else if (rc == 1 && i == 0)
 			smime_judge(v, SMIME_FAIL,
-			            "certificate revoked (serial %s of %s is "
+			            "certificate revoked%s (serial %s of %s is "
 			            "listed in an imported CRL)",
-			            ci.serial, ci.issuer);
+			            day, ci.serial, ci.issuer);
 		else if (rc == 1)
 			smime_judge(v, SMIME_FAIL,
-			            "issuer certificate %s revoked (serial %s "
+			            "issuer certificate %s revoked%s (serial "
+			            "%s "
 			            "is listed in an imported CRL)",
-			            ci.subject, ci.serial);
+			            ci.subject, day, ci.serial);
 		cert_info_clear(&ci);
 		if (rc != 0)
 			return 0;

@@ -1,8 +1,10 @@
 /*
  * smime_verify_opaque -- opaque signed-data in bounded memory (see
  * smime_verify.h).  OpenSSL parses a CMS only whole, so the DER/BER is
- * walked here as it is read: the encapsulated content goes straight to the
- * caller and through one digest per digestAlgorithm; what is left
+ * walked here as it is read (der.h's walk, which also bounds nesting and
+ * joins the pieces of a constructed OCTET STRING): the encapsulated
+ * content goes straight to the caller and through one digest per
+ * digestAlgorithm; what is left
  * (version, digest algorithms, content type, certificates, CRLs, signer
  * infos: small) is put together as a detached SignedData, which
  * smime_verify_cms checks against the digests.
@@ -15,6 +17,7 @@
  */
 #include "smime_verify.h"
 #include "smime_verify_int.h"
+#include "der.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +25,8 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
-/* The parts besides the content, and the nesting of BER, are bounded. */
-#define SPLIT_REST_MAX  (4u << 20)
-#define SPLIT_DEPTH_MAX 24
+/* The parts besides the content are bounded (the nesting: der.h). */
+#define SPLIT_REST_MAX (4u << 20)
 
 /* id-signedData, 1.2.840.113549.1.7.2, as DER content octets. */
 static const unsigned char oid_signed[] = { 0x2a, 0x86, 0x48, 0x86, 0xf7,
@@ -34,16 +36,7 @@ struct rd {
 	BIO *in;
 	unsigned char buf[16384];
 	size_t have, off;
-	unsigned long long pos; /* bytes taken so far */
-};
-
-/* A tag and length as read: hdr holds their raw bytes. */
-struct tl {
-	unsigned char hdr[16];
-	size_t hlen;
-	int tag; /* the first octet (class, constructed bit, number < 31) */
-	int indef;
-	unsigned long long len;
+	int eof; /* in has no more */
 };
 
 struct buf {
@@ -59,29 +52,42 @@ enum {
 	SPLIT_NOTSIGNED,
 	SPLIT_NOCONTENT,
 	SPLIT_OOM,
-	SPLIT_WRITE
+	SPLIT_WRITE,
+	SPLIT_DONE /* the SignedData has ended: the walk is over */
 };
 
-static int rd_fill(struct rd *r)
+/* Frame kinds (struct der_frame's kind). */
+enum { K_TOP, K_CI, K_OID, K_SD0, K_SD, K_ECI, K_EC0, K_CONTENT, K_KEEP };
+
+/* Where kept elements go (struct der_frame's keep): split's kept[]. */
+enum { KEEP_NONE, KEEP_HEAD, KEEP_ECT, KEEP_REST };
+
+struct split {
+	/* [KEEP_HEAD] version, digestAlgorithms; [KEEP_ECT] eContentType;
+	 * [KEEP_REST] certificates, crls, signerInfos */
+	struct buf kept[4];
+	BIO *md, *out;
+	size_t algs_at; /* where digestAlgorithms starts in kept[KEEP_HEAD] */
+	unsigned char oid[sizeof(oid_signed)];
+	size_t oidlen;
+};
+
+/* Keep what is not read yet and read more after it; -1 at the end. */
+static int rd_more(struct rd *r)
 {
 	int n;
 
-	if (r->off < r->have)
-		return 0;
-	n = BIO_read(r->in, r->buf, sizeof(r->buf));
-	if (n <= 0)
+	if (r->eof)
 		return -1;
-	r->have = (size_t)n;
+	memmove(r->buf, r->buf + r->off, r->have - r->off);
+	r->have -= r->off;
 	r->off = 0;
+	n = BIO_read(r->in, r->buf + r->have, (int)(sizeof(r->buf) - r->have));
+	if (n <= 0)
+		r->eof = 1;
+	else
+		r->have += (size_t)n;
 	return 0;
-}
-
-static int rd_byte(struct rd *r)
-{
-	if (rd_fill(r) != 0)
-		return -1;
-	r->pos++;
-	return r->buf[r->off++];
 }
 
 static int put(struct buf *b, const void *p, size_t n)
@@ -121,169 +127,22 @@ static int put_len(struct buf *b, size_t n)
 	return put(b, l, (size_t)k + 1);
 }
 
-/* Read one tag and length.  Lengths over 4 octets are refused. */
-static int rd_tl(struct rd *r, struct tl *t)
-{
-	int c = rd_byte(r), n;
-
-	memset(t, 0, sizeof(*t));
-	if (c < 0)
-		return SPLIT_BAD;
-	t->hdr[t->hlen++] = (unsigned char)c;
-	t->tag = c;
-	if ((c & 0x1f) == 0x1f) /* high tag number: seen, not needed */
-		do {
-			if ((c = rd_byte(r)) < 0 || t->hlen > 6)
-				return SPLIT_BAD;
-			t->hdr[t->hlen++] = (unsigned char)c;
-		} while (c & 0x80);
-	if ((c = rd_byte(r)) < 0)
-		return SPLIT_BAD;
-	t->hdr[t->hlen++] = (unsigned char)c;
-	if (c == 0x80) {
-		t->indef = 1;
-		return (t->tag & 0x20) ? SPLIT_OK : SPLIT_BAD;
-	}
-	if (c < 0x80) {
-		t->len = (unsigned long long)c;
-		return SPLIT_OK;
-	}
-	if ((n = c & 0x7f) > 4)
-		return SPLIT_BAD;
-	while (n--) {
-		if ((c = rd_byte(r)) < 0)
-			return SPLIT_BAD;
-		t->hdr[t->hlen++] = (unsigned char)c;
-		t->len = t->len << 8 | (unsigned long long)c;
-	}
-	return SPLIT_OK;
-}
-
-static int is_eoc(const struct tl *t)
-{
-	return t->tag == 0 && !t->indef && t->len == 0;
-}
-
-/* The next element inside a container that began (after its header) at
- * start: 1 and *t, 0 when the container ended (its EOC read), or -SPLIT_*
- * on error.  An element must fit inside a definite container. */
-static int next_in(struct rd *r, const struct tl *c, unsigned long long start,
-                   struct tl *t)
-{
-	int rc;
-
-	if (!c->indef && r->pos == start + c->len)
-		return 0;
-	if (!c->indef && r->pos > start + c->len)
-		return -SPLIT_BAD;
-	if ((rc = rd_tl(r, t)) != SPLIT_OK)
-		return -rc;
-	if (is_eoc(t))
-		return c->indef ? 0 : -SPLIT_BAD;
-	if (!c->indef && !t->indef && r->pos + t->len > start + c->len)
-		return -SPLIT_BAD;
-	return 1;
-}
-
-/* Copy n raw bytes into b (b NULL: pass them to sink). */
-static int copy_n(struct rd *r, unsigned long long n, struct buf *b, BIO *out,
-                  BIO *md)
-{
-	while (n > 0) {
-		size_t k;
-		int rc;
-		if (rd_fill(r) != 0)
-			return SPLIT_BAD;
-		k = r->have - r->off;
-		if (k > n)
-			k = (size_t)n;
-		if (b && (rc = put(b, r->buf + r->off, k)) != SPLIT_OK)
-			return rc;
-		if (out && BIO_write(out, r->buf + r->off, (int)k) != (int)k)
-			return SPLIT_WRITE;
-		if (md && BIO_write(md, r->buf + r->off, (int)k) != (int)k)
-			return SPLIT_OOM;
-		r->off += k;
-		r->pos += k;
-		n -= k;
-	}
-	return SPLIT_OK;
-}
-
-/* The rest of element t (its header already read) into b, raw. */
-static int copy_tlv(struct rd *r, const struct tl *t, struct buf *b, int depth)
-{
-	unsigned long long start = r->pos;
-	struct tl in;
-	int rc = put(b, t->hdr, t->hlen);
-
-	if (rc != SPLIT_OK || !t->indef)
-		return rc != SPLIT_OK ? rc : copy_n(r, t->len, b, NULL, NULL);
-	if (depth > SPLIT_DEPTH_MAX)
-		return SPLIT_BAD;
-	while ((rc = next_in(r, t, start, &in)) == 1)
-		if ((rc = copy_tlv(r, &in, b, depth + 1)) != SPLIT_OK)
-			return rc;
-	return rc < 0 ? -rc : put(b, "\0\0", 2);
-}
-
-/* The octets of an OCTET STRING t (primitive, or constructed of pieces)
- * to out and md. */
-static int stream_octets(struct rd *r, const struct tl *t, BIO *out, BIO *md,
-                         int depth)
-{
-	unsigned long long start = r->pos;
-	struct tl in;
-	int rc;
-
-	if (t->tag == 0x04)
-		return copy_n(r, t->len, NULL, out, md);
-	if (t->tag != 0x24 || depth > SPLIT_DEPTH_MAX)
-		return SPLIT_BAD;
-	while ((rc = next_in(r, t, start, &in)) == 1)
-		if ((rc = stream_octets(r, &in, out, md, depth + 1)) !=
-		    SPLIT_OK)
-			return rc;
-	return rc < 0 ? -rc : SPLIT_OK;
-}
-
-/* Read the next element of c, which must have tag tag; 0 or SPLIT_*. */
-static int expect(struct rd *r, const struct tl *c, unsigned long long start,
-                  int tag, struct tl *t)
-{
-	int rc = next_in(r, c, start, t);
-
-	if (rc < 0)
-		return -rc;
-	return rc == 1 && t->tag == tag ? SPLIT_OK : SPLIT_BAD;
-}
-
-/* The next element of c, which must have tag tag, copied raw into b. */
-static int expect_copy(struct rd *r, const struct tl *c,
-                       unsigned long long start, int tag, struct buf *b)
-{
-	struct tl t;
-	int rc = expect(r, c, start, tag, &t);
-
-	return rc != SPLIT_OK ? rc : copy_tlv(r, &t, b, 0);
-}
-
 /* BIO_f_md BIOs for every digest algorithm of the SET in der (the raw
  * element), ending in a null sink; NULL when none is known. */
 static BIO *digests(const unsigned char *der, size_t len)
 {
 	const unsigned char *p = der, *end = der + len;
 	BIO *chain = BIO_new(BIO_s_null());
-	long l;
-	int tag, cls, inf;
+	struct der_hdr h;
 
-	inf = ASN1_get_object(&p, &l, &tag, &cls, (long)len);
-	if (chain == NULL || (inf & 0x80) || tag != V_ASN1_SET) {
+	if (chain == NULL || der_hdr_get(der, len, 1, &h) != 1 ||
+	    h.tag != DER_SET) {
 		BIO_free_all(chain);
 		return NULL;
 	}
-	if (!(inf & 0x01))
-		end = p + l;
+	p += h.hl;
+	if (!h.indef && h.len <= (uint64_t)(end - p))
+		end = p + h.len;
 	while (p + 2 <= end && !(p[0] == 0 && p[1] == 0)) {
 		X509_ALGOR *a = d2i_X509_ALGOR(NULL, &p, end - p);
 		const EVP_MD *md = a ? EVP_get_digestbyobj(a->algorithm) : NULL;
@@ -314,72 +173,145 @@ static int wrap(struct buf *out, int tag, const struct buf *b)
 	return rc ? rc : put(out, b->p, b->len);
 }
 
-struct split {
-	struct buf head; /* version, digestAlgorithms */
-	struct buf ect;  /* eContentType */
-	struct buf rest; /* certificates, crls, signerInfos */
-	BIO *md;
-	size_t algs_at; /* where digestAlgorithms starts in head */
+#define U DER_UNIVERSAL
+#define C DER_CONTEXT
+
+/* What each structure holds, in order (the ASN.1 above). */
+static const struct der_rule rules[] = {
+	/* kind, step, class, tag, constructed, next step, enters, flags,
+	 * sink, keep */
+	{ K_TOP, 0, U, DER_SEQUENCE, 1, 1, K_CI, 0, 0, KEEP_NONE },
+	{ K_CI, 0, U, DER_OID, 0, 1, K_OID, 0, 0, KEEP_NONE },
+	{ K_CI, 1, C, 0, 1, 2, K_SD0, 0, 0, KEEP_NONE },
+	{ K_SD0, 0, U, DER_SEQUENCE, 1, 1, K_SD, 0, 0, KEEP_NONE },
+	/* version, digestAlgorithms, encapContentInfo */
+	{ K_SD, 0, U, DER_INTEGER, 0, 1, K_KEEP, DER_WHOLE, 0, KEEP_HEAD },
+	{ K_SD, 1, U, DER_SET, 1, 2, K_KEEP, DER_WHOLE, 0, KEEP_HEAD },
+	{ K_SD, 2, U, DER_SEQUENCE, 1, 3, K_ECI, 0, 0, KEEP_NONE },
+	/* eContentType, [0] EXPLICIT OCTET STRING */
+	{ K_ECI, 0, U, DER_OID, 0, 1, K_KEEP, DER_WHOLE, 0, KEEP_ECT },
+	{ K_ECI, 1, C, 0, 1, 2, K_EC0, 0, 0, KEEP_NONE },
+	{ K_EC0, 0, U, DER_OCTET_STRING, -1, 1, K_CONTENT, DER_OCTETS, 0,
+	  KEEP_NONE },
 };
+#undef U
+#undef C
 
-/* Walk the signed-data of r: content to out and s->md, the rest kept. */
-static int split_walk(struct rd *r, BIO *out, struct split *s)
+/* The element h starts in frame t: what it must be, where it goes. */
+static int head(struct der_walk *w, const struct der_frame *t,
+                const struct der_hdr *h, struct split *s)
 {
-	struct tl ci, oid, sd0, sd, t, eci, ec0, os;
-	unsigned long long ci_at, sd0_at, sd_at, eci_at, ec0_at;
-	unsigned char o[sizeof(oid_signed)];
-	int rc;
+	struct der_rule keep = { 0 };
+	const struct der_rule *r = &keep;
 
-	if ((rc = rd_tl(r, &ci)) != SPLIT_OK || ci.tag != 0x30)
+	if (t->kind == K_KEEP || (t->kind == K_SD && t->step == 3)) {
+		/* in an indefinite kept element, or certificates, crls,
+		 * signerInfos: kept unparsed */
+		keep.next = t->step;
+		keep.enter = K_KEEP;
+		keep.flags = DER_WHOLE;
+		keep.keep = t->kind == K_KEEP ? t->keep : KEEP_REST;
+	} else
+		r = der_rule_find(rules, sizeof(rules) / sizeof(rules[0]), t,
+		                  h);
+	if (r == NULL)
 		return SPLIT_BAD;
-	ci_at = r->pos;
-	if ((rc = expect(r, &ci, ci_at, 0x06, &oid)) != SPLIT_OK)
-		return rc;
-	if (oid.len != sizeof(o))
+	if (r->enter == K_OID && h->len != sizeof(oid_signed))
 		return SPLIT_NOTSIGNED;
-	for (size_t i = 0; i < sizeof(o); i++) {
-		int c = rd_byte(r);
-		if (c < 0)
-			return SPLIT_BAD;
-		o[i] = (unsigned char)c;
+	if (r->keep == KEEP_HEAD && r->next == 2) /* digestAlgorithms */
+		s->algs_at = s->kept[KEEP_HEAD].len;
+	return der_rule_enter(w, r, h) == 0 ? SPLIT_OK : SPLIT_BAD;
+}
+
+/* Frame f has ended inside t: was it whole, and what follows from it. */
+static int ended(const struct der_frame *t, const struct der_frame *f,
+                 struct split *s)
+{
+	switch (f->kind) {
+	case K_OID:
+		return memcmp(s->oid, oid_signed, sizeof(oid_signed)) != 0
+		               ? SPLIT_NOTSIGNED
+		               : SPLIT_OK;
+	case K_SD:
+		return f->step == 3 ? SPLIT_DONE : SPLIT_BAD;
+	case K_ECI:
+		return f->step == 2   ? SPLIT_OK
+		       : f->step == 1 ? SPLIT_NOCONTENT
+		                      : SPLIT_BAD;
+	case K_EC0:
+		return f->step == 1 ? SPLIT_OK : SPLIT_BAD;
+	case K_KEEP:
+		if (t->kind != K_SD || t->step != 2)
+			return SPLIT_OK;
+		/* digestAlgorithms: the digests the content goes through */
+		s->md = digests(s->kept[KEEP_HEAD].p + s->algs_at,
+		                s->kept[KEEP_HEAD].len - s->algs_at);
+		return s->md ? SPLIT_OK : SPLIT_BAD;
+	case K_CONTENT:
+		return SPLIT_OK;
+	default: /* K_CI, K_SD0: their SignedData has not ended */
+		return SPLIT_BAD;
 	}
-	if (memcmp(o, oid_signed, sizeof(o)) != 0)
-		return SPLIT_NOTSIGNED;
-	if ((rc = expect(r, &ci, ci_at, 0xa0, &sd0)) != SPLIT_OK)
+}
+
+/* n octets at p that belong to frame f (e: the event they came with). */
+static int take(struct split *s, int e, const struct der_frame *f,
+                const unsigned char *p, size_t n)
+{
+	int rc = SPLIT_OK;
+
+	if (n == 0)
+		return SPLIT_OK;
+	if (f->keep != KEEP_NONE) /* an end-of-contents is kept as 00 00 */
+		rc = e == DER_END ? put(&s->kept[f->keep], "\0\0", 2)
+		                  : put(&s->kept[f->keep], p, n);
+	if (rc != SPLIT_OK || e != DER_DATA)
 		return rc;
-	sd0_at = r->pos;
-	if ((rc = expect(r, &sd0, sd0_at, 0x30, &sd)) != SPLIT_OK)
-		return rc;
-	sd_at = r->pos;
-	if ((rc = expect_copy(r, &sd, sd_at, 0x02, &s->head)) != SPLIT_OK)
-		return rc;
-	s->algs_at = s->head.len;
-	if ((rc = expect_copy(r, &sd, sd_at, 0x31, &s->head)) != SPLIT_OK)
-		return rc;
-	s->md = digests(s->head.p + s->algs_at, s->head.len - s->algs_at);
-	if (s->md == NULL)
-		return SPLIT_BAD;
-	if ((rc = expect(r, &sd, sd_at, 0x30, &eci)) != SPLIT_OK)
-		return rc;
-	eci_at = r->pos;
-	if ((rc = expect_copy(r, &eci, eci_at, 0x06, &s->ect)) != SPLIT_OK)
-		return rc;
-	if ((rc = next_in(r, &eci, eci_at, &ec0)) != 1)
-		return rc == 0 ? SPLIT_NOCONTENT : -rc;
-	if (ec0.tag != 0xa0)
-		return SPLIT_BAD;
-	ec0_at = r->pos;
-	if ((rc = next_in(r, &ec0, ec0_at, &os)) != 1)
-		return rc < 0 ? -rc : SPLIT_BAD;
-	if ((rc = stream_octets(r, &os, out, s->md, 0)) != SPLIT_OK)
-		return rc;
-	if (next_in(r, &ec0, ec0_at, &t) != 0 ||
-	    next_in(r, &eci, eci_at, &t) != 0)
-		return SPLIT_BAD;
-	while ((rc = next_in(r, &sd, sd_at, &t)) == 1)
-		if ((rc = copy_tlv(r, &t, &s->rest, 0)) != SPLIT_OK)
-			return rc;
-	return rc < 0 ? -rc : SPLIT_OK;
+	if (f->kind == K_OID) {
+		memcpy(s->oid + s->oidlen, p, n);
+		s->oidlen += n;
+	} else if (f->kind == K_CONTENT) {
+		if (s->out && BIO_write(s->out, p, (int)n) != (int)n)
+			return SPLIT_WRITE;
+		if (BIO_write(s->md, p, (int)n) != (int)n)
+			return SPLIT_OOM;
+	}
+	return SPLIT_OK;
+}
+
+/* Walk the signed-data of r: content to s->out and s->md, the rest kept.
+ * It ends with the SignedData: what follows is not read. */
+static int split_walk(struct rd *r, struct split *s)
+{
+	struct der_walk w;
+	struct der_ev ev;
+	int e, rc;
+
+	der_walk_init(&w);
+	for (;;) {
+		e = der_walk_next(&w, r->buf + r->off, r->have - r->off, r->eof,
+		                  &ev);
+		if (e == DER_MORE) {
+			if (rd_more(r) != 0)
+				return SPLIT_BAD;
+			continue;
+		}
+		if (e < 0)
+			return SPLIT_BAD;
+		rc = take(s, e, &ev.f, r->buf + r->off, ev.n);
+		r->off += ev.n;
+		if (rc == SPLIT_OK && e == DER_HEAD) {
+			rc = head(&w, der_walk_top(&w), &ev.h, s);
+			if (rc == SPLIT_OK) {
+				const struct der_frame *f = der_walk_top(&w);
+				rc = take(s, e, f, r->buf + r->off, ev.h.hl);
+				r->off += ev.h.hl;
+			}
+		} else if (rc == SPLIT_OK && e == DER_END)
+			rc = ended(der_walk_top(&w), &ev.f, s);
+		if (rc != SPLIT_OK)
+			return rc == SPLIT_DONE ? SPLIT_OK : rc;
+	}
 }
 
 /* The detached ContentInfo of s, parsed. */
@@ -391,10 +323,12 @@ static CMS_ContentInfo *split_cms(struct split *s, int *rc)
 	CMS_ContentInfo *cms = NULL;
 	const unsigned char *p;
 
-	*rc = wrap(&eci, 0x30, &s->ect);
-	*rc = *rc ? *rc : put(&sdb, s->head.p, s->head.len);
+	*rc = wrap(&eci, 0x30, &s->kept[KEEP_ECT]);
+	*rc = *rc ? *rc
+	          : put(&sdb, s->kept[KEEP_HEAD].p, s->kept[KEEP_HEAD].len);
 	*rc = *rc ? *rc : put(&sdb, eci.p, eci.len);
-	*rc = *rc ? *rc : put(&sdb, s->rest.p, s->rest.len);
+	*rc = *rc ? *rc
+	          : put(&sdb, s->kept[KEEP_REST].p, s->kept[KEEP_REST].len);
 	*rc = *rc ? *rc : wrap(&sd, 0x30, &sdb);
 	*rc = *rc ? *rc : wrap(&a0, 0xa0, &sd);
 	*rc = *rc ? *rc : put(&cib, oid_hdr, sizeof(oid_hdr));
@@ -433,11 +367,12 @@ int smime_verify_opaque(const struct smime_verify_opts *o, BIO *der,
 		return -1;
 	}
 	r->in = der;
-	if (der == NULL || rd_fill(r) != 0) {
+	if (der == NULL || rd_more(r) != 0 || r->have == 0) {
 		free(r);
 		return smime_judge(v, SMIME_PERMERROR, "signed-data is empty");
 	}
-	rc = split_walk(r, content_out, &s);
+	s.out = content_out;
+	rc = split_walk(r, &s);
 	if (rc == SPLIT_OK)
 		cms = split_cms(&s, &rc);
 	if (rc == SPLIT_BAD)
@@ -465,9 +400,8 @@ int smime_verify_opaque(const struct smime_verify_opts *o, BIO *der,
 		ret = smime_verify_cms(o, cms, NULL, s.md, NULL, v);
 	CMS_ContentInfo_free(cms);
 	BIO_free_all(s.md);
-	free(s.head.p);
-	free(s.ect.p);
-	free(s.rest.p);
+	for (int i = 0; i < 4; i++)
+		free(s.kept[i].p);
 	free(r);
 	ERR_clear_error();
 	return ret;

@@ -66,6 +66,19 @@ static void usage(void)
 
 /* ---- -n: check everything ------------------------------------------ */
 
+/* Each line of text as "FILE: mailbox LINE" on standard error. */
+static void print_mailbox_lines(const char *text)
+{
+	const char *p = text;
+
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		fprintf(stderr, "%s: mailbox %.*s\n", conf_path,
+		        nl ? (int)(nl - p) : (int)strlen(p), p);
+		p = nl ? nl + 1 : p + strlen(p);
+	}
+}
+
 static int check_config(void)
 {
 	struct snapshot *s;
@@ -83,15 +96,16 @@ static int check_config(void)
 		return strstr(err, "database") ? EX_NOINPUT : EX_CONFIG;
 	}
 	if (warn[0]) {
-		const char *p = warn;
-		while (*p) {
-			const char *nl = strchr(p, '\n');
-			fprintf(stderr, "%s: mailbox %.*s\n", conf_path,
-			        nl ? (int)(nl - p) : (int)strlen(p), p);
-			p = nl ? nl + 1 : p + strlen(p);
-		}
+		print_mailbox_lines(warn);
 		snapshot_unref(s);
 		return EX_DATAERR;
+	}
+	if (s->cfg->inbound_decrypt) {
+		/* a key that only decrypts never fails the check: said, not
+		 * counted against it */
+		char report[8192];
+		if (snapshot_decrypt_report(s, report, sizeof(report)) > 0)
+			print_mailbox_lines(report);
 	}
 	printf("%s: OK: %zu mailbox%s, %zu can sign", conf_path, s->nentries,
 	       s->nentries == 1 ? "" : "es", s->nusable);
@@ -459,6 +473,7 @@ static int serve(struct config *cfg, int foreground)
 	}
 	if (warn[0])
 		mlog_lines(LOG_WARNING, "mailbox ", warn);
+	reload_log_decrypt(s);
 	milter_set_snapshot(s);
 	mlog(LOG_INFO,
 	     "smime-milter %s starting on %s: %zu mailboxes, %zu can sign",

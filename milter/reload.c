@@ -11,6 +11,15 @@
 #include "milter.h"
 #include "snapshot.h"
 
+void reload_log_decrypt(const struct snapshot *s)
+{
+	char report[8192];
+
+	if (s->cfg->inbound_decrypt &&
+	    snapshot_decrypt_report(s, report, sizeof(report)) > 0)
+		mlog_lines(LOG_WARNING, "mailbox ", report);
+}
+
 int reload_snapshot(const char *conf_path)
 {
 	struct snapshot *s;
@@ -27,6 +36,7 @@ int reload_snapshot(const char *conf_path)
 	}
 	if (warn[0])
 		mlog_lines(LOG_WARNING, "mailbox ", warn);
+	reload_log_decrypt(s);
 	milter_set_snapshot(s);
 	mlog(LOG_INFO, "reloaded: generation %lu, %zu mailboxes, %zu can sign",
 	     s->generation, s->nentries, s->nusable);

@@ -458,6 +458,17 @@ static void test_hostile(void)
 		dec(p("over.der"), 65536, leaf, leaf_key, &r);
 		ok(r.rc != 0 && strstr(r.err, "enclosing") != NULL,
 		   "a child longer than its parent: malformed (%s)", r.err);
+		/* a header longer than 16 octets (length octets of zeros):
+		 * once asked for more input forever, and the feed spun as
+		 * soon as its 64 KiB buffer was full */
+		t = calloc(1, 70000);
+		t[0] = 0x30;
+		t[1] = 0x8f;
+		put("longhdr.der", t, 70000);
+		free(t);
+		dec(p("longhdr.der"), 65536, leaf, leaf_key, &r);
+		ok(r.rc != 0 && strstr(r.err, "bad header") != NULL,
+		   "a 17-octet header: malformed, not more input (%s)", r.err);
 	}
 
 	/* RecipientInfos over CMS_DEC_HEADER_MAX: said at once when the length

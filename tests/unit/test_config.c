@@ -113,6 +113,10 @@ static const struct bad_conf {
 	{ "domains = [ \"a.go.id\" ];\nharvest = true;\n",
 	  "harvest = true needs ca_file", NULL,
 	  "harvest without a trust bundle" },
+	{ "domains = [ \"a.go.id\" ];\nharvest = true;\n"
+	  "inbound_verify = false;\n",
+	  "harvest = true needs inbound_verify = true", NULL,
+	  "harvest without the inbound verification" },
 	{ "domains = [ \"a.go.id\" ];\nauthserv_id = \"mx 1\";\n",
 	  "t.conf:3: authserv_id: 'mx 1' is not a valid authserv-id", NULL,
 	  "authserv_id with a space named with file:line" },

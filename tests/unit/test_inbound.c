@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include <openssl/evp.h>
@@ -168,12 +169,14 @@ struct run {
 
 /* Feed the message file path (its header fields, then its body in chunks
  * of chunk octets) after the extra header fields, to rcpts. */
+static const char *run_subject = "Rapat koordinasi";
+
 static void run_msg(struct run *r, const char *path, const char *const *rcpts,
                     size_t chunk)
 {
-	static const char *extra[][2] = {
+	const char *extra[][2] = {
 		{ "From", "Mitra <" PARTNER ">" },
-		{ "Subject", "Rapat koordinasi" },
+		{ "Subject", run_subject },
 		{ "Authentication-Results", AUTHSRV "; smime=pass (forged)" },
 		{ "Authentication-Results", "other.example; spf=pass" },
 		{ "Authentication-Results", " " AUTHSRV "; dkim=pass" }
@@ -326,6 +329,18 @@ static void test_revoked(void)
 	           strstr(stamp_of(&r), "revoked certificate 1A2D,"),
 	   "revoked certificate: decrypts, noted (%s)",
 	   r.res ? r.res->decrypted_by : r.err);
+	{
+		/* citra was revoked by the fixture moments ago (UTC; the
+		 * day before counts too, for a run across midnight) */
+		char want[64], prev[64], day[16];
+		time_t t = time(NULL), y = t - 600;
+		strftime(day, sizeof(day), "%Y-%m-%d", gmtime(&y));
+		snprintf(prev, sizeof(prev), "certificate revoked %s", day);
+		strftime(day, sizeof(day), "%Y-%m-%d", gmtime(&t));
+		snprintf(want, sizeof(want), "certificate revoked %s", day);
+		ok(strstr(stamp_of(&r), want) || strstr(stamp_of(&r), prev),
+		   "... the stamp says when: %s", want);
+	}
 	ok(r.out.n == strlen(PLAIN) && memcmp(r.out.p, PLAIN, r.out.n) == 0,
 	   "... to what was sent");
 	run_free(&r);
@@ -380,6 +395,17 @@ static void test_opaque(void)
 	ok(r.rc == 0 && r.res && r.res->reject && subj &&
 	           strncmp(subj, "[Tanda tangan TIDAK SAH] ", 25) == 0,
 	   "a bad signature: reject, and the fail tag (%s)", subj ? subj : "");
+	run_free(&r);
+	/* a hostile Subject: a bare CR and a bare LF must not reach
+	 * smfi_addheader (found by fuzz_inbound) */
+	run_subject = "Rapat\rkoordinasi\n lanjutan\nX: y";
+	run_msg(&r, DIRF("bad.eml"), rc1, 512);
+	run_subject = "Rapat koordinasi";
+	subj = edit(&r, EDIT_ADD, "Subject", 1);
+	ok(subj && strstr(subj, "] Rapat koordinasi\n lanjutan X: y") &&
+	           !strchr(subj, '\r'),
+	   "tagged Subject: a fold kept, a bare CR and LF made spaces (%s)",
+	   subj ? subj : "(none)");
 	run_free(&r);
 	snapshot_unref(snap);
 	snap = plain;

@@ -197,11 +197,18 @@ static void test_revoked(void)
 	opts.db = db;
 	vcheck(content, sig, len, SMIME_PASS, "verified",
 	       "not in revoked_serials: pass");
-	ok(db_serial_revoke_add(db, iss, "1005", "keyCompromise", now - DAY,
-	                        err, sizeof(err)) == 0,
+	/* a row without a revocation date (0), then the CRL entry's date */
+	ok(db_serial_revoke_add(db, iss, "1005", "keyCompromise", 0, err,
+	                        sizeof(err)) == 0,
 	   "revoked_serials row for serial 1005");
 	vcheck(content, sig, len, SMIME_FAIL,
 	       "certificate revoked (serial 1005 of ", "revoked signer: fail");
+	fixture_sh("sqlite3 '%s' \"UPDATE revoked_serials SET revoked_at ="
+	           " 1772440200 WHERE serial = '1005'\"",
+	           fixture_path("smime.db"));
+	vcheck(content, sig, len, SMIME_FAIL,
+	       "certificate revoked 2026-03-02 (serial 1005 of ",
+	       "revoked signer: fail, with the day of its CRL entry");
 	free(sig);
 
 	/* an intermediate listed by the root's CRL */
@@ -214,6 +221,16 @@ static void test_revoked(void)
 	vcheck(content, sig, len, SMIME_FAIL,
 	       "issuer certificate CN=BSrE Test Issuing",
 	       "revoked intermediate: fail");
+	{
+		time_t t = now - DAY;
+		struct tm tm;
+		char want[64];
+		gmtime_r(&t, &tm);
+		strftime(want, sizeof(want), "revoked %Y-%m-%d (serial 02 ",
+		         &tm);
+		vcheck(content, sig, len, SMIME_FAIL, want,
+		       "... revoked since yesterday, its CRL entry says");
+	}
 
 	/* the table gone: the lookup fails, which is temporary */
 	fixture_sh("sqlite3 '%s' 'DROP TABLE revoked_serials'",
