@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -181,7 +182,11 @@ static void cipher_name(struct cms_dec *d)
 
 	if (o != NULL)
 		alg = d2i_X509_ALGOR(NULL, &p, len - (p - d->cap[2]));
-	snprintf(d->cipher, sizeof(d->cipher), "%s", alg_name(alg, 0));
+	/* the long name in capitals: AES-256-CBC, AES-256-GCM, DES-EDE3-CBC
+	 * (the short name of GCM is "id-aes256-GCM") */
+	snprintf(d->cipher, sizeof(d->cipher), "%s", alg_name(alg, 1));
+	for (char *c = d->cipher; *c; c++)
+		*c = (char)toupper((unsigned char)*c);
 	ASN1_OBJECT_free(o);
 	X509_ALGOR_free(alg);
 	ERR_clear_error();

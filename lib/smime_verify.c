@@ -336,13 +336,12 @@ static int check_usage(X509 *x, struct smime_verdict *v)
 	return 1;
 }
 
-/* Step 8 and the identifier: the From address in the certificate. */
+/* Step 8: the From address in the certificate. */
 static int check_from(const struct smime_verify_opts *o, X509 *x,
                       struct smime_verdict *v)
 {
 	int has = o->from && cert_has_email(x, o->from);
 
-	v->identifier = has ? str_lower(strdup(o->from)) : cert_first_email(x);
 	if (o->from == NULL) {
 		smime_judge(v, SMIME_NEUTRAL,
 		            "signature verified, but the message has no single "
@@ -382,6 +381,11 @@ static int judge_signer(const struct smime_verify_opts *o, X509 *x,
 	STACK_OF(X509) *chain = NULL;
 	char *root;
 
+	/* who signed, for the stamp, whatever the verdict below: the From
+	 * address when the certificate carries it, else its first one */
+	v->identifier = o->from && cert_has_email(x, o->from)
+	                        ? str_lower(strdup(o->from))
+	                        : cert_first_email(x);
 	if (!check_times(o, x, v) || !check_chain(o, x, v->certs, &chain, v))
 		return 0;
 	if (!check_revoked(o, chain, v) || !check_usage(x, v) ||
