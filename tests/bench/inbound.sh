@@ -19,8 +19,15 @@
 # holds the plaintext (which the encrypted message does not show).  The
 # daemon's own log must count one "decrypted for" line per inbound message.
 #
-# Prints one Markdown table row, then lines of detail: the pairs, the
-# daemon's CPU per message (utime+stime from /proc), the load (uptime).
+# The same two messages also go through the lib/ code in-process, one
+# thread pinned to CPU 0 (bench_core, bench_core -i: every inbound message
+# must come out decrypted with smime=pass), in pairs of their own: the
+# crypto core without libmilter and the client.
+#
+# Prints two Markdown table rows, then lines of detail: the pairs, the CPU
+# per message (the daemon's utime+stime from /proc; bench_core's
+# getrusage), whose ratio moves less with the load than the rates do, and
+# the load (uptime).
 # BENCH_SECONDS sets the length of each run; BENCH_PKI a tests/lib/pki.sh
 # directory to use instead of making one.
 set -eu
@@ -102,13 +109,40 @@ count() { # N rounded down to a multiple of 8, at least 64
 	awk -v n="$1" 'BEGIN { n = int(n / 8) * 8; if (n < 64) n = 64; print n }'
 }
 
+load0=$(uptime | sed 's/.*load average: //')
+# in-process pairs first (no daemon running), same order rule
+core() { # core [-i] -> "rate cpu-ms-per-message"
+	_r=$(taskset -c 0 tests/bench/bench_core ${1:-} "$conf" \
+		"$work/${1:+in}4k.eml" "$secs" ${1:+andi@banjarkota.go.id}) || {
+		echo "inbound.sh: bench_core ${1:-} failed" >&2
+		exit 1
+	}
+	echo "$_r" | sed -n 's/.*rate=\([0-9.]*\).*cpu_ms=\([0-9.]*\).*/\1 \2/p'
+}
+: >"$work/core.pairs"
+: >"$work/core.cpu"
+for i in $(seq 1 "$rounds"); do
+	if [ $((i % 2)) = 1 ]; then
+		o=$(core)
+		n=$(core -i)
+	else
+		n=$(core -i)
+		o=$(core)
+	fi
+	pair "${o% *}" "${n% *}" "$work/core.pairs"
+	echo "${o#* } ${n#* }" | awk '{ printf "%.3f %s %s\n", $1 / $2, $1, $2 }' >>"$work/core.cpu"
+done
+medians "$work/core.pairs" "ratio sign-msg/s inbound-msg/s"
+core_ratio=$m1 core_out=$m2 core_in=$m3 core_pairs=$mtext
+medians "$work/core.cpu" "ratio sign-ms inbound-ms"
+core_cpu="$m1 (sign $m2 ms, inbound $m3 ms per message; $mtext)"
+
 start_milter
 # warm-up of both sides, then as many messages as fit in about secs
 ro=$(run side_out 400)
 ri=$(run side_in 160)
 nout=$(count "$(echo "${ro% *} $secs" | awk '{ print $1 * $2 }')")
 nin=$(count "$(echo "${ri% *} $secs" | awk '{ print $1 * $2 }')")
-load0=$(uptime | sed 's/.*load average: //')
 sent=160
 : >"$work/in.pairs"
 : >"$work/in.cpu"
@@ -122,7 +156,7 @@ for i in $(seq 1 "$rounds"); do
 	fi
 	sent=$((sent + nin))
 	pair "${o% *}" "${n% *}" "$work/in.pairs"
-	echo "${o#* } ${n#* }" >>"$work/in.cpu"
+	echo "${o#* } ${n#* }" | awk '{ printf "%.3f %s %s\n", $1 / $2, $1, $2 }' >>"$work/in.cpu"
 done
 load1=$(uptime | sed 's/.*load average: //')
 decrypted=$(grep -c 'decrypted for andi@banjarkota.go.id' "$work/milter.log" || true)
@@ -131,10 +165,13 @@ stop_milter
 	echo "inbound.sh: $sent inbound messages, only $decrypted logged as decrypted" >&2
 	exit 1
 }
+medians "$work/in.cpu" "ratio outbound-ms inbound-ms"
+proto_cpu="$m1 (outbound $m2 ms, inbound $m3 ms per message; $mtext)"
 medians "$work/in.pairs" "ratio outbound-msg/s inbound-msg/s"
-cpu_out=$(cut -d' ' -f1 "$work/in.cpu" | median)
-cpu_in=$(cut -d' ' -f2 "$work/in.cpu" | median)
 echo "| (h) inbound decrypt+verify, 4 KB signed (RSA-2048) then encrypted to RSA-2048, 8 connections, vs outbound signing 4 KB, same daemon, interleaved ($rounds pairs) | $m3 msg/s | $m2 msg/s | $m1 | >= 0.8 |"
-echo "inbound: $mtext"
-echo "inbound: daemon CPU per message (median): outbound $cpu_out ms, inbound $cpu_in ms; runs of $nout outbound and $nin inbound messages"
-echo "inbound: $sent inbound messages checked (smime=pass, decrypted, plaintext body), $decrypted logged as decrypted; load average before $load0, after $load1"
+echo "| (h) the same in-process, lib/ only, 1 thread on CPU 0 (bench_core -i vs bench_core) | $core_in msg/s | $core_out msg/s | $core_ratio | (report) |"
+echo "inbound, protocol: $mtext"
+echo "inbound, protocol: daemon CPU per message, ratio outbound/inbound $proto_cpu; runs of $nout outbound and $nin inbound messages"
+echo "inbound, in-process: $core_pairs"
+echo "inbound, in-process: CPU per message, ratio sign/inbound $core_cpu"
+echo "inbound: $sent inbound messages over the protocol checked (smime=pass, decrypted, plaintext body), $decrypted logged as decrypted; load average before $load0, after $load1"

@@ -239,8 +239,8 @@ stop_milter
 
 # (h) inbound: its own daemon and pairs, the same PKI
 inb=$(BENCH_PKI="$work/pki" sh tests/bench/inbound.sh)
-inb_row=$(echo "$inb" | sed -n 1p)
-inb_more=$(echo "$inb" | sed 1d)
+inb_row=$(echo "$inb" | grep '^|')
+inb_more=$(echo "$inb" | grep -v '^|')
 
 cat <<TABLE
 | figure | measured | limit | ratio | target |
