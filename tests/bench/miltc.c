@@ -4,15 +4,25 @@
  * milter and reports messages/s and the verdicts.
  *
  *   miltc -s inet:PORT@HOST [-c CONNS] [-n MESSAGES] [-a CLIENT_IP]
- *         [-o OUTFILE] [-r RCPT] FILE
+ *         [-f SENDER] [-o OUTFILE] [-r RCPT] [-H NAME:TEXT]... [-B TEXT]
+ *         FILE
  *
  * -R paces the run at RATE messages/s over all connections (open loop);
  * every run also prints per-message latency percentiles (from the first
  * packet of a message to the reply to its end).
  * -r sets the envelope recipient (default x@example.org; sent only when
  * the milter asks for recipients).
+ * -a sets the client address of the connect step (default 127.0.0.1), -f
+ * the envelope sender (default andi@banjarkota.go.id).
  * -o writes the message as the milter changed it (the last one) to OUTFILE.
- * Exit status 0 when every message got an answer, 1 otherwise.
+ * -H and -B check every message's end-of-message replies, so that a rate
+ * cannot be that of a milter doing nothing: -H NAME:TEXT wants a header
+ * edit (add, insert or change) of field NAME whose value, unfolded,
+ * contains TEXT (repeatable, each must match); -B TEXT wants the body
+ * replaced by one that contains TEXT.  The counts are printed as
+ * checked= and bad=.
+ * Exit status 0 when every message got an answer and passed the checks,
+ * 1 otherwise.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -57,8 +67,14 @@ static double *lat;    /* per-message latency (s), end of message reply */
 static size_t n_lat, lat_cap;
 static const char *outfile;
 static const char *rcpt = "x@example.org"; /* -r: envelope recipient */
+static const char *sender = "andi@banjarkota.go.id"; /* -f */
+#define MAX_WANT 8
+static const char *want_hdr[MAX_WANT]; /* -H NAME:TEXT */
+static int n_want;
+static const char *want_body; /* -B TEXT */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long n_ok, n_accept, n_tempfail, n_reject, n_other, n_fail;
+static long n_checked; /* messages that passed -H and -B */
 
 struct pkt {
 	char cmd;
@@ -66,27 +82,13 @@ struct pkt {
 	uint32_t len;
 };
 
-static int xwrite(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-		if (w <= 0) {
-			if (w < 0 && errno == EINTR)
-				continue;
-			return -1;
-		}
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int xread(int fd, void *p, size_t n)
+/* All n octets written (out) or read, through EINTR; -1 on error or EOF. */
+static int xio(int fd, void *p, size_t n, int out)
 {
 	char *c = p;
+
 	while (n > 0) {
-		ssize_t r = read(fd, c, n);
+		ssize_t r = out ? write(fd, c, n) : read(fd, c, n);
 		if (r <= 0) {
 			if (r < 0 && errno == EINTR)
 				continue;
@@ -96,6 +98,16 @@ static int xread(int fd, void *p, size_t n)
 		n -= (size_t)r;
 	}
 	return 0;
+}
+
+static int xwrite(int fd, const void *p, size_t n)
+{
+	return xio(fd, (void *)p, n, 1);
+}
+
+static int xread(int fd, void *p, size_t n)
+{
+	return xio(fd, p, n, 0);
 }
 
 /* One packet in one write (with TCP_NODELAY set, nothing waits). */
@@ -269,10 +281,108 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The replies to one end of message, as far as -H and -B look at them. */
+struct seen {
+	unsigned hdr_ok;  /* bit i: want_hdr[i] matched */
+	int body_changed; /* a replacement body arrived */
+	char *body;       /* the replacement body, when -B */
+	size_t len, cap;
+};
+
+/* Does value, with its folding and runs of white space taken as one
+ * space, contain text? */
+static int value_has(const char *value, const char *text)
+{
+	size_t n = strlen(value);
+	char *u = malloc(n + 1), *q = u;
+	int found;
+
+	if (u == NULL)
+		return 0;
+	for (const char *v = value; *v; v++) {
+		int ws = *v == ' ' || *v == '\t' || *v == '\r' || *v == '\n';
+		if (!ws)
+			*q++ = *v;
+		else if (q > u && q[-1] != ' ')
+			*q++ = ' ';
+	}
+	*q = 0;
+	found = strstr(u, text) != NULL;
+	free(u);
+	return found;
+}
+
+/* One header edit (name, value) against every -H wanted. */
+static void seen_header(struct seen *s, const char *name, const char *value)
+{
+	for (int i = 0; i < n_want; i++) {
+		const char *colon = strchr(want_hdr[i], ':');
+		size_t nl = (size_t)(colon - want_hdr[i]);
+		if (strlen(name) == nl &&
+		    strncasecmp(name, want_hdr[i], nl) == 0 &&
+		    value_has(value, colon + 1))
+			s->hdr_ok |= 1u << i;
+	}
+}
+
+/* One reply packet of the end of message. */
+static void seen_reply(struct seen *s, const struct pkt *p)
+{
+	if (p->cmd == 'b') {
+		s->body_changed = 1;
+		if (want_body && s->len + p->len + 1 > s->cap) {
+			size_t cap = (s->len + p->len + 1) * 2;
+			char *b = realloc(s->body, cap);
+			if (b == NULL)
+				return;
+			s->body = b;
+			s->cap = cap;
+		}
+		if (want_body) {
+			memcpy(s->body + s->len, p->data, p->len);
+			s->len += p->len;
+			s->body[s->len] = 0;
+		}
+	} else if (p->cmd == 'h' || p->cmd == 'i' || p->cmd == 'm') {
+		/* h: name value; i and m: a 4-octet index first */
+		size_t skip = p->cmd == 'h' ? 0 : 4;
+		const char *name, *value;
+		if (p->len < skip + 2)
+			return;
+		name = (const char *)p->data + skip;
+		value = name + strlen(name) + 1;
+		if (value < (const char *)p->data + p->len)
+			seen_header(s, name, value);
+	}
+}
+
+/* Count the message as checked when it passed (whatever did not pass, or
+ * never reached its end, is bad: counted at the end of the run), and make
+ * s ready for the next one. */
+static void seen_done(struct seen *s, char verdict)
+{
+	int ok = s->hdr_ok == (1u << n_want) - 1u &&
+	         (!want_body ||
+	          (s->body_changed && s->body &&
+	           memmem(s->body, s->len, want_body, strlen(want_body))));
+
+	if ((n_want || want_body) && ok && verdict == 'c') {
+		pthread_mutex_lock(&lock);
+		n_checked++;
+		pthread_mutex_unlock(&lock);
+	}
+	s->hdr_ok = 0;
+	s->body_changed = 0;
+	s->len = 0;
+}
+
 static int one_connection(int ci)
 {
 	struct sockaddr_in sa;
 	struct pkt p = { 0, NULL, 0 };
+	struct seen seen = { 0, 0, NULL, 0, 0 };
+	char mail[330];
+	int maillen = snprintf(mail, sizeof(mail), "<%s>", sender) + 1;
 	unsigned char neg[12];
 	uint32_t v, pflags;
 	char conn[256];
@@ -325,8 +435,8 @@ static int one_connection(int ci)
 		began = mono();
 		send_pkt(fd, 'D', qid, (size_t)qlen);
 		if (!(pflags & SMFIP_NOMAIL)) {
-			if ((r = step(fd, &p, pflags, SMFIP_NR_MAIL, 'M',
-			              "<andi@banjarkota.go.id>", 24)) != 'c') {
+			if ((r = step(fd, &p, pflags, SMFIP_NR_MAIL, 'M', mail,
+			              (size_t)maillen)) != 'c') {
 				count(r);
 				continue;
 			}
@@ -370,6 +480,7 @@ static int one_connection(int ci)
 		for (;;) {
 			if (recv_pkt(fd, &p) != 0)
 				goto fail;
+			seen_reply(&seen, &p);
 			if (p.cmd == 'b' && out)
 				fwrite(p.data, 1, p.len, out);
 			else if ((p.cmd == 'h' || p.cmd == 'm') && out) {
@@ -389,11 +500,13 @@ static int one_connection(int ci)
 			pthread_mutex_unlock(&lock);
 		}
 		record_latency(mono() - began);
+		seen_done(&seen, p.cmd);
 		count(p.cmd);
 	}
 	send_pkt(fd, 'Q', NULL, 0);
 	close(fd);
 	free(p.data);
+	free(seen.body);
 	return 0;
 fail:
 	if (out) {
@@ -403,6 +516,7 @@ fail:
 	count(0);
 	close(fd);
 	free(p.data);
+	free(seen.body);
 	return -1;
 }
 
@@ -420,9 +534,10 @@ int main(int argc, char **argv)
 	struct timeval t0, t1;
 	pthread_t *tids;
 	double secs;
+	long n_bad = 0; /* messages that did not pass -H and -B */
 	char *b;
 
-	while ((opt = getopt(argc, argv, "s:c:n:a:o:r:R:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:c:n:a:f:o:r:R:H:B:")) != -1) {
 		switch (opt) {
 		case 's':
 			sock = optarg;
@@ -445,6 +560,22 @@ int main(int argc, char **argv)
 		case 'R':
 			rate = atof(optarg);
 			break;
+		case 'f':
+			sender = optarg;
+			break;
+		case 'H':
+			if (n_want == MAX_WANT || !strchr(optarg, ':')) {
+				fprintf(stderr,
+				        "miltc: -H NAME:TEXT, at most "
+				        "%d\n",
+				        MAX_WANT);
+				return 2;
+			}
+			want_hdr[n_want++] = optarg;
+			break;
+		case 'B':
+			want_body = optarg;
+			break;
 		default:
 			return 2;
 		}
@@ -453,7 +584,8 @@ int main(int argc, char **argv)
 	    sscanf(sock, "inet:%d@", &port) != 1 || conns < 1 ||
 	    total < conns) {
 		fprintf(stderr, "usage: miltc -s inet:PORT@HOST [-c N] [-n N] "
-		                "[-a IP] [-o OUT] [-r RCPT] [-R RATE] FILE\n");
+		                "[-a IP] [-f SENDER] [-o OUT] [-r RCPT] "
+		                "[-R RATE] [-H NAME:TEXT]... [-B TEXT] FILE\n");
 		return 2;
 	}
 	if (strchr(sock, '@'))
@@ -487,12 +619,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < conns; i++)
 		pthread_join(tids[i], NULL);
 	gettimeofday(&t1, NULL);
+	if (n_want || want_body)
+		n_bad = (long)per_conn * conns - n_checked;
 	secs = (double)(t1.tv_sec - t0.tv_sec) +
 	       (t1.tv_usec - t0.tv_usec) / 1e6;
 	printf("messages=%d seconds=%.3f rate=%.1f continue=%ld accept=%ld "
-	       "tempfail=%ld reject=%ld other=%ld failed=%ld\n",
+	       "tempfail=%ld reject=%ld other=%ld failed=%ld checked=%ld "
+	       "bad=%ld\n",
 	       per_conn * conns, secs, per_conn * conns / secs, n_ok, n_accept,
-	       n_tempfail, n_reject, n_other, n_fail);
+	       n_tempfail, n_reject, n_other, n_fail, n_checked, n_bad);
 	if (n_lat > 0) {
 		qsort(lat, n_lat, sizeof(*lat), cmp_double);
 		printf("latency_ms p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
@@ -502,5 +637,5 @@ int main(int argc, char **argv)
 	free(lat);
 	free(tids);
 	free(msg);
-	return n_fail ? 1 : 0;
+	return n_fail || n_bad ? 1 : 0;
 }

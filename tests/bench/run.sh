@@ -15,6 +15,8 @@
 #   (f) the 50 MB message: the milter's signing time against
 #       `openssl cms -sign -binary` of the same file
 #   (g) latency per message at half the peak rate of (b): p50 and p99
+#   (h) inbound decrypt+verify against outbound signing over the milter
+#       protocol, 8 connections, interleaved pairs (tests/bench/inbound.sh)
 # Prints a Markdown table; BENCH_SECONDS sets the length of each run,
 # BENCH_ROUNDS the number of back-to-back pairs per ratio (median kept).
 set -eu
@@ -34,65 +36,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-sh tests/lib/pki.sh "$work/pki" >/dev/null
-mkdir -p "$work/tmp"
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-conf=$work/smime-milter.conf
-cat >"$conf" <<CONF
-socket = "inet:$port@127.0.0.1";
-database = "$work/db";
-key_dir = "$work/keys";
-temp_dir = "$work/tmp";
-ca_file = "$work/pki/ca-bundle.pem";
-domains = [ "banjarkota.go.id" ];
-CONF
-admin/smimectl -c "$conf" init >/dev/null
-admin/smimectl -c "$conf" import --mailbox andi@banjarkota.go.id \
-	--kind individual --p12 "$work/pki/andi.p12" \
-	--passphrase-file "$work/pki/andi.pass" >/dev/null
-
-# messages: 4 KB text, 1 MB and 50 MB attachments
-/usr/bin/python3 - "$work" <<'PY'
-import base64, os, sys
-w = sys.argv[1]
-hdr = ("From: Andi <andi@banjarkota.go.id>\r\nTo: x@example.org\r\n"
-       "Subject: bench\r\nDate: Tue, 24 Nov 2026 09:00:00 +0700\r\n"
-       "Message-ID: <bench@banjarkota.go.id>\r\nMIME-Version: 1.0\r\n")
-line = "Laporan kegiatan bulanan Dinas Komunikasi dan Informatika Kota Banjar.\r\n"
-body = (line * (4096 // len(line) + 1))[:4096]
-open(f"{w}/4k.eml", "w", newline="").write(
-    hdr + "Content-Type: text/plain; charset=us-ascii\r\n\r\n" + body)
-for name, size in (("1m", 1 << 20), ("50m", 50 << 20)):
-    data = base64.encodebytes(os.urandom(size * 3 // 4)).replace(b"\n", b"\r\n")
-    with open(f"{w}/{name}.eml", "wb") as f:
-        f.write((hdr + "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
-                 "--b1\r\nContent-Type: text/plain\r\n\r\nlampiran\r\n"
-                 "--b1\r\nContent-Type: application/octet-stream\r\n"
-                 "Content-Transfer-Encoding: base64\r\n\r\n").encode())
-        f.write(data)
-        f.write(b"--b1--\r\n")
-PY
+. tests/bench/lib.sh
+port=$(bench_port)
+bench_setup "$work/pki" "$port"
+bench_messages big
 
 speed() { # $1: extra args
 	openssl speed -seconds "$secs" $1 rsa2048 2>/dev/null |
 		awk '/^rsa 2048 bits/ { print $6 }'
 }
-# Each ratio is taken from pairs measured back to back (limit, then us),
-# ROUNDS times; the median pair ratio is reported, which keeps the noise
-# of a shared 2-core machine out of the ratio as far as it can be.
 rounds=${BENCH_ROUNDS:-5}
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-# pair A B FILE: appends "B/A A B" to FILE
-pair() { echo "$1 $2" | awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' >>"$3"; }
-# medians FILE WHAT: the medians of FILE's three columns in m1, m2, m3, and
-# "pairs (WHAT): LINE;LINE;..." in mtext
-medians() {
-	m1=$(cut -d' ' -f1 "$1" | median)
-	m2=$(cut -d' ' -f2 "$1" | median)
-	m3=$(cut -d' ' -f3 "$1" | median)
-	mtext="pairs ($2): $(tr '\n' ';' <"$1")"
-}
-rate_of() { sed -n '1s/.*rate=\([0-9.]*\).*/\1/p'; }
 : >"$work/core.pairs"
 # (a) is a one-core figure: both sides run pinned to the same CPU, since
 # the two vCPUs of these machines differ in speed by up to 20 %.
@@ -108,7 +61,7 @@ core_ratio=$m1 rsa1=$m2 core_rate=$m3 core=$mtext
 # (d) sign+encrypt against signing alone: the same core, one RSA-2048
 # recipient certificate (plus the sender's own, as always)
 econf=$work/encrypt.conf
-eport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+eport=$(bench_port)
 sed "s/inet:$port@/inet:$eport@/" "$conf" >"$econf"
 cat >>"$econf" <<CONF
 encrypt = ( { recipients = [ "jabarprov.go.id" ]; mode = "required"; } );
@@ -123,24 +76,6 @@ for i in $(seq 1 "$rounds"); do
 done
 medians "$work/enc.pairs" "ratio sign-msg/s sign+encrypt-msg/s"
 enc_ratio=$m1 sign_rate=$m2 enc_rate=$m3 enc=$mtext
-
-start_milter() {
-	milter/smime-milter -c "$conf" -f 2>"$work/milter.log" &
-	pid=$!
-	for i in $(seq 1 50); do
-		grep -q "starting on" "$work/milter.log" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "milter did not start" >&2
-	cat "$work/milter.log" >&2
-	exit 1
-}
-stop_milter() {
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
-	pid=""
-}
-hwm() { awk '/VmHWM/ { print $2 }' "/proc/$pid/status"; }
 
 rsa2=$(speed "-multi 2")
 start_milter
@@ -200,7 +135,7 @@ softhsm2-util --import "$work/andi.p8" --token bench --label andi --id 01 \
 	--pin 1234 >/dev/null
 printf 1234 >"$work/pin"
 chmod 600 "$work/pin"
-hport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+hport=$(bench_port)
 hconf=$work/hsm.conf
 sed -e "s/inet:$port@/inet:$hport@/" -e "s|$work/db|$work/db-hsm|" "$conf" >"$hconf"
 cat >>"$hconf" <<CONF
@@ -302,6 +237,11 @@ else
 fi
 stop_milter
 
+# (h) inbound: its own daemon and pairs, the same PKI
+inb=$(BENCH_PKI="$work/pki" sh tests/bench/inbound.sh)
+inb_row=$(echo "$inb" | grep '^|')
+inb_more=$(echo "$inb" | grep -v '^|')
+
 cat <<TABLE
 | figure | measured | limit | ratio | target |
 |---|---|---|---|---|
@@ -317,6 +257,7 @@ cat <<TABLE
 | (e) through Postfix, smtp-source 4 KB, 8 sessions: with the milter vs without | $pf_rate msg/s | $pf_base | $pf_ratio | >= 0.85 |
 | (f) 50 MB message: milter signing time vs openssl cms -sign -binary | $mil50 s | $ossl50 s | $big_ratio | <= 1.5 |
 | (g) latency at half the peak rate of (b) ($half msg/s, 8 connections) | p50 $p50 ms, p99 $p99 ms | | | (report) |
+$inb_row
 TABLE
 echo
 echo "core: $core"
@@ -329,3 +270,4 @@ echo "50 MB message signed and encrypted: $t50e"
 echo "hsm in-process, 1 core: $inproc"
 echo "50 MB message: $t50 (new body and header edits: $out50 bytes)"
 echo "50 MB message against openssl: $big"
+echo "$inb_more"
