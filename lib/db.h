@@ -26,6 +26,11 @@ enum db_open_mode {
 	DB_READONLY = 2
 };
 
+/* A read-only connection to path kept open for the calling thread (until
+ * it exits, or path changes), for lookups made per message (db_thread.c).
+ * Not to be closed by the caller.  NULL with err filled. */
+struct db *db_thread_readonly(const char *path, char *err, size_t errlen);
+
 /* Open the database.  Returns 0 or -1 with err filled (a missing file or an
  * old schema says to run "smimectl init"). */
 int db_open(const char *path, enum db_open_mode mode, struct db **out,

@@ -89,7 +89,8 @@ struct inb_vctx {
 void inb_verify_begin(struct inb *m, struct inb_vctx *c);
 
 /* After smime_verify filled m->v: a pass whose revocation could not be
- * checked becomes temperror; the database is closed. */
+ * checked becomes temperror.  The database is the thread's
+ * (db_thread_readonly), left open. */
 void inb_verify_end(struct inb *m, struct inb_vctx *c);
 
 /* Write the new body through out (64 KiB chunks).  Returns 0 or -1. */

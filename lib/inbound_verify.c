@@ -271,16 +271,15 @@ void inb_verify_begin(struct inb *m, struct inb_vctx *c)
 
 	memset(c, 0, sizeof(*c));
 	c->o.ca_file = cfg->ca_file;
+	c->o.store = m->snap->trust;
 	c->o.now = time(NULL);
 	if (m->from_value &&
 	    addr_from_header(m->from_value, c->from, sizeof(c->from), c->dberr,
 	                     sizeof(c->dberr)) == 0)
 		c->o.from = c->from;
-	if (db_open(cfg->database, DB_READONLY, &c->db, c->dberr,
-	            sizeof(c->dberr)) == 0)
-		c->o.db = c->db;
-	else
-		c->db = NULL;
+	/* kept open for the thread: not one open per message */
+	c->db = db_thread_readonly(cfg->database, c->dberr, sizeof(c->dberr));
+	c->o.db = c->db;
 }
 
 void inb_verify_end(struct inb *m, struct inb_vctx *c)
@@ -291,8 +290,7 @@ void inb_verify_end(struct inb *m, struct inb_vctx *c)
 		snprintf(m->v.reason, sizeof(m->v.reason),
 		         "revocation not checked: %s", c->dberr);
 	}
-	db_close(c->db);
-	c->db = NULL;
+	c->db = NULL; /* the thread's: not closed here */
 }
 
 int inb_nested_pkcs7(struct spool *body)

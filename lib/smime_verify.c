@@ -206,35 +206,50 @@ static void chain_reason(X509_STORE_CTX *ctx, struct smime_verdict *v)
 	free(iss);
 }
 
+X509_STORE *smime_trust_load(const char *ca_file, char *err, size_t errlen)
+{
+	STACK_OF(X509) *cas = NULL;
+	X509_STORE *store;
+
+	if (cert_read_file(ca_file, &cas, err, errlen) != 0)
+		return NULL;
+	store = X509_STORE_new();
+	for (int i = 0; store && i < sk_X509_num(cas); i++)
+		if (!X509_STORE_add_cert(store, sk_X509_value(cas, i))) {
+			X509_STORE_free(store);
+			store = NULL;
+		}
+	if (store == NULL)
+		seterr(err, errlen, "out of memory");
+	sk_X509_pop_free(cas, X509_free);
+	return store;
+}
+
 /* Step 5: the chain to ca_file at now; *chain gets it (leaf first, trust
  * anchor last).  1 when fine. */
 static int check_chain(const struct smime_verify_opts *o, X509 *x,
                        STACK_OF(X509) *untrusted, STACK_OF(X509) **chain,
                        struct smime_verdict *v)
 {
-	STACK_OF(X509) *cas = NULL;
-	X509_STORE *store = NULL;
+	X509_STORE *own = NULL, *store = o->store;
 	X509_STORE_CTX *ctx = NULL;
 	char err[400];
 	int good = 0;
 
-	if (o->ca_file == NULL) {
+	if (store == NULL && o->ca_file == NULL) {
 		smime_judge(v, SMIME_TEMPERROR,
 		            "no trust bundle (ca_file) configured");
 		return 0;
 	}
-	if (cert_read_file(o->ca_file, &cas, err, sizeof(err)) != 0) {
+	if (store == NULL &&
+	    (store = own = smime_trust_load(o->ca_file, err, sizeof(err))) ==
+	            NULL) {
 		smime_judge(v, SMIME_TEMPERROR, "trust bundle unreadable: %s",
 		            err);
 		return 0;
 	}
-	store = X509_STORE_new();
 	ctx = X509_STORE_CTX_new();
-	for (int i = 0; store && i < sk_X509_num(cas); i++)
-		if (!X509_STORE_add_cert(store, sk_X509_value(cas, i)))
-			goto oom;
-	if (store == NULL || ctx == NULL ||
-	    !X509_STORE_CTX_init(ctx, store, x, untrusted))
+	if (ctx == NULL || !X509_STORE_CTX_init(ctx, store, x, untrusted))
 		goto oom;
 	X509_STORE_CTX_set_time(ctx, 0, o->now);
 	if (X509_verify_cert(ctx) == 1) {
@@ -250,8 +265,7 @@ oom:
 out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
-	X509_STORE_free(store);
-	sk_X509_pop_free(cas, X509_free);
+	X509_STORE_free(own);
 	return good;
 }
 

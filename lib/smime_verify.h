@@ -70,6 +70,8 @@ const char *smime_result_name(enum smime_result r);
 /* What the verifier needs besides the message. */
 struct smime_verify_opts {
 	const char *ca_file; /* the trust bundle (PEM, DER or PKCS#7) */
+	X509_STORE *store;   /* ca_file loaded once (smime_trust_load, kept by
+	                        the snapshot); NULL: read ca_file each time */
 	struct db *db;       /* revoked_serials; NULL: no revocation check */
 	const char *from;    /* the From address (addr_from_header), or NULL */
 	time_t now;          /* the time to judge validity at */
@@ -126,6 +128,10 @@ int smime_verify_detached_fn(const struct smime_verify_opts *o,
  */
 int smime_verify_opaque(const struct smime_verify_opts *o, BIO *der,
                         BIO *content_out, struct smime_verdict *v);
+
+/* The trust bundle ca_file as a store for o->store (shared by threads;
+ * X509_STORE_free it).  NULL with err filled when it cannot be read. */
+X509_STORE *smime_trust_load(const char *ca_file, char *err, size_t errlen);
 
 /* Free what the verdict holds and zero it; NULL is fine. */
 void smime_verdict_clear(struct smime_verdict *v);

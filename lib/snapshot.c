@@ -5,6 +5,7 @@
 #include "cms.h"
 #include "db.h"
 #include "keystore.h"
+#include "smime_verify.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -392,6 +393,13 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		snapshot_unref(s);
 		return -1;
 	}
+	if (s->cfg->ca_file && s->cfg->inbound_verify) {
+		/* a failure here is the verifier's to report (temperror with
+		 * the reason, per message), like a bundle gone later */
+		char terr[256];
+		s->trust =
+		        smime_trust_load(s->cfg->ca_file, terr, sizeof(terr));
+	}
 	s->md = cms_digest_fetch(s->cfg->digest);
 	if (s->md == NULL) {
 		seterr_ssl(err, errlen, "digest not available");
@@ -501,6 +509,7 @@ void snapshot_unref(struct snapshot *s)
 	if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_SEQ_CST) > 0)
 		return;
 	snapshot_decrypt_free(s); /* before the signers' keys they share */
+	X509_STORE_free(s->trust);
 	for (size_t i = 0; i < s->nentries; i++)
 		entry_clear(&s->entries[i]);
 	free(s->entries);

@@ -74,6 +74,8 @@ struct snapshot {
 	size_t nusable;
 	struct decrypt_key *dkeys; /* by address, newest first */
 	size_t ndkeys;
+	X509_STORE *trust; /* ca_file, loaded once for inbound verification
+	                      (NULL: none, or unreadable at build) */
 	struct rcpt_cert *rcpts; /* active recipient certificates, by address */
 	size_t nrcpts;
 	/* certificates harvested while this snapshot is current: used at
