@@ -39,7 +39,7 @@ work=$(mktemp -d /tmp/smime-bench-in.XXXXXX)
 pid=""
 cleanup() {
 	[ -n "$pid" ] && { kill "$pid" && wait "$pid"; } 2>/dev/null || true
-	rm -rf "$work"
+	[ "${KEEP:-0}" = 1 ] && echo "# kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
 . tests/bench/lib.sh
