@@ -98,9 +98,15 @@ nonextractable() {
 }
 # issue CSR ADDR SERIAL OUT: the test issuing CA signs CSR for ADDR
 issue() {
+	# an EC key decrypts by key agreement (ECDH), an RSA key by key transport
+	if openssl req -in "$1" -noout -text 2>/dev/null | grep -q 'ASN1 OID: prime256v1'; then
+		is_ku=keyAgreement
+	else
+		is_ku=keyEncipherment
+	fi
 	cat >"$work/issue.ext" <<EXT
 basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
+keyUsage=critical,digitalSignature,$is_ku
 extendedKeyUsage=emailProtection
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid:always
@@ -112,6 +118,22 @@ EXT
 		return 1
 	}
 }
+# decrypts_with ADDR CERT: mail a partner encrypted to CERT (openssl cms,
+# AES-256-GCM: RSA key transport or ECDH by the key type) comes out of
+# `smime-milter -t --inbound -r ADDR` decrypted by the key on the token
+decrypts_with() {
+	printf 'Content-Type: text/plain\r\n\r\nrahasia untuk %s\r\n' "$1" >"$work/dw.txt"
+	{
+		printf 'From: mitra@jabarprov.go.id\r\nTo: %s\r\nSubject: rahasia\r\n' "$1"
+		openssl cms -encrypt -aes-256-gcm -in "$work/dw.txt" -recip "$2"
+	} >"$work/dw.eml" 2>"$work/dw.err" &&
+		"$ME_MILTER" -c "$conf" -t "$work/dw.eml" --inbound -r "$1" >"$work/dw.out" 2>>"$work/dw.err" &&
+		tr -d '\r' <"$work/dw.out" | grep -qx "rahasia untuk $1" &&
+		grep -q "decrypted for $1 certificate" "$work/dw.err" && return 0
+	sed 's/^/#   /' "$work/dw.err" | tail -5
+	return 1
+}
+
 # signs_with ADDR SERIAL: `smime-milter -t` signs a message from ADDR with the
 # certificate of serial SERIAL (hex) and it verifies with openssl and gpgsm
 signs_with() {
@@ -259,6 +281,8 @@ keygen_case() {
 	expect 0 "$kc_t: smime-milter -n passes" "$ME_MILTER" -c "$conf" -n
 	signs_with "$kc_a" "$kc_s"
 	tap $? "$kc_t: smime-milter -t signs mail from $kc_a with the key on the token; verifies"
+	decrypts_with "$kc_a" "$work/$kc_l.crt.pem"
+	tap $? "$kc_t: smime-milter -t --inbound decrypts mail to $kc_a with the key on the token (${kc_t%%-*}: $( [ "${kc_t%%-*}" = ec ] && echo C_DeriveKey || echo C_Decrypt))"
 }
 keygen_case budi@banjarkota.go.id budi rsa2048 7001 'Public-Key: \(2048 bit\)'
 keygen_case dewi@banjarkota.go.id dewi ec-p256 7002 'prime256v1|P-256'
