@@ -53,15 +53,7 @@ ctl "smimectl import andi (sender)" import --mailbox andi@banjarkota.go.id \
 ctl "smimectl recipient import mitra (PEM) and ecmitra (EC)" recipient import \
 	"$pki/mitra.crt.pem" "$pki/ecmitra.crt.pem"
 
-e2e_start_milter
-mkdir -p "$work/pf"
-PF_EXTRA_MAIN='smtpd_authorized_xclient_hosts = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, check_client_access static:OK, reject'
-if pf_start "$work/pf" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1"; then
-	ok "private Postfix started (smtpd $smtp_port, sink $sink_port)"
-else
-	bail "private Postfix started"
-fi
+e2e_start_xclient
 
 # ---------------------------------------------------------------- helpers
 # msg TAG FROM TO-HEADER: a multipart message with non-ASCII text and an

@@ -32,6 +32,8 @@
 #                      check); bails on a failure
 #   e2e_start_milter   the milter with $conf on $milter_port, log
 #                      $work/milter.log, pid in $milter_pid (one check)
+#   e2e_start_xclient  e2e_start_milter, then Postfix in $work/pf whose
+#                      smtpd takes XCLIENT from 127.0.0.0/8 (one check)
 #   e2e_delivered TAG  the sink copy for t-TAG@example.org, without the
 #                      sink's lines, to $work/out/TAG.eml; 1 if not there
 #   e2e_find_tag TAG   the complete sink files for t-TAG@example.org, oldest
@@ -155,6 +157,21 @@ e2e_start_milter() {
 		bail "milter listens on inet:$milter_port@127.0.0.1"
 	milter_pid=$ME_PID
 	ok "milter listens on inet:$milter_port@127.0.0.1"
+}
+
+# e2e_start_xclient: e2e_start_milter, then a private Postfix in
+# $work/pf (one check) whose smtpd lets 127.0.0.0/8 set the client with
+# XCLIENT and relays for anyone (the tests play partners from outside)
+e2e_start_xclient() {
+	e2e_start_milter
+	mkdir -p "$work/pf"
+	PF_EXTRA_MAIN='smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, check_client_access static:OK, reject'
+	if pf_start "$work/pf" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1"; then
+		ok "private Postfix started (smtpd $smtp_port, sink $sink_port)"
+	else
+		bail "private Postfix started"
+	fi
 }
 
 e2e_delivered() {

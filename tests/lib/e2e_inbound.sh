@@ -82,17 +82,7 @@ ie_conf() {
 		"authserv_id = \"$IE_AUTHSERV\";" "$@"
 }
 
-ie_start() {
-	e2e_start_milter
-	mkdir -p "$work/pf"
-	PF_EXTRA_MAIN='smtpd_authorized_xclient_hosts = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, check_client_access static:OK, reject'
-	if pf_start "$work/pf" "$smtp_port" "$sink_port" "inet:$milter_port@127.0.0.1"; then
-		ok "private Postfix started (smtpd $smtp_port, sink $sink_port)"
-	else
-		bail "private Postfix started"
-	fi
-}
+ie_start() { e2e_start_xclient; }
 
 ie_send() {
 	_code=$(PF_XCLIENT="ADDR=192.0.2.1 NAME=mx.jabarprov.go.id" pf_send \
