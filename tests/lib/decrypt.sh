@@ -151,14 +151,25 @@ EOF
 	# gpgsm 2.2.40 dies with SIGSEGV importing EC keys: no core files, and
 	# gpgsm not the subshell's last command (dash would exec it), so the
 	# shell's "Segmentation fault" message lands in the log
-	(
-		ulimit -c 0 2>/dev/null
-		LC_ALL=C gpgsm --homedir "$_dgh" --batch --no-tty \
-			--pinentry-mode loopback --passphrase-fd 3 --status-fd 1 \
-			--import "$_dgpki/$_dgname.legacy.p12" 3<"$_dgpki/$_dgname.pass"
-		exit $?
-	) >"$_dgh/import.status" 2>"$_dgh/import.log"
-	_dgirc=$?
+	# gpgsm 2.2.40's PKCS#12 reader also fails on about 1 in 100 files
+	# openssl writes ("data error at shrouded_key_bag"; the same key
+	# exported again imports): such a file is made again, up to 5 times
+	_dgp12=$_dgpki/$_dgname.legacy.p12
+	for _dgtry in 1 2 3 4 5; do
+		(
+			ulimit -c 0 2>/dev/null
+			LC_ALL=C gpgsm --homedir "$_dgh" --batch --no-tty \
+				--pinentry-mode loopback --passphrase-fd 3 --status-fd 1 \
+				--import "$_dgp12" 3<"$_dgpki/$_dgname.pass"
+			exit $?
+		) >"$_dgh/import.status" 2>"$_dgh/import.log"
+		_dgirc=$?
+		grep -q 'shrouded_key_bag' "$_dgh/import.log" || break
+		_dgp12=$_dgh/again.$_dgtry.p12
+		openssl pkcs12 -export -legacy -inkey "$_dgpki/$_dgname.key.pem" \
+			-in "$_dgpki/$_dgname.crt.pem" -passout "file:$_dgpki/$_dgname.pass" \
+			-out "$_dgp12" 2>/dev/null || break
+	done
 	_dgfpr=$(openssl x509 -in "$_dgpki/$_dgname.crt.pem" -noout -fingerprint -sha1 |
 		sed 's/^[^=]*=//; s/://g')
 	if ! LC_ALL=C gpgsm --homedir "$_dgh" --batch --no-tty --with-colons \
