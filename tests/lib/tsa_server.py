@@ -26,10 +26,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CONF = sys.argv[1]
 last = {"reply": b""}
+# openssl ts -reply reads and rewrites its serial file: one at a time
+signing = threading.Lock()
 
 
 def ts_reply(section, query):
@@ -38,9 +41,10 @@ def ts_reply(section, query):
         r = os.path.join(d, "r.tsr")
         with open(q, "wb") as f:
             f.write(query)
-        subprocess.run(["openssl", "ts", "-reply", "-config", CONF,
-                        "-section", section, "-queryfile", q, "-out", r],
-                       check=True, stdout=subprocess.DEVNULL)
+        with signing:
+            subprocess.run(["openssl", "ts", "-reply", "-config", CONF,
+                            "-section", section, "-queryfile", q, "-out", r],
+                           check=True, stdout=subprocess.DEVNULL)
         with open(r, "rb") as f:
             return f.read()
 

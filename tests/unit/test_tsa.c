@@ -7,6 +7,7 @@
  * attached to a real CMS SignerInfo, seen by `openssl cms -cmsout -print`.
  * Loopback only: every URL is http://127.0.0.1.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,7 +126,7 @@ static void server_stop(void)
 }
 
 /* seconds the "short" TSA certificate lives after t_start */
-#define SHORT_LIFE 2
+#define SHORT_LIFE 3
 
 static void server_start(void)
 {
@@ -437,6 +438,60 @@ static void test_validity(const unsigned char *dg, const unsigned char *tok,
 	   "a token made before its TSA expired still verifies: %s", err);
 }
 
+#define THREADS 4
+
+/* One thread's request, over its own digest. */
+struct job {
+	unsigned char dg[TSA_DIGEST_LEN];
+	int rc;
+	char err[256];
+};
+
+static void *job_run(void *arg)
+{
+	struct job *j = arg;
+	unsigned char *tok = NULL;
+	size_t len = 0;
+	char url[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/tsa/good", port);
+	j->rc = tsa_request(url, 10000, j->dg, TSA_DIGEST_LEN, ca_pem, &tok,
+	                    &len, NULL, j->err, sizeof(j->err));
+	if (j->rc == 0)
+		j->rc = tsa_token_verify(tok, len, j->dg, TSA_DIGEST_LEN,
+		                         ca_pem, NULL, j->err, sizeof(j->err));
+	OPENSSL_free(tok);
+	return NULL;
+}
+
+/* Several threads at once (the milter signs in one thread per
+ * connection): each gets a token over its own digest. */
+static void test_threads(void)
+{
+	struct job jobs[THREADS];
+	pthread_t th[THREADS];
+	int i, made = 0, good = 0;
+
+	for (i = 0; i < THREADS; i++) {
+		memset(&jobs[i], 0, sizeof(jobs[i]));
+		jobs[i].rc = -1;
+		EVP_Digest(&i, sizeof(i), jobs[i].dg, NULL, EVP_sha256(), NULL);
+		if (pthread_create(&th[made], NULL, job_run, &jobs[i]) == 0)
+			made++;
+	}
+	for (i = 0; i < made; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < THREADS; i++) {
+		if (jobs[i].rc == 0)
+			good++;
+		else
+			printf("# thread %d: %s\n", i, jobs[i].err);
+	}
+	ok(made == THREADS && good == THREADS,
+	   "%d threads stamp at once, each its own digest (%d good)", THREADS,
+	   good);
+}
+
 /* A CMS signature with the fixture's leaf, time-stamped, written out and
  * read back. */
 static void test_attach(void)
@@ -548,6 +603,7 @@ int main(void)
 	ok(ask("/tsa/short", 5000, dg, ca_pem, &short_tok, &short_len, NULL,
 	       err, sizeof(err)) == 0,
 	   "a TSA certificate about to expire still stamps");
+	test_threads();
 	test_good(dg);
 	test_faults(dg);
 	test_attach();
