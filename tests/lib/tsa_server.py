@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A loopback RFC 3161 TSA for the tests: `openssl ts -reply` behind HTTP.
 
-Usage: tsa_server.py CONF PORTFILE
+Usage: tsa_server.py CONF PORTFILE [TLSCERT TLSKEY]
 
 Listens on 127.0.0.1, an ephemeral port written to PORTFILE once it
-accepts.  CONF is an openssl ts configuration; the path of a POST picks
+accepts; with TLSCERT and TLSKEY (PEM) also over HTTPS, on a second
+port written as the second line.  CONF is an openssl ts configuration; the path of a POST picks
 the answer:
 
   /tsa/SECTION     the request answered by `openssl ts -reply` with the
@@ -23,6 +24,7 @@ the answer:
 """
 import http.server
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -118,9 +120,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
+    ports = "%d\n" % srv.server_address[1]
+    if len(sys.argv) > 4:
+        tls = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        tls.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+        tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
+        ports += "%d\n" % tls.server_address[1]
     tmp = sys.argv[2] + ".tmp"
     with open(tmp, "w") as f:
-        f.write("%d\n" % srv.server_address[1])
+        f.write(ports)
     os.rename(tmp, sys.argv[2])
     srv.serve_forever()
 

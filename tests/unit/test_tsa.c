@@ -24,7 +24,7 @@
 #include "tap.h"
 #include "tsa.h"
 
-static int port;
+static int port, tls_port; /* http and https */
 static long server_pid;
 static const char *ca_pem; /* the trust bundle of the good TSA */
 static char ca_path[512], ca2_path[512];
@@ -52,18 +52,18 @@ static const char *pki_path(const char *prefix, const char *suffix)
 	return fixture_path(name);
 }
 
-/* A TSA certificate and key for ca/cak (EKU timeStamping, critical),
- * valid from t_start + from to t_start + to: PREFIX-tsa.crt, .key. */
+#define TSA_EXTS                                                        \
+	"basicConstraints:CA:FALSE|keyUsage:critical,digitalSignature|" \
+	"extendedKeyUsage:critical,timeStamping|subjectKeyIdentifier:hash"
+
+/* A certificate and key for ca/cak with the extensions exts, valid from
+ * t_start + from to t_start + to: PREFIX-tsa.crt and PREFIX-tsa.key. */
 static void tsa_make(const char *prefix, X509 *ca, EVP_PKEY *cak, long serial,
-                     long from, long to)
+                     long from, long to, const char *exts)
 {
 	EVP_PKEY *tk = key_new();
 	X509 *tsa = fixture_cert_make(tk, "Test TSA", ca, cak, serial, t_start,
-	                              from, to,
-	                              "basicConstraints:CA:FALSE|"
-	                              "keyUsage:critical,digitalSignature|"
-	                              "extendedKeyUsage:critical,timeStamping|"
-	                              "subjectKeyIdentifier:hash");
+	                              from, to, exts);
 
 	if (fixture_pem_write(pki_path(prefix, "tsa.crt"), tsa, NULL) != 0 ||
 	    fixture_key_write(pki_path(prefix, "tsa.key"), tk) != 0)
@@ -86,7 +86,7 @@ static void pki_make(const char *prefix, const char *cn, long serial,
 
 	if (fixture_pem_write(pki_path(prefix, "ca.crt"), ca, NULL) != 0)
 		exit(1);
-	tsa_make(prefix, ca, cak, serial + 1, -3600, 86400);
+	tsa_make(prefix, ca, cak, serial + 1, -3600, 86400, TSA_EXTS);
 	if (cap != NULL) {
 		*cap = ca;
 		*cakp = cak;
@@ -140,8 +140,12 @@ static void server_start(void)
 	pki_make("a", "Test TSA Root", 10, &ca, &cak);
 	pki_make("b", "Other TSA Root", 20, NULL, NULL);
 	/* under the good root: expired an hour ago, and expiring soon */
-	tsa_make("expired", ca, cak, 12, -7200, -3600);
-	tsa_make("short", ca, cak, 13, -3600, SHORT_LIFE);
+	tsa_make("expired", ca, cak, 12, -7200, -3600, TSA_EXTS);
+	tsa_make("short", ca, cak, 13, -3600, SHORT_LIFE, TSA_EXTS);
+	/* the HTTPS listener's certificate, from a root no system trusts */
+	tsa_make("web", ca, cak, 14, -3600, 86400,
+	         "basicConstraints:CA:FALSE|extendedKeyUsage:serverAuth|"
+	         "subjectAltName:IP:127.0.0.1");
 	X509_free(ca);
 	EVP_PKEY_free(cak);
 	snprintf(ca_path, sizeof(ca_path), "%s", fixture_path("a-ca.crt"));
@@ -160,9 +164,10 @@ static void server_start(void)
 	conf_section(f, "short", "short", "sha256");
 	if (fclose(f) != 0)
 		exit(1);
-	if (fixture_sh("python3 tests/lib/tsa_server.py '%s' '%s' >'%s' 2>&1 "
-	               "</dev/null & echo $! >'%s'",
+	if (fixture_sh("python3 tests/lib/tsa_server.py '%s' '%s' '%s' '%s' "
+	               ">'%s' 2>&1 </dev/null & echo $! >'%s'",
 	               fixture_path("ts.cnf"), fixture_path("port"),
+	               pki_path("web", "tsa.crt"), pki_path("web", "tsa.key"),
 	               fixture_path("server.log"), fixture_path("pid")) != 0)
 		exit(1);
 	server_pid = atol(fixture_sh_out(pid, sizeof(pid), "cat '%s'",
@@ -176,7 +181,9 @@ static void server_start(void)
 		else
 			usleep(50000);
 	}
-	if (port == 0 || server_pid <= 0) {
+	tls_port = atoi(fixture_sh_out(pid, sizeof(pid), "sed -n 2p '%s'",
+	                               fixture_path("port")));
+	if (port == 0 || tls_port == 0 || server_pid <= 0) {
 		printf("# the loopback TSA did not start\n");
 		fixture_sh("cat '%s'", fixture_path("server.log"));
 		exit(1);
@@ -356,6 +363,24 @@ static void test_faults(const unsigned char *dg)
 	       err, sizeof(err)) == -1 &&
 	           has(err, "cannot read the TSA trust bundle"),
 	   "an unreadable trust bundle is named");
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/tsa/good", tls_port);
+	ok(tsa_request(url, 5000, dg, TSA_DIGEST_LEN, ca_pem, &t, &tl, NULL,
+	               err, sizeof(err)) == -1 &&
+	           has(err, "TSA request failed: SSL certificate problem"),
+	   "https to a server no system CA vouches for is refused: %s", err);
+	ok(fixture_sh("openssl ts -query -digest %064d -sha256 -cert "
+	              "-out '%s' 2>/dev/null && python3 -c 'import ssl,sys,"
+	              "urllib.request as u; c=ssl.create_default_context("
+	              "cafile=sys.argv[1]); r=u.Request(sys.argv[2], "
+	              "open(sys.argv[3],\"rb\").read(), {\"Content-Type\": "
+	              "\"application/timestamp-query\"}); "
+	              "open(sys.argv[4],\"wb\").write(u.urlopen(r, context=c)"
+	              ".read())' '%s' '%s' '%s' '%s' && openssl ts -reply -in "
+	              "'%s' -text 2>/dev/null | grep -q 'Status: Granted'",
+	              0, fixture_path("tls.tsq"), ca_pem, url,
+	              fixture_path("tls.tsq"), fixture_path("tls.tsr"),
+	              fixture_path("tls.tsr")) == 0,
+	   "while a client trusting that root gets a granted answer there");
 	ok(tsa_request("ftp://127.0.0.1:1/", 2000, dg, TSA_DIGEST_LEN, ca_pem,
 	               &t, &tl, NULL, err, sizeof(err)) == -1 &&
 	           has(err, "not http or https") && t == NULL,
