@@ -470,6 +470,17 @@ fail:
 	return NULL;
 }
 
+/* What a TSA sent (its status text, a Content-Type, a redirect's scheme)
+ * can end up in err, and err in a log line: no control characters. */
+static void tsa_err_clean(char *err, size_t errlen)
+{
+	unsigned char *p;
+
+	for (p = (unsigned char *)err; err != NULL && errlen > 0 && *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 int tsa_request(const char *url, long timeout_ms, const unsigned char *digest,
                 size_t dlen, const char *ca_file, unsigned char **token_der,
                 size_t *token_len, time_t *gen_time, char *err, size_t errlen)
@@ -524,6 +535,8 @@ done:
 	TS_RESP_free(resp);
 	TS_REQ_free(req);
 	free(body.data);
+	if (rc != 0)
+		tsa_err_clean(err, errlen);
 	return rc;
 }
 

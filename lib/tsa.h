@@ -32,7 +32,8 @@
  * On success *token_der (OPENSSL_malloc'd; OPENSSL_free it) holds the
  * TimeStampToken (a ContentInfo) as the TSA sent it, *token_len its length
  * and *gen_time (may be NULL) its genTime.  Safe to call from several
- * threads.  Returns 0, or -1 with err filled and *token_der NULL.
+ * threads.  Returns 0, or -1 with err filled (free of control characters,
+ * whatever the TSA sent) and *token_der NULL.
  */
 int tsa_request(const char *url, long timeout_ms, const unsigned char *digest,
                 size_t dlen, const char *ca_file, unsigned char **token_der,

@@ -15,6 +15,9 @@ the answer:
   /hang            reads the request, then answers nothing for 60 s
   /garbage         200, text/html that is no TimeStampResp
   /status500       HTTP 500
+  /empty           200 with no body
+  /rejecttext      a rejection made here (not by openssl), its text with
+                   a line break and a control character in it
   /big             200 with 1 MiB (Content-Length given)
   /bigchunked      200 with 1 MiB, chunked (no length known in advance)
   /redirect/good   307 to /tsa/good
@@ -59,6 +62,20 @@ def flip_imprint(query):
     return bytes(b)
 
 
+def der(tag, content):
+    n = len(content)
+    if n < 128:
+        return bytes([tag, n]) + content
+    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(ln)]) + ln + content
+
+
+def rejection(text):
+    # TimeStampResp { PKIStatusInfo { rejection(2), PKIFreeText } }
+    free_text = der(0x30, der(0x0C, text.encode()))
+    return der(0x30, der(0x30, der(0x02, b"\x02") + free_text))
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -92,6 +109,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif p == "/garbage":
             self.send(200, b"<html>Service Unavailable</html>\n",
                       "text/html")
+        elif p == "/empty":
+            self.send(200, b"")
+        elif p == "/rejecttext":
+            self.send(200, rejection("no\r\nForged: log line\x1b[0m"))
         elif p == "/status500":
             self.send(500, b"internal error\n", "text/plain")
         elif p == "/big":
