@@ -13,7 +13,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
              -Wformat=2 -Wno-format-truncation -Wno-format-nonliteral -fno-strict-aliasing -Ilib $(PKG_CFLAGS)
-LDLIBS    += $(PKG_LIBS) -lpthread
+LDLIBS    += $(PKG_LIBS) -lcurl -lpthread
 
 ifeq ($(SANITIZE),1)
 CFLAGS    += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
