@@ -18,12 +18,16 @@
 #   - the daemon: decrypted body and stamp over the protocol, 550 5.7.1 for
 #     a bad signature with on_bad_signature = reject, one audit row per
 #     message (decrypted, verified, verify-failed, not-decrypted) and the
-#     chain still verifies.
+#     chain still verifies; temp_dir full while a large inbound message is
+#     spooled: tempfail, nothing changed, the retry decrypts.
 # Prints TAP.  KEEP=1 keeps the work directory.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 fx_begin inbound
 pid=''
-fx_on_exit() { me_stop "$pid"; }
+fx_on_exit() {
+	me_stop "$pid"
+	umount "$work/tmp" 2>/dev/null
+}
 fx_setup "PKI built, andi, sekda, noreply, legacy imported"
 pki=$work/pki
 "$CTL" -c "$conf" import --mailbox ec@banjarkota.go.id --kind individual \
@@ -199,6 +203,31 @@ cli d3 "$t/sig.eml" --rcpt andi@banjarkota.go.id
 cli d4 "$t/two.eml" --rcpt andi@banjarkota.go.id --rcpt budi@banjarkota.go.id
 has d3 "m1.result=continue" && has d4 "m1.bodychange=0"
 tap $? "daemon: signed-only and not-decrypted messages go on" || sed 's/^/#   /' "$t/d3.res" "$t/d4.res"
+# temp_dir full while a large inbound message is spooled: tempfail, the
+# message untouched (the MTA keeps it), nothing left behind; the retry
+# after the space is back is decrypted
+"$PY" -c 'import sys
+line = "Lampiran laporan keuangan, baris %07d.\r\n"
+sys.stdout.write("Content-Type: text/plain\r\n\r\n" + "".join(line % i for i in range(70000)))' >"$t/big.txt"
+{ hdrs x besar; openssl cms -encrypt -aes-256-gcm -in "$t/big.txt" -recip "$pki/andi.crt.pem"; } >"$t/big.eml"
+if mount -t tmpfs -o size=256k,mode=0700 tmpfs "$work/tmp"; then
+	cli d5 "$t/big.eml" --rcpt andi@banjarkota.go.id
+	{ has d5 "m1.result=tempfail" || grep -q '^m1\.reply=4' "$t/d5.res"; } && has d5 "m1.bodychange=0" &&
+		! grep -q '^m1\.hdr' "$t/d5.res"
+	tap $? "daemon: temp_dir full during a $(($(wc -c <"$t/big.eml") / 1024)) KiB inbound message: tempfailed, nothing changed" ||
+		sed 's/^/#   /' "$t/d5.res"
+	grep -q "INd5: cannot check inbound mail: .*No space left.*; tempfailed" "$work/milter.log"
+	tap $? "daemon: the log line says No space left and tempfailed" || tail -3 "$work/milter.log" | sed 's/^/#   /'
+	[ -z "$(ls -A "$work/tmp")" ]
+	tap $? "daemon: no spool file left in temp_dir"
+	umount "$work/tmp"
+	cli d6 "$t/big.eml" --rcpt andi@banjarkota.go.id
+	cp "$t/d6.dout" "$t/d6.out" 2>/dev/null
+	has d6 "m1.bodychange=1" && tr -d '\r' <"$t/d6.out" | grep -q "^Lampiran laporan keuangan, baris 0069999.$"
+	tap $? "daemon: the retry with space again is decrypted, to its last line" || sed 's/^/#   /' "$t/d6.res"
+else
+	nok "a 256 KiB tmpfs as temp_dir (mount failed: not root?)"
+fi
 me_stop "$pid"
 pid=''
 rows=$(sqlite3 "$work/smime.db" "select queue_id || ' ' || action || ' ' || coalesce(recipients, '-') || ' ' || coalesce(cert_serial, '-')
