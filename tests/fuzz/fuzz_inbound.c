@@ -34,7 +34,10 @@
  *   - a tagged Subject replaces the old one (delete 1 first) and is the
  *     tag, a space and the old value;
  *   - result->smime is pass, fail, neutral, temperror, permerror or none;
- *     result->action is one of inbound.h's or NULL.
+ *     result->action is one of inbound.h's or NULL;
+ *   - decrypted only when every envelope recipient has a decryption key
+ *     in the snapshot; the body changes without decryption only where
+ *     unwrapping is on (snapshot 1); result->reject only there, on fail.
  * FUZZ_INBOUND_KNOWN=subject-cr accepts a bare CR in the tagged Subject,
  * an open bug (tests/fuzz/KNOWN), so that a run can find others.
  * FUZZ_INBOUND_REPORT=1 prints one line per snapshot (what
@@ -341,7 +344,18 @@ static void check_edits(const struct hdrs *h, const struct msg_edit *e,
 		die("a forged Authentication-Results stays", NULL);
 }
 
-static void check_result(const struct inb_result *r, const struct out *o)
+/* Who may read the plaintext: every envelope recipient has a key. */
+static void check_readers(const struct snapshot *s, const struct hdrs *h)
+{
+	const struct decrypt_key *dk;
+
+	for (size_t k = 0; k < h->nrcpt; k++)
+		if (snapshot_decrypt_keys(s, h->rcpt[k], &dk) == 0)
+			die("decrypted for a recipient without a key",
+			    h->rcpt[k]);
+}
+
+static void check_result(int i, const struct inb_result *r, const struct out *o)
 {
 	static const char *const words[] = { "pass",      "fail",
 		                             "neutral",   "temperror",
@@ -362,6 +376,11 @@ static void check_result(const struct inb_result *r, const struct out *o)
 		die("wrote a body without body_replaced", NULL);
 	if (r->decrypted && !r->body_replaced)
 		die("decrypted but the body was not replaced", NULL);
+	if (i == 0 && r->body_replaced && !r->decrypted)
+		die("body replaced, not decrypted, unwrap off", NULL);
+	if (r->reject && (i == 0 || strcmp(r->smime, "fail") != 0))
+		die("reject without on_bad_signature = reject and a fail",
+		    r->smime);
 	if (memchr(r->reason, '\0', sizeof(r->reason)) == NULL)
 		die("result->reason is not terminated", NULL);
 }
@@ -426,7 +445,9 @@ static void run(int i, const uint8_t *data, size_t size)
 	             sizeof(err));
 	if (rc != 0)
 		die("inb_eom failed on hostile input", err);
-	check_result(res, &o);
+	check_result(i, res, &o);
+	if (res->decrypted)
+		check_readers(snaps[i], &h);
 	check_edits(&h, edits, nedits);
 	if (getenv("FUZZ_INBOUND_REPORT") || o.dump)
 		report(i, res, &o, edits, nedits);
