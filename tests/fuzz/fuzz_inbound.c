@@ -101,7 +101,7 @@ static void conf_derive(const char *base, const char *const *set,
 	char line[4096], tmp[4200];
 	FILE *in = fopen(base, "r"), *out;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
 	if (in == NULL || (out = fopen(tmp, "w")) == NULL)
 		die("cannot derive a configuration from", base);
 	while (fgets(line, sizeof(line), in))
