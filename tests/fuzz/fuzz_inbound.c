@@ -36,7 +36,8 @@
  *   - result->smime is pass, fail, neutral, temperror, permerror or none;
  *     result->action is one of inbound.h's or NULL;
  *   - decrypted only when every envelope recipient has a decryption key
- *     in the snapshot; the body changes without decryption only where
+ *     in the snapshot and (when OpenSSL's d2i_CMS_bio reads the body) a
+ *     certificate of it is named in a RecipientInfo; the body changes without decryption only where
  *     unwrapping is on (snapshot 1); result->reject only there, on fail.
  * FUZZ_INBOUND_KNOWN=subject-cr accepts a bare CR in the tagged Subject,
  * an open bug (tests/fuzz/KNOWN), so that a run can find others.
@@ -52,8 +53,14 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
 #include "authres.h"
 #include "inbound.h"
+#include "mime.h"
 #include "offline.h"
 #include "snapshot.h"
 #include "util.h"
@@ -203,6 +210,7 @@ struct hdrs {
 	int *forged; /* the indexes of those that claim our id */
 	size_t nforged;
 	char *subject; /* the first Subject's value */
+	char *cte;     /* the first Content-Transfer-Encoding's */
 	int oom;
 };
 
@@ -236,6 +244,9 @@ static int each_header(void *arg, const char *start, const char *end)
 		if (strcasecmp(name, "Subject") == 0 && h->subject == NULL &&
 		    (h->subject = strdup(value)) == NULL)
 			h->oom = 1;
+		if (strcasecmp(name, "Content-Transfer-Encoding") == 0 &&
+		    h->cte == NULL && (h->cte = strdup(value)) == NULL)
+			h->oom = 1;
 		rc = inb_header(h->inb, name, value);
 	}
 	free(name);
@@ -243,10 +254,24 @@ static int each_header(void *arg, const char *start, const char *end)
 	return rc;
 }
 
+/* The body as inb_body got it (for check_named). */
+static unsigned char *body;
+static size_t body_len, body_cap;
+
 static int each_chunk(void *arg, unsigned char *buf, size_t n)
 {
 	char err[512];
 
+	if (body_len + n > body_cap) {
+		size_t cap = (body_len + n) * 2;
+		unsigned char *grown = realloc(body, cap);
+		if (grown == NULL)
+			die("out of memory", NULL);
+		body = grown;
+		body_cap = cap;
+	}
+	memcpy(body + body_len, buf, n);
+	body_len += n;
 	if (inb_body(arg, buf, n, err, sizeof(err)) != 0)
 		die("inb_body", err);
 	return 0;
@@ -345,14 +370,71 @@ static void check_edits(const struct hdrs *h, const struct msg_edit *e,
 }
 
 /* Who may read the plaintext: every envelope recipient has a key. */
+/* 1 when a RecipientInfo of cms names cert (OpenSSL's reading). */
+static int named(CMS_ContentInfo *cms, X509 *cert)
+{
+	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+
+	for (int r = 0; r < sk_CMS_RecipientInfo_num(ris); r++) {
+		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, r);
+		STACK_OF(CMS_RecipientEncryptedKey) *reks;
+		if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS &&
+		    CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0)
+			return 1;
+		if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_AGREE)
+			continue;
+		reks = CMS_RecipientInfo_kari_get0_reks(ri);
+		for (int k = 0; k < sk_CMS_RecipientEncryptedKey_num(reks); k++)
+			if (CMS_RecipientEncryptedKey_cert_cmp(
+			            sk_CMS_RecipientEncryptedKey_value(reks, k),
+			            cert) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+/* Who may read the plaintext: every envelope recipient has a key, and,
+ * where OpenSSL's own parser reads the CMS of the body, a certificate of
+ * it is named in a RecipientInfo (the sender encrypted to it). */
 static void check_readers(const struct snapshot *s, const struct hdrs *h)
 {
 	const struct decrypt_key *dk;
+	CMS_ContentInfo *cms = NULL;
+	unsigned char *der = body;
+	int dl = (int)body_len, fl = 0;
+	EVP_ENCODE_CTX *x = NULL;
+	BIO *m;
 
 	for (size_t k = 0; k < h->nrcpt; k++)
 		if (snapshot_decrypt_keys(s, h->rcpt[k], &dk) == 0)
 			die("decrypted for a recipient without a key",
 			    h->rcpt[k]);
+	if (mime_cte_parse(h->cte) == MIME_CTE_BASE64) {
+		if ((der = malloc(body_len / 4 * 3 + 80)) == NULL ||
+		    (x = EVP_ENCODE_CTX_new()) == NULL)
+			die("out of memory", NULL);
+		EVP_DecodeInit(x);
+		if (EVP_DecodeUpdate(x, der, &dl, body, (int)body_len) < 0 ||
+		    EVP_DecodeFinal(x, der + dl, &fl) < 0)
+			dl = fl = 0;
+		dl += fl;
+	}
+	if ((m = BIO_new_mem_buf(der, dl)) != NULL)
+		cms = d2i_CMS_bio(m, NULL);
+	for (size_t k = 0; cms && k < (h->nrcpt ? h->nrcpt : 1); k++) {
+		const char *a = h->nrcpt ? h->rcpt[k] : "andi@banjarkota.go.id";
+		size_t n = snapshot_decrypt_keys(s, a, &dk), j;
+		for (j = 0; j < n && !named(cms, dk[j].cert); j++)
+			;
+		if (j == n)
+			die("decrypted, but no RecipientInfo names", a);
+	}
+	CMS_ContentInfo_free(cms);
+	BIO_free(m);
+	EVP_ENCODE_CTX_free(x);
+	if (der != body)
+		free(der);
+	ERR_clear_error();
 }
 
 static void check_result(int i, const struct inb_result *r, const struct out *o)
@@ -439,6 +521,7 @@ static void run(int i, const uint8_t *data, size_t size)
 		goto done; /* a field offline_header_parse cannot take */
 	if (inb_eoh(h.inb, 0, &reason) != INB_PROCESS)
 		goto done;
+	body_len = 0;
 	offline_body((const char *)data + off, size - off, each_chunk, h.inb);
 	o.dump = getenv("FUZZ_INBOUND_DUMP") ? stderr : NULL;
 	rc = inb_eom(h.inb, out_write, &o, &edits, &nedits, &res, err,
@@ -455,6 +538,7 @@ done:
 	for (size_t k = 0; k < h.nrcpt; k++)
 		free(h.rcpt[k]);
 	free(h.subject);
+	free(h.cte);
 	inb_free(h.inb);
 }
 

@@ -8,7 +8,8 @@
 #   encrypted  AES-256-CBC, AES-128-CBC, 3DES, AES-256-GCM, RSA-OAEP,
 #              subjectKeyIdentifier, to ec@ (ECDH), to sekda@ (PEM key),
 #              to andi and a partner, x-pkcs7-mime, no smime-type, binary
-#              DER, to a partner only, to andi + budi (not decryptable)
+#              DER, to a partner only; to andi + budi and to andi +
+#              sekda (both have keys) when only andi is a recipient
 #   signed     multipart/signed by mitra@jabarprov.go.id: good, tampered,
 #              From not the signer, revoked signer, unknown CA,
 #              x-pkcs7-signature; opaque signed-data
@@ -93,6 +94,7 @@ seed enc-sekda "$MITRA" "sekda@banjarkota.go.id" "$tmp/sekda.p7m"
 enc two "$tmp/in.txt" -aes-256-cbc "$pki/mitra.crt.pem" "$a"
 seed enc-two-recips "$MITRA" "$ANDI" "$tmp/two.p7m"
 seed enc-andi-budi "$MITRA" "$ANDI, budi@banjarkota.go.id" "$tmp/cbc.p7m"
+seed enc-andi-sekda "$MITRA" "$ANDI, sekda@banjarkota.go.id" "$tmp/cbc.p7m"
 enc partner "$tmp/in.txt" -aes-256-cbc "$pki/mitra.crt.pem"
 seed enc-not-to-us "$MITRA" "$ANDI" "$tmp/partner.p7m"
 sed 's/application\/pkcs7-mime/application\/x-pkcs7-mime/' "$tmp/cbc.p7m" >"$tmp/x.p7m"
