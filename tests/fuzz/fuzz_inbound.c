@@ -60,6 +60,7 @@
 
 #include "authres.h"
 #include "inbound.h"
+#include "inbound_int.h" /* the recipients as inb_rcpt kept them */
 #include "mime.h"
 #include "offline.h"
 #include "snapshot.h"
@@ -369,7 +370,6 @@ static void check_edits(const struct hdrs *h, const struct msg_edit *e,
 		die("a forged Authentication-Results stays", NULL);
 }
 
-/* Who may read the plaintext: every envelope recipient has a key. */
 /* 1 when a RecipientInfo of cms names cert (OpenSSL's reading). */
 static int named(CMS_ContentInfo *cms, X509 *cert)
 {
@@ -405,10 +405,10 @@ static void check_readers(const struct snapshot *s, const struct hdrs *h)
 	EVP_ENCODE_CTX *x = NULL;
 	BIO *m;
 
-	for (size_t k = 0; k < h->nrcpt; k++)
-		if (snapshot_decrypt_keys(s, h->rcpt[k], &dk) == 0)
+	for (size_t k = 0; k < h->inb->nrcpts; k++)
+		if (snapshot_decrypt_keys(s, h->inb->rcpts[k], &dk) == 0)
 			die("decrypted for a recipient without a key",
-			    h->rcpt[k]);
+			    h->inb->rcpts[k]);
 	if (mime_cte_parse(h->cte) == MIME_CTE_BASE64) {
 		if ((der = malloc(body_len / 4 * 3 + 80)) == NULL ||
 		    (x = EVP_ENCODE_CTX_new()) == NULL)
@@ -421,8 +421,8 @@ static void check_readers(const struct snapshot *s, const struct hdrs *h)
 	}
 	if ((m = BIO_new_mem_buf(der, dl)) != NULL)
 		cms = d2i_CMS_bio(m, NULL);
-	for (size_t k = 0; cms && k < (h->nrcpt ? h->nrcpt : 1); k++) {
-		const char *a = h->nrcpt ? h->rcpt[k] : "andi@banjarkota.go.id";
+	for (size_t k = 0; cms && k < h->inb->nrcpts; k++) {
+		const char *a = h->inb->rcpts[k];
 		size_t n = snapshot_decrypt_keys(s, a, &dk), j;
 		for (j = 0; j < n && !named(cms, dk[j].cert); j++)
 			;
