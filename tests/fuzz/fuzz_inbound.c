@@ -35,9 +35,10 @@
  *     tag, a space and the old value;
  *   - result->smime is pass, fail, neutral, temperror, permerror or none;
  *     result->action is one of inbound.h's or NULL;
- *   - decrypted only when every envelope recipient has a decryption key
- *     in the snapshot and (when OpenSSL's d2i_CMS_bio reads the body) a
- *     certificate of it is named in a RecipientInfo; the body changes without decryption only where
+ *   - decrypted only when every envelope recipient (as inb_rcpt kept it)
+ *     has a decryption key in the snapshot and, when OpenSSL's
+ *     d2i_CMS_bio reads the body, a certificate of it is named in a
+ *     RecipientInfo; the body changes without decryption only where
  *     unwrapping is on (snapshot 1); result->reject only there, on fail.
  * FUZZ_INBOUND_KNOWN=subject-cr accepts a bare CR in the tagged Subject,
  * an open bug (tests/fuzz/KNOWN), so that a run can find others.
