@@ -113,16 +113,16 @@ clean:
 	rm -rf tests/fuzz/obj $(FUZZ_BINS)
 
 # ---- fuzzing (clang + libFuzzer; not needed by `make check`) ----------
-# make fuzz FUZZ_SECONDS=N   builds tests/fuzz/fuzz_mime, fuzz_eom and fuzz_cmsdec with
-# clang -fsanitize=fuzzer,address,undefined (lib/ compiled again into
-# tests/fuzz/obj, the normal build is untouched) and runs each for N seconds
-# on a copy of its seed corpus; see tests/fuzz/README.
+# make fuzz FUZZ_SECONDS=N   builds tests/fuzz/fuzz_mime, fuzz_eom, fuzz_cmsdec and
+# fuzz_inbound with clang -fsanitize=fuzzer,address,undefined (lib/ compiled
+# again into tests/fuzz/obj, the normal build is untouched) and runs each for
+# N seconds on a copy of its seed corpus; see tests/fuzz/README.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilib $(PKG_CFLAGS)
 FUZZ_SAN     := address,undefined
 FUZZ_OBJS    := $(patsubst lib/%.c,tests/fuzz/obj/%.o,$(LIB_SRCS))
-FUZZ_BINS    := tests/fuzz/fuzz_mime tests/fuzz/fuzz_eom tests/fuzz/fuzz_cmsdec
+FUZZ_BINS    := tests/fuzz/fuzz_mime tests/fuzz/fuzz_eom tests/fuzz/fuzz_cmsdec tests/fuzz/fuzz_inbound
 .SECONDARY: $(FUZZ_OBJS)
 
 .PHONY: fuzz fuzz-bins
@@ -141,6 +141,17 @@ tests/fuzz/obj/milter_offline.o: milter/offline.c milter/offline.h $(LIB_HDRS)
 
 tests/fuzz/fuzz_eom: tests/fuzz/fuzz_eom.c $(FUZZ_OBJS) tests/fuzz/obj/milter_offline.o
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Imilter -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_OBJS) tests/fuzz/obj/milter_offline.o $(LDLIBS)
+
+# fuzz_inbound splits its input the same way
+tests/fuzz/fuzz_inbound: tests/fuzz/fuzz_inbound.c $(FUZZ_OBJS) tests/fuzz/obj/milter_offline.o
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Imilter -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_OBJS) tests/fuzz/obj/milter_offline.o $(LDLIBS)
+
+# ... and is also built without libFuzzer, with the normal compiler and
+# flags (SANITIZE=1 too), as a replay driver that `make check` runs over its
+# seeds and regressions (tests/milter/fuzz-inbound.sh); it is one of
+# TOOL_BINS, so test-bins builds it and clean removes it
+tests/lib/fuzz_replay_inbound: tests/lib/fuzz_replay_inbound.c tests/fuzz/fuzz_inbound.c milter/offline.o lib/libsmime.a .build-flags
+	$(CC) $(CFLAGS) -Imilter $(LDFLAGS) -o $@ $< tests/fuzz/fuzz_inbound.c milter/offline.o lib/libsmime.a $(LDLIBS)
 
 fuzz-bins: $(FUZZ_BINS)
 
