@@ -450,7 +450,7 @@ int inb_eom(struct inb *m, mime_write_fn out, void *outarg,
 			         m->v.reason);
 		m->res.reject = policy_signature_action(cfg, m->res.smime) ==
 		                ACTION_REJECT;
-	} else if (m->note[0]) {
+	} else if (m->note[0] && m->res.reason[0] == '\0') {
 		snprintf(m->res.reason, sizeof(m->res.reason), "%s", m->note);
 	}
 	m->res.action = action_of(m);

@@ -79,7 +79,12 @@ static void verdict_text(const struct inb_result *r, char *buf, size_t len)
 	int n = snprintf(buf, len, "smime=%s", r->smime);
 
 	if (r->reason[0] && n >= 0 && (size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, " (%s)", r->reason);
+		n += snprintf(buf + n, len - (size_t)n, " (%s%s)",
+		              r->action && strcmp(r->action, "not-decrypted") ==
+		                                      0
+		                      ? "not decrypted: "
+		                      : "",
+		              r->reason);
 	if (r->signer_serial && n >= 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - (size_t)n, " signer %s",
 		              r->signer_serial);

@@ -24,7 +24,7 @@
  *     the writer), none of which happens here, so a -1 is a bug;
  *   - nothing is written unless result->body_replaced; no chunk over 64
  *     KiB; a written body has CRLF line ends (no bare LF); decrypted
- *     implies body_replaced;
+ *     implies body_replaced, unless rejected (then nothing is written);
  *   - the edits are well formed: names non-empty printable without ":",
  *     deletes with an index >= 1 and no value, adds with a value that
  *     has no CR and no LF other than a fold ("\n" before a space or tab);
@@ -309,24 +309,38 @@ static void check_value(const char *name, const char *v, int allow_cr)
 			die("bare CR or LF in the value of", name);
 }
 
-/* The tagged Subject: "TAG " and the old value, its leading blanks gone,
+/* The tagged Subject: "TAG " and the old value, its leading blanks gone
+ * and, as inbound.h promises for what goes to smfi_addheader, a CR of
+ * CRLF dropped and any other CR, or LF that is no fold, made a space;
  * after the delete of the old one. */
 static void check_subject(const struct hdrs *h, const struct msg_edit *e,
                           size_t i)
 {
-	const char *old = h->subject ? h->subject : "";
-	size_t vl = strlen(e[i].value), ol;
+	const char *raw = h->subject ? h->subject : "";
+	size_t vl = strlen(e[i].value), ol = 0;
+	char *old = malloc(strlen(raw) + 1);
 
+	if (old == NULL)
+		die("out of memory", NULL);
 	if (h->subject &&
 	    (i == 0 || e[i - 1].op != EDIT_DELETE ||
 	     strcasecmp(e[i - 1].name, "Subject") != 0 || e[i - 1].index != 1))
 		die("a tagged Subject added beside the old one", NULL);
-	old += strspn(old, " \t");
-	ol = strlen(old);
+	raw += strspn(raw, " \t");
+	for (const char *p = raw; *p; p++) {
+		if (*p == '\r' && p[1] == '\n')
+			continue;
+		old[ol++] = *p == '\r' || (*p == '\n' && p[1] != ' ' &&
+		                           p[1] != '\t')
+		                    ? ' '
+		                    : *p;
+	}
+	old[ol] = '\0';
 	if (vl < ol + 2 || strcmp(e[i].value + vl - ol, old) != 0 ||
 	    e[i].value[vl - ol - 1] != ' ')
 		die("the tagged Subject is not TAG + the old Subject",
 		    e[i].value);
+	free(old);
 }
 
 static void check_edits(const struct hdrs *h, const struct msg_edit *e,
@@ -457,8 +471,10 @@ static void check_result(int i, const struct inb_result *r, const struct out *o)
 		die("result->action is none of inbound.h's", r->action);
 	if (!r->body_replaced && (o->calls || o->len))
 		die("wrote a body without body_replaced", NULL);
-	if (r->decrypted && !r->body_replaced)
+	if (r->decrypted && !r->body_replaced && !r->reject)
 		die("decrypted but the body was not replaced", NULL);
+	if (r->reject && r->body_replaced)
+		die("rejected, yet a new body was written", NULL);
 	if (i == 0 && r->body_replaced && !r->decrypted)
 		die("body replaced, not decrypted, unwrap off", NULL);
 	if (r->reject && (i == 0 || strcmp(r->smime, "fail") != 0))

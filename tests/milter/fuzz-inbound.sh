@@ -35,7 +35,7 @@ want() {
 		w0="$D .*cipher=AES-256-CBC " ;;
 	enc-aes128) w0="$D .*cipher=AES-128-CBC " ;;
 	enc-3des) w0="$D .*cipher=DES-EDE3-CBC " ;;
-	enc-gcm | enc-sekda) w0="$D .*cipher=id-aes256-GCM " ;;
+	enc-gcm | enc-sekda) w0="$D .*cipher=AES-256-GCM " ;;
 	enc-andi-budi) w0='smime=none action=not-decrypted .*reason=budi@banjarkota.go.id is not a recipient' ;;
 	enc-andi-sekda) w0='smime=none action=not-decrypted .*reason=sekda@banjarkota.go.id is not a recipient' ;;
 	enc-not-to-us) w0='smime=none action=not-decrypted .*reason=andi@banjarkota.go.id is not a recipient' ;;
@@ -47,8 +47,8 @@ want() {
 	signed-unknown-ca) w0="$F .*reason=issuer not trusted" w1="$F reject=1 " ;;
 	opaque) w0='smime=pass action=verified decrypted=0 replaced=0 ' w1='smime=pass action=verified decrypted=0 replaced=1 ' ;;
 	sig-enc | opaque-enc) w0='smime=pass action=decrypted decrypted=1 replaced=1 .*cipher=AES-256-CBC ' ;;
-	sig-enc-gcm-oaep) w0='smime=pass action=decrypted decrypted=1 replaced=1 .*cipher=id-aes256-GCM ' ;;
-	sig-enc-tampered) w0='smime=fail action=decrypted decrypted=1 replaced=1 reject=0 .*reason=body altered' w1='smime=fail action=decrypted decrypted=1 replaced=1 reject=1 ' ;;
+	sig-enc-gcm-oaep) w0='smime=pass action=decrypted decrypted=1 replaced=1 .*cipher=AES-256-GCM ' ;;
+	sig-enc-tampered) w0='smime=fail action=decrypted decrypted=1 replaced=1 reject=0 .*reason=body altered' w1='smime=fail action=decrypted decrypted=1 replaced=0 reject=1 ' ;;
 	trunc-line) w0="$P .*reason=truncated CMS" ;;
 	trunc-quad | bad-char) w0="$P .*reason=malformed base64" ;;
 	garbage | len-set | len-key | len-of-len | deep-der) w0="$P .*reason=malformed encrypted message: malformed CMS" ;;
