@@ -9,7 +9,9 @@
 # missing one (exit 2), several files at once, --json, an audit row
 # altered by hand (the broken chain named), the signer revoked after
 # signing (a CRL imported later, and `smimectl revoke`: valid at signing
-# time, revoked since DATE) and before it (invalid), no database (exit 2).
+# time, revoked since DATE) and before it (invalid), no database (exit 2);
+# the partner's mail received through the daemon, stamped, with its
+# inbound audit row (verified).
 # Prints TAP.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 fx_begin verify
@@ -18,7 +20,6 @@ fx_on_exit() { me_stop "$pid"; }
 fx_setup "PKI built, certificates imported"
 db=$work/smime.db
 pki=$work/pki
-v() { expect "$1" "$2" "$CTL" -c "$conf" verify "$@"; }
 # v WANT DESCRIPTION FILE...: smimectl verify FILE... exits WANT
 v() {
 	_w=$1 _d=$2
@@ -33,11 +34,21 @@ msg() { # msg FILE FROM MESSAGE-ID SUBJECT
 }
 msg "$work/in1.eml" "Andi <andi@banjarkota.go.id>" "<v1@banjarkota.go.id>" "Undangan rapat"
 msg "$work/in2.eml" "Andi <andi@banjarkota.go.id>" "<v2@banjarkota.go.id>" "Surat kedua"
+# ---- a partner's mail, signed with openssl by a certificate of the test CA
+printf 'Content-Type: text/plain; charset=us-ascii\n\nBalasan dari mitra.\n' >"$work/p.txt"
+openssl cms -sign -in "$work/p.txt" -signer "$pki/mitra.crt.pem" -inkey "$pki/mitra.key.pem" \
+	-certfile "$pki/inter.crt.pem" -from "mitra@jabarprov.go.id" -to andi@banjarkota.go.id \
+	-subject "Balasan" -out "$work/p1.eml" 2>/dev/null || bail "openssl cms -sign"
+sed -i '1i Message-ID: <p1@jabarprov.go.id>' "$work/p1.eml"
 me_start "$conf" "$work/milter.log" "$port" || bail "daemon"
 pid=$ME_PID
 $PY "$CLI" --socket "inet:$port@127.0.0.1" --rcpt partner@example.org --qid VQ1 \
 	"$work/in1.eml=$work/good.eml" "$work/in2.eml=$work/good2.eml" >"$work/cli.out" 2>&1 ||
 	{ sed 's/^/#   /' "$work/cli.out"; bail "miltercli"; }
+# the partner's mail received from outside: verified and stamped inbound
+$PY "$CLI" --socket "inet:$port@127.0.0.1" --client-ip 192.0.2.7 --rcpt andi@banjarkota.go.id \
+	--qid VIN1 "$work/p1.eml=$work/stamped.eml" >"$work/cli-in.out" 2>&1 ||
+	{ sed 's/^/#   /' "$work/cli-in.out"; bail "miltercli inbound"; }
 me_stop "$pid" # the audit queue is written at shutdown
 pid=
 grep -q 'multipart/signed' "$work/good.eml" || bail "the daemon signed the message"
@@ -80,17 +91,17 @@ v 0 "signed by smime-milter -t, no audit row" "$work/noaudit.eml"
 has "audit:        no row for this Message-ID" "... no audit row"
 has "no audit log row for this Message-ID" "... the verdict says so"
 
-# ---- a partner's mail, signed with openssl by a certificate of the test CA
-printf 'Content-Type: text/plain; charset=us-ascii\n\nBalasan dari mitra.\n' >"$work/p.txt"
-openssl cms -sign -in "$work/p.txt" -signer "$pki/mitra.crt.pem" -inkey "$pki/mitra.key.pem" \
-	-certfile "$pki/inter.crt.pem" -from "mitra@jabarprov.go.id" -to andi@banjarkota.go.id \
-	-subject "Balasan" -out "$work/p1.eml" 2>/dev/null || bail "openssl cms -sign"
-sed -i '1i Message-ID: <p1@jabarprov.go.id>' "$work/p1.eml"
 v 0 "a partner's multipart/signed mail (LF line ends)" "$work/p1.eml"
 has "signer:       CN=Mitra Jabar" "... the partner's certificate"
 has "SAH / VALID" "... SAH / VALID"
 openssl cms -sign -nodetach -in "$work/p.txt" -signer "$pki/mitra.crt.pem" -inkey "$pki/mitra.key.pem" \
 	-from "mitra@jabarprov.go.id" -subject "Opaque" -out "$work/p2.eml" 2>/dev/null || bail "openssl cms -sign -nodetach"
+v 0 "the partner's mail as delivered inbound, stamped by the milter" "$work/stamped.eml"
+grep -q "^Authentication-Results: .*smime=pass" "$work/stamped.eml"
+tap $? "... it was stamped smime=pass"
+has "audit:        row " "... its audit row"
+has "(verified, queue id VIN1" "... the inbound row: verified, VIN1"
+has "audit chain:  intact up to this row" "... the chain up to it"
 v 0 "a partner's opaque signed-data" "$work/p2.eml"
 has "shape:        signed-data" "... as signed-data"
 sed 's/^From: .*/From: mallory@jabarprov.go.id/' "$work/p1.eml" >"$work/p3.eml"
