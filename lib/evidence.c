@@ -19,25 +19,36 @@ const char *evidence_status_name(enum evidence_status s)
 	                               : "unchecked";
 }
 
+/* Free the n strings of v. */
+static void strs_free(char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+}
+
+/* Free the strings of the audit row a holds. */
+static void audit_strs_free(struct evidence_audit *a)
+{
+	char *strs[] = { a->queue_id, a->action, a->cert_serial, a->result,
+		         a->hash };
+
+	strs_free(strs, sizeof(strs) / sizeof(strs[0]));
+}
+
 void evidence_clear(struct evidence *e)
 {
 	if (e == NULL)
 		return;
-	free(e->message_id);
-	free(e->from);
-	free(e->subject);
-	free(e->date);
-	smime_verdict_clear(&e->then);
-	smime_verdict_clear(&e->today);
+	char *strs[] = { e->message_id, e->from, e->subject, e->date,
+		         e->revoked_what };
+
+	strs_free(strs, sizeof(strs) / sizeof(strs[0]));
 	for (char **c = e->chain; c && *c; c++)
 		free(*c);
 	free(e->chain);
-	free(e->revoked_what);
-	free(e->audit.queue_id);
-	free(e->audit.action);
-	free(e->audit.cert_serial);
-	free(e->audit.result);
-	free(e->audit.hash);
+	smime_verdict_clear(&e->then);
+	smime_verdict_clear(&e->today);
+	audit_strs_free(&e->audit);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -330,11 +341,7 @@ static int audit_row(void *arg, long long id, const struct audit_row *r,
 	a->rows++;
 	if (had && !mine)
 		return 0; /* keep the row of the signer */
-	free(a->queue_id);
-	free(a->action);
-	free(a->cert_serial);
-	free(a->result);
-	free(a->hash);
+	audit_strs_free(a);
 	a->id = id;
 	a->at = r->at;
 	a->queue_id = r->queue_id ? strdup(r->queue_id) : NULL;

@@ -27,6 +27,18 @@ v() {
 	expect "$_w" "$_d" "$CTL" -c "$conf" verify "$@"
 }
 
+# jcheck DESCRIPTION EXPRESSION [ARG...]: one check, the Python EXPRESSION
+# is true of j, the first object of the --json output in $work/out (ARGs
+# in sys.argv[2:])
+jcheck() {
+	_d=$1 _e=$2
+	shift 2
+	$PY -c "import json, sys
+j = json.load(open(sys.argv[1]))[0]
+sys.exit(0 if ($_e) else 1)" "$work/out" "$@"
+	tap $? "$_d"
+}
+
 # ---- mail signed by the daemon: its audit row exists
 msg() { # msg FILE FROM MESSAGE-ID SUBJECT
 	printf 'From: %s\r\nTo: partner@example.org\r\nSubject: %s\r\nMessage-ID: %s\r\nDate: Tue, 1 Dec 2026 10:00:00 +0700\r\n\r\nSurat resmi nomor 1.\r\nBaris kedua.\r\n' \
@@ -173,13 +185,9 @@ has "audit chain:  BROKEN at row $row: row content changed" "... names the broke
 has "TIDAK SAH / INVALID: tanda tangan pesan <v1@banjarkota.go.id>" "... TIDAK SAH / INVALID"
 has "audit log broken at row $row" "... the verdict names it"
 v 1 "--json says so" --json "$work/good.eml"
-$PY -c '
-import json, sys
-j = json.load(open(sys.argv[1]))[0]
-a = j["audit"]
-sys.exit(0 if a["chain_ok"] is False and a["broken_id"] == int(sys.argv[2]) and
-         a["problem"] == "content-changed" and j["signature"]["verified"] is True else 1)' "$work/out" "$row"
-tap $? "... chain_ok false, broken_id $row, content-changed"
+jcheck "... chain_ok false, broken_id $row, content-changed" \
+	'j["audit"]["chain_ok"] is False and j["audit"]["broken_id"] == int(sys.argv[2]) and
+	 j["audit"]["problem"] == "content-changed" and j["signature"]["verified"] is True' "$row"
 restore
 last=$(q "SELECT max(id) FROM audit")
 q "UPDATE audit SET result = 'x' WHERE id = $last"
@@ -234,13 +242,10 @@ has "revoked since $today" "... revoked since DATE"
 has "(certificates: CN=" "... from the certificates table"
 has "today:        certificate revoked $today" "... and today it is revoked"
 v 0 "--json" --json "$work/good.eml"
-$PY -c '
-import json, sys
-j = json.load(open(sys.argv[1]))[0]
-r = j["revocation"]
-sys.exit(0 if j["status"] == "valid" and r["revoked"] is True and r["source"] == "certificates"
-         and r["revoked_at"] and "revoked since" in j["reason_en"] else 1)' "$work/out"
-tap $? "... revocation source certificates, revoked_at"
+jcheck "... revocation source certificates, revoked_at" \
+	'j["status"] == "valid" and j["revocation"]["revoked"] is True and
+	 j["revocation"]["source"] == "certificates" and j["revocation"]["revoked_at"] and
+	 "revoked since" in j["reason_en"]'
 
 # ---- no database
 sed "s|^database.*|database = \"$work/none.db\";|" "$conf" >"$work/nodb.conf"
