@@ -311,7 +311,9 @@ static int judge_signature(const struct evidence_opts *o,
 	if (chain_at(o, o->store ? o->store : own, e, e->signing_time,
 	             &chain) != 0) {
 		X509_STORE_free(own);
-		return seterr(err, errlen, "out of memory");
+		sk_X509_pop_free(chain, X509_free);
+		return seterr(err, errlen,
+		              "out of memory building the signer's chain");
 	}
 	X509_STORE_free(own);
 	if (revocations(o, e, chain, dberr, sizeof(dberr)) != 0) {
