@@ -85,6 +85,7 @@ static void print_text(const char *path, const struct evidence *e, time_t now)
 	text_line("Subject:", e->subject);
 	text_line("Date:", e->date);
 	text_line("shape:", e->shape);
+	text_line("stamp:", e->stamp);
 	if (v->result != SMIME_NONE) {
 		snprintf(buf, sizeof(buf), "%s (%s)",
 		         e->signature_ok ? "verified" : "FAILED", v->reason);
@@ -181,6 +182,7 @@ static void print_json(int n, const char *path, const struct evidence *e,
 	jmember("subject", e->subject);
 	jmember("date", e->date);
 	jmember("shape", e->shape);
+	jmember("stamp", e->stamp);
 	printf(", \"signature\": {\"verified\": %s",
 	       e->signature_ok ? "true" : "false");
 	jmember("result",
@@ -280,6 +282,7 @@ int cmd_verify(int argc, char **argv)
 	become_user(cfg);
 	o.now = time(NULL);
 	o.ca_file = cfg->ca_file;
+	o.authserv_id = cfg->authserv_id;
 	o.store = cfg->ca_file
 	                  ? smime_trust_load(cfg->ca_file, err, sizeof(err))
 	                  : NULL;

@@ -1,6 +1,7 @@
 /* evidence -- the check of one disputed message (see evidence.h). */
 #include "evidence.h"
 #include "evidence_int.h"
+#include "authres.h"
 #include "certstore.h"
 #include "mime.h"
 #include "util.h"
@@ -39,8 +40,8 @@ void evidence_clear(struct evidence *e)
 {
 	if (e == NULL)
 		return;
-	char *strs[] = { e->message_id, e->from, e->subject, e->date,
-		         e->revoked_what };
+	char *strs[] = { e->message_id, e->from,         e->subject,
+		         e->date,       e->revoked_what, e->stamp };
 
 	strs_free(strs, sizeof(strs) / sizeof(strs[0]));
 	for (char **c = e->chain; c && *c; c++)
@@ -426,6 +427,20 @@ static int message_shape(struct ev_span hdr, struct ev_span body,
 			m->opaque = 1;
 			rc = 0;
 		}
+	} else if (e->stamp) {
+		/* inbound_unwrap_opaque: the signature was taken off on
+		 * arrival; the stamp and the audit row are what is left */
+		char id[700], en[700];
+		e->shape = "unsigned";
+		snprintf(id, sizeof(id),
+		         "tidak ada tanda tangan lagi untuk diperiksa (dibuka "
+		         "oleh gateway saat diterima); cap gateway: %s",
+		         e->stamp);
+		snprintf(en, sizeof(en),
+		         "no signature left to check (taken off on arrival); "
+		         "the gateway's stamp: %s",
+		         e->stamp);
+		judge(e, EVIDENCE_UNCHECKED, id, en);
 	} else {
 		e->shape = "unsigned";
 		judge(e, EVIDENCE_UNCHECKED, "pesan tidak bertanda tangan",
@@ -434,6 +449,21 @@ static int message_shape(struct ev_span hdr, struct ev_span body,
 	free(ctv);
 	free(cte);
 	return rc;
+}
+
+/* The first Authentication-Results field of our authserv_id in hdr. */
+static char *stamp(const struct evidence_opts *o, struct ev_span hdr)
+{
+	char *v = NULL;
+
+	for (int i = 0; o->authserv_id && i < 64; i++) {
+		if ((v = ev_header_n(hdr, "Authentication-Results", i)) ==
+		            NULL ||
+		    authres_is_ours(v, o->authserv_id))
+			return v;
+		free(v);
+	}
+	return NULL;
 }
 
 int evidence_check(const struct evidence_opts *o, const unsigned char *msg,
@@ -452,6 +482,7 @@ int evidence_check(const struct evidence_opts *o, const unsigned char *msg,
 	e->from = ev_header(hdr, "From");
 	e->subject = ev_header(hdr, "Subject");
 	e->date = ev_header(hdr, "Date");
+	e->stamp = stamp(o, hdr);
 	if (message_shape(hdr, body, &m, e) == 0)
 		rc = judge_signature(o, &m, e, err, errlen);
 	/* protected headers (RFC 9788, issue 14): compare the inner header

@@ -67,6 +67,8 @@ struct evidence_opts {
 	 * it itself */
 	const struct db_audit_check *chain;
 	int chain_rc;
+	const char *authserv_id; /* ours, to find the gateway's stamp; NULL:
+	                            none looked for */
 	time_t now;
 };
 
@@ -89,6 +91,8 @@ struct evidence {
 	const char *shape; /* "multipart/signed", "signed-data",
 	                           "enveloped-data", "unsigned", "unreadable" */
 	char *message_id;  /* header values, unfolded (NULL: absent) */
+	char *stamp;       /* the Authentication-Results field of our
+	                      authserv_id (inbound mail), or NULL */
 	char *from, *subject, *date;
 	int signature_ok;           /* 1: content intact and signed by the
 	                           certificate's key, chain good at signing */

@@ -22,6 +22,8 @@ struct ev_span {
 /* The value of the first header field name in the header block hdr,
  * unfolded and trimmed (malloc'd), or NULL when absent. */
 char *ev_header(struct ev_span hdr, const char *name);
+/* The same for the field's n-th occurrence (0: the first). */
+char *ev_header_n(struct ev_span hdr, const char *name, int n);
 
 /* Split msg into its header block and body (after the blank line). */
 void ev_split(struct ev_span msg, struct ev_span *hdr, struct ev_span *body);

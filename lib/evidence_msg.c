@@ -46,12 +46,18 @@ void ev_split(struct ev_span msg, struct ev_span *hdr, struct ev_span *body)
 
 char *ev_header(struct ev_span hdr, const char *name)
 {
+	return ev_header_n(hdr, name, 0);
+}
+
+char *ev_header_n(struct ev_span hdr, const char *name, int n)
+{
 	size_t nl = strlen(name), i = 0, e;
 
 	for (; i < hdr.n; i = e) {
 		e = line_end(hdr, i);
 		if (e - i <= nl || hdr.p[i + nl] != ':' ||
-		    strncasecmp((const char *)hdr.p + i, name, nl) != 0)
+		    strncasecmp((const char *)hdr.p + i, name, nl) != 0 ||
+		    n-- > 0)
 			continue;
 		/* the field and its continuation lines, unfolded */
 		size_t end = e;

@@ -11,7 +11,8 @@
 # signing (a CRL imported later, and `smimectl revoke`: valid at signing
 # time, revoked since DATE) and before it (invalid), no database (exit 2);
 # the partner's mail received through the daemon, stamped, with its
-# inbound audit row (verified).
+# inbound audit row (verified); opaque signed-data unwrapped on arrival
+# (inbound_unwrap_opaque): could not check, the stamp and the row shown.
 # Prints TAP.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 fx_begin verify
@@ -52,6 +53,10 @@ openssl cms -sign -in "$work/p.txt" -signer "$pki/mitra.crt.pem" -inkey "$pki/mi
 	-certfile "$pki/inter.crt.pem" -from "mitra@jabarprov.go.id" -to andi@banjarkota.go.id \
 	-subject "Balasan" -out "$work/p1.eml" 2>/dev/null || bail "openssl cms -sign"
 sed -i '1i Message-ID: <p1@jabarprov.go.id>' "$work/p1.eml"
+openssl cms -sign -nodetach -in "$work/p.txt" -signer "$pki/mitra.crt.pem" -inkey "$pki/mitra.key.pem" \
+	-from "mitra@jabarprov.go.id" -to andi@banjarkota.go.id -subject "Opaque" -out "$work/p2.eml" 2>/dev/null ||
+	bail "openssl cms -sign -nodetach"
+sed -i '1i Message-ID: <p2@jabarprov.go.id>' "$work/p2.eml"
 me_start "$conf" "$work/milter.log" "$port" || bail "daemon"
 pid=$ME_PID
 $PY "$CLI" --socket "inet:$port@127.0.0.1" --rcpt partner@example.org --qid VQ1 \
@@ -62,6 +67,16 @@ $PY "$CLI" --socket "inet:$port@127.0.0.1" --client-ip 192.0.2.7 --rcpt andi@ban
 	--qid VIN1 "$work/p1.eml=$work/stamped.eml" >"$work/cli-in.out" 2>&1 ||
 	{ sed 's/^/#   /' "$work/cli-in.out"; bail "miltercli inbound"; }
 me_stop "$pid" # the audit queue is written at shutdown
+pid=
+# opaque signed-data received with inbound_unwrap_opaque: the signature is
+# taken off on arrival, the stamp and the audit row are what is left
+me_conf "$work/unwrap.conf" "$work" "inet:$port@127.0.0.1" 'inbound_unwrap_opaque = true;'
+me_start "$work/unwrap.conf" "$work/milter2.log" "$port" || bail "daemon (inbound_unwrap_opaque)"
+pid=$ME_PID
+$PY "$CLI" --socket "inet:$port@127.0.0.1" --client-ip 192.0.2.7 --rcpt andi@banjarkota.go.id \
+	--qid VIN2 "$work/p2.eml=$work/unwrapped.eml" >"$work/cli-in2.out" 2>&1 ||
+	{ sed 's/^/#   /' "$work/cli-in2.out"; bail "miltercli inbound, unwrapped"; }
+me_stop "$pid"
 pid=
 grep -q 'multipart/signed' "$work/good.eml" || bail "the daemon signed the message"
 row=$(q "SELECT id FROM audit WHERE message_id = '<v1@banjarkota.go.id>'")
@@ -106,14 +121,17 @@ has "no audit log row for this Message-ID" "... the verdict says so"
 v 0 "a partner's multipart/signed mail (LF line ends)" "$work/p1.eml"
 has "signer:       CN=Mitra Jabar" "... the partner's certificate"
 has "SAH / VALID" "... SAH / VALID"
-openssl cms -sign -nodetach -in "$work/p.txt" -signer "$pki/mitra.crt.pem" -inkey "$pki/mitra.key.pem" \
-	-from "mitra@jabarprov.go.id" -subject "Opaque" -out "$work/p2.eml" 2>/dev/null || bail "openssl cms -sign -nodetach"
 v 0 "the partner's mail as delivered inbound, stamped by the milter" "$work/stamped.eml"
 grep -q "^Authentication-Results: .*smime=pass" "$work/stamped.eml"
 tap $? "... it was stamped smime=pass"
 has "audit:        row " "... its audit row"
 has "(verified, queue id VIN1" "... the inbound row: verified, VIN1"
 has "audit chain:  intact up to this row" "... the chain up to it"
+has "stamp:        " "... the gateway's stamp shown"
+v 2 "opaque signed-data unwrapped on arrival: could not check" "$work/unwrapped.eml"
+has "no signature left to check (taken off on arrival); the gateway's stamp: " "... says why, with the stamp"
+has "smime=pass" "... the stamp said pass"
+has "(verified, queue id VIN2" "... and its audit row"
 v 0 "a partner's opaque signed-data" "$work/p2.eml"
 has "shape:        signed-data" "... as signed-data"
 sed 's/^From: .*/From: mallory@jabarprov.go.id/' "$work/p1.eml" >"$work/p3.eml"

@@ -154,6 +154,20 @@ static void test_bad(struct evidence_opts *o)
 	   "... the verdict");
 	evidence_clear(&e);
 
+	o->authserv_id = "mx.banjarkota.go.id";
+	check(o,
+	      "From: a@b\r\nAuthentication-Results: mx.example.org; "
+	      "smime=fail\r\nAuthentication-Results: mx.banjarkota.go.id; "
+	      "smime=pass\r\n (signature verified)\r\n\r\nbody\r\n",
+	      &e);
+	is_str(e.stamp, "mx.banjarkota.go.id; smime=pass (signature verified)",
+	       "unwrapped on arrival: our stamp found, a foreign one skipped");
+	ok(e.status == EVIDENCE_UNCHECKED &&
+	           strstr(e.reason_en, "no signature left to check") != NULL,
+	   "... could not check, says why");
+	evidence_clear(&e);
+	o->authserv_id = NULL;
+
 	evidence_unreadable(&e, "x.eml: No such file or directory");
 	ok(e.status == EVIDENCE_UNCHECKED &&
 	           strstr(e.verdict, "No such file") != NULL,
