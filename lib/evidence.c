@@ -6,6 +6,7 @@
 #include "mime.h"
 #include "util.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,6 +423,10 @@ static int message_shape(struct ev_span hdr, struct ev_span body,
 			      "could not check: encrypted (the signature "
 			      "inside "
 			      "cannot be reached)");
+		} else if (body.n > INT_MAX) { /* a memory BIO's limit */
+			e->shape = "signed-data";
+			judge(e, EVIDENCE_UNCHECKED, "pesan terlalu besar",
+			      "could not check: the signed-data is over 2 GiB");
 		} else {
 			e->shape = "signed-data";
 			m->opaque = 1;

@@ -159,7 +159,7 @@ const char *ev_sig_der(struct ev_span sig, unsigned char **der, size_t *len)
 		return "the second part is not an S/MIME signature";
 	if (body.n > 16 * 1024 * 1024)
 		return "the signature part is too large";
-	if ((*der = malloc(body.n / 4 * 3 + 80)) == NULL)
+	if ((*der = malloc(b64 ? body.n / 4 * 3 + 80 : body.n + 1)) == NULL)
 		return "out of memory";
 	if (!b64) {
 		memcpy(*der, body.p, body.n);

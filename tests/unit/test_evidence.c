@@ -117,6 +117,46 @@ static void test_good(struct evidence_opts *o)
 	free(m);
 }
 
+/* Copy len octets of p to m + at; returns the new end. */
+static size_t put(char *m, size_t at, const void *p, size_t len)
+{
+	memcpy(m + at, p, len);
+	return at + len;
+}
+
+/* A multipart/signed message whose signature part is binary DER (a
+ * Content-Transfer-Encoding some clients write); *len its length. */
+static char *binary_msg(size_t *len)
+{
+	static const char head[] =
+	        "From: " FROM "\r\nContent-Type: multipart/signed; "
+	        "protocol=\"application/pkcs7-signature\"; boundary=b1\r\n"
+	        "\r\n--b1\r\n";
+	static const char mid[] = "\r\n--b1\r\nContent-Type: application/"
+	                          "pkcs7-signature\r\nContent-Transfer-"
+	                          "Encoding: binary\r\n\r\n";
+	static const char tail[] = "\r\n--b1--\r\n";
+	size_t dl = 0, n;
+	unsigned char *der = sign_at(good, key, st, 1, &dl);
+	char *m = der ? malloc(sizeof(head) + sizeof(content) + sizeof(mid) +
+	                       dl + sizeof(tail))
+	              : NULL;
+
+	*len = 0;
+	if (m == NULL) {
+		free(der);
+		return NULL;
+	}
+	n = put(m, 0, head, sizeof(head) - 1);
+	n = put(m, n, content, sizeof(content) - 1);
+	n = put(m, n, mid, sizeof(mid) - 1);
+	n = put(m, n, der, dl);
+	n = put(m, n, tail, sizeof(tail) - 1);
+	free(der);
+	*len = n;
+	return m;
+}
+
 static void test_bad(struct evidence_opts *o)
 {
 	struct evidence e;
@@ -167,6 +207,16 @@ static void test_bad(struct evidence_opts *o)
 	   "... could not check, says why");
 	evidence_clear(&e);
 	o->authserv_id = NULL;
+
+	size_t bl;
+	char err[256], *bm = binary_msg(&bl);
+	ok(bm && bl > 500 &&
+	           evidence_check(o, (unsigned char *)bm, bl, &e, err,
+	                          sizeof(err)) == 0 &&
+	           e.status == EVIDENCE_VALID,
+	   "a binary signature part (%zu octets): valid (%s)", bl, e.reason_en);
+	evidence_clear(&e);
+	free(bm);
 
 	evidence_unreadable(&e, "x.eml: No such file or directory");
 	ok(e.status == EVIDENCE_UNCHECKED &&
