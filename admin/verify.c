@@ -65,6 +65,23 @@ static const char *tfmt(time_t t, char *buf, size_t len)
 	return t ? time_fmt(t, buf, len) : NULL;
 }
 
+/* The message's own fields, in both outputs: the text label, the JSON
+ * member, the value. */
+struct field {
+	const char *label, *name, *value;
+};
+#define NFIELDS 6
+
+static void message_fields(const struct evidence *e, struct field *f)
+{
+	f[0] = (struct field){ "Message-ID:", "message_id", e->message_id };
+	f[1] = (struct field){ "From:", "from", e->from };
+	f[2] = (struct field){ "Subject:", "subject", e->subject };
+	f[3] = (struct field){ "Date:", "date", e->date };
+	f[4] = (struct field){ "shape:", "shape", e->shape };
+	f[5] = (struct field){ "stamp:", "stamp", e->stamp };
+}
+
 /* ---- text ------------------------------------------------------------ */
 
 static void text_line(const char *label, const char *value)
@@ -80,12 +97,10 @@ static void print_text(const char *path, const struct evidence *e, time_t now)
 	char t1[40], t2[40], buf[800];
 
 	printf("%s:\n", path);
-	text_line("Message-ID:", e->message_id);
-	text_line("From:", e->from);
-	text_line("Subject:", e->subject);
-	text_line("Date:", e->date);
-	text_line("shape:", e->shape);
-	text_line("stamp:", e->stamp);
+	struct field f[NFIELDS];
+	message_fields(e, f);
+	for (size_t i = 0; i < NFIELDS; i++)
+		text_line(f[i].label, f[i].value);
 	if (v->result != SMIME_NONE) {
 		snprintf(buf, sizeof(buf), "%s (%s)",
 		         e->signature_ok ? "verified" : "FAILED", v->reason);
@@ -177,12 +192,10 @@ static void print_json(int n, const char *path, const struct evidence *e,
 	jmember("verdict", e->verdict);
 	jmember("reason_en", e->reason_en[0] ? e->reason_en : NULL);
 	jmember("reason_id", e->reason_id[0] ? e->reason_id : NULL);
-	jmember("message_id", e->message_id);
-	jmember("from", e->from);
-	jmember("subject", e->subject);
-	jmember("date", e->date);
-	jmember("shape", e->shape);
-	jmember("stamp", e->stamp);
+	struct field f[NFIELDS];
+	message_fields(e, f);
+	for (size_t i = 0; i < NFIELDS; i++)
+		jmember(f[i].name, f[i].value);
 	printf(", \"signature\": {\"verified\": %s",
 	       e->signature_ok ? "true" : "false");
 	jmember("result",
