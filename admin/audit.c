@@ -11,7 +11,7 @@
 
 #include "smimectl.h"
 
-static const char *problem_key(enum db_audit_problem p)
+const char *audit_problem_key(enum db_audit_problem p)
 {
 	switch (p) {
 	case DB_AUDIT_HASH_MISSING:
@@ -31,7 +31,7 @@ static const char *problem_key(enum db_audit_problem p)
 	}
 }
 
-static void problem_text(const struct db_audit_check *c, char *buf, size_t len)
+void audit_problem_text(const struct db_audit_check *c, char *buf, size_t len)
 {
 	switch (c->problem) {
 	case DB_AUDIT_HASH_MISSING:
@@ -116,7 +116,7 @@ static int audit_verify(int argc, char **argv)
 	config_free(cfg);
 	if (rc < 0)
 		die(EX_TEMPFAIL, "audit verify: %s", err);
-	problem_text(&c, what, sizeof(what));
+	audit_problem_text(&c, what, sizeof(what));
 	if (json) {
 		printf("{\"ok\": %s, \"rows\": %lld, \"last_id\": %lld, "
 		       "\"last_hash\": ",
@@ -128,7 +128,7 @@ static int audit_verify(int argc, char **argv)
 		else {
 			printf(", \"broken_id\": %lld, \"problem\": ",
 			       c.bad_id);
-			json_str(problem_key(c.problem));
+			json_str(audit_problem_key(c.problem));
 			printf(", \"message\": ");
 			json_str(what);
 			printf("}\n");

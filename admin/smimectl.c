@@ -46,6 +46,10 @@ static const struct command {
 	{ "audit", cmd_audit,
 	  "verify [--anchor ID:HASH] [--json]   (the audit log's hash "
 	  "chain; exit 1 at the first broken row)" },
+	{ "verify", cmd_verify,
+	  "FILE... [--json]   (a disputed message: signature, signer status "
+	  "then and now, audit row; exit 0 valid, 1 invalid, 2 could not "
+	  "check)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };
 

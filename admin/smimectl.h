@@ -144,5 +144,12 @@ int cmd_recipient(int argc, char **argv);
 
 /* smimectl audit verify [--json] (audit.c): the audit log's hash chain. */
 int cmd_audit(int argc, char **argv);
+/* The key ("content-changed", ...) and the plain words of an audit chain
+ * problem, shared with verify (audit.c). */
+const char *audit_problem_key(enum db_audit_problem p);
+void audit_problem_text(const struct db_audit_check *c, char *buf, size_t len);
+
+/* smimectl verify FILE... [--json] (verify.c): disputed messages. */
+int cmd_verify(int argc, char **argv);
 
 #endif

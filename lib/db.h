@@ -365,4 +365,15 @@ struct db_audit_check {
 int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
                     struct db_audit_check *out, char *err, size_t errlen);
 
+/* Called for each audit row found, with its id and hash (valid only
+ * during the call); return non-zero to stop. */
+typedef int (*db_audit_row_fn)(void *arg, long long id,
+                               const struct audit_row *r, const char *hash);
+
+/* The audit rows whose message_id is exactly message_id (the Message-ID
+ * field's value as the milter stored it), oldest first, through fn.
+ * Returns 0 or -1 with err filled. */
+int db_audit_find(struct db *db, const char *message_id, db_audit_row_fn fn,
+                  void *arg, char *err, size_t errlen);
+
 #endif

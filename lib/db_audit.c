@@ -369,3 +369,32 @@ int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
 	db_rollback(db);
 	return rc;
 }
+
+int db_audit_find(struct db *db, const char *message_id, db_audit_row_fn fn,
+                  void *arg, char *err, size_t errlen)
+{
+	struct db_q q;
+	int stop = 0;
+
+	if (db_q_open(&q, db,
+	              "SELECT " AUDIT_COLS ", hash FROM audit"
+	              " WHERE message_id = ? ORDER BY id",
+	              DB_ARGS(DB_TEXT(message_id)), err, errlen) != 0)
+		return -1;
+	while (!stop && db_q_next(&q) > 0) {
+		struct audit_row r = {
+			.at = (time_t)db_q_int(&q, 1),
+			.queue_id = db_q_text(&q, 2),
+			.message_id = db_q_text(&q, 3),
+			.from_addr = db_q_text(&q, 4),
+			.action = db_q_text(&q, 5),
+			.cert_serial = db_q_text(&q, 6),
+			.digest = db_q_text(&q, 7),
+			.result = db_q_text(&q, 8),
+			.recipients = db_q_text(&q, 9),
+			.cert_issuer = db_q_text(&q, 10),
+		};
+		stop = fn(arg, db_q_int(&q, 0), &r, db_q_text(&q, 11));
+	}
+	return db_q_close(&q);
+}

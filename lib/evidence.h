@@ -1,0 +1,131 @@
+/*
+ * evidence -- the check of one disputed message (issue 14): does its
+ * signature verify, who signed it, was the certificate good when it
+ * signed and is it good today (expired? revoked, since when?), and what
+ * the audit log recorded for its Message-ID, with the hash chain checked
+ * up to that row.  The result is a set of facts plus a verdict in
+ * Indonesian and English that smimectl verify prints (and that the milter
+ * or another tool may reuse).  Pure: no output, no exit.
+ *
+ * The signature is judged twice by smime_verify (the one verifier):
+ *   - at the signing time (the signingTime attribute; today when it has
+ *     none), without the revocation lists: the content, the signer, the
+ *     validity and the chain as they were then;
+ *   - today, with the imported CRLs.
+ * Revocation is then weighed by its date: from the CRL entries
+ * (revoked_serials) and, for the city's own certificates, the
+ * certificates table (smimectl revoke).  A certificate revoked after it
+ * signed leaves the signature "valid at signing time, revoked since ...";
+ * one revoked at or before the signing time (or with no date to compare)
+ * makes it invalid.
+ *
+ * Where the later parts of issue 14 come in:
+ *   - an RFC 3161 token (trusted time) replaces the signingTime claim as
+ *     the time the signature is judged at: evidence_signing_time() in
+ *     evidence.c is the one place that picks the time, and e->time_source
+ *     says which was used ("signingTime", later "timestamp");
+ *   - protected headers (RFC 9788): the inner header section is compared
+ *     with the outer one after the signature check, in evidence_check
+ *     (marked there); a difference makes the message invalid and is
+ *     named in e->reason_en / reason_id;
+ *   - audit anchors: e->audit gets the nearest anchor after the row.
+ */
+#ifndef SMIME_EVIDENCE_H
+#define SMIME_EVIDENCE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "db.h"
+#include "smime_verify.h"
+
+/* The outcome for one message; the numbers are smimectl verify's exit
+ * codes for a single file. */
+enum evidence_status {
+	EVIDENCE_VALID = 0,    /* signature good (at least at signing time),
+	                          audit chain intact up to its row */
+	EVIDENCE_INVALID = 1,  /* the signature or its certificate fails, or
+	                          the audit chain is broken up to its row */
+	EVIDENCE_UNCHECKED = 2 /* could not be judged: unsigned, encrypted,
+	                          no database, no trust bundle */
+};
+
+/* "valid", "invalid", "unchecked". */
+const char *evidence_status_name(enum evidence_status s);
+
+struct evidence_opts {
+	const char *ca_file; /* the trust bundle */
+	X509_STORE *store;   /* ca_file loaded (smime_trust_load); NULL: read
+	                        ca_file for each message */
+	struct db *db;       /* revocation and audit; NULL: "could not
+	                        check" with db_error */
+	const char *db_error;
+	/* the audit chain verified once for a run of several messages
+	 * (db_audit_verify's result and rc); NULL: evidence_check verifies
+	 * it itself */
+	const struct db_audit_check *chain;
+	int chain_rc;
+	const char *authserv_id; /* ours, to find the gateway's stamp; NULL:
+	                            none looked for */
+	time_t now;
+};
+
+/* The audit row of the message. */
+struct evidence_audit {
+	int rows;     /* rows with this Message-ID (0: none found) */
+	long long id; /* the row reported: the one with the signer's serial,
+	                 else the last (its position in the hash chain) */
+	time_t at;
+	char *queue_id, *action, *cert_serial, *result, *hash;
+	int chain;           /* 1: the chain verifies up to this row, 0:
+	                        broken at or before it, -1: not checked */
+	long long broken_id; /* the first broken row (0: none) */
+	long long prev_id;   /* the row before it (0: none) */
+	enum db_audit_problem problem;
+};
+
+struct evidence {
+	enum evidence_status status;
+	const char *shape; /* "multipart/signed", "signed-data",
+	                           "enveloped-data", "unsigned", "unreadable" */
+	char *message_id;  /* header values, unfolded (NULL: absent) */
+	char *stamp;       /* the Authentication-Results field of our
+	                      authserv_id (inbound mail), or NULL */
+	char *from, *subject, *date;
+	int signature_ok;           /* 1: content intact and signed by the
+	                           certificate's key, chain good at signing */
+	struct smime_verdict then;  /* judged at signing_time, no CRLs */
+	struct smime_verdict today; /* judged at now, with the CRLs */
+	time_t signing_time;        /* the time judged at (0: none given) */
+	const char *time_source;    /* "signingTime", or NULL */
+	char **chain;               /* subjects, signer first, trust anchor last
+	                           (NULL-terminated; NULL when unknown) */
+	int revoked;                /* the signer or an issuer is revoked */
+	time_t revoked_at;          /* since when (0: date unknown) */
+	const char *revoked_by;     /* "crl" or "certificates" */
+	char *revoked_what;         /* subject of the revoked certificate */
+	struct evidence_audit audit;
+	char reason_en[700]; /* why, in plain words ("" when all good) */
+	char reason_id[700];
+	char verdict[2048]; /* the line to paste: "SAH / VALID: ..." */
+};
+
+/*
+ * Check the message msg (len octets: header, blank line, body, as stored
+ * in a mailbox or .eml file; LF or CRLF line ends) and fill *e (cleared
+ * first; evidence_clear it).  Returns 0 when a status was reached (bad
+ * input is a status, not an error), -1 on out of memory with err filled.
+ */
+int evidence_check(const struct evidence_opts *o, const unsigned char *msg,
+                   size_t len, struct evidence *e, char *err, size_t errlen);
+
+/* Mark e "could not check" with why (for a file that cannot be read);
+ * e is cleared first and the verdict line written. */
+void evidence_unreadable(struct evidence *e, const char *why);
+
+/* Free what e holds and zero it; NULL is fine. */
+void evidence_clear(struct evidence *e);
+
+#endif
