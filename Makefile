@@ -122,7 +122,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Ilib $(PKG_CFLAGS)
 FUZZ_SAN     := address,undefined
 FUZZ_OBJS    := $(patsubst lib/%.c,tests/fuzz/obj/%.o,$(LIB_SRCS))
-FUZZ_BINS    := tests/fuzz/fuzz_mime tests/fuzz/fuzz_eom tests/fuzz/fuzz_cmsdec tests/fuzz/fuzz_inbound
+FUZZ_BINS    := tests/fuzz/fuzz_mime tests/fuzz/fuzz_eom tests/fuzz/fuzz_cmsdec tests/fuzz/fuzz_inbound \
+                tests/fuzz/fuzz_evidence
 .SECONDARY: $(FUZZ_OBJS)
 
 .PHONY: fuzz fuzz-bins

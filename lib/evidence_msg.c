@@ -119,13 +119,17 @@ const char *ev_signed_parts(struct ev_span body, const char *boundary,
 		if ((d == 2) != (seen == 2))
 			return "multipart/signed has not two parts";
 		if (seen == 2) {
+			/* delimiters on adjacent lines leave a part whose end
+			 * (the line end before the next delimiter) lies before
+			 * its start: empty, and no length may wrap */
+			size_t se = before_eol(body, i);
+			if (at[1] < at[0] || se <= at[2])
+				return "empty part in multipart/signed";
 			content->p = body.p + at[0];
 			content->n = at[1] - at[0];
 			sig->p = body.p + at[2];
-			sig->n = before_eol(body, i) - at[2];
-			return at[1] < at[0] || sig->n == 0
-			               ? "empty part in multipart/signed"
-			               : NULL;
+			sig->n = se - at[2];
+			return NULL;
 		}
 		if (seen == 1)
 			at[1] = before_eol(body, i);

@@ -27,7 +27,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # new ones; drop a word when its KNOWN line is fixed
 export FUZZ_INBOUND_KNOWN=${FUZZ_INBOUND_KNOWN-}
 status=0
-for t in ${FUZZ_TARGETS:-fuzz_mime fuzz_eom fuzz_cmsdec fuzz_inbound}; do
+for t in ${FUZZ_TARGETS:-fuzz_mime fuzz_eom fuzz_cmsdec fuzz_inbound fuzz_evidence}; do
 	bin=$TOP/tests/fuzz/$t
 	mkdir -p "$out/$t/corpus" "$out/$t/artifacts"
 	case $t in

@@ -443,6 +443,25 @@ static void test_helpers(void)
 	       "ev_reason_id: the general words");
 	is_str(evidence_status_name(EVIDENCE_INVALID), "invalid",
 	       "status names");
+	{
+		/* delimiters on adjacent lines (found by fuzz_evidence: the
+		 * signature part's length wrapped and ev_sig_der read far past
+		 * the buffer) */
+		const char *b = "--b\r\n--b\r\n--b--\r\n";
+		struct ev_span bs = { (const unsigned char *)b, strlen(b) };
+		struct ev_span c = { 0 }, sg = { 0 };
+		const char *why = ev_signed_parts(bs, "b", &c, &sg);
+		ok(why && strstr(why, "empty part") && sg.n == 0,
+		   "ev_signed_parts: adjacent delimiters are empty parts (%s)",
+		   why ? why : "accepted");
+		b = "--b\r\nx\r\n--b\r\n--b--\r\n";
+		bs.p = (const unsigned char *)b;
+		bs.n = strlen(b);
+		why = ev_signed_parts(bs, "b", &c, &sg);
+		ok(why && strstr(why, "empty part") && sg.n == 0,
+		   "ev_signed_parts: an empty signature part (%s)",
+		   why ? why : "accepted");
+	}
 }
 
 int main(void)
