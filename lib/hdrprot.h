@@ -48,12 +48,18 @@ struct hdrprot {
 
 /*
  * Build in out the root part's header fields: the nch Content-* fields of
- * ch (default_ct, e.g. "text/plain; charset=us-ascii", as Content-Type
- * when ch has none) with `; hp="clear"` (cipher = 0) or `; hp="cipher"`
+ * ch (default_ct as Content-Type when ch has none; NULL: "text/plain;
+ * charset=us-ascii") with `; hp="clear"` (cipher = 0) or `; hp="cipher"`
  * added to the Content-Type, then the nprot protected fields of prot in
- * their order, then with cipher one "HP-Outer: Name: value" per protected
- * field.  The strings of ch and prot are referenced, not copied: they must
- * outlive out.  Returns 0, or -1 when out of memory.
+ * their order, then with cipher one "HP-Outer: Name: value" per copied
+ * field.  The copies stay 7-bit and foldable: a text value with 8-bit
+ * octets (Subject, the protected_headers fields) becomes RFC 2047 "B"
+ * words (charset utf-8, or unknown-8bit when the octets are not UTF-8); a
+ * structured field (From, To, Cc, Date, Message-ID, Reply-To, In-Reply-To,
+ * References) with 8-bit octets, and a field with a run of over 900
+ * octets without a blank, are left out.  7-bit strings of ch and prot are
+ * referenced, not copied: they must outlive out.  Returns 0, or -1 when
+ * out of memory.
  */
 int hdrprot_build(const struct mime_header *ch, size_t nch,
                   const char *default_ct, const struct mime_header *prot,

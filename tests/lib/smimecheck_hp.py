@@ -8,8 +8,10 @@ MODE "clear" or "cipher".  Checks:
   - every protected field of ORIGINAL (From, To, Cc, Subject, Date,
     Message-ID, Reply-To, In-Reply-To, References and the EXTRA names in
     $HP_EXTRA, comma separated) is in ENTITY's header section, in order,
-    with the same value after unfolding, and no other non-Content field is
-    (with MODE cipher: one "HP-Outer: Name: value" per protected field, the
+    with the same value after unfolding and RFC 2047 decoding (8-bit text
+    is copied as encoded words; 8-bit octets in an address, identifier or
+    date leave that field out), the copy 7-bit, no other non-Content field
+    is there (with MODE cipher: one "HP-Outer: Name: value" per protected field, the
     value as outside, since the outer header section is kept unchanged);
   - the email package finds the same Subject, From and Date in ENTITY as
     in ORIGINAL (the independent reading of the protected fields);
@@ -20,6 +22,7 @@ MODE "clear" or "cipher".  Checks:
 """
 
 import email
+import email.header
 
 from smimecheck_mail import (POLICY, diag, header_fields, read_canon, show,
                              split_head_body, usage)
@@ -28,9 +31,28 @@ PROTECTED = [b"from", b"to", b"cc", b"subject", b"date", b"message-id",
              b"reply-to", b"in-reply-to", b"references"]
 
 
+STRUCTURED = [
+    b"from", b"to", b"cc", b"date", b"message-id", b"reply-to",
+    b"in-reply-to", b"references"]
+
+
+def _decoded(v):
+    """v with RFC 2047 encoded words decoded to their octets (charset
+    unknown-8bit too): a copy of an 8-bit text field is encoded."""
+    if b"=?" not in v:
+        return v
+    try:
+        parts = email.header.decode_header(v.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return v
+    return b"".join(p if isinstance(p, bytes) else p.encode("ascii")
+                    for p, _ in parts)
+
+
 def _value(line):
-    """The value of an unfolded field line, blanks around it dropped."""
-    return line.split(b":", 1)[1].strip(b" \t")
+    """The value of an unfolded field line, blanks around it dropped,
+    encoded words decoded."""
+    return _decoded(line.split(b":", 1)[1].strip(b" \t"))
 
 
 def _protected_names():
@@ -47,6 +69,10 @@ def _without_hp(line):
     return b";".join(parts).rstrip(b" \t")
 
 
+def got_raw(fields):
+    return [(n, f) for n, f in fields if not n.startswith(b"content-")]
+
+
 def cmd_hp(args):
     if len(args) not in (3, 4) or args[2] not in ("clear", "cipher"):
         return usage()
@@ -56,7 +82,13 @@ def cmd_hp(args):
     ehead, ebody = split_head_body(entity)
     ohead, _ = split_head_body(orig)
     efields = header_fields(ehead)
-    want = [(n, _value(f)) for n, f in header_fields(ohead) if n in names]
+    # 8-bit octets in an address, identifier or date: left out of the copy
+    want = [(n, _value(f)) for n, f in header_fields(ohead) if n in names
+            and not (n in STRUCTURED and any(c > 127 for c in f))]
+    for n, v in got_raw(efields):
+        if any(c > 127 for c in v):
+            diag("8-bit octets in the copy of %s" % n.decode())
+            bad = 1
     got = [(n, _value(f)) for n, f in efields
            if not n.startswith(b"content-") and n != b"hp-outer"]
     if got != want:
@@ -83,9 +115,12 @@ def cmd_hp(args):
         bad = 1
     omsg = email.message_from_bytes(orig, policy=POLICY)
     for h in ("Subject", "From", "Date"):
-        if omsg[h] is not None and str(msg[h]) != str(omsg[h]):
+        ov = omsg[h]
+        if ov is None or any(ord(c) > 127 for c in str(ov)):
+            continue  # 8-bit ones: compared as octets above
+        if str(msg[h]) != str(ov):
             diag("email package: %s is %r inside, %r in the original"
-                 % (h, msg[h], omsg[h]))
+                 % (h, msg[h], ov))
             bad = 1
     if len(args) == 4:
         phead, pbody = split_head_body(read_canon(args[3]))

@@ -156,6 +156,29 @@ else
 	nok "offline: protected_headers adds X-Test-Id to the protected fields"
 fi
 
+# a raw 8-bit Subject (UTF-8 and Latin-1 mixed): copied as RFC 2047 words
+# (charset unknown-8bit), so the signed entity stays 7-bit
+b7=$work/in/b07.eml
+/usr/bin/python3 "$SC" crlf "$TOP/tests/data/bad/b07-8bit-subject.eml" "$b7"
+mkdir -p "$work/sp/b07"
+if "$ME_MILTER" -c "$conf" -t "$b7" -s andi@banjarkota.go.id >"$work/out/b07.eml" 2>"$work/out/b07.err"; then
+	verify_message "$work/out/b07.eml" "$b7" andi@banjarkota.go.id "$work/pki" >"$work/b07.vm" 2>&1
+	/usr/bin/python3 "$SC" split "$work/out/b07.eml" "$work/sp/b07" >/dev/null
+fi
+if [ "$VM_STRUCT" = ok ] && [ "$VM_OPENSSL" = ok ] && [ "$VM_GPGSM" = ok ] &&
+	[ "$VM_HEADERS" = ok ] && nss_verify "$work/sp/b07"; then
+	ok "offline: an 8-bit Subject: the entity stays 7-bit, verifies in openssl, gpgsm and NSS"
+else
+	nok "offline: an 8-bit Subject: the entity stays 7-bit, verifies in openssl, gpgsm and NSS (failed:$VM_FAILED)"
+	grep -v "^# note" "$work/b07.vm" | sed 's/^/#   /' | head -10
+fi
+if /usr/bin/python3 "$SC" hp "$work/sp/b07/entity.bin" "$b7" clear &&
+	grep -q "^Subject: =?unknown-8bit?B?" "$work/sp/b07/entity.bin"; then
+	ok "offline: an 8-bit Subject is protected as encoded words of its octets"
+else
+	nok "offline: an 8-bit Subject is protected as encoded words of its octets"
+fi
+
 # signed and encrypted: hp="cipher" and HP-Outer inside, outside unchanged
 econf=$work/enc.conf
 me_conf "$econf" "$work" "inet:$1@127.0.0.1" \

@@ -159,10 +159,59 @@ static void test_build(void)
 	free(longv);
 }
 
+/* 8-bit values: text as RFC 2047 words, structured fields left out. */
+static void test_8bit(void)
+{
+	const struct mime_header prot[] = {
+		{ "From", "\xc3\x89lia <elia@banjarkota.go.id>" },
+		{ "Subject", " caf\xc3\xa9\n\tbaru " },
+		{ "X-Catatan", "latin-1 \xe9" },
+	};
+	struct mime_header longs[] = { { "Subject", NULL } };
+	char longv[200], *w;
+	struct hdrprot hp;
+	int words = 0, whole = 1;
+
+	ok(hdrprot_build(NULL, 0, NULL, prot, 3, 1, &hp) == 0, "8-bit: built");
+	is_str(show(&hp),
+	       "Content-Type: text/plain; charset=us-ascii; hp=\"cipher\"\n"
+	       "Subject: =?utf-8?B?Y2Fmw6kJYmFydQ==?=\n"
+	       "X-Catatan: =?unknown-8bit?B?bGF0aW4tMSDp?=\n"
+	       "HP-Outer: Subject: =?utf-8?B?Y2Fmw6kJYmFydQ==?=\n"
+	       "HP-Outer: X-Catatan: =?unknown-8bit?B?bGF0aW4tMSDp?=\n",
+	       "UTF-8 text unfolded into utf-8 words, other octets "
+	       "unknown-8bit, an 8-bit From left out (HP-Outer alike)");
+	hdrprot_free(&hp);
+	/* 99 two-octet characters: several words, none splits one */
+	for (int i = 0; i < 100; i++)
+		memcpy(longv + 2 * i, "\xc3\xa9", 2);
+	longv[198] = '\0';
+	longs[0].value = longv;
+	ok(hdrprot_build(NULL, 0, NULL, longs, 1, 0, &hp) == 0 && hp.n == 2,
+	   "a long UTF-8 Subject: built");
+	for (w = strstr(hp.h[1].value, "=?utf-8?B?"); w;
+	     w = strstr(w + 1, "=?utf-8?B?")) {
+		const char *e = strstr(w, "?=");
+		words++;
+		/* 44 octets are 60 base64 characters: whole characters only */
+		if (e == NULL || e - w - 10 != (e[2] ? 60 : 32) ||
+		    e - w + 2 > 75)
+			whole = 0;
+	}
+	ok(words == 5 && whole,
+	   "... as 5 words of at most 75 characters, "
+	   "44 octets each (%d words)",
+	   words);
+	ok(strstr(hp.h[1].value, "?=\n =?utf-8?B?") != NULL,
+	   "... folded between the words");
+	hdrprot_free(&hp);
+}
+
 int main(void)
 {
 	test_names();
 	test_ct_has_hp();
 	test_build();
+	test_8bit();
 	return tap_done();
 }
