@@ -105,7 +105,8 @@ int msg_rcpt(struct msg *m, const char *addr, int outbound, const char **reason)
 	return 0;
 }
 
-/* Append a copy of name: value to the list *a of *n (capacity *cap). */
+/* Append a copy of name: value to the list *a of *n (capacity *cap);
+ * value lives in the name's allocation. */
 static int chdr_push(struct chdr **a, size_t *n, size_t *cap, const char *name,
                      const char *value, int index)
 {
@@ -119,25 +120,23 @@ static int chdr_push(struct chdr **a, size_t *n, size_t *cap, const char *name,
 		*a = na;
 		*cap = ncap;
 	}
+	/* one allocation: the name, NUL, the value, NUL */
 	h = &(*a)[*n];
-	h->name = strdup(name);
-	h->value = strdup(value ? value : "");
-	h->index = index;
-	if (h->name == NULL || h->value == NULL) {
-		free(h->name);
-		free(h->value);
+	if (value == NULL)
+		value = "";
+	if ((h->name = malloc(strlen(name) + strlen(value) + 2)) == NULL)
 		return -1;
-	}
+	h->value = stpcpy(h->name, name) + 1;
+	strcpy(h->value, value);
+	h->index = index;
 	(*n)++;
 	return 0;
 }
 
 static void chdr_free(struct chdr *a, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(a[i].name);
-		free(a[i].value);
-	}
+	for (size_t i = 0; i < n; i++)
+		free(a[i].name); /* the value with it */
 	free(a);
 }
 

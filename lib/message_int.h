@@ -11,8 +11,8 @@
 #include "message.h"
 
 struct chdr {
-	char *name;
-	char *value;
+	char *name;  /* owns the allocation, */
+	char *value; /* which holds the value after the name */
 	int index;
 };
 
