@@ -1,6 +1,7 @@
 /* config -- table-driven libconfig loader (see config.h). */
 #include "config.h"
 #include "config_int.h"
+#include "hdrprot.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -125,6 +126,11 @@ static const struct keydef keys[] = {
 	{ "inbound_subject_tag_unverified", K_TAG,
 	  "[Tanda tangan belum diperiksa]", 0, 0, OFF(tag_unverified), 0,
 	  "text, \"\" for none", 0 },
+	{ "header_protection", K_BOOL, "true", 0, 1, OFF(header_protection), 0,
+	  "true or false", 0 },
+	{ "protected_headers", K_STRLIST, NULL, 0, 0, OFF(protected_headers),
+	  OFF(line_protected_headers), "list of header field names",
+	  OFF(nprotected_headers) },
 	{ "inbound_subject_tag_unsigned", K_TAG,
 	  "[Terenkripsi, tanpa tanda "
 	  "tangan]",
@@ -224,6 +230,9 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		free(cfg->domains[i]);
 	free(cfg->domains);
+	for (size_t i = 0; i < cfg->nprotected_headers; i++)
+		free(cfg->protected_headers[i]);
+	free(cfg->protected_headers);
 	for (size_t i = 0; i < cfg->npkcs11_tokens; i++) {
 		free(cfg->pkcs11_token[i]);
 		free(cfg->pkcs11_pin_file[i]);
@@ -704,6 +713,17 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 			       "is harvested)",
 			       path);
 			bad = 1;
+		}
+		for (size_t i = 0; i < cfg->nprotected_headers; i++) {
+			const char *why =
+			        hdrprot_name_refused(cfg->protected_headers[i]);
+			if (why != NULL) {
+				adderr(err, errlen,
+				       "%s:%d: protected_headers: '%s': %s",
+				       path, cfg->line_protected_headers,
+				       cfg->protected_headers[i], why);
+				bad = 1;
+			}
 		}
 		if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0) {
 			adderr(err, errlen, "%s:%d: ca_file: %s: %s", path,

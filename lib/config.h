@@ -90,8 +90,13 @@ struct config {
 	char *tag_fail;            /* ..._fail: smime=fail or permerror */
 	char *tag_unverified;      /* ..._unverified: neutral or temperror */
 	char *tag_unsigned;        /* ..._unsigned: decrypted, smime=none */
+	/* header protection of outbound mail (issue 14, RFC 9788) */
+	int header_protection;     /* copy the protected fields, hp= */
+	char **protected_headers;  /* more field names to protect */
+	size_t nprotected_headers; /* (lower-case, checked by hdrprot) */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
+	int line_protected_headers;
 };
 
 /*

@@ -7,6 +7,7 @@
 #include "certstore.h"
 #include "cms.h"
 #include "db.h"
+#include "hdrprot.h"
 #include "p11.h"
 #include "policy.h"
 #include "recipient.h"
@@ -104,37 +105,68 @@ int msg_rcpt(struct msg *m, const char *addr, int outbound, const char **reason)
 	return 0;
 }
 
+/* Append a copy of name: value to the list *a of *n (capacity *cap);
+ * value lives in the name's allocation. */
+static int chdr_push(struct chdr **a, size_t *n, size_t *cap, const char *name,
+                     const char *value, int index)
+{
+	struct chdr *h;
+
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 8;
+		struct chdr *na = realloc(*a, ncap * sizeof(*na));
+		if (na == NULL)
+			return -1;
+		*a = na;
+		*cap = ncap;
+	}
+	/* one allocation: the name, NUL, the value, NUL */
+	h = &(*a)[*n];
+	if (value == NULL)
+		value = "";
+	if ((h->name = malloc(strlen(name) + strlen(value) + 2)) == NULL)
+		return -1;
+	h->value = stpcpy(h->name, name) + 1;
+	strcpy(h->value, value);
+	h->index = index;
+	(*n)++;
+	return 0;
+}
+
+static void chdr_free(struct chdr *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(a[i].name); /* the value with it */
+	free(a);
+}
+
 int msg_header(struct msg *m, const char *name, const char *value, char *err,
                size_t errlen)
 {
+	const struct config *cfg = m->snap ? m->snap->cfg : NULL;
+
+	if (cfg != NULL && cfg->header_protection &&
+	    hdrprot_is_protected(name, cfg->protected_headers,
+	                         cfg->nprotected_headers)) {
+		/* a copy for the root part of the signed entity (RFC 9788) */
+		if (m->nhp >= MAX_CONTENT_HEADERS)
+			m->overflow = 1;
+		else if (chdr_push(&m->hp, &m->nhp, &m->caphp, name, value,
+		                   0) != 0)
+			return seterr(err, errlen, "out of memory");
+	}
 	if (str_iprefix(name, "Content-")) {
-		struct chdr *h;
 		int idx = 1;
 		if (m->nch >= MAX_CONTENT_HEADERS) {
 			m->overflow = 1;
 			return 0;
 		}
-		if (m->nch == m->capch) {
-			size_t ncap = m->capch ? m->capch * 2 : 8;
-			struct chdr *n = realloc(m->ch, ncap * sizeof(*n));
-			if (n == NULL)
-				return seterr(err, errlen, "out of memory");
-			m->ch = n;
-			m->capch = ncap;
-		}
 		for (size_t i = 0; i < m->nch; i++)
 			if (strcasecmp(m->ch[i].name, name) == 0)
 				idx++;
-		h = &m->ch[m->nch];
-		h->name = strdup(name);
-		h->value = strdup(value ? value : "");
-		h->index = idx;
-		if (h->name == NULL || h->value == NULL) {
-			free(h->name);
-			free(h->value);
+		if (chdr_push(&m->ch, &m->nch, &m->capch, name, value, idx) !=
+		    0)
 			return seterr(err, errlen, "out of memory");
-		}
-		m->nch++;
 	} else if (strcasecmp(name, "From") == 0) {
 		if (m->from_count++ == 0 &&
 		    (m->from_value = strdup(value ? value : "")) == NULL)
@@ -469,11 +501,8 @@ void msg_free(struct msg *m)
 {
 	if (m == NULL)
 		return;
-	for (size_t i = 0; i < m->nch; i++) {
-		free(m->ch[i].name);
-		free(m->ch[i].value);
-	}
-	free(m->ch);
+	chdr_free(m->ch, m->nch);
+	chdr_free(m->hp, m->nhp);
 	for (size_t i = 0; i < m->nedits; i++) {
 		free(m->edits[i].name);
 		free(m->edits[i].value);

@@ -6,6 +6,7 @@
  */
 #include "message.h"
 #include "cms.h"
+#include "hdrprot.h"
 #include "message_int.h"
 #include "p11.h"
 #include "spool.h"
@@ -89,14 +90,21 @@ static int add_edit(struct msg *m, enum msg_edit_op op, const char *name,
 	return 0;
 }
 
+/* The header fields of the signed entity: the top-level Content-* ones,
+ * with header protection the protected copies and hp= too (hdrprot.h). */
+struct ehdrs {
+	const struct mime_header *h;
+	size_t n;
+};
+
 /* Run pass 2 of the MIME rewrite from the first body byte into wr. */
-static int write_entity(struct msg *m, const struct mime_header *hdrs,
+static int write_entity(struct msg *m, const struct ehdrs *hdrs,
                         mime_write_fn wr, void *arg, char *err, size_t errlen)
 {
 	if (spool_rewind(m->body, err, errlen) != 0)
 		return -1;
-	return mime_rewrite(m->scan, hdrs, m->nch, spool_reader, m->body, wr,
-	                    arg, err, errlen);
+	return mime_rewrite(m->scan, hdrs->h, hdrs->n, spool_reader, m->body,
+	                    wr, arg, err, errlen);
 }
 
 /* Finish the digest in md and sign it with the message's signer. */
@@ -140,7 +148,7 @@ static int tee_sink(void *arg, const unsigned char *p, size_t n)
  * (initialized, nothing fed yet) the entity is hashed as it is written and
  * signed before the signature part: one run over the body, and the octets
  * signed are the octets sent.  Without md, *der holds the signature. */
-static int write_signed_body(struct msg *m, const struct mime_header *hdrs,
+static int write_signed_body(struct msg *m, const struct ehdrs *hdrs,
                              const char *boundary, EVP_MD_CTX *md,
                              unsigned char **der, size_t *derlen,
                              mime_write_fn wr, void *arg, char *err,
@@ -194,7 +202,7 @@ static int set_content_headers(struct msg *m, const char *const *nv)
 
 /* Encrypt the signed entity (its Content-Type, then the body) to m->enc,
  * base64 into ob. */
-static int write_encrypted(struct msg *m, const struct mime_header *hdrs,
+static int write_encrypted(struct msg *m, const struct ehdrs *hdrs,
                            const char *ctype, const char *boundary,
                            EVP_MD_CTX *md, unsigned char **der, size_t *derlen,
                            struct outbuf *ob, char *err, size_t errlen)
@@ -234,12 +242,23 @@ out:
 	return rc;
 }
 
+/* The first top-level Content-Type value, or NULL. */
+static const char *top_content_type(const struct msg *m)
+{
+	for (size_t i = 0; i < m->nch; i++)
+		if (str_ieq(m->ch[i].name, "Content-Type"))
+			return m->ch[i].value;
+	return NULL;
+}
+
 int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
             const struct msg_edit **edits, size_t *nedits, char *err,
             size_t errlen)
 {
 	const struct signer_entry *e = m->signer;
-	struct mime_header *hdrs = NULL;
+	struct mime_header *ch = NULL, *prot = NULL;
+	struct hdrprot hp = { 0 };
+	struct ehdrs eh = { NULL, 0 }, *hdrs = &eh;
 	unsigned char rnd[16];
 	unsigned char *der = NULL;
 	size_t derlen = 0;
@@ -263,16 +282,35 @@ int msg_eom(struct msg *m, mime_write_fn out, void *outarg,
 		return seterr(err, errlen, "end of message without a signer");
 	if (mime_scan_finish(m->scan, err, errlen) != 0)
 		return -1;
-	hdrs = calloc(m->nch + 1, sizeof(*hdrs));
+	ch = calloc(m->nch + 1, sizeof(*ch));
+	prot = calloc(m->nhp + 1, sizeof(*prot));
 	md = EVP_MD_CTX_new();
 	ob = malloc(sizeof(*ob));
-	if (hdrs == NULL || md == NULL || ob == NULL) {
+	if (ch == NULL || prot == NULL || md == NULL || ob == NULL) {
 		seterr(err, errlen, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < m->nch; i++) {
-		hdrs[i].name = m->ch[i].name;
-		hdrs[i].value = m->ch[i].value;
+		ch[i].name = m->ch[i].name;
+		ch[i].value = m->ch[i].value;
+	}
+	for (size_t i = 0; i < m->nhp; i++) {
+		prot[i].name = m->hp[i].name;
+		prot[i].value = m->hp[i].value;
+	}
+	eh.h = ch;
+	eh.n = m->nch;
+	/* RFC 9788: the root part carries the protected fields and hp= --
+	 * unless its Content-Type has an hp parameter already */
+	if (m->snap->cfg->header_protection &&
+	    !hdrprot_ct_has_hp(top_content_type(m))) {
+		if (hdrprot_build(ch, m->nch, mime_scan_default_ct(m->scan),
+		                  prot, m->nhp, m->enc != NULL, &hp) != 0) {
+			seterr(err, errlen, "out of memory");
+			goto out;
+		}
+		eh.h = hp.h;
+		eh.n = hp.n;
 	}
 	if (!EVP_DigestInit_ex(md, m->snap->md, NULL)) {
 		seterr_ssl(err, errlen, "digest init");
@@ -354,7 +392,9 @@ out:
 	OPENSSL_free(der);
 	EVP_MD_CTX_free(md);
 	free(ob);
-	free(hdrs);
+	hdrprot_free(&hp);
+	free(prot);
+	free(ch);
 	return rc;
 }
 

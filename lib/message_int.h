@@ -11,8 +11,8 @@
 #include "message.h"
 
 struct chdr {
-	char *name;
-	char *value;
+	char *name;  /* owns the allocation, */
+	char *value; /* which holds the value after the name */
 	int index;
 };
 
@@ -21,6 +21,8 @@ struct msg {
 	time_t signing_time;
 	struct chdr *ch; /* top-level Content-* headers */
 	size_t nch, capch;
+	struct chdr *hp; /* copies of the protected fields (RFC 9788) */
+	size_t nhp, caphp;
 	char *from_value;
 	int from_count;
 	int have_mime_version;

@@ -145,6 +145,12 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
                  size_t nhdrs, mime_read_fn rd, void *rarg, mime_write_fn wr,
                  void *warg, char *err, size_t errlen);
 
+/* The Content-Type a finished scan's top level has when it carries none:
+ * the one mime_rewrite adds (8bit text), else "text/plain;
+ * charset=us-ascii" (RFC 2045's default).  For a caller that writes the
+ * Content-Type itself (header protection adds a parameter). */
+const char *mime_scan_default_ct(const struct mime_scan *scan);
+
 /* Base64-encode len bytes as lines of 76 characters ending in CRLF, through
  * wr.  Used for the smime.p7s part as well.  Returns 0 or -1. */
 int mime_base64_write(const unsigned char *buf, size_t len, mime_write_fn wr,

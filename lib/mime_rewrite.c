@@ -161,6 +161,23 @@ static void w_top_header(struct wr *w, const char *name, const char *value)
 	mw_lend(w, 1);
 }
 
+/* The Content-Type of a top level that has none: what mime_rewrite adds
+ * (8-bit text), else the RFC 2045 default. */
+static const char *added_ct(const struct mime_scan *s)
+{
+	if (!s->addct)
+		return "text/plain; charset=us-ascii";
+	return (s->ent[0].fa & F_BADUTF8) ? "text/plain; charset=unknown-8bit"
+	                                  : "text/plain; charset=utf-8";
+}
+
+const char *mime_scan_default_ct(const struct mime_scan *scan)
+{
+	if (scan == NULL || !scan->finished || scan->nent == 0)
+		return "text/plain; charset=us-ascii";
+	return added_ct(scan);
+}
+
 int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
                  size_t nhdrs, mime_read_fn rd, void *rarg, mime_write_fn wr,
                  void *warg, char *err, size_t errlen)
@@ -204,10 +221,7 @@ int mime_rewrite(const struct mime_scan *scan, const struct mime_header *hdrs,
 		w_top_header(w, nm, hdrs[i].value);
 	}
 	if (s->addct && !have_ct)
-		w_top_header(w, "Content-Type",
-		             (x0->fa & F_BADUTF8)
-		                     ? "text/plain; charset=unknown-8bit"
-		                     : "text/plain; charset=utf-8");
+		w_top_header(w, "Content-Type", added_ct(s));
 	if (hact != H_NONE && !done)
 		mw_cte_line(w, hact);
 	if (w->hlong) {

@@ -37,6 +37,16 @@ Subcommands (each prints "# ..." diagnostics, exits 0 when the check holds,
       For messages that must arrive untouched: the body of RECEIVED equals
       the body of ORIGINAL (line ends canonicalized) and every original header
       but Received is still there; prints where they differ.
+  hp ENTITY ORIGINAL clear|cipher [PLAIN_ENTITY]
+      Header protection (RFC 9788, smimecheck_hp.py): ENTITY's root part
+      has hp=MODE on its Content-Type and a copy of ORIGINAL's protected
+      fields (From, To, Cc, Subject, Date, Message-ID, Reply-To,
+      In-Reply-To, References, and $HP_EXTRA, comma separated) in its
+      header section, nothing else but Content-* (and, with cipher, one
+      HP-Outer per protected field); the email package reads them; with
+      PLAIN_ENTITY (signed with header_protection = false) the body after
+      the header section is byte for byte the same, and so are the
+      Content-* fields but for hp.
   from-addr FILE
       Prints the address of the From header.
   crlf IN OUT
@@ -116,6 +126,7 @@ from smimecheck_mail import (CRLF, POLICY, Usage, canon, diag,  # noqa: E402,F40
 from smimecheck_signed import (cmd_cms, cmd_content, cmd_crlf,  # noqa: E402
                                cmd_from_addr, cmd_headers, cmd_is_signed,
                                cmd_refsign, cmd_same_body, cmd_split)
+from smimecheck_hp import cmd_hp  # noqa: E402
 from smimecheck_env import (cmd_cert_id, cmd_entity, cmd_env_check,  # noqa: E402
                             cmd_env_join, cmd_env_recipients, cmd_env_split,
                             cmd_env_tamper, cmd_env_wrap, cmd_is_encrypted)
@@ -145,6 +156,7 @@ COMMANDS = {
     "entity": cmd_entity,
     "env-wrap": cmd_env_wrap,
     "env-tamper": cmd_env_tamper,
+    "hp": cmd_hp,
 }
 
 

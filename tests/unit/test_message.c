@@ -98,7 +98,8 @@ static void setup(void)
 	db_close(db);
 }
 
-/* Feed a message ("Name: value" lines, blank line, body) through msg. */
+/* Feed a message ("Name: value" lines, folded ones too, blank line, body)
+ * through msg. */
 static enum msg_verdict feed(struct snapshot *s, const char *text, int outbound,
                              struct msg **out, const char **reason)
 {
@@ -113,6 +114,8 @@ static enum msg_verdict feed(struct snapshot *s, const char *text, int outbound,
 	while (p < body - 1) {
 		const char *nl = strchr(p, '\n');
 		const char *colon = memchr(p, ':', (size_t)(nl - p));
+		while (nl[1] == ' ' || nl[1] == '\t') /* a folded field */
+			nl = strchr(nl + 1, '\n');
 		char *name = strndup(p, (size_t)(colon - p));
 		char *value = strndup(colon + 2, (size_t)(nl - colon - 2));
 		msg_header(m, name, value, err, sizeof(err));
@@ -284,6 +287,8 @@ static void test_error_modes(struct snapshot *s, const char *big)
 
 int main(void)
 {
+	static char extra_name[] = "x-test-id";
+	static char *extra[] = { extra_name, NULL };
 	struct snapshot *s;
 	char err[4096], warn[4096];
 	STACK_OF(X509) *sk;
@@ -294,14 +299,52 @@ int main(void)
 	   "snapshot builds (%s)", err);
 	ok(s->nentries == 1 && s->nusable == 1, "one usable mailbox");
 
+	/* header protection (RFC 9788, the default): the root part carries
+	 * copies of the protected fields and hp="clear" */
 	test_sign(s, "plain",
+	          "From: Unit <" ME ">\nTo: x@example.org\n"
+	          "Subject: hi\nContent-Type: text/plain; charset=us-ascii\n\n"
+	          "Hello\nWorld\n",
+	          "Content-Type: text/plain; charset=us-ascii; hp=\"clear\"\r\n"
+	          "From: Unit <" ME ">\r\nTo: x@example.org\r\n"
+	          "Subject: hi\r\n\r\nHello\r\nWorld\r\n");
+	test_sign(s, "no MIME headers",
+	          "From: " ME "\nSubject: x\n\nline one\n",
+	          "Content-Type: text/plain; charset=us-ascii; hp=\"clear\"\r\n"
+	          "From: " ME "\r\nSubject: x\r\n\r\nline one\r\n");
+	test_sign(s, "protected fields only, folding kept",
+	          "From: " ME "\nReceived: from x by y\nX-Mailer: z\n"
+	          "Subject: a\n\tb\nMessage-ID: <1@x>\nDate: Mon, 1 Dec 2026 "
+	          "10:00:00 +0700\nReferences: <a@x>\n <b@x>\n"
+	          "Content-Type: text/plain\n\nbody\n",
+	          "Content-Type: text/plain; hp=\"clear\"\r\n"
+	          "From: " ME "\r\nSubject: a\r\n\tb\r\n"
+	          "Message-ID: <1@x>\r\nDate: Mon, 1 Dec 2026 10:00:00 "
+	          "+0700\r\n"
+	          "References: <a@x>\r\n <b@x>\r\n\r\nbody\r\n");
+	test_sign(s, "a Content-Type with hp already: no header protection",
+	          "From: " ME "\nSubject: x\n"
+	          "Content-Type: text/plain; hp=\"cipher\"\n\nx\n",
+	          "Content-Type: text/plain; hp=\"cipher\"\r\n\r\nx\r\n");
+	s->cfg->protected_headers = extra;
+	s->cfg->nprotected_headers = 1;
+	test_sign(s, "protected_headers: x-test-id too",
+	          "From: " ME "\nX-Test-Id: 7\nX-Other: 8\n\nx\n",
+	          "Content-Type: text/plain; charset=us-ascii; hp=\"clear\"\r\n"
+	          "From: " ME "\r\nX-Test-Id: 7\r\n\r\nx\r\n");
+	s->cfg->protected_headers = NULL;
+	s->cfg->nprotected_headers = 0;
+	/* header_protection = false: the entity as before */
+	s->cfg->header_protection = 0;
+	test_sign(s, "plain, header_protection = false",
 	          "From: Unit <" ME ">\nTo: x@example.org\n"
 	          "Subject: hi\nContent-Type: text/plain; charset=us-ascii\n\n"
 	          "Hello\nWorld\n",
 	          "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
 	          "Hello\r\nWorld\r\n");
-	test_sign(s, "no MIME headers",
+	test_sign(s, "no MIME headers, header_protection = false",
 	          "From: " ME "\nSubject: x\n\nline one\n", "\r\nline one\r\n");
+	s->cfg->header_protection = 1;
 	test_sign(s, "8bit",
 	          "From: " ME "\nContent-Type: text/plain; charset=utf-8\n"
 	          "Content-Transfer-Encoding: 8bit\n\nSelamat pagi, Bu "
