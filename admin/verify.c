@@ -140,6 +140,14 @@ static void print_text(const char *path, const struct evidence *e, time_t now)
 		text_line("revoked:", "no");
 	if (e->today.result != SMIME_NONE)
 		text_line("today:", e->today.reason);
+	if (e->hp) {
+		snprintf(buf, sizeof(buf), "hp=\"%s\", %d field%s: %s", e->hp,
+		         e->hp_fields, e->hp_fields == 1 ? "" : "s",
+		         e->hp_changed ? e->hp_detail : "as signed");
+		text_line("protected:", buf);
+	} else if (e->signature_ok)
+		text_line("protected:", "none (the header fields are not "
+		                        "signed)");
 	if (a->rows) {
 		snprintf(buf, sizeof(buf), "row %lld (%s, queue id %s, %s)%s",
 		         a->id, a->action ? a->action : "?",
@@ -256,7 +264,14 @@ static void print_json(int n, const char *path, const struct evidence *e,
 		jmember("problem", audit_problem_key(a->problem));
 	} else
 		printf(", \"broken_id\": null, \"problem\": null");
-	printf("}, \"protected_headers\": null}");
+	printf("}, \"protected_headers\": ");
+	if (e->hp) {
+		printf("{\"hp\": \"%s\", \"fields\": %d", e->hp, e->hp_fields);
+		jmember("changed", e->hp_changed);
+		jmember("detail", e->hp_changed ? e->hp_detail : NULL);
+		printf("}}");
+	} else
+		printf("null}");
 }
 
 /* ---- the command ----------------------------------------------------- */

@@ -41,8 +41,8 @@ void evidence_clear(struct evidence *e)
 {
 	if (e == NULL)
 		return;
-	char *strs[] = { e->message_id, e->from,         e->subject,
-		         e->date,       e->revoked_what, e->stamp };
+	char *strs[] = { e->message_id,   e->from,  e->subject,   e->date,
+		         e->revoked_what, e->stamp, e->hp_changed };
 
 	strs_free(strs, sizeof(strs) / sizeof(strs[0]));
 	for (char **c = e->chain; c && *c; c++)
@@ -490,10 +490,19 @@ int evidence_check(const struct evidence_opts *o, const unsigned char *msg,
 	e->stamp = stamp(o, hdr);
 	if (message_shape(hdr, body, &m, e) == 0)
 		rc = judge_signature(o, &m, e, err, errlen);
-	/* protected headers (RFC 9788, issue 14): compare the inner header
-	 * section of the signed entity with hdr here, once the signature
-	 * verified; a difference is INVALID ("Subject changed after
-	 * signing"). */
+	/* protected headers (RFC 9788): the copies in the signed part
+	 * against the outer header section, once the signature verified */
+	if (rc == 0 && e->signature_ok && !m.opaque && m.content.p) {
+		ev_hp_compare(m.content, hdr, e);
+		if (e->hp_changed && e->status != EVIDENCE_INVALID) {
+			char id[300];
+			snprintf(id, sizeof(id),
+			         "kepala surat %s diubah setelah "
+			         "ditandatangani",
+			         e->hp_changed);
+			judge(e, EVIDENCE_INVALID, id, e->hp_detail);
+		}
+	}
 	if (rc == 0 && audit_check(o, e, dberr, sizeof(dberr)) != 0 &&
 	    e->status == EVIDENCE_VALID) {
 		char en[400];

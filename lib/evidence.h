@@ -24,10 +24,10 @@
  *     the time the signature is judged at: evidence_signing_time() in
  *     evidence.c is the one place that picks the time, and e->time_source
  *     says which was used ("signingTime", later "timestamp");
- *   - protected headers (RFC 9788): the inner header section is compared
- *     with the outer one after the signature check, in evidence_check
- *     (marked there); a difference makes the message invalid and is
- *     named in e->reason_en / reason_id;
+ *   - protected headers (RFC 9788, evidence_hp.c): the copies in the
+ *     signed part are compared with the outer header section once the
+ *     signature verified; a difference makes the message invalid and is
+ *     named in e->hp_detail and the reasons;
  *   - audit anchors: e->audit gets the nearest anchor after the row.
  */
 #ifndef SMIME_EVIDENCE_H
@@ -107,6 +107,12 @@ struct evidence {
 	const char *revoked_by;     /* "crl" or "certificates" */
 	char *revoked_what;         /* subject of the revoked certificate */
 	struct evidence_audit audit;
+	/* header protection (RFC 9788), multipart/signed only */
+	const char *hp;      /* the signed part's hp parameter: "clear",
+	                     "cipher", or NULL (no protected copies) */
+	int hp_fields;       /* protected fields compared */
+	char *hp_changed;    /* the first field that differs, or NULL */
+	char hp_detail[420]; /* "Subject changed after signing: ..." */
 	char reason_en[700]; /* why, in plain words ("" when all good) */
 	char reason_id[700];
 	char verdict[2048]; /* the line to paste: "SAH / VALID: ..." */

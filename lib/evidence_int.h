@@ -56,6 +56,13 @@ BIO *ev_der_bio(struct ev_span body, int b64);
  * AuthEnvelopedData. */
 int ev_is_enveloped(struct ev_span body, int b64);
 
+/* Compare the protected header fields in the signed part content (its
+ * header section, when its Content-Type has the hp parameter) with the
+ * outer header section outer: fills e->hp, hp_fields, hp_changed and
+ * hp_detail (evidence_hp.c). */
+void ev_hp_compare(struct ev_span content, struct ev_span outer,
+                   struct evidence *e);
+
 /* The verdict line of e (status and reasons set) into e->verdict. */
 void ev_verdict_text(struct evidence *e);
 

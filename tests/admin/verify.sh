@@ -4,8 +4,10 @@
 # exists) and by `smime-milter -t`, a partner's mail signed with openssl
 # (multipart/signed with LF line ends, and opaque signed-data), then:
 # good (exit 0, SAH / VALID, the audit row and its chain), the body
-# altered (exit 1, named), the outer Subject changed (still valid: there
-# are no protected headers yet), unsigned and encrypted files and a
+# altered (exit 1, named), the outer Subject or Date changed (exit 1: the
+# signed part carries the protected copies, RFC 9788), a Cc added; the
+# same message signed with header_protection = false (valid: nothing to
+# compare, and it says the header fields are not signed); unsigned and encrypted files and a
 # missing one (exit 2), several files at once, --json, an audit row
 # altered by hand (the broken chain named), the signer revoked after
 # signing (a CRL imported later, and `smimectl revoke`: valid at signing
@@ -94,6 +96,8 @@ has "audit:        row $row (signed, queue id VQ1" "... the audit row $row, acti
 has "audit chain:  intact up to this row" "... the chain verifies up to it"
 has "recorded in the audit log at row $row, hash chain intact up to it" "... the verdict names the row"
 has "revoked:      no" "... not revoked"
+has "protected:    hp=\"clear\", " "... the protected header fields: hp=clear"
+has "fields: as signed" "... each as signed"
 
 # ---- the body altered after signing
 sed 's/^Baris kedua\./Baris ketiga./' "$work/good.eml" >"$work/body.eml"
@@ -102,20 +106,45 @@ v 1 "the body altered after signing" "$work/body.eml"
 has "TIDAK SAH / INVALID: pesan <v1@banjarkota.go.id>: isi pesan diubah setelah ditandatangani. / message <v1@banjarkota.go.id>: body altered after signing." \
 	"... TIDAK SAH / INVALID, body altered after signing"
 
-# ---- the outer Subject changed: the signature covers only the body today
-# (no protected headers yet, RFC 9788).  When header protection comes, this
-# must become exit 1 naming "Subject changed after signing".
-sed 's/^Subject: Undangan rapat/Subject: Undangan dibatalkan/' "$work/good.eml" >"$work/subj.eml"
-v 0 "the outer Subject changed: still valid (no protected headers yet)" "$work/subj.eml"
+# ---- the outer Subject changed: the signed part's protected copy
+# (header_protection, RFC 9788) says what was signed
+# (only the outer header block: up to its first empty line)
+sed '1,/^\r*$/s/^Subject: Undangan rapat/Subject: Undangan dibatalkan/' "$work/good.eml" >"$work/subj.eml"
+v 1 "the outer Subject changed after signing" "$work/subj.eml"
 has "Subject:      Undangan dibatalkan" "... shows the Subject as it is now"
-has "SAH / VALID" "... SAH / VALID"
+has "Subject changed after signing: signed 'Undangan rapat" "... names the field and what was signed"
+has "TIDAK SAH / INVALID" "... TIDAK SAH / INVALID"
+has "kepala surat Subject diubah setelah ditandatangani" "... in Indonesian too"
+sed '1,/^\r*$/s/^Date: \(.*\)2026/Date: \12025/' "$work/good.eml" >"$work/date.eml"
+v 1 "the outer Date changed after signing" "$work/date.eml"
+has "Date changed after signing" "... names the Date"
+awk '{ print } /^Subject: / && !d { print "Cc: orang.lain@example.org\r"; d = 1 }' "$work/good.eml" >"$work/cc.eml"
+v 1 "a Cc added after signing" "$work/cc.eml"
+has "Cc added after signing" "... names the Cc"
+"$CTL" -c "$conf" verify --json "$work/subj.eml" >"$work/subj.json" 2>&1
+"$PY" -c 'import json, sys
+o = json.load(open(sys.argv[1]))[0]["protected_headers"]
+assert o["hp"] == "clear" and o["fields"] >= 4 and o["changed"] == "Subject", o
+assert "signed" in o["detail"], o' "$work/subj.json"
+tap $? "--json: protected_headers names hp, the fields and the changed one" || sed 's/^/#   /' "$work/subj.json" | head -5
 
 # ---- signed offline by smime-milter -t: no audit row
-"$MILTER" -c "$conf" -t "$work/in2.eml" -s andi@banjarkota.go.id >"$work/offline.eml" 2>"$work/t.err" ||
+# (a Message-ID the daemon never saw; the message signed as it is, since
+# the signed part carries a copy of the Message-ID)
+msg "$work/in3.eml" "Andi <andi@banjarkota.go.id>" "<v3@banjarkota.go.id>" "Surat kedua"
+"$MILTER" -c "$conf" -t "$work/in3.eml" -s andi@banjarkota.go.id >"$work/noaudit.eml" 2>"$work/t.err" ||
 	bail "smime-milter -t"
-sed 's/<v2@/<v3@/' "$work/offline.eml" >"$work/noaudit.eml"
 v 0 "signed by smime-milter -t, no audit row" "$work/noaudit.eml"
 has "audit:        no row for this Message-ID" "... no audit row"
+# the same signer with header_protection = false: nothing to compare, so
+# a changed Subject goes unseen, and the report says the header is unsigned
+cp "$conf" "$work/nohp.conf"
+echo 'header_protection = false;' >>"$work/nohp.conf"
+msg "$work/in4.eml" "Andi <andi@banjarkota.go.id>" "<v4@banjarkota.go.id>" "Tanpa salinan"
+"$MILTER" -c "$work/nohp.conf" -t "$work/in4.eml" -s andi@banjarkota.go.id 2>/dev/null |
+	sed '1,/^\r*$/s/^Subject: Tanpa salinan/Subject: Diubah/' >"$work/nohp.eml"
+v 0 "header_protection = false, the outer Subject changed: valid (only the body is signed)" "$work/nohp.eml"
+has "protected:    none (the header fields are not signed)" "... and it says the header fields are not signed"
 has "no audit log row for this Message-ID" "... the verdict says so"
 
 v 0 "a partner's multipart/signed mail (LF line ends)" "$work/p1.eml"
@@ -182,7 +211,7 @@ want(g["revocation"]["revoked"] is False and g["revocation"]["revoked_at"] is No
 want(g["audit"]["id"] == row and g["audit"]["chain_ok"] is True and g["audit"]["action"] == "signed", "good: audit")
 want(g["audit"]["queue_id"] == "VQ1" and len(g["audit"]["hash"]) == 64, "good: audit qid, hash")
 want(g["message_id"] == "<v1@banjarkota.go.id>" and g["shape"] == "multipart/signed", "good: headers")
-want(g["protected_headers"] is None, "good: protected_headers reserved")
+want(g["protected_headers"]["hp"] == "clear" and g["protected_headers"]["changed"] is None, "good: protected headers as signed")
 want(b["status"] == "invalid" and b["exit"] == 1 and b["reason_en"] == "body altered after signing", "body: invalid")
 want(b["signature"]["verified"] is False, "body: not verified")
 want(u["status"] == "unchecked" and u["exit"] == 2 and u["signer"] is None, "unsigned: unchecked")
