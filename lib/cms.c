@@ -1,5 +1,6 @@
 /* cms -- detached SignedData from a streamed digest (see cms.h). */
 #include "cms.h"
+#include "tsa.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -45,10 +46,48 @@ static int add_smimecap(CMS_SignerInfo *si)
 	return ok;
 }
 
+/* Time-stamp the signature of si with ts (see cms_sign_digest_ts). */
+static int stamp_signer(CMS_SignerInfo *si, struct cms_timestamp *ts, char *err,
+                        size_t errlen)
+{
+	unsigned char d[TSA_DIGEST_LEN], *tok = NULL;
+	size_t len = 0;
+	char e[400];
+	int rc;
+
+	ts->note[0] = '\0';
+	ts->gen_time = 0;
+	rc = tsa_signature_digest(si, d, e, sizeof(e));
+	if (rc == 0)
+		rc = tsa_request(ts->url, ts->timeout_ms, d, sizeof(d),
+		                 ts->ca_file, &tok, &len, &ts->gen_time, e,
+		                 sizeof(e));
+	if (rc == 0)
+		rc = tsa_attach(si, tok, len, e, sizeof(e));
+	OPENSSL_free(tok);
+	if (rc == 0)
+		return 0;
+	ts->gen_time = 0;
+	if (ts->required)
+		return seterr(err, errlen, "time-stamp: %s", e);
+	snprintf(ts->note, sizeof(ts->note), "%s", e);
+	return 0;
+}
+
 int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
                     const EVP_MD *md, const unsigned char *dgst, size_t dgstlen,
                     time_t signing_time, unsigned char **der, size_t *derlen,
                     char *err, size_t errlen)
+{
+	return cms_sign_digest_ts(cert, chain, key, md, dgst, dgstlen,
+	                          signing_time, NULL, der, derlen, err, errlen);
+}
+
+int cms_sign_digest_ts(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
+                       const EVP_MD *md, const unsigned char *dgst,
+                       size_t dgstlen, time_t signing_time,
+                       struct cms_timestamp *ts, unsigned char **der,
+                       size_t *derlen, char *err, size_t errlen)
 {
 	const unsigned int flags =
 	        CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
@@ -97,6 +136,8 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
 		seterr_ssl(err, errlen, "signing failed");
 		goto out;
 	}
+	if (ts && ts->url && stamp_signer(si, ts, err, errlen) != 0)
+		goto out;
 	len = i2d_CMS_ContentInfo(cms, NULL);
 	if (len <= 0 || (*der = OPENSSL_malloc((size_t)len)) == NULL) {
 		seterr_ssl(err, errlen, "cannot encode SignedData");

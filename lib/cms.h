@@ -33,6 +33,30 @@ int cms_sign_digest(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
                     time_t signing_time, unsigned char **der, size_t *derlen,
                     char *err, size_t errlen);
 
+/* A signature time-stamp (RFC 3161 Appendix A) for cms_sign_digest_ts. */
+struct cms_timestamp {
+	const char *url;     /* the TSA (http or https) */
+	const char *ca_file; /* the TSA's trust bundle */
+	long timeout_ms;
+	int required;    /* 1: no token fails the signing; 0: sign without */
+	char note[400];  /* out: why there is no token (required 0), or "" */
+	time_t gen_time; /* out: the token's genTime (0: no token) */
+};
+
+/*
+ * cms_sign_digest, and then, with ts (may be NULL), the SHA-256 of the
+ * signature value time-stamped by ts->url and the checked token added as
+ * the unsigned attribute id-aa-signatureTimeStampToken (lib/tsa.c).  A TSA
+ * that fails (timeout, refusal, a token that does not verify) fails the
+ * signing when ts->required, else leaves the signature without a token and
+ * says why in ts->note.
+ */
+int cms_sign_digest_ts(X509 *cert, STACK_OF(X509) *chain, EVP_PKEY *key,
+                       const EVP_MD *md, const unsigned char *dgst,
+                       size_t dgstlen, time_t signing_time,
+                       struct cms_timestamp *ts, unsigned char **der,
+                       size_t *derlen, char *err, size_t errlen);
+
 /*
  * Streaming encryption of a MIME entity (issue 5).
  *

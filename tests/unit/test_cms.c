@@ -438,6 +438,43 @@ static void test_encrypt(void)
 	EVP_PKEY_free(ek);
 }
 
+/* A TSA that cannot be reached (a loopback port nobody listens on; the
+ * good and bad TSAs are test_tsa's, and the signing path with one is
+ * tests/milter/timestamp.sh): sign without a token, or fail when one is
+ * required. */
+static void test_timestamp_unreachable(void)
+{
+	struct cms_timestamp ts = { .url = "http://127.0.0.1:9/tsa",
+		                    .ca_file = FIXTURE_DATA "/ca.crt.pem",
+		                    .timeout_ms = 2000 };
+	unsigned char dgst[32] = { 1 }, *der = NULL;
+	size_t len = 0;
+	char err[512] = "";
+	const EVP_MD *md = EVP_sha256();
+	int rc = cms_sign_digest_ts(leaf, NULL, leaf_key, md, dgst,
+	                            sizeof(dgst), FIXTURE_SIGNING_TIME, &ts,
+	                            &der, &len, err, sizeof(err));
+
+	ok(rc == 0 && der && len > 0 && ts.note[0] && ts.gen_time == 0,
+	   "TSA unreachable, not required: signed without a token (%s)",
+	   ts.note);
+	if (der)
+		write_bytes(fixture_path("nots.der"), der, len);
+	ok(fixture_sh("openssl cms -cmsout -print -inform DER -in %s | grep "
+	              "-q timeStampToken",
+	              fixture_path("nots.der")) != 0,
+	   "... and the signature carries no time-stamp attribute");
+	OPENSSL_free(der);
+	der = NULL;
+	ts.required = 1;
+	rc = cms_sign_digest_ts(leaf, NULL, leaf_key, md, dgst, sizeof(dgst),
+	                        FIXTURE_SIGNING_TIME, &ts, &der, &len, err,
+	                        sizeof(err));
+	ok(rc != 0 && der == NULL && strncmp(err, "time-stamp: ", 12) == 0,
+	   "TSA unreachable, required: the signing fails (%s)", err);
+	OPENSSL_free(der);
+}
+
 int main(void)
 {
 	now = time(NULL);
@@ -450,6 +487,7 @@ int main(void)
 	test_sign();
 	test_chain();
 	test_encrypt();
+	test_timestamp_unreachable();
 
 	X509_free(leaf);
 	X509_free(ca);
