@@ -137,8 +137,9 @@ static size_t anchors_print(int json, int chain_rc,
 			       "\"hash\": ",
 			       i ? ", " : "", a[i].id, a[i].audit_id);
 			json_str(a[i].hash);
-			printf(", \"gen_time\": %lld, \"tsa_url\": ",
-			       (long long)a[i].gen_time);
+			printf(", \"gen_time\": ");
+			json_str(when);
+			printf(", \"tsa_url\": ");
 			json_str(a[i].tsa_url);
 			printf(", \"ok\": %s, \"problem\": ",
 			       p == ANCHOR_OK ? "true" : "false");

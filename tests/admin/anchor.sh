@@ -133,14 +133,16 @@ expect 0 "audit verify with two anchors" "$CTL" -c "$conf" audit verify
 has "2 anchors ok" "... 2 anchors ok"
 expect 0 "--json" "$CTL" -c "$conf" audit verify --json
 $PY -c '
-import json, sys
+import json, re, sys
 j = json.load(open(sys.argv[1]))
 a = j["anchors"]
 sys.exit(0 if j["ok"] is True and j["anchors_ok"] == 2 and
          [x["audit_id"] for x in a] == [3, 5] and
          all(x["ok"] is True and x["problem"] is None for x in a) and
-         a[0]["tsa_url"] == sys.argv[2] else 1)' "$work/out" "$url"
-tap $? "... JSON: anchors (audit_id 3 and 5, ok), anchors_ok 2"
+         a[0]["tsa_url"] == sys.argv[2] and
+         re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", a[0]["gen_time"])
+         else 1)' "$work/out" "$url"
+tap $? "... JSON: anchors (audit_id 3 and 5, ok, gen_time in UTC), anchors_ok 2"
 cp "$db" "$work/good.db"
 
 # ---- row 2 altered by hand, before both anchors
