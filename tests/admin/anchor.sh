@@ -12,6 +12,8 @@
 # Prints TAP.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 fx_begin anchor
+# loopback only: no proxy from the environment (libcurl reads these)
+unset http_proxy https_proxy HTTPS_PROXY all_proxy ALL_PROXY
 mpid= tpid=
 fx_on_exit() {
 	me_stop "$mpid"
