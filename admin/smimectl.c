@@ -44,8 +44,9 @@ static const struct command {
 	  "[--address ADDR] FILE..., list [--address ADDR] [--json], remove "
 	  "ADDR|ID|SERIAL|FINGERPRINT)" },
 	{ "audit", cmd_audit,
-	  "verify [--anchor ID:HASH] [--json]   (the audit log's hash "
-	  "chain; exit 1 at the first broken row)" },
+	  "verify [--anchor ID:HASH] [--json] | anchor   (the audit log's "
+	  "hash chain and its RFC 3161 anchors; exit 1 at the first broken "
+	  "row or anchor)" },
 	{ "verify", cmd_verify,
 	  "FILE... [--json]   (a disputed message: signature, signer status "
 	  "then and now, audit row; exit 0 valid, 1 invalid, 2 could not "

@@ -59,6 +59,14 @@ static const struct keydef keys[] = {
 	{ "user", K_STR, NULL, 0, 0, OFF(user), 0, "user name", 0 },
 	{ "ca_file", K_STR, NULL, 0, 0, OFF(ca_file), OFF(line_ca_file),
 	  "PEM trust bundle", 0 },
+	/* RFC 3161 time-stamps (issue 14): the TSA, its trust bundle, and
+	 * how long one request may take */
+	{ "timestamp_url", K_STR, NULL, 0, 0, OFF(timestamp_url),
+	  OFF(line_timestamp_url), "http:// or https:// URL of the TSA", 0 },
+	{ "timestamp_ca_file", K_STR, NULL, 0, 0, OFF(timestamp_ca_file),
+	  OFF(line_timestamp_ca_file), "PEM trust bundle of the TSA", 0 },
+	{ "timestamp_timeout", K_INT, "3", 1, 300, OFF(timestamp_timeout), 0,
+	  "seconds", 0 },
 	{ "syslog_facility", K_STR, "mail", 0, 0, OFF(syslog_facility), 0,
 	  "syslog facility", 0 },
 	{ "digest", K_DIGEST, "sha256", 0, 0, OFF(digest), 0,
@@ -645,6 +653,39 @@ static int check_dir(const char *path, const char *file, int line,
 	return 0;
 }
 
+/* timestamp_url: http or https, and a readable timestamp_ca_file. */
+static int config_check_timestamp(const struct config *cfg, const char *file,
+                                  char *err, size_t errlen)
+{
+	const char *u = cfg->timestamp_url;
+	int rc = 0;
+
+	if (u && strncasecmp(u, "http://", 7) != 0 &&
+	    strncasecmp(u, "https://", 8) != 0) {
+		adderr(err, errlen,
+		       "%s:%d: timestamp_url: '%s' is not an http:// or "
+		       "https:// URL",
+		       file, cfg->line_timestamp_url, u);
+		rc = -1;
+	}
+	if (u && cfg->timestamp_ca_file == NULL) {
+		adderr(err, errlen,
+		       "%s:%d: timestamp_url needs timestamp_ca_file (the "
+		       "trust "
+		       "bundle the TSA's tokens are checked against)",
+		       file, cfg->line_timestamp_url);
+		rc = -1;
+	}
+	if (cfg->timestamp_ca_file &&
+	    access(cfg->timestamp_ca_file, R_OK) != 0) {
+		adderr(err, errlen, "%s:%d: timestamp_ca_file: %s: %s", file,
+		       cfg->line_timestamp_ca_file, cfg->timestamp_ca_file,
+		       strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
 	config_t lc;
@@ -731,6 +772,8 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 			       strerror(errno));
 			bad = 1;
 		}
+		if (config_check_timestamp(cfg, path, err, errlen) != 0)
+			bad = 1;
 	}
 	config_destroy(&lc);
 	if (bad) {

@@ -49,6 +49,9 @@ struct config {
 	char *pidfile;
 	char *user;
 	char *ca_file;
+	char *timestamp_url;         /* RFC 3161 TSA (issue 14), or NULL */
+	char *timestamp_ca_file;     /* the TSA's trust bundle */
+	long long timestamp_timeout; /* seconds per TSA request */
 	char *syslog_facility;
 	char *digest; /* sha256, sha384 or sha512 */
 	char **domains;
@@ -97,6 +100,7 @@ struct config {
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 	int line_protected_headers;
+	int line_timestamp_url, line_timestamp_ca_file;
 };
 
 /*

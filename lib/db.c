@@ -135,11 +135,26 @@ const char *const db_migrations[] = {
 	 * db_audit.c), older rows keep their v1 hashes */
 	"ALTER TABLE audit ADD COLUMN recipients TEXT;"
 	"ALTER TABLE audit ADD COLUMN cert_issuer TEXT;",
+	/* 6 -> 7: RFC 3161 anchors of the chain (issue 14): a TSA's token
+	 * over the hash of the head row (smimectl audit anchor).  No foreign
+	 * key: an anchor outlives a deleted row, so verify can say so.  IF
+	 * NOT EXISTS: a database taken back to an older version by hand (as
+	 * tests do, dropping the newer columns) may still hold the table. */
+	"CREATE TABLE IF NOT EXISTS audit_anchors ("
+	"  id INTEGER PRIMARY KEY,"
+	"  audit_id INTEGER NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  token BLOB NOT NULL,"
+	"  gen_time INTEGER NOT NULL,"
+	"  tsa_url TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS audit_anchors_audit_id"
+	" ON audit_anchors (audit_id);",
 };
 
 /* C code run after migrations[i], inside its transaction (NULL: none). */
 static int (*const migration_code[])(struct db *, char *, size_t) = {
-	NULL, NULL, NULL, NULL, db_audit_chain_existing, NULL,
+	NULL, NULL, NULL, NULL, db_audit_chain_existing, NULL, NULL,
 };
 
 _Static_assert(sizeof(db_migrations) / sizeof(db_migrations[0]) ==

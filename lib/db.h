@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 6
+#define DB_SCHEMA_VERSION 7
 
 struct db;
 
@@ -375,5 +375,46 @@ typedef int (*db_audit_row_fn)(void *arg, long long id,
  * Returns 0 or -1 with err filled. */
 int db_audit_find(struct db *db, const char *message_id, db_audit_row_fn fn,
                   void *arg, char *err, size_t errlen);
+
+/* One RFC 3161 anchor of the chain (schema 7, table audit_anchors): a
+ * TSA's token whose imprint is the hash of row audit_id, the head of the
+ * chain when it was made (the 32 bytes the 64 hex digits spell). */
+struct db_audit_anchor {
+	long long id;
+	long long audit_id;   /* the anchored row */
+	char hash[65];        /* its hash then, the token's imprint in hex */
+	unsigned char *token; /* the TimeStampToken, DER (malloc'd) */
+	size_t token_len;
+	time_t gen_time; /* the token's genTime, as stored */
+	char *tsa_url;
+	time_t created_at;
+	/* the log now, read by db_audit_verify_anchors: */
+	int row_found;     /* 1 when row audit_id is still there */
+	char row_hash[65]; /* its stored hash ("" when NULL or malformed) */
+};
+
+/*
+ * Store an anchor: token (DER, len bytes) from the TSA at tsa_url over
+ * hash (64 hex digits), the hash of audit row audit_id, genTime gen_time.
+ * Returns the new anchor's id, or -1 with err filled.
+ */
+long long db_audit_anchor_add(struct db *db, long long audit_id,
+                              const char *hash, const unsigned char *token,
+                              size_t len, time_t gen_time, const char *tsa_url,
+                              char *err, size_t errlen);
+
+/*
+ * db_audit_verify, and in the same read transaction every anchor in id
+ * order with the current hash of its row: *anchors (malloc'd, free with
+ * db_audit_anchors_free) and *n.  Returns what db_audit_verify returns
+ * (0, 1 or -1 with err filled; on -1 *anchors is NULL).
+ */
+int db_audit_verify_anchors(struct db *db, long long anchor_id,
+                            const char *anchor_hash, struct db_audit_check *out,
+                            struct db_audit_anchor **anchors, size_t *n,
+                            char *err, size_t errlen);
+
+/* Free n anchors from db_audit_verify_anchors; NULL is fine. */
+void db_audit_anchors_free(struct db_audit_anchor *a, size_t n);
 
 #endif

@@ -311,8 +311,10 @@ static int audit_check_row(sqlite3_stmt *st, const char *expect,
 	return DB_AUDIT_OK;
 }
 
-int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
-                    struct db_audit_check *out, char *err, size_t errlen)
+/* db_audit_verify inside the caller's read transaction. */
+static int audit_walk(struct db *db, long long anchor_id,
+                      const char *anchor_hash, struct db_audit_check *out,
+                      char *err, size_t errlen)
 {
 	char expect[65];
 	long long previd = 0;
@@ -322,17 +324,11 @@ int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
 	memset(out, 0, sizeof(*out));
 	snprintf(expect, sizeof(expect), "%s", audit_zero_hash);
 	snprintf(out->last_hash, sizeof(out->last_hash), "%s", audit_zero_hash);
-	/* one read transaction: a consistent snapshot while the milter
-	 * appends */
-	if (db_exec_sql(db, "BEGIN", err, errlen) != 0)
-		return -1;
 	if (db_q_open(&q, db,
 	              "SELECT " AUDIT_COLS ", prev_hash, hash FROM audit"
 	              " ORDER BY id",
-	              DB_NOARGS, err, errlen) != 0) {
-		db_rollback(db);
+	              DB_NOARGS, err, errlen) != 0)
 		return -1;
-	}
 	while ((s = db_q_next(&q)) > 0) {
 		long long id = db_q_int(&q, 0);
 		int problem =
@@ -366,6 +362,147 @@ int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
 		out->problem = DB_AUDIT_ANCHOR_MISSING;
 		rc = 1;
 	}
+	return rc;
+}
+
+int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
+                    struct db_audit_check *out, char *err, size_t errlen)
+{
+	int rc;
+
+	/* one read transaction: a consistent snapshot while the milter
+	 * appends */
+	if (db_exec_sql(db, "BEGIN", err, errlen) != 0)
+		return -1;
+	rc = audit_walk(db, anchor_id, anchor_hash, out, err, errlen);
+	db_rollback(db);
+	return rc;
+}
+
+/* ---- RFC 3161 anchors (schema 7) ------------------------------------ */
+
+long long db_audit_anchor_add(struct db *db, long long audit_id,
+                              const char *hash, const unsigned char *token,
+                              size_t len, time_t gen_time, const char *tsa_url,
+                              char *err, size_t errlen)
+{
+	struct db_q q;
+
+	if (db_q_open(&q, db,
+	              "INSERT INTO audit_anchors (audit_id, hash, token,"
+	              " gen_time, tsa_url, created_at) VALUES (?,?,?,?,?,?)",
+	              DB_ARGS(DB_INT(audit_id), DB_TEXT(hash), DB_TEXT(NULL),
+	                      DB_INT((long long)gen_time), DB_TEXT(tsa_url),
+	                      DB_INT((long long)time(NULL))),
+	              err, errlen) != 0)
+		return -1;
+	/* the statement helpers bind no blobs: the token is bound here */
+	if (sqlite3_bind_blob(q.st, 3, token, (int)len, SQLITE_TRANSIENT) !=
+	    SQLITE_OK) {
+		db_q_close(&q);
+		return seterr(err, errlen, "database: %s", db_errmsg(db));
+	}
+	db_q_next(&q);
+	if (db_q_close(&q) != 0)
+		return -1;
+	return db_last_id(db);
+}
+
+void db_audit_anchors_free(struct db_audit_anchor *a, size_t n)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(a[i].token);
+		free(a[i].tsa_url);
+	}
+	free(a);
+}
+
+/* The current row of q (the anchor query) into a; 0 or -1. */
+static int anchor_fill(struct db_q *q, struct db_audit_anchor *a)
+{
+	const void *tok = sqlite3_column_blob(q->st, 3);
+	int tn = sqlite3_column_bytes(q->st, 3);
+	const char *h = db_q_text(q, 2), *rh = db_q_text(q, 8);
+
+	memset(a, 0, sizeof(*a));
+	a->id = db_q_int(q, 0);
+	a->audit_id = db_q_int(q, 1);
+	if (h && strlen(h) < sizeof(a->hash))
+		snprintf(a->hash, sizeof(a->hash), "%s", h);
+	a->token = malloc(tn > 0 ? (size_t)tn : 1);
+	a->tsa_url = db_q_dup(q, 5);
+	if (a->token == NULL)
+		return -1;
+	if (tn > 0)
+		memcpy(a->token, tok, (size_t)tn);
+	a->token_len = tn > 0 ? (size_t)tn : 0;
+	a->gen_time = (time_t)db_q_int(q, 4);
+	a->created_at = (time_t)db_q_int(q, 6);
+	a->row_found = (int)db_q_int(q, 7);
+	if (rh && is_hash((const unsigned char *)rh, (int)strlen(rh)))
+		memcpy(a->row_hash, rh, 65);
+	return 0;
+}
+
+/* Every anchor, with its row's hash now, into *anchors and *n. */
+static int anchor_list(struct db *db, struct db_audit_anchor **anchors,
+                       size_t *n, char *err, size_t errlen)
+{
+	struct db_audit_anchor *a = NULL;
+	size_t cap = 0;
+	struct db_q q;
+	int rc = 0;
+
+	*anchors = NULL;
+	*n = 0;
+	if (db_q_open(&q, db,
+	              "SELECT x.id, x.audit_id, x.hash, x.token, x.gen_time,"
+	              " x.tsa_url, x.created_at, a.id IS NOT NULL, a.hash"
+	              " FROM audit_anchors x LEFT JOIN audit a"
+	              " ON a.id = x.audit_id ORDER BY x.id",
+	              DB_NOARGS, err, errlen) != 0)
+		return -1;
+	while (rc == 0 && db_q_next(&q) > 0) {
+		if (*n == cap) {
+			void *p = realloc(a, (cap = cap ? 2 * cap : 8) *
+			                             sizeof(*a));
+			if (p == NULL) {
+				rc = seterr(err, errlen, "out of memory");
+				break;
+			}
+			a = p;
+		}
+		if (anchor_fill(&q, &a[*n]) != 0)
+			rc = seterr(err, errlen, "out of memory");
+		(*n)++;
+	}
+	if (db_q_close(&q) != 0)
+		rc = -1;
+	if (rc != 0) {
+		db_audit_anchors_free(a, *n);
+		a = NULL;
+		*n = 0;
+	}
+	*anchors = a;
+	return rc;
+}
+
+int db_audit_verify_anchors(struct db *db, long long anchor_id,
+                            const char *anchor_hash, struct db_audit_check *out,
+                            struct db_audit_anchor **anchors, size_t *n,
+                            char *err, size_t errlen)
+{
+	int rc;
+
+	*anchors = NULL;
+	*n = 0;
+	if (db_exec_sql(db, "BEGIN", err, errlen) != 0)
+		return -1;
+	rc = audit_walk(db, anchor_id, anchor_hash, out, err, errlen);
+	if (rc >= 0 && anchor_list(db, anchors, n, err, errlen) != 0)
+		rc = -1;
 	db_rollback(db);
 	return rc;
 }

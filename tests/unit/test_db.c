@@ -121,6 +121,10 @@ static void fresh_schema(void)
 	ok(raw_int(p, "SELECT count(*) FROM pragma_table_info('audit')"
 	              " WHERE name IN ('prev_hash', 'hash')") == 2,
 	   "the audit table has its hash columns");
+	ok(raw_int(p, "SELECT count(*) FROM pragma_table_info('audit_anchors')"
+	              " WHERE name IN ('id', 'audit_id', 'hash', 'token',"
+	              " 'gen_time', 'tsa_url', 'created_at')") == 7,
+	   "schema 7: the audit_anchors table has its seven columns");
 	ok(db_open(p, DB_READONLY, &db, err, sizeof(err)) == 0 &&
 	           db_version(db) == DB_SCHEMA_VERSION,
 	   "a current database opens read-only");
@@ -185,6 +189,8 @@ static void old_schema(void)
 	ok(db_audit_verify(db, 0, NULL, &chk, err, sizeof(err)) == 0 &&
 	           chk.rows == 2,
 	   "the old audit rows are chained (%lld rows)", chk.rows);
+	ok(raw_int(p, "SELECT count(*) FROM audit_anchors") == 0,
+	   "the migrated database has an empty audit_anchors table");
 	db_close(db);
 }
 
@@ -357,6 +363,47 @@ static int changed_breaks(const char *p, struct db *db, const char *sql,
 	       c.bad_id == id && c.problem == DB_AUDIT_CHANGED;
 }
 
+/* Schema 7: an anchor of row 2 (c: the verified chain) stored and read
+ * back with its row's hash now; the token, with a NUL in it, byte for
+ * byte.  Removed again at the end. */
+static void anchors(const char *p, struct db *db,
+                    const struct db_audit_check *c)
+{
+	static const unsigned char tok[] = { 0x30, 0x03, 0x00, 0x01, 0xff };
+	struct db_audit_anchor *a;
+	struct db_audit_check now;
+	size_t n = 0;
+	long long id;
+
+	id = db_audit_anchor_add(db, c->last_id, c->last_hash, tok, sizeof(tok),
+	                         1700000000, "http://127.0.0.1:1/tsa", err,
+	                         sizeof(err));
+	ok(id > 0, "db_audit_anchor_add (%s)", err);
+	ok(db_audit_verify_anchors(db, 0, NULL, &now, &a, &n, err,
+	                           sizeof(err)) == 0 &&
+	           n == 1 && a[0].id == id && a[0].audit_id == c->last_id &&
+	           strcmp(a[0].hash, c->last_hash) == 0 &&
+	           a[0].token_len == sizeof(tok) &&
+	           memcmp(a[0].token, tok, sizeof(tok)) == 0 &&
+	           a[0].gen_time == 1700000000 &&
+	           strcmp(a[0].tsa_url, "http://127.0.0.1:1/tsa") == 0 &&
+	           a[0].created_at > 0 && a[0].row_found == 1 &&
+	           strcmp(a[0].row_hash, c->last_hash) == 0 &&
+	           now.rows == c->rows,
+	   "the anchor reads back whole, with its row's hash now (%s)", err);
+	db_audit_anchors_free(a, n);
+	raw_exec(p, "UPDATE audit SET id = 99 WHERE id = 2");
+	ok(db_audit_verify_anchors(db, 0, NULL, &now, &a, &n, err,
+	                           sizeof(err)) == 1 &&
+	           now.bad_id == 99 && now.problem == DB_AUDIT_CHANGED &&
+	           n == 1 && a[0].row_found == 0 && a[0].row_hash[0] == '\0',
+	   "an anchor whose row is gone says so, beside the broken chain");
+	db_audit_anchors_free(a, n);
+	db_audit_anchors_free(NULL, 0);
+	raw_exec(p, "UPDATE audit SET id = 2 WHERE id = 99;"
+	            "DELETE FROM audit_anchors");
+}
+
 static void audit(const char *p, struct db *db)
 {
 	struct audit_row r = { 1700000000, "Q1", "<1@x>", "a@b", "signed",
@@ -420,6 +467,7 @@ static void audit(const char *p, struct db *db)
 	   "put back, the two v1 rows verify again");
 	r.recipients = r.cert_issuer = NULL;
 	r.result = "ok";
+	anchors(p, db, &c);
 }
 
 static void renewals(struct db *db, long long cert_id)
