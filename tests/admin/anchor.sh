@@ -11,6 +11,7 @@
 # configuration errors (78).  Audit rows come from the real daemon.
 # Prints TAP.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
+. "$TOP/tests/lib/tsa.sh"
 fx_begin anchor
 # loopback only: no proxy from the environment (libcurl reads these)
 unset http_proxy https_proxy HTTPS_PROXY all_proxy ALL_PROXY
@@ -28,40 +29,8 @@ t=$work/tsa
 mkdir -p "$t"
 
 # ---- two TSAs: "good" under root A (trusted), "untrusted" under root B
-printf '%s\n' 'basicConstraints=CA:FALSE' 'keyUsage=critical,digitalSignature' \
-	'extendedKeyUsage=critical,timeStamping' >"$t/ext"
-mk_tsa() {
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$t/$1-ca.key" -out "$t/$1-ca.crt" -subj "/CN=$2" -days 2 \
-		-addext basicConstraints=critical,CA:TRUE \
-		-addext keyUsage=critical,keyCertSign,cRLSign &&
-		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$t/$1-tsa.key" -out "$t/$1-tsa.csr" -subj "/CN=$2 TSA" &&
-		openssl x509 -req -in "$t/$1-tsa.csr" -CA "$t/$1-ca.crt" \
-			-CAkey "$t/$1-ca.key" -set_serial "$3" -days 2 \
-			-extfile "$t/ext" -out "$t/$1-tsa.crt"
-}
-section() {
-	printf '[ %s ]\nserial = %s\ncrypto_device = builtin\n' "$1" "$t/serial"
-	printf 'signer_cert = %s\nsigner_key = %s\n' "$t/$2-tsa.crt" "$t/$2-tsa.key"
-	printf 'signer_digest = sha256\ndefault_policy = 1.3.6.1.4.1.99999.1\n'
-	printf 'digests = sha256\naccuracy = secs:1\nordering = yes\n'
-	printf 'tsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n\n'
-}
-{ mk_tsa a "Anchor TSA Root" 10 && mk_tsa b "Other TSA Root" 20; } \
-	>"$t/pki.log" 2>&1 || { sed 's/^/# /' "$t/pki.log"; bail "the TSA certificates"; }
-echo 01 >"$t/serial"
-{
-	printf '[ tsa ]\ndefault_tsa = good\n\n'
-	section good a
-	section untrusted b
-} >"$t/ts.cnf"
-$PY "$TOP/tests/lib/tsa_server.py" "$t/ts.cnf" "$t/port" >"$t/server.log" 2>&1 </dev/null &
-tpid=$!
-i=0
-while [ ! -s "$t/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-tport=$(head -1 "$t/port" 2>/dev/null)
-[ -n "$tport" ] || { sed 's/^/# /' "$t/server.log"; bail "the loopback TSA"; }
+tsa_start "$t" || bail "the loopback TSA"
+tpid=$tsa_pid tport=$tsa_port
 url=http://127.0.0.1:$tport/tsa/good
 ok "a loopback TSA on port $tport"
 
