@@ -67,6 +67,8 @@ static const struct keydef keys[] = {
 	  OFF(line_timestamp_ca_file), "PEM trust bundle of the TSA", 0 },
 	{ "timestamp_timeout", K_INT, "3", 1, 300, OFF(timestamp_timeout), 0,
 	  "seconds", 0 },
+	{ "on_timestamp_failure", K_STR, "sign", 0, 0,
+	  OFF(on_timestamp_failure), 0, "sign or tempfail", 0 },
 	{ "syslog_facility", K_STR, "mail", 0, 0, OFF(syslog_facility), 0,
 	  "syslog facility", 0 },
 	{ "digest", K_DIGEST, "sha256", 0, 0, OFF(digest), 0,
@@ -305,6 +307,9 @@ static int store_string(struct config *cfg, const struct keydef *k,
 		if (strcmp(k->name, "encrypt_rsa_padding") == 0 &&
 		    !str_ieq(str, "pkcs1") && !str_ieq(str, "oaep"))
 			BAD("unknown padding '%s' (%s)", str, k->help);
+		if (strcmp(k->name, "on_timestamp_failure") == 0 &&
+		    !str_ieq(str, "sign") && !str_ieq(str, "tempfail"))
+			BAD("unknown action '%s' (%s)", str, k->help);
 		if (strcmp(k->name, "syslog_facility") == 0 &&
 		    !facility_known(str))
 			BAD("unknown facility '%s' (mail, daemon, "

@@ -52,6 +52,8 @@ struct config {
 	char *timestamp_url;         /* RFC 3161 TSA (issue 14), or NULL */
 	char *timestamp_ca_file;     /* the TSA's trust bundle */
 	long long timestamp_timeout; /* seconds per TSA request */
+	char *on_timestamp_failure;  /* "sign" (without a token) or
+	                                "tempfail" */
 	char *syslog_facility;
 	char *digest; /* sha256, sha384 or sha512 */
 	char **domains;

@@ -431,6 +431,11 @@ enum action msg_error_action(const struct msg *m, enum action configured,
 			*note = NULL;
 		return configured;
 	}
+	if (m->ts_failed) {
+		if (note)
+			*note = "on_timestamp_failure = tempfail";
+		return ACTION_TEMPFAIL;
+	}
 	return policy_error_action(configured, m->required, m->body_sent, note);
 }
 
@@ -441,6 +446,12 @@ enum action msg_action(const struct msg *m, enum msg_verdict v,
 	                        : v == MSG_REJECT ? POLICY_REFUSED
 	                                          : POLICY_ERROR;
 
+	if (what == POLICY_ERROR && m->ts_failed) {
+		/* the TSA failed and the signature may not go without */
+		if (note)
+			*note = "on_timestamp_failure = tempfail";
+		return ACTION_TEMPFAIL;
+	}
 	return policy_action(m->snap->cfg, what, m->required, m->body_sent,
 	                     note);
 }
@@ -463,6 +474,18 @@ const char *msg_outcome(const struct msg *m, const char **action, char *result,
 		         m->enc_note);
 		snprintf(logtext, sizeof(logtext),
 		         ", not encrypted (opportunistic): %s", m->enc_note);
+	}
+	if (m->ts_time || m->ts_note[0]) {
+		size_t rl = strlen(result), ll = strlen(logtext);
+		char when[40];
+		if (m->ts_time)
+			time_fmt(m->ts_time, when, sizeof(when));
+		snprintf(result + rl, resultlen - rl, "; %s%s",
+		         m->ts_time ? "time-stamped " : "no time-stamp: ",
+		         m->ts_time ? when : m->ts_note);
+		snprintf(logtext + ll, sizeof(logtext) - ll, ", %s%s",
+		         m->ts_time ? "time-stamped " : "no time-stamp: ",
+		         m->ts_time ? when : m->ts_note);
 	}
 	return logtext;
 }

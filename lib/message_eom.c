@@ -119,12 +119,29 @@ static int sign_digest(struct msg *m, EVP_MD_CTX *md, unsigned char **der,
 		seterr_ssl(err, errlen, "digest final");
 		return -1;
 	}
-	if (cms_sign_digest(e->cert, e->chain, e->key, m->snap->md, dgst, dlen,
-	                    m->signing_time, der, derlen, err, errlen) != 0) {
-		if (e->hsm && *p11_last_error())
+	const struct config *cfg = m->snap->cfg;
+	struct cms_timestamp ts = {
+		.url = cfg->timestamp_url,
+		.ca_file = cfg->timestamp_ca_file,
+		.timeout_ms = (long)cfg->timestamp_timeout * 1000,
+		.required =
+		        cfg->on_timestamp_failure &&
+		        strcasecmp(cfg->on_timestamp_failure, "tempfail") == 0,
+	};
+
+	if (cms_sign_digest_ts(e->cert, e->chain, e->key, m->snap->md, dgst,
+	                       dlen, m->signing_time,
+	                       cfg->timestamp_url ? &ts : NULL, der, derlen,
+	                       err, errlen) != 0) {
+		if (cfg->timestamp_url && ts.required &&
+		    strncmp(err, "time-stamp: ", 12) == 0)
+			m->ts_failed = 1;
+		else if (e->hsm && *p11_last_error())
 			seterr(err, errlen, "%s", p11_last_error());
 		return -1;
 	}
+	m->ts_time = ts.gen_time;
+	snprintf(m->ts_note, sizeof(m->ts_note), "%s", ts.note);
 	return 0;
 }
 

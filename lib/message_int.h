@@ -40,7 +40,11 @@ struct msg {
 	STACK_OF(X509) *enc; /* encrypt to these (not owned), or NULL */
 	char *enc_note;      /* why opportunistic encryption did not happen */
 	int required;        /* a recipient's rule requires encryption */
-	int body_sent;       /* part of a new body went to the MTA */
+	/* the signature time-stamp (timestamp_url, issue 14) */
+	time_t ts_time;    /* the token's genTime; 0: no token */
+	char ts_note[400]; /* why there is none (TSA failure), or "" */
+	int ts_failed;     /* on_timestamp_failure = tempfail and it failed */
+	int body_sent;     /* part of a new body went to the MTA */
 };
 
 #endif
