@@ -119,6 +119,17 @@ static void print_text(const char *path, const struct evidence *e, time_t now)
 		         e->time_source ? e->time_source : "none");
 		text_line("signed at:", buf);
 	}
+	if (e->ts_present) {
+		if (e->ts_gen_time)
+			snprintf(buf, sizeof(buf),
+			         "RFC 3161 token, verified: %s",
+			         time_fmt(e->ts_gen_time, t1, sizeof(t1)));
+		else
+			snprintf(buf, sizeof(buf),
+			         "RFC 3161 token, NOT verified (%s)",
+			         e->ts_problem);
+		text_line("time-stamp:", buf);
+	}
 	if (v->signer) {
 		time_t na = asn1_time_to_time(X509_get0_notAfter(v->signer));
 		snprintf(buf, sizeof(buf), "%s to %s%s",
@@ -211,7 +222,16 @@ static void print_json(int n, const char *path, const struct evidence *e,
 	jmember("reason", v->result != SMIME_NONE ? v->reason : NULL);
 	jmember("signing_time", tfmt(e->signing_time, t, sizeof(t)));
 	jmember("time_source", e->time_source);
-	printf(", \"timestamp\": null");
+	if (e->ts_present) {
+		printf(", \"timestamp\": {\"verified\": %s",
+		       e->ts_gen_time ? "true" : "false");
+		jmember("gen_time", e->ts_gen_time
+		                            ? tfmt(e->ts_gen_time, t, sizeof(t))
+		                            : NULL);
+		jmember("problem", e->ts_problem[0] ? e->ts_problem : NULL);
+		printf("}");
+	} else
+		printf(", \"timestamp\": null");
 	jmember("today_result", e->today.result != SMIME_NONE
 	                                ? smime_result_name(e->today.result)
 	                                : NULL);
@@ -311,6 +331,7 @@ int cmd_verify(int argc, char **argv)
 	o.now = time(NULL);
 	o.ca_file = cfg->ca_file;
 	o.authserv_id = cfg->authserv_id;
+	o.timestamp_ca_file = cfg->timestamp_ca_file;
 	o.store = cfg->ca_file
 	                  ? smime_trust_load(cfg->ca_file, err, sizeof(err))
 	                  : NULL;

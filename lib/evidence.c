@@ -4,6 +4,7 @@
 #include "authres.h"
 #include "certstore.h"
 #include "mime.h"
+#include "tsa.h"
 #include "util.h"
 
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/cms.h>
 #include <openssl/err.h>
 
 const char *evidence_status_name(enum evidence_status s)
@@ -75,13 +77,6 @@ void evidence_unreadable(struct evidence *e, const char *why)
 
 /* The time the signature is judged at: the signingTime attribute.  (The
  * RFC 3161 token of issue 14 is to be preferred here once it exists.) */
-static time_t evidence_signing_time(struct evidence *e,
-                                    const struct smime_verdict *v)
-{
-	e->time_source = v->signing_time ? "signingTime" : NULL;
-	return v->signing_time;
-}
-
 /* ---- the signature, twice ------------------------------------------- */
 
 struct ev_msg {
@@ -90,6 +85,56 @@ struct ev_msg {
 	size_t siglen;
 	int opaque, b64;
 };
+
+/* The signature time-stamp token of the detached signature sig, checked
+ * against ca_file over the SHA-256 of the signature value: fills
+ * ts_present, ts_gen_time or ts_problem. */
+static void timestamp_of(const unsigned char *sig, size_t len,
+                         const char *ca_file, struct evidence *e)
+{
+	const unsigned char *p = sig, *tok;
+	CMS_ContentInfo *cms =
+	        sig ? d2i_CMS_ContentInfo(NULL, &p, (long)len) : NULL;
+	STACK_OF(CMS_SignerInfo) *sis = cms ? CMS_get0_SignerInfos(cms) : NULL;
+	CMS_SignerInfo *si = sis && sk_CMS_SignerInfo_num(sis) > 0
+	                             ? sk_CMS_SignerInfo_value(sis, 0)
+	                             : NULL;
+	unsigned char d[TSA_DIGEST_LEN];
+	size_t tl;
+	char err[256];
+
+	if (si && tsa_token_get(si, &tok, &tl, err, sizeof(err)) == 1) {
+		e->ts_present = 1;
+		if (ca_file == NULL)
+			snprintf(e->ts_problem, sizeof(e->ts_problem),
+			         "not checked: no timestamp_ca_file");
+		else if (tsa_signature_digest(si, d, err, sizeof(err)) != 0 ||
+		         tsa_token_verify(tok, tl, d, sizeof(d), ca_file,
+		                          &e->ts_gen_time, err,
+		                          sizeof(err)) != 0) {
+			e->ts_gen_time = 0;
+			snprintf(e->ts_problem, sizeof(e->ts_problem), "%s",
+			         err);
+		}
+	}
+	CMS_ContentInfo_free(cms);
+}
+
+/* The time the signature is judged at: a time-stamp token's genTime when
+ * one verified, else the signer's own signingTime claim. */
+static time_t evidence_signing_time(const struct evidence_opts *o,
+                                    const struct ev_msg *m, struct evidence *e,
+                                    const struct smime_verdict *v)
+{
+	if (!m->opaque)
+		timestamp_of(m->sig, m->siglen, o->timestamp_ca_file, e);
+	if (e->ts_gen_time) {
+		e->time_source = "timestamp";
+		return e->ts_gen_time;
+	}
+	e->time_source = v->signing_time ? "signingTime" : NULL;
+	return v->signing_time;
+}
 
 static int verify_once(const struct ev_msg *m,
                        const struct smime_verify_opts *so,
@@ -275,7 +320,7 @@ static int judge_signature(const struct evidence_opts *o,
 	so.now = o->now;
 	if (verify_once(m, &so, &e->then) != 0)
 		return seterr(err, errlen, "out of memory");
-	e->signing_time = evidence_signing_time(e, &e->then);
+	e->signing_time = evidence_signing_time(o, m, e, &e->then);
 	if (e->signing_time && e->signing_time != o->now) {
 		smime_verdict_clear(&e->then);
 		so.now = e->signing_time;

@@ -20,10 +20,10 @@
  * makes it invalid.
  *
  * Where the later parts of issue 14 come in:
- *   - an RFC 3161 token (trusted time) replaces the signingTime claim as
- *     the time the signature is judged at: evidence_signing_time() in
- *     evidence.c is the one place that picks the time, and e->time_source
- *     says which was used ("signingTime", later "timestamp");
+ *   - an RFC 3161 token (trusted time) that verifies against
+ *     o->timestamp_ca_file replaces the signingTime claim as the time the
+ *     signature is judged at (evidence_signing_time; e->time_source says
+ *     "timestamp");
  *   - protected headers (RFC 9788, evidence_hp.c): the copies in the
  *     signed part are compared with the outer header section once the
  *     signature verified; a difference makes the message invalid and is
@@ -69,6 +69,9 @@ struct evidence_opts {
 	int chain_rc;
 	const char *authserv_id; /* ours, to find the gateway's stamp; NULL:
 	                            none looked for */
+	const char *timestamp_ca_file; /* the TSA's trust bundle, for an RFC
+	                                  3161 token on the signature; NULL:
+	                                  a token is not checked */
 	time_t now;
 };
 
@@ -99,7 +102,11 @@ struct evidence {
 	struct smime_verdict then;  /* judged at signing_time, no CRLs */
 	struct smime_verdict today; /* judged at now, with the CRLs */
 	time_t signing_time;        /* the time judged at (0: none given) */
-	const char *time_source;    /* "signingTime", or NULL */
+	const char *time_source;    /* "timestamp" (an RFC 3161 token that
+	                               verified), "signingTime", or NULL */
+	int ts_present;             /* the signature carries a token */
+	time_t ts_gen_time;         /* its genTime when it verified, else 0 */
+	char ts_problem[300];       /* why it did not verify, or "" */
 	char **chain;               /* subjects, signer first, trust anchor last
 	                           (NULL-terminated; NULL when unknown) */
 	int revoked;                /* the signer or an issuer is revoked */

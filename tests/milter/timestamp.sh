@@ -12,7 +12,11 @@
 #     (on_timestamp_failure = sign, the default);
 #   - on_timestamp_failure = tempfail and the TSA down: tempfailed, nothing
 #     signed;
-#   - a bad on_timestamp_failure value is refused with file:line.
+#   - a bad on_timestamp_failure value is refused with file:line;
+#   - smimectl verify judges the signature at the token's genTime (not
+#     the signer's own signingTime claim) when the token verifies against
+#     timestamp_ca_file, and after a later revocation says valid at
+#     signing time.
 # Prints TAP.  KEEP=1 keeps the work directory.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 . "$TOP/tests/lib/tsa.sh"
@@ -153,5 +157,34 @@ tap $? "daemon: the log line says time-stamped" || tail -3 "$work/milter.log" | 
 res=$(sqlite3 "$work/smime.db" "SELECT result FROM audit WHERE queue_id = 'TSQ1'")
 case $res in "ok; time-stamped 20"*) true ;; *) false ;; esac
 tap $? "daemon: the audit row says ok; time-stamped ($res)"
+
+# ---- smimectl verify: the token is the time the signature is judged at
+"$CTL" -c "$conf" verify "$work/d1.eml" >"$work/v1.out" 2>&1
+r=$?
+[ $r = 0 ] && grep -q "time-stamp: *RFC 3161 token, verified: 20" "$work/v1.out" &&
+	grep -q "signed at: .*(timestamp)" "$work/v1.out"
+tap $? "smimectl verify: the token verified, it is the signing time (exit $r)" || sed 's/^/#   /' "$work/v1.out"
+"$CTL" -c "$conf" verify --json "$work/d1.eml" >"$work/v1.json" 2>&1
+"$PY" -c 'import json, sys
+s = json.load(open(sys.argv[1]))[0]["signature"]
+assert s["time_source"] == "timestamp" and s["timestamp"]["verified"] is True, s
+assert s["timestamp"]["gen_time"] == s["signing_time"], s' "$work/v1.json"
+tap $? "--json: signature.timestamp verified, its gen_time the signing_time" || sed 's/^/#   /' "$work/v1.json" | head -5
+# the token checked against another TSA root: not verified, signingTime used
+cp "$conf" "$work/o.conf"
+sed -i "s|^timestamp_ca_file.*|timestamp_ca_file = \"$work/tsa/b-ca.crt\";|" "$work/o.conf"
+"$CTL" -c "$work/o.conf" verify "$work/d1.eml" >"$work/v2.out" 2>&1
+grep -q "time-stamp: *RFC 3161 token, NOT verified" "$work/v2.out" && grep -q "signed at: .*(signingTime)" "$work/v2.out"
+tap $? "smimectl verify with another TSA root: the token is not verified, the signingTime claim is used" ||
+	sed 's/^/#   /' "$work/v2.out"
+# andi revoked after signing: still valid at the time-stamped signing time
+sleep 1
+serial=$(openssl x509 -in "$pki/andi.crt.pem" -noout -serial | sed 's/serial=//')
+"$CTL" -c "$conf" revoke "$serial" --reason keyCompromise >"$work/rev.out" 2>&1
+"$CTL" -c "$conf" verify "$work/d1.eml" >"$work/v3.out" 2>&1
+r=$?
+[ $r = 0 ] && grep -q "VALID AT SIGNING TIME" "$work/v3.out" && grep -q "revoked since" "$work/v3.out"
+tap $? "andi revoked afterwards: valid at the time-stamped signing time, revoked since (exit $r)" ||
+	sed 's/^/#   /' "$work/rev.out" "$work/v3.out"
 fx_no_sanitizer "no sanitizer report in the milter log" "$work/milter.log"
 echo "1..$n"
