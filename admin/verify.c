@@ -179,6 +179,18 @@ static void print_text(const char *path, const struct evidence *e, time_t now)
 			         a->broken_id, what);
 			text_line("audit chain:", buf);
 		}
+		if (a->anchor_id) {
+			snprintf(buf, sizeof(buf),
+			         "anchor %lld over row %lld, %s: %s%s",
+			         a->anchor_id, a->anchor_row,
+			         time_fmt(a->anchor_time, t1, sizeof(t1)),
+			         a->anchor_ok ? "holds" : "BROKEN: ",
+			         a->anchor_ok ? "" : a->anchor_why);
+			text_line("trusted time:", buf);
+		} else
+			text_line("trusted time:",
+			          "no anchor after this row yet (smimectl "
+			          "audit anchor)");
 	} else if (e->signature_ok || e->status != EVIDENCE_UNCHECKED)
 		text_line("audit:", "no row for this Message-ID");
 	text_line("verdict:", e->verdict);
@@ -284,6 +296,15 @@ static void print_json(int n, const char *path, const struct evidence *e,
 		jmember("problem", audit_problem_key(a->problem));
 	} else
 		printf(", \"broken_id\": null, \"problem\": null");
+	if (a->anchor_id) {
+		printf(", \"anchor\": {\"id\": %lld, \"audit_id\": %lld",
+		       a->anchor_id, a->anchor_row);
+		jmember("gen_time", tfmt(a->anchor_time, t, sizeof(t)));
+		printf(", \"ok\": %s", a->anchor_ok ? "true" : "false");
+		jmember("problem", a->anchor_ok ? NULL : a->anchor_why);
+		printf("}");
+	} else
+		printf(", \"anchor\": null");
 	printf("}, \"protected_headers\": ");
 	if (e->hp) {
 		printf("{\"hp\": \"%s\", \"fields\": %d", e->hp, e->hp_fields);

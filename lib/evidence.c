@@ -1,6 +1,7 @@
 /* evidence -- the check of one disputed message (see evidence.h). */
 #include "evidence.h"
 #include "evidence_int.h"
+#include "anchor.h"
 #include "authres.h"
 #include "certstore.h"
 #include "mime.h"
@@ -403,6 +404,37 @@ static int audit_row(void *arg, long long id, const struct audit_row *r,
 
 /* The audit row of e->message_id and the chain up to it.  0, or -1 with
  * err on a database error. */
+/* The first anchor over the row or a later one, and whether it holds:
+ * trusted time for the row (smimectl audit anchor). */
+static int nearest_anchor(const struct evidence_opts *o, struct evidence *e,
+                          char *err, size_t errlen)
+{
+	struct db_audit_anchor *a = NULL;
+	struct db_audit_check chk;
+	size_t n = 0;
+	int rc = db_audit_verify_anchors(o->db, 0, NULL, &chk, &a, &n, err,
+	                                 errlen);
+
+	if (rc < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].audit_id < e->audit.id)
+			continue;
+		e->audit.anchor_id = a[i].id;
+		e->audit.anchor_row = a[i].audit_id;
+		e->audit.anchor_time = a[i].gen_time;
+		e->audit.anchor_ok =
+		        anchor_check(&a[i], &chk, rc, o->timestamp_ca_file,
+		                     e->audit.anchor_why,
+		                     sizeof(e->audit.anchor_why)) == ANCHOR_OK;
+		if (e->audit.anchor_ok)
+			e->audit.anchor_why[0] = '\0';
+		break;
+	}
+	db_audit_anchors_free(a, n);
+	return 0;
+}
+
 static int audit_check(const struct evidence_opts *o, struct evidence *e,
                        char *err, size_t errlen)
 {
@@ -427,7 +459,7 @@ static int audit_check(const struct evidence_opts *o, struct evidence *e,
 	e->audit.broken_id = rc == 0 ? 0 : c->bad_id;
 	e->audit.prev_id = rc == 0 ? 0 : c->prev_id;
 	e->audit.problem = rc == 0 ? DB_AUDIT_OK : c->problem;
-	return 0;
+	return nearest_anchor(o, e, err, errlen);
 }
 
 /* ---- the message ------------------------------------------------------ */

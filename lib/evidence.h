@@ -87,6 +87,11 @@ struct evidence_audit {
 	long long broken_id; /* the first broken row (0: none) */
 	long long prev_id;   /* the row before it (0: none) */
 	enum db_audit_problem problem;
+	/* the nearest RFC 3161 anchor at or after the row (0: none yet) */
+	long long anchor_id, anchor_row;
+	time_t anchor_time;   /* its genTime */
+	int anchor_ok;        /* it holds (anchor_check) */
+	char anchor_why[300]; /* why not, or "" */
 };
 
 struct evidence {

@@ -16,7 +16,7 @@
 #   - smimectl verify judges the signature at the token's genTime (not
 #     the signer's own signingTime claim) when the token verifies against
 #     timestamp_ca_file, and after a later revocation says valid at
-#     signing time.
+#     signing time; it names the nearest audit anchor after the row.
 # Prints TAP.  KEEP=1 keeps the work directory.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 . "$TOP/tests/lib/tsa.sh"
@@ -170,6 +170,19 @@ s = json.load(open(sys.argv[1]))[0]["signature"]
 assert s["time_source"] == "timestamp" and s["timestamp"]["verified"] is True, s
 assert s["timestamp"]["gen_time"] == s["signing_time"], s' "$work/v1.json"
 tap $? "--json: signature.timestamp verified, its gen_time the signing_time" || sed 's/^/#   /' "$work/v1.json" | head -5
+grep -q "trusted time: *no anchor after this row yet" "$work/v1.out"
+tap $? "smimectl verify: no audit anchor yet, and it says so"
+"$CTL" -c "$conf" audit anchor >"$work/anchor.out" 2>&1
+"$CTL" -c "$conf" verify "$work/d1.eml" >"$work/v4.out" 2>&1
+grep -q "^anchored audit row 1 at " "$work/anchor.out" &&
+	grep -q "trusted time: *anchor 1 over row 1, 20[0-9-]* [0-9:]* UTC: holds" "$work/v4.out"
+tap $? "after smimectl audit anchor: the row has trusted time, the anchor holds" ||
+	sed 's/^/#   /' "$work/anchor.out" "$work/v4.out"
+"$CTL" -c "$conf" verify --json "$work/d1.eml" >"$work/v4.json" 2>&1
+"$PY" -c 'import json, sys
+a = json.load(open(sys.argv[1]))[0]["audit"]["anchor"]
+assert a["id"] == 1 and a["audit_id"] == 1 and a["ok"] is True and a["problem"] is None, a' "$work/v4.json"
+tap $? "--json: audit.anchor with its row and ok" || sed 's/^/#   /' "$work/v4.json" | head -3
 # the token checked against another TSA root: not verified, signingTime used
 cp "$conf" "$work/o.conf"
 sed -i "s|^timestamp_ca_file.*|timestamp_ca_file = \"$work/tsa/b-ca.crt\";|" "$work/o.conf"
