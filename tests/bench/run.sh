@@ -244,6 +244,11 @@ hp_rate=$(echo "$hpr" | sed -n 's/.*hp_rate=\([0-9.]*\).*/\1/p')
 hp_plain=$(echo "$hpr" | sed -n 's/.*plain_rate=\([0-9.]*\).*/\1/p')
 hp_ratio=$(echo "$hpr" | sed -n 's/.* ratio=\([0-9.]*\).*/\1/p')
 
+# (j) signature time-stamps from a loopback TSA (issue 14), reported
+tsr=$(BENCH_PKI="$work/pki" sh tests/bench/timestamp.sh)
+ts_row=$(echo "$tsr" | grep '^|')
+ts_more=$(echo "$tsr" | grep -v '^|')
+
 # (h) inbound: its own daemon and pairs, the same PKI
 inb=$(BENCH_PKI="$work/pki" sh tests/bench/inbound.sh)
 inb_row=$(echo "$inb" | grep '^|')
@@ -266,6 +271,7 @@ cat <<TABLE
 | (g) latency at half the peak rate of (b) ($half msg/s, 8 connections) | p50 $p50 ms, p99 $p99 ms | | | (report) |
 $inb_row
 | (i) signing with header protection vs without, 4 KB, in-process, alternating | $hp_rate msg/s | $hp_plain | $hp_ratio | >= 0.95 |
+$ts_row
 TABLE
 echo
 echo "core: $core"
@@ -279,3 +285,4 @@ echo "hsm in-process, 1 core: $inproc"
 echo "50 MB message: $t50 (new body and header edits: $out50 bytes)"
 echo "50 MB message against openssl: $big"
 echo "$inb_more"
+echo "$ts_more"
