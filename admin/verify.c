@@ -122,12 +122,14 @@ static void print_text(const char *path, const struct evidence *e, time_t now)
 	if (e->ts_present) {
 		if (e->ts_gen_time)
 			snprintf(buf, sizeof(buf),
-			         "RFC 3161 token, verified: %s",
-			         time_fmt(e->ts_gen_time, t1, sizeof(t1)));
+			         "RFC 3161 token, verified: %s, TSA %s",
+			         time_fmt(e->ts_gen_time, t1, sizeof(t1)),
+			         e->ts_tsa[0] ? e->ts_tsa : "(unnamed)");
 		else
 			snprintf(buf, sizeof(buf),
-			         "RFC 3161 token, NOT verified (%s)",
-			         e->ts_problem);
+			         "RFC 3161 token, NOT verified (%s), TSA %s",
+			         e->ts_problem,
+			         e->ts_tsa[0] ? e->ts_tsa : "(unnamed)");
 		text_line("time-stamp:", buf);
 	}
 	if (v->signer) {
@@ -241,6 +243,7 @@ static void print_json(int n, const char *path, const struct evidence *e,
 		                            ? tfmt(e->ts_gen_time, t, sizeof(t))
 		                            : NULL);
 		jmember("problem", e->ts_problem[0] ? e->ts_problem : NULL);
+		jmember("tsa", e->ts_tsa[0] ? e->ts_tsa : NULL);
 		printf("}");
 	} else
 		printf(", \"timestamp\": null");

@@ -106,6 +106,8 @@ static void timestamp_of(const unsigned char *sig, size_t len,
 
 	if (si && tsa_token_get(si, &tok, &tl, err, sizeof(err)) == 1) {
 		e->ts_present = 1;
+		tsa_token_signer(tok, tl, e->ts_tsa, sizeof(e->ts_tsa), err,
+		                 sizeof(err));
 		if (ca_file == NULL)
 			snprintf(e->ts_problem, sizeof(e->ts_problem),
 			         "not checked: no timestamp_ca_file");

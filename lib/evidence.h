@@ -111,6 +111,7 @@ struct evidence {
 	                               verified), "signingTime", or NULL */
 	int ts_present;             /* the signature carries a token */
 	time_t ts_gen_time;         /* its genTime when it verified, else 0 */
+	char ts_tsa[300];           /* the TSA (its certificate's subject) */
 	char ts_problem[300];       /* why it did not verify, or "" */
 	char **chain;               /* subjects, signer first, trust anchor last
 	                           (NULL-terminated; NULL when unknown) */

@@ -1,8 +1,10 @@
 /* tsa -- RFC 3161 time-stamp client (see tsa.h). */
 #include "tsa.h"
+#include "certstore.h"
 #include "util.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -618,6 +620,33 @@ done:
 	TS_TST_INFO_free(tst);
 	PKCS7_free(tok);
 	return rc;
+}
+
+int tsa_token_signer(const unsigned char *token_der, size_t token_len,
+                     char *name, size_t namelen, char *err, size_t errlen)
+{
+	const unsigned char *p = token_der;
+	PKCS7 *tok = d2i_PKCS7(NULL, &p, (long)token_len);
+	STACK_OF(X509) *signers;
+	char *n;
+
+	name[0] = '\0';
+	if (tok == NULL || !PKCS7_type_is_signed(tok)) {
+		PKCS7_free(tok);
+		return seterr(err, errlen, "not a TimeStampToken");
+	}
+	ERR_set_mark();
+	signers = PKCS7_get0_signers(tok, NULL, 0);
+	ERR_pop_to_mark();
+	if (signers && sk_X509_num(signers) > 0 &&
+	    (n = cert_name_text(X509_get_subject_name(
+	             sk_X509_value(signers, 0)))) != NULL) {
+		snprintf(name, namelen, "%s", n);
+		free(n);
+	}
+	sk_X509_free(signers);
+	PKCS7_free(tok);
+	return 0;
 }
 
 int tsa_signature_digest(CMS_SignerInfo *si, unsigned char out[TSA_DIGEST_LEN],

@@ -52,6 +52,15 @@ int tsa_token_verify(const unsigned char *token_der, size_t token_len,
                      size_t errlen);
 
 /*
+ * The subject (RFC 2253) of the certificate that signed the TimeStampToken
+ * token_der, the TSA, into name; "" when the token carries none.  Only a
+ * name: check the token with tsa_token_verify.  Returns 0, or -1 with err
+ * filled (not a token).
+ */
+int tsa_token_signer(const unsigned char *token_der, size_t token_len,
+                     char *name, size_t namelen, char *err, size_t errlen);
+
+/*
  * The SHA-256 of the signature value of si, what a signature time-stamp
  * covers (RFC 3161 Appendix A), into out.  Returns 0, or -1 with err
  * filled.

@@ -161,14 +161,15 @@ tap $? "daemon: the audit row says ok; time-stamped ($res)"
 # ---- smimectl verify: the token is the time the signature is judged at
 "$CTL" -c "$conf" verify "$work/d1.eml" >"$work/v1.out" 2>&1
 r=$?
-[ $r = 0 ] && grep -q "time-stamp: *RFC 3161 token, verified: 20" "$work/v1.out" &&
+[ $r = 0 ] && grep -q "time-stamp: *RFC 3161 token, verified: 20.*, TSA CN=Test TSA Root TSA" "$work/v1.out" &&
 	grep -q "signed at: .*(timestamp)" "$work/v1.out"
 tap $? "smimectl verify: the token verified, it is the signing time (exit $r)" || sed 's/^/#   /' "$work/v1.out"
 "$CTL" -c "$conf" verify --json "$work/d1.eml" >"$work/v1.json" 2>&1
 "$PY" -c 'import json, sys
 s = json.load(open(sys.argv[1]))[0]["signature"]
 assert s["time_source"] == "timestamp" and s["timestamp"]["verified"] is True, s
-assert s["timestamp"]["gen_time"] == s["signing_time"], s' "$work/v1.json"
+assert s["timestamp"]["gen_time"] == s["signing_time"], s
+assert s["timestamp"]["tsa"] == "CN=Test TSA Root TSA", s' "$work/v1.json"
 tap $? "--json: signature.timestamp verified, its gen_time the signing_time" || sed 's/^/#   /' "$work/v1.json" | head -5
 grep -q "trusted time: *no anchor after this row yet" "$work/v1.out"
 tap $? "smimectl verify: no audit anchor yet, and it says so"
