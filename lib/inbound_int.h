@@ -83,7 +83,6 @@ int inb_nested_pkcs7(struct spool *body);
 struct inb_vctx {
 	struct smime_verify_opts o;
 	struct db *db;
-	char from[320];
 	char dberr[256];
 };
 void inb_verify_begin(struct inb *m, struct inb_vctx *c);

@@ -273,10 +273,7 @@ void inb_verify_begin(struct inb *m, struct inb_vctx *c)
 	c->o.ca_file = cfg->ca_file;
 	c->o.store = m->snap->trust;
 	c->o.now = time(NULL);
-	if (m->from_value &&
-	    addr_from_header(m->from_value, c->from, sizeof(c->from), c->dberr,
-	                     sizeof(c->dberr)) == 0)
-		c->o.from = c->from;
+	c->o.from = m->from[0] ? m->from : NULL; /* parsed at inb_eoh */
 	/* kept open for the thread: not one open per message */
 	c->db = db_thread_readonly(cfg->database, c->dberr, sizeof(c->dberr));
 	c->o.db = c->db;
