@@ -324,6 +324,8 @@ int cmd_verify(int argc, char **argv)
 {
 	struct evidence_opts o = { 0 };
 	struct db_audit_check chain;
+	struct db_audit_anchor *anchors = NULL;
+	size_t nanchors = 0;
 	struct config *cfg;
 	struct vfile *files;
 	struct db *db = NULL;
@@ -365,10 +367,13 @@ int cmd_verify(int argc, char **argv)
 		o.db_error = dberr;
 	}
 	o.db = db;
-	if (db) {
+	if (db) { /* the chain and its anchors once for all the files */
 		o.chain_rc =
-		        db_audit_verify(db, 0, NULL, &chain, err, sizeof(err));
+		        db_audit_verify_anchors(db, 0, NULL, &chain, &anchors,
+		                                &nanchors, err, sizeof(err));
 		o.chain = o.chain_rc < 0 ? NULL : &chain;
+		o.anchors = anchors;
+		o.nanchors = nanchors;
 	}
 	if (json)
 		printf("[");
@@ -390,6 +395,7 @@ int cmd_verify(int argc, char **argv)
 	if (json)
 		printf("\n]\n");
 	X509_STORE_free(o.store);
+	db_audit_anchors_free(anchors, nanchors);
 	db_close(db);
 	config_free(cfg);
 	free(files);

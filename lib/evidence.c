@@ -411,14 +411,21 @@ static int audit_row(void *arg, long long id, const struct audit_row *r,
 static int nearest_anchor(const struct evidence_opts *o, struct evidence *e,
                           char *err, size_t errlen)
 {
-	struct db_audit_anchor *a = NULL;
+	struct db_audit_anchor *own = NULL;
+	const struct db_audit_anchor *a = o->anchors;
 	struct db_audit_check chk;
-	size_t n = 0;
-	int rc = db_audit_verify_anchors(o->db, 0, NULL, &chk, &a, &n, err,
-	                                 errlen);
+	const struct db_audit_check *c = o->chain;
+	size_t n = o->nanchors;
+	int rc = o->chain_rc;
 
-	if (rc < 0)
-		return -1;
+	if (c == NULL) { /* not given for the run: read them here */
+		rc = db_audit_verify_anchors(o->db, 0, NULL, &chk, &own, &n,
+		                             err, errlen);
+		if (rc < 0)
+			return -1;
+		a = own;
+		c = &chk;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (a[i].audit_id < e->audit.id)
 			continue;
@@ -426,14 +433,14 @@ static int nearest_anchor(const struct evidence_opts *o, struct evidence *e,
 		e->audit.anchor_row = a[i].audit_id;
 		e->audit.anchor_time = a[i].gen_time;
 		e->audit.anchor_ok =
-		        anchor_check(&a[i], &chk, rc, o->timestamp_ca_file,
+		        anchor_check(&a[i], c, rc, o->timestamp_ca_file,
 		                     e->audit.anchor_why,
 		                     sizeof(e->audit.anchor_why)) == ANCHOR_OK;
 		if (e->audit.anchor_ok)
 			e->audit.anchor_why[0] = '\0';
 		break;
 	}
-	db_audit_anchors_free(a, n);
+	db_audit_anchors_free(own, own ? n : 0);
 	return 0;
 }
 

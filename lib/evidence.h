@@ -62,11 +62,13 @@ struct evidence_opts {
 	struct db *db;       /* revocation and audit; NULL: "could not
 	                        check" with db_error */
 	const char *db_error;
-	/* the audit chain verified once for a run of several messages
-	 * (db_audit_verify's result and rc); NULL: evidence_check verifies
-	 * it itself */
+	/* the audit chain and its anchors verified once for a run of several
+	 * messages (db_audit_verify_anchors' result, rc and anchors); chain
+	 * NULL: evidence_check verifies them itself */
 	const struct db_audit_check *chain;
 	int chain_rc;
+	const struct db_audit_anchor *anchors;
+	size_t nanchors;
 	const char *authserv_id; /* ours, to find the gateway's stamp; NULL:
 	                            none looked for */
 	const char *timestamp_ca_file; /* the TSA's trust bundle, for an RFC
