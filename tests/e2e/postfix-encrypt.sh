@@ -93,18 +93,7 @@ send() {
 
 # delivered TAG: the sink copy of the message with Message-ID <TAG@test> to
 # $work/out/TAG.eml; 1 when it is not there (waits up to 30 s)
-delivered() {
-	_end=$(($(date +%s) + 30))
-	while :; do
-		_f=$(pf_sink_files | while read -r _x; do
-			if grep -qi "^Message-ID: <$1@test>" "$_x"; then echo "$_x"; break; fi
-		done)
-		[ -n "$_f" ] && break
-		[ "$(date +%s)" -ge "$_end" ] && return 1
-		sleep 0.3
-	done
-	pf_strip_sink "$_f" >"$work/out/$1.eml"
-}
+delivered() { e2e_wait_msgid "$1@test" 30 "$work/out/$1.eml"; }
 
 # mail_one TAG TO-HEADER RCPTS LABEL ACCEPTED: msg from andi@ and send, one
 # check "LABEL: ACCEPTED"; then one check that it was delivered, 1 if not

@@ -34,6 +34,9 @@
 #                      $work/milter.log, pid in $milter_pid (one check)
 #   e2e_start_xclient  e2e_start_milter, then Postfix in $work/pf whose
 #                      smtpd takes XCLIENT from 127.0.0.0/8 (one check)
+#   e2e_wait_msgid MSGID SECONDS OUT
+#                      waits for the sink copy with Message-ID <MSGID>,
+#                      written without the sink's lines to OUT; 1 if none
 #   e2e_delivered TAG  the sink copy for t-TAG@example.org, without the
 #                      sink's lines, to $work/out/TAG.eml; 1 if not there
 #   e2e_find_tag TAG   the complete sink files for t-TAG@example.org, oldest
@@ -172,6 +175,22 @@ smtpd_relay_restrictions = permit_mynetworks, check_client_access static:OK, rej
 	else
 		bail "private Postfix started"
 	fi
+}
+
+# e2e_wait_msgid MSGID SECONDS OUT: waits until the sink has a copy whose
+# Message-ID is <MSGID> and writes it, without the sink's lines, to OUT;
+# 1 if none came in SECONDS
+e2e_wait_msgid() {
+	_wm_end=$(($(date +%s) + $2))
+	while :; do
+		_wm_f=$(pf_sink_files | while read -r _x; do
+			if grep -qi "^Message-ID: <$1>" "$_x"; then echo "$_x"; break; fi
+		done)
+		[ -n "$_wm_f" ] && break
+		[ "$(date +%s)" -ge "$_wm_end" ] && return 1
+		sleep 0.3
+	done
+	pf_strip_sink "$_wm_f" >"$3"
 }
 
 e2e_delivered() {

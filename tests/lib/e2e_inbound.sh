@@ -98,20 +98,11 @@ ie_send() {
 }
 
 ie_delivered() {
-	_end=$(($(date +%s) + 5))
-	while :; do
-		_f=$(pf_sink_files | while read -r _x; do
-			if grep -qi "^Message-ID: <$1@jabarprov.go.id>" "$_x"; then echo "$_x"; break; fi
-		done)
-		[ -n "$_f" ] && break
-		if [ "$(date +%s)" -ge "$_end" ]; then
-			nok "$1: delivered"
-			grep -i "$1\|milter" "$work/pf/maillog" | tail -5 | sed 's/^/#   maillog: /'
-			return 1
-		fi
-		sleep 0.3
-	done
-	pf_strip_sink "$_f" >"$work/out/$1.eml"
+	if ! e2e_wait_msgid "$1@jabarprov.go.id" 5 "$work/out/$1.eml"; then
+		nok "$1: delivered"
+		grep -i "$1\|milter" "$work/pf/maillog" | tail -5 | sed 's/^/#   maillog: /'
+		return 1
+	fi
 	ok "$1: delivered"
 }
 
