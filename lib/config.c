@@ -14,139 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum ktype {
-	K_STR,
-	K_INT,
-	K_BOOL,
-	K_ACTION,
-	K_STRLIST,
-	K_INTLIST,
-	K_CIDRLIST,
-	K_DIGEST,
-	K_TOKENLIST,
-	K_RULELIST,
-	K_TAG,     /* a Subject tag: one line of text, may be empty */
-	K_AUTHSERV /* an RFC 8601 authserv-id; default: the host name */
-};
-
-struct keydef {
-	const char *name;
-	enum ktype type;
-	const char *def; /* default as text (NULL: none) */
-	long long min, max;
-	size_t off;      /* offset into struct config */
-	size_t line_off; /* offset of the line number field, or 0 */
-	const char *help;
-	size_t cnt_off; /* lists: offset of the element count */
-};
-
-#define OFF(f) offsetof(struct config, f)
-
-static const struct keydef keys[] = {
-	{ "socket", K_STR, "unix:/run/smime-milter/smime-milter.sock", 0, 0,
-	  OFF(socket), 0, "inet:PORT@HOST or unix:PATH", 0 },
-	{ "socket_mode", K_STR, "0660", 0, 0, OFF(socket_mode), 0,
-	  "octal permissions of a unix socket as a string, e.g. \"0660\"", 0 },
-	{ "socket_group", K_STR, NULL, 0, 0, OFF(socket_group), 0, "group name",
-	  0 },
-	{ "database", K_STR, "/var/lib/smime-milter/smime-milter.db", 0, 0,
-	  OFF(database), OFF(line_database), "SQLite path", 0 },
-	{ "key_dir", K_STR, "/var/lib/smime-milter/keys", 0, 0, OFF(key_dir),
-	  OFF(line_key_dir), "directory for imported keys", 0 },
-	{ "temp_dir", K_STR, "/var/lib/smime-milter/tmp", 0, 0, OFF(temp_dir),
-	  OFF(line_temp_dir), "directory for spilled bodies", 0 },
-	{ "pidfile", K_STR, NULL, 0, 0, OFF(pidfile), 0, "path", 0 },
-	{ "user", K_STR, NULL, 0, 0, OFF(user), 0, "user name", 0 },
-	{ "ca_file", K_STR, NULL, 0, 0, OFF(ca_file), OFF(line_ca_file),
-	  "PEM trust bundle", 0 },
-	/* RFC 3161 time-stamps (issue 14): the TSA, its trust bundle, and
-	 * how long one request may take */
-	{ "timestamp_url", K_STR, NULL, 0, 0, OFF(timestamp_url),
-	  OFF(line_timestamp_url), "http:// or https:// URL of the TSA", 0 },
-	{ "timestamp_ca_file", K_STR, NULL, 0, 0, OFF(timestamp_ca_file),
-	  OFF(line_timestamp_ca_file), "PEM trust bundle of the TSA", 0 },
-	{ "timestamp_timeout", K_INT, "3", 1, 300, OFF(timestamp_timeout), 0,
-	  "seconds", 0 },
-	{ "on_timestamp_failure", K_STR, "sign", 0, 0,
-	  OFF(on_timestamp_failure), 0, "sign or tempfail", 0 },
-	{ "syslog_facility", K_STR, "mail", 0, 0, OFF(syslog_facility), 0,
-	  "syslog facility", 0 },
-	{ "digest", K_DIGEST, "sha256", 0, 0, OFF(digest), 0,
-	  "sha256, sha384 or sha512", 0 },
-	{ "domains", K_STRLIST, NULL, 1, 0, OFF(domains), 0,
-	  "list of signing domains", OFF(ndomains) },
-	{ "internal_hosts", K_CIDRLIST, NULL, 0, 0, OFF(internal), 0,
-	  "list of CIDR blocks", 0 },
-	{ "on_error", K_ACTION, "tempfail", 0, 0, OFF(on_error), 0,
-	  "tempfail, accept or reject", 0 },
-	{ "on_no_certificate", K_ACTION, "accept", 0, 0, OFF(on_no_certificate),
-	  0, "tempfail, accept or reject", 0 },
-	{ "max_memory_body", K_INT, "1048576", 4096, 1LL << 30,
-	  OFF(max_memory_body), 0, "bytes", 0 },
-	{ "log_verbose", K_BOOL, "false", 0, 1, OFF(log_verbose), 0,
-	  "true or false", 0 },
-	{ "alert_critical_days", K_INT, "7", 0, 3650, OFF(alert_critical_days),
-	  0, "days", 0 },
-	{ "alert_days", K_INTLIST, "30 14 7 1", 0, 3650, OFF(alert_days), 0,
-	  "list of days before expiry, e.g. [ 30, 14, 7, 1 ]",
-	  OFF(nalert_days) },
-	{ "op_admin", K_STR, NULL, 0, 0, OFF(op_admin), 0, "mail address", 0 },
-	{ "sendmail_path", K_STR, "/usr/sbin/sendmail", 0, 0,
-	  OFF(sendmail_path), 0, "path", 0 },
-	{ "alert_template", K_STR, NULL, 0, 0, OFF(alert_template), 0,
-	  "path of the alert text", 0 },
-	{ "alert_from", K_STR, NULL, 0, 0, OFF(alert_from), 0, "mail address",
-	  0 },
-	{ "pkcs11_module", K_STR, NULL, 0, 0, OFF(pkcs11_module), 0,
-	  "path of the PKCS#11 module", 0 },
-	{ "pkcs11_tokens", K_TOKENLIST, NULL, 0, 0, OFF(pkcs11_token), 0,
-	  "( { token = \"LABEL\"; pin_file = \"PATH\"; }, ... )",
-	  OFF(npkcs11_tokens) },
-	{ "pkcs11_sessions", K_INT, "8", 1, 256, OFF(pkcs11_sessions), 0,
-	  "sessions per token", 0 },
-	{ "pkcs11_retry", K_INT, "5", 1, 3600, OFF(pkcs11_retry), 0, "seconds",
-	  0 },
-	{ "encrypt", K_RULELIST, NULL, 0, 0, OFF(encrypt), 0,
-	  "( { recipients = [ \"DOMAIN\", \"*.DOMAIN\", \"USER@DOMAIN\" ]; "
-	  "[ senders = [ ... ]; ] mode = \"never|opportunistic|required\"; }, "
-	  "... )",
-	  OFF(nencrypt) },
-	{ "encrypt_cipher", K_STR, "aes-256-cbc", 0, 0, OFF(encrypt_cipher), 0,
-	  "aes-256-cbc, aes-128-cbc, aes-256-gcm or aes-128-gcm", 0 },
-	{ "encrypt_rsa_padding", K_STR, "pkcs1", 0, 0, OFF(encrypt_rsa_padding),
-	  0, "pkcs1 or oaep", 0 },
-	{ "harvest", K_BOOL, "false", 0, 1, OFF(harvest), 0, "true or false",
-	  0 },
-	{ "inbound_decrypt", K_BOOL, "true", 0, 1, OFF(inbound_decrypt), 0,
-	  "true or false", 0 },
-	{ "inbound_verify", K_BOOL, "true", 0, 1, OFF(inbound_verify), 0,
-	  "true or false", 0 },
-	{ "authserv_id", K_AUTHSERV, NULL, 0, 0, OFF(authserv_id), 0,
-	  "the name in Authentication-Results, e.g. \"mx.example.go.id\"", 0 },
-	{ "on_bad_signature", K_ACTION, "accept", 0, 0, OFF(on_bad_signature),
-	  0, "accept or reject", 0 },
-	{ "inbound_unwrap_opaque", K_BOOL, "false", 0, 1,
-	  OFF(inbound_unwrap_opaque), 0, "true or false", 0 },
-	{ "inbound_subject_tag", K_BOOL, "false", 0, 1,
-	  OFF(inbound_subject_tag), 0, "true or false", 0 },
-	{ "inbound_subject_tag_pass", K_TAG, "[Terverifikasi]", 0, 0,
-	  OFF(tag_pass), 0, "text, \"\" for none", 0 },
-	{ "inbound_subject_tag_fail", K_TAG, "[Tanda tangan TIDAK SAH]", 0, 0,
-	  OFF(tag_fail), 0, "text, \"\" for none", 0 },
-	{ "inbound_subject_tag_unverified", K_TAG,
-	  "[Tanda tangan belum diperiksa]", 0, 0, OFF(tag_unverified), 0,
-	  "text, \"\" for none", 0 },
-	{ "header_protection", K_BOOL, "true", 0, 1, OFF(header_protection), 0,
-	  "true or false", 0 },
-	{ "protected_headers", K_STRLIST, NULL, 0, 0, OFF(protected_headers),
-	  OFF(line_protected_headers), "list of header field names",
-	  OFF(nprotected_headers) },
-	{ "inbound_subject_tag_unsigned", K_TAG,
-	  "[Terenkripsi, tanpa tanda "
-	  "tangan]",
-	  0, 0, OFF(tag_unsigned), 0, "text, \"\" for none", 0 },
-};
-
 /* Names of the actions, by value. */
 static const char *const action_names[] = { [ACTION_TEMPFAIL] = "tempfail",
 	                                    [ACTION_ACCEPT] = "accept",
@@ -231,8 +98,8 @@ void config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const struct keydef *k = &keys[i];
+	for (size_t i = 0; i < config_nkeys; i++) {
+		const struct keydef *k = &config_keys[i];
 		if (k->type == K_STR || k->type == K_DIGEST ||
 		    k->type == K_TAG || k->type == K_AUTHSERV)
 			free(*(char **)((char *)cfg + k->off));
@@ -724,18 +591,18 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 		size_t j;
 		s = config_setting_get_elem(root, (unsigned)i);
 		name = config_setting_name(s);
-		for (j = 0; j < sizeof(keys) / sizeof(keys[0]); j++)
-			if (strcmp(keys[j].name, name) == 0)
+		for (j = 0; j < config_nkeys; j++)
+			if (strcmp(config_keys[j].name, name) == 0)
 				break;
-		if (j == sizeof(keys) / sizeof(keys[0])) {
+		if (j == config_nkeys) {
 			adderr(err, errlen, "%s:%d: unknown key '%s'", path,
 			       config_setting_source_line(s), name);
 			bad = 1;
 		}
 	}
-	for (size_t j = 0; j < sizeof(keys) / sizeof(keys[0]); j++) {
-		s = config_setting_get_member(root, keys[j].name);
-		if (key_store(cfg, &keys[j], s, path,
+	for (size_t j = 0; j < config_nkeys; j++) {
+		s = config_setting_get_member(root, config_keys[j].name);
+		if (key_store(cfg, &config_keys[j], s, path,
 		              s ? config_setting_source_line(s) : 0, err,
 		              errlen) != 0)
 			bad = 1;
