@@ -1,15 +1,14 @@
 /* tsa -- RFC 3161 time-stamp client (see tsa.h). */
 #include "tsa.h"
 #include "certstore.h"
+#include "http.h"
 #include "util.h"
 
 #include <limits.h>
 #include <stdio.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -22,174 +21,27 @@
 /* id-aa-signatureTimeStampToken (RFC 3161 Appendix A) */
 #define TSA_OID_TOKEN "1.2.840.113549.1.9.16.2.14"
 
-static pthread_once_t tsa_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode tsa_curl_rc = CURLE_FAILED_INIT;
-
-/* curl_global_init is not thread-safe in every libcurl: run it once. */
-static void tsa_curl_init(void)
-{
-	tsa_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-/* The answer's body, at most TSA_MAX_RESPONSE bytes. */
-struct tsa_body {
-	unsigned char *data;
-	size_t len;
-	int too_big;
-};
-
-static size_t tsa_body_write(char *p, size_t size, size_t n, void *arg)
-{
-	struct tsa_body *b = arg;
-	unsigned char *grown;
-	size_t len = size * n;
-
-	if (len > TSA_MAX_RESPONSE - b->len) {
-		b->too_big = 1;
-		return 0; /* libcurl stops with CURLE_WRITE_ERROR */
-	}
-	grown = realloc(b->data, b->len + len + 1);
-	if (grown == NULL)
-		return 0;
-	memcpy(grown + b->len, p, len);
-	b->data = grown;
-	b->len += len;
-	return len;
-}
-
-/* The options of one POST: only http and https, also after a redirect;
- * a POST stays a POST when redirected.  Returns 0 or -1. */
-static int tsa_curl_setup(CURL *c, const char *url, long timeout_ms,
-                          const unsigned char *body, size_t blen,
-                          struct curl_slist *hdr, struct tsa_body *out,
-                          char *cerr)
-{
-	int bad = 0;
-
-#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 */
-	bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") !=
-	       CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") !=
-	       CURLE_OK;
-#else
-	bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS,
-	                        (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) !=
-	       CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS,
-	                        (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) !=
-	       CURLE_OK;
-#endif
-	bad |= curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) !=
-	       CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)TSA_MAX_REDIRS) !=
-	       CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_POSTREDIR,
-	                        (long)CURL_REDIR_POST_ALL) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, body) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-	                        (curl_off_t)blen) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
-	                        (curl_off_t)TSA_MAX_RESPONSE) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tsa_body_write) !=
-	       CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, out) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_USERAGENT,
-	                        "smime-milter/" SMIME_VERSION) != CURLE_OK;
-	return bad ? -1 : 0;
-}
-
-/* A libcurl failure in words. */
-static int tsa_curl_error(CURLcode rc, const char *cerr, long timeout_ms,
-                          const struct tsa_body *out, char *err, size_t errlen)
-{
-	const char *why = *cerr ? cerr : curl_easy_strerror(rc);
-
-	switch (rc) {
-	case CURLE_OPERATION_TIMEDOUT:
-		return seterr(err, errlen, "TSA timed out after %ld ms",
-		              timeout_ms);
-	case CURLE_FILESIZE_EXCEEDED:
-		return seterr(err, errlen,
-		              "TSA response is larger than %d bytes",
-		              TSA_MAX_RESPONSE);
-	case CURLE_WRITE_ERROR:
-		if (out->too_big)
-			return seterr(err, errlen,
-			              "TSA response is larger than %d bytes",
-			              TSA_MAX_RESPONSE);
-		return seterr(err, errlen, "TSA response: out of memory");
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		return seterr(err, errlen,
-		              "TSA URL or redirect is not http or https: %s",
-		              why);
-	case CURLE_TOO_MANY_REDIRECTS:
-		return seterr(err, errlen, "TSA redirected more than %d times",
-		              TSA_MAX_REDIRS);
-	default:
-		return seterr(err, errlen, "TSA request failed: %s", why);
-	}
-}
-
-/* POST body to url; on HTTP 200 the answer is in *out (free out->data)
- * and its Content-Type in ctype.  Returns 0 or -1 with err filled. */
+/* POST body to url; on HTTP 200 the answer is in *out (free with
+ * http_resp_free).  Returns 0 or -1 with err filled. */
 static int tsa_post(const char *url, long timeout_ms, const unsigned char *body,
-                    size_t blen, struct tsa_body *out, char *ctype,
-                    size_t ctlen, char *err, size_t errlen)
+                    size_t blen, struct http_resp *out, char *err,
+                    size_t errlen)
 {
-	char cerr[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdr = NULL, *h;
-	char *ct = NULL;
-	long code = 0;
-	CURLcode rc;
-	CURL *c;
-	int ret = -1;
+	struct http_req rq = { 0 };
 
-	pthread_once(&tsa_curl_once, tsa_curl_init);
-	if (tsa_curl_rc != CURLE_OK)
-		return seterr(err, errlen, "cannot start libcurl: %s",
-		              curl_easy_strerror(tsa_curl_rc));
-	c = curl_easy_init();
-	h = curl_slist_append(NULL,
-	                      "Content-Type: application/timestamp-query");
-	if (h != NULL)
-		hdr = curl_slist_append(h,
-		                        "Accept: application/timestamp-reply");
-	if (hdr == NULL)
-		curl_slist_free_all(h);
-	if (c == NULL || hdr == NULL) {
-		seterr(err, errlen, "TSA request: out of memory");
-		goto done;
-	}
-	if (tsa_curl_setup(c, url, timeout_ms, body, blen, hdr, out, cerr) !=
-	    0) {
-		seterr(err, errlen,
-		       "libcurl refused an option (needs http, "
-		       "https and protocol limits)");
-		goto done;
-	}
-	rc = curl_easy_perform(c);
-	if (rc != CURLE_OK) {
-		tsa_curl_error(rc, cerr, timeout_ms, out, err, errlen);
-		goto done;
-	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	if (code != 200) {
-		seterr(err, errlen, "TSA answered HTTP %ld", code);
-		goto done;
-	}
-	curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-	snprintf(ctype, ctlen, "%s", ct ? ct : "none");
-	ret = 0;
-done:
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
-	return ret;
+	rq.url = url;
+	rq.what = "TSA";
+	rq.timeout_ms = timeout_ms;
+	rq.max_response = TSA_MAX_RESPONSE;
+	rq.body = body;
+	rq.blen = blen;
+	rq.content_type = "application/timestamp-query";
+	rq.accept = "application/timestamp-reply";
+	if (http_fetch(&rq, out, err, errlen) != 0)
+		return -1;
+	if (out->code != 200)
+		return seterr(err, errlen, "TSA answered HTTP %ld", out->code);
+	return 0;
 }
 
 /* A TimeStampReq over the SHA-256 digest with a random 64-bit nonce,
@@ -425,9 +277,8 @@ static int tsa_token_copy(TS_RESP *resp, const unsigned char *der, size_t len,
 
 /* The parsed, granted answer to req in body, verified against store
  * (taken over).  Returns it, or NULL with err filled. */
-static TS_RESP *tsa_resp_check(TS_REQ *req, const struct tsa_body *body,
-                               const char *ctype, X509_STORE *store, char *err,
-                               size_t errlen)
+static TS_RESP *tsa_resp_check(TS_REQ *req, const struct http_resp *body,
+                               X509_STORE *store, char *err, size_t errlen)
 {
 	const unsigned char *p = body->data;
 	TS_VERIFY_CTX *ctx;
@@ -439,7 +290,7 @@ static TS_RESP *tsa_resp_check(TS_REQ *req, const struct tsa_body *body,
 		seterr(err, errlen,
 		       "TSA response is not a TimeStampResp (%zu bytes, "
 		       "Content-Type %.60s)",
-		       body->len, ctype);
+		       body->len, body->ctype);
 		goto fail;
 	}
 	if (tsa_status_check(resp, err, errlen) != 0)
@@ -487,12 +338,11 @@ int tsa_request(const char *url, long timeout_ms, const unsigned char *digest,
                 size_t dlen, const char *ca_file, unsigned char **token_der,
                 size_t *token_len, time_t *gen_time, char *err, size_t errlen)
 {
-	struct tsa_body body = { NULL, 0, 0 };
+	struct http_resp body = { 0 };
 	unsigned char *reqder = NULL;
 	X509_STORE *store = NULL;
 	TS_RESP *resp = NULL;
 	TS_REQ *req = NULL;
-	char ctype[128] = "none";
 	int n, posted, rc = -1;
 
 	if (token_der == NULL || token_len == NULL)
@@ -519,12 +369,12 @@ int tsa_request(const char *url, long timeout_ms, const unsigned char *digest,
 		seterr_ssl(err, errlen, "cannot encode the TimeStampReq");
 		goto done;
 	}
-	posted = tsa_post(url, timeout_ms, reqder, (size_t)n, &body, ctype,
-	                  sizeof(ctype), err, errlen);
+	posted = tsa_post(url, timeout_ms, reqder, (size_t)n, &body, err,
+	                  errlen);
 	OPENSSL_free(reqder);
 	if (posted != 0)
 		goto done;
-	resp = tsa_resp_check(req, &body, ctype, store, err, errlen);
+	resp = tsa_resp_check(req, &body, store, err, errlen);
 	store = NULL; /* taken over */
 	if (resp != NULL &&
 	    tsa_tst_check(TS_RESP_get_tst_info(resp), gen_time, err, errlen) ==
@@ -536,7 +386,7 @@ done:
 	X509_STORE_free(store);
 	TS_RESP_free(resp);
 	TS_REQ_free(req);
-	free(body.data);
+	http_resp_free(&body);
 	if (rc != 0)
 		tsa_err_clean(err, errlen);
 	return rc;

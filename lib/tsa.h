@@ -18,9 +18,6 @@
 /* The largest TimeStampResp read from a TSA; more is refused. */
 #define TSA_MAX_RESPONSE (256 * 1024)
 
-/* The most redirects followed (only to http and https). */
-#define TSA_MAX_REDIRS 3
-
 /*
  * Ask the TSA at url (http:// or https:// only, also after redirects) for
  * a time-stamp token over digest (dlen must be TSA_DIGEST_LEN: the SHA-256
