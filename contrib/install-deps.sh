@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config libmilter-dev libssl-dev libconfig-dev
 libsqlite3-dev libp11-kit-dev libcurl4-openssl-dev softhsm2 opensc sqlite3 openssl
 postfix gpgsm gpg-agent libnss3-tools miltertest python3 procps psmisc iproute2 valgrind
-chromium"
+chromium debhelper lintian fakeroot prometheus postgresql libpq-dev"
 
 missing=""
 for p in $PKGS; do
