@@ -28,6 +28,7 @@
 
 #include "inbound.h"
 #include "message.h"
+#include "slurp.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -178,7 +179,6 @@ int main(int argc, char **argv)
 	char err[4096], warn[4096];
 	char *text, *body;
 	size_t len, bodylen, out = 0;
-	FILE *f;
 	double t0, c0, secs;
 	long n = 0;
 	char *names[64], *values[64];
@@ -203,17 +203,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	f = fopen(argv[2], "rb");
-	if (f == NULL)
+	text = bench_slurp(argv[2], &len);
+	if (text == NULL)
 		return 1;
-	fseek(f, 0, SEEK_END);
-	len = (size_t)ftell(f);
-	rewind(f);
-	text = malloc(len + 1);
-	if (fread(text, 1, len, f) != len)
-		return 1;
-	fclose(f);
-	text[len] = 0;
 	/* simple split: unfolded "Name: value" lines, blank line, body */
 	body = strstr(text, "\r\n\r\n");
 	if (body == NULL)

@@ -33,16 +33,9 @@
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$TOP"
-secs=${BENCH_SECONDS:-2}
-rounds=${BENCH_INBOUND_ROUNDS:-9}
-work=$(mktemp -d /tmp/smime-bench-in.XXXXXX)
-pid=""
-cleanup() {
-	[ -n "$pid" ] && { kill "$pid" && wait "$pid"; } 2>/dev/null || true
-	[ "${KEEP:-0}" = 1 ] && echo "# kept $work" >&2 || rm -rf "$work"
-}
-trap cleanup EXIT
 . tests/bench/lib.sh
+bench_begin in
+rounds=${BENCH_INBOUND_ROUNDS:-9}
 pki=${BENCH_PKI:-$work/pki}
 port=$(bench_port)
 bench_setup "$pki" "$port"

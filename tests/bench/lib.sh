@@ -9,6 +9,8 @@
 #   start_milter / stop_milter the daemon of $conf in $pid, log $work/milter.log
 #   hwm                        its peak RSS (kB)
 #   median, pair, medians, rate_of: the pair arithmetic (below)
+#   bench_begin TAG            secs, pid and a scratch $work (see below)
+#   pairs_alternate N FILE A B N pairs of the rates of commands A and B
 
 bench_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -96,3 +98,38 @@ medians() {
 	mtext="pairs ($2): $(tr '\n' ';' <"$1")"
 }
 rate_of() { sed -n '1s/.*rate=\([0-9.]*\).*/\1/p'; }
+
+# bench_begin TAG (before anything else of the script's): secs from
+# BENCH_SECONDS, pid empty, and an empty $work (/tmp/smime-bench-TAG.*)
+# that is removed at exit, unless KEEP=1, after the script's bench_on_exit
+# (if it defines one) stopped what it started.
+bench_begin() {
+	secs=${BENCH_SECONDS:-2}
+	pid=""
+	work=$(mktemp -d "/tmp/smime-bench-$1.XXXXXX")
+	trap bench_end EXIT
+}
+bench_end() {
+	# every step may fail (already stopped) without ending the cleanup
+	[ -n "$pid" ] && { kill "$pid" && wait "$pid"; } 2>/dev/null || true
+	command -v bench_on_exit >/dev/null 2>&1 && { bench_on_exit || true; }
+	[ "${KEEP:-0}" = 1 ] && echo "# kept $work" >&2 || rm -rf "$work"
+}
+
+# pairs_alternate N FILE A B: N pairs of the rates (rate_of) that the
+# commands A and B print, A first in odd rounds and B first in even ones,
+# so that a drift of the machine does not favour one side; FILE gets
+# "B/A A B" per pair (pair).
+pairs_alternate() {
+	: >"$2"
+	for i in $(seq 1 "$1"); do
+		if [ $((i % 2)) = 1 ]; then
+			pa=$(eval "$3" | rate_of)
+			pb=$(eval "$4" | rate_of)
+		else
+			pb=$(eval "$4" | rate_of)
+			pa=$(eval "$3" | rate_of)
+		fi
+		pair "$pa" "$pb" "$2"
+	done
+}

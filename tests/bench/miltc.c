@@ -38,6 +38,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "slurp.h"
+
 #define SMFI_V6         6
 #define SMFIP_NOCONNECT 0x01
 #define SMFIP_NOHELO    0x02
@@ -530,7 +532,6 @@ int main(int argc, char **argv)
 {
 	int conns = 1, total = 1, opt;
 	const char *sock = NULL;
-	FILE *f;
 	struct timeval t0, t1;
 	pthread_t *tids;
 	double secs;
@@ -590,19 +591,9 @@ int main(int argc, char **argv)
 	}
 	if (strchr(sock, '@'))
 		host = strchr(sock, '@') + 1;
-	f = fopen(argv[optind], "rb");
-	if (!f) {
-		perror(argv[optind]);
+	msg = bench_slurp(argv[optind], &msglen);
+	if (msg == NULL)
 		return 2;
-	}
-	fseek(f, 0, SEEK_END);
-	msglen = (size_t)ftell(f);
-	rewind(f);
-	msg = malloc(msglen + 1);
-	if (fread(msg, 1, msglen, f) != msglen)
-		return 2;
-	fclose(f);
-	msg[msglen] = 0;
 	b = strstr(msg, "\r\n\r\n");
 	hdr_end = b ? (size_t)(b - msg) + 4 : msglen;
 	if (!b && (b = strstr(msg, "\n\n")))

@@ -13,16 +13,10 @@
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$TOP"
-secs=${BENCH_SECONDS:-2}
-rounds=${BENCH_TS_ROUNDS:-5}
-work=$(mktemp -d /tmp/smime-bench-ts.XXXXXX)
-pid=""
-cleanup() {
-	tsa_stop
-	[ "${KEEP:-0}" = 1 ] && echo "# kept $work" >&2 || rm -rf "$work"
-}
-trap cleanup EXIT
 . tests/bench/lib.sh
+bench_begin ts
+rounds=${BENCH_TS_ROUNDS:-5}
+bench_on_exit() { tsa_stop; }
 . tests/lib/tsa.sh
 pki=${BENCH_PKI:-$work/pki}
 bench_setup "$pki" "$(bench_port)"
@@ -38,17 +32,8 @@ grep -q ", time-stamped " "$work/t.err" || {
 	cat "$work/t.err" >&2
 	exit 1
 }
-: >"$work/ts.pairs"
-for i in $(seq 1 "$rounds"); do
-	if [ $((i % 2)) = 1 ]; then
-		a=$(taskset -c 0 tests/bench/bench_core "$conf" "$work/4k.eml" "$secs" | rate_of)
-		b=$(taskset -c 0 tests/bench/bench_core "$work/ts.conf" "$work/4k.eml" "$secs" | rate_of)
-	else
-		b=$(taskset -c 0 tests/bench/bench_core "$work/ts.conf" "$work/4k.eml" "$secs" | rate_of)
-		a=$(taskset -c 0 tests/bench/bench_core "$conf" "$work/4k.eml" "$secs" | rate_of)
-	fi
-	pair "$a" "$b" "$work/ts.pairs"
-done
+core() { taskset -c 0 tests/bench/bench_core "$1" "$work/4k.eml" "$secs"; }
+pairs_alternate "$rounds" "$work/ts.pairs" 'core "$conf"' 'core "$work/ts.conf"'
 medians "$work/ts.pairs" "ratio without-msg/s with-msg/s"
 echo "| (j) signing with an RFC 3161 time-stamp from a loopback TSA vs without, 4 KB, in-process ($rounds pairs) | $m3 msg/s | $m2 | $m1 | (report) |"
 echo "time-stamp: $mtext; load $(uptime | sed 's/.*average: //')"

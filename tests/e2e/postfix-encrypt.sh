@@ -294,13 +294,5 @@ EOF
 tap $? "smimectl report counts the six encrypted messages in its encrypted column"
 
 # ---------------------------------------------------------------- health
-if kill -0 "$milter_pid" 2>/dev/null; then
-	ok "milter still running"
-else
-	nok "milter still running"
-	tail -30 "$work/milter.log" | sed 's/^/# milter: /'
-fi
-fx_no_sanitizer "no sanitizer report in the milter log" "$work/milter.log"
-left=$(find "$work/tmp" -type f | wc -l)
-tap "$([ "$left" = 0 ]; echo $?)" "no temp file left in temp_dir ($left)"
+e2e_alive
 echo "1..$n"

@@ -59,6 +59,8 @@
 #                      signed: the same as the baseline copy (one check)
 #   e2e_health         the milter still runs and its pidfile is there, no
 #                      sanitizer report in its log (two checks)
+#   e2e_alive          the milter still runs, no sanitizer report in its
+#                      log, no file left in $work/tmp (three checks)
 # What differs between the MTAs: $E2E_MTA names the MTA in the texts
 # (Postfix), and a test may redefine
 #   e2e_refolded ORIG OUT       succeeds, printing a note, when the only
@@ -305,4 +307,16 @@ e2e_health() {
 	fi
 	fx_no_sanitizer "no sanitizer report in the milter log" "$work/milter.log"
 	grep -c ' signed for ' "$work/milter.log" | sed 's/^/# milter log lines "signed for": /'
+}
+
+e2e_alive() {
+	if kill -0 "$milter_pid" 2>/dev/null; then
+		ok "milter still running"
+	else
+		nok "milter still running"
+		tail -30 "$work/milter.log" | sed 's/^/# milter: /'
+	fi
+	fx_no_sanitizer "no sanitizer report in the milter log" "$work/milter.log"
+	_al=$(find "$work/tmp" -type f | wc -l)
+	tap "$([ "$_al" = 0 ]; echo $?)" "no temp file left in temp_dir ($_al)"
 }

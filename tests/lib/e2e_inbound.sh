@@ -210,15 +210,7 @@ ie_wait_all() {
 }
 
 ie_health() {
-	if kill -0 "$milter_pid" 2>/dev/null; then
-		ok "milter still running"
-	else
-		nok "milter still running"
-		tail -30 "$work/milter.log" | sed 's/^/# milter: /'
-	fi
-	fx_no_sanitizer "no sanitizer report in the milter log" "$work/milter.log"
-	_hl=$(find "$work/tmp" -type f | wc -l)
-	tap "$([ "$_hl" = 0 ]; echo $?)" "no temp file left in temp_dir ($_hl)"
+	e2e_alive
 	# the audit writer is batched: let it write what it holds
 	sleep 1
 	ctl "smimectl audit verify: the hash chain holds" audit verify
