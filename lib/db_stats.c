@@ -105,6 +105,12 @@ static int cert_row(void *arg, const char *address, const struct db_cert *c)
 }
 
 /* The newest CRL of each issuer. */
+static const char crls_sql[] =
+        "SELECT issuer, this_update, next_update FROM crls c"
+        " WHERE id = (SELECT id FROM crls WHERE issuer = c.issuer"
+        "  ORDER BY this_update DESC, id DESC LIMIT 1)"
+        " ORDER BY issuer";
+
 static int crls_read(struct db *db, struct db_stats *s, char *err,
                      size_t errlen)
 {
@@ -112,12 +118,7 @@ static int crls_read(struct db *db, struct db_stats *s, char *err,
 	struct db_q q;
 	int rc = 0;
 
-	if (db_q_open(&q, db,
-	              "SELECT issuer, this_update, next_update FROM crls c"
-	              " WHERE id = (SELECT id FROM crls WHERE issuer = c.issuer"
-	              "  ORDER BY this_update DESC, id DESC LIMIT 1)"
-	              " ORDER BY issuer",
-	              DB_NOARGS, err, errlen) != 0)
+	if (db_q_open(&q, db, crls_sql, DB_NOARGS, err, errlen) != 0)
 		return -1;
 	while (rc == 0 && db_q_next(&q) > 0) {
 		if ((e = grow(&s->crls, &s->ncrls, sizeof(*e))) == NULL ||
@@ -141,15 +142,10 @@ static int chain_read(struct db *db, struct db_stats *s, char *err,
 {
 	struct db_q q;
 
-	if (db_q_open(&q, db,
-	              "SELECT count(*), coalesce(max(id), 0) FROM audit",
-	              DB_NOARGS, err, errlen) != 0)
-		return -1;
-	if (db_q_next(&q) > 0) {
-		s->audit_rows = db_q_int(&q, 0);
-		s->audit_last_id = db_q_int(&q, 1);
-	}
-	if (db_q_close(&q) != 0 ||
+	if (db_get_int(db, "SELECT count(*) FROM audit", DB_NOARGS,
+	               &s->audit_rows, err, errlen) < 0 ||
+	    db_get_int(db, "SELECT coalesce(max(id), 0) FROM audit", DB_NOARGS,
+	               &s->audit_last_id, err, errlen) < 0 ||
 	    db_q_open(&q, db,
 	              "SELECT id, audit_id, gen_time FROM audit_anchors"
 	              " ORDER BY id DESC LIMIT 1",

@@ -167,35 +167,34 @@ static void write_certs(FILE *f, const struct db_stats *s, time_t now)
 	               min);
 }
 
-static void write_crls(FILE *f, const struct db_stats *s, time_t now)
+/* One family over the CRLs: their age, or (next) the time to nextUpdate
+ * of those that have one. */
+static void write_crl_family(FILE *f, const struct db_stats *s, time_t now,
+                             int next)
 {
-	const char *age = "smime_milter_crl_age_seconds",
-	           *next = "smime_milter_crl_next_update_seconds";
-	size_t with_next = 0;
+	const char *name = next ? "smime_milter_crl_next_update_seconds"
+	                        : "smime_milter_crl_age_seconds";
+	size_t n = 0;
 
-	if (s->ncrls == 0)
+	for (size_t i = 0; i < s->ncrls; i++)
+		n += !next || s->crls[i].next_update != 0;
+	if (n == 0)
 		return;
-	metrics_family(f, age, "gauge",
-	               "Seconds since the thisUpdate of the newest CRL of the "
-	               "issuer.");
+	metrics_family(f, name, "gauge",
+	               next ? "Seconds until the nextUpdate of that CRL "
+	                      "(negative: stale)."
+	                    : "Seconds since the thisUpdate of the newest CRL "
+	                      "of the issuer.");
 	for (size_t i = 0; i < s->ncrls; i++) {
-		const char *l[] = { "issuer", s->crls[i].issuer, NULL };
-		metrics_sample(f, age, l,
-		               (long long)now -
-		                       (long long)s->crls[i].this_update);
-		with_next += s->crls[i].next_update != 0;
-	}
-	if (with_next == 0)
-		return;
-	metrics_family(f, next, "gauge",
-	               "Seconds until the nextUpdate of that CRL (negative: "
-	               "stale).");
-	for (size_t i = 0; i < s->ncrls; i++) {
-		const char *l[] = { "issuer", s->crls[i].issuer, NULL };
-		if (s->crls[i].next_update != 0)
-			metrics_sample(f, next, l,
-			               (long long)s->crls[i].next_update -
-			                       (long long)now);
+		const struct db_stats_crl *c = &s->crls[i];
+		const char *l[] = { "issuer", c->issuer, NULL };
+
+		if (next && c->next_update == 0)
+			continue;
+		metrics_sample(f, name, l,
+		               next ? (long long)c->next_update - (long long)now
+		                    : (long long)now -
+		                               (long long)c->this_update);
 	}
 }
 
@@ -212,7 +211,8 @@ int metrics_write(FILE *f, const struct db_stats *s, time_t now,
 {
 	write_counts(f, s);
 	write_certs(f, s, now);
-	write_crls(f, s, now);
+	write_crl_family(f, s, now, 0);
+	write_crl_family(f, s, now, 1);
 	write_one(f, "smime_milter_audit_chain_length",
 	          "Rows in the hash chain of the audit log.", s->audit_rows);
 	write_one(f, "smime_milter_audit_unanchored_rows",
