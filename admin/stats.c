@@ -99,18 +99,32 @@ static const char *span(long long secs, char *buf, size_t len)
 
 /* ---- text -------------------------------------------------------------- */
 
+/* s for a terminal: control characters (a newline in an issuer's name,
+ * an escape sequence) become '?'.  Returns buf. */
+static const char *plain(const char *s, char *buf, size_t len)
+{
+	size_t i = 0;
+
+	for (; s && *s && i + 1 < len; s++, i++)
+		buf[i] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+	buf[i] = '\0';
+	return buf;
+}
+
 static void text_counts(const char *title, const struct db_stats_count *c,
                         size_t n)
 {
+	char k[256];
+
 	printf("\n%-32s %10s %10s\n", title, "last 24 h", "total");
 	for (size_t i = 0; i < n; i++)
-		printf("  %-30s %10lld %10lld\n", c[i].key, c[i].recent,
-		       c[i].total);
+		printf("  %-30s %10lld %10lld\n", plain(c[i].key, k, sizeof(k)),
+		       c[i].recent, c[i].total);
 }
 
 static void text_certs(const struct db_stats *s, time_t now)
 {
-	char na[40];
+	char na[40], mb[256], se[128];
 	long min = 0;
 
 	printf("\ncertificates in use (active, mapped): %zu\n", s->ncerts);
@@ -124,21 +138,24 @@ static void text_certs(const struct db_stats *s, time_t now)
 
 		if (i == 0 || d < min)
 			min = d;
-		printf("  %-32s %-10s %-18s %-23s %6ld\n", c->mailbox, c->kind,
-		       c->serial, time_fmt(c->not_after, na, sizeof(na)), d);
+		printf("  %-32s %-10s %-18s %-23s %6ld\n",
+		       plain(c->mailbox, mb, sizeof(mb)), c->kind,
+		       plain(c->serial, se, sizeof(se)),
+		       time_fmt(c->not_after, na, sizeof(na)), d);
 	}
 	printf("  the first expires in %ld day%s\n", min, min == 1 ? "" : "s");
 }
 
 static void text_crls(const struct db_stats *s, time_t now)
 {
-	char tu[40], nu[40], age[32], left[32];
+	char tu[40], nu[40], age[32], left[32], is[1024];
 
 	printf("\nCRLs (the newest of each issuer): %zu\n", s->ncrls);
 	for (size_t i = 0; i < s->ncrls; i++) {
 		const struct db_stats_crl *c = &s->crls[i];
 		printf("  %s\n    thisUpdate %s (%s ago), nextUpdate %s",
-		       c->issuer, time_fmt(c->this_update, tu, sizeof(tu)),
+		       plain(c->issuer, is, sizeof(is)),
+		       time_fmt(c->this_update, tu, sizeof(tu)),
 		       span((long long)now - c->this_update, age, sizeof(age)),
 		       c->next_update ? time_fmt(c->next_update, nu, sizeof(nu))
 		                      : "none");

@@ -168,6 +168,8 @@ tap $? "... milter DOWN once the daemon stopped"
 # ---- Prometheus: format, values, escaping
 # an issuer name with a quote, a backslash and a newline (stored as is)
 q "INSERT INTO crls (issuer, this_update, next_update, entries, imported_at) VALUES ('CN=Say \"hi\" \\ back' || char(10) || 'O=X', strftime('%s','now') - 60, NULL, 0, strftime('%s','now'))"
+expect 0 "stats (text) with that issuer" "$CTL" -c "$conf" stats
+has '  CN=Say "hi" \ back?O=X' "... its newline shown as ? on the terminal"
 prom=$work/node/smime_milter.prom
 mkdir -p "$work/node"
 echo "old content" >"$prom"
