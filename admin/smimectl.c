@@ -51,6 +51,9 @@ static const struct command {
 	  "FILE... [--json]   (a disputed message: signature, signer status "
 	  "then and now, audit row; exit 0 valid, 1 invalid, 2 could not "
 	  "check)" },
+	{ "stats", cmd_stats,
+	  "[--prometheus FILE] [--json]   (counts, expiry, CRLs, audit chain, "
+	  "milter up; FILE replaced atomically)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };
 

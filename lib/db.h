@@ -8,7 +8,8 @@
  * helpers of db_int.h), db_cert.c (certificates, mappings, history,
  * revocation, CRLs), db_audit.c (the audit hash chain), db_renewal.c
  * (renewals, alerts), db_recipient.c (recipient certificates, CRL
- * entries), db_report.c (the report's queries).
+ * entries), db_report.c (the report's queries), db_stats.c (smimectl
+ * stats).
  */
 #ifndef SMIME_DB_H
 #define SMIME_DB_H
@@ -416,5 +417,60 @@ int db_audit_verify_anchors(struct db *db, long long anchor_id,
 
 /* Free n anchors from db_audit_verify_anchors; NULL is fine. */
 void db_audit_anchors_free(struct db_audit_anchor *a, size_t n);
+
+/* ---- smimectl stats (db_stats.c) -------------------------------------- */
+
+/* One count of audit rows: in all and since the start of the window. */
+struct db_stats_count {
+	char *key; /* an action, or the reason of unsigned mail */
+	long long total, recent;
+};
+
+/* An active certificate mapped to a mailbox (one in use). */
+struct db_stats_cert {
+	char *mailbox, *kind, *serial;
+	time_t not_after;
+};
+
+/* The newest CRL of an issuer (largest thisUpdate). */
+struct db_stats_crl {
+	char *issuer;
+	time_t this_update, next_update; /* 0: not stored */
+};
+
+/* What "smimectl stats" shows, read in one read transaction. */
+struct db_stats {
+	/* every action the milter writes (signed, encrypted, unsigned,
+	 * passed, rejected, tempfailed, decrypted, not-decrypted, verified,
+	 * verify-failed), with 0 when there is none, then any other action
+	 * found, by name */
+	struct db_stats_count *actions;
+	size_t nactions;
+	/* unsigned mail by reason: the result up to its first ": " (the
+	 * milter writes "no usable certificate: no certificate mapped to
+	 * ..."), so the mailbox does not make a reason of its own */
+	struct db_stats_count *reasons;
+	size_t nreasons;
+	struct db_stats_cert *certs; /* by mailbox */
+	size_t ncerts;
+	struct db_stats_crl *crls; /* by issuer */
+	size_t ncrls;
+	long long audit_rows;    /* the length of the hash chain */
+	long long audit_last_id; /* its head (0: empty) */
+	/* the newest RFC 3161 anchor (anchor_id 0: none) */
+	long long anchor_id, anchor_audit_id;
+	time_t anchor_gen_time;
+};
+
+/*
+ * Fill *out (db_stats_free it) from the audit log, the mapped certificates,
+ * the CRLs and the anchors; "recent" counts rows at or after since.
+ * Returns 0 or -1 with err filled (*out then empty).
+ */
+int db_stats_read(struct db *db, time_t since, struct db_stats *out, char *err,
+                  size_t errlen);
+
+/* Free what db_stats_read filled and zero it; NULL is fine. */
+void db_stats_free(struct db_stats *s);
 
 #endif
