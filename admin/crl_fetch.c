@@ -267,26 +267,32 @@ static void reload_if_changed(const struct fetch_run *run)
 		printf("the milter was not reloaded: %s\n", err);
 }
 
+/* --quiet (-q) and -v (--verbose) into run, or die with the usage. */
+static void fetch_options(int argc, char **argv, struct fetch_run *run)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0)
+			run->quiet = 1;
+		else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)
+			run->verbose = 1;
+		else
+			die(EX_USAGE, "usage: crl fetch [--quiet] [-v]");
+	}
+}
+
 int cmd_crl_fetch(int argc, char **argv)
 {
 	struct fetch_run run = { 0 };
 	struct crl_urls urls = { 0 };
 	struct config *cfg;
 
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--quiet") == 0 ||
-		    strcmp(argv[i], "-q") == 0)
-			run.quiet = 1;
-		else if (strcmp(argv[i], "-v") == 0 ||
-		         strcmp(argv[i], "--verbose") == 0)
-			run.verbose = 1;
-		else
-			die(EX_USAGE, "usage: crl fetch [--quiet] [-v]");
+	fetch_options(argc, argv, &run);
 	cfg = load_config();
+	/* a CRL is verified before anything of it is stored */
 	if (cfg->ca_file == NULL)
-		die(EX_CONFIG,
-		    "%s sets no ca_file: crl fetch verifies every CRL "
-		    "against it before storing it",
+		die(EX_CONFIG, "crl fetch needs ca_file, which %s does not set",
 		    cfg->path);
 	run.cfg = cfg;
 	run.db = open_db_as_user(cfg, DB_READWRITE);

@@ -55,14 +55,13 @@ int db_crl_source_put(struct db *db, const struct db_crl_source *s, char *err,
 	              "INSERT INTO crl_sources (url, issuer, last_modified,"
 	              " fetched_at, checked_at, this_update, next_update,"
 	              " status, detail) VALUES (?,?,?,?,?,?,?,?,?)"
-	              " ON CONFLICT (url) DO UPDATE SET"
-	              " issuer = excluded.issuer,"
-	              " last_modified = excluded.last_modified,"
-	              " fetched_at = excluded.fetched_at,"
-	              " checked_at = excluded.checked_at,"
-	              " this_update = excluded.this_update,"
-	              " next_update = excluded.next_update,"
-	              " status = excluded.status, detail = excluded.detail",
+	              " ON CONFLICT (url) DO UPDATE SET (issuer, last_modified,"
+	              " fetched_at, checked_at, this_update, next_update,"
+	              " status, detail) = (excluded.issuer,"
+	              " excluded.last_modified, excluded.fetched_at,"
+	              " excluded.checked_at, excluded.this_update,"
+	              " excluded.next_update, excluded.status,"
+	              " excluded.detail)",
 	              DB_ARGS(DB_TEXT(s->url), DB_TEXT(s->issuer),
 	                      DB_ID(s->last_modified), DB_ID(s->fetched_at),
 	                      DB_INT(s->checked_at), DB_ID(s->this_update),

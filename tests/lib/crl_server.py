@@ -38,11 +38,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def send(self, code, body, ctype="application/pkix-crl", extra=None):
         self.note(code)
+        fields = {"Content-Type": ctype, "Content-Length": str(len(body))}
+        fields.update(extra or {})
         self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
+        for name, value in fields.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

@@ -18,20 +18,9 @@
 #include "fixture.h"
 #include "tap.h"
 
-static EVP_PKEY *key_new(void)
-{
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-
-	if (k == NULL) {
-		printf("# cannot make a key\n");
-		exit(1);
-	}
-	return k;
-}
-
 static void test_cdp(void)
 {
-	EVP_PKEY *k = key_new();
+	EVP_PKEY *k = EVP_EC_gen("P-256");
 	time_t now = time(NULL);
 	X509 *a = fixture_cert_make(k, "CDP A", NULL, NULL, 1, now, -60, 3600,
 	                            "crlDistributionPoints:URI:http://"
@@ -130,7 +119,7 @@ static int count_crls(void *arg, const char *issuer, time_t next_update)
 
 static void test_verify_apply(void)
 {
-	EVP_PKEY *k = key_new(), *k2 = key_new();
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256");
 	time_t now = time(NULL);
 	X509 *ca =
 	        fixture_cert_make(k, "CRL CA", NULL, NULL, 10, now, -60, 86400,
@@ -231,6 +220,14 @@ out:
 
 int main(void)
 {
+	EVP_PKEY *probe = EVP_EC_gen("P-256");
+
+	/* fixture_cert_make ends the test when a key is NULL; say why */
+	if (probe == NULL) {
+		printf("# no EC P-256 keys from this OpenSSL\n1..0\n");
+		return 1;
+	}
+	EVP_PKEY_free(probe);
 	fixture_dir("crl");
 	test_cdp();
 	test_fetchable();
