@@ -179,4 +179,37 @@ has "sets no pidfile: send SIGUSR1 to the milter" "... without a pidfile it says
 conf_with "[ ]"
 expect 0 "with no crl_urls the certificate's distribution point is still fetched" fetch
 has "$base/cdp.crl: not modified" "... (not modified now)"
+
+# ---- the distribution points of a signing certificate and of a CA in ca_file
+fx_issue cdpsign "$work" 7A02 30 "/CN=CDP Signer" cdpsign@banjarkota.go.id -- basicConstraints=CA:FALSE \
+	keyUsage=critical,digitalSignature,keyEncipherment extendedKeyUsage=emailProtection \
+	"crlDistributionPoints=URI:$base/sign-cdp.crl" &&
+	"$CTL" -c "$conf" import --mailbox cdpsign@banjarkota.go.id --kind individual \
+		--cert "$work/cdpsign.crt.pem" --key "$work/cdpsign.key.pem" >"$work/out" 2>&1
+tap $? "a signing certificate with a distribution point imported"
+printf '%s\n' "[ext]" "basicConstraints=critical,CA:true" "keyUsage=critical,keyCertSign,cRLSign" \
+	"crlDistributionPoints=URI:$base/mirror.crl" >"$work/mirror.ext"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/mirror.key" -out "$work/mirror.crt" \
+	-subj "/C=ID/O=Test BSrE/CN=Test Mirror CA" -days 30 -config "$work/mirror.ext" \
+	-extensions ext 2>"$work/out" &&
+	ca -gencrl -keyfile "$work/mirror.key" -cert "$work/mirror.crt" -out "$work/mirror.crl" >/dev/null &&
+	cat "$pki_dir/ca-bundle.pem" "$work/mirror.crt" >"$work/ca-plus.pem"
+tap $? "a second CA with a distribution point in ca_file, and its CRL"
+publish "$work/mirror.crl" mirror.crl
+publish "$work/cdp.crl" sign-cdp.crl
+conf_with "[ ]" "ca_file = \"$work/ca-plus.pem\";"
+: >"$slog"
+expect 0 "the distribution points of a CA in ca_file and of a signing certificate: exit 0" fetch
+has "$base/mirror.crl: fetched 4 entries" "... the CA's CRL is fetched (and verified against it)"
+has "$base/sign-cdp.crl: fetched 4 entries" "... the signing certificate's CRL is fetched"
+has "4 CRL URLs: 2 fetched, 1 not modified, 0 failed, 0 refused, 1 skipped" "... with the recipient's two, four URLs"
+q_is "fresh" "crl_sources: the CA's CRL is stored as its own" \
+	"SELECT status FROM crl_sources WHERE url = '$base/mirror.crl' AND issuer LIKE 'CN=Test Mirror CA,%'"
+
+# ---- crl_max_size
+head -c 4096 /dev/urandom >"$work/big.crl"
+publish "$work/big.crl" big.crl
+conf_with "[ \"$base/big.crl\" ]" "crl_max_size = 1024;"
+expect 2 "a CRL larger than crl_max_size, none stored: exit 2" fetch
+has "$base/big.crl: failed: CRL response is larger than 1024 bytes" "... the line says it is too large"
 echo "1..$n"
