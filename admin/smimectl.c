@@ -38,7 +38,9 @@ static const struct command {
 	  "[--dry-run]   (renewal alerts at alert_days, once each)" },
 	{ "report", cmd_report,
 	  "--year YYYY --format csv|json|html   (Pasal 24)" },
-	{ "crl", cmd_crl, "import FILE...   (PEM or DER)" },
+	{ "crl", cmd_crl,
+	  "import FILE...   (PEM or DER) | fetch [--quiet] [-v]   (exit 0 "
+	  "fresh, 1 a fetch failed, 2 a CRL expired or missing)" },
 	{ "recipient", cmd_recipient,
 	  "import|list|remove ...   (certificates to encrypt to: import "
 	  "[--address ADDR] FILE..., list [--address ADDR] [--json], remove "

@@ -115,6 +115,10 @@ EVP_PKEY *hsm_keygen(const struct config *cfg, const char *uri,
 /* smimectl init, reload (service.c). */
 int cmd_init(int argc, char **argv);
 int cmd_reload(int argc, char **argv);
+/* Ask the milter of cfg to reload: SIGUSR1 to the pid in its pidfile.
+ * Returns that pid, 0 when cfg sets no pidfile, or -1 with err filled
+ * when no milter runs or it cannot be signalled (service.c). */
+long service_reload(const struct config *cfg, char *err, size_t errlen);
 /* smimectl import (import.c). */
 int cmd_import(int argc, char **argv);
 /* smimectl list, map, unmap, revoke, show (cert.c). */
@@ -123,8 +127,18 @@ int cmd_map(int argc, char **argv);
 int cmd_unmap(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_show(int argc, char **argv);
-/* smimectl crl import (crl.c). */
+/* smimectl crl import (crl.c), crl fetch (crl_fetch.c). */
 int cmd_crl(int argc, char **argv);
+int cmd_crl_fetch(int argc, char **argv);
+/* The one way a CRL gets in (crl.c): crl (named name) verified against
+ * cfg's ca_file (none: a warning, not verified) and applied as
+ * crl_verify_apply does, with src recorded when not NULL.  Returns 0 with
+ * *out filled, 1 refused, -1 database error (err filled; nothing written
+ * on either). */
+struct crl_applied;
+int crl_import_one(const struct config *cfg, struct db *db, X509_CRL *crl,
+                   const char *name, const struct db_crl_source *src,
+                   struct crl_applied *out, char *err, size_t errlen);
 /* smimectl renew (renew.c). */
 int cmd_renew(int argc, char **argv);
 /* smimectl expiring (expiring.c): monitoring-plugin exit codes. */

@@ -110,6 +110,9 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->nprotected_headers; i++)
 		free(cfg->protected_headers[i]);
 	free(cfg->protected_headers);
+	for (size_t i = 0; i < cfg->ncrl_urls; i++)
+		free(cfg->crl_urls[i]);
+	free(cfg->crl_urls);
 	for (size_t i = 0; i < cfg->npkcs11_tokens; i++) {
 		free(cfg->pkcs11_token[i]);
 		free(cfg->pkcs11_pin_file[i]);
@@ -320,7 +323,8 @@ static int store_strlist(struct config *cfg, const struct keydef *k,
 		const char *v = config_setting_get_string_elem(s, i);
 		if (v == NULL || *v == '\0')
 			BAD("entry %d must be a non-empty string", i + 1);
-		list[i] = str_lower(xstrdup(v));
+		list[i] = k->type == K_URLLIST ? xstrdup(v)
+		                               : str_lower(xstrdup(v));
 		*(size_t *)((char *)cfg + k->cnt_off) = (size_t)i + 1;
 	}
 	return 0;
@@ -497,6 +501,7 @@ static int key_store(struct config *cfg, const struct keydef *k,
 		[K_INTLIST] = store_intlist,   [K_TOKENLIST] = store_tokenlist,
 		[K_RULELIST] = store_rulelist, [K_CIDRLIST] = store_cidrlist,
 		[K_TAG] = store_tag,           [K_AUTHSERV] = store_authserv,
+		[K_URLLIST] = store_strlist,
 	};
 
 	if (by_type[k->type](cfg, k, s, file, line, err, errlen) != 0)

@@ -99,6 +99,11 @@ struct config {
 	int header_protection;     /* copy the protected fields, hp= */
 	char **protected_headers;  /* more field names to protect */
 	size_t nprotected_headers; /* (lower-case, checked by hdrprot) */
+	/* smimectl crl fetch (issue 15) */
+	char **crl_urls; /* CRLs fetched besides the distribution points */
+	size_t ncrl_urls;
+	long long crl_timeout;  /* seconds per download */
+	long long crl_max_size; /* bytes, the largest CRL accepted */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 	int line_protected_headers;

@@ -22,8 +22,9 @@ enum ktype {
 	K_DIGEST,
 	K_TOKENLIST,
 	K_RULELIST,
-	K_TAG,     /* a Subject tag: one line of text, may be empty */
-	K_AUTHSERV /* an RFC 8601 authserv-id; default: the host name */
+	K_TAG,      /* a Subject tag: one line of text, may be empty */
+	K_AUTHSERV, /* an RFC 8601 authserv-id; default: the host name */
+	K_URLLIST   /* a list of strings kept as written (URLs) */
 };
 
 struct keydef {

@@ -111,6 +111,14 @@ const struct keydef config_keys[] = {
 	  "[Terenkripsi, tanpa tanda "
 	  "tangan]",
 	  0, 0, OFF(tag_unsigned), 0, "text, \"\" for none", 0 },
+	/* smimectl crl fetch (issue 15): CRLs besides the distribution
+	 * points of the certificates, and the bounds of one download */
+	{ "crl_urls", K_URLLIST, NULL, 0, 0, OFF(crl_urls), 0,
+	  "list of http:// or https:// CRL URLs", OFF(ncrl_urls) },
+	{ "crl_timeout", K_INT, "10", 1, 300, OFF(crl_timeout), 0, "seconds",
+	  0 },
+	{ "crl_max_size", K_INT, "10485760", 1024, 1LL << 30, OFF(crl_max_size),
+	  0, "bytes", 0 },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 7
+#define DB_SCHEMA_VERSION 8
 
 struct db;
 
@@ -472,5 +472,32 @@ int db_stats_read(struct db *db, time_t since, struct db_stats *out, char *err,
 
 /* Free what db_stats_read filled and zero it; NULL is fine. */
 void db_stats_free(struct db_stats *s);
+
+/* ---- where CRLs come from (schema 8, table crl_sources) ---------------
+ * One row per CRL URL smimectl crl fetch has tried (db_crl.c). */
+struct db_crl_source {
+	char *url;
+	char *issuer;         /* of the last CRL stored from url; NULL: none */
+	time_t last_modified; /* the server's Last-Modified; 0: none */
+	time_t fetched_at;    /* when a CRL last came (200); 0: never */
+	time_t checked_at;    /* the last attempt */
+	time_t this_update;   /* of the stored CRL; 0: none */
+	time_t next_update;
+	char *status; /* "fresh", "not-modified" or "failed" */
+	char *detail; /* the error in words, or NULL */
+};
+
+/* The row of url: 1 and *out filled (db_crl_source_clear it), 0 when
+ * there is none (*out zeroed), -1 on error with err filled. */
+int db_crl_source_get(struct db *db, const char *url, struct db_crl_source *out,
+                      char *err, size_t errlen);
+
+/* Write the row s->url with every field of s (times <= 0 as NULL),
+ * replacing the one there.  Returns 0 or -1 with err filled. */
+int db_crl_source_put(struct db *db, const struct db_crl_source *s, char *err,
+                      size_t errlen);
+
+/* Free the strings of s and zero it; NULL is fine. */
+void db_crl_source_clear(struct db_crl_source *s);
 
 #endif

@@ -50,8 +50,8 @@ tap $? "the PKCS#7 bundle holds the leaf and the intermediate ($c)"
 expect 0 "init" "$CTL" -c "$conf" init
 v=$(q "PRAGMA user_version")
 t=$(q "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('recipient_certs', 'revoked_serials') ORDER BY name)")
-[ "$v" = 7 ] && [ "$t" = "recipient_certs,revoked_serials" ]
-tap $? "schema 7 with recipient_certs and revoked_serials ($v: $t)"
+[ "$v" = 8 ] && [ "$t" = "recipient_certs,revoked_serials" ]
+tap $? "schema 8 with recipient_certs and revoked_serials ($v: $t)"
 
 # ---- ca_file is required
 grep -v '^ca_file' "$conf" >"$work/noca.conf"
@@ -265,11 +265,12 @@ sqlite3 "$db" "DROP TABLE recipient_certs; DROP TABLE revoked_serials;
 	ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
 	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	UPDATE certificates SET status = 'revoked', revoked_at = 1700000000, revocation_reason = 'crl' WHERE serial = '$revoked_serial';
+	DROP TABLE crl_sources; DROP TABLE ocsp_responses;
 	PRAGMA user_version = 3;" || bail "schema 3"
 expect 66 "a schema 3 database is not used as is" "$CTL" -c "$m3/m.conf" recipient list
 has 'run "smimectl init" to migrate' "... the message says to run init"
 expect 0 "init migrates it" "$CTL" -c "$m3/m.conf" init
-has "schema version 7" "... to version 7"
+has "schema version 8" "... to version 8"
 r=$(q "SELECT group_concat(mailbox || ':' || status) FROM (SELECT mailbox, status FROM certificates ORDER BY mailbox)")
 m=$(q "SELECT count(*) FROM mailboxes")
 [ "$r" = "andi@banjarkota.go.id:active,revoked@banjarkota.go.id:revoked" ] && [ "$m" = 2 ]

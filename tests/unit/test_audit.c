@@ -301,6 +301,7 @@ static void chain_tests(const char *dir)
 	          " (2, 1600000001, NULL, NULL, NULL, 'passed', NULL),"
 	          " (7, 1600000002, 'A7', '<7@x>', 'b@banjarkota.go.id',"
 	          "  'unsigned', 'no certificate');"
+	          "DROP TABLE crl_sources; DROP TABLE ocsp_responses;"
 	          "PRAGMA user_version = 4");
 	ok(db_open(path, DB_READWRITE, &db, err, sizeof(err)) != 0 &&
 	           strstr(err, "schema version 4"),
