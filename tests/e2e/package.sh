@@ -14,9 +14,10 @@
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 fx_begin package nobin
 
-installed=0 mpid=
+installed=0 made_state=0 mpid=
 fx_on_exit() {
 	me_stop "$mpid"
+	[ "$made_state" = 0 ] || rm -rf /var/lib/smime-milter
 	[ "$installed" = 1 ] || return 0
 	DEBIAN_FRONTEND=noninteractive apt-get purge -y -q \
 		-o DPkg::Lock::Timeout=120 smime-milter >"$work/purge-trap.log" 2>&1
@@ -134,6 +135,20 @@ if dpkg -s smime-milter >/dev/null 2>&1 || getent passwd smime-milter >/dev/null
 	exit 0
 fi
 
+# make install for real (as root, no DESTDIR), programs under $work/pfx:
+# without the user, the state directories stay root's and it says so
+rootinst() {
+	make -s -C "$work/src" install PREFIX="$work/pfx$1" SYSCONFDIR="$work/pfx$1/etc" \
+		>"$work/rootinst$1.log" 2>&1
+}
+made_state=1
+rootinst 1 && grep -q 'no user smime-milter' "$work/rootinst1.log" &&
+	mode_is /var/lib/smime-milter 750 root && mode_is /var/lib/smime-milter/keys 700 root
+tap $? "make install as root without the user: /var/lib/smime-milter made, root's, and it says so" ||
+	sed 's/^/# /' "$work/rootinst1.log"
+rm -rf /var/lib/smime-milter
+made_state=0
+
 installed=1
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=120 \
 	"$deb" >"$work/apt.log" 2>&1
@@ -157,6 +172,11 @@ miss=
 for u in smime-milter.service $units; do [ -f "/lib/systemd/system/$u" ] || miss="$miss $u"; done
 [ -z "$miss" ] && ! ls /etc/systemd/system/*.wants/smime* >/dev/null 2>&1
 tap $? "unit and timers installed, none enabled (missing:${miss:- none})"
+rootinst 2 && ! grep -q 'no user' "$work/rootinst2.log" &&
+	mode_is /var/lib/smime-milter 750 smime-milter && mode_is /var/lib/smime-milter/tmp 700 smime-milter &&
+	[ "$(stat -c %G "$work/pfx2/etc/smime-milter/smime-milter.conf")" = smime-milter ]
+tap $? "make install as root with the user: the directories stay smime-milter's, a new configuration gets its group" ||
+	sed 's/^/# /' "$work/rootinst2.log"
 if command -v systemd-analyze >/dev/null; then
 	systemd-analyze verify /lib/systemd/system/smime-milter.service \
 		/lib/systemd/system/smimectl-*.timer >"$work/verify" 2>&1 && [ ! -s "$work/verify" ]
