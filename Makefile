@@ -3,6 +3,13 @@ PREFIX    ?= /usr/local
 SBINDIR   ?= $(PREFIX)/sbin
 MANDIR    ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
+# systemd reads units from /usr/local/lib/systemd/system too; the Debian
+# package puts them in /lib/systemd/system (debian/rules)
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+# the state directory the defaults of database, key_dir and temp_dir name
+# (lib/config_keys.c), so it is not under PREFIX
+STATEDIR  := /var/lib/smime-milter
+SMIME_USER := smime-milter
 DESTDIR   ?=
 
 CC        ?= cc
@@ -44,7 +51,7 @@ TOOL_BINS := $(TOOL_SRCS:.c=)
 
 PROGS     := milter/smime-milter admin/smimectl
 
-.PHONY: all deps check test-bins demo install clean bench soak
+.PHONY: all deps check test-bins demo install deb clean bench soak
 all: $(PROGS)
 
 # Debian 12 packages for building, the demo and the tests (as root)
@@ -99,14 +106,61 @@ demo: all
 bench: test-bins
 	sh tests/bench/run.sh
 
+# The state directories are made with their modes (0750, keys/ and tmp/
+# 0700).  Their owner, and the group of a newly installed configuration
+# file, become smime-milter only when installing for real (no DESTDIR) as
+# root and that user exists: create it first (INSTALL, section 3), or run
+# "make install" again after.  A staging tree (DESTDIR) leaves owners to the
+# package (debian/smime-milter.postinst).  /run/smime-milter is made by the
+# unit (RuntimeDirectory=).  Units get the SBINDIR of this install.
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	        $(DESTDIR)$(SYSCONFDIR)/smime-milter
+	        $(DESTDIR)$(SYSCONFDIR)/smime-milter $(DESTDIR)$(UNITDIR)
 	install -m 0755 milter/smime-milter admin/smimectl $(DESTDIR)$(SBINDIR)/
 	install -m 0644 man/smime-milter.8 man/smimectl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/smime-milter.conf.5 $(DESTDIR)$(MANDIR)/man5/
-	test -e $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf || \
-	  install -m 0640 conf/smime-milter.conf $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf
+	set -e; for u in contrib/smime-milter.service contrib/smimectl-*.service \
+	        contrib/smimectl-*.timer; do \
+	  sed 's|/usr/local/sbin/|$(SBINDIR)/|g' $$u >$(DESTDIR)$(UNITDIR)/$${u#contrib/}; \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$${u#contrib/}; \
+	done
+	install -d -m 0750 $(DESTDIR)$(STATEDIR)
+	install -d -m 0700 $(DESTDIR)$(STATEDIR)/keys $(DESTDIR)$(STATEDIR)/tmp
+	set -e; conf=$(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf; \
+	if [ -e $$conf ]; then new=; else new=1; \
+	  install -m 0640 conf/smime-milter.conf $$conf; fi; \
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && id $(SMIME_USER) >/dev/null 2>&1; then \
+	  chown $(SMIME_USER):$(SMIME_USER) $(STATEDIR) $(STATEDIR)/keys $(STATEDIR)/tmp; \
+	  [ -z "$$new" ] || chgrp $(SMIME_USER) $$conf; \
+	elif [ -z "$(DESTDIR)" ]; then \
+	  echo "make install: no user $(SMIME_USER) (or not root): $(STATEDIR) stays root's;" \
+	       "create the user (INSTALL, section 3) and run make install again"; \
+	fi
+
+# The Debian package, built by dpkg-buildpackage in a copy of this tree
+# under a temporary directory (the tree gets no build files), and the
+# .deb, .changes and .buildinfo moved to DEB_DIR.
+DEB_DIR   ?= deb
+deb:
+	@set -e; tmp=$$(mktemp -d /tmp/smime-milter-deb.XXXXXX); \
+	trap 'rm -rf "$$tmp"' EXIT; \
+	v=$$(sed -n 's/^#define SMIME_VERSION "\(.*\)"/\1/p' lib/util.h); \
+	d=$$(dpkg-parsechangelog -S Version); \
+	if [ "$$v" != "$$d" ]; then \
+	  echo "make deb: debian/changelog is at $$d, lib/util.h at $$v" >&2; exit 1; fi; \
+	mkdir "$$tmp/smime-milter-$$v"; \
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git ls-files -z -co --exclude-standard | grep -zv '^$(DEB_DIR)/' | \
+	    xargs -0 tar -cf - | tar -xf - -C "$$tmp/smime-milter-$$v"; \
+	else \
+	  tar -cf - --exclude=./.git --exclude=./$(DEB_DIR) . | tar -xf - -C "$$tmp/smime-milter-$$v"; \
+	fi; \
+	(cd "$$tmp/smime-milter-$$v" && dpkg-buildpackage -us -uc -b) >"$$tmp/build.log" 2>&1 || \
+	  { tail -40 "$$tmp/build.log" >&2; echo "make deb: dpkg-buildpackage failed" >&2; exit 1; }; \
+	mkdir -p $(DEB_DIR); \
+	mv "$$tmp"/*.deb "$$tmp"/*.changes "$$tmp"/*.buildinfo $(DEB_DIR)/; \
+	cp "$$tmp/build.log" $(DEB_DIR)/build.log; \
+	ls $(DEB_DIR)/*.deb
 
 clean:
 	rm -f lib/*.o lib/libsmime.a milter/*.o admin/*.o $(PROGS) $(UNIT_BINS) $(UNIT_FIXTURE) $(TOOL_BINS) .build-flags

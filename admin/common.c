@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -70,28 +71,72 @@ const char *actor(void)
 }
 
 /*
- * From here on run as the milter's user (when started as root and `user`
- * is set), so that every file smimectl creates -- the database and its
- * WAL and shared-memory files, copied keys -- belongs to the daemon that
- * must read and write them.  Inputs named on the command line are read
- * before this, as root.
+ * From here on run as the milter's user (when started as root), so that
+ * every file smimectl creates -- the database and its WAL and
+ * shared-memory files, copied keys -- belongs to the daemon that must read
+ * and write them.  That user is `user`; when it is not set, the owner of
+ * the directory that holds the database, when not root (the package's
+ * /var/lib/smime-milter is smime-milter's, and a systemd unit runs the
+ * daemon as that user with no `user` in the file).  Inputs named on the
+ * command line are read before this, as root.
  */
 void become_user(const struct config *cfg)
 {
-	struct passwd *pw;
+	struct passwd *pw = NULL;
+	struct stat st;
+	char dir[4096], *slash;
 
-	if (cfg->user == NULL || geteuid() != 0)
+	if (geteuid() != 0)
 		return;
-	pw = getpwnam(cfg->user);
-	if (pw == NULL)
-		die(EX_NOUSER, "user %s (from %s): no such user", cfg->user,
-		    conf_path);
-	if (pw->pw_uid == 0)
+	if (cfg->user) {
+		pw = getpwnam(cfg->user);
+		if (pw == NULL)
+			die(EX_NOUSER, "user %s (from %s): no such user",
+			    cfg->user, conf_path);
+	} else {
+		snprintf(dir, sizeof(dir), "%s", cfg->database);
+		slash = strrchr(dir, '/');
+		if (slash == NULL)
+			snprintf(dir, sizeof(dir), ".");
+		else if (slash == dir)
+			dir[1] = '\0'; /* "/x.db": the root directory */
+		else
+			*slash = '\0';
+		if (stat(dir, &st) == 0 && st.st_uid != 0)
+			pw = getpwuid(st.st_uid);
+	}
+	if (pw == NULL || pw->pw_uid == 0)
 		return;
 	if (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
 	    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
-		die(EX_NOPERM, "cannot become %s: %s", cfg->user,
+		die(EX_NOPERM, "cannot become %s: %s", pw->pw_name,
 		    strerror(errno));
+}
+
+void key_dir_create(const struct config *cfg)
+{
+	struct stat st;
+	char parent[4096], *slash;
+	int e;
+
+	if (mkdir(cfg->key_dir, 0700) == 0)
+		return;
+	e = errno;
+	if (e == EEXIST && stat(cfg->key_dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return;
+	if (e == ENOENT) {
+		snprintf(parent, sizeof(parent), "%s", cfg->key_dir);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent)
+			*slash = '\0';
+		die(EX_CANTCREAT,
+		    "key_dir %s: its parent %s does not exist; create it "
+		    "(\"make install\" and the Debian package make "
+		    "/var/lib/smime-milter) or set key_dir in %s",
+		    cfg->key_dir, parent, conf_path);
+	}
+	die(EX_CANTCREAT, "key_dir %s: %s", cfg->key_dir,
+	    e == EEXIST ? "exists and is not a directory" : strerror(e));
 }
 
 struct db *open_db_as_user(struct config *cfg, enum db_open_mode mode)

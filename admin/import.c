@@ -244,8 +244,7 @@ static void import_copy_key(struct import *im)
 		    strerror(errno));
 	im->db = open_db_as_user(im->cfg, DB_READWRITE);
 	import_refuse_known(im);
-	if (mkdir(cfg->key_dir, 0700) != 0 && errno != EEXIST)
-		die(EX_CANTCREAT, "%s: %s", cfg->key_dir, strerror(errno));
+	key_dir_create(cfg);
 	snprintf(im->keypath, sizeof(im->keypath), "%s/%.16s.%s", cfg->key_dir,
 	         im->ci.fingerprint, im->p12 ? "p12" : "key.pem");
 	snprintf(im->passpath, sizeof(im->passpath), "%s/%.16s.pass",

@@ -132,8 +132,7 @@ static void renew_write_p12(struct renew *r)
 		die(EX_SOFTWARE, "no randomness");
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		sprintf(pass + 2 * i, "%02x", rnd[i]);
-	if (mkdir(cfg->key_dir, 0700) != 0 && errno != EEXIST)
-		die(EX_CANTCREAT, "%s: %s", cfg->key_dir, strerror(errno));
+	key_dir_create(cfg);
 	h = pubkey_sha256_hex(r->key);
 	snprintf(r->keypath, sizeof(r->keypath), "%s/renew-%.16s.p12",
 	         cfg->key_dir, h ? h : "x");

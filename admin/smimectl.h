@@ -28,6 +28,10 @@ void become_user(const struct config *cfg);
 /* become_user, then open_db: what a command that only works on the
  * database does first. */
 struct db *open_db_as_user(struct config *cfg, enum db_open_mode mode);
+/* key_dir made (mode 0700, as the caller: call become_user first) when it
+ * is missing; dies saying what to do when its parent is missing or it is
+ * not a directory. */
+void key_dir_create(const struct config *cfg);
 /* A warning on stderr when mbox is not in a signing domain of cfg. */
 void warn_signing_domain(const struct config *cfg, const char *mbox);
 /* The address in the argument in (of option opt, NULL for an operand)

@@ -512,22 +512,38 @@ static int key_store(struct config *cfg, const struct keydef *k,
 }
 #undef BAD
 
+/* key at line (0: its default) names a directory that must exist. */
 static int check_dir(const char *path, const char *file, int line,
                      const char *key, char *err, size_t errlen)
 {
 	struct stat st;
+	char where[64];
 
+	if (line > 0)
+		snprintf(where, sizeof(where), "%d: %s", line, key);
+	else
+		snprintf(where, sizeof(where), " %s (default)", key);
 	if (stat(path, &st) != 0) {
-		adderr(err, errlen, "%s:%d: %s: %s: %s", file, line, key, path,
+		adderr(err, errlen, "%s:%s: %s: %s", file, where, path,
 		       strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		adderr(err, errlen, "%s:%d: %s: %s is not a directory", file,
-		       line, key, path);
+		adderr(err, errlen, "%s:%s: %s is not a directory", file, where,
+		       path);
 		return -1;
 	}
 	return 0;
+}
+
+int config_check_milter(const struct config *cfg, char *err, size_t errlen)
+{
+	if (err && errlen)
+		err[0] = '\0';
+	if (cfg == NULL)
+		return seterr(err, errlen, "no configuration");
+	return check_dir(cfg->temp_dir, cfg->path, cfg->line_temp_dir,
+	                 "temp_dir", err, errlen);
 }
 
 /* timestamp_url: http or https, and a readable timestamp_ca_file. */
@@ -613,9 +629,6 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 			bad = 1;
 	}
 	if (!bad) {
-		if (check_dir(cfg->temp_dir, path, cfg->line_temp_dir,
-		              "temp_dir", err, errlen))
-			bad = 1;
 		if (cfg->harvest && cfg->ca_file == NULL) {
 			adderr(err, errlen,
 			       "%s: harvest = true needs ca_file (the trust "

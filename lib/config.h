@@ -119,6 +119,14 @@ int config_load(const char *path, struct config **out, char *err,
                 size_t errlen);
 
 /*
+ * The checks only the filter needs, after config_load: temp_dir is an
+ * existing directory (smimectl never spools, so it does not ask).  Returns
+ * 0, or -1 with "file:line: temp_dir: ..." in err (" temp_dir (default)"
+ * instead of a line when the file does not set it).
+ */
+int config_check_milter(const struct config *cfg, char *err, size_t errlen);
+
+/*
  * 1 when s is an authserv-id (RFC 8601) that can be written unquoted: 1 to
  * 255 printable ASCII characters without space or RFC 2045 tspecials (so no
  * CR, LF or ';').  A host name always is.

@@ -389,7 +389,8 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 	s->refs = 1;
 	s->built_at = time(NULL);
 	pthread_mutex_init(&s->harvest_lock, NULL);
-	if (config_load(conf_path, &s->cfg, err, errlen) != 0) {
+	if (config_load(conf_path, &s->cfg, err, errlen) != 0 ||
+	    config_check_milter(s->cfg, err, errlen) != 0) {
 		snapshot_unref(s);
 		return -1;
 	}

@@ -3,10 +3,14 @@
 # database with one civil servant's certificate, a message signed by
 # smime-milter exactly as the milter would (-t), then verified by two
 # independent verifiers: OpenSSL and GnuPG's gpgsm.
+# SMIME_MILTER and SMIMECTL name other binaries than the tree's (the
+# installed package's: tests/e2e/package.sh).
 set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 export TOP
 cd "$TOP"
+MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
+CTL=${SMIMECTL:-$TOP/admin/smimectl}
 work=$(mktemp -d /tmp/smime-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 pki=$work/pki
@@ -26,7 +30,7 @@ temp_dir = "$work/tmp";
 ca_file = "$pki/ca-bundle.pem";
 domains = [ "banjarkota.go.id" ];
 CONF
-ctl() { admin/smimectl -c "$work/smime-milter.conf" "$@"; }
+ctl() { "$CTL" -c "$work/smime-milter.conf" "$@"; }
 
 step "smimectl init && smimectl import (PKCS#12 of andi@banjarkota.go.id)"
 ctl init
@@ -35,7 +39,7 @@ ctl import --mailbox andi@banjarkota.go.id --kind individual \
 ctl list
 
 step "smime-milter -n (configuration, database and keys)"
-milter/smime-milter -c "$work/smime-milter.conf" -n
+"$MILTER" -c "$work/smime-milter.conf" -n
 
 cat >"$work/message.eml" <<'MSG'
 From: Andi Pratama <andi@banjarkota.go.id>
@@ -57,7 +61,7 @@ Andi
 MSG
 
 step "smime-milter -t message.eml (the milter's own code path, offline)"
-milter/smime-milter -c "$work/smime-milter.conf" -t "$work/message.eml" \
+"$MILTER" -c "$work/smime-milter.conf" -t "$work/message.eml" \
 	>"$work/signed.eml" 2>"$work/milter.log"
 sed -n '1,/^\r*$/p' "$work/signed.eml" | tr -d '\r'
 echo "[... $(wc -c <"$work/signed.eml") bytes in all]"
