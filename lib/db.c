@@ -150,11 +150,35 @@ const char *const db_migrations[] = {
 	"  created_at INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS audit_anchors_audit_id"
 	" ON audit_anchors (audit_id);",
+	/* 7 -> 8: where revocation comes from (issue 15): the CRL
+	 * distribution points fetched, and OCSP answers kept until their
+	 * nextUpdate */
+	"CREATE TABLE crl_sources ("
+	"  url TEXT PRIMARY KEY,"
+	"  issuer TEXT,"
+	"  last_modified INTEGER,"
+	"  fetched_at INTEGER,"
+	"  checked_at INTEGER NOT NULL,"
+	"  this_update INTEGER,"
+	"  next_update INTEGER,"
+	"  status TEXT NOT NULL,"
+	"  detail TEXT);"
+	"CREATE TABLE ocsp_responses ("
+	"  issuer TEXT NOT NULL,"
+	"  serial TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('good','revoked','unknown')),"
+	"  revoked_at INTEGER,"
+	"  reason TEXT,"
+	"  this_update INTEGER NOT NULL,"
+	"  next_update INTEGER,"
+	"  checked_at INTEGER NOT NULL,"
+	"  responder TEXT,"
+	"  PRIMARY KEY (issuer, serial));",
 };
 
 /* C code run after migrations[i], inside its transaction (NULL: none). */
 static int (*const migration_code[])(struct db *, char *, size_t) = {
-	NULL, NULL, NULL, NULL, db_audit_chain_existing, NULL, NULL,
+	NULL, NULL, NULL, NULL, db_audit_chain_existing, NULL, NULL, NULL,
 };
 
 _Static_assert(sizeof(db_migrations) / sizeof(db_migrations[0]) ==

@@ -290,7 +290,8 @@ static void chain_tests(const char *dir)
 
 	/* migration of a schema 4 database with rows: chained in id order */
 	fresh(path, 0);
-	sql(path, "ALTER TABLE audit DROP COLUMN cert_issuer;"
+	sql(path, "DROP TABLE crl_sources; DROP TABLE ocsp_responses;"
+	          "ALTER TABLE audit DROP COLUMN cert_issuer;"
 	          "ALTER TABLE audit DROP COLUMN recipients;"
 	          "ALTER TABLE audit DROP COLUMN hash;"
 	          "ALTER TABLE audit DROP COLUMN prev_hash;"
