@@ -400,9 +400,9 @@ static int ask(struct ocsp_cache *c, X509 *x, STACK_OF(X509) *untrusted,
 	if (rc != 0) {
 		if (!was_failing)
 			report(1,
-			       "%s; the CRL status is used until it answers "
-			       "again",
-			       err);
+			       "OCSP responder at %s failed (%s); the CRL "
+			       "status is used until it answers again",
+			       url, err);
 		seterr(why, whylen, "%s", err);
 		return 0;
 	}
