@@ -51,6 +51,7 @@ static const struct command {
 	  "FILE... [--json]   (a disputed message: signature, signer status "
 	  "then and now, audit row; exit 0 valid, 1 invalid, 2 could not "
 	  "check)" },
+	{ "ocsp", cmd_ocsp, "check ADDR|FILE   (ask the OCSP responder)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };
 

@@ -152,4 +152,7 @@ void audit_problem_text(const struct db_audit_check *c, char *buf, size_t len);
 /* smimectl verify FILE... [--json] (verify.c): disputed messages. */
 int cmd_verify(int argc, char **argv);
 
+/* smimectl ocsp check ADDR|FILE (ocsp.c): ask the OCSP responder. */
+int cmd_ocsp(int argc, char **argv);
+
 #endif

@@ -14,6 +14,7 @@
 #   (5) unreachable: the CRL status decides, and the daemon logs the
 #       failure once across two messages; ocsp_responder overrides AIA
 #   (6) ocsp = false asks nothing (the responder counts requests)
+# and smimectl ocsp check (a mailbox, a file; exit 2 revoked, 1 no answer).
 # Prints TAP.  KEEP=1 keeps the work directory.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 . "$TOP/tests/lib/encrypt.sh"
@@ -126,6 +127,22 @@ tm_ok "unknown" unk && enveloped unk &&
 	[ "$(rserials "$out/unk.out")" = "$(wserials andi ounk)" ]
 tap $? "(3) unknown to the responder: the CRL status decides, encrypted to ounk@" || showerr unk
 q_is "unknown" "(3) ... stored as unknown" "SELECT status FROM ocsp_responses WHERE serial = '0C53'"
+
+# smimectl ocsp check: a mailbox's certificates, a file.  occ NAME WANT
+# ARG TEXT DESCRIPTION: exits WANT and prints the fixed string TEXT
+occ() {
+	"$CTL" -c "$work/ocsp.conf" ocsp check "$3" >"$out/$1.ctl" 2>&1
+	_rc=$?
+	[ "$_rc" = "$2" ] && grep -qF -- "$4" "$out/$1.ctl"
+	tap $? "$5 (exit $_rc)" || sed 's/^/#   /' "$out/$1.ctl"
+}
+occ crev 2 orev@jabarprov.go.id \
+	"0C52 CN=OCSP Revoked,O=Partner Agency: revoked since 2026-11-01 00:00 UTC, keyCompromise (responder http://127.0.0.1:$port_r" \
+	"smimectl ocsp check orev@: revoked, since when, why, who said so"
+occ cgood 0 "$pki/ogood.crt.pem" "0C51 CN=OCSP Good,O=Partner Agency: good (responder" \
+	"smimectl ocsp check FILE: good"
+occ cnone 1 "$pki/mitra.crt.pem" "names no OCSP responder" \
+	"smimectl ocsp check of a certificate without a responder: no answer, and why"
 
 # ================================================================ (4)
 responder_stop
