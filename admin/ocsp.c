@@ -133,13 +133,12 @@ int cmd_ocsp(int argc, char **argv)
 	if (argc != 3 || strcmp(argv[1], "check") != 0)
 		die(EX_USAGE, "usage: ocsp check ADDR|FILE");
 	cfg = load_config();
-	if (cfg->ca_file == NULL)
+	store = cfg->ca_file ? smime_trust_load(cfg->ca_file, err, sizeof(err))
+	                     : NULL;
+	if (store == NULL)
 		die(EX_CONFIG,
-		    "OCSP answers are verified against ca_file: set "
-		    "it in %s",
-		    cfg->path);
-	if ((store = smime_trust_load(cfg->ca_file, err, sizeof(err))) == NULL)
-		die(EX_CONFIG, "ca_file %s: %s", cfg->ca_file, err);
+		    "%s: OCSP answers are verified against ca_file: %s",
+		    cfg->path, cfg->ca_file ? err : "it is not set");
 	db = open_db_as_user(cfg, DB_READWRITE);
 	if (strchr(argv[2], '@')) {
 		mailbox_arg(NULL, argv[2], mbox, sizeof(mbox));

@@ -10,15 +10,10 @@
 /* clang-format off */
 #define C(t, f) DB_COL(t, struct db_ocsp, f)
 static const struct db_col ocsp_cols[] = {
-	C(DB_COL_TEXT, issuer),
-	C(DB_COL_TEXT, serial),
-	C(DB_COL_TEXT, status),
-	C(DB_COL_TIME, revoked_at),
-	C(DB_COL_TEXT, reason),
-	C(DB_COL_TIME, this_update),
-	C(DB_COL_TIME, next_update),
-	C(DB_COL_TIME, checked_at),
-	C(DB_COL_TEXT, responder),
+	C(DB_COL_TEXT, issuer), C(DB_COL_TEXT, serial), C(DB_COL_TEXT, status),
+	C(DB_COL_TIME, revoked_at), C(DB_COL_TEXT, reason),
+	C(DB_COL_TIME, this_update), C(DB_COL_TIME, next_update),
+	C(DB_COL_TIME, checked_at), C(DB_COL_TEXT, responder),
 };
 #undef C
 /* clang-format on */
@@ -32,66 +27,75 @@ void db_ocsp_clear(struct db_ocsp *r)
 int db_ocsp_put(struct db *db, const struct db_ocsp *r, char *err,
                 size_t errlen)
 {
+	static const char sql[] =
+	        "INSERT OR REPLACE INTO ocsp_responses (issuer, serial, status,"
+	        " revoked_at, reason, this_update, next_update, checked_at,"
+	        " responder) VALUES (?,upper(?),?,?,?,?,?,?,?)";
+
 	if (r == NULL || r->issuer == NULL || r->serial == NULL ||
 	    r->status == NULL)
 		return seterr(err, errlen,
 		              "OCSP answer without issuer, serial or status");
-	return db_run(db,
-	              "INSERT OR REPLACE INTO ocsp_responses (issuer, serial,"
-	              " status, revoked_at, reason, this_update, next_update,"
-	              " checked_at, responder) VALUES "
-	              "(?,upper(?),?,?,?,?,?,?,?)",
-	              DB_ARGS(DB_TEXT(r->issuer), DB_TEXT(r->serial),
-	                      DB_TEXT(r->status), DB_ID(r->revoked_at),
-	                      DB_TEXT(r->reason), DB_INT(r->this_update),
-	                      DB_ID(r->next_update), DB_INT(r->checked_at),
-	                      DB_TEXT(r->responder)),
-	              err, errlen);
+	const struct db_val args[] = {
+		DB_TEXT(r->issuer),    DB_TEXT(r->serial),
+		DB_TEXT(r->status),    DB_ID(r->revoked_at),
+		DB_TEXT(r->reason),    DB_INT(r->this_update),
+		DB_ID(r->next_update), DB_INT(r->checked_at),
+		DB_TEXT(r->responder),
+	};
+	return db_run(db, sql, args, (int)(sizeof(args) / sizeof(args[0])), err,
+	              errlen);
 }
 
-int db_ocsp_current(struct db *db, time_t now, time_t max_age, db_ocsp_fn fn,
-                    void *arg, char *err, size_t errlen)
+/* The rows of ocsp_responses WHERE where (with args) to fn, text
+ * borrowed (copied with dup).  0 or -1. */
+static int ocsp_select(struct db *db, const char *where,
+                       const struct db_val *args, int nargs, int dup,
+                       db_ocsp_fn fn, void *arg, char *err, size_t errlen)
 {
 	char cols[256], sql[512];
 	struct db_q q;
-	int r;
 
-	snprintf(sql, sizeof(sql),
-	         "SELECT %s FROM ocsp_responses WHERE next_update > ?"
-	         " OR (next_update IS NULL AND checked_at > ?)",
-	         db_cols_list(ocsp_cols, NOCSP_COLS, "", cols, sizeof(cols)));
-	if (db_q_open(&q, db, sql, DB_ARGS(DB_INT(now), DB_INT(now - max_age)),
-	              err, errlen) != 0)
+	db_cols_list(ocsp_cols, NOCSP_COLS, "", cols, sizeof(cols));
+	snprintf(sql, sizeof(sql), "SELECT %s FROM ocsp_responses WHERE %s",
+	         cols, where);
+	if (db_q_open(&q, db, sql, args, nargs, err, errlen) != 0)
 		return -1;
-	while ((r = db_q_next(&q)) > 0) {
+	while (db_q_next(&q) > 0) {
 		struct db_ocsp row;
-		db_q_fill(&q, 0, ocsp_cols, NOCSP_COLS, &row, 0);
+		db_q_fill(&q, 0, ocsp_cols, NOCSP_COLS, &row, dup);
 		if (fn(arg, &row) != 0)
 			break;
 	}
 	return db_q_close(&q);
 }
 
+int db_ocsp_current(struct db *db, time_t now, time_t max_age, db_ocsp_fn fn,
+                    void *arg, char *err, size_t errlen)
+{
+	return ocsp_select(db,
+	                   "next_update > ? OR (next_update IS NULL AND"
+	                   " checked_at > ?)",
+	                   DB_ARGS(DB_INT(now), DB_INT(now - max_age)), 0, fn,
+	                   arg, err, errlen);
+}
+
+/* Keep the first row (a copy) in arg. */
+static int keep_row(void *arg, const struct db_ocsp *r)
+{
+	*(struct db_ocsp *)arg = *r;
+	return 1;
+}
+
 int db_ocsp_get(struct db *db, const char *issuer, const char *serial,
                 struct db_ocsp *out, char *err, size_t errlen)
 {
-	char cols[256], sql[512];
-	struct db_q q;
-	int r;
-
 	memset(out, 0, sizeof(*out));
-	snprintf(sql, sizeof(sql),
-	         "SELECT %s FROM ocsp_responses WHERE issuer = ?"
-	         " AND serial = upper(?)",
-	         db_cols_list(ocsp_cols, NOCSP_COLS, "", cols, sizeof(cols)));
-	if (db_q_open(&q, db, sql, DB_ARGS(DB_TEXT(issuer), DB_TEXT(serial)),
-	              err, errlen) != 0)
-		return -1;
-	if ((r = db_q_next(&q)) > 0)
-		db_q_fill(&q, 0, ocsp_cols, NOCSP_COLS, out, 1);
-	if (db_q_close(&q) != 0) {
+	if (ocsp_select(db, "issuer = ? AND serial = upper(?)",
+	                DB_ARGS(DB_TEXT(issuer), DB_TEXT(serial)), 1, keep_row,
+	                out, err, errlen) != 0) {
 		db_ocsp_clear(out);
 		return -1;
 	}
-	return r > 0 ? 1 : 0;
+	return out->status != NULL;
 }
