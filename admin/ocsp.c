@@ -39,7 +39,7 @@ static int add_mapped(void *arg, const char *address, const struct db_cert *dc)
 
 	if (str_ieq(address, c->address)) {
 		push_pem(c, dc->cert_pem);
-		push_pem(c, dc->chain_pem); /* issuers, asked about too */
+		push_pem(c, dc->chain_pem); /* to find the issuer */
 	}
 	return 0;
 }
@@ -157,8 +157,8 @@ int cmd_ocsp(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		X509 *x = sk_X509_value(c.v, i);
 		int rc;
-		if (X509_check_issued(x, x) == X509_V_OK)
-			continue; /* a trust anchor: nobody to ask */
+		if (X509_check_ca(x) != 0)
+			continue; /* an issuer: only helps find the issuer */
 		rc = check_one(cfg, db, x, c.v, store);
 		worst = rc > worst ? rc : worst;
 	}
