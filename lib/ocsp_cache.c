@@ -275,7 +275,7 @@ static void *writer(void *arg)
 		struct pending *batch;
 		struct db *db = NULL;
 		char err[512] = "";
-		int rc;
+		int rc, first;
 
 		pthread_mutex_lock(&c->lock);
 		batch = c->head;
@@ -296,11 +296,12 @@ static void *writer(void *arg)
 			db_rollback(db);
 		db_close(db);
 		pthread_mutex_lock(&c->lock);
-		if (rc != 0 && !c->db_failing)
-			report(1, "OCSP answers not stored in %s: %s",
-			       c->database, err);
+		first = rc != 0 && !c->db_failing;
 		c->db_failing = rc != 0;
 		pthread_mutex_unlock(&c->lock);
+		if (first) /* once, until a write works again */
+			report(1, "OCSP answers not stored in %s: %s",
+			       c->database, err);
 		while (batch) {
 			struct pending *p = batch;
 			batch = p->next;
