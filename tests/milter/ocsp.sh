@@ -52,6 +52,7 @@ responder() {
 		-rkey "$pki/inter.key.pem" -CA "$pki/inter.crt.pem" -ndays 1 -nrequest "$2" \
 		>"$work/responder.log" 2>&1 &
 	pid_r=$!
+	command -v ss >/dev/null || { sleep 1; return 0; }
 	_w=0
 	while ! ss -Htln "sport = :$1" | grep -q .; do
 		[ $_w -lt 100 ] || return 1
