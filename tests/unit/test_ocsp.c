@@ -302,6 +302,13 @@ static void test_db_and_cache(void)
 	ok(ocsp_cache_check(c, unknown, NULL, now, &v, why, sizeof(why)) == 0 &&
 	           nreports == 1 && strstr(why, "failing"),
 	   "asked again: still no answer, not reported twice (%s)", why);
+	ok(ocsp_cache_check(c, unknown, NULL, now + OCSP_RETRY + 1, &v, why,
+	                    sizeof(why)) == 0 &&
+	           nreports == 1,
+	   "after %d s asked again, failing still: still reported once (%d)",
+	   OCSP_RETRY, nreports);
+	ocsp_cache_counts(c, &hits, &queries);
+	ok(queries == 2, "... two questions sent in all (%lu)", queries);
 	ok(ocsp_cache_check(c, noaia, NULL, now, &v, why, sizeof(why)) == 0 &&
 	           strstr(why, "no OCSP responder"),
 	   "a certificate without a responder: no answer (%s)", why);
