@@ -56,6 +56,7 @@ static const struct command {
 	{ "stats", cmd_stats,
 	  "[--prometheus FILE] [--json]   (counts, expiry, CRLs, audit chain, "
 	  "milter up; FILE replaced atomically)" },
+	{ "ocsp", cmd_ocsp, "check ADDR|FILE   (ask the OCSP responder)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };
 

@@ -172,5 +172,7 @@ int cmd_verify(int argc, char **argv);
 
 /* smimectl stats [--prometheus FILE] [--json] (stats.c): metrics. */
 int cmd_stats(int argc, char **argv);
+/* smimectl ocsp check ADDR|FILE (ocsp.c): ask the OCSP responder. */
+int cmd_ocsp(int argc, char **argv);
 
 #endif

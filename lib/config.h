@@ -104,6 +104,12 @@ struct config {
 	size_t ncrl_urls;
 	long long crl_timeout;  /* seconds per download */
 	long long crl_max_size; /* bytes, the largest CRL accepted */
+	/* OCSP (issue 15) */
+	int ocsp;                /* ask responders before trusting a cert */
+	long long ocsp_timeout;  /* seconds per OCSP request */
+	char *ocsp_responder;    /* URL for every certificate, or NULL: the
+	                              certificate's AIA OCSP URL */
+	int line_ocsp_responder; /* (line number) */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 	int line_protected_headers;

@@ -119,6 +119,14 @@ const struct keydef config_keys[] = {
 	  0 },
 	{ "crl_max_size", K_INT, "10485760", 1024, 1LL << 30, OFF(crl_max_size),
 	  0, "bytes", 0 },
+	/* OCSP (issue 15): ask the responder about recipient certificates
+	 * and inbound signers; the CRL status stays the fallback */
+	{ "ocsp", K_BOOL, "false", 0, 1, OFF(ocsp), 0, "true or false", 0 },
+	{ "ocsp_timeout", K_INT, "3", 1, 60, OFF(ocsp_timeout), 0, "seconds",
+	  0 },
+	{ "ocsp_responder", K_STR, NULL, 0, 0, OFF(ocsp_responder),
+	  OFF(line_ocsp_responder),
+	  "http:// URL of the OCSP responder for every certificate", 0 },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);

@@ -500,4 +500,42 @@ int db_crl_source_put(struct db *db, const struct db_crl_source *s, char *err,
 /* Free the strings of s and zero it; NULL is fine. */
 void db_crl_source_clear(struct db_crl_source *s);
 
+/* ---- OCSP answers (schema 8) ------------------------------------------
+ * One answer per certificate, kept until its next_update (db_ocsp.c):
+ * issuer as cert_name_text gives it, serial hex upper-case (as the
+ * certificates and recipient_certs tables store them). */
+struct db_ocsp {
+	char *issuer;
+	char *serial;
+	char *status;      /* good, revoked, unknown */
+	time_t revoked_at; /* 0: none */
+	char *reason;      /* CRL reason name, or NULL */
+	time_t this_update;
+	time_t next_update; /* 0: the responder gave none */
+	time_t checked_at;
+	char *responder; /* the URL asked */
+};
+
+/* Free the strings of r and zero it; NULL is fine. */
+void db_ocsp_clear(struct db_ocsp *r);
+
+/* Store r, replacing the answer for (issuer, serial).  Returns 0 or -1
+ * with err filled. */
+int db_ocsp_put(struct db *db, const struct db_ocsp *r, char *err,
+                size_t errlen);
+
+/* Called for each row (valid only during the call); non-zero stops. */
+typedef int (*db_ocsp_fn)(void *arg, const struct db_ocsp *r);
+
+/* The answers still current at now (next_update after now, or none and
+ * checked within max_age seconds), to seed the milter's cache.  Returns 0
+ * or -1 with err filled. */
+int db_ocsp_current(struct db *db, time_t now, time_t max_age, db_ocsp_fn fn,
+                    void *arg, char *err, size_t errlen);
+
+/* The stored answer for (issuer, serial) into *out (free with
+ * db_ocsp_clear): 1 when there is one, 0 when none, -1 on error. */
+int db_ocsp_get(struct db *db, const char *issuer, const char *serial,
+                struct db_ocsp *out, char *err, size_t errlen);
+
 #endif

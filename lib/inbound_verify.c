@@ -7,6 +7,7 @@
  */
 #include "db.h"
 #include "inbound_int.h"
+#include "ocsp_cache.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -282,6 +283,8 @@ void inb_verify_begin(struct inb *m, struct inb_vctx *c)
 void inb_verify_end(struct inb *m, struct inb_vctx *c)
 {
 	m->signed_seen = 1;
+	/* ocsp = true: a signer its responder says is revoked fails */
+	ocsp_cache_judge(m->snap->ocsp, &m->v, c->o.now);
 	if (c->db == NULL && m->v.result == SMIME_PASS) {
 		m->v.result = SMIME_TEMPERROR;
 		snprintf(m->v.reason, sizeof(m->v.reason),

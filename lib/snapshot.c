@@ -5,6 +5,7 @@
 #include "cms.h"
 #include "db.h"
 #include "keystore.h"
+#include "ocsp_cache.h"
 #include "smime_verify.h"
 #include "util.h"
 
@@ -265,6 +266,11 @@ X509 *snapshot_encryption_cert(const struct snapshot *cs, const char *address,
 		x = e->cert;
 		ser = e->serial;
 	}
+	/* revoked by OCSP: like a revoked recipient certificate, none */
+	if (x &&
+	    ocsp_cache_revoked(s->ocsp, x, e && x == e->cert ? e->chain : NULL,
+	                       now, NULL))
+		x = NULL, ser = NULL;
 	if (serial)
 		*serial = ser;
 	return x;
@@ -453,6 +459,12 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 			return -1;
 		}
 	}
+	if (s->cfg->ocsp &&
+	    (s->ocsp = ocsp_cache_new(s->cfg, db, err, errlen)) == NULL) {
+		db_close(db);
+		snapshot_unref(s);
+		return -1;
+	}
 	db_close(db);
 	if (b.exposed[0]) {
 		seterr(err, errlen,
@@ -523,6 +535,7 @@ void snapshot_unref(struct snapshot *s)
 	pthread_mutex_destroy(&s->harvest_lock);
 	keystore_free(s->keys); /* after the keys it handed out */
 	audit_put(s->audit);
+	ocsp_cache_free(s->ocsp);
 	EVP_MD_free(s->md);
 	config_free(s->cfg);
 	free(s);

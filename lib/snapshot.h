@@ -20,6 +20,7 @@
 
 struct audit_queue;
 struct keystore;
+struct ocsp_cache;
 struct p11_key;
 
 struct signer_entry {
@@ -78,6 +79,7 @@ struct snapshot {
 	                      (NULL: none, or unreadable at build) */
 	struct rcpt_cert *rcpts; /* active recipient certificates, by address */
 	size_t nrcpts;
+	struct ocsp_cache *ocsp; /* OCSP answers (ocsp = true), or NULL */
 	/* certificates harvested while this snapshot is current: used at
 	 * once, and found in the database by the next snapshot */
 	pthread_mutex_t harvest_lock;
@@ -105,7 +107,8 @@ const struct signer_entry *snapshot_lookup(const struct snapshot *s,
  * newest (by notBefore) inside its validity among the recipient
  * certificates, the harvested ones and the mapped certificate of an
  * internal mailbox that allows encryption.  *serial (may be NULL) gets its
- * serial.  Both stay valid while the snapshot lives.  NULL when none.
+ * serial.  Both stay valid while the snapshot lives.  NULL when none, or
+ * when OCSP (ocsp = true) says that certificate is revoked.
  */
 X509 *snapshot_encryption_cert(const struct snapshot *s, const char *address,
                                time_t now, const char **serial);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "milter.h"
 #include "offline.h"
+#include "ocsp_cache.h"
 #include "p11.h"
 #include "reload.h"
 #include "snapshot.h"
@@ -38,6 +39,12 @@ static const char *conf_path = CONFIG_DEFAULT_PATH;
 static void audit_report(int is_error, const char *text)
 {
 	mlog(is_error ? LOG_ERR : LOG_NOTICE, "%s", text);
+}
+
+/* OCSP news (lib/ocsp_cache.c): a responder failing, answering again. */
+static void ocsp_report(int is_error, const char *text)
+{
+	mlog(is_error ? LOG_WARNING : LOG_INFO, "%s", text);
 }
 
 static void usage(void)
@@ -531,6 +538,7 @@ int main(int argc, char **argv)
 	malloc_tune();
 	audit_reporter = audit_report;
 	p11_reporter = audit_report;
+	ocsp_reporter = ocsp_report; /* responder failures: once each */
 	while ((opt = getopt_long(argc, argv, "c:fnt:s:r:T:Vh", longopts,
 	                          NULL)) != -1) {
 		switch (opt) {

@@ -290,7 +290,8 @@ static void chain_tests(const char *dir)
 
 	/* migration of a schema 4 database with rows: chained in id order */
 	fresh(path, 0);
-	sql(path, "ALTER TABLE audit DROP COLUMN cert_issuer;"
+	sql(path, "DROP TABLE crl_sources; DROP TABLE ocsp_responses;"
+	          "ALTER TABLE audit DROP COLUMN cert_issuer;"
 	          "ALTER TABLE audit DROP COLUMN recipients;"
 	          "ALTER TABLE audit DROP COLUMN hash;"
 	          "ALTER TABLE audit DROP COLUMN prev_hash;"
@@ -301,7 +302,6 @@ static void chain_tests(const char *dir)
 	          " (2, 1600000001, NULL, NULL, NULL, 'passed', NULL),"
 	          " (7, 1600000002, 'A7', '<7@x>', 'b@banjarkota.go.id',"
 	          "  'unsigned', 'no certificate');"
-	          "DROP TABLE crl_sources; DROP TABLE ocsp_responses;"
 	          "PRAGMA user_version = 4");
 	ok(db_open(path, DB_READWRITE, &db, err, sizeof(err)) != 0 &&
 	           strstr(err, "schema version 4"),
