@@ -6,7 +6,7 @@ SYSCONFDIR ?= /etc
 DESTDIR   ?=
 
 CC        ?= cc
-PKGS      := openssl sqlite3 libconfig
+PKGS      := openssl sqlite3 libconfig libpq
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) p11-kit-1)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 

@@ -216,7 +216,8 @@ q_is 0 "no fork: no row is the predecessor of two" \
 cp "$db" "$work/v4.db"
 db=$work/v4.db
 rm -f "$db-wal" "$db-shm"
-q "ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
+q "DROP TABLE crl_sources; DROP TABLE ocsp_responses;
+	ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
 	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	INSERT INTO audit (at, queue_id, message_id, from_addr, action, result) VALUES (1600000000, 'OLD', '<old''; --@x>', 'a''b@banjarkota.go.id', 'signed', NULL);
 	PRAGMA user_version = 4;" || bail "a schema 4 database"
@@ -225,7 +226,7 @@ sed "s|^database.*|database = \"$db\";|" "$conf" >"$work/v4.conf"
 expect 66 "verify on a schema 4 database says to migrate" "$CTL" -c "$work/v4.conf" audit verify
 has 'run "smimectl init" to migrate' "... run init"
 expect 0 "init migrates 4 -> 7 (5 chains the rows, 6 adds recipients and cert_issuer, 7 audit_anchors)" "$CTL" -c "$work/v4.conf" init
-has "schema version 7" "... to version 7"
+has "schema version 8" "... to version 8"
 expect 0 "the old rows verify after the migration" "$CTL" -c "$work/v4.conf" audit verify
 has "audit log OK: $n4 rows" "... all $n4 of them"
 q "UPDATE audit SET result = 'ok' WHERE queue_id = 'OLD'"

@@ -50,7 +50,7 @@ tap $? "the PKCS#7 bundle holds the leaf and the intermediate ($c)"
 expect 0 "init" "$CTL" -c "$conf" init
 v=$(q "PRAGMA user_version")
 t=$(q "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('recipient_certs', 'revoked_serials') ORDER BY name)")
-[ "$v" = 7 ] && [ "$t" = "recipient_certs,revoked_serials" ]
+[ "$v" = 8 ] && [ "$t" = "recipient_certs,revoked_serials" ]
 tap $? "schema 7 with recipient_certs and revoked_serials ($v: $t)"
 
 # ---- ca_file is required
@@ -262,6 +262,7 @@ db=$m3/smime.db
 # hash chain (schema 5), no inbound audit columns (schema 6); its crl
 # import revoked signing certificates only
 sqlite3 "$db" "DROP TABLE recipient_certs; DROP TABLE revoked_serials;
+	DROP TABLE crl_sources; DROP TABLE ocsp_responses;
 	ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
 	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	UPDATE certificates SET status = 'revoked', revoked_at = 1700000000, revocation_reason = 'crl' WHERE serial = '$revoked_serial';
@@ -269,7 +270,7 @@ sqlite3 "$db" "DROP TABLE recipient_certs; DROP TABLE revoked_serials;
 expect 66 "a schema 3 database is not used as is" "$CTL" -c "$m3/m.conf" recipient list
 has 'run "smimectl init" to migrate' "... the message says to run init"
 expect 0 "init migrates it" "$CTL" -c "$m3/m.conf" init
-has "schema version 7" "... to version 7"
+has "schema version 8" "... to version 8"
 r=$(q "SELECT group_concat(mailbox || ':' || status) FROM (SELECT mailbox, status FROM certificates ORDER BY mailbox)")
 m=$(q "SELECT count(*) FROM mailboxes")
 [ "$r" = "andi@banjarkota.go.id:active,revoked@banjarkota.go.id:revoked" ] && [ "$m" = 2 ]
