@@ -1,11 +1,14 @@
 /*
- * db -- the SQLite store: certificates, the mailbox -> certificate mapping,
- * revocations and the audit log.  WAL mode, so smimectl writes while the
- * milter reads.  The schema is versioned with PRAGMA user_version and
- * migrated step by step by db_open(..., DB_CREATE).
+ * db -- the store: certificates, the mailbox -> certificate mapping,
+ * revocations and the audit log, in SQLite (a file, WAL mode, so smimectl
+ * writes while the milter reads) or PostgreSQL (a postgresql:// URI, for
+ * more than one host).  The schema is versioned (PRAGMA user_version, or
+ * PostgreSQL's table schema_version) and migrated step by step by
+ * db_open(..., DB_CREATE).
  *
  * Where it lives: db.c (open, migrations, transactions, the statement
- * helpers of db_int.h), db_cert.c (certificates, mappings, history,
+ * helpers of db_int.h), db_sqlite.c and db_pg.c (the two backends),
+ * db_cert.c (certificates, mappings, history,
  * revocation, CRLs), db_audit.c (the audit hash chain), db_renewal.c
  * (renewals, alerts), db_recipient.c (recipient certificates, CRL
  * entries), db_report.c (the report's queries).
@@ -416,5 +419,9 @@ int db_audit_verify_anchors(struct db *db, long long anchor_id,
 
 /* Free n anchors from db_audit_verify_anchors; NULL is fine. */
 void db_audit_anchors_free(struct db_audit_anchor *a, size_t n);
+
+/* 1 when target (the `database` setting) names a PostgreSQL database
+ * (a URI starting postgresql:// or postgres://), 0 for an SQLite path. */
+int db_target_is_pg(const char *target);
 
 #endif

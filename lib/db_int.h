@@ -68,10 +68,6 @@ int db_set_version(struct db *db, int version, char *err, size_t errlen);
 /* 1 when db is a PostgreSQL connection, 0 for SQLite. */
 int db_is_pg(const struct db *db);
 
-/* 1 when target names a PostgreSQL database (postgresql:// or
- * postgres://), 0 for an SQLite path. */
-int db_target_is_pg(const char *target);
-
 /* A read transaction: one consistent view for several statements (ended
  * with db_rollback).  0 or -1. */
 int db_begin_read(struct db *db, char *err, size_t errlen);
@@ -289,6 +285,20 @@ struct db_ops {
 	long long (*last_id)(struct db *db);
 	int (*changes)(struct db *db);
 };
+
+/* The functions of a backend whose static functions are named
+ * PREFIX_open, PREFIX_close, ... (the member names): one list, so the two
+ * tables cannot drift apart.  ddl is the backend's own to set. */
+#define DB_OPS_FUNCTIONS(p)                                               \
+	.open = p##_open, .close = p##_close, .errmsg = p##_errmsg,       \
+	.exec = p##_exec, .version = p##_version,                         \
+	.set_version = p##_set_version, .in_tx = p##_in_tx,               \
+	.prepare = p##_prepare, .bind = p##_bind, .step = p##_step,       \
+	.reset = p##_reset, .finalize = p##_finalize, .ncols = p##_ncols, \
+	.col_type = p##_col_type, .col_int = p##_col_int,                 \
+	.col_real = p##_col_real, .col_text = p##_col_text,               \
+	.col_blob = p##_col_blob, .last_id = p##_last_id,                 \
+	.changes = p##_changes
 
 extern const struct db_ops db_sqlite_ops; /* db_sqlite.c */
 extern const struct db_ops db_pg_ops;     /* db_pg.c */

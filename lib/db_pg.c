@@ -610,32 +610,13 @@ static int pg_changes(struct db *db)
 }
 
 const struct db_ops db_pg_ops = {
+	DB_OPS_FUNCTIONS(pg),
 	.name = "postgresql",
-	.open = pg_open,
-	.close = pg_close,
-	.errmsg = pg_errmsg,
-	.exec = pg_exec,
 	.ddl = pg_ddl,
-	.version = pg_version,
-	.set_version = pg_set_version,
-	.in_tx = pg_in_tx,
 	.begin_write = "BEGIN",
 	.begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ",
 	/* two nodes starting at once: one migrates, the other waits and
 	 * finds it done (the key: "smime" in ASCII) */
 	.migrate_lock = "SELECT pg_advisory_xact_lock(495756864869)",
 	.lock_writers = "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE",
-	.prepare = pg_prepare,
-	.bind = pg_bind,
-	.step = pg_step,
-	.reset = pg_reset,
-	.finalize = pg_finalize,
-	.ncols = pg_ncols,
-	.col_type = pg_col_type,
-	.col_int = pg_col_int,
-	.col_real = pg_col_real,
-	.col_text = pg_col_text,
-	.col_blob = pg_col_blob,
-	.last_id = pg_last_id,
-	.changes = pg_changes,
 };

@@ -222,30 +222,11 @@ static int lite_changes(struct db *db)
 }
 
 const struct db_ops db_sqlite_ops = {
+	DB_OPS_FUNCTIONS(lite),
 	.name = "sqlite",
-	.open = lite_open,
-	.close = lite_close,
-	.errmsg = lite_errmsg,
-	.exec = lite_exec,
-	.ddl = NULL,
-	.version = lite_version,
-	.set_version = lite_set_version,
-	.in_tx = lite_in_tx,
+	.ddl = NULL, /* the migrations are SQLite's own text */
 	.begin_write = "BEGIN IMMEDIATE",
 	.begin_read = "BEGIN",
-	.migrate_lock = NULL,
+	.migrate_lock = NULL, /* BEGIN IMMEDIATE is the lock */
 	.lock_writers = NULL,
-	.prepare = lite_prepare,
-	.bind = lite_bind,
-	.step = lite_step,
-	.reset = lite_reset,
-	.finalize = lite_finalize,
-	.ncols = lite_ncols,
-	.col_type = lite_col_type,
-	.col_int = lite_col_int,
-	.col_real = lite_col_real,
-	.col_text = lite_col_text,
-	.col_blob = lite_col_blob,
-	.last_id = lite_last_id,
-	.changes = lite_changes,
 };
