@@ -58,6 +58,10 @@ static void pg_seterr(struct db *db, const PGresult *res)
 	n = strlen(db->msg);
 	while (n && (db->msg[n - 1] == '\n' || db->msg[n - 1] == ' '))
 		db->msg[--n] = '\0';
+	/* libpq's hints come on lines of their own: one line here */
+	for (char *p = db->msg; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
 }
 
 static const char *pg_errmsg(struct db *db)
@@ -102,8 +106,8 @@ static int pg_check_uri(const char *uri, char *err, size_t errlen)
 		if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
 			rc = seterr(err, errlen,
 			            "database URI: a password in the URI is "
-			            "refused: put it in ~/.pgpass or the file "
-			            "PGPASSFILE names");
+			            "refused: put it in ~/.pgpass or in the "
+			            "file that PGPASSFILE names");
 	PQconninfoFree(opts);
 	return rc;
 }
@@ -236,10 +240,14 @@ static int quote_start(const char *s)
  */
 static char *pg_params(const char *sql, int *nparams)
 {
-	char *out = malloc(strlen(sql) * 4 + 1), *o = out;
+	size_t marks = 0;
+	char *out, *o;
 	int max = 0;
 
-	if (out == NULL)
+	for (const char *p = sql; *p; p++)
+		marks += *p == '?';
+	/* each '?' may become '$' and ten digits */
+	if ((out = o = malloc(strlen(sql) + 11 * marks + 1)) == NULL)
 		return NULL;
 	while (*sql) {
 		if (quote_start(sql)) {
@@ -249,7 +257,8 @@ static char *pg_params(const char *sql, int *nparams)
 			long n = strtol(sql + 1, &end, 10);
 			if (end == sql + 1)
 				n = max + 1;
-			if (n > max)
+			/* out of range: left for the server to refuse */
+			if (n > max && n <= 65535)
 				max = (int)n;
 			o += sprintf(o, "$%ld", n);
 			sql = end;
@@ -509,13 +518,10 @@ static void pg_finalize(struct db_stmt *st)
 {
 	if (st == NULL)
 		return;
+	/* a kept statement is finalized by db_close only: the server drops
+	 * it with the connection, no DEALLOCATE needed */
 	stmt_clear(st);
 	stmt_unbind(st);
-	if (st->prepared && PQstatus(C(st->db)) == CONNECTION_OK) {
-		char sql[64];
-		snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->name);
-		PQclear(PQexec(C(st->db), sql));
-	}
 	free(st->sql);
 	free(st);
 }
@@ -558,20 +564,22 @@ static enum db_val_type pg_col_type(struct db_stmt *st, int col)
 
 static const char *pg_col_text(struct db_stmt *st, int col)
 {
+	const char *t;
+
 	if (!has_value(st, col) || PQgetisnull(st->res, st->row, col))
 		return NULL;
-	return PQgetvalue(st->res, st->row, col);
+	t = PQgetvalue(st->res, st->row, col);
+	/* a boolean reads as SQLite gives it: 1 or 0 */
+	if (PQftype(st->res, col) == OID_BOOL)
+		return *t == 't' ? "1" : "0";
+	return t;
 }
 
 static long long pg_col_int(struct db_stmt *st, int col)
 {
 	const char *t = pg_col_text(st, col);
 
-	if (t == NULL)
-		return 0;
-	if (PQftype(st->res, col) == OID_BOOL)
-		return *t == 't';
-	return strtoll(t, NULL, 10);
+	return t ? strtoll(t, NULL, 10) : 0;
 }
 
 static double pg_col_real(struct db_stmt *st, int col)

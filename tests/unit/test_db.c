@@ -707,6 +707,29 @@ static void helper(const char *path, struct db *db)
 	           (strstr(err, "overflow") || strstr(err, "out of range")),
 	   "a step that fails: -1 from next and close (%s)", err);
 	ok(db_q_close(NULL) == 0, "db_q_close(NULL)");
+	ok(db_get_int(db, "SELECT length('a ? b -- ?''?') + ?1 * ?1 + ?",
+	              DB_ARGS(DB_INT(3), DB_INT(1)), &v, err,
+	              sizeof(err)) == 1 &&
+	           v == 12 + 9 + 1,
+	   "'?' in a string is text; ?1 twice, then '?' is the second (%lld)",
+	   v);
+
+	/* PostgreSQL URIs: the password refused before anything is asked */
+	ok(db_open("postgresql://smime:secret@/smime?host=/nonexistent",
+	           DB_READWRITE, &locker, err, sizeof(err)) == -1 &&
+	           locker == NULL &&
+	           strstr(err, "a password in the URI is refused: put it in "
+	                       "~/.pgpass"),
+	   "a URI with user:password@ is refused (%s)", err);
+	ok(db_open("postgres://smime@/smime?host=/nonexistent&password=x",
+	           DB_READWRITE, &locker, err, sizeof(err)) == -1 &&
+	           strstr(err, "password in the URI is refused"),
+	   "... and with password= (%s)", err);
+	ok(db_open("postgresql://smime@/smime?host=/nonexistent", DB_READWRITE,
+	           &locker, err, sizeof(err)) == -1 &&
+	           strstr(err, "database postgresql://smime@/smime?host="
+	                       "/nonexistent: "),
+	   "a server that is not there: the URI and libpq's words (%s)", err);
 
 	/* another writer holds the lock: the error says so in words */
 	ok(db_exec_sql(db,
