@@ -42,9 +42,36 @@ const char *fixture_path(const char *name)
 	return p;
 }
 
+static char fx_dbs[32][64]; /* the PostgreSQL databases made */
+static unsigned fx_ndbs;
+
+/* Drop the PostgreSQL databases fixture_db made (WITH (FORCE): a thread's
+ * kept connection may still be open). */
+static void fx_drop_dbs(void)
+{
+	char sql[128], err[512];
+	struct db *admin;
+
+	if (fx_ndbs == 0 ||
+	    db_open_raw(getenv("SMIME_TEST_DB_URI"), DB_READWRITE, &admin, err,
+	                sizeof(err)) != 0)
+		return;
+	for (unsigned i = 0; i < fx_ndbs && i < 32; i++) {
+		snprintf(sql, sizeof(sql),
+		         "DROP DATABASE IF EXISTS %s WITH (FORCE)", fx_dbs[i]);
+		if (db_exec_sql(admin, sql, err, sizeof(err)) != 0)
+			printf("# fixture: %s\n", err);
+	}
+	db_close(admin);
+	fx_ndbs = 0;
+}
+
 int fixture_cleanup(void)
 {
 	int rc = 0;
+
+	if (fixture_db_pg())
+		fx_drop_dbs();
 
 	if (fx_dir[0] != '\0' && fixture_sh("rm -rf '%s'", fx_dir) != 0)
 		rc = -1;
@@ -319,6 +346,8 @@ const char *fixture_db(const char *name)
 	if (db_exec_sql(admin, sql, err, sizeof(err)) != 0)
 		fx_fail("cannot create", err);
 	db_close(admin);
+	if (fx_ndbs < 32)
+		snprintf(fx_dbs[fx_ndbs++], sizeof(fx_dbs[0]), "%s", dbname);
 	uri_with_db(base, dbname, p, sizeof(buf[0]));
 	return p;
 }

@@ -95,8 +95,9 @@ int fixture_db_pg(void);
 
 /* A fresh, empty database for name: the SQLite path fixture_path(name)
  * (removed if there), or a PostgreSQL database made for this test
- * process and name (dropped first if there), as a URI.  One of eight
- * buffers used in turn.  Exits when it cannot be made. */
+ * process and name (dropped first if there, and by fixture_cleanup), as a
+ * URI.  One of eight buffers used in turn.  Exits when it cannot be
+ * made. */
 const char *fixture_db(const char *name);
 
 /* Run sql on target (path or URI) over a connection of its own that does

@@ -436,5 +436,6 @@ int main(void)
 
 	snapshot_unref(s);
 	fixture_sh("rm -rf %s", dir);
+	fixture_cleanup(); /* the PostgreSQL database, if any */
 	return tap_done();
 }
