@@ -169,14 +169,21 @@ static int pg_get(struct db *db, const char *sql, long long *out)
 static int pg_version(struct db *db)
 {
 	long long v = 0;
+	/* the catalogue read as a table, under this statement's snapshot:
+	 * to_regclass() would answer from a cache that a table made by
+	 * another node while we waited for the migration lock has not
+	 * reached yet */
 	int rc = pg_get(db,
-	                "SELECT CASE WHEN to_regclass('schema_version')"
-	                " IS NULL THEN 0 END",
+	                "SELECT count(*) FROM pg_catalog.pg_class c"
+	                " JOIN pg_catalog.pg_namespace n"
+	                " ON n.oid = c.relnamespace"
+	                " WHERE c.relname = 'schema_version'"
+	                " AND n.nspname = current_schema()",
 	                &v);
 
 	if (rc < 0)
 		return -1;
-	if (rc > 0)
+	if (v == 0)
 		return 0; /* no table: an empty database */
 	rc = pg_get(db, "SELECT max(version) FROM schema_version", &v);
 	return rc < 0 ? -1 : rc == 0 ? 0 : (int)v;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -142,6 +143,43 @@ static void fresh_schema(void)
 	           strstr(err, "newer than this program"),
 	   "a newer schema is refused (%s)", err);
 	db_close(NULL);
+}
+
+/* Two processes create one database at once (two nodes starting on an
+ * empty PostgreSQL database, two smimectl init): each migration step reads
+ * the version again under its lock, so one migrates, the other finds it
+ * done, and both open it. */
+static int racer(const char *p, int k)
+{
+	struct db *db;
+	int rc = db_open(p, DB_CREATE, &db, err, sizeof(err));
+
+	if (rc == 0 && db_version(db) != DB_SCHEMA_VERSION)
+		rc = -1;
+	if (rc != 0)
+		printf("# racer %d: %s\n", k, err);
+	fflush(stdout);
+	db_close(rc == 0 ? db : NULL);
+	return rc == 0 ? 0 : 1;
+}
+
+static void racing_create(void)
+{
+	const char *p = path_of("race.db");
+	pid_t kids[4];
+	int good = 1, st;
+
+	fflush(stdout);
+	for (int k = 0; k < 4; k++)
+		if ((kids[k] = fork()) == 0)
+			_exit(racer(p, k));
+	for (int k = 0; k < 4; k++)
+		if (kids[k] < 0 || waitpid(kids[k], &st, 0) != kids[k] ||
+		    !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			good = 0;
+	ok(good, "four processes create one database at once: all open it");
+	ok(raw_int(p, "SELECT count(*) FROM certificates") == 0,
+	   "... migrated once (the tables are there)");
 }
 
 /* A database at schema 3 with rows of that time: migrated to the current
@@ -761,6 +799,7 @@ int main(void)
 	fixture_dir("db");
 	fresh_schema();
 	old_schema();
+	racing_create();
 
 	p = path_of("work.db");
 	if (db_open(p, DB_CREATE, &db, err, sizeof(err)) != 0) {
