@@ -6,7 +6,8 @@
 # from old versions included); then smimectl and the milter with
 # `database` a postgresql:// URI: init, import and map, show, mail signed
 # with the certificates from PostgreSQL and audited there, audit verify, a
-# changed row found, revoke; a URI with a password is refused.  Prints TAP.
+# changed row found, unmap and map, revoke; a URI with a password is
+# refused.  Prints TAP.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 . "$TOP/tests/lib/pg.sh"
 fx_begin pg
@@ -71,6 +72,15 @@ has "andi@banjarkota.go.id" "... shows andi"
 expect 0 "show andi" "$CTL" -c "$conf" show andi@banjarkota.go.id
 has "status:       active" "... active"
 has "history:" "... with its history"
+
+sid=$(pg_psql smime "SELECT cert_id FROM mailboxes WHERE address = 'sekda@banjarkota.go.id'")
+expect 0 "unmap sekda" "$CTL" -c "$conf" unmap sekda@banjarkota.go.id
+q1=$(pg_psql smime "SELECT count(*) FROM mailboxes WHERE address = 'sekda@banjarkota.go.id'")
+expect 0 "map sekda to its certificate again, by id" "$CTL" -c "$conf" map sekda@banjarkota.go.id "$sid"
+q2=$(pg_psql smime "SELECT cert_id FROM mailboxes WHERE address = 'sekda@banjarkota.go.id'")
+h=$(pg_psql smime "SELECT string_agg(event, ',' ORDER BY id) FROM mailbox_history WHERE address = 'sekda@banjarkota.go.id'")
+[ "$q1" = 0 ] && [ "$q2" = "$sid" ] && [ "${h%unmapped,mapped}" != "$h" ]
+tap $? "... the mapping gone, then back, in PostgreSQL, with its history ($q1, $q2, $h)"
 
 # mail through the milter, its certificates and audit rows in PostgreSQL
 printf 'From: andi@banjarkota.go.id\r\nTo: partner@example.org\r\nSubject: pg\r\nMessage-ID: <pg1@banjarkota.go.id>\r\n\r\nsigned from PostgreSQL\r\n' >"$work/m1.eml"
