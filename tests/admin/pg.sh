@@ -22,8 +22,8 @@ ok "a private PostgreSQL on a unix socket in $PG_DIR"
 
 # ---- the unit tests on PostgreSQL: every check passes, and as many as on
 # SQLite (each binary's own count, run here on both)
-for t in test_db test_audit test_recipient test_evidence test_smime_verify \
-	test_snapshot test_inbound test_message; do
+for t in test_db test_db_schema test_audit test_recipient test_evidence \
+	test_smime_verify test_snapshot test_inbound test_message; do
 	bin=$TOP/tests/unit/$t
 	[ -x "$bin" ] || bail "$bin is not built (make test-bins)"
 	"$bin" >"$work/$t.sqlite.log" 2>&1 </dev/null

@@ -87,7 +87,7 @@ long long fixture_db_signer(struct db *db, X509 *x, const char *chain_pem,
 
 /* ---- the database under test ------------------------------------------
  * SQLite files in the fixture directory, or PostgreSQL databases when
- * SMIME_TEST_DB_URI names a server (tests/unit-pg.sh sets it to the
+ * SMIME_TEST_DB_URI names a server (tests/admin/pg.sh sets it to the
  * maintenance database of a private one): the same tests, both backends. */
 
 /* 1 when the tests run on PostgreSQL (SMIME_TEST_DB_URI set). */
