@@ -34,6 +34,10 @@ struct db {
 	struct db_stmt *audit_ins;
 	long long changes;      /* PostgreSQL: rows of the last statement */
 	unsigned long stmt_seq; /* PostgreSQL: names of kept statements */
+	unsigned conn_gen;      /* PostgreSQL: connections made (reconnects) */
+	int readonly;           /* PostgreSQL: opened DB_READONLY */
+	int lost_tx;            /* PostgreSQL: the connection dropped inside a
+	                           transaction not yet ended by the caller */
 	char msg[512];          /* PostgreSQL: the last error */
 };
 

@@ -30,8 +30,9 @@ struct db_stmt {
 	char *sql;
 	char name[32]; /* kept statements are prepared under a name */
 	int prepared;
-	int nparams; /* of the text */
-	int nargs;   /* bound: nparams, the missing ones NULL as in SQLite */
+	unsigned gen; /* on connection number gen (db->conn_gen) */
+	int nparams;  /* of the text */
+	int nargs;    /* bound: nparams, the missing ones NULL as in SQLite */
 	char **vals;
 	int *lens, *fmts;
 	Oid *types;
@@ -76,7 +77,8 @@ static void pg_notice(void *arg, const char *msg)
 	(void)msg;
 }
 
-static int pg_exec(struct db *db, const char *sql)
+/* sql on the connection as it is: 0 or -1 (db->msg). */
+static int pg_exec_once(struct db *db, const char *sql)
 {
 	PGresult *res = PQexec(C(db), sql);
 	ExecStatusType st = PQresultStatus(res);
@@ -86,6 +88,90 @@ static int pg_exec(struct db *db, const char *sql)
 		pg_seterr(db, res);
 	PQclear(res);
 	return rc;
+}
+
+/* What every connection of ours sets: a lock held elsewhere fails after
+ * 5 s, as SQLite's busy timeout; no NOTICEs; read-only when opened so. */
+static int pg_session(struct db *db)
+{
+	return pg_exec_once(db, "SET lock_timeout = 5000;"
+	                        " SET client_min_messages = warning") != 0 ||
+	                       (db->readonly &&
+	                        pg_exec_once(db, "SET default_transaction_read_"
+	                                         "only = on") != 0)
+	               ? -1
+	               : 0;
+}
+
+/*
+ * Connect again after the server or the network dropped the connection
+ * (a restart, a failover): the same URI, the session settings again, and
+ * the kept statements prepared anew (conn_gen).  0 or -1.
+ */
+static int pg_revive(struct db *db)
+{
+	PQreset(C(db));
+	db->conn_gen++;
+	if (PQstatus(C(db)) != CONNECTION_OK) {
+		pg_seterr(db, NULL);
+		return -1;
+	}
+	return pg_session(db);
+}
+
+/*
+ * Before a round trip: 1 when the connection is idle (so that the request
+ * may be sent again on a new connection if this one turns out dead), 0 in
+ * a transaction, -1 when it cannot be used: a transaction the connection
+ * died in is over, and says so until the caller ends it.
+ */
+static int pg_before(struct db *db)
+{
+	if (db->lost_tx) {
+		snprintf(db->msg, sizeof(db->msg),
+		         "the connection to the database was lost: the "
+		         "transaction is rolled back");
+		return -1;
+	}
+	if (PQstatus(C(db)) == CONNECTION_BAD && pg_revive(db) != 0)
+		return -1;
+	return PQtransactionStatus(C(db)) == PQTRANS_IDLE;
+}
+
+/* After a round trip that failed: 1 to send it again (the idle connection
+ * was dead and a new one is up), else 0 (a dead connection inside a
+ * transaction marks it lost). */
+static int pg_after(struct db *db, int idle)
+{
+	if (PQstatus(C(db)) != CONNECTION_BAD)
+		return 0;
+	if (!idle) {
+		db->lost_tx = 1;
+		return 0;
+	}
+	return pg_revive(db) == 0;
+}
+
+static int pg_exec(struct db *db, const char *sql)
+{
+	int idle;
+
+	if (db->lost_tx &&
+	    (strcmp(sql, "ROLLBACK") == 0 || strcmp(sql, "COMMIT") == 0)) {
+		/* the server rolled it back when the connection went */
+		db->lost_tx = 0;
+		if (sql[0] == 'R')
+			return 0;
+		snprintf(db->msg, sizeof(db->msg),
+		         "the connection to the database was lost: the "
+		         "transaction is rolled back");
+		return -1;
+	}
+	if ((idle = pg_before(db)) < 0)
+		return -1;
+	if (pg_exec_once(db, sql) == 0)
+		return 0;
+	return pg_after(db, idle) ? pg_exec_once(db, sql) : -1;
 }
 
 /* A password in the URI (user:pass@ or password=) is refused: it would sit
@@ -130,11 +216,8 @@ static int pg_open(struct db *db, const char *uri, enum db_open_mode mode,
 		return -1;
 	}
 	PQsetNoticeProcessor(c, pg_notice, NULL);
-	/* a lock held elsewhere fails after 5 s, as SQLite's busy timeout */
-	if (pg_exec(db, "SET lock_timeout = 5000;"
-	                " SET client_min_messages = warning") != 0 ||
-	    (mode == DB_READONLY &&
-	     pg_exec(db, "SET default_transaction_read_only = on") != 0)) {
+	db->readonly = mode == DB_READONLY;
+	if (pg_session(db) != 0) {
 		seterr(err, errlen, "database %s: %s", uri, db->msg);
 		PQfinish(c);
 		return -1;
@@ -204,7 +287,7 @@ static int pg_set_version(struct db *db, int version)
 
 static int pg_in_tx(struct db *db)
 {
-	return PQtransactionStatus(C(db)) != PQTRANS_IDLE;
+	return db->lost_tx || PQtransactionStatus(C(db)) != PQTRANS_IDLE;
 }
 
 /* ---- the SQL text ------------------------------------------------------ */
@@ -466,14 +549,14 @@ oom:
 	return -1;
 }
 
-/* Send the statement (a kept one is prepared on its first run). */
-static int stmt_run(struct db_stmt *st)
+/* Send the statement once (a kept one is prepared on its first run on
+ * this connection): the result, or NULL when the prepare failed. */
+static PGresult *stmt_send(struct db_stmt *st)
 {
 	PGconn *c = C(st->db);
 	const char *const *vals = (const char *const *)st->vals;
-	ExecStatusType s;
 
-	if (st->name[0] && !st->prepared) {
+	if (st->name[0] && (!st->prepared || st->gen != st->db->conn_gen)) {
 		PGresult *p =
 		        PQprepare(c, st->name, st->sql, st->nargs, st->types);
 		int ok = PQresultStatus(p) == PGRES_COMMAND_OK;
@@ -481,20 +564,45 @@ static int stmt_run(struct db_stmt *st)
 			pg_seterr(st->db, p);
 		PQclear(p);
 		if (!ok)
-			return -1;
+			return NULL;
 		st->prepared = 1;
+		st->gen = st->db->conn_gen;
 	}
-	st->res = st->name[0] ? PQexecPrepared(c, st->name, st->nargs, vals,
-	                                       st->lens, st->fmts, 0)
-	                      : PQexecParams(c, st->sql, st->nargs, st->types,
-	                                     vals, st->lens, st->fmts, 0);
+	return st->name[0] ? PQexecPrepared(c, st->name, st->nargs, vals,
+	                                    st->lens, st->fmts, 0)
+	                   : PQexecParams(c, st->sql, st->nargs, st->types,
+	                                  vals, st->lens, st->fmts, 0);
+}
+
+static int stmt_ok(const PGresult *res)
+{
+	ExecStatusType s = PQresultStatus(res);
+
+	return res && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK);
+}
+
+/* Run the statement (again on a new connection when an idle one was
+ * dead); its rows in st->res. */
+static int stmt_run(struct db_stmt *st)
+{
+	int idle = pg_before(st->db);
+
 	st->ran = 1;
-	s = PQresultStatus(st->res);
-	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
-		pg_seterr(st->db, st->res);
+	if (idle < 0)
+		return -1;
+	st->res = stmt_send(st);
+	if (!stmt_ok(st->res) && pg_after(st->db, idle)) {
+		PQclear(st->res);
+		st->res = stmt_send(st);
+	}
+	if (!stmt_ok(st->res)) {
+		if (st->res)
+			pg_seterr(st->db, st->res);
 		return -1;
 	}
-	st->nrows = s == PGRES_TUPLES_OK ? PQntuples(st->res) : 0;
+	st->nrows = PQresultStatus(st->res) == PGRES_TUPLES_OK
+	                    ? PQntuples(st->res)
+	                    : 0;
 	st->db->changes = strtoll(PQcmdTuples(st->res), NULL, 10);
 	return 0;
 }

@@ -636,6 +636,73 @@ static void helper(const char *path, struct db *db)
 	   "and works once the lock is gone");
 }
 
+/* Make the server drop db's connection (as a restart or a failover
+ * would), from a connection of its own.  0 or -1. */
+static int drop_connection(const char *path, struct db *db)
+{
+	struct db *other = NULL;
+	long long pid = 0;
+	char sql[96];
+	int rc;
+
+	if (db_get_int(db, "SELECT pg_backend_pid()", DB_NOARGS, &pid, err,
+	               sizeof(err)) != 1 ||
+	    db_open_raw(path, DB_READWRITE, &other, err, sizeof(err)) != 0)
+		return -1;
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%lld)", pid);
+	rc = db_exec_sql(other, sql, err, sizeof(err));
+	db_close(other);
+	usleep(100000); /* the backend is gone by now */
+	return rc;
+}
+
+/* PostgreSQL: a connection the server dropped is made again by the next
+ * statement, kept statements included; one dropped inside a transaction
+ * fails that transaction, and says so, until the caller ends it. */
+static void reconnect(const char *path, struct db *db)
+{
+	struct audit_row r = { .at = 1, .action = "admin", .result = "ok" };
+	long long v = 0;
+
+	if (!fixture_db_pg()) {
+		for (int i = 0; i < 4; i++)
+			ok(1,
+			   "reconnect %d # skip SQLite has no connection to "
+			   "lose",
+			   i + 1);
+		return;
+	}
+	ok(db_audit_add(db, &r, err, sizeof(err)) == 0 &&
+	           drop_connection(path, db) == 0 &&
+	           db_get_int(db, "SELECT 7", DB_NOARGS, &v, err,
+	                      sizeof(err)) == 1 &&
+	           v == 7,
+	   "a dropped connection: the next statement connects again (%s)", err);
+	ok(drop_connection(path, db) == 0 &&
+	           db_audit_add(db, &r, err, sizeof(err)) == 0 &&
+	           raw_int(path, "SELECT count(*) FROM audit WHERE action ="
+	                         " 'admin' AND prev_hash = (SELECT hash FROM"
+	                         " audit WHERE id = (SELECT max(id) - 1 FROM"
+	                         " audit))") == 1,
+	   "... the audit writer's kept statements are prepared again (%s)",
+	   err);
+	err[0] = '\0';
+	ok(db_begin(db, err, sizeof(err)) == 0 &&
+	           db_crl_add(db, "CN=T", 1, 2, 0, err, sizeof(err)) == 0 &&
+	           drop_connection(path, db) == 0 &&
+	           db_crl_add(db, "CN=T", 1, 2, 0, err, sizeof(err)) == -1 &&
+	           db_crl_add(db, "CN=T", 1, 2, 0, err, sizeof(err)) == -1 &&
+	           strstr(err, "connection to the database was lost") &&
+	           db_commit(db, err, sizeof(err)) == -1 &&
+	           strstr(err, "transaction is rolled back"),
+	   "dropped inside a transaction: it fails, and COMMIT says so (%s)",
+	   err);
+	ok(db_get_int(db, "SELECT count(*) FROM crls WHERE issuer = 'CN=T'",
+	              DB_NOARGS, &v, err, sizeof(err)) == 1 &&
+	           v == 0,
+	   "... nothing of it was written, and the connection works again");
+}
+
 int main(void)
 {
 	const char *p;
@@ -655,6 +722,7 @@ int main(void)
 	recipients(p, db);
 	report(p, db);
 	helper(p, db);
+	reconnect(p, db);
 	db_close(db);
 
 	return fixture_end(tap_done());
