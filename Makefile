@@ -13,7 +13,7 @@ SMIME_USER := smime-milter
 DESTDIR   ?=
 
 CC        ?= cc
-PKGS      := openssl sqlite3 libconfig
+PKGS      := openssl sqlite3 libconfig libpq
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) p11-kit-1)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 

@@ -1,16 +1,19 @@
-/* db -- SQLite store: open, versioned schema and migrations, transactions
- * and the statement helpers the db_*.c files share (see db.h, db_int.h). */
+/* db -- the store: open (SQLite path or PostgreSQL URI), versioned schema
+ * and migrations, transactions and the statement helpers the db_*.c files
+ * share (see db.h, db_int.h), over the backend of db_sqlite.c or
+ * db_pg.c. */
 #include "db_int.h"
 #include "util.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-/* db_migrations[i] takes the schema from version i to i + 1. */
+/* db_migrations[i] takes the schema from version i to i + 1.  The text is
+ * SQLite's DDL; PostgreSQL runs the generic translation of db_pg.c
+ * (INTEGER -> BIGINT, INTEGER PRIMARY KEY -> an identity column, BLOB ->
+ * BYTEA), so every migration below is also PostgreSQL's, table for table:
+ * none needs text of its own.  Keep new ones to that common subset. */
 const char *const db_migrations[] = {
 	/* 0 -> 1 */
 	"CREATE TABLE certificates ("
@@ -121,10 +124,10 @@ const char *const db_migrations[] = {
 	"  reason TEXT,"
 	"  revoked_at INTEGER,"
 	"  PRIMARY KEY (issuer, serial));"
-	"INSERT OR IGNORE INTO revoked_serials (issuer, serial, reason,"
+	"INSERT INTO revoked_serials (issuer, serial, reason,"
 	"  revoked_at) SELECT issuer, serial, 'crl', revoked_at"
 	"  FROM certificates WHERE status = 'revoked'"
-	"  AND revocation_reason = 'crl';",
+	"  AND revocation_reason = 'crl' ON CONFLICT DO NOTHING;",
 	/* 4 -> 5: the audit log becomes a hash chain (issue 6, evidence for
 	 * Pasal 3 and 8).  Rows already there are chained in id order by
 	 * db_audit_chain_existing() in the same transaction. */
@@ -188,47 +191,82 @@ _Static_assert(sizeof(migration_code) / sizeof(migration_code[0]) ==
                        DB_SCHEMA_VERSION,
                "one migration_code entry per schema version");
 
-#define DB_BUSY_MS 5000
+/* The backend of target. */
+static const struct db_ops *ops_of(const char *target)
+{
+	return db_target_is_pg(target) ? &db_pg_ops : &db_sqlite_ops;
+}
+
+int db_target_is_pg(const char *target)
+{
+	return target && (strncmp(target, "postgresql://", 13) == 0 ||
+	                  strncmp(target, "postgres://", 11) == 0);
+}
+
+int db_is_pg(const struct db *db)
+{
+	return db && db->ops == &db_pg_ops;
+}
 
 /* The last error of db in words; a lock held elsewhere says so plainly. */
 const char *db_errmsg(struct db *db)
 {
-	if ((sqlite3_errcode(db->h) & 0xff) == SQLITE_BUSY ||
-	    (sqlite3_errcode(db->h) & 0xff) == SQLITE_LOCKED)
-		return "the database is locked by another process (waited 5 s; "
-		       "another smimectl may be running): try again";
-	return sqlite3_errmsg(db->h);
+	return db->ops->errmsg(db);
 }
 
 int db_exec_sql(struct db *db, const char *sql, char *err, size_t errlen)
 {
-	char *msg = NULL;
-
-	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		seterr(err, errlen, "database: %s",
-		       (sqlite3_errcode(db->h) & 0xff) == SQLITE_BUSY
-		               ? db_errmsg(db)
-		       : msg ? msg
-		             : db_errmsg(db));
-		sqlite3_free(msg);
-		return -1;
-	}
+	if (db->ops->exec(db, sql) != 0)
+		return seterr(err, errlen, "database: %s", db_errmsg(db));
 	return 0;
+}
+
+int db_exec_ddl(struct db *db, const char *sql, char *err, size_t errlen)
+{
+	char *text = db->ops->ddl ? db->ops->ddl(sql) : NULL;
+	int rc;
+
+	if (db->ops->ddl && text == NULL)
+		return seterr(err, errlen, "out of memory");
+	rc = db_exec_sql(db, text ? text : sql, err, errlen);
+	free(text);
+	return rc;
 }
 
 int db_version(struct db *db)
 {
-	long long v = -1;
-
-	if (db_get_int(db, "PRAGMA user_version", DB_NOARGS, &v, NULL, 0) != 1)
-		return -1;
-	return (int)v;
+	return db->ops->version(db);
 }
 
-static int migrate(struct db *db, char *err, size_t errlen)
+int db_set_version(struct db *db, int version, char *err, size_t errlen)
+{
+	if (db->ops->set_version(db, version) != 0)
+		return seterr(err, errlen, "database: %s", db_errmsg(db));
+	return 0;
+}
+
+/* One migration step inside its transaction, unless another process made
+ * it first (read again under the lock): 0 or -1. */
+static int migrate_step(struct db *db, int to, char *err, size_t errlen)
+{
+	int v;
+
+	if (db->ops->migrate_lock &&
+	    db_exec_sql(db, db->ops->migrate_lock, err, errlen) != 0)
+		return -1;
+	if ((v = db_version(db)) < 0)
+		return seterr(err, errlen, "database: %s", db_errmsg(db));
+	if (v >= to)
+		return 0;
+	if (db_exec_ddl(db, db_migrations[v], err, errlen) != 0 ||
+	    (migration_code[v] && migration_code[v](db, err, errlen) != 0))
+		return -1;
+	return db_set_version(db, v + 1, err, errlen);
+}
+
+int db_migrate_to(struct db *db, int version, char *err, size_t errlen)
 {
 	int v = db_version(db);
-	char sql[64];
 
 	if (v < 0)
 		return seterr(err, errlen, "database: %s", db_errmsg(db));
@@ -237,20 +275,38 @@ static int migrate(struct db *db, char *err, size_t errlen)
 		              "database schema version %d is newer than this "
 		              "program (%d)",
 		              v, DB_SCHEMA_VERSION);
-	for (; v < DB_SCHEMA_VERSION; v++) {
-		if (db_exec_sql(db, "BEGIN IMMEDIATE", err, errlen) != 0)
+	if (version > DB_SCHEMA_VERSION)
+		version = DB_SCHEMA_VERSION;
+	for (; v < version; v++) {
+		if (db_begin(db, err, errlen) != 0)
 			return -1;
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-		if (db_exec_sql(db, db_migrations[v], err, errlen) != 0 ||
-		    (migration_code[v] &&
-		     migration_code[v](db, err, errlen) != 0) ||
-		    db_exec_sql(db, sql, err, errlen) != 0) {
+		if (migrate_step(db, v + 1, err, errlen) != 0) {
 			db_rollback(db);
 			return -1;
 		}
-		if (db_exec_sql(db, "COMMIT", err, errlen) != 0)
+		if (db_commit(db, err, errlen) != 0)
 			return -1;
 	}
+	return 0;
+}
+
+int db_open_raw(const char *target, enum db_open_mode mode, struct db **out,
+                char *err, size_t errlen)
+{
+	struct db *db;
+
+	*out = NULL;
+	if (target == NULL || *target == '\0')
+		return seterr(err, errlen, "database: no path or URI given");
+	db = calloc(1, sizeof(*db));
+	if (db == NULL)
+		return seterr(err, errlen, "out of memory");
+	db->ops = ops_of(target);
+	if (db->ops->open(db, target, mode, err, errlen) != 0) {
+		free(db);
+		return -1;
+	}
+	*out = db;
 	return 0;
 }
 
@@ -258,42 +314,12 @@ int db_open(const char *path, enum db_open_mode mode, struct db **out,
             char *err, size_t errlen)
 {
 	struct db *db;
-	int flags, v;
+	int v;
 
-	*out = NULL;
-	if (mode != DB_CREATE && access(path, F_OK) != 0)
-		return seterr(err, errlen,
-		              "database %s: %s (run \"smimectl init\" first)",
-		              path, strerror(errno));
-	db = calloc(1, sizeof(*db));
-	if (db == NULL)
-		return seterr(err, errlen, "out of memory");
-	flags = SQLITE_OPEN_FULLMUTEX |
-	        (mode == DB_READONLY ? SQLITE_OPEN_READONLY
-	                             : SQLITE_OPEN_READWRITE) |
-	        (mode == DB_CREATE ? SQLITE_OPEN_CREATE : 0);
-	if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
-		seterr(err, errlen, "database %s: %s", path,
-		       db->h ? sqlite3_errmsg(db->h) : "cannot open");
-		db_close(db);
+	if (db_open_raw(path, mode, &db, err, errlen) != 0)
 		return -1;
-	}
-	sqlite3_busy_timeout(db->h, DB_BUSY_MS);
-	sqlite3_extended_result_codes(db->h, 1);
-	if (mode == DB_CREATE) {
-		mode_t old = umask(077);
-		if (db_exec_sql(db, "PRAGMA journal_mode = WAL", err, errlen) !=
-		            0 ||
-		    migrate(db, err, errlen) != 0) {
-			umask(old);
-			db_close(db);
-			return -1;
-		}
-		umask(old);
-	}
-	if (db_exec_sql(db,
-	                "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
-	                err, errlen) != 0) {
+	if (mode == DB_CREATE &&
+	    db_migrate_to(db, DB_SCHEMA_VERSION, err, errlen) != 0) {
 		db_close(db);
 		return -1;
 	}
@@ -301,7 +327,7 @@ int db_open(const char *path, enum db_open_mode mode, struct db **out,
 	if (v != DB_SCHEMA_VERSION) {
 		if (v < 0)
 			seterr(err, errlen, "database %s: %s", path,
-			       sqlite3_errmsg(db->h));
+			       db_errmsg(db));
 		else
 			seterr(err, errlen,
 			       "database %s has schema version %d, this "
@@ -319,15 +345,20 @@ void db_close(struct db *db)
 {
 	if (db == NULL)
 		return;
-	sqlite3_finalize(db->audit_last);
-	sqlite3_finalize(db->audit_ins);
-	sqlite3_close_v2(db->h);
+	db->ops->finalize(db->audit_last);
+	db->ops->finalize(db->audit_ins);
+	db->ops->close(db);
 	free(db);
 }
 
 int db_begin(struct db *db, char *err, size_t errlen)
 {
-	return db_exec_sql(db, "BEGIN IMMEDIATE", err, errlen);
+	return db_exec_sql(db, db->ops->begin_write, err, errlen);
+}
+
+int db_begin_read(struct db *db, char *err, size_t errlen)
+{
+	return db_exec_sql(db, db->ops->begin_read, err, errlen);
 }
 
 int db_commit(struct db *db, char *err, size_t errlen)
@@ -337,7 +368,18 @@ int db_commit(struct db *db, char *err, size_t errlen)
 
 void db_rollback(struct db *db)
 {
-	sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	if (db->ops->in_tx(db))
+		db->ops->exec(db, "ROLLBACK");
+}
+
+int db_lock_writers(struct db *db, const char *table, char *err, size_t errlen)
+{
+	char sql[128];
+
+	if (db->ops->lock_writers == NULL)
+		return 0;
+	snprintf(sql, sizeof(sql), db->ops->lock_writers, table);
+	return db_exec_sql(db, sql, err, errlen);
 }
 
 /* ---- statement helpers (db_int.h) ----------------------------------- */
@@ -348,29 +390,6 @@ static int q_fail(struct db_q *q)
 	return seterr(q->err, q->errlen, "database: %s", db_errmsg(q->db));
 }
 
-static int q_bind(struct db_q *q, const struct db_val *args, int nargs)
-{
-	for (int i = 0; i < nargs; i++) {
-		int rc;
-		switch (args[i].type) {
-		case DB_VAL_INT:
-			rc = sqlite3_bind_int64(q->st, i + 1,
-			                        (sqlite3_int64)args[i].i);
-			break;
-		case DB_VAL_TEXT:
-			rc = sqlite3_bind_text(q->st, i + 1, args[i].s, -1,
-			                       SQLITE_TRANSIENT);
-			break;
-		default:
-			rc = sqlite3_bind_null(q->st, i + 1);
-			break;
-		}
-		if (rc != SQLITE_OK)
-			return q_fail(q);
-	}
-	return 0;
-}
-
 static void q_init(struct db_q *q, struct db *db, char *err, size_t errlen)
 {
 	memset(q, 0, sizeof(*q));
@@ -379,42 +398,43 @@ static void q_init(struct db_q *q, struct db *db, char *err, size_t errlen)
 	q->errlen = errlen;
 }
 
-int db_q_open(struct db_q *q, struct db *db, const char *sql,
-              const struct db_val *args, int nargs, char *err, size_t errlen)
+/* Prepare into *slot unless it holds a statement, then bind. */
+static int q_start(struct db_q *q, struct db_stmt **slot, int keep,
+                   const char *sql, const struct db_val *args, int nargs)
 {
-	q_init(q, db, err, errlen);
-	if (sqlite3_prepare_v2(db->h, sql, -1, &q->st, NULL) != SQLITE_OK) {
+	const struct db_ops *o = q->db->ops;
+
+	if (*slot == NULL && o->prepare(q->db, sql, keep, slot) != 0) {
 		q_fail(q);
-		sqlite3_finalize(q->st);
-		q->st = NULL;
+		o->finalize(*slot);
+		*slot = NULL;
 		return -1;
 	}
-	if (q_bind(q, args, nargs) != 0) {
+	q->st = *slot;
+	q->keep = keep;
+	if (o->bind(q->st, args, nargs) != 0) {
+		q_fail(q);
 		db_q_close(q);
 		return -1;
 	}
 	return 0;
 }
 
-int db_q_reuse(struct db_q *q, struct db *db, sqlite3_stmt **slot,
+int db_q_open(struct db_q *q, struct db *db, const char *sql,
+              const struct db_val *args, int nargs, char *err, size_t errlen)
+{
+	struct db_stmt *st = NULL;
+
+	q_init(q, db, err, errlen);
+	return q_start(q, &st, 0, sql, args, nargs);
+}
+
+int db_q_reuse(struct db_q *q, struct db *db, struct db_stmt **slot,
                const char *sql, const struct db_val *args, int nargs, char *err,
                size_t errlen)
 {
 	q_init(q, db, err, errlen);
-	if (*slot == NULL &&
-	    sqlite3_prepare_v2(db->h, sql, -1, slot, NULL) != SQLITE_OK) {
-		q_fail(q);
-		sqlite3_finalize(*slot);
-		*slot = NULL;
-		return -1;
-	}
-	q->st = *slot;
-	q->keep = 1;
-	if (q_bind(q, args, nargs) != 0) {
-		db_q_close(q);
-		return -1;
-	}
-	return 0;
+	return q_start(q, slot, 1, sql, args, nargs);
 }
 
 int db_q_next(struct db_q *q)
@@ -423,22 +443,20 @@ int db_q_next(struct db_q *q)
 
 	if (q->failed)
 		return -1;
-	rc = sqlite3_step(q->st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
+	rc = q->db->ops->step(q->st);
+	if (rc >= 0)
+		return rc;
 	return q_fail(q);
 }
 
 long long db_q_int(const struct db_q *q, int col)
 {
-	return (long long)sqlite3_column_int64(q->st, col);
+	return q->db->ops->col_int(q->st, col);
 }
 
 const char *db_q_text(const struct db_q *q, int col)
 {
-	return (const char *)sqlite3_column_text(q->st, col);
+	return q->db->ops->col_text(q->st, col);
 }
 
 char *db_q_dup(const struct db_q *q, int col)
@@ -450,18 +468,32 @@ char *db_q_dup(const struct db_q *q, int col)
 
 int db_q_ncols(const struct db_q *q)
 {
-	return sqlite3_column_count(q->st);
+	return q->db->ops->ncols(q->st);
+}
+
+enum db_val_type db_q_type(const struct db_q *q, int col)
+{
+	return q->db->ops->col_type(q->st, col);
+}
+
+const void *db_q_blob(const struct db_q *q, int col, size_t *n)
+{
+	return q->db->ops->col_blob(q->st, col, n);
+}
+
+double db_q_real(const struct db_q *q, int col)
+{
+	return q->db->ops->col_real(q->st, col);
 }
 
 int db_q_close(struct db_q *q)
 {
 	if (q == NULL || q->st == NULL)
 		return q && q->failed ? -1 : 0;
-	if (q->keep) {
-		sqlite3_reset(q->st);
-		sqlite3_clear_bindings(q->st);
-	} else
-		sqlite3_finalize(q->st);
+	if (q->keep)
+		q->db->ops->reset(q->st);
+	else
+		q->db->ops->finalize(q->st);
 	q->st = NULL;
 	return q->failed ? -1 : 0;
 }
@@ -495,18 +527,18 @@ int db_get_int(struct db *db, const char *sql, const struct db_val *args,
 
 long long db_last_id(struct db *db)
 {
-	return (long long)sqlite3_last_insert_rowid(db->h);
+	return db->ops->last_id(db);
 }
 
 int db_changes(struct db *db)
 {
-	return sqlite3_changes(db->h);
+	return db->ops->changes(db);
 }
 
 int db_atomic(struct db *db, int (*fn)(struct db *, void *, char *, size_t),
               void *arg, char *err, size_t errlen)
 {
-	int own = sqlite3_get_autocommit(db->h), rc;
+	int own = !db->ops->in_tx(db), rc;
 
 	if (own && db_begin(db, err, errlen) != 0)
 		return -1;

@@ -1,11 +1,14 @@
 /*
- * db -- the SQLite store: certificates, the mailbox -> certificate mapping,
- * revocations and the audit log.  WAL mode, so smimectl writes while the
- * milter reads.  The schema is versioned with PRAGMA user_version and
- * migrated step by step by db_open(..., DB_CREATE).
+ * db -- the store: certificates, the mailbox -> certificate mapping,
+ * revocations and the audit log, in SQLite (a file, WAL mode, so smimectl
+ * writes while the milter reads) or PostgreSQL (a postgresql:// URI, for
+ * more than one host).  The schema is versioned (PRAGMA user_version, or
+ * PostgreSQL's table schema_version) and migrated step by step by
+ * db_open(..., DB_CREATE).
  *
  * Where it lives: db.c (open, migrations, transactions, the statement
- * helpers of db_int.h), db_cert.c (certificates, mappings, history,
+ * helpers of db_int.h), db_sqlite.c and db_pg.c (the two backends),
+ * db_cert.c (certificates, mappings, history,
  * revocation, CRLs), db_audit.c (the audit hash chain), db_renewal.c
  * (renewals, alerts), db_recipient.c (recipient certificates, CRL
  * entries), db_report.c (the report's queries), db_stats.c (smimectl
@@ -537,5 +540,9 @@ int db_ocsp_current(struct db *db, time_t now, time_t max_age, db_ocsp_fn fn,
  * db_ocsp_clear): 1 when there is one, 0 when none, -1 on error. */
 int db_ocsp_get(struct db *db, const char *issuer, const char *serial,
                 struct db_ocsp *out, char *err, size_t errlen);
+
+/* 1 when target (the `database` setting) names a PostgreSQL database
+ * (a URI starting postgresql:// or postgres://), 0 for an SQLite path. */
+int db_target_is_pg(const char *target);
 
 #endif

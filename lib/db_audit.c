@@ -27,7 +27,8 @@
  * or clearing either column changes the hash of the row. */
 
 struct hval {
-	int type; /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_TEXT, ... */
+	enum db_val_type type; /* the value as stored, both backends alike:
+	                          integers hash as decimal text */
 	const void *p;
 	size_t n;
 	long long i;
@@ -47,20 +48,20 @@ static void hash_field(EVP_MD_CTX *md, const struct hval *v)
 	size_t n = v->n;
 
 	switch (v->type) {
-	case SQLITE_NULL:
+	case DB_VAL_NULL:
 		EVP_DigestUpdate(md, "N", 1);
 		return;
-	case SQLITE_INTEGER:
+	case DB_VAL_INT:
 		hdr[0] = 'I';
 		n = (size_t)snprintf(num, sizeof(num), "%lld", v->i);
 		p = num;
 		break;
-	case SQLITE_FLOAT:
+	case DB_VAL_REAL:
 		hdr[0] = 'R';
 		n = (size_t)snprintf(num, sizeof(num), "%.17g", v->d);
 		p = num;
 		break;
-	case SQLITE_BLOB:
+	case DB_VAL_BLOB:
 		hdr[0] = 'B';
 		break;
 	default:
@@ -81,7 +82,7 @@ static int audit_hash(const struct hval *prev, const struct hval *cols,
                       int ncols, char *hex)
 {
 	int v2 = ncols > AUDIT_HASH_COLS1 &&
-	         (cols[9].type != SQLITE_NULL || cols[10].type != SQLITE_NULL);
+	         (cols[9].type != DB_VAL_NULL || cols[10].type != DB_VAL_NULL);
 	static const char digits[] = "0123456789abcdef";
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int dl = 0;
@@ -118,10 +119,10 @@ static const char audit_zero_hash[] =
 
 static struct hval hv_text(const char *s)
 {
-	struct hval v = { SQLITE_NULL, NULL, 0, 0, 0 };
+	struct hval v = { DB_VAL_NULL, NULL, 0, 0, 0 };
 
 	if (s) {
-		v.type = SQLITE_TEXT;
+		v.type = DB_VAL_TEXT;
 		v.p = s;
 		v.n = strlen(s);
 	}
@@ -130,29 +131,25 @@ static struct hval hv_text(const char *s)
 
 static struct hval hv_int(long long i)
 {
-	struct hval v = { SQLITE_INTEGER, NULL, 0, i, 0 };
+	struct hval v = { DB_VAL_INT, NULL, 0, i, 0 };
 	return v;
 }
 
-/* Column i of st as a hash value (valid until st moves on). */
-static struct hval hv_col(sqlite3_stmt *st, int i)
+/* Column i of q's row as a hash value (valid until q moves on). */
+static struct hval hv_col(const struct db_q *q, int i)
 {
-	struct hval v = { sqlite3_column_type(st, i), NULL, 0, 0, 0 };
+	struct hval v = { db_q_type(q, i), NULL, 0, 0, 0 };
 
 	switch (v.type) {
-	case SQLITE_INTEGER:
-		v.i = sqlite3_column_int64(st, i);
+	case DB_VAL_INT:
+		v.i = db_q_int(q, i);
 		break;
-	case SQLITE_FLOAT:
-		v.d = sqlite3_column_double(st, i);
+	case DB_VAL_REAL:
+		v.d = db_q_real(q, i);
 		break;
-	case SQLITE_BLOB:
-		v.p = sqlite3_column_blob(st, i);
-		v.n = (size_t)sqlite3_column_bytes(st, i);
-		break;
-	case SQLITE_TEXT:
-		v.p = sqlite3_column_text(st, i);
-		v.n = (size_t)sqlite3_column_bytes(st, i);
+	case DB_VAL_BLOB:
+	case DB_VAL_TEXT:
+		v.p = db_q_blob(q, i, &v.n);
 		break;
 	default:
 		break;
@@ -192,6 +189,8 @@ static int audit_append(struct db *db, void *arg, char *err, size_t errlen)
 	struct db_q q;
 	int rc;
 
+	if (db_lock_writers(db, "audit", err, errlen) != 0)
+		return -1;
 	if (db_q_reuse(&q, db, &db->audit_last,
 	               "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
 	               DB_NOARGS, err, errlen) != 0)
@@ -249,7 +248,7 @@ int db_audit_chain_existing(struct db *db, char *err, size_t errlen)
 	while (rc == 0 && db_q_next(&sel) > 0) {
 		struct hval cols[AUDIT_HASH_COLS], prev = hv_text(prevhex);
 		for (int i = 0; i < AUDIT_HASH_COLS1; i++)
-			cols[i] = hv_col(sel.st, i);
+			cols[i] = hv_col(&sel, i);
 		if (audit_hash(&prev, cols, AUDIT_HASH_COLS1, hash) != 0)
 			rc = seterr(err, errlen, "audit: SHA-256 failed");
 		else
@@ -282,18 +281,20 @@ static int is_hash(const unsigned char *s, int n)
 
 /* Check the current row of st against expect (the previous hash): 0 when
  * it verifies, else the problem.  -1 when SHA-256 fails. */
-static int audit_check_row(sqlite3_stmt *st, const char *expect,
+static int audit_check_row(const struct db_q *q, const char *expect,
                            long long anchor_id, const char *anchor_hash)
 {
-	struct hval cols[AUDIT_HASH_COLS], prev = hv_col(st, AUDIT_PREV);
-	const unsigned char *ph = sqlite3_column_text(st, AUDIT_PREV);
-	const unsigned char *h = sqlite3_column_text(st, AUDIT_PREV + 1);
-	int phn = sqlite3_column_bytes(st, AUDIT_PREV),
-	    hn = sqlite3_column_bytes(st, AUDIT_PREV + 1);
+	struct hval cols[AUDIT_HASH_COLS], prev = hv_col(q, AUDIT_PREV);
+	const unsigned char *ph =
+	        (const unsigned char *)db_q_text(q, AUDIT_PREV);
+	const unsigned char *h =
+	        (const unsigned char *)db_q_text(q, AUDIT_PREV + 1);
+	int phn = ph ? (int)strlen((const char *)ph) : 0,
+	    hn = h ? (int)strlen((const char *)h) : 0;
 	char hash[65];
 
 	for (int i = 0; i < AUDIT_HASH_COLS; i++)
-		cols[i] = hv_col(st, i);
+		cols[i] = hv_col(q, i);
 	if (!is_hash(h, hn))
 		return DB_AUDIT_HASH_MISSING;
 	if (!is_hash(ph, phn))
@@ -304,7 +305,7 @@ static int audit_check_row(sqlite3_stmt *st, const char *expect,
 		return DB_AUDIT_CHANGED;
 	if (memcmp(ph, expect, 64) != 0)
 		return DB_AUDIT_LINK;
-	if (anchor_id > 0 && sqlite3_column_int64(st, 0) == anchor_id &&
+	if (anchor_id > 0 && db_q_int(q, 0) == anchor_id &&
 	    (anchor_hash == NULL || strlen(anchor_hash) != 64 ||
 	     strncasecmp(anchor_hash, (const char *)h, 64) != 0))
 		return DB_AUDIT_ANCHOR_CHANGED;
@@ -332,7 +333,7 @@ static int audit_walk(struct db *db, long long anchor_id,
 	while ((s = db_q_next(&q)) > 0) {
 		long long id = db_q_int(&q, 0);
 		int problem =
-		        audit_check_row(q.st, expect, anchor_id, anchor_hash);
+		        audit_check_row(&q, expect, anchor_id, anchor_hash);
 
 		out->bad_id = id;
 		out->prev_id = previd;
@@ -372,7 +373,7 @@ int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
 
 	/* one read transaction: a consistent snapshot while the milter
 	 * appends */
-	if (db_exec_sql(db, "BEGIN", err, errlen) != 0)
+	if (db_begin_read(db, err, errlen) != 0)
 		return -1;
 	rc = audit_walk(db, anchor_id, anchor_hash, out, err, errlen);
 	db_rollback(db);
@@ -386,24 +387,14 @@ long long db_audit_anchor_add(struct db *db, long long audit_id,
                               size_t len, time_t gen_time, const char *tsa_url,
                               char *err, size_t errlen)
 {
-	struct db_q q;
-
-	if (db_q_open(&q, db,
-	              "INSERT INTO audit_anchors (audit_id, hash, token,"
-	              " gen_time, tsa_url, created_at) VALUES (?,?,?,?,?,?)",
-	              DB_ARGS(DB_INT(audit_id), DB_TEXT(hash), DB_TEXT(NULL),
-	                      DB_INT((long long)gen_time), DB_TEXT(tsa_url),
-	                      DB_INT((long long)time(NULL))),
-	              err, errlen) != 0)
-		return -1;
-	/* the statement helpers bind no blobs: the token is bound here */
-	if (sqlite3_bind_blob(q.st, 3, token, (int)len, SQLITE_TRANSIENT) !=
-	    SQLITE_OK) {
-		db_q_close(&q);
-		return seterr(err, errlen, "database: %s", db_errmsg(db));
-	}
-	db_q_next(&q);
-	if (db_q_close(&q) != 0)
+	if (db_run(db,
+	           "INSERT INTO audit_anchors (audit_id, hash, token,"
+	           " gen_time, tsa_url, created_at) VALUES (?,?,?,?,?,?)",
+	           DB_ARGS(DB_INT(audit_id), DB_TEXT(hash),
+	                   DB_BLOB(token ? (const void *)token : "", len),
+	                   DB_INT((long long)gen_time), DB_TEXT(tsa_url),
+	                   DB_INT((long long)time(NULL))),
+	           err, errlen) != 0)
 		return -1;
 	return db_last_id(db);
 }
@@ -422,8 +413,8 @@ void db_audit_anchors_free(struct db_audit_anchor *a, size_t n)
 /* The current row of q (the anchor query) into a; 0 or -1. */
 static int anchor_fill(struct db_q *q, struct db_audit_anchor *a)
 {
-	const void *tok = sqlite3_column_blob(q->st, 3);
-	int tn = sqlite3_column_bytes(q->st, 3);
+	size_t tn = 0;
+	const void *tok = db_q_blob(q, 3, &tn);
 	const char *h = db_q_text(q, 2), *rh = db_q_text(q, 8);
 
 	memset(a, 0, sizeof(*a));
@@ -431,13 +422,13 @@ static int anchor_fill(struct db_q *q, struct db_audit_anchor *a)
 	a->audit_id = db_q_int(q, 1);
 	if (h && strlen(h) < sizeof(a->hash))
 		snprintf(a->hash, sizeof(a->hash), "%s", h);
-	a->token = malloc(tn > 0 ? (size_t)tn : 1);
+	a->token = malloc(tn > 0 ? tn : 1);
 	a->tsa_url = db_q_dup(q, 5);
 	if (a->token == NULL)
 		return -1;
 	if (tn > 0)
-		memcpy(a->token, tok, (size_t)tn);
-	a->token_len = tn > 0 ? (size_t)tn : 0;
+		memcpy(a->token, tok, tn);
+	a->token_len = tn;
 	a->gen_time = (time_t)db_q_int(q, 4);
 	a->created_at = (time_t)db_q_int(q, 6);
 	a->row_found = (int)db_q_int(q, 7);
@@ -498,7 +489,7 @@ int db_audit_verify_anchors(struct db *db, long long anchor_id,
 
 	*anchors = NULL;
 	*n = 0;
-	if (db_exec_sql(db, "BEGIN", err, errlen) != 0)
+	if (db_begin_read(db, err, errlen) != 0)
 		return -1;
 	rc = audit_walk(db, anchor_id, anchor_hash, out, err, errlen);
 	if (rc >= 0 && anchor_list(db, anchors, n, err, errlen) != 0)

@@ -20,8 +20,8 @@ int db_alert_record(struct db *db, long long cert_id, int threshold, char *err,
                     size_t errlen)
 {
 	return db_run(db,
-	              "INSERT OR IGNORE INTO alerts_sent (cert_id, threshold,"
-	              " sent_at) VALUES (?,?,?)",
+	              "INSERT INTO alerts_sent (cert_id, threshold,"
+	              " sent_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
 	              DB_ARGS(DB_INT(cert_id), DB_INT(threshold),
 	                      DB_INT(time(NULL))),
 	              err, errlen);

@@ -312,8 +312,9 @@ static struct audit_queue *audit_get(const char *path, char *err, size_t errlen)
 {
 	struct shared_audit *a;
 	struct audit_queue *q = NULL;
-	struct stat st;
-	int have = stat(path, &st) == 0;
+	struct stat st = { 0 };
+	/* a PostgreSQL URI names one database, whatever the files */
+	int have = db_target_is_pg(path) || stat(path, &st) == 0;
 
 	pthread_mutex_lock(&audits_lock);
 	for (a = audits; a; a = a->next)

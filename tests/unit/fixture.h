@@ -85,4 +85,39 @@ long long fixture_db_signer(struct db *db, X509 *x, const char *chain_pem,
                             const char *key_path, const char *mailbox,
                             char *err, size_t errlen);
 
+/* ---- the database under test ------------------------------------------
+ * SQLite files in the fixture directory, or PostgreSQL databases when
+ * SMIME_TEST_DB_URI names a server (tests/admin/pg.sh sets it to the
+ * maintenance database of a private one): the same tests, both backends. */
+
+/* 1 when the tests run on PostgreSQL (SMIME_TEST_DB_URI set). */
+int fixture_db_pg(void);
+
+/* A fresh, empty database for name: the SQLite path fixture_path(name)
+ * (removed if there), or a PostgreSQL database made for this test
+ * process and name (dropped first if there, and by fixture_cleanup), as a
+ * URI.  One of eight buffers used in turn.  Exits when it cannot be
+ * made. */
+const char *fixture_db(const char *name);
+
+/* Run sql on target (path or URI) over a connection of its own that does
+ * not look at the schema version: for tests that change rows behind the
+ * library's back.  0, or -1 (said in a "#" line). */
+int fixture_db_exec(const char *target, const char *sql);
+
+/* The first column of the first row of sql on target as an integer, -1
+ * when there is no row or an error (said in a "#" line). */
+long long fixture_db_int(const char *target, const char *sql);
+
+/* The same as malloc'd text; NULL for none. */
+char *fixture_db_text(const char *target, const char *sql);
+
+/* Empty target again: the SQLite file (and its -wal, -shm) removed, or
+ * PostgreSQL's schema public dropped and made anew.  0 or -1. */
+int fixture_db_reset(const char *target);
+
+/* Set the schema version of target behind the library's back (PRAGMA
+ * user_version or table schema_version).  0 or -1 (said in a "#" line). */
+int fixture_db_set_version(const char *target, int version);
+
 #endif

@@ -1,8 +1,8 @@
-/* Unit tests: the SQLite store (lib/db*.c).  Both schema paths (a fresh
- * database and one built at schema 3 with rows, then migrated), the
- * certificate, audit, renewal, recipient and report queries, the statement
- * helper's error path, and db_revoke over more than 64 rows. */
-#include <sqlite3.h>
+/* Unit tests: the store (lib/db*.c), on SQLite or, with SMIME_TEST_DB_URI
+ * (tests/admin/pg.sh), on PostgreSQL: the certificate, audit, renewal,
+ * recipient and report queries, the statement helper's parameters and
+ * error paths, and db_revoke over more than 64 rows.  The schema paths are
+ * test_db_schema.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,54 +10,35 @@
 
 #include "db.h"
 #include "db_int.h"
+#include "fixture.h"
 #include "tap.h"
 
-static char dir[] = "/tmp/smime-test-db.XXXXXX";
 static char err[512];
 
-/* A fresh path in the temp dir (the file removed). */
+/* A fresh database for name (a path, or a PostgreSQL URI when the tests
+ * run there: fixture.h). */
 static const char *path_of(const char *name)
 {
-	static char path[300];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	unlink(path);
-	return path;
+	return fixture_db(name);
 }
 
 /* The first column of the first row of text on its own connection, as an
- * integer (-1: no row or an error), so checks do not go through db.c. */
+ * integer (-1: no row or an error), so checks do not go through the
+ * queries under test. */
 static long long raw_int(const char *path, const char *text)
 {
-	sqlite3 *h = NULL;
-	sqlite3_stmt *st = NULL;
-	long long v = -1;
-
-	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) ==
-	            SQLITE_OK &&
-	    sqlite3_prepare_v2(h, text, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	else
-		printf("# raw_int: %s: %s\n", text, h ? sqlite3_errmsg(h) : "");
-	sqlite3_finalize(st);
-	sqlite3_close(h);
-	return v;
+	return fixture_db_int(path, text);
 }
 
 static int raw_exec(const char *path, const char *text)
 {
-	sqlite3 *h = NULL;
-	char *msg = NULL;
-	int rc = sqlite3_open(path, &h) == SQLITE_OK
-	                 ? sqlite3_exec(h, text, NULL, NULL, &msg)
-	                 : SQLITE_CANTOPEN;
+	return fixture_db_exec(path, text);
+}
 
-	if (rc != SQLITE_OK)
-		printf("# raw_exec: %s\n", msg ? msg : "?");
-	sqlite3_free(msg);
-	sqlite3_close(h);
-	return rc == SQLITE_OK ? 0 : -1;
+/* text on SQLite, pg on PostgreSQL: the catalogue queries differ. */
+static const char *dialect(const char *text, const char *pg)
+{
+	return fixture_db_pg() ? pg : text;
 }
 
 /* A certificate row with every field set, made distinct by n. */
@@ -98,100 +79,6 @@ static struct db_recipient recipient(char *address, char *serial,
 		                      .not_after = 2,
 		                      .cert_pem = "pem",
 		                      .source = source };
-}
-
-static void fresh_schema(void)
-{
-	const char *p = path_of("fresh.db");
-	struct db *db;
-
-	ok(db_open(p, DB_READWRITE, &db, err, sizeof(err)) == -1 &&
-	           db == NULL && strstr(err, "smimectl init"),
-	   "a missing database is refused and says to run init (%s)", err);
-	ok(db_open(p, DB_CREATE, &db, err, sizeof(err)) == 0,
-	   "DB_CREATE makes a new database (%s)", err);
-	ok(db_version(db) == DB_SCHEMA_VERSION, "at schema %d (%d)",
-	   DB_SCHEMA_VERSION, db_version(db));
-	db_close(db);
-	ok(raw_int(p, "SELECT count(*) FROM sqlite_master WHERE name IN"
-	              " ('certificates', 'mailboxes', 'mailbox_history',"
-	              " 'crls', 'audit', 'alerts_sent', 'renewals',"
-	              " 'recipient_certs', 'revoked_serials')") == 9,
-	   "every table is there");
-	ok(raw_int(p, "SELECT count(*) FROM pragma_table_info('audit')"
-	              " WHERE name IN ('prev_hash', 'hash')") == 2,
-	   "the audit table has its hash columns");
-	ok(raw_int(p, "SELECT count(*) FROM pragma_table_info('audit_anchors')"
-	              " WHERE name IN ('id', 'audit_id', 'hash', 'token',"
-	              " 'gen_time', 'tsa_url', 'created_at')") == 7,
-	   "schema 7: the audit_anchors table has its seven columns");
-	ok(db_open(p, DB_READONLY, &db, err, sizeof(err)) == 0 &&
-	           db_version(db) == DB_SCHEMA_VERSION,
-	   "a current database opens read-only");
-	db_close(db);
-	ok(db_open(p, DB_CREATE, &db, err, sizeof(err)) == 0 &&
-	           db_version(db) == DB_SCHEMA_VERSION,
-	   "DB_CREATE on a current database changes nothing");
-	db_close(db);
-	raw_exec(p, "PRAGMA user_version = 99");
-	ok(db_open(p, DB_CREATE, &db, err, sizeof(err)) == -1 &&
-	           strstr(err, "newer than this program"),
-	   "a newer schema is refused (%s)", err);
-	db_close(NULL);
-}
-
-/* A database at schema 3 with rows of that time: migrated to the current
- * schema, its CRL revocations carried into revoked_serials and its audit
- * rows chained. */
-static void old_schema(void)
-{
-	const char *p = path_of("old.db");
-	struct db_audit_check chk;
-	struct db_cert c;
-	struct db *db;
-	sqlite3 *h;
-	int rc;
-
-	rc = sqlite3_open(p, &h) == SQLITE_OK ? 0 : -1;
-	for (int v = 0; rc == 0 && v < 3; v++)
-		rc = sqlite3_exec(h, db_migrations[v], NULL, NULL, NULL);
-	sqlite3_close(h);
-	ok(rc == 0 &&
-	           raw_exec(p, "INSERT INTO certificates (kind, mailbox,"
-	                       " subject, issuer, serial, fingerprint,"
-	                       " not_before, not_after, status, key_backend,"
-	                       " key_location, cert_pem, created_at,"
-	                       " revoked_at, revocation_reason) VALUES"
-	                       " ('role', 'sekda@banjarkota.go.id', 'CN=S',"
-	                       " 'CN=CA', '0A', 'F1', 1, 2, 'revoked', 'pem',"
-	                       " 'k', 'pem', 1, 5, 'crl'),"
-	                       " ('individual', 'andi@banjarkota.go.id',"
-	                       " 'CN=A', 'CN=CA', '0B', 'F2', 1, 2, 'active',"
-	                       " 'pem', 'k', 'pem', 1, NULL, NULL);"
-	                       "INSERT INTO audit (at, action, result) VALUES"
-	                       " (10, 'signed', 'ok'), (11, 'passed', NULL);"
-	                       "PRAGMA user_version = 3") == 0,
-	   "a schema 3 database with rows, built from its migrations");
-	ok(db_open(p, DB_READWRITE, &db, err, sizeof(err)) == -1 &&
-	           strstr(err, "schema version 3"),
-	   "it is refused until migrated (%s)", err);
-	ok(db_open(p, DB_CREATE, &db, err, sizeof(err)) == 0 &&
-	           db_version(db) == DB_SCHEMA_VERSION,
-	   "schema 3 -> %d (%s)", DB_SCHEMA_VERSION, err);
-	ok(db_serial_revoked(db, "CN=CA", "0a", err, sizeof(err)) == 1 &&
-	           db_serial_revoked(db, "CN=CA", "0B", err, sizeof(err)) == 0,
-	   "the CRL revocation is carried into revoked_serials");
-	ok(db_cert_find(db, "F2", &c, err, sizeof(err)) == 1 &&
-	           strcmp(c.mailbox, "andi@banjarkota.go.id") == 0 &&
-	           c.owner == NULL && c.unit == NULL,
-	   "old certificates read back, the new columns NULL");
-	db_cert_clear(&c);
-	ok(db_audit_verify(db, 0, NULL, &chk, err, sizeof(err)) == 0 &&
-	           chk.rows == 2,
-	   "the old audit rows are chained (%lld rows)", chk.rows);
-	ok(raw_int(p, "SELECT count(*) FROM audit_anchors") == 0,
-	   "the migrated database has an empty audit_anchors table");
-	db_close(db);
 }
 
 static int count_cert(void *arg, const char *address, const struct db_cert *c)
@@ -668,18 +555,21 @@ static void helper(const char *path, struct db *db)
 {
 	struct db_q q;
 	long long v = 0;
-	sqlite3 *locker;
+	struct db *locker = NULL;
 
 	ok(db_get_int(db, "SELECT ?1 + ?2", DB_ARGS(DB_INT(40), DB_INT(2)), &v,
 	              err, sizeof(err)) == 1 &&
 	           v == 42,
 	   "db_get_int with integer parameters");
-	ok(db_get_int(db, "SELECT ?1 IS NULL AND ?2 IS NULL AND ?3 = 'x'",
+	/* the casts give PostgreSQL the type a NULL alone does not */
+	ok(db_get_int(db,
+	              "SELECT CASE WHEN CAST(?1 AS TEXT) IS NULL AND"
+	              " CAST(?2 AS BIGINT) IS NULL AND ?3 = 'x' THEN 1 END",
 	              DB_ARGS(DB_TEXT(NULL), DB_ID(0), DB_TEXT("x")), &v, err,
 	              sizeof(err)) == 1 &&
 	           v == 1,
 	   "DB_TEXT(NULL) and DB_ID(0) bind SQL NULL");
-	ok(db_get_int(db, "SELECT 1 WHERE 0", DB_NOARGS, &v, err,
+	ok(db_get_int(db, "SELECT 1 WHERE 1 = 0", DB_NOARGS, &v, err,
 	              sizeof(err)) == 0,
 	   "no row: 0");
 	err[0] = '\0';
@@ -696,23 +586,121 @@ static void helper(const char *path, struct db *db)
 	ok(db_q_open(&q, db, "SELECT abs(-9223372036854775807 - ?)",
 	             DB_ARGS(DB_INT(1)), err, sizeof(err)) == 0 &&
 	           db_q_next(&q) == -1 && db_q_next(&q) == -1 &&
-	           db_q_close(&q) == -1 && strstr(err, "overflow"),
+	           db_q_close(&q) == -1 &&
+	           (strstr(err, "overflow") || strstr(err, "out of range")),
 	   "a step that fails: -1 from next and close (%s)", err);
 	ok(db_q_close(NULL) == 0, "db_q_close(NULL)");
+	ok(db_get_int(db, "SELECT length('a ? b -- ?''?') + ?1 * ?1 + ?",
+	              DB_ARGS(DB_INT(3), DB_INT(1)), &v, err,
+	              sizeof(err)) == 1 &&
+	           v == 12 + 9 + 1,
+	   "'?' in a string is text; ?1 twice, then '?' is the second (%lld)",
+	   v);
+
+	/* PostgreSQL URIs: the password refused before anything is asked */
+	ok(db_open("postgresql://smime:secret@/smime?host=/nonexistent",
+	           DB_READWRITE, &locker, err, sizeof(err)) == -1 &&
+	           locker == NULL &&
+	           strstr(err, "a password in the URI is refused: put it in "
+	                       "~/.pgpass"),
+	   "a URI with user:password@ is refused (%s)", err);
+	ok(db_open("postgres://smime@/smime?host=/nonexistent&password=x",
+	           DB_READWRITE, &locker, err, sizeof(err)) == -1 &&
+	           strstr(err, "password in the URI is refused"),
+	   "... and with password= (%s)", err);
+	ok(db_open("postgresql://smime@/smime?host=/nonexistent", DB_READWRITE,
+	           &locker, err, sizeof(err)) == -1 &&
+	           strstr(err, "database postgresql://smime@/smime?host="
+	                       "/nonexistent: "),
+	   "a server that is not there: the URI and libpq's words (%s)", err);
 
 	/* another writer holds the lock: the error says so in words */
-	sqlite3_busy_timeout(db->h, 50);
-	ok(sqlite3_open(path, &locker) == SQLITE_OK &&
-	           sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
-	                   SQLITE_OK,
-	   "another connection takes the write lock");
+	ok(db_exec_sql(db,
+	               dialect("PRAGMA busy_timeout = 50",
+	                       "SET lock_timeout = 50"),
+	               err, sizeof(err)) == 0 &&
+	           db_open_raw(path, DB_READWRITE, &locker, err, sizeof(err)) ==
+	                   0 &&
+	           db_begin(locker, err, sizeof(err)) == 0 &&
+	           db_exec_sql(locker,
+	                       dialect("SELECT 1",
+	                               "LOCK TABLE crls IN EXCLUSIVE MODE"),
+	                       err, sizeof(err)) == 0,
+	   "another connection takes the write lock (%s)", err);
 	ok(db_crl_add(db, "CN=X", 1, 2, 0, err, sizeof(err)) == -1 &&
 	           strstr(err, "database: the database is locked"),
 	   "a locked database: %s", err);
-	sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close(locker);
+	db_rollback(locker);
+	db_close(locker);
 	ok(db_crl_add(db, "CN=X", 1, 2, 0, err, sizeof(err)) == 0,
 	   "and works once the lock is gone");
+}
+
+/* Make the server drop db's connection (as a restart or a failover
+ * would), from a connection of its own.  0 or -1. */
+static int drop_connection(const char *path, struct db *db)
+{
+	struct db *other = NULL;
+	long long pid = 0;
+	char sql[96];
+	int rc;
+
+	if (db_get_int(db, "SELECT pg_backend_pid()", DB_NOARGS, &pid, err,
+	               sizeof(err)) != 1 ||
+	    db_open_raw(path, DB_READWRITE, &other, err, sizeof(err)) != 0)
+		return -1;
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%lld)", pid);
+	rc = db_exec_sql(other, sql, err, sizeof(err));
+	db_close(other);
+	usleep(100000); /* the backend is gone by now */
+	return rc;
+}
+
+/* PostgreSQL: a connection the server dropped is made again by the next
+ * statement, kept statements included; one dropped inside a transaction
+ * fails that transaction, and says so, until the caller ends it. */
+static void reconnect(const char *path, struct db *db)
+{
+	struct audit_row r = { .at = 1, .action = "admin", .result = "ok" };
+	long long v = 0;
+
+	if (!fixture_db_pg()) {
+		for (int i = 0; i < 4; i++)
+			ok(1,
+			   "reconnect %d # skip SQLite has no connection to "
+			   "lose",
+			   i + 1);
+		return;
+	}
+	ok(db_audit_add(db, &r, err, sizeof(err)) == 0 &&
+	           drop_connection(path, db) == 0 &&
+	           db_get_int(db, "SELECT 7", DB_NOARGS, &v, err,
+	                      sizeof(err)) == 1 &&
+	           v == 7,
+	   "a dropped connection: the next statement connects again (%s)", err);
+	ok(drop_connection(path, db) == 0 &&
+	           db_audit_add(db, &r, err, sizeof(err)) == 0 &&
+	           raw_int(path, "SELECT count(*) FROM audit WHERE action ="
+	                         " 'admin' AND prev_hash = (SELECT hash FROM"
+	                         " audit WHERE id = (SELECT max(id) - 1 FROM"
+	                         " audit))") == 1,
+	   "... the audit writer's kept statements are prepared again (%s)",
+	   err);
+	err[0] = '\0';
+	ok(db_begin(db, err, sizeof(err)) == 0 &&
+	           db_crl_add(db, "CN=T", 1, 2, 0, err, sizeof(err)) == 0 &&
+	           drop_connection(path, db) == 0 &&
+	           db_crl_add(db, "CN=T", 1, 2, 0, err, sizeof(err)) == -1 &&
+	           db_crl_add(db, "CN=T", 1, 2, 0, err, sizeof(err)) == -1 &&
+	           strstr(err, "connection to the database was lost") &&
+	           db_commit(db, err, sizeof(err)) == -1 &&
+	           strstr(err, "transaction is rolled back"),
+	   "dropped inside a transaction: it fails, and COMMIT says so (%s)",
+	   err);
+	ok(db_get_int(db, "SELECT count(*) FROM crls WHERE issuer = 'CN=T'",
+	              DB_NOARGS, &v, err, sizeof(err)) == 1 &&
+	           v == 0,
+	   "... nothing of it was written, and the connection works again");
 }
 
 int main(void)
@@ -720,10 +708,7 @@ int main(void)
 	const char *p;
 	struct db *db;
 
-	if (mkdtemp(dir) == NULL)
-		return 1;
-	fresh_schema();
-	old_schema();
+	fixture_dir("db");
 
 	p = path_of("work.db");
 	if (db_open(p, DB_CREATE, &db, err, sizeof(err)) != 0) {
@@ -737,10 +722,8 @@ int main(void)
 	recipients(p, db);
 	report(p, db);
 	helper(p, db);
+	reconnect(p, db);
 	db_close(db);
 
-	snprintf(err, sizeof(err), "rm -rf %s", dir);
-	if (system(err) != 0)
-		return 1;
-	return tap_done();
+	return fixture_end(tap_done());
 }

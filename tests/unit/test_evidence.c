@@ -79,7 +79,7 @@ static struct db *db_new(const char *name)
 	struct db *db = NULL;
 	char err[256];
 
-	if (db_open(fixture_path(name), DB_CREATE, &db, err, sizeof(err)))
+	if (db_open(fixture_db(name), DB_CREATE, &db, err, sizeof(err)))
 		printf("# %s: %s\n", name, err);
 	return db;
 }

@@ -83,6 +83,8 @@ static long long person(struct db *db, X509 *ca, EVP_PKEY *cakey,
 }
 
 /* A snapshot of the configuration file name with the lines extra. */
+static char dbpath[512]; /* the store: fixture_db("db") */
+
 static struct snapshot *build(const char *name, const char *extra)
 {
 	char text[2048], err[512];
@@ -92,8 +94,7 @@ static struct snapshot *build(const char *name, const char *extra)
 	         "database = \"%s\";\ntemp_dir = \"%s\";\nca_file = \"%s\";\n"
 	         "domains = [ \"" DOMAIN "\" ];\nauthserv_id = \"" AUTHSRV
 	         "\";\n%s",
-	         fixture_path("db"), fixture_path(""), fixture_path("ca.pem"),
-	         extra);
+	         dbpath, fixture_path(""), fixture_path("ca.pem"), extra);
 	fixture_write(fixture_path(name), text, 0600);
 	if (snapshot_build(fixture_path(name), 0, &sn, err, sizeof(err), NULL,
 	                   0) != 0) {
@@ -114,7 +115,8 @@ static void setup(void)
 	struct db *db;
 
 	fixture_pem_write(fixture_path("ca.pem"), ca, NULL);
-	if (db_open(fixture_path("db"), DB_CREATE, &db, err, sizeof(err))) {
+	snprintf(dbpath, sizeof(dbpath), "%s", fixture_db("db"));
+	if (db_open(dbpath, DB_CREATE, &db, err, sizeof(err))) {
 		printf("# %s\n", err);
 		exit(1);
 	}

@@ -64,14 +64,18 @@ static void setup(void)
 	fixture_sh("cp " DATA "/leaf.key.pem %s/ && chmod 600 %s/leaf.key.pem",
 	           dir, dir);
 	snprintf(conf, sizeof(conf), "%s/smime.conf", dir);
+	/* the store: dir/db, or PostgreSQL under SMIME_TEST_DB_URI */
+	if (fixture_db_pg())
+		snprintf(keypath, sizeof(keypath), "%s", fixture_db("message"));
+	else
+		snprintf(keypath, sizeof(keypath), "%s/db", dir);
 	f = fopen(conf, "w");
 	fprintf(f,
-	        "database = \"%s/db\";\ntemp_dir = \"%s\";\n"
+	        "database = \"%s\";\ntemp_dir = \"%s\";\n"
 	        "domains = [ \"banjarkota.go.id\" ];\nmax_memory_body = "
 	        "4096;\n",
-	        dir, dir);
+	        keypath, dir);
 	fclose(f);
-	snprintf(keypath, sizeof(keypath), "%s/db", dir);
 	if (db_open(keypath, DB_CREATE, &db, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		exit(1);
@@ -432,5 +436,6 @@ int main(void)
 
 	snapshot_unref(s);
 	fixture_sh("rm -rf %s", dir);
+	fixture_cleanup(); /* the PostgreSQL database, if any */
 	return tap_done();
 }

@@ -366,7 +366,7 @@ static void test_db(const char *ca_file)
 	int added = -1, count = -1;
 	const char *I1 = "CN=CA One", *I2 = "CN=CA Two";
 
-	snprintf(path, sizeof(path), "%s/db", dir);
+	snprintf(path, sizeof(path), "%s", fixture_db("db"));
 	err[0] = '\0';
 	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0,
 	   "database created (%s)", err);

@@ -187,12 +187,12 @@ static void test_revoked(void)
 {
 	struct db *db = NULL;
 	char err[256], *iss = cert_name_text(X509_get_subject_name(ca));
-	char flags[512];
+	char flags[512], dbp[512];
 	size_t len;
 	unsigned char *sig = osign("cms", "good", "", &len);
 
-	ok(db_open(fixture_path("smime.db"), DB_CREATE, &db, err,
-	           sizeof(err)) == 0,
+	snprintf(dbp, sizeof(dbp), "%s", fixture_db("smime.db"));
+	ok(db_open(dbp, DB_CREATE, &db, err, sizeof(err)) == 0,
 	   "temp database");
 	opts.db = db;
 	vcheck(content, sig, len, SMIME_PASS, "verified",
@@ -203,9 +203,8 @@ static void test_revoked(void)
 	   "revoked_serials row for serial 1005");
 	vcheck(content, sig, len, SMIME_FAIL,
 	       "certificate revoked (serial 1005 of ", "revoked signer: fail");
-	fixture_sh("sqlite3 '%s' \"UPDATE revoked_serials SET revoked_at ="
-	           " 1772440200 WHERE serial = '1005'\"",
-	           fixture_path("smime.db"));
+	fixture_db_exec(dbp, "UPDATE revoked_serials SET revoked_at ="
+	                     " 1772440200 WHERE serial = '1005'");
 	vcheck(content, sig, len, SMIME_FAIL,
 	       "certificate revoked 2026-03-02 (serial 1005 of ",
 	       "revoked signer: fail, with the day of its CRL entry");
@@ -233,8 +232,7 @@ static void test_revoked(void)
 	}
 
 	/* the table gone: the lookup fails, which is temporary */
-	fixture_sh("sqlite3 '%s' 'DROP TABLE revoked_serials'",
-	           fixture_path("smime.db"));
+	fixture_db_exec(dbp, "DROP TABLE revoked_serials");
 	vcheck(content, sig, len, SMIME_TEMPERROR,
 	       "revocation list unavailable", "database error: temperror");
 	opts.db = NULL;

@@ -144,7 +144,7 @@ static void setup(void)
 	char err[512];
 	EVP_PKEY *stray = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 
-	snprintf(dbpath, sizeof(dbpath), "%s", fixture_path("db"));
+	snprintf(dbpath, sizeof(dbpath), "%s", fixture_db("db"));
 	snprintf(conf, sizeof(conf), "%s", fixture_path("smime.conf"));
 	write_conf("");
 	if (db_open(dbpath, DB_CREATE, &db, err, sizeof(err)) != 0) {
