@@ -52,8 +52,21 @@ struct audit_queue {
 
 /* Every queue of the process appends to and imports from its spool file
  * under this lock (two queues share one file across a reload that
- * replaced the database file). */
+ * replaced the database file), and under the file's own lock (another
+ * process with the same spool). */
 static pthread_mutex_t spool_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int spool_enter(const struct audit_queue *q)
+{
+	pthread_mutex_lock(&spool_lock);
+	return audit_spool_lock(q->spool);
+}
+
+static void spool_leave(int fd)
+{
+	audit_spool_unlock(fd);
+	pthread_mutex_unlock(&spool_lock);
+}
 
 static void row_free(struct row *r)
 {
@@ -208,10 +221,10 @@ static int attempt(struct audit_queue *q, struct row *first, size_t n,
 	}
 	if (q->spool) {
 		long w = 0;
-		pthread_mutex_lock(&spool_lock);
+		int fd = spool_enter(q);
 		if (audit_spool_exists(q->spool))
 			w = import_spool(q, err, errlen);
-		pthread_mutex_unlock(&spool_lock);
+		spool_leave(fd);
 		if (w == -1)
 			return -1;
 		if (w == -2) {
@@ -253,9 +266,9 @@ static void overflow(struct audit_queue *q)
 			row_view(r, &views[i]);
 			v[i] = &views[i];
 		}
-		pthread_mutex_lock(&spool_lock);
+		int fd = spool_enter(q);
 		rc = audit_spool_append(q->spool, v, n, err, sizeof(err));
-		pthread_mutex_unlock(&spool_lock);
+		spool_leave(fd);
 	} else {
 		seterr(err, sizeof(err), "out of memory");
 	}
@@ -550,9 +563,9 @@ static void spool_rest(struct audit_queue *q)
 			row_view(r, &views[i]);
 			v[i] = &views[i];
 		}
-		pthread_mutex_lock(&spool_lock);
+		int fd = spool_enter(q);
 		rc = audit_spool_append(q->spool, v, i, err, sizeof(err));
-		pthread_mutex_unlock(&spool_lock);
+		spool_leave(fd);
 	} else if (q->spool) {
 		seterr(err, sizeof(err), "out of memory");
 	}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -421,4 +422,27 @@ int audit_spool_exists(const char *path)
 	struct stat st;
 
 	return path && stat(path, &st) == 0 && st.st_size > 0;
+}
+
+int audit_spool_lock(const char *path)
+{
+	char lock[4096];
+	int fd;
+
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) != 0)
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+void audit_spool_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* releases the flock */
 }

@@ -83,6 +83,18 @@ void audit_spool_stats_clear(struct audit_spool_stats *st);
 int audit_spool_remove(const char *path, const struct audit_spool_stats *st,
                        char *err, size_t errlen);
 
+/*
+ * Take the lock of the spool at path (flock on PATH.lock, created 0600),
+ * waiting for another process (a second milter, "smime-milter -n") that
+ * appends or imports.  Returns the descriptor to pass to
+ * audit_spool_unlock, or -1 when PATH.lock cannot be made (then the caller
+ * goes on without it).
+ */
+int audit_spool_lock(const char *path);
+
+/* Release a lock from audit_spool_lock; -1 is fine. */
+void audit_spool_unlock(int fd);
+
 /* 1 when the spool file at path exists and is not empty. */
 int audit_spool_exists(const char *path);
 
