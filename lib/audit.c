@@ -389,10 +389,16 @@ static void *writer(void *arg)
 			pthread_cond_broadcast(&q->idle);
 			continue;
 		}
-		if (!q->failing)
+		if (!q->failing && q->spool)
 			report(q, 1,
-			       "database unreachable, %zu audit rows queued: "
-			       "%s",
+			       "database unreachable, %zu audit rows queued "
+			       "(audit rows kept in memory up to %zu, then "
+			       "spooled to %s): %s",
+			       q->pending + q->spooled, q->max, q->spool, err);
+		else if (!q->failing)
+			report(q, 1,
+			       "database unreachable, %zu audit rows queued "
+			       "(audit rows kept in memory): %s",
 			       q->pending + q->spooled, err);
 		q->failing = 1;
 		db_close(q->db); /* a fresh connection for the next try */
