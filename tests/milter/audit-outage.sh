@@ -184,4 +184,5 @@ grep -q "1 line not imported (line 5: torn)" "$log"
 tap $? "the torn spool line is reported"
 grep -q 'Q-torn' "$spool.bad" 2>/dev/null && [ ! -e "$spool" ]
 tap $? "it is kept in PATH.bad, not imported, and the spool is removed"
+fx_no_sanitizer "no sanitizer report in the milter logs" "$work/milter-1.log" "$log"
 echo "1..$n"
