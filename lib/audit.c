@@ -20,9 +20,7 @@
 
 struct row {
 	struct row *next;
-	time_t at;
-	char *queue_id, *message_id, *from_addr, *action, *cert_serial, *digest,
-	        *result, *recipients, *cert_issuer;
+	struct audit_row ar; /* strings of its own */
 };
 
 struct audit_queue {
@@ -70,30 +68,28 @@ static void spool_leave(int fd)
 
 static void row_free(struct row *r)
 {
-	free(r->queue_id);
-	free(r->message_id);
-	free(r->from_addr);
-	free(r->action);
-	free(r->cert_serial);
-	free(r->digest);
-	free(r->result);
-	free(r->recipients);
-	free(r->cert_issuer);
+	audit_spool_row_clear(&r->ar);
 	free(r);
 }
 
-static void row_view(const struct row *r, struct audit_row *ar)
+/* Append n rows from h to the spool, under its locks.  Called without the
+ * queue's lock.  Returns 0 or -1 (err). */
+static int spool_rows(struct audit_queue *q, const struct row *h, size_t n,
+                      char *err, size_t errlen)
 {
-	ar->at = r->at;
-	ar->queue_id = r->queue_id;
-	ar->message_id = r->message_id;
-	ar->from_addr = r->from_addr;
-	ar->action = r->action;
-	ar->cert_serial = r->cert_serial;
-	ar->digest = r->digest;
-	ar->result = r->result;
-	ar->recipients = r->recipients;
-	ar->cert_issuer = r->cert_issuer;
+	const struct audit_row **v = malloc((n ? n : 1) * sizeof(*v));
+	size_t i;
+	int rc, fd;
+
+	if (v == NULL)
+		return seterr(err, errlen, "out of memory");
+	for (i = 0; i < n && h; i++, h = h->next)
+		v[i] = &h->ar;
+	fd = spool_enter(q);
+	rc = audit_spool_append(q->spool, v, i, err, errlen);
+	spool_leave(fd);
+	free(v);
+	return rc;
 }
 
 /* Write up to AUDIT_BATCH rows from the head in one transaction.  Called
@@ -106,9 +102,7 @@ static int write_batch(struct audit_queue *q, struct row *first, size_t n,
 	if (db_begin(q->db, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < n && r; i++) {
-		struct audit_row ar;
-		row_view(r, &ar);
-		if (db_audit_add(q->db, &ar, err, errlen) != 0) {
+		if (db_audit_add(q->db, &r->ar, err, errlen) != 0) {
 			db_rollback(q->db);
 			return -1;
 		}
@@ -248,32 +242,16 @@ static int attempt(struct audit_queue *q, struct row *first, size_t n,
 static void overflow(struct audit_queue *q)
 {
 	struct row *h = q->head, *t = q->tail, *r;
-	const struct audit_row **v;
-	struct audit_row *views;
-	size_t n = q->pending, i;
+	size_t n = q->pending;
 	char err[512];
-	int rc = -1;
+	int rc;
 
 	if (q->spool == NULL || n <= q->max || time(NULL) < q->spool_retry)
 		return;
 	q->head = q->tail = NULL;
 	q->pending = 0;
 	pthread_mutex_unlock(&q->lock);
-	v = malloc(n * sizeof(*v));
-	views = malloc(n * sizeof(*views));
-	if (v && views) {
-		for (i = 0, r = h; i < n; i++, r = r->next) {
-			row_view(r, &views[i]);
-			v[i] = &views[i];
-		}
-		int fd = spool_enter(q);
-		rc = audit_spool_append(q->spool, v, n, err, sizeof(err));
-		spool_leave(fd);
-	} else {
-		seterr(err, sizeof(err), "out of memory");
-	}
-	free(v);
-	free(views);
+	rc = spool_rows(q, h, n, err, sizeof(err));
 	pthread_mutex_lock(&q->lock);
 	if (rc == 0) {
 		while (h) {
@@ -503,18 +481,12 @@ void audit_submit(struct audit_queue *q, const struct audit_row *ar)
 	if (q == NULL)
 		return;
 	r = calloc(1, sizeof(*r));
-	if (r) {
-		r->at = ar->at ? ar->at : time(NULL);
-		r->queue_id = xstrdup(ar->queue_id);
-		r->message_id = xstrdup(ar->message_id);
-		r->from_addr = xstrdup(ar->from_addr);
-		r->action = xstrdup(ar->action);
-		r->cert_serial = xstrdup(ar->cert_serial);
-		r->digest = xstrdup(ar->digest);
-		r->result = xstrdup(ar->result);
-		r->recipients = xstrdup(ar->recipients);
-		r->cert_issuer = xstrdup(ar->cert_issuer);
+	if (r && audit_spool_row_copy(&r->ar, ar) != 0) {
+		free(r);
+		r = NULL;
 	}
+	if (r && r->ar.at == 0)
+		r->ar.at = time(NULL);
 	pthread_mutex_lock(&q->lock);
 	if (r == NULL || q->pending >= hard_limit(q)) {
 		if (q->lost++ == 0 && q->report)
@@ -554,29 +526,14 @@ size_t audit_pending(struct audit_queue *q)
 /* After the writer stopped: the rows still in memory go to the spool. */
 static void spool_rest(struct audit_queue *q)
 {
-	const struct audit_row **v = NULL;
-	struct audit_row *views = NULL;
 	char err[512] = "no audit_spool";
-	size_t n = q->pending, i;
-	struct row *r;
+	size_t n = q->pending;
 	int rc = -1;
 
 	if (n == 0)
 		return;
-	if (q->spool && (v = malloc(n * sizeof(*v))) != NULL &&
-	    (views = malloc(n * sizeof(*views))) != NULL) {
-		for (i = 0, r = q->head; i < n && r; i++, r = r->next) {
-			row_view(r, &views[i]);
-			v[i] = &views[i];
-		}
-		int fd = spool_enter(q);
-		rc = audit_spool_append(q->spool, v, i, err, sizeof(err));
-		spool_leave(fd);
-	} else if (q->spool) {
-		seterr(err, sizeof(err), "out of memory");
-	}
-	free(v);
-	free(views);
+	if (q->spool)
+		rc = spool_rows(q, q->head, n, err, sizeof(err));
 	if (rc == 0)
 		report(q, 1,
 		       "%zu audit rows spooled to %s (database not writable); "

@@ -15,33 +15,8 @@
 #define SPOOL_TAG    "A1"
 #define SPOOL_FIELDS 10 /* at and the nine text columns */
 
-/* A growing byte buffer; oom set once an append failed. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 256;
-		char *np;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
+/* The bytes written as a backslash and a letter: ESC_RAW[i] as ESC_LETTER[i]. */
+static const char esc_raw[] = "\\\t\n\r", esc_letter[] = "\\tnr";
 
 static uint32_t fnv1a(const char *s, size_t n)
 {
@@ -54,78 +29,83 @@ static uint32_t fnv1a(const char *s, size_t n)
 	return h;
 }
 
-static void add_text(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
+#define ROW_TEXTS 9
 
-	buf_add(b, "\t", 1);
+/* The nine text fields of r, in spool order. */
+static void row_texts(const struct audit_row *r, const char **t[ROW_TEXTS])
+{
+	struct audit_row *w = (struct audit_row *)r;
+
+	t[0] = &w->queue_id;
+	t[1] = &w->message_id;
+	t[2] = &w->from_addr;
+	t[3] = &w->action;
+	t[4] = &w->cert_serial;
+	t[5] = &w->digest;
+	t[6] = &w->result;
+	t[7] = &w->recipients;
+	t[8] = &w->cert_issuer;
+}
+
+/* A tab and the text field s, escaped, to f. */
+static void put_text(FILE *f, const char *s)
+{
+	fputc('\t', f);
 	if (s == NULL) {
-		buf_add(b, "\\N", 2);
+		fputs("\\N", f);
 		return;
 	}
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char esc[4] = { '\\', 0, 0, 0 };
-		size_t n = 2;
-		switch (*p) {
-		case '\\':
-			esc[1] = '\\';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		default:
-			if (*p >= 0x20 && *p <= 0x7e) {
-				buf_add(b, (const char *)p, 1);
-				continue;
-			}
-			esc[1] = 'x';
-			esc[2] = hex[*p >> 4];
-			esc[3] = hex[*p & 15];
-			n = 4;
-		}
-		buf_add(b, esc, n);
+		const char *e = strchr(esc_raw, *p);
+		if (e)
+			fprintf(f, "\\%c", esc_letter[e - esc_raw]);
+		else if (*p >= 0x20 && *p <= 0x7e)
+			fputc(*p, f);
+		else
+			fprintf(f, "\\x%02x", *p);
 	}
 }
 
-/* r's line (with LF) appended to b. */
-static void format_row(struct buf *b, const struct audit_row *r)
+/* r's line (with LF) to f, a memory stream over *buf and *len. */
+static void format_row(FILE *f, char **buf, size_t *len,
+                       const struct audit_row *r)
 {
-	const char *text[] = { r->queue_id, r->message_id,  r->from_addr,
-		               r->action,   r->cert_serial, r->digest,
-		               r->result,   r->recipients,  r->cert_issuer };
-	char num[32];
-	size_t start = b->len;
+	const char **text[ROW_TEXTS];
+	size_t start;
 
-	buf_add(b, SPOOL_TAG, sizeof(SPOOL_TAG) - 1);
-	snprintf(num, sizeof(num), "\t%lld", (long long)r->at);
-	buf_add(b, num, strlen(num));
-	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		add_text(b, text[i]);
-	if (b->oom)
-		return;
-	snprintf(num, sizeof(num), "\t%08x\n",
-	         (unsigned)fnv1a(b->p + start, b->len - start));
-	buf_add(b, num, strlen(num));
+	fflush(f);
+	start = *len;
+	fprintf(f, SPOOL_TAG "\t%lld", (long long)r->at);
+	row_texts(r, text);
+	for (size_t i = 0; i < ROW_TEXTS; i++)
+		put_text(f, *text[i]);
+	if (fflush(f) == 0)
+		fprintf(f, "\t%08x\n",
+		        (unsigned)fnv1a(*buf + start, *len - start));
+}
+
+/* The lines of rows[0..n) into a new buffer (*buf, *len).  0 or -1. */
+static int format_rows(const struct audit_row *const *rows, size_t n,
+                       char **buf, size_t *len)
+{
+	FILE *f = open_memstream(buf, len);
+
+	if (f == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		format_row(f, buf, len, rows[i]);
+	if (ferror(f)) {
+		fclose(f);
+		free(*buf);
+		*buf = NULL;
+		return -1;
+	}
+	return fclose(f) == 0 ? 0 : -1;
 }
 
 int audit_spool_format(const struct audit_row *r, char **line, size_t *len)
 {
-	struct buf b = { 0 };
-
-	format_row(&b, r);
-	if (b.oom) {
-		free(b.p);
-		return -1;
-	}
-	*line = b.p;
-	*len = b.len;
-	return 0;
+	return format_rows(&r, 1, line, len);
 }
 
 static int unhex(int c)
@@ -149,6 +129,7 @@ static int unescape(const char *s, size_t n, char **out)
 	if ((d = o = malloc(n + 1)) == NULL)
 		return -2;
 	for (size_t i = 0; i < n; i++) {
+		const char *e;
 		int hi, lo;
 		if (s[i] != '\\') {
 			if ((unsigned char)s[i] < 0x20 ||
@@ -159,27 +140,14 @@ static int unescape(const char *s, size_t n, char **out)
 		}
 		if (++i >= n)
 			goto bad;
-		switch (s[i]) {
-		case '\\':
-			*o++ = '\\';
-			break;
-		case 't':
-			*o++ = '\t';
-			break;
-		case 'n':
-			*o++ = '\n';
-			break;
-		case 'r':
-			*o++ = '\r';
-			break;
-		case 'x':
-			if (i + 2 >= n || (hi = unhex(s[i + 1])) < 0 ||
-			    (lo = unhex(s[i + 2])) < 0 || (hi == 0 && lo == 0))
-				goto bad;
+		if ((e = strchr(esc_letter, s[i])) != NULL && *e) {
+			*o++ = esc_raw[e - esc_letter];
+		} else if (s[i] == 'x' && i + 2 < n &&
+		           (hi = unhex(s[i + 1])) >= 0 &&
+		           (lo = unhex(s[i + 2])) >= 0 && (hi || lo)) {
 			*o++ = (char)(hi << 4 | lo);
 			i += 2;
-			break;
-		default:
+		} else {
 			goto bad;
 		}
 	}
@@ -191,28 +159,38 @@ bad:
 	return -1;
 }
 
+int audit_spool_row_copy(struct audit_row *dst, const struct audit_row *src)
+{
+	const char **d[ROW_TEXTS], **from[ROW_TEXTS];
+
+	memset(dst, 0, sizeof(*dst));
+	dst->at = src->at;
+	row_texts(dst, d);
+	row_texts(src, from);
+	for (size_t i = 0; i < ROW_TEXTS; i++)
+		if (*from[i] && (*d[i] = strdup(*from[i])) == NULL) {
+			audit_spool_row_clear(dst);
+			return -1;
+		}
+	return 0;
+}
+
 void audit_spool_row_clear(struct audit_row *r)
 {
+	const char **t[ROW_TEXTS];
+
 	if (r == NULL)
 		return;
-	free((char *)r->queue_id);
-	free((char *)r->message_id);
-	free((char *)r->from_addr);
-	free((char *)r->action);
-	free((char *)r->cert_serial);
-	free((char *)r->digest);
-	free((char *)r->result);
-	free((char *)r->recipients);
-	free((char *)r->cert_issuer);
+	row_texts(r, t);
+	for (size_t i = 0; i < ROW_TEXTS; i++)
+		free((char *)*t[i]);
 	memset(r, 0, sizeof(*r));
 }
 
 int audit_spool_parse(const char *line, size_t len, struct audit_row *r,
                       const char **why)
 {
-	const char **text[] = { &r->queue_id, &r->message_id,  &r->from_addr,
-		                &r->action,   &r->cert_serial, &r->digest,
-		                &r->result,   &r->recipients,  &r->cert_issuer };
+	const char **text[ROW_TEXTS];
 	const char *p, *end, *tab;
 	char num[24], *e;
 	unsigned long check;
@@ -220,6 +198,7 @@ int audit_spool_parse(const char *line, size_t len, struct audit_row *r,
 	size_t body;
 
 	memset(r, 0, sizeof(*r));
+	row_texts(r, text);
 	*why = "format";
 	/* the check: the last 8 characters, after a tab */
 	if (len < 12 || line[len - 9] != '\t')
@@ -312,45 +291,39 @@ static int append_bytes(const char *path, const char *p, size_t n, char *err,
 int audit_spool_append(const char *path, const struct audit_row *const *rows,
                        size_t n, char *err, size_t errlen)
 {
-	struct buf b = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
 	int rc;
 
-	for (size_t i = 0; i < n; i++)
-		format_row(&b, rows[i]);
-	if (b.oom) {
-		free(b.p);
+	if (n == 0)
+		return 0;
+	if (format_rows(rows, n, &buf, &len) != 0)
 		return seterr(err, errlen, "out of memory");
-	}
-	rc = n ? append_bytes(path, b.p, b.len, err, errlen) : 0;
-	free(b.p);
+	rc = append_bytes(path, buf, len, err, errlen);
+	free(buf);
 	return rc;
 }
 
-/* Note line number lineno (bytes p[0..n)) as not imported. */
-static void note_bad(struct audit_spool_stats *st, size_t lineno,
+/* Note line number lineno (bytes p[0..n)) as not imported: its bytes go
+ * to bad (a memory stream). */
+static void note_bad(struct audit_spool_stats *st, FILE *bad, size_t lineno,
                      const char *why, const char *p, size_t n)
 {
-	struct buf b = { st->bad_lines, st->bad_len, st->bad_len, 0 };
-
 	if (st->bad++ == 0) {
 		st->first_bad_line = lineno;
 		snprintf(st->first_bad_why, sizeof(st->first_bad_why), "%s",
 		         why);
 	}
-	if (b.p)
-		b.cap = b.len + 1;
-	buf_add(&b, p, n);
-	buf_add(&b, "\n", 1);
-	if (!b.oom) {
-		st->bad_lines = b.p;
-		st->bad_len = b.len;
+	if (bad) {
+		fwrite(p, 1, n, bad);
+		fputc('\n', bad);
 	}
 }
 
 int audit_spool_read(const char *path, audit_spool_row_fn fn, void *arg,
                      struct audit_spool_stats *st, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
+	FILE *f = fopen(path, "re"), *bad;
 	char *line = NULL;
 	size_t cap = 0, lineno = 0;
 	ssize_t n;
@@ -362,12 +335,13 @@ int audit_spool_read(const char *path, audit_spool_row_fn fn, void *arg,
 			return 1;
 		return seterr(err, errlen, "%s: %s", path, strerror(errno));
 	}
+	bad = open_memstream(&st->bad_lines, &st->bad_len);
 	while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
 		struct audit_row r;
 		const char *why;
 		lineno++;
 		if (line[n - 1] != '\n') {
-			note_bad(st, lineno, "torn", line, (size_t)n);
+			note_bad(st, bad, lineno, "torn", line, (size_t)n);
 			break;
 		}
 		if (n == 1)
@@ -376,7 +350,8 @@ int audit_spool_read(const char *path, audit_spool_row_fn fn, void *arg,
 			if (strcmp(why, "out of memory") == 0)
 				rc = seterr(err, errlen, "out of memory");
 			else
-				note_bad(st, lineno, why, line, (size_t)n - 1);
+				note_bad(st, bad, lineno, why, line,
+				         (size_t)n - 1);
 			continue;
 		}
 		st->rows++;
@@ -388,8 +363,12 @@ int audit_spool_read(const char *path, audit_spool_row_fn fn, void *arg,
 		rc = seterr(err, errlen, "%s: %s", path, strerror(errno));
 	free(line);
 	fclose(f);
-	if (rc == 0 && lineno == 0)
+	if (bad && fclose(bad) != 0)
+		audit_spool_stats_clear(st); /* out of memory: not kept */
+	if (rc == 0 && lineno == 0) {
+		audit_spool_stats_clear(st);
 		return 1;
+	}
 	return rc;
 }
 

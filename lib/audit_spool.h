@@ -50,7 +50,12 @@ int audit_spool_format(const struct audit_row *r, char **line, size_t *len);
 int audit_spool_parse(const char *line, size_t len, struct audit_row *r,
                       const char **why);
 
-/* Free the strings of a row filled by audit_spool_parse; NULL is fine. */
+/* Copy src into dst with strings of its own (audit_spool_row_clear them).
+ * Returns 0, or -1 (out of memory; dst then holds nothing). */
+int audit_spool_row_copy(struct audit_row *dst, const struct audit_row *src);
+
+/* Free the strings of a row filled by audit_spool_parse or
+ * audit_spool_row_copy; NULL is fine. */
 void audit_spool_row_clear(struct audit_row *r);
 
 /*

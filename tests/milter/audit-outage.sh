@@ -89,6 +89,19 @@ send_all() {
 	return $_bad
 }
 
+# release the lock; three checks: all $1 rows written, in the order sent
+# ($2 says so), and the chain verifies
+after_outage() {
+	unlock_db
+	wait_rows "$1" 20
+	tap $? "the lock gone: all $1 rows are written ($(rows))"
+	[ "$(ids)" = "$sent" ]
+	tap $? "$2"
+	[ "$(ids)" = "$sent" ] || printf '# got:  %s\n# sent: %s\n' "$(ids)" "$sent"
+	"$CTL" -c "$conf" audit verify >"$work/verify.out" 2>&1
+	tap $? "smimectl audit verify passes"
+}
+
 send_all before-1 before-2
 tap $? "two messages signed with the database writable"
 wait_rows 2
@@ -111,16 +124,9 @@ tap $? "the outage and the spooling are each logged once"
 kill -0 "$pid"
 tap $? "the milter kept running"
 
-unlock_db
-wait_rows 14 20
-tap $? "the lock gone: all 14 rows are written ($(rows))"
+after_outage 14 "the rows are in the order the messages were sent"
 [ ! -e "$spool" ]
 tap $? "the spool file is removed once its rows are committed"
-[ "$(ids)" = "$sent" ]
-tap $? "the rows are in the order the messages were sent"
-[ "$(ids)" = "$sent" ] || printf '# got:  %s\n# sent: %s\n' "$(ids)" "$sent"
-"$CTL" -c "$conf" audit verify >"$work/verify.out" 2>&1
-tap $? "smimectl audit verify passes"
 me_wait_log "$log" "database back, 12 audit rows written" 5
 tap $? "the log says the database is back, with the rows written"
 
@@ -172,14 +178,7 @@ tap $? "the restarted milter signs in the outage"
 sleep 1
 [ "$(rows)" = 15 ]
 tap $? "nothing written while the lock is held"
-unlock_db
-wait_rows 21 20
-tap $? "the lock gone: the spooled rows and the new ones are written ($(rows))"
-[ "$(ids)" = "$sent" ]
-tap $? "in order: the spool from before first, then the new rows"
-[ "$(ids)" = "$sent" ] || printf '# got:  %s\n# sent: %s\n' "$(ids)" "$sent"
-"$CTL" -c "$conf" audit verify >"$work/verify.out" 2>&1
-tap $? "smimectl audit verify passes"
+after_outage 21 "in order: the spool from before first, then the new rows"
 grep -q "1 line not imported (line 5: torn)" "$log"
 tap $? "the torn spool line is reported"
 grep -q 'Q-torn' "$spool.bad" 2>/dev/null && [ ! -e "$spool" ]

@@ -34,28 +34,12 @@ struct got {
 	size_t n;
 };
 
-static char *dup0(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 static int keep(void *arg, const struct audit_row *r)
 {
 	struct got *g = arg;
 
-	if (g->n < 64) {
-		struct audit_row *d = &g->r[g->n++];
-		d->at = r->at;
-		d->queue_id = dup0(r->queue_id);
-		d->message_id = dup0(r->message_id);
-		d->from_addr = dup0(r->from_addr);
-		d->action = dup0(r->action);
-		d->cert_serial = dup0(r->cert_serial);
-		d->digest = dup0(r->digest);
-		d->result = dup0(r->result);
-		d->recipients = dup0(r->recipients);
-		d->cert_issuer = dup0(r->cert_issuer);
-	}
+	if (g->n < 64 && audit_spool_row_copy(&g->r[g->n], r) == 0)
+		g->n++;
 	return 0;
 }
 
