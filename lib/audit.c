@@ -396,6 +396,7 @@ static void *writer(void *arg)
 }
 
 audit_report_fn audit_reporter;
+int audit_spool_enabled;
 
 static void queue_free_mem(struct audit_queue *q)
 {

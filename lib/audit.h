@@ -35,6 +35,12 @@ typedef void (*audit_report_fn)(int is_error, const char *text);
  * program at start-up; NULL: problems are not reported). */
 extern audit_report_fn audit_reporter;
 
+/* 1: the queues that snapshots open use the configured audit_spool; 0
+ * (the default): they keep rows in memory only.  The daemon sets 1 at
+ * start, so "smime-milter -n", -t and the tests never write or import a
+ * spool that belongs to a running milter. */
+extern int audit_spool_enabled;
+
 /* How a queue holds rows the database cannot take. */
 struct audit_options {
 	size_t queue_max;  /* rows in memory before the spool (0: 10000) */

@@ -310,7 +310,8 @@ static struct audit_queue *audit_get(const struct config *cfg, char *err,
 {
 	const char *path = cfg->database;
 	struct audit_options o = { (size_t)cfg->audit_queue_max,
-		                   cfg->audit_spool };
+		                   audit_spool_enabled ? cfg->audit_spool
+		                                       : NULL };
 	struct shared_audit *a;
 	struct audit_queue *q = NULL;
 	struct stat st;
