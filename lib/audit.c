@@ -46,6 +46,7 @@ struct audit_queue {
 	int spool_bad;        /* the spool cannot be written; reported once */
 	int spool_dirty;      /* the spool may hold rows: write them first */
 	int spool_unreadable; /* reported once */
+	int retired; /* the database file was replaced: spool, do not write */
 };
 
 /* Every queue of the process appends to and imports from its spool file
@@ -246,7 +247,8 @@ static void overflow(struct audit_queue *q)
 	char err[512];
 	int rc;
 
-	if (q->spool == NULL || n <= q->max || time(NULL) < q->spool_retry)
+	if (q->spool == NULL || n == 0 || (n <= q->max && !q->retired) ||
+	    time(NULL) < q->spool_retry)
 		return;
 	q->head = q->tail = NULL;
 	q->pending = 0;
@@ -339,11 +341,21 @@ static void *writer(void *arg)
 		size_t n, imported;
 		struct timespec ts;
 		int rc;
-		while (q->head == NULL && !q->spool_dirty && !q->stop)
+		while (q->head == NULL && (!q->spool_dirty || q->retired) &&
+		       !q->stop)
 			pthread_cond_wait(&q->wake, &q->lock);
-		if (q->stop &&
-		    (q->failing || (q->head == NULL && !q->spool_dirty)))
+		if (q->stop && (q->failing || q->retired ||
+		                (q->head == NULL && !q->spool_dirty)))
 			break; /* audit_queue_free spools what is left */
+		if (q->retired) {
+			/* the queue of the new file writes them, in order */
+			overflow(q);
+			deadline(&ts, AUDIT_RETRY_S * 1000L);
+			if (q->head)
+				pthread_cond_timedwait(&q->wake, &q->lock, &ts);
+			pthread_cond_broadcast(&q->idle);
+			continue;
+		}
 		/* gather rows for a moment: one transaction for many messages
 		 * instead of one (and a wake-up) per message */
 		if (!q->stop && q->head && q->pending < AUDIT_BATCH) {
@@ -469,6 +481,22 @@ void audit_queue_set_max(struct audit_queue *q, size_t queue_max)
 	pthread_mutex_unlock(&q->lock);
 }
 
+void audit_queue_retire(struct audit_queue *q)
+{
+	if (q == NULL)
+		return;
+	pthread_mutex_lock(&q->lock);
+	if (q->spool && !q->retired) {
+		q->retired = 1;
+		report(q, 0,
+		       "database file %s replaced: the audit rows still queued "
+		       "for the old one go to %s and then to the new one",
+		       q->path, q->spool);
+		pthread_cond_signal(&q->wake);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
 /* Rows in memory past which a row is lost (the spool cannot be written). */
 static size_t hard_limit(const struct audit_queue *q)
 {
@@ -554,7 +582,7 @@ void audit_queue_free(struct audit_queue *q, int timeout_ms)
 	deadline(&ts, timeout_ms);
 	/* while the database fails there is nothing to wait for: the rows
 	 * go to the spool at once */
-	while ((q->head || q->writing) && !q->failing &&
+	while ((q->head || q->writing) && !q->failing && !q->retired &&
 	       pthread_cond_timedwait(&q->idle, &q->lock, &ts) == 0)
 		;
 	q->stop = 1;

@@ -65,6 +65,14 @@ struct audit_queue *audit_queue_new(const char *path, audit_report_fn report,
  * spool path stays the one the queue was opened with. */
 void audit_queue_set_max(struct audit_queue *q, size_t queue_max);
 
+/*
+ * The database file q writes to was replaced (a reload found another file
+ * at the path): from now on q puts its rows in the spool instead of the old
+ * file, and the queue of the new file writes them before its own.  Nothing
+ * changes for a queue without a spool.  NULL is fine.
+ */
+void audit_queue_retire(struct audit_queue *q);
+
 /* Queue one row (strings are copied).  Never blocks on the database. */
 void audit_submit(struct audit_queue *q, const struct audit_row *r);
 

@@ -289,9 +289,11 @@ int snapshot_add_harvested(struct snapshot *s, const char *address,
  * the rows still queued in the old one were dropped ("N audit rows not
  * written") and the reload stalled.  A queue is reused while the path still
  * names the file it opened; a replaced database file gets a new queue.
- * The old queue, freed with its last snapshot, puts the rows it could not
- * write in the spool file (audit_spool), which the new queue writes before
- * its own rows: a replaced snapshot never loses queued rows.
+ * The old queue is retired: the rows still queued for the old file, and
+ * those its snapshot's last connections add, go to the spool file
+ * (audit_spool), which the new queue writes before its own rows; a queue
+ * freed while the database fails spools its rows too: a replaced snapshot
+ * never loses queued rows.
  */
 struct shared_audit {
 	struct shared_audit *next;
@@ -327,6 +329,10 @@ static struct audit_queue *audit_get(const struct config *cfg, char *err,
 			audit_queue_set_max(q, o.queue_max);
 			goto out;
 		}
+	/* another file at the path: the old queues' rows move to it */
+	for (a = audits; a; a = a->next)
+		if (strcmp(a->path, path) == 0)
+			audit_queue_retire(a->q);
 	a = calloc(1, sizeof(*a));
 	if (a == NULL || (a->path = xstrdup(path)) == NULL) {
 		free(a);

@@ -289,7 +289,7 @@ static void queue_tests(const char *dir)
 {
 	char db_path[256], spool[256], err[512], ids[1024], want[1024];
 	struct audit_options o = { 5, spool };
-	struct audit_queue *q;
+	struct audit_queue *q, *q2;
 	struct db *db;
 	sqlite3 *locker;
 	FILE *f;
@@ -353,7 +353,26 @@ static void queue_tests(const char *dir)
 	ok(said_bad == 1, "the torn line is reported once (%d)", said_bad);
 	ok(fixture_sh("grep -q Q-torn %s.bad", spool) == 0,
 	   "and kept in PATH.bad, not imported");
+
+	/* the database file replaced (a reload): the old queue spools, the
+	 * new one writes the spool before its own rows */
+	audit_queue_retire(q);
+	audit_queue_retire(NULL);
+	submit_range(q, 29, 31);
+	ok(wait_for(q, spool, 1, 0, 50) && count_rows(db_path) == 28,
+	   "a retired queue puts its rows in the spool, not in its database");
+	q2 = audit_queue_open(db_path, &o, report, err, sizeof(err));
+	submit_range(q2, 32, 32);
+	ok(q2 && wait_for(q2, spool, 0, 0, 50) && count_rows(db_path) == 32,
+	   "the new queue writes them (%d rows)", count_rows(db_path));
+	for (int i = 29; i <= 32; i++)
+		snprintf(want + strlen(want), sizeof(want) - strlen(want),
+		         ",Q%02d", i);
+	is_str(order(db_path, ids, sizeof(ids)), want,
+	       "the old queue's rows first, in order");
+	ok(verifies(db_path, 32), "the chain verifies");
 	audit_queue_free(q, 5000);
+	audit_queue_free(q2, 5000);
 	sqlite3_close(locker);
 }
 
