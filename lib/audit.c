@@ -317,8 +317,8 @@ static void written(struct audit_queue *q, size_t n, size_t imported)
 		q->backlog = 0;
 		return;
 	}
-	if (q->head != NULL)
-		return; /* "back" once the backlog is written */
+	if (q->pending > AUDIT_BATCH)
+		return; /* "back" once the backlog is (nearly) written */
 	report(q, 0, "database back, %zu audit rows written", q->backlog);
 	if (q->lost)
 		report(q, 1,
