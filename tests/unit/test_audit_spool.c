@@ -16,7 +16,7 @@
 #include "fixture.h"
 #include "tap.h"
 
-static int reports, errors, said_back, said_spooling, said_bad;
+static int reports, errors, said_back, said_spooling, said_bad, said_nospool;
 
 static void report(int is_error, const char *text)
 {
@@ -25,6 +25,7 @@ static void report(int is_error, const char *text)
 	said_back += strstr(text, "database back") != NULL;
 	said_spooling += strstr(text, "spooling audit rows to") != NULL;
 	said_bad += strstr(text, "not imported") != NULL;
+	said_nospool += strstr(text, "cannot be written") != NULL;
 	printf("# report: %s\n", text);
 }
 
@@ -373,6 +374,25 @@ static void queue_tests(const char *dir)
 	ok(verifies(db_path, 32), "the chain verifies");
 	audit_queue_free(q, 5000);
 	audit_queue_free(q2, 5000);
+
+	/* the spool cannot be written either: rows stay in memory, said once */
+	o.queue_max = 2;
+	o.spool = "/nonexistent-smime-dir/q.spool";
+	sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	q = audit_queue_open(db_path, &o, report, err, sizeof(err));
+	submit_range(q, 33, 37);
+	for (int i = 0; i < 100 && said_nospool == 0; i++)
+		usleep(100000);
+	ok(said_nospool == 1 && audit_pending(q) == 5,
+	   "spool not writable: said once, all 5 rows kept in memory past "
+	   "the bound (%zu)",
+	   audit_pending(q));
+	sqlite3_exec(locker, "COMMIT", NULL, NULL, NULL);
+	for (int i = 0; i < 100 && audit_pending(q) > 0; i++)
+		usleep(100000);
+	ok(count_rows(db_path) == 37 && verifies(db_path, 37),
+	   "and written once the database is back (%d)", count_rows(db_path));
+	audit_queue_free(q, 5000);
 	sqlite3_close(locker);
 }
 
