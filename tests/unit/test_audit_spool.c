@@ -258,6 +258,20 @@ static int verifies(const char *path, long long rows)
 	return rc == 0 && c.rows == rows;
 }
 
+/* Two checks: the log holds want and then Q<from>..Q<to> (appended to
+ * want), in id order, and its chain verifies. */
+static void in_order(const char *path, char *want, size_t wantlen, int from,
+                     int to, const char *what)
+{
+	char ids[1024];
+
+	for (int i = from; i <= to; i++)
+		snprintf(want + strlen(want), wantlen - strlen(want), "%sQ%02d",
+		         want[0] ? "," : "", i);
+	is_str(order(path, ids, sizeof(ids)), want, "%s", what);
+	ok(verifies(path, to), "the chain verifies (%d rows)", to);
+}
+
 static void submit_range(struct audit_queue *q, int from, int to)
 {
 	char qid[16];
@@ -288,7 +302,7 @@ static int wait_for(struct audit_queue *q, const char *spool, int want_spool,
 
 static void queue_tests(const char *dir)
 {
-	char db_path[256], spool[256], err[512], ids[1024], want[1024];
+	char db_path[256], spool[256], err[512], want[1024];
 	struct audit_options o = { 5, spool };
 	struct audit_queue *q, *q2;
 	struct db *db;
@@ -319,12 +333,8 @@ static void queue_tests(const char *dir)
 	                                  "written");
 	ok(count_rows(db_path) == 23, "23 rows (%d)", count_rows(db_path));
 	want[0] = '\0';
-	for (int i = 1; i <= 23; i++)
-		snprintf(want + strlen(want), sizeof(want) - strlen(want),
-		         "%sQ%02d", i > 1 ? "," : "", i);
-	is_str(order(db_path, ids, sizeof(ids)), want,
-	       "in the order submitted, spooled ones first");
-	ok(verifies(db_path, 23), "the chain verifies");
+	in_order(db_path, want, sizeof(want), 1, 23,
+	         "in the order submitted, spooled ones first");
 	ok(said_back == 1, "\"database back\" said once (%d)", said_back);
 
 	/* stopped in an outage: the rest is spooled, a torn line added, and
@@ -345,12 +355,8 @@ static void queue_tests(const char *dir)
 	sqlite3_exec(locker, "COMMIT", NULL, NULL, NULL);
 	ok(wait_for(q, spool, 0, 0, 100), "the lock gone: written");
 	ok(count_rows(db_path) == 28, "28 rows (%d)", count_rows(db_path));
-	for (int i = 24; i <= 28; i++)
-		snprintf(want + strlen(want), sizeof(want) - strlen(want),
-		         ",Q%02d", i);
-	is_str(order(db_path, ids, sizeof(ids)), want,
-	       "the spool from before first, then the new rows");
-	ok(verifies(db_path, 28), "the chain verifies");
+	in_order(db_path, want, sizeof(want), 24, 28,
+	         "the spool from before first, then the new rows");
 	ok(said_bad == 1, "the torn line is reported once (%d)", said_bad);
 	ok(fixture_sh("grep -q Q-torn %s.bad", spool) == 0,
 	   "and kept in PATH.bad, not imported");
@@ -366,12 +372,8 @@ static void queue_tests(const char *dir)
 	submit_range(q2, 32, 32);
 	ok(q2 && wait_for(q2, spool, 0, 0, 50) && count_rows(db_path) == 32,
 	   "the new queue writes them (%d rows)", count_rows(db_path));
-	for (int i = 29; i <= 32; i++)
-		snprintf(want + strlen(want), sizeof(want) - strlen(want),
-		         ",Q%02d", i);
-	is_str(order(db_path, ids, sizeof(ids)), want,
-	       "the old queue's rows first, in order");
-	ok(verifies(db_path, 32), "the chain verifies");
+	in_order(db_path, want, sizeof(want), 29, 32,
+	         "the old queue's rows first, in order");
 	audit_queue_free(q, 5000);
 	audit_queue_free(q2, 5000);
 
