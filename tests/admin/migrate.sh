@@ -211,4 +211,37 @@ tap $? "... its audit rows follow the copied chain ($r)"
 expect 0 "audit verify on PostgreSQL after new mail" "$CTL" -c "$pgconf" audit verify
 has "audit log OK: 6 rows" "... 6 rows"
 
+# ---- a source written during the copy: rolled back, and run again
+sqlite3 "$db" ".backup '$work/busy.db'" && sqlite3 "$work/busy.db" \
+	"WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000)
+	 INSERT INTO crls (issuer, entries, imported_at) SELECT 'bulk', i, 0 FROM c"
+me_conf "$work/busy.conf" "$work" "inet:$port@127.0.0.1" "database = \"$work/busy.db\";"
+pg_createdb busy || bail "CREATE DATABASE busy"
+( # a writer, as a milter would be, until told to stop
+	i=0
+	while [ ! -f "$work/stop" ] && [ $i -lt 600 ]; do
+		sqlite3 -cmd ".timeout 5000" "$work/busy.db" \
+			"INSERT INTO crls (issuer, entries, imported_at) VALUES ('w', 0, 0)"
+		sleep 0.05
+		i=$((i + 1))
+	done
+) &
+wpid=$!
+sleep 0.3
+expect 75 "a source written during the copy: the copy is rolled back" \
+	"$CTL" -c "$work/busy.conf" migrate --to "$(pg_uri busy)"
+touch "$work/stop"
+wait "$wpid"
+has "the source was written while it was copied" "... and says to stop the writers"
+k=$(pg_psql busy "SELECT count(*) FROM crls")
+[ "$k" = 0 ]
+tap $? "... no row is left in the target ($k)"
+t0=$(date +%s)
+expect 0 "with the writer stopped, migrate into the same (empty) database" \
+	"$CTL" -c "$work/busy.conf" migrate --to "$(pg_uri busy)"
+t1=$(date +%s)
+w=$(sqlite3 "$work/busy.db" "SELECT count(*) FROM crls")
+grep -Eq "^crls +$w +$w\$" "$work/out"
+tap $? "... all $w crls rows copied in $((t1 - t0)) s"
+
 echo "1..$n"
