@@ -92,5 +92,6 @@ int cmd_migrate(int argc, char **argv)
 	       r.identities, cfg->database, to, to, cfg->path, cfg->path,
 	       cfg->database);
 	db_copy_report_free(&r);
+	config_free(cfg);
 	return EX_OK;
 }
