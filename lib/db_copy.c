@@ -306,8 +306,8 @@ static int copy_table(struct db *src, struct db *dst, struct db_copy_table *t,
 	if (rc != 0) {
 		char e[512];
 		snprintf(e, sizeof(e), "%s", err);
-		seterr(err, errlen, "table %s, row %lld: %s", t->name,
-		       t->copied + 1, e);
+		seterr(err, errlen, "table %s, after %lld rows: %s", t->name,
+		       t->copied, e);
 	}
 out:
 	dst->ops->finalize(slot);
@@ -449,9 +449,10 @@ static int check_empty(struct db *dst, struct db_copy_report *r, char *err,
 		if (n > 0 && used < sizeof(list))
 			used += (size_t)snprintf(list + used,
 			                         sizeof(list) - used,
-			                         "%s%s (%lld rows)",
+			                         "%s%s (%lld row%s)",
 			                         full ? ", " : "",
-			                         r->tables[i].name, n);
+			                         r->tables[i].name, n,
+			                         n == 1 ? "" : "s");
 		full |= n > 0;
 	}
 	if (!full)

@@ -242,4 +242,20 @@ w=$(sqlite3 "$work/busy.db" "SELECT count(*) FROM crls")
 grep -Eq "^crls +$w +$w\$" "$work/out"
 tap $? "... all $w crls rows copied in $((t1 - t0)) s"
 
+# ---- a copy that does not verify: reported, and the copied rows deleted
+# again (a trigger on the target changes what is written, as a faulty
+# target would)
+pg_createdb trig || bail "CREATE DATABASE trig"
+me_conf "$work/trig.conf" "$work" "inet:$port@127.0.0.1" "database = \"$(pg_uri trig)\";"
+expect 0 "init the target first (empty tables are fine)" "$CTL" -c "$work/trig.conf" init
+pg_psql trig "CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS
+	\$\$ BEGIN NEW.result := 'tampered'; RETURN NEW; END \$\$;
+	CREATE TRIGGER tamper BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION tamper()" ||
+	bail "a trigger on the target"
+expect 70 "a copy whose audit chain does not verify fails" "$CTL" -c "$conf" migrate --to "$(pg_uri trig)"
+has "the audit chain of the copy is broken at row 1" "... and says where"
+k=$(pg_psql trig "SELECT (SELECT count(*) FROM certificates) + (SELECT count(*) FROM audit) + (SELECT count(*) FROM mailbox_history)")
+[ "$k" = 0 ]
+tap $? "... the copied rows are deleted again ($k left)"
+
 echo "1..$n"
