@@ -72,7 +72,9 @@ int cmd_migrate(int argc, char **argv)
 	src = open_db_as_user(cfg, DB_READWRITE);
 	rc = db_copy_to(src, to, &r, err, sizeof(err));
 	db_close(src);
-	if (r.n > 0 && rc != DB_COPY_NOT_EMPTY)
+	/* how far the copy came; not when it never started */
+	if (r.n > 0 && rc != DB_COPY_NOT_EMPTY && rc != DB_COPY_SRC_BROKEN &&
+	    rc != DB_COPY_TARGET)
 		migrate_summary(&r);
 	if (rc != 0) {
 		db_copy_report_free(&r);
