@@ -244,8 +244,9 @@ static int table_rows(struct db *db, const char *table, long long *rows,
 
 /* ---- the copy ------------------------------------------------------------ */
 
-/* Column c of the source row as a value of its own type into *v (real
- * numbers as text in num, typed by the target's column). */
+/* Column c of the source row as a value of its own type: an integer, text,
+ * bytes or NULL; a real number as untyped text in num, for the target's
+ * column to read. */
 static struct db_val row_value(const struct db_q *q, int c, char *num,
                                size_t numlen)
 {
