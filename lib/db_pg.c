@@ -6,7 +6,9 @@
 #include "db_int.h"
 #include "util.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -732,6 +734,125 @@ static int pg_changes(struct db *db)
 	return (int)db->changes;
 }
 
+/* ---- run-once jobs and notices ---------------------------------------- */
+
+/* sql returning one boolean: 1 true, 0 false, -1 (db->msg). */
+static int pg_bool(struct db *db, const char *sql)
+{
+	PGresult *res;
+	int rc = -1;
+
+	if (pg_before(db) < 0)
+		return -1;
+	res = PQexec(C(db), sql);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		rc = *PQgetvalue(res, 0, 0) == 't';
+	else
+		pg_seterr(db, res);
+	PQclear(res);
+	return rc;
+}
+
+/* A session lock: it outlives transactions and goes with the connection
+ * (a connection made again after a drop no longer holds it). */
+static int pg_job_lock(struct db *db, const char *name, long long key, int *got)
+{
+	char sql[64];
+	int rc;
+
+	(void)name;
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)", key);
+	if ((rc = pg_bool(db, sql)) < 0)
+		return -1;
+	*got = rc;
+	return 0;
+}
+
+static void pg_job_unlock(struct db *db, long long key)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)", key);
+	(void)pg_bool(db, sql);
+}
+
+static int pg_listen(struct db *db, const char *channel)
+{
+	char sql[96];
+
+	/* channel is an identifier checked by db.c: lower case, digits, _ */
+	snprintf(sql, sizeof(sql), "LISTEN %.64s", channel);
+	return pg_exec(db, sql);
+}
+
+static int pg_notify(struct db *db, const char *channel, const char *payload)
+{
+	const char *vals[2] = { channel, payload };
+	PGresult *res;
+	int rc;
+
+	if (pg_before(db) < 0)
+		return -1;
+	res = PQexecParams(C(db), "SELECT pg_notify($1, $2)", 2, NULL, vals,
+	                   NULL, NULL, 0);
+	rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
+	if (rc != 0)
+		pg_seterr(db, res);
+	PQclear(res);
+	return rc;
+}
+
+/* A notice already read off the socket into buf: 1, else 0. */
+static int pg_take_notice(struct db *db, char *buf, size_t len)
+{
+	PGnotify *n = PQnotifies(C(db));
+
+	if (n == NULL)
+		return 0;
+	if (len > 0)
+		snprintf(buf, len, "%s", n->extra ? n->extra : "");
+	PQfreemem(n);
+	return 1;
+}
+
+/* The connection is gone: said once in db->msg, and it stays gone (a
+ * LISTEN is not made again behind the caller's back: it must know that
+ * notices may have been missed). */
+static int pg_lost(struct db *db)
+{
+	char why[400];
+
+	pg_seterr(db, NULL);
+	snprintf(why, sizeof(why), "%s", db->msg);
+	snprintf(db->msg, sizeof(db->msg),
+	         "the connection to the database was lost: %s", why);
+	return -1;
+}
+
+static int pg_wait_notify(struct db *db, int timeout_ms, char *buf, size_t len)
+{
+	struct pollfd p;
+	int rc;
+
+	if (pg_take_notice(db, buf, len))
+		return 1;
+	if (PQstatus(C(db)) != CONNECTION_OK || (p.fd = PQsocket(C(db))) < 0)
+		return pg_lost(db);
+	p.events = POLLIN;
+	p.revents = 0;
+	rc = poll(&p, 1, timeout_ms);
+	if (rc < 0 && errno != EINTR) {
+		snprintf(db->msg, sizeof(db->msg), "poll: %s", strerror(errno));
+		return -1;
+	}
+	if (rc <= 0)
+		return 0;
+	/* readable: a notice, or the end of the connection */
+	if (!PQconsumeInput(C(db)) || PQstatus(C(db)) != CONNECTION_OK)
+		return pg_lost(db);
+	return pg_take_notice(db, buf, len);
+}
+
 const struct db_ops db_pg_ops = {
 	DB_OPS_FUNCTIONS(pg),
 	.name = "postgresql",
@@ -742,4 +863,9 @@ const struct db_ops db_pg_ops = {
 	 * finds it done (the key: "smime" in ASCII) */
 	.migrate_lock = "SELECT pg_advisory_xact_lock(495756864869)",
 	.lock_writers = "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE",
+	.job_lock = pg_job_lock,
+	.job_unlock = pg_job_unlock,
+	.listen = pg_listen,
+	.notify = pg_notify,
+	.wait_notify = pg_wait_notify,
 };
