@@ -40,6 +40,8 @@ struct db {
 	                           transaction not yet ended by the caller */
 	char msg[512];          /* PostgreSQL: the last error */
 	int job_fd; /* SQLite: the lock file of db_job_lock held, else -1 */
+	long long job_key; /* PostgreSQL: the advisory lock held ... */
+	int job_held;      /* ... when set: taken again on a reconnect */
 };
 
 /* Migrations: db_migrations[i] takes the schema from version i to i + 1

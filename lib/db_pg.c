@@ -110,6 +110,8 @@ static int pg_session(struct db *db)
  * (a restart, a failover): the same URI, the session settings again, and
  * the kept statements prepared anew (conn_gen).  0 or -1.
  */
+static int pg_job_retake(struct db *db);
+
 static int pg_revive(struct db *db)
 {
 	PQreset(C(db));
@@ -118,7 +120,7 @@ static int pg_revive(struct db *db)
 		pg_seterr(db, NULL);
 		return -1;
 	}
-	return pg_session(db);
+	return pg_session(db) != 0 || pg_job_retake(db) != 0 ? -1 : 0;
 }
 
 /*
@@ -141,8 +143,9 @@ static int pg_before(struct db *db)
 }
 
 /* After a round trip that failed: 1 to send it again (the idle connection
- * was dead and a new one is up), else 0 (a dead connection inside a
- * transaction marks it lost). */
+ * was dead and a new one is up), 0 when not (a dead connection inside a
+ * transaction marks it lost), -1 when no new one could be made (its
+ * reason in db->msg, which the caller keeps). */
 static int pg_after(struct db *db, int idle)
 {
 	if (PQstatus(C(db)) != CONNECTION_BAD)
@@ -151,7 +154,7 @@ static int pg_after(struct db *db, int idle)
 		db->lost_tx = 1;
 		return 0;
 	}
-	return pg_revive(db) == 0;
+	return pg_revive(db) == 0 ? 1 : -1;
 }
 
 static int pg_exec(struct db *db, const char *sql)
@@ -173,7 +176,7 @@ static int pg_exec(struct db *db, const char *sql)
 		return -1;
 	if (pg_exec_once(db, sql) == 0)
 		return 0;
-	return pg_after(db, idle) ? pg_exec_once(db, sql) : -1;
+	return pg_after(db, idle) > 0 ? pg_exec_once(db, sql) : -1;
 }
 
 /* A password in the URI (user:pass@ or password=) is refused: it would sit
@@ -587,18 +590,19 @@ static int stmt_ok(const PGresult *res)
  * dead); its rows in st->res. */
 static int stmt_run(struct db_stmt *st)
 {
-	int idle = pg_before(st->db);
+	int idle = pg_before(st->db), again;
 
 	st->ran = 1;
 	if (idle < 0)
 		return -1;
 	st->res = stmt_send(st);
-	if (!stmt_ok(st->res) && pg_after(st->db, idle)) {
+	again = stmt_ok(st->res) ? 0 : pg_after(st->db, idle);
+	if (again > 0) {
 		PQclear(st->res);
 		st->res = stmt_send(st);
 	}
 	if (!stmt_ok(st->res)) {
-		if (st->res)
+		if (st->res && again >= 0)
 			pg_seterr(st->db, st->res);
 		return -1;
 	}
@@ -765,6 +769,8 @@ static int pg_job_lock(struct db *db, const char *name, long long key, int *got)
 	if ((rc = pg_bool(db, sql)) < 0)
 		return -1;
 	*got = rc;
+	db->job_key = key;
+	db->job_held = rc;
 	return 0;
 }
 
@@ -772,8 +778,31 @@ static void pg_job_unlock(struct db *db, long long key)
 {
 	char sql[64];
 
+	if (!db->job_held || db->job_key != key)
+		return;
+	db->job_held = 0;
 	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)", key);
 	(void)pg_bool(db, sql);
+}
+
+/* After a reconnect: the session lock of a job went with the old
+ * connection; take it again, or fail when another node has it now (the
+ * job must not go on beside it).  0 or -1 (db->msg). */
+static int pg_job_retake(struct db *db)
+{
+	char sql[64];
+
+	if (!db->job_held)
+		return 0;
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)",
+	         db->job_key);
+	if (pg_bool(db, sql) == 1)
+		return 0;
+	db->job_held = 0;
+	snprintf(db->msg, sizeof(db->msg),
+	         "the connection to the database was lost and the job's "
+	         "lock with it: another node may be running the job");
+	return -1;
 }
 
 static int pg_listen(struct db *db, const char *channel)

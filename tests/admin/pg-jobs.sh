@@ -142,6 +142,34 @@ unhold
 expect 0 "audit anchor with the lock free" "$CTL" -c "$work/b.conf" audit anchor
 has "the audit log is empty: nothing to anchor" "... goes on to the audit log"
 
+# a job whose connection drops takes its lock again, or stops
+pg_psql smime "DELETE FROM alerts_sent" >/dev/null
+rm -f "$work/sending" "$work/mails"/*
+"$CTL" -c "$work/a.conf" notify >"$work/n1.out" 2>&1 &
+p1=$!
+i=0
+while [ ! -e "$work/sending" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+pg_psql smime "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'" >/dev/null
+hold notify
+wait $p1
+r1=$?
+[ "$r1" = 75 ] && grep -q "lock with it: another node may be running the job" "$work/n1.out"
+tap $? "notify whose connection dropped while another node took the lock stops (exit $r1)"
+grep -q "lock with it" "$work/n1.out" || sed 's/^/#   /' "$work/n1.out"
+unhold
+pg_psql smime "DELETE FROM alerts_sent" >/dev/null
+rm -f "$work/sending" "$work/mails"/*
+"$CTL" -c "$work/a.conf" notify >"$work/n1.out" 2>&1 &
+p1=$!
+i=0
+while [ ! -e "$work/sending" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+pg_psql smime "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'" >/dev/null
+wait $p1
+r1=$?
+c=$(ls "$work/mails" | wc -l)
+[ "$r1" = 0 ] && [ "$c" = 2 ] && grep -q "^2 alerts sent" "$work/n1.out"
+tap $? "... and goes on when it could take it again (exit $r1, $c mails)"
+
 # ---- (a) SQLite: two notify runs at once on one host
 rm -f "$work/mails"/*
 node "$work/l1.conf" "$port_a" "$work/smime.db"
