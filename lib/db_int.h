@@ -320,6 +320,13 @@ struct db_ops {
 	.col_blob = p##_col_blob, .last_id = p##_last_id,                 \
 	.changes = p##_changes
 
+/* db_pg_sql.c: sql with '?' and '?N' parameters (outside strings, names
+ * and comments) as $N, numbered as SQLite numbers them, and the number of
+ * parameters in *nparams; schema text written for SQLite in PostgreSQL's
+ * words.  Both malloc'd (NULL: out of memory). */
+char *db_pg_params(const char *sql, int *nparams);
+char *db_pg_ddl(const char *sql);
+
 extern const struct db_ops db_sqlite_ops; /* db_sqlite.c */
 extern const struct db_ops db_pg_ops;     /* db_pg.c */
 

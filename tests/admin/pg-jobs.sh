@@ -4,8 +4,9 @@
 # (a) `smimectl notify` started on both nodes at once: each alert is sent
 # once, the loser says another node runs it, a later run sends nothing;
 # `crl fetch` and `audit anchor` do nothing while their advisory lock is
-# held (by psql); on SQLite two notify runs at once on one host send each
-# alert once.  (b) Two milters on the database: a mapping changed with
+# held (by psql); a notify whose connection is cut takes its lock again,
+# or stops when another node took it meanwhile; on SQLite two notify runs
+# at once on one host send each alert once.  (b) Two milters on the database: a mapping changed with
 # smimectl on node A and `smimectl reload` with A's configuration (B's
 # pidfile not given to it) reach B through NOTIFY; PostgreSQL restarted,
 # B's listener reconnects (said once) and a later reload still reaches B.
@@ -143,29 +144,29 @@ expect 0 "audit anchor with the lock free" "$CTL" -c "$work/b.conf" audit anchor
 has "the audit log is empty: nothing to anchor" "... goes on to the audit log"
 
 # a job whose connection drops takes its lock again, or stops
-pg_psql smime "DELETE FROM alerts_sent" >/dev/null
-rm -f "$work/sending" "$work/mails"/*
-"$CTL" -c "$work/a.conf" notify >"$work/n1.out" 2>&1 &
-p1=$!
-i=0
-while [ ! -e "$work/sending" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-pg_psql smime "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'" >/dev/null
-hold notify
-wait $p1
-r1=$?
+# notify_cut [JOB]: notify on A from scratch; while it sends, its
+# connection is cut (and JOB's lock taken by psql); its exit status in r1
+notify_cut() {
+	pg_psql smime "DELETE FROM alerts_sent" >/dev/null
+	rm -f "$work/sending" "$work/mails"/*
+	"$CTL" -c "$work/a.conf" notify >"$work/n1.out" 2>&1 &
+	_p1=$!
+	_ci=0
+	while [ ! -e "$work/sending" ] && [ $_ci -lt 100 ]; do
+		sleep 0.1
+		_ci=$((_ci + 1))
+	done
+	pg_psql smime "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'" >/dev/null
+	[ -z "${1:-}" ] || hold "$1"
+	wait $_p1
+	r1=$?
+}
+notify_cut notify
 [ "$r1" = 75 ] && grep -q "lock with it: another node may be running the job" "$work/n1.out"
 tap $? "notify whose connection dropped while another node took the lock stops (exit $r1)"
 grep -q "lock with it" "$work/n1.out" || sed 's/^/#   /' "$work/n1.out"
 unhold
-pg_psql smime "DELETE FROM alerts_sent" >/dev/null
-rm -f "$work/sending" "$work/mails"/*
-"$CTL" -c "$work/a.conf" notify >"$work/n1.out" 2>&1 &
-p1=$!
-i=0
-while [ ! -e "$work/sending" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-pg_psql smime "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'" >/dev/null
-wait $p1
-r1=$?
+notify_cut
 c=$(ls "$work/mails" | wc -l)
 [ "$r1" = 0 ] && [ "$c" = 2 ] && grep -q "^2 alerts sent" "$work/n1.out"
 tap $? "... and goes on when it could take it again (exit $r1, $c mails)"
