@@ -268,8 +268,9 @@ int cmd_notify(int argc, char **argv)
 	ns.template = notify_template(ns.cfg);
 	ns.db = open_db_as_user(ns.cfg, DB_READWRITE);
 	/* one node of many sends: alerts_sent, shared, keeps the later runs
-	 * from sending again */
-	job_begin(ns.db, "notify");
+	 * from sending again (a dry run sends and records nothing) */
+	if (!ns.dry_run)
+		job_begin(ns.db, "notify");
 	ns.now = time(NULL);
 	if (db_mappings(ns.db, notify_row, &ns, err, sizeof(err)) != 0)
 		die(EX_TEMPFAIL, "%s", err);

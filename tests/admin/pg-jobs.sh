@@ -126,6 +126,10 @@ unhold() {
 	pg_psql smime "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()" >/dev/null
 	sleep 0.3
 }
+hold notify
+expect 0 "notify --dry-run while another node holds the lock" "$CTL" -c "$work/a.conf" notify --dry-run
+has "0 alerts shown (dry run), 2 already sent before" "... still shows what it would do"
+unhold
 hold "crl fetch"
 expect 0 "crl fetch while another node holds its lock" "$CTL" -c "$work/a.conf" crl fetch
 has "crl fetch: another node is running it; nothing done" "... says so in one line"
