@@ -20,7 +20,10 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 8
+#define DB_SCHEMA_VERSION 9
+
+/* The longest node name (schema 9: one audit chain per node). */
+#define DB_NODE_MAX 255
 
 struct db;
 
@@ -356,6 +359,8 @@ struct db_audit_check {
 	long long bad_id;   /* the first broken row */
 	long long prev_id;  /* the row before it (0: none) */
 	enum db_audit_problem problem;
+	char node[DB_NODE_MAX + 1]; /* the chain (schema 9): the node's name,
+	                               "" for rows of no named node */
 };
 
 /*
@@ -395,11 +400,13 @@ struct db_audit_anchor {
 	/* the log now, read by db_audit_verify_anchors: */
 	int row_found;     /* 1 when row audit_id is still there */
 	char row_hash[65]; /* its stored hash ("" when NULL or malformed) */
+	char *node;        /* the chain it stamps (schema 9; malloc'd) */
 };
 
 /*
  * Store an anchor: token (DER, len bytes) from the TSA at tsa_url over
- * hash (64 hex digits), the hash of audit row audit_id, genTime gen_time.
+ * hash (64 hex digits), the hash of audit row audit_id, genTime gen_time;
+ * it belongs to the chain of that row's node (schema 9).
  * Returns the new anchor's id, or -1 with err filled.
  */
 long long db_audit_anchor_add(struct db *db, long long audit_id,
@@ -544,5 +551,63 @@ int db_ocsp_get(struct db *db, const char *issuer, const char *serial,
 /* 1 when target (the `database` setting) names a PostgreSQL database
  * (a URI starting postgresql:// or postgres://), 0 for an SQLite path. */
 int db_target_is_pg(const char *target);
+
+/* ---- one audit chain per node (schema 9, issue 16) ---------------------
+ * Every audit row names the node (the host, config key node_name) that
+ * wrote it, and each node's rows form a chain of their own: prev_hash is
+ * the hash of the previous row of the same node, and a node's writers
+ * never wait for another node's (PostgreSQL: an advisory lock per node).
+ * Rows written before schema 9, and by a connection without a node name,
+ * have node "" and keep their v1/v2 hashes; a row of a named node is
+ * hashed as v3, its node included, so a row moved to another chain no
+ * longer gives its hash (db_audit.c, smimectl(8) AUDIT LOG). */
+
+/* The node name db_open gives every connection opened after this call
+ * (the programs set node_name from the configuration; NULL or "": none).
+ * Names longer than DB_NODE_MAX are cut. */
+void db_node_default_set(const char *name);
+
+/* The node the audit rows of db are written for (NULL or "": none).
+ * Returns 0, or -1 with err filled when name is longer than DB_NODE_MAX. */
+int db_set_node(struct db *db, const char *name, char *err, size_t errlen);
+
+/* db's node name ("" when none). */
+const char *db_node(const struct db *db);
+
+/* The nodes that have audit rows, sorted, into *names (malloc'd, free
+ * with db_audit_nodes_free) and *n.  Returns 0 or -1 with err filled. */
+int db_audit_nodes(struct db *db, char ***names, size_t *n, char *err,
+                   size_t errlen);
+
+/* Free what db_audit_nodes gave; NULL is fine. */
+void db_audit_nodes_free(char **names, size_t n);
+
+/* The node of audit row id into node (len bytes): 1, 0 when there is no
+ * such row, -1 on error with err filled. */
+int db_audit_node_of(struct db *db, long long id, char *node, size_t len,
+                     char *err, size_t errlen);
+
+/*
+ * db_audit_verify for the chain of one node ("" for rows of no named
+ * node); out->node is set.  db_audit_verify itself walks every node's
+ * chain: it returns 1 at the first chain that breaks (out: that chain),
+ * or 0 with out->rows the rows of all chains and last_id/last_hash the
+ * newest head; its anchor is checked in the chain of the anchor row's
+ * node (or of the only node).  db_audit_verify_anchors likewise; the
+ * _node variant gives only the anchors of that node's chain.
+ */
+int db_audit_verify_node(struct db *db, const char *node, long long anchor_id,
+                         const char *anchor_hash, struct db_audit_check *out,
+                         char *err, size_t errlen);
+int db_audit_verify_node_anchors(struct db *db, const char *node,
+                                 long long anchor_id, const char *anchor_hash,
+                                 struct db_audit_check *out,
+                                 struct db_audit_anchor **anchors, size_t *n,
+                                 char *err, size_t errlen);
+
+/* After audit rows were copied with their ids (smimectl migrate): move
+ * PostgreSQL's id sequence past the largest id, so the next row written
+ * does not collide (SQLite needs nothing).  0 or -1 with err filled. */
+int db_audit_id_sync(struct db *db, char *err, size_t errlen);
 
 #endif

@@ -742,4 +742,10 @@ const struct db_ops db_pg_ops = {
 	 * finds it done (the key: "smime" in ASCII) */
 	.migrate_lock = "SELECT pg_advisory_xact_lock(495756864869)",
 	.lock_writers = "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE",
+	/* one node's writers wait for each other, never for another node's
+	 * (the two-key form: a key space of its own; the class "smau") */
+	.audit_node_lock = "SELECT pg_advisory_xact_lock(1936548213,"
+	                   " hashtext(?))",
+	.audit_next_id =
+	        "SELECT nextval(pg_get_serial_sequence('audit', 'id'))",
 };

@@ -229,4 +229,6 @@ const struct db_ops db_sqlite_ops = {
 	.begin_read = "BEGIN",
 	.migrate_lock = NULL, /* BEGIN IMMEDIATE is the lock */
 	.lock_writers = NULL,
+	.audit_node_lock = NULL, /* one host: BEGIN IMMEDIATE */
+	.audit_next_id = "SELECT COALESCE(MAX(id), 0) + 1 FROM audit",
 };

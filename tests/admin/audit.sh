@@ -216,7 +216,7 @@ q_is 0 "no fork: no row is the predecessor of two" \
 cp "$db" "$work/v4.db"
 db=$work/v4.db
 rm -f "$db-wal" "$db-shm"
-q "DROP TABLE crl_sources; DROP TABLE ocsp_responses; ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
+q "DROP TABLE crl_sources; DROP TABLE ocsp_responses; DROP INDEX audit_node_id; ALTER TABLE audit DROP COLUMN node; ALTER TABLE audit_anchors DROP COLUMN node; ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
 	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	INSERT INTO audit (at, queue_id, message_id, from_addr, action, result) VALUES (1600000000, 'OLD', '<old''; --@x>', 'a''b@banjarkota.go.id', 'signed', NULL);
 	PRAGMA user_version = 4;" || bail "a schema 4 database"

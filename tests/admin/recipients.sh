@@ -261,7 +261,7 @@ db=$m3/smime.db
 # what schema 3 was: no recipient_certs, no revoked_serials, no audit
 # hash chain (schema 5), no inbound audit columns (schema 6); its crl
 # import revoked signing certificates only
-sqlite3 "$db" "DROP TABLE crl_sources; DROP TABLE ocsp_responses; DROP TABLE recipient_certs; DROP TABLE revoked_serials;
+sqlite3 "$db" "DROP TABLE crl_sources; DROP TABLE ocsp_responses; DROP INDEX audit_node_id; ALTER TABLE audit DROP COLUMN node; ALTER TABLE audit_anchors DROP COLUMN node; DROP TABLE recipient_certs; DROP TABLE revoked_serials;
 	ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
 	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	UPDATE certificates SET status = 'revoked', revoked_at = 1700000000, revocation_reason = 'crl' WHERE serial = '$revoked_serial';

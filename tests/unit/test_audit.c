@@ -298,6 +298,9 @@ static void chain_tests(const char *dir)
 	/* migration of a schema 4 database with rows: chained in id order */
 	fresh(path, 0);
 	sql(path, "DROP TABLE crl_sources; DROP TABLE ocsp_responses;"
+	          "DROP INDEX audit_node_id;"
+	          "ALTER TABLE audit DROP COLUMN node;"
+	          "ALTER TABLE audit_anchors DROP COLUMN node;"
 	          "ALTER TABLE audit DROP COLUMN cert_issuer;"
 	          "ALTER TABLE audit DROP COLUMN recipients;"
 	          "ALTER TABLE audit DROP COLUMN hash;"
