@@ -110,6 +110,10 @@ struct config {
 	char *ocsp_responder;    /* URL for every certificate, or NULL: the
 	                              certificate's AIA OCSP URL */
 	int line_ocsp_responder; /* (line number) */
+	/* more than one gateway (issue 16) */
+	char *node_name;    /* the audit chain of this host: the setting,
+	                        or the host name */
+	int line_node_name; /* (line number) */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 	int line_protected_headers;

@@ -128,6 +128,12 @@ const struct keydef config_keys[] = {
 	{ "ocsp_responder", K_STR, NULL, 0, 0, OFF(ocsp_responder),
 	  OFF(line_ocsp_responder),
 	  "http:// URL of the OCSP responder for every certificate", 0 },
+	/* more than one gateway (issue 16): the audit chain this host's
+	 * rows go to; default (config.c): the host name */
+	{ "node_name", K_STR, NULL, 0, 0, OFF(node_name), OFF(line_node_name),
+	  "this host's name among the nodes sharing the database, e.g. "
+	  "\"mx1\"",
+	  0 },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);

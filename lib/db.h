@@ -574,7 +574,7 @@ int db_set_node(struct db *db, const char *name, char *err, size_t errlen);
 /* db's node name ("" when none). */
 const char *db_node(const struct db *db);
 
-/* The nodes that have audit rows, sorted, into *names (malloc'd, free
+/* The nodes that have audit rows or anchors, sorted, into *names (malloc'd, free
  * with db_audit_nodes_free) and *n.  Returns 0 or -1 with err filled. */
 int db_audit_nodes(struct db *db, char ***names, size_t *n, char *err,
                    size_t errlen);

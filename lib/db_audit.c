@@ -488,7 +488,9 @@ int db_audit_nodes(struct db *db, char ***names, size_t *n, char *err,
 
 	*names = NULL;
 	*n = 0;
-	if (db_q_open(&q, db, "SELECT DISTINCT node FROM audit ORDER BY node",
+	if (db_q_open(&q, db,
+	              "SELECT node FROM audit UNION"
+	              " SELECT node FROM audit_anchors ORDER BY 1",
 	              DB_NOARGS, err, errlen) != 0)
 		return -1;
 	while (rc == 0 && db_q_next(&q) > 0) {

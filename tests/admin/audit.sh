@@ -225,7 +225,7 @@ sed "s|^database.*|database = \"$db\";|" "$conf" >"$work/v4.conf"
 expect 66 "verify on a schema 4 database says to migrate" "$CTL" -c "$work/v4.conf" audit verify
 has 'run "smimectl init" to migrate' "... run init"
 expect 0 "init migrates 4 -> 7 (5 chains the rows, 6 adds recipients and cert_issuer, 7 audit_anchors)" "$CTL" -c "$work/v4.conf" init
-has "schema version 8" "... to version 8"
+has "schema version 9" "... to version 9"
 expect 0 "the old rows verify after the migration" "$CTL" -c "$work/v4.conf" audit verify
 has "audit log OK: $n4 rows" "... all $n4 of them"
 q "UPDATE audit SET result = 'ok' WHERE queue_id = 'OLD'"
