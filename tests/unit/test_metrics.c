@@ -136,7 +136,7 @@ static void test_db(time_t now, struct db_stats *s)
 	struct db *db = NULL;
 	int rows = 0;
 
-	if (db_open(fixture_path("s.db"), DB_CREATE, &db, err, sizeof(err)) !=
+	if (db_open(fixture_db("s.db"), DB_CREATE, &db, err, sizeof(err)) !=
 	    0) {
 		ok(0, "database: %s", err);
 		exit(1);
