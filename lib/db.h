@@ -448,6 +448,13 @@ struct db_stats_crl {
 	time_t this_update, next_update; /* 0: not stored */
 };
 
+/* One node's audit chain (schema 9). */
+struct db_stats_node {
+	char *node; /* "" for rows of no named node */
+	long long rows, last_id;
+	long long unanchored; /* its rows after its newest anchor */
+};
+
 /* What "smimectl stats" shows, read in one read transaction. */
 struct db_stats {
 	/* every action the milter writes (signed, encrypted, unsigned,
@@ -470,6 +477,11 @@ struct db_stats {
 	/* the newest RFC 3161 anchor (anchor_id 0: none) */
 	long long anchor_id, anchor_audit_id;
 	time_t anchor_gen_time;
+	/* one chain per node (schema 9), by name */
+	struct db_stats_node *nodes;
+	size_t nnodes;
+	long long audit_unanchored; /* rows after their chain's newest anchor,
+	                               every chain */
 };
 
 /*
