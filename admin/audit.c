@@ -271,6 +271,20 @@ static int audit_verify(int argc, char **argv)
 		nodes = NULL;
 		only = "";
 	}
+	if (only && *only) { /* a name mistyped would verify "0 rows" */
+		char **all = NULL;
+		size_t nall = 0, k = 0;
+		if (db_audit_nodes(db, &all, &nall, err, sizeof(err)) != 0)
+			die(EX_TEMPFAIL, "audit verify: %s", err);
+		while (k < nall && strcmp(all[k], only) != 0)
+			k++;
+		db_audit_nodes_free(all, nall);
+		if (k == nall)
+			die(1,
+			    "audit verify: no audit chain of node \"%s\" "
+			    "(no rows, no anchors)",
+			    only);
+	}
 	if (only) {
 		nodes = calloc(1, sizeof(*nodes));
 		if (nodes == NULL || (nodes[0] = strdup(only)) == NULL)
