@@ -14,6 +14,7 @@
 #include "db.h"
 #include "db_int.h"
 #include "fixture.h"
+#include "metrics.h"
 #include "tap.h"
 
 /* A connection to path for node (NULL: none named), or NULL. */
@@ -124,6 +125,41 @@ static void interleaved(const char *path)
 		   c.rows);
 		db_close(db);
 	}
+}
+
+/* smimectl stats of path as interleaved left it: a chain per node, and
+ * a Prometheus sample per node. */
+static void stats(const char *path)
+{
+	struct db *db = open_node(path, NULL);
+	struct db_stats s = { 0 };
+	char err[512] = "", *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	ok(db && db_stats_read(db, 0, &s, err, sizeof(err)) == 0 &&
+	           s.nnodes == 2 && strcmp(s.nodes[0].node, "mx1") == 0 &&
+	           s.nodes[0].rows == 4 && s.nodes[0].last_id == 7 &&
+	           strcmp(s.nodes[1].node, "mx2") == 0 &&
+	           s.nodes[1].rows == 3 && s.nodes[1].last_id == 6 &&
+	           s.audit_rows == 7 && s.audit_unanchored == 7,
+	   "stats: mx1 4 rows (head 7), mx2 3 rows (head 6), 7 unanchored "
+	   "(%s)",
+	   err);
+	if (f && db) {
+		metrics_write(f, &s, time(NULL), NULL);
+		fclose(f);
+	}
+	ok(out &&
+	           strstr(out, "\nsmime_milter_audit_chain_length{node=\"mx1\"}"
+	                       " 4\n") &&
+	           strstr(out, "\nsmime_milter_audit_chain_length{node=\"mx2\"}"
+	                       " 3\n") &&
+	           strstr(out, "\nsmime_milter_audit_unanchored_rows 7\n"),
+	   "metrics: smime_milter_audit_chain_length{node=...} per node");
+	free(out);
+	db_stats_free(&s);
+	db_close(db);
 }
 
 /* path as interleaved left it, a change made, then the verdicts of the
@@ -298,6 +334,7 @@ int main(void)
 	(void)dir;
 	snprintf(path, sizeof(path), "%s", fixture_db("nodes"));
 	interleaved(path);
+	stats(path);
 	moved(path);
 	snprintf(src, sizeof(src), "%s", fixture_db("src"));
 	old_rows(src, path);
