@@ -404,6 +404,21 @@ static int audit_walk(struct db *db, const char *node, long long anchor_id,
 	return rc;
 }
 
+/* Room in *v (cap elements of size) for element n: 0, or -1 when out of
+ * memory (*v left as it was). */
+static int room(void **v, size_t *cap, size_t n, size_t size)
+{
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	if ((p = realloc(*v, (*cap ? 2 * *cap : 8) * size)) == NULL)
+		return -1;
+	*v = p;
+	*cap = *cap ? 2 * *cap : 8;
+	return 0;
+}
+
 /* Every node's chain in the caller's read transaction (db_audit_verify):
  * the anchor in the chain of its row's node, or of the only node. */
 static int audit_walk_all(struct db *db, long long anchor_id,
@@ -494,17 +509,9 @@ int db_audit_nodes(struct db *db, char ***names, size_t *n, char *err,
 	              DB_NOARGS, err, errlen) != 0)
 		return -1;
 	while (rc == 0 && db_q_next(&q) > 0) {
-		if (*n == cap) {
-			void *p = realloc(v, (cap = cap ? 2 * cap : 4) *
-			                             sizeof(*v));
-			if (p == NULL) {
-				rc = seterr(err, errlen, "out of memory");
-				break;
-			}
-			v = p;
-		}
 		const char *t = db_q_text(&q, 0);
-		if ((v[*n] = strdup(t ? t : "")) == NULL)
+		if (room((void **)&v, &cap, *n, sizeof(*v)) != 0 ||
+		    (v[*n] = strdup(t ? t : "")) == NULL)
 			rc = seterr(err, errlen, "out of memory");
 		else
 			(*n)++;
@@ -644,14 +651,9 @@ static int anchor_list(struct db *db, const char *node,
 	              DB_ARGS(DB_TEXT(node)), err, errlen) != 0)
 		return -1;
 	while (rc == 0 && db_q_next(&q) > 0) {
-		if (*n == cap) {
-			void *p = realloc(a, (cap = cap ? 2 * cap : 8) *
-			                             sizeof(*a));
-			if (p == NULL) {
-				rc = seterr(err, errlen, "out of memory");
-				break;
-			}
-			a = p;
+		if (room((void **)&a, &cap, *n, sizeof(*a)) != 0) {
+			rc = seterr(err, errlen, "out of memory");
+			break;
 		}
 		if (anchor_fill(&q, &a[*n]) != 0)
 			rc = seterr(err, errlen, "out of memory");

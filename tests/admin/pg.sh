@@ -61,8 +61,8 @@ expect 0 "init on PostgreSQL" "$CTL" -c "$conf" init
 has "schema version 9" "... at schema version 9"
 v=$(pg_psql smime "SELECT version FROM schema_version")
 t=$(pg_psql smime "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
-[ "$v" = 8 ] && [ "$t" = 13 ]
-tap $? "schema_version says 8; the 12 tables and schema_version are there ($v, $t)"
+[ "$v" = 9 ] && [ "$t" = 13 ]
+tap $? "schema_version says 9; the 12 tables and schema_version are there ($v, $t)"
 expect 0 "init again changes nothing" "$CTL" -c "$conf" init
 
 me_import "$conf" "$work/pki" andi sekda noreply legacy ||

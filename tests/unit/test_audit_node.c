@@ -52,14 +52,12 @@ static int add(struct db *db, const char *qid)
 static int verify_node(const char *path, const char *node,
                        struct db_audit_check *c)
 {
-	struct db *db;
+	struct db *db = open_node(path, NULL);
 	char err[512];
 	int rc;
 
-	if (db_open(path, DB_READONLY, &db, err, sizeof(err)) != 0) {
-		printf("# open: %s\n", err);
+	if (db == NULL)
 		return -1;
-	}
 	rc = db_audit_verify_node(db, node, 0, NULL, c, err, sizeof(err));
 	if (rc < 0)
 		printf("# verify %s: %s\n", node, err);
