@@ -325,15 +325,21 @@ struct audit_row {
 };
 
 /*
- * Append one audit row to the hash chain (schema 5): reads the last row's
- * id and hash and inserts id + 1 with prev_hash and hash, inside one write
- * transaction (the caller's, when one is open: db_begin takes BEGIN
- * IMMEDIATE; otherwise its own), so concurrent writers keep one chain.
+ * Append one audit row to the hash chain of db's node (schema 5; one chain
+ * per node since schema 9, db_set_node): reads the hash of that node's
+ * last row and inserts the next id (SQLite: the largest + 1; PostgreSQL:
+ * the table's sequence, gaps and all) with prev_hash and hash, inside one
+ * write transaction (the caller's, when one is open: db_begin takes BEGIN
+ * IMMEDIATE; otherwise its own) and under the node's lock (PostgreSQL: an
+ * advisory lock on the node name), so concurrent writers of a node keep
+ * one chain and never wait for another node's.
  * hash = SHA-256 of "smime-milter-audit-v1\n" and the length-prefixed
  * encoding of prev_hash, id, at, queue_id, message_id, from_addr, action,
  * cert_serial, digest, result (see db_audit.c; smimectl(8) AUDIT LOG);
  * a row with recipients or cert_issuer (schema 6) is hashed with
- * "smime-milter-audit-v2\n" and those two columns appended.
+ * "smime-milter-audit-v2\n" and those two columns appended; a row of a
+ * named node (schema 9) with "smime-milter-audit-v3\n", the v2 fields and
+ * the node.
  * Keeps its prepared statements in db: one thread at a time per db (the
  * audit writer has its own connection).  Returns 0 or -1 with err filled.
  */
