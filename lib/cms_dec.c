@@ -361,19 +361,21 @@ enum cms_dec_type cms_dec_type(const struct cms_dec *d)
 
 const char *cms_dec_type_name(enum cms_dec_type t)
 {
-	static const char *const names[] = {
-		[CMS_DEC_TYPE_UNKNOWN] = "unknown",
-		[CMS_DEC_TYPE_NOT_CMS] = "not-cms",
-		[CMS_DEC_TYPE_ENVELOPED] = "enveloped-data",
-		[CMS_DEC_TYPE_AUTH_ENVELOPED] = "authEnveloped-data",
-		[CMS_DEC_TYPE_SIGNED] = "signed-data",
-		[CMS_DEC_TYPE_COMPRESSED] = "compressed-data",
-		[CMS_DEC_TYPE_DATA] = "data",
-		[CMS_DEC_TYPE_OTHER] = "other",
-	};
+	static const struct {
+		enum cms_dec_type t;
+		const char *name;
+	} names[] = { { CMS_DEC_TYPE_NOT_CMS, "not-cms" },
+		      { CMS_DEC_TYPE_ENVELOPED, "enveloped-data" },
+		      { CMS_DEC_TYPE_AUTH_ENVELOPED, "authEnveloped-data" },
+		      { CMS_DEC_TYPE_SIGNED, "signed-data" },
+		      { CMS_DEC_TYPE_COMPRESSED, "compressed-data" },
+		      { CMS_DEC_TYPE_DATA, "data" },
+		      { CMS_DEC_TYPE_OTHER, "other" } };
 
-	return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t]
-	                                                      : "unknown";
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].t == t)
+			return names[i].name;
+	return "unknown";
 }
 
 const char *cms_dec_cipher(const struct cms_dec *d)

@@ -529,11 +529,7 @@ int db_audit_nodes(struct db *db, char ***names, size_t *n, char *err,
 
 void db_audit_nodes_free(char **names, size_t n)
 {
-	if (names == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	strv_free(names, n);
 }
 
 int db_audit_node_of(struct db *db, long long id, char *node, size_t len,
