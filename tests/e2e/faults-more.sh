@@ -75,6 +75,7 @@ start_killer() {
 import os, signal, sys, time
 pid = sys.argv[1]
 end = time.time() + 60
+print("ready", flush=True)
 while time.time() < end:
     try:
         fds = os.listdir("/proc/%s/fd" % pid)
@@ -93,12 +94,22 @@ while time.time() < end:
 print("killed=0")
 EOF
 	killer=$!
+	# a loaded machine may take seconds to start python: the message must
+	# not reach the milter before the killer watches it
+	_kw=0
+	while ! grep -q '^ready' "$work/killer.out" 2>/dev/null && [ $_kw -lt 200 ]; do
+		sleep 0.05
+		_kw=$((_kw + 1))
+	done
 }
 # killed_mid LABEL LOG: the killer fired, the milter is gone, and it had not
 # signed the message (no new "signed for" line since start_killer)
 killed_mid() {
 	wait "$killer"
 	killer=
+	# a killer that missed its moment leaves the milter running: stop it,
+	# or the wait below never returns (the check then fails on killed=0)
+	grep -q '^killed=1' "$work/killer.out" || kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	if grep -q '^killed=1' "$work/killer.out" && ! kill -0 "$pid" 2>/dev/null &&
 		[ "$(grep -c "signed for" "$2")" -eq "$signed_before" ]; then
