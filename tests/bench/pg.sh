@@ -12,7 +12,10 @@
 # built, not per message; what each message writes is its audit row, in
 # batches, so the PostgreSQL daemon must have written one audit row per
 # message it signed (counted after it stopped) or the figure is refused.
-# Prints one Markdown table row, then a line of detail.  BENCH_SECONDS sets
+# Besides the rates, the CPU per message of each side: the daemon's
+# (utime+stime from /proc) and, on PostgreSQL, the server's too (the
+# postmaster and its backends), a ratio that moves less with the load.
+# Prints one Markdown table row, then lines of detail.  BENCH_SECONDS sets
 # the length of each run, BENCH_PKI a tests/lib/pki.sh directory to use.
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,12 +48,30 @@ ppid_=$pid
 conf=$sconf
 start_milter
 
-# side PORT N: N messages over 8 connections; the miltc line, or nothing
-# (and the reason on stderr) unless every reply passed the checks
+# ticks PID...: the CPU clock ticks the processes used (with their reaped
+# children's)
+ticks() {
+	for _p; do cat "/proc/$_p/stat" 2>/dev/null; done |
+		awk '{ s += $14 + $15 + $16 + $17 } END { print s + 0 }'
+}
+pgpids() { # the postmaster and its children
+	_pm=$(head -1 "$PG_DIR/data/postmaster.pid")
+	echo "$_pm" $(ps -o pid= --ppid "$_pm")
+}
+hz=$(getconf CLK_TCK)
+# side PORT N [CPUFILE]: N messages over 8 connections; the miltc line, or
+# nothing (and the reason on stderr) unless every reply passed the checks;
+# with CPUFILE, the ms of CPU per message (the daemon of PORT, and the
+# PostgreSQL server for its port) appended to it
 side() {
+	if [ "$1" = "$port" ]; then _pids=$pid; else _pids="$ppid_ $(pgpids)"; fi
+	_c0=$(ticks $_pids)
 	_r=$(tests/bench/miltc -s "inet:$1@127.0.0.1" -c 8 -n "$2" \
 		-H 'Content-Type:multipart/signed' -B 'application/pkcs7-signature' \
 		"$work/4k.eml") || { echo "pg.sh: port $1: $_r" >&2; return 0; }
+	_c1=$(ticks $_pids)
+	[ -n "${3:-}" ] && awk -v a="$_c0" -v b="$_c1" -v hz="$hz" -v n="$2" \
+		'BEGIN { printf "%.3f\n", (b - a) * 1000 / hz / n }' >>"$3"
 	case $_r in *" checked=$2 bad=0"*) echo "$_r" ;; *) echo "pg.sh: port $1: $_r" >&2 ;; esac
 }
 # warm-up of both, then runs of about BENCH_SECONDS at the SQLite rate
@@ -58,7 +79,11 @@ r=$(side "$port" 400 | rate_of)
 side "$pport" 400 >/dev/null
 n=$(awk -v r="${r:-0}" -v s="$secs" 'BEGIN { n = int(r * s / 8) * 8; if (n < 64) n = 64; print n }')
 load0=$(uptime | sed 's/.*load average: //')
-pairs_alternate "$rounds" "$work/pg.pairs" 'side "$port" "$n"' 'side "$pport" "$n"'
+pairs_alternate "$rounds" "$work/pg.pairs" 'side "$port" "$n" "$work/s.cpu"' \
+	'side "$pport" "$n" "$work/p.cpu"'
+paste -d' ' "$work/s.cpu" "$work/p.cpu" | awk '{ printf "%.3f %s %s\n", $1 / $2, $1, $2 }' >"$work/cpu.pairs"
+medians "$work/cpu.pairs" "ratio sqlite-ms postgresql-ms"
+cpu="$m1 (SQLite $m2 ms, PostgreSQL $m3 ms per message, daemon and server; $mtext)"
 load1=$(uptime | sed 's/.*load average: //')
 awk 'NF != 3 { exit 1 }' "$work/pg.pairs" && [ "$(wc -l <"$work/pg.pairs")" = "$rounds" ] || {
 	echo "pg.sh: a run failed its reply checks:" >&2
@@ -77,4 +102,5 @@ rows=$(pg_psql smime "SELECT count(*) FROM audit WHERE action = 'signed'")
 }
 medians "$work/pg.pairs" "ratio sqlite-msg/s postgresql-msg/s"
 echo "| (k) signing with the store on PostgreSQL vs SQLite, 4 KB, 8 connections, alternating ($rounds pairs) | $m3 msg/s | $m2 msg/s | $m1 | >= 0.95 |"
+echo "postgresql: CPU per message, ratio $cpu"
 echo "postgresql: $mtext; runs of $n messages; $rows audit rows in PostgreSQL, one per message signed there; load average before $load0, after $load1"
