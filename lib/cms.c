@@ -319,13 +319,7 @@ int cms_encrypt_write(void *arg, const unsigned char *buf, size_t len)
 	struct cms_enc *e = arg;
 
 	while (len > 0) {
-		size_t take = sizeof(e->buf) - e->len;
-		if (take > len)
-			take = len;
-		memcpy(e->buf + e->len, buf, take);
-		e->len += take;
-		buf += take;
-		len -= take;
+		buf_fill(e->buf, &e->len, sizeof(e->buf), &buf, &len);
 		if (e->len == sizeof(e->buf) && enc_flush(e) != 0)
 			return -1;
 	}

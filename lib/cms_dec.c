@@ -350,12 +350,7 @@ int cms_dec_feed(struct cms_dec *d, const void *buf, size_t len, char *err,
 		take = d->incap > d->inlen ? d->incap - d->inlen : 0;
 		if (take > CMS_DEC_IN_CHUNK)
 			take = CMS_DEC_IN_CHUNK;
-		if (take > len)
-			take = len;
-		memcpy(d->in + d->inlen, src, take);
-		d->inlen += take;
-		src += take;
-		len -= take;
+		buf_fill(d->in, &d->inlen, d->inlen + take, &src, &len);
 	}
 }
 
@@ -366,24 +361,19 @@ enum cms_dec_type cms_dec_type(const struct cms_dec *d)
 
 const char *cms_dec_type_name(enum cms_dec_type t)
 {
-	switch (t) {
-	case CMS_DEC_TYPE_NOT_CMS:
-		return "not-cms";
-	case CMS_DEC_TYPE_ENVELOPED:
-		return "enveloped-data";
-	case CMS_DEC_TYPE_AUTH_ENVELOPED:
-		return "authEnveloped-data";
-	case CMS_DEC_TYPE_SIGNED:
-		return "signed-data";
-	case CMS_DEC_TYPE_COMPRESSED:
-		return "compressed-data";
-	case CMS_DEC_TYPE_DATA:
-		return "data";
-	case CMS_DEC_TYPE_OTHER:
-		return "other";
-	default:
-		return "unknown";
-	}
+	static const char *const names[] = {
+		[CMS_DEC_TYPE_UNKNOWN] = "unknown",
+		[CMS_DEC_TYPE_NOT_CMS] = "not-cms",
+		[CMS_DEC_TYPE_ENVELOPED] = "enveloped-data",
+		[CMS_DEC_TYPE_AUTH_ENVELOPED] = "authEnveloped-data",
+		[CMS_DEC_TYPE_SIGNED] = "signed-data",
+		[CMS_DEC_TYPE_COMPRESSED] = "compressed-data",
+		[CMS_DEC_TYPE_DATA] = "data",
+		[CMS_DEC_TYPE_OTHER] = "other",
+	};
+
+	return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t]
+	                                                      : "unknown";
 }
 
 const char *cms_dec_cipher(const struct cms_dec *d)

@@ -110,6 +110,10 @@ struct config {
 	char *ocsp_responder;    /* URL for every certificate, or NULL: the
 	                              certificate's AIA OCSP URL */
 	int line_ocsp_responder; /* (line number) */
+	/* database outages (issue 16): audit rows the database cannot take
+	 * wait in memory up to audit_queue_max, then in the audit_spool file */
+	long long audit_queue_max; /* rows */
+	char *audit_spool;         /* path ("": rows stay in memory) */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 	int line_protected_headers;

@@ -128,6 +128,12 @@ const struct keydef config_keys[] = {
 	{ "ocsp_responder", K_STR, NULL, 0, 0, OFF(ocsp_responder),
 	  OFF(line_ocsp_responder),
 	  "http:// URL of the OCSP responder for every certificate", 0 },
+	/* database outages (issue 16): where audit rows wait */
+	{ "audit_queue_max", K_INT, "10000", 1, 1000000, OFF(audit_queue_max),
+	  0, "rows held in memory before the spool file", 0 },
+	{ "audit_spool", K_STR, "/var/lib/smime-milter/audit.spool", 0, 0,
+	  OFF(audit_spool), 0, "path of the audit spool file, \"\" for none",
+	  0 },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);

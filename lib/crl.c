@@ -202,14 +202,8 @@ int crl_urls_add(struct crl_urls *l, const char *url)
 	for (size_t i = 0; i < l->n; i++)
 		if (strcmp(l->url[i], url) == 0)
 			return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		char **grown = realloc(l->url, cap * sizeof(*grown));
-		if (grown == NULL)
-			return -1;
-		l->url = grown;
-		l->cap = cap;
-	}
+	if (array_grow(&l->url, &l->cap, l->n, sizeof(*l->url)) != 0)
+		return -1;
 	copy = strdup(url);
 	if (copy == NULL)
 		return -1;
@@ -270,9 +264,7 @@ void crl_urls_free(struct crl_urls *l)
 {
 	if (l == NULL)
 		return;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->url[i]);
-	free(l->url);
+	strv_free(l->url, l->n);
 	memset(l, 0, sizeof(*l));
 }
 

@@ -332,9 +332,7 @@ void hdrprot_free(struct hdrprot *hp)
 {
 	if (hp == NULL)
 		return;
-	for (size_t i = 0; i < hp->nown; i++)
-		free(hp->own[i]);
-	free(hp->own);
+	strv_free(hp->own, hp->nown);
 	free(hp->h);
 	memset(hp, 0, sizeof(*hp));
 }

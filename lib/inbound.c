@@ -505,9 +505,7 @@ void inb_free(struct inb *m)
 {
 	if (m == NULL)
 		return;
-	for (size_t i = 0; i < m->nrcpts; i++)
-		free(m->rcpts[i]);
-	free(m->rcpts);
+	strv_free(m->rcpts, m->nrcpts);
 	free(m->rcpt_list);
 	hdrs_free(m->ch, m->nch);
 	free(m->forged);

@@ -91,14 +91,9 @@ int msg_rcpt(struct msg *m, const char *addr, int outbound, const char **reason)
 		}
 		m->required = 1;
 	}
-	if (m->nrcpts == m->caprcpts) {
-		size_t ncap = m->caprcpts ? m->caprcpts * 2 : 8;
-		char **n = realloc(m->rcpts, ncap * sizeof(*n));
-		if (n == NULL)
-			return -1;
-		m->rcpts = n;
-		m->caprcpts = ncap;
-	}
+	if (array_grow(&m->rcpts, &m->caprcpts, m->nrcpts, sizeof(*m->rcpts)) !=
+	    0)
+		return -1;
 	if ((m->rcpts[m->nrcpts] = strdup(a)) == NULL)
 		return -1;
 	m->nrcpts++;
@@ -533,9 +528,7 @@ void msg_free(struct msg *m)
 	free(m->edits);
 	free(m->from_value);
 	free(m->message_id);
-	for (size_t i = 0; i < m->nrcpts; i++)
-		free(m->rcpts[i]);
-	free(m->rcpts);
+	strv_free(m->rcpts, m->nrcpts);
 	sk_X509_free(m->enc);
 	free(m->enc_note);
 	spool_free(m->body);

@@ -55,13 +55,7 @@ static int ob_write(void *arg, const unsigned char *p, size_t n)
 	struct outbuf *o = arg;
 
 	while (n > 0) {
-		size_t take = OUT_CHUNK - o->len;
-		if (take > n)
-			take = n;
-		memcpy(o->buf + o->len, p, take);
-		o->len += take;
-		p += take;
-		n -= take;
+		buf_fill(o->buf, &o->len, OUT_CHUNK, &p, &n);
 		if (o->len == OUT_CHUNK && ob_flush(o) != 0)
 			return -1;
 	}

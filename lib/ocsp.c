@@ -12,14 +12,9 @@
 
 const char *ocsp_status_name(enum ocsp_cert_status s)
 {
-	switch (s) {
-	case OCSP_VERDICT_GOOD:
-		return "good";
-	case OCSP_VERDICT_REVOKED:
-		return "revoked";
-	default:
-		return "unknown";
-	}
+	return s == OCSP_VERDICT_GOOD      ? "good"
+	       : s == OCSP_VERDICT_REVOKED ? "revoked"
+	                                   : "unknown";
 }
 
 int ocsp_status_parse(const char *s, enum ocsp_cert_status *out)

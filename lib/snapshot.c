@@ -295,6 +295,11 @@ int snapshot_add_harvested(struct snapshot *s, const char *address,
  * the rows still queued in the old one were dropped ("N audit rows not
  * written") and the reload stalled.  A queue is reused while the path still
  * names the file it opened; a replaced database file gets a new queue.
+ * The old queue is retired: the rows still queued for the old file, and
+ * those its snapshot's last connections add, go to the spool file
+ * (audit_spool), which the new queue writes before its own rows; a queue
+ * freed while the database fails spools its rows too: a replaced snapshot
+ * never loses queued rows.
  */
 struct shared_audit {
 	struct shared_audit *next;
@@ -308,8 +313,13 @@ struct shared_audit {
 static pthread_mutex_t audits_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shared_audit *audits;
 
-static struct audit_queue *audit_get(const char *path, char *err, size_t errlen)
+static struct audit_queue *audit_get(const struct config *cfg, char *err,
+                                     size_t errlen)
 {
+	const char *path = cfg->database;
+	struct audit_options o = { (size_t)cfg->audit_queue_max,
+		                   audit_spool_enabled ? cfg->audit_spool
+		                                       : NULL };
 	struct shared_audit *a;
 	struct audit_queue *q = NULL;
 	struct stat st = { 0 };
@@ -322,15 +332,21 @@ static struct audit_queue *audit_get(const char *path, char *err, size_t errlen)
 		    a->ino == st.st_ino) {
 			a->refs++;
 			q = a->q;
+			/* the bound follows a reload; the spool stays */
+			audit_queue_set_max(q, o.queue_max);
 			goto out;
 		}
+	/* another file at the path: the old queues' rows move to it */
+	for (a = audits; a; a = a->next)
+		if (strcmp(a->path, path) == 0)
+			audit_queue_retire(a->q);
 	a = calloc(1, sizeof(*a));
 	if (a == NULL || (a->path = xstrdup(path)) == NULL) {
 		free(a);
 		seterr(err, errlen, "out of memory");
 		goto out;
 	}
-	a->q = audit_queue_new(path, audit_reporter, err, errlen);
+	a->q = audit_queue_open(path, &o, audit_reporter, err, errlen);
 	if (a->q == NULL) {
 		free(a->path);
 		free(a);
@@ -486,7 +502,7 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		snapshot_unref(s);
 		return -1;
 	}
-	s->audit = audit_get(s->cfg->database, dberr, sizeof(dberr));
+	s->audit = audit_get(s->cfg, dberr, sizeof(dberr));
 	if (s->audit == NULL) {
 		seterr(err, errlen, "audit log %s: %s", s->cfg->database,
 		       dberr);

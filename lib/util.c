@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,4 +336,46 @@ void malloc_tune(void)
 {
 	mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+}
+
+void strv_free(char **v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int array_grow(void *arr, size_t *cap, size_t n, size_t elem)
+{
+	void **p = arr;
+	size_t ncap;
+	void *grown;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 8;
+	if (ncap > SIZE_MAX / elem)
+		return -1;
+	grown = realloc(*p, ncap * elem);
+	if (grown == NULL)
+		return -1;
+	*p = grown;
+	*cap = ncap;
+	return 0;
+}
+
+size_t buf_fill(unsigned char *dst, size_t *have, size_t cap,
+                const unsigned char **src, size_t *len)
+{
+	size_t take = cap - *have;
+
+	if (take > *len)
+		take = *len;
+	memcpy(dst + *have, *src, take);
+	*have += take;
+	*src += take;
+	*len -= take;
+	return take;
 }

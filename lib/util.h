@@ -94,4 +94,22 @@ void malloc_tune(void);
 /* Format time t as "YYYY-MM-DD HH:MM:SS UTC" into buf (>= 32 bytes). */
 char *time_fmt(time_t t, char *buf, size_t len);
 
+/* Free the n strings of v, then v itself; NULL is fine. */
+void strv_free(char **v, size_t n);
+
+/*
+ * Make room for one more element in *arr (n in use, *cap allocated, each
+ * elem bytes): the array doubles from 8.  Returns 0, or -1 when out of
+ * memory (*arr unchanged).
+ */
+int array_grow(void *arr, size_t *cap, size_t n, size_t elem);
+
+/*
+ * Copy into dst (*have bytes in use of cap) as much of *src (*len bytes)
+ * as fits, and advance *src and *len past what was taken.  Returns the
+ * number of bytes copied.
+ */
+size_t buf_fill(unsigned char *dst, size_t *have, size_t cap,
+                const unsigned char **src, size_t *len);
+
 #endif

@@ -438,6 +438,7 @@ static int serve(struct config *cfg, int foreground)
 	int sig = 0;
 
 	log_open(cfg->syslog_facility, 1);
+	audit_spool_enabled = 1; /* the daemon's audit rows may be spooled */
 	/* Block these before any thread exists (threads inherit the mask):
 	 * the main thread takes them with sigwait.  libmilter's own signal
 	 * thread waits for TERM, HUP and INT too, but the kernel hands a

@@ -20,6 +20,12 @@ void reload_log_decrypt(const struct snapshot *s)
 		mlog_lines(LOG_WARNING, "mailbox ", report);
 }
 
+/* The error of the last failed reload: while the database stays away,
+ * every attempt fails the same way, and that is logged once, not once per
+ * attempt.  Only the signal thread reloads, so no lock. */
+static char failed_with[8192];
+static unsigned long failed_attempts;
+
 int reload_snapshot(const char *conf_path)
 {
 	struct snapshot *s;
@@ -28,12 +34,27 @@ int reload_snapshot(const char *conf_path)
 	mlog(LOG_INFO, "SIGUSR1: reloading %s", conf_path);
 	if (snapshot_build(conf_path, 0, &s, err, sizeof(err), warn,
 	                   sizeof(warn)) != 0) {
-		mlog_lines(LOG_ERR,
-		           "reload failed, keeping the previous "
-		           "configuration: ",
-		           err);
+		failed_attempts++;
+		if (strcmp(err, failed_with) != 0) {
+			mlog_lines(LOG_ERR,
+			           "reload failed, keeping the previous "
+			           "configuration: ",
+			           err);
+			snprintf(failed_with, sizeof(failed_with), "%s", err);
+		} else {
+			mlog(LOG_DEBUG,
+			     "reload failed again (%lu attempts, same error), "
+			     "keeping the previous configuration",
+			     failed_attempts);
+		}
 		return -1;
 	}
+	if (failed_attempts > 0)
+		mlog(LOG_NOTICE,
+		     "reload works again after %lu failed attempt%s",
+		     failed_attempts, failed_attempts == 1 ? "" : "s");
+	failed_attempts = 0;
+	failed_with[0] = '\0';
 	if (warn[0])
 		mlog_lines(LOG_WARNING, "mailbox ", warn);
 	reload_log_decrypt(s);

@@ -6,7 +6,8 @@
 
 /*
  * Build a new snapshot from conf_path and make it current; on failure the
- * previous one stays and the problems are logged.  Called for SIGUSR1.
+ * previous one stays and the problems are logged (once while the same
+ * problem repeats, as with a database that stays away).  Called for SIGUSR1.
  * Returns 0 or -1.
  */
 int reload_snapshot(const char *conf_path);

@@ -46,6 +46,7 @@ me_conf() {
 	{
 		echo "socket = \"$_sock\";"
 		echo "database = \"$_work/smime.db\";"
+		echo "audit_spool = \"$_work/audit.spool\";"
 		echo "key_dir = \"$_work/keys\";"
 		echo "temp_dir = \"$_work/tmp\";"
 		echo "pidfile = \"$_file.pid\";"

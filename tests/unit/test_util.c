@@ -109,5 +109,31 @@ int main(void)
 		           : 0.0,
 		   t1, t4);
 	}
+	{
+		/* the small array and buffer helpers of util.h */
+		char **v = NULL;
+		size_t cap = 0, nv = 0, have = 0, len = 10;
+		unsigned char dst[4];
+		const unsigned char *src = (const unsigned char *)"0123456789";
+		int grew = 1;
+
+		for (int i = 0; i < 20 && grew; i++) {
+			grew = array_grow(&v, &cap, nv, sizeof(*v)) == 0;
+			if (grew)
+				v[nv++] = xstrdup("x");
+		}
+		ok(grew && nv == 20 && cap == 32,
+		   "array_grow: 20 elements in 8, 16, then 32 (%zu of %zu)",
+		   nv, cap);
+		strv_free(v, nv); /* ASan/valgrind: every string freed */
+		strv_free(NULL, 3);
+		ok(buf_fill(dst, &have, sizeof(dst), &src, &len) == 4 &&
+		           have == 4 && len == 6 && memcmp(dst, "0123", 4) == 0 &&
+		           *src == '4',
+		   "buf_fill takes what fits and advances the input");
+		ok(buf_fill(dst, &have, sizeof(dst), &src, &len) == 0 &&
+		           len == 6,
+		   "buf_fill into a full buffer takes nothing");
+	}
 	return tap_done();
 }
