@@ -56,6 +56,9 @@ static const struct command {
 	{ "stats", cmd_stats,
 	  "[--prometheus FILE] [--json]   (counts, expiry, CRLs, audit chain, "
 	  "milter up; FILE replaced atomically)" },
+	{ "migrate", cmd_migrate,
+	  "--to postgresql://...   (copy the SQLite database into an empty "
+	  "PostgreSQL one, audit chain included, and verify the copy)" },
 	{ "ocsp", cmd_ocsp, "check ADDR|FILE   (ask the OCSP responder)" },
 	{ "reload", cmd_reload, "make the running milter reload (SIGUSR1)" },
 };

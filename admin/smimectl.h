@@ -172,6 +172,8 @@ int cmd_verify(int argc, char **argv);
 
 /* smimectl stats [--prometheus FILE] [--json] (stats.c): metrics. */
 int cmd_stats(int argc, char **argv);
+/* smimectl migrate --to URI (migrate.c): SQLite into PostgreSQL. */
+int cmd_migrate(int argc, char **argv);
 /* smimectl ocsp check ADDR|FILE (ocsp.c): ask the OCSP responder. */
 int cmd_ocsp(int argc, char **argv);
 

@@ -545,4 +545,63 @@ int db_ocsp_get(struct db *db, const char *issuer, const char *serial,
  * (a URI starting postgresql:// or postgres://), 0 for an SQLite path. */
 int db_target_is_pg(const char *target);
 
+/* ---- copying an SQLite store into an empty database (db_copy.c) -------
+ * What smimectl migrate does: every table of the source's catalogue with
+ * every column, values with their types, ids kept, in one read
+ * transaction on the source and one write transaction on the target. */
+
+/* One table: its name, columns and the tables its foreign keys reference
+ * (from the source's catalogue), the rows the source holds (read in the
+ * copy's snapshot) and the rows copied. */
+struct db_copy_table {
+	char *name;
+	char **cols, **refs;
+	size_t ncols, nrefs;
+	long long rows, copied;
+};
+
+struct db_copy_report {
+	struct db_copy_table *tables; /* in the order they were copied */
+	size_t n;
+	long long identities;  /* identity sequences set (PostgreSQL) */
+	long long src_version; /* the source's PRAGMA data_version */
+	struct db_audit_check src_audit, dst_audit; /* both chains */
+};
+
+/* What db_copy_to returns besides 0 (copied and verified) and -1 (an
+ * error on the way; err says which). */
+enum {
+	DB_COPY_TARGET = 1,      /* the target cannot be opened (err) */
+	DB_COPY_NOT_EMPTY = 2,   /* the target holds rows: nothing written */
+	DB_COPY_SRC_BROKEN = 3,  /* the source's audit chain is broken */
+	DB_COPY_SRC_CHANGED = 4, /* written during the copy: rolled back */
+	DB_COPY_MISMATCH = 5     /* the copy differs: rolled back or
+	                            emptied again */
+};
+
+/* Put the n tables t in an order where each comes after the tables it
+ * references (references to itself or to tables not in t ignored),
+ * keeping their order otherwise.  0, or -1 with err filled when the
+ * references form a cycle (t unchanged). */
+int db_copy_order(struct db_copy_table *t, size_t n, char *err, size_t errlen);
+
+/*
+ * Copy src (an SQLite database at DB_SCHEMA_VERSION, its audit chain
+ * intact) into target (a postgresql:// URI, or an SQLite path): refused
+ * with nothing written when target holds rows in any of src's tables;
+ * else the schema is made by the migrations, every table is copied in one
+ * transaction, identity sequences are set past the largest id, the row
+ * counts are compared before the commit and the audit chain of the copy
+ * after it (db_audit_verify: the same rows and head hash, else the copied
+ * rows are deleted again).  A source written by another connection
+ * during the copy (PRAGMA data_version) rolls it back.  *r is filled
+ * (free with db_copy_report_free) as far as the copy came.  Returns 0, a
+ * DB_COPY_* code or -1, with err filled.
+ */
+int db_copy_to(struct db *src, const char *target, struct db_copy_report *r,
+               char *err, size_t errlen);
+
+/* Free what db_copy_to filled and zero it; NULL is fine. */
+void db_copy_report_free(struct db_copy_report *r);
+
 #endif
