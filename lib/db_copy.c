@@ -74,13 +74,6 @@ int db_copy_order(struct db_copy_table *t, size_t n, char *err, size_t errlen)
 
 /* ---- the report --------------------------------------------------------- */
 
-static void strv_free(char **v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 void db_copy_report_free(struct db_copy_report *r)
 {
 	if (r == NULL)

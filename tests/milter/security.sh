@@ -28,7 +28,10 @@ key=$(ls "$state"/keys/*.pem | grep -v '\.pass$' | head -1)
 
 # start CONF: the daemon in the foreground; waits for "starting on" or exit
 start() {
-	"$ME_MILTER" -c "$1" -f >"$work/milter.log" 2>&1 &
+	# emptied here, not by the redirection: that one happens in the child,
+	# and a grep that runs first would find the last daemon's "starting on"
+	: >"$work/milter.log"
+	"$ME_MILTER" -c "$1" -f >>"$work/milter.log" 2>&1 &
 	pid=$!
 	_i=0
 	while [ $_i -lt 100 ]; do
