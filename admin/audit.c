@@ -236,6 +236,7 @@ static int audit_anchor(int argc, char **argv)
 		    "3161 TSA to ask)",
 		    cfg->path);
 	db = open_db_as_user(cfg, DB_READWRITE);
+	job_begin(db, "audit anchor"); /* one node anchors */
 	rc = db_audit_verify(db, 0, NULL, &c, err, sizeof(err));
 	if (rc < 0)
 		die(EX_TEMPFAIL, "audit anchor: %s", err);

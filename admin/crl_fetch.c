@@ -252,18 +252,21 @@ static int fetch_one(struct fetch_run *run, const char *url)
 static void reload_if_changed(const struct fetch_run *run)
 {
 	char err[1024];
+	int notified;
 	long pid;
 
 	if (run->changed == 0)
 		return;
-	pid = service_reload(run->cfg, err, sizeof(err));
+	pid = service_reload(run->cfg, run->db, &notified, err, sizeof(err));
+	if (notified)
+		printf("asked the milter of every node to reload\n");
 	if (pid > 0)
 		printf("asked smime-milter (pid %ld) to reload\n", pid);
-	else if (pid == 0)
+	else if (pid == 0 && !notified)
 		printf("%s sets no pidfile: send SIGUSR1 to the milter so it "
 		       "stops using the revoked certificates\n",
 		       run->cfg->path);
-	else
+	else if (pid < 0)
 		printf("the milter was not reloaded: %s\n", err);
 }
 
@@ -296,6 +299,7 @@ int cmd_crl_fetch(int argc, char **argv)
 		    cfg->path);
 	run.cfg = cfg;
 	run.db = open_db_as_user(cfg, DB_READWRITE);
+	job_begin(run.db, "crl fetch"); /* one node of many does it */
 	run.now = time(NULL);
 	collect(&run, &urls);
 	for (size_t i = 0; i < urls.n; i++) {

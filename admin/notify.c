@@ -1,7 +1,7 @@
 /*
  * notify -- smimectl notify: renewal alerts mailed through the local MTA
  * to the contact of each certificate at the alert_days thresholds, once
- * each.
+ * each, and by one node at a time (a run-once job: job_begin).
  */
 #include <errno.h>
 #include <signal.h>
@@ -267,6 +267,10 @@ int cmd_notify(int argc, char **argv)
 	ns.cfg = load_config();
 	ns.template = notify_template(ns.cfg);
 	ns.db = open_db_as_user(ns.cfg, DB_READWRITE);
+	/* one node of many sends: alerts_sent, shared, keeps the later runs
+	 * from sending again (a dry run sends and records nothing) */
+	if (!ns.dry_run)
+		job_begin(ns.db, "notify");
 	ns.now = time(NULL);
 	if (db_mappings(ns.db, notify_row, &ns, err, sizeof(err)) != 0)
 		die(EX_TEMPFAIL, "%s", err);

@@ -119,10 +119,17 @@ EVP_PKEY *hsm_keygen(const struct config *cfg, const char *uri,
 /* smimectl init, reload (service.c). */
 int cmd_init(int argc, char **argv);
 int cmd_reload(int argc, char **argv);
-/* Ask the milter of cfg to reload: SIGUSR1 to the pid in its pidfile.
- * Returns that pid, 0 when cfg sets no pidfile, or -1 with err filled
- * when no milter runs or it cannot be signalled (service.c). */
-long service_reload(const struct config *cfg, char *err, size_t errlen);
+/* Ask the milter of cfg to reload: SIGUSR1 to the pid in its pidfile and,
+ * with a PostgreSQL database (db, or opened here when NULL), a NOTIFY that
+ * every node's milter hears (*notified = 1).  Returns that pid, 0 when cfg
+ * sets no pidfile, or -1 with err filled when no milter runs, it cannot be
+ * signalled or the NOTIFY failed (service.c). */
+long service_reload(const struct config *cfg, struct db *db, int *notified,
+                    char *err, size_t errlen);
+/* Take the lock of run-once job name (notify, crl fetch, audit anchor),
+ * or, when another node holds it, say so in one line, close db and exit 0:
+ * that node does the work.  Held until db is closed (service.c). */
+void job_begin(struct db *db, const char *name);
 /* smimectl import (import.c). */
 int cmd_import(int argc, char **argv);
 /* smimectl list, map, unmap, revoke, show (cert.c). */

@@ -594,3 +594,109 @@ void db_cols_free(const struct db_col *cols, size_t n, void *obj, size_t size)
 			free(*(char **)((char *)obj + cols[i].off));
 	memset(obj, 0, size);
 }
+
+/* ---- run-once jobs and notices (db.h) ----------------------------------- */
+
+long long db_job_key(const char *name)
+{
+	static const char prefix[] = "smime-milter job ";
+	unsigned long long h = 14695981039346656037ULL; /* FNV-1a 64 */
+
+	for (const char *p = prefix; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (const char *p = name; p && *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (long long)h;
+}
+
+/* A job name fit for a file name and a log line: 0 or -1. */
+static int job_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > 64)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+		      (name[i] >= '0' && name[i] <= '9') || name[i] == ' ' ||
+		      name[i] == '_' || name[i] == '-'))
+			return -1;
+	return 0;
+}
+
+int db_job_lock(struct db *db, const char *name, int *got, char *err,
+                size_t errlen)
+{
+	*got = 0;
+	if (job_name_ok(name) != 0)
+		return seterr(err, errlen, "job lock: bad job name \"%s\"",
+		              name ? name : "");
+	if (db->ops->job_lock(db, name, db_job_key(name), got) != 0)
+		return seterr(err, errlen, "database: job lock %s: %s", name,
+		              db->msg); /* the op's words, both backends */
+	return 0;
+}
+
+void db_job_unlock(struct db *db, const char *name)
+{
+	if (db != NULL && name != NULL)
+		db->ops->job_unlock(db, db_job_key(name));
+}
+
+int db_can_notify(const struct db *db)
+{
+	return db && db->ops->listen != NULL;
+}
+
+/* Whether the backend has notices; err filled when not. */
+static int notify_check(struct db *db, const char *channel, char *err,
+                        size_t errlen)
+{
+	if (!db_can_notify(db))
+		return seterr(err, errlen,
+		              "database: notices need PostgreSQL (SQLite has "
+		              "none: signal the milter)");
+	for (const char *p = channel; p && *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_'))
+			channel = NULL;
+	if (channel == NULL || *channel == '\0')
+		return seterr(err, errlen, "database: bad channel name");
+	return 0;
+}
+
+int db_listen(struct db *db, const char *channel, char *err, size_t errlen)
+{
+	if (notify_check(db, channel, err, errlen) != 0)
+		return -1;
+	if (db->ops->listen(db, channel) != 0)
+		return seterr(err, errlen, "database: LISTEN %s: %s", channel,
+		              db_errmsg(db));
+	return 0;
+}
+
+int db_notify(struct db *db, const char *channel, const char *payload,
+              char *err, size_t errlen)
+{
+	if (notify_check(db, channel, err, errlen) != 0)
+		return -1;
+	if (db->ops->notify(db, channel, payload ? payload : "") != 0)
+		return seterr(err, errlen, "database: NOTIFY %s: %s", channel,
+		              db_errmsg(db));
+	return 0;
+}
+
+int db_wait_notify(struct db *db, int timeout_ms, char *buf, size_t len,
+                   char *err, size_t errlen)
+{
+	int rc;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (notify_check(db, "x", err, errlen) != 0)
+		return -1;
+	rc = db->ops->wait_notify(db, timeout_ms, buf, len);
+	if (rc < 0)
+		seterr(err, errlen, "database: %s", db_errmsg(db));
+	return rc;
+}

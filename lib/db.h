@@ -604,4 +604,48 @@ int db_copy_to(struct db *src, const char *target, struct db_copy_report *r,
 /* Free what db_copy_to filled and zero it; NULL is fine. */
 void db_copy_report_free(struct db_copy_report *r);
 
+/* ---- run-once jobs and reload across nodes -----------------------------
+ * A timer may run `smimectl notify`, `crl fetch` or `audit anchor` on every
+ * node: one of them does the work.  PostgreSQL: a session advisory lock
+ * (pg_try_advisory_lock) on db_job_key(name); SQLite (one host): an flock
+ * on the file DATABASE.NAME.lock beside it (spaces in name as '-').  The
+ * lock is held until db_job_unlock or db_close.  One job per connection. */
+
+/* The advisory lock key of job name: FNV-1a (64 bits) over
+ * "smime-milter job " followed by name, as a signed 64-bit integer. */
+long long db_job_key(const char *name);
+
+/* Take the lock of job name (letters, digits, ' ', '_', '-'; at most 64)
+ * without waiting: *got is 1 when taken, 0 when another process or node
+ * holds it.  Returns 0, or -1 with err filled. */
+int db_job_lock(struct db *db, const char *name, int *got, char *err,
+                size_t errlen);
+
+/* Let go of the lock of job name taken by db_job_lock; NULL is fine. */
+void db_job_unlock(struct db *db, const char *name);
+
+/* The channel `smimectl reload` notifies and every milter listens on. */
+#define DB_RELOAD_CHANNEL "smime_milter_reload"
+
+/* 1 when db can send and receive notices (PostgreSQL), 0 when not. */
+int db_can_notify(const struct db *db);
+
+/* LISTEN on channel (a lower-case identifier) on this connection: later
+ * notices reach db_wait_notify.  0, or -1 with err filled (also for
+ * SQLite, which has none). */
+int db_listen(struct db *db, const char *channel, char *err, size_t errlen);
+
+/* NOTIFY channel with payload (at most 7999 bytes): every connection
+ * listening on it, on any node, gets it once this one commits (at once
+ * outside a transaction).  0, or -1 with err filled. */
+int db_notify(struct db *db, const char *channel, const char *payload,
+              char *err, size_t errlen);
+
+/* Wait up to timeout_ms for a notice on a channel db listens on: 1 with its
+ * payload in buf (cut to len - 1), 0 when none came, -1 with err filled
+ * when the connection is lost (close db and open a new one: this one
+ * stays lost).  Notices already received come first, without waiting. */
+int db_wait_notify(struct db *db, int timeout_ms, char *buf, size_t len,
+                   char *err, size_t errlen);
+
 #endif

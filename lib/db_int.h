@@ -39,6 +39,9 @@ struct db {
 	int lost_tx;            /* PostgreSQL: the connection dropped inside a
 	                           transaction not yet ended by the caller */
 	char msg[512];          /* PostgreSQL: the last error */
+	int job_fd; /* SQLite: the lock file of db_job_lock held, else -1 */
+	long long job_key; /* PostgreSQL: the advisory lock held ... */
+	int job_held;      /* ... when set: taken again on a reconnect */
 };
 
 /* Migrations: db_migrations[i] takes the schema from version i to i + 1
@@ -288,6 +291,19 @@ struct db_ops {
 	const void *(*col_blob)(struct db_stmt *st, int col, size_t *n);
 	long long (*last_id)(struct db *db);
 	int (*changes)(struct db *db);
+	/* run-once jobs and reload notices (db.h: db_job_lock, db_listen):
+	 * job_lock sets *got (1 taken, 0 held elsewhere), its error in
+	 * db->msg whatever the backend; listen, notify
+	 * and wait_notify are NULL where the backend has none (SQLite) */
+	int (*job_lock)(struct db *db, const char *name, long long key,
+	                int *got);
+	void (*job_unlock)(struct db *db, long long key);
+	int (*listen)(struct db *db, const char *channel);
+	int (*notify)(struct db *db, const char *channel, const char *payload);
+	/* 1 a notice (its payload in buf), 0 none within timeout_ms, -1 the
+	 * connection is lost */
+	int (*wait_notify)(struct db *db, int timeout_ms, char *buf,
+	                   size_t len);
 };
 
 /* The functions of a backend whose static functions are named
@@ -303,6 +319,13 @@ struct db_ops {
 	.col_real = p##_col_real, .col_text = p##_col_text,               \
 	.col_blob = p##_col_blob, .last_id = p##_last_id,                 \
 	.changes = p##_changes
+
+/* db_pg_sql.c: sql with '?' and '?N' parameters (outside strings, names
+ * and comments) as $N, numbered as SQLite numbers them, and the number of
+ * parameters in *nparams; schema text written for SQLite in PostgreSQL's
+ * words.  Both malloc'd (NULL: out of memory). */
+char *db_pg_params(const char *sql, int *nparams);
+char *db_pg_ddl(const char *sql);
 
 extern const struct db_ops db_sqlite_ops; /* db_sqlite.c */
 extern const struct db_ops db_pg_ops;     /* db_pg.c */

@@ -5,9 +5,12 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +45,7 @@ static int lite_open(struct db *db, const char *path, enum db_open_mode mode,
 	mode_t old;
 	int rc;
 
+	db->job_fd = -1;
 	if (mode != DB_CREATE && access(path, F_OK) != 0)
 		return seterr(err, errlen,
 		              "database %s: %s (run \"smimectl init\" first)",
@@ -75,6 +79,8 @@ static int lite_open(struct db *db, const char *path, enum db_open_mode mode,
 
 static void lite_close(struct db *db)
 {
+	if (db->job_fd >= 0)
+		close(db->job_fd); /* lets go of a job's lock */
 	sqlite3_close_v2(H(db));
 }
 
@@ -221,6 +227,62 @@ static int lite_changes(struct db *db)
 	return sqlite3_changes(H(db));
 }
 
+/* ---- run-once jobs: an flock on DATABASE.NAME.lock --------------------- */
+
+static int lite_job_lock(struct db *db, const char *name, long long key,
+                         int *got)
+{
+	const char *path = sqlite3_db_filename(H(db), "main");
+	char *file;
+	int fd, e;
+	mode_t old;
+
+	(void)key;
+	if (db->job_fd >= 0) {
+		snprintf(db->msg, sizeof(db->msg), "a job lock is held");
+		return -1;
+	}
+	if (path == NULL || *path == '\0' ||
+	    (file = malloc(strlen(path) + strlen(name) + 8)) == NULL) {
+		snprintf(db->msg, sizeof(db->msg), "no file to lock beside");
+		return -1;
+	}
+	sprintf(file, "%s.%s.lock", path, name);
+	for (char *p = file + strlen(path); *p; p++)
+		if (*p == ' ')
+			*p = '-';
+	old = umask(077);
+	fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	umask(old);
+	e = errno;
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		e = errno;
+		close(fd);
+		fd = -2;
+	}
+	if (fd >= 0) {
+		db->job_fd = fd;
+		*got = 1;
+	} else if (fd == -2 && e == EWOULDBLOCK) {
+		*got = 0;
+	} else {
+		snprintf(db->msg, sizeof(db->msg), "%.80s: %s", file,
+		         strerror(e));
+		free(file);
+		return -1;
+	}
+	free(file);
+	return 0;
+}
+
+static void lite_job_unlock(struct db *db, long long key)
+{
+	(void)key;
+	if (db->job_fd >= 0)
+		close(db->job_fd);
+	db->job_fd = -1;
+}
+
 const struct db_ops db_sqlite_ops = {
 	DB_OPS_FUNCTIONS(lite),
 	.name = "sqlite",
@@ -229,4 +291,9 @@ const struct db_ops db_sqlite_ops = {
 	.begin_read = "BEGIN",
 	.migrate_lock = NULL, /* BEGIN IMMEDIATE is the lock */
 	.lock_writers = NULL,
+	.job_lock = lite_job_lock,
+	.job_unlock = lite_job_unlock,
+	.listen = NULL, /* one host: the pidfile and SIGUSR1 */
+	.notify = NULL,
+	.wait_notify = NULL,
 };

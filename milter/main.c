@@ -26,6 +26,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "listen.h"
 #include "log.h"
 #include "milter.h"
 #include "offline.h"
@@ -487,6 +488,9 @@ static int serve(struct config *cfg, int foreground)
 	     "smime-milter %s starting on %s: %zu mailboxes, %zu can sign",
 	     SMIME_VERSION, sock, s->nentries, s->nusable);
 	main_thread = pthread_self();
+	/* PostgreSQL: `smimectl reload` on any node reaches us (SIGUSR1) */
+	if (listen_start(cfg->database) != 0)
+		return started(EX_OSERR);
 	if (pthread_create(&tid, NULL, smfi_thread, NULL) != 0) {
 		mlog(LOG_ERR, "cannot start the milter thread");
 		return started(EX_OSERR);
@@ -504,6 +508,7 @@ static int serve(struct config *cfg, int foreground)
 		reload_snapshot(conf_path);
 	}
 	stop_serving(sig);
+	listen_stop();
 	/* the last snapshot's audit queue holds the rows of the last
 	 * ~100 ms: write them before exiting (waits up to 5 s, and says so
 	 * when rows cannot be written) */
