@@ -47,6 +47,7 @@ struct config *load_config(void)
 
 	if (config_load(conf_path, &cfg, err, sizeof(err)) != 0)
 		die(EX_CONFIG, "%s", err);
+	db_node_default_set(cfg->node_name);
 	return cfg;
 }
 

@@ -190,12 +190,17 @@ static void out_text(const struct db_stats *s, const struct stats_ctx *x)
 	text_crls(s, x->now);
 	printf("\naudit log: %lld row%s, head id %lld\n", s->audit_rows,
 	       s->audit_rows == 1 ? "" : "s", s->audit_last_id);
+	for (size_t i = 0; i < s->nnodes; i++)
+		printf("  node \"%s\": %lld row(s), head id %lld, %lld after "
+		       "its newest anchor\n",
+		       s->nodes[i].node, s->nodes[i].rows, s->nodes[i].last_id,
+		       s->nodes[i].unanchored);
 	if (s->anchor_id > 0)
 		printf("  last anchor: id %lld over row %lld, genTime %s; %lld "
 		       "row(s) after it\n",
 		       s->anchor_id, s->anchor_audit_id,
 		       time_fmt(s->anchor_gen_time, t, sizeof(t)),
-		       s->audit_last_id - s->anchor_audit_id);
+		       s->audit_unanchored);
 	else
 		printf("  no anchor yet\n");
 }
@@ -313,8 +318,17 @@ static void out_json(const struct db_stats *s, const struct stats_ctx *x)
 		       (long long)s->anchor_gen_time);
 	} else
 		printf("null");
-	printf(", \"unanchored_rows\": %lld}\n}\n",
-	       s->audit_last_id - s->anchor_audit_id);
+	printf(", \"unanchored_rows\": %lld, \"nodes\": [",
+	       s->audit_unanchored);
+	for (size_t i = 0; i < s->nnodes; i++) {
+		printf("%s{\"node\": ", i ? ", " : "");
+		json_str(s->nodes[i].node);
+		printf(", \"chain_length\": %lld, \"last_id\": %lld, "
+		       "\"unanchored_rows\": %lld}",
+		       s->nodes[i].rows, s->nodes[i].last_id,
+		       s->nodes[i].unanchored);
+	}
+	printf("]}\n}\n");
 }
 
 /* ---- the command ------------------------------------------------------- */

@@ -367,10 +367,12 @@ int cmd_verify(int argc, char **argv)
 		o.db_error = dberr;
 	}
 	o.db = db;
-	if (db) { /* the chain and its anchors once for all the files */
-		o.chain_rc =
-		        db_audit_verify_anchors(db, 0, NULL, &chain, &anchors,
-		                                &nanchors, err, sizeof(err));
+	if (db) { /* this node's chain and its anchors once for all the
+	             files (lib/evidence reads another node's itself) */
+		o.chain_rc = db_audit_verify_node_anchors(db, db_node(db), 0,
+		                                          NULL, &chain,
+		                                          &anchors, &nanchors,
+		                                          err, sizeof(err));
 		o.chain = o.chain_rc < 0 ? NULL : &chain;
 		o.anchors = anchors;
 		o.nanchors = nanchors;

@@ -579,6 +579,39 @@ static int config_check_timestamp(const struct config *cfg, const char *file,
 	return rc;
 }
 
+/* node_name: the setting, or the host name; letters, digits and ".-_"
+ * (it names a chain in verify's output and a Prometheus label). */
+static int config_node_name(struct config *cfg, const char *file, char *err,
+                            size_t errlen)
+{
+	char host[256] = "";
+	const char *n = cfg->node_name;
+
+	if (n == NULL && gethostname(host, sizeof(host) - 1) == 0)
+		n = host;
+	if (n == NULL || *n == '\0' || strlen(n) > 255 ||
+	    strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	              "0123456789.-_") != strlen(n)) {
+		if (cfg->node_name)
+			adderr(err, errlen,
+			       "%s:%d: node_name: '%s' is not a node name "
+			       "(1 to 255 letters, digits, '.', '-' or '_')",
+			       file, cfg->line_node_name, n);
+		else
+			adderr(err, errlen,
+			       "%s: node_name: the host name '%s' is not a "
+			       "node name; set node_name (letters, digits, "
+			       "'.', '-' or '_')",
+			       file, host);
+		return -1;
+	}
+	if (cfg->node_name == NULL && (cfg->node_name = xstrdup(n)) == NULL) {
+		adderr(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
 	config_t lc;
@@ -663,6 +696,8 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 			bad = 1;
 		}
 		if (config_check_timestamp(cfg, path, err, errlen) != 0)
+			bad = 1;
+		if (config_node_name(cfg, path, err, errlen) != 0)
 			bad = 1;
 	}
 	config_destroy(&lc);

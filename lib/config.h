@@ -114,6 +114,10 @@ struct config {
 	 * wait in memory up to audit_queue_max, then in the audit_spool file */
 	long long audit_queue_max; /* rows */
 	char *audit_spool;         /* path ("": rows stay in memory) */
+	/* more than one gateway (issue 16) */
+	char *node_name;    /* the audit chain of this host: the setting,
+	                        or the host name */
+	int line_node_name; /* (line number) */
 	/* line numbers of keys, for errors found after loading (0 = default) */
 	int line_database, line_key_dir, line_temp_dir, line_ca_file;
 	int line_protected_headers;

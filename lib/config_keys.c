@@ -134,6 +134,12 @@ const struct keydef config_keys[] = {
 	{ "audit_spool", K_STR, "/var/lib/smime-milter/audit.spool", 0, 0,
 	  OFF(audit_spool), 0, "path of the audit spool file, \"\" for none",
 	  0 },
+	/* more than one gateway (issue 16): the audit chain this host's
+	 * rows go to; default (config.c): the host name */
+	{ "node_name", K_STR, NULL, 0, 0, OFF(node_name), OFF(line_node_name),
+	  "this host's name among the nodes sharing the database, e.g. "
+	  "\"mx1\"",
+	  0 },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);

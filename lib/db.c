@@ -5,6 +5,7 @@
 #include "db_int.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,11 +178,30 @@ const char *const db_migrations[] = {
 	"  checked_at INTEGER NOT NULL,"
 	"  responder TEXT,"
 	"  PRIMARY KEY (issuer, serial));",
+	/* 8 -> 9: one audit chain per node (issue 16): each row names the
+	 * node that wrote it, and prev_hash is the previous row of that
+	 * node.  Rows already there get node '' and keep their hashes (v1,
+	 * v2), so the chain of schema 8 verifies unchanged as the chain of
+	 * node ''; rows of a named node are hashed as v3, the node
+	 * included.  An anchor stamps one chain: it gets its row's node.
+	 * PostgreSQL's id sequence is moved past the ids written by hand
+	 * before (db_audit_id_sync): two nodes take ids from it at once. */
+	"ALTER TABLE audit ADD COLUMN node TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX audit_node_id ON audit (node, id);"
+	"ALTER TABLE audit_anchors ADD COLUMN node TEXT NOT NULL DEFAULT '';",
 };
 
 /* C code run after migrations[i], inside its transaction (NULL: none). */
 static int (*const migration_code[])(struct db *, char *, size_t) = {
-	NULL, NULL, NULL, NULL, db_audit_chain_existing, NULL, NULL, NULL,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
+	db_audit_chain_existing,
+	NULL,
+	NULL,
+	NULL,
+	db_audit_id_sync,
 };
 
 _Static_assert(sizeof(db_migrations) / sizeof(db_migrations[0]) ==
@@ -290,6 +310,33 @@ int db_migrate_to(struct db *db, int version, char *err, size_t errlen)
 	return 0;
 }
 
+/* The node name db_open_raw gives new connections (db_node_default_set),
+ * under its lock: snapshots are built in threads of their own. */
+static pthread_mutex_t node_lock = PTHREAD_MUTEX_INITIALIZER;
+static char node_default[DB_NODE_MAX + 1];
+
+void db_node_default_set(const char *name)
+{
+	pthread_mutex_lock(&node_lock);
+	snprintf(node_default, sizeof(node_default), "%s", name ? name : "");
+	pthread_mutex_unlock(&node_lock);
+}
+
+int db_set_node(struct db *db, const char *name, char *err, size_t errlen)
+{
+	if (name && strlen(name) > DB_NODE_MAX)
+		return seterr(err, errlen,
+		              "node name longer than %d bytes: %.40s...",
+		              DB_NODE_MAX, name);
+	snprintf(db->node, sizeof(db->node), "%s", name ? name : "");
+	return 0;
+}
+
+const char *db_node(const struct db *db)
+{
+	return db ? db->node : "";
+}
+
 int db_open_raw(const char *target, enum db_open_mode mode, struct db **out,
                 char *err, size_t errlen)
 {
@@ -302,6 +349,9 @@ int db_open_raw(const char *target, enum db_open_mode mode, struct db **out,
 	if (db == NULL)
 		return seterr(err, errlen, "out of memory");
 	db->ops = ops_of(target);
+	pthread_mutex_lock(&node_lock);
+	memcpy(db->node, node_default, sizeof(db->node));
+	pthread_mutex_unlock(&node_lock);
 	if (db->ops->open(db, target, mode, err, errlen) != 0) {
 		free(db);
 		return -1;

@@ -20,7 +20,10 @@
 #include <stddef.h>
 #include <time.h>
 
-#define DB_SCHEMA_VERSION 8
+#define DB_SCHEMA_VERSION 9
+
+/* The longest node name (schema 9: one audit chain per node). */
+#define DB_NODE_MAX 255
 
 struct db;
 
@@ -322,15 +325,21 @@ struct audit_row {
 };
 
 /*
- * Append one audit row to the hash chain (schema 5): reads the last row's
- * id and hash and inserts id + 1 with prev_hash and hash, inside one write
- * transaction (the caller's, when one is open: db_begin takes BEGIN
- * IMMEDIATE; otherwise its own), so concurrent writers keep one chain.
+ * Append one audit row to the hash chain of db's node (schema 5; one chain
+ * per node since schema 9, db_set_node): reads the hash of that node's
+ * last row and inserts the next id (SQLite: the largest + 1; PostgreSQL:
+ * the table's sequence, gaps and all) with prev_hash and hash, inside one
+ * write transaction (the caller's, when one is open: db_begin takes BEGIN
+ * IMMEDIATE; otherwise its own) and under the node's lock (PostgreSQL: an
+ * advisory lock on the node name), so concurrent writers of a node keep
+ * one chain and never wait for another node's.
  * hash = SHA-256 of "smime-milter-audit-v1\n" and the length-prefixed
  * encoding of prev_hash, id, at, queue_id, message_id, from_addr, action,
  * cert_serial, digest, result (see db_audit.c; smimectl(8) AUDIT LOG);
  * a row with recipients or cert_issuer (schema 6) is hashed with
- * "smime-milter-audit-v2\n" and those two columns appended.
+ * "smime-milter-audit-v2\n" and those two columns appended; a row of a
+ * named node (schema 9) with "smime-milter-audit-v3\n", the v2 fields and
+ * the node.
  * Keeps its prepared statements in db: one thread at a time per db (the
  * audit writer has its own connection).  Returns 0 or -1 with err filled.
  */
@@ -356,6 +365,8 @@ struct db_audit_check {
 	long long bad_id;   /* the first broken row */
 	long long prev_id;  /* the row before it (0: none) */
 	enum db_audit_problem problem;
+	char node[DB_NODE_MAX + 1]; /* the chain (schema 9): the node's name,
+	                               "" for rows of no named node */
 };
 
 /*
@@ -395,11 +406,13 @@ struct db_audit_anchor {
 	/* the log now, read by db_audit_verify_anchors: */
 	int row_found;     /* 1 when row audit_id is still there */
 	char row_hash[65]; /* its stored hash ("" when NULL or malformed) */
+	char *node;        /* the chain it stamps (schema 9; malloc'd) */
 };
 
 /*
  * Store an anchor: token (DER, len bytes) from the TSA at tsa_url over
- * hash (64 hex digits), the hash of audit row audit_id, genTime gen_time.
+ * hash (64 hex digits), the hash of audit row audit_id, genTime gen_time;
+ * it belongs to the chain of that row's node (schema 9).
  * Returns the new anchor's id, or -1 with err filled.
  */
 long long db_audit_anchor_add(struct db *db, long long audit_id,
@@ -441,6 +454,13 @@ struct db_stats_crl {
 	time_t this_update, next_update; /* 0: not stored */
 };
 
+/* One node's audit chain (schema 9). */
+struct db_stats_node {
+	char *node; /* "" for rows of no named node */
+	long long rows, last_id;
+	long long unanchored; /* its rows after its newest anchor */
+};
+
 /* What "smimectl stats" shows, read in one read transaction. */
 struct db_stats {
 	/* every action the milter writes (signed, encrypted, unsigned,
@@ -463,6 +483,11 @@ struct db_stats {
 	/* the newest RFC 3161 anchor (anchor_id 0: none) */
 	long long anchor_id, anchor_audit_id;
 	time_t anchor_gen_time;
+	/* one chain per node (schema 9), by name */
+	struct db_stats_node *nodes;
+	size_t nnodes;
+	long long audit_unanchored; /* rows after their chain's newest anchor,
+	                               every chain */
 };
 
 /*
@@ -647,5 +672,63 @@ int db_notify(struct db *db, const char *channel, const char *payload,
  * stays lost).  Notices already received come first, without waiting. */
 int db_wait_notify(struct db *db, int timeout_ms, char *buf, size_t len,
                    char *err, size_t errlen);
+
+/* ---- one audit chain per node (schema 9, issue 16) ---------------------
+ * Every audit row names the node (the host, config key node_name) that
+ * wrote it, and each node's rows form a chain of their own: prev_hash is
+ * the hash of the previous row of the same node, and a node's writers
+ * never wait for another node's (PostgreSQL: an advisory lock per node).
+ * Rows written before schema 9, and by a connection without a node name,
+ * have node "" and keep their v1/v2 hashes; a row of a named node is
+ * hashed as v3, its node included, so a row moved to another chain no
+ * longer gives its hash (db_audit.c, smimectl(8) AUDIT LOG). */
+
+/* The node name db_open gives every connection opened after this call
+ * (the programs set node_name from the configuration; NULL or "": none).
+ * Names longer than DB_NODE_MAX are cut. */
+void db_node_default_set(const char *name);
+
+/* The node the audit rows of db are written for (NULL or "": none).
+ * Returns 0, or -1 with err filled when name is longer than DB_NODE_MAX. */
+int db_set_node(struct db *db, const char *name, char *err, size_t errlen);
+
+/* db's node name ("" when none). */
+const char *db_node(const struct db *db);
+
+/* The nodes that have audit rows or anchors, sorted, into *names (malloc'd, free
+ * with db_audit_nodes_free) and *n.  Returns 0 or -1 with err filled. */
+int db_audit_nodes(struct db *db, char ***names, size_t *n, char *err,
+                   size_t errlen);
+
+/* Free what db_audit_nodes gave; NULL is fine. */
+void db_audit_nodes_free(char **names, size_t n);
+
+/* The node of audit row id into node (len bytes): 1, 0 when there is no
+ * such row, -1 on error with err filled. */
+int db_audit_node_of(struct db *db, long long id, char *node, size_t len,
+                     char *err, size_t errlen);
+
+/*
+ * db_audit_verify for the chain of one node ("" for rows of no named
+ * node); out->node is set.  db_audit_verify itself walks every node's
+ * chain: it returns 1 at the first chain that breaks (out: that chain),
+ * or 0 with out->rows the rows of all chains and last_id/last_hash the
+ * newest head; its anchor is checked in the chain of the anchor row's
+ * node (or of the only node).  db_audit_verify_anchors likewise; the
+ * _node variant gives only the anchors of that node's chain.
+ */
+int db_audit_verify_node(struct db *db, const char *node, long long anchor_id,
+                         const char *anchor_hash, struct db_audit_check *out,
+                         char *err, size_t errlen);
+int db_audit_verify_node_anchors(struct db *db, const char *node,
+                                 long long anchor_id, const char *anchor_hash,
+                                 struct db_audit_check *out,
+                                 struct db_audit_anchor **anchors, size_t *n,
+                                 char *err, size_t errlen);
+
+/* After audit rows were copied with their ids (smimectl migrate): move
+ * PostgreSQL's id sequence past the largest id, so the next row written
+ * does not collide (SQLite needs nothing).  0 or -1 with err filled. */
+int db_audit_id_sync(struct db *db, char *err, size_t errlen);
 
 #endif

@@ -24,7 +24,12 @@
  * hashed as v2: "smime-milter-audit-v2\n", the same fields, then
  * field(recipients) field(cert_issuer).  A row where both are NULL keeps
  * the v1 hash, so rows written before schema 6 still verify, and setting
- * or clearing either column changes the hash of the row. */
+ * or clearing either column changes the hash of the row.
+ * Schema 9 added node (one chain per node, issue 16).  A row of a named
+ * node is hashed as v3: "smime-milter-audit-v3\n", the v2 fields, then
+ * field(node), so moving a row to another node's chain changes its hash.
+ * A row of node "" (every row written before schema 9) keeps its v1 or v2
+ * hash, and moving it to a named node makes it v3: changed as well. */
 
 struct hval {
 	enum db_val_type type; /* the value as stored, both backends alike:
@@ -36,9 +41,11 @@ struct hval {
 };
 
 #define AUDIT_HASH_COLS1 9  /* v1: id .. result */
-#define AUDIT_HASH_COLS  11 /* v2: and recipients, cert_issuer */
+#define AUDIT_HASH_COLS2 11 /* v2: and recipients, cert_issuer */
+#define AUDIT_HASH_COLS  12 /* v3: and node */
 static const char audit_hash_tag[] = "smime-milter-audit-v1\n";
 static const char audit_hash_tag2[] = "smime-milter-audit-v2\n";
+static const char audit_hash_tag3[] = "smime-milter-audit-v3\n";
 
 static void hash_field(EVP_MD_CTX *md, const struct hval *v)
 {
@@ -76,13 +83,37 @@ static void hash_field(EVP_MD_CTX *md, const struct hval *v)
 		EVP_DigestUpdate(md, p, n);
 }
 
-/* hex (65 bytes) = the hash of prev and the row's columns (ncols: 9 for
- * a row read before schema 6, else 11; v2 when column 9 or 10 is set). */
+/* Which hash a row gets: v3 with a node (column 11) named, else v2 when
+ * column 9 or 10 is set, else v1; ncols: 9 for a row read before schema
+ * 6, else 12.  Returns the number of columns hashed and sets *tag. */
+static int audit_hash_version(const struct hval *cols, int ncols,
+                              const char **tag, size_t *taglen)
+{
+	if (ncols > AUDIT_HASH_COLS2 && cols[11].type != DB_VAL_NULL &&
+	    cols[11].n > 0) {
+		*tag = audit_hash_tag3;
+		*taglen = sizeof(audit_hash_tag3) - 1;
+		return AUDIT_HASH_COLS;
+	}
+	if (ncols > AUDIT_HASH_COLS1 &&
+	    (cols[9].type != DB_VAL_NULL || cols[10].type != DB_VAL_NULL)) {
+		*tag = audit_hash_tag2;
+		*taglen = sizeof(audit_hash_tag2) - 1;
+		return AUDIT_HASH_COLS2;
+	}
+	*tag = audit_hash_tag;
+	*taglen = sizeof(audit_hash_tag) - 1;
+	return AUDIT_HASH_COLS1;
+}
+
+/* hex (65 bytes) = the hash of prev and the row's columns (see
+ * audit_hash_version). */
 static int audit_hash(const struct hval *prev, const struct hval *cols,
                       int ncols, char *hex)
 {
-	int v2 = ncols > AUDIT_HASH_COLS1 &&
-	         (cols[9].type != DB_VAL_NULL || cols[10].type != DB_VAL_NULL);
+	const char *tag;
+	size_t taglen;
+	int n = audit_hash_version(cols, ncols, &tag, &taglen);
 	static const char digits[] = "0123456789abcdef";
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int dl = 0;
@@ -92,14 +123,9 @@ static int audit_hash(const struct hval *prev, const struct hval *cols,
 		EVP_MD_CTX_free(md);
 		return -1;
 	}
-	if (v2)
-		EVP_DigestUpdate(md, audit_hash_tag2,
-		                 sizeof(audit_hash_tag2) - 1);
-	else
-		EVP_DigestUpdate(md, audit_hash_tag,
-		                 sizeof(audit_hash_tag) - 1);
+	EVP_DigestUpdate(md, tag, taglen);
 	hash_field(md, prev);
-	for (int i = 0; i < (v2 ? AUDIT_HASH_COLS : AUDIT_HASH_COLS1); i++)
+	for (int i = 0; i < n; i++)
 		hash_field(md, &cols[i]);
 	if (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32) {
 		EVP_MD_CTX_free(md);
@@ -160,11 +186,12 @@ static struct hval hv_col(const struct db_q *q, int i)
 #define AUDIT_COLS1                                                      \
 	"id, at, queue_id, message_id, from_addr, action, cert_serial, " \
 	"digest, result"
-#define AUDIT_COLS AUDIT_COLS1 ", recipients, cert_issuer"
+#define AUDIT_COLS2 AUDIT_COLS1 ", recipients, cert_issuer"
+#define AUDIT_COLS  AUDIT_COLS2 ", node"
 
-/* The audit row r as hash values, with its id. */
+/* The audit row r of node as hash values, with its id. */
 static void audit_values(const struct audit_row *r, long long id,
-                         struct hval *cols)
+                         const char *node, struct hval *cols)
 {
 	cols[0] = hv_int(id);
 	cols[1] = hv_int((long long)(r->at ? r->at : time(NULL)));
@@ -177,6 +204,7 @@ static void audit_values(const struct audit_row *r, long long id,
 	cols[8] = hv_text(r->result);
 	cols[9] = hv_text(r->recipients);
 	cols[10] = hv_text(r->cert_issuer);
+	cols[11] = hv_text(node);
 }
 
 /* db_audit_add inside its write transaction. */
@@ -185,41 +213,50 @@ static int audit_append(struct db *db, void *arg, char *err, size_t errlen)
 	const struct audit_row *r = arg;
 	struct hval cols[AUDIT_HASH_COLS], prev;
 	char prevhex[65], hash[65];
-	long long id = 1;
+	const char *node = db->node;
+	long long id = 0;
 	struct db_q q;
-	int rc;
 
-	if (db_lock_writers(db, "audit", err, errlen) != 0)
+	/* this node's writers wait for each other, not for other nodes:
+	 * PostgreSQL's advisory lock on the node name, SQLite's BEGIN
+	 * IMMEDIATE (one host) */
+	if (db->ops->audit_node_lock &&
+	    db_run(db, db->ops->audit_node_lock, DB_ARGS(DB_TEXT(node)), err,
+	           errlen) != 0)
 		return -1;
 	if (db_q_reuse(&q, db, &db->audit_last,
-	               "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
-	               DB_NOARGS, err, errlen) != 0)
+	               "SELECT hash FROM audit WHERE node = ?"
+	               " ORDER BY id DESC LIMIT 1",
+	               DB_ARGS(DB_TEXT(node)), err, errlen) != 0)
 		return -1;
 	snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
-	if ((rc = db_q_next(&q)) > 0) {
-		id = db_q_int(&q, 0) + 1;
-		/* a row without a hash (written around this program) stays
-		 * a broken link that verify reports; chain on from zeros */
-		if (db_q_text(&q, 1))
-			snprintf(prevhex, sizeof(prevhex), "%s",
-			         db_q_text(&q, 1));
-	}
+	/* a row without a hash (written around this program) stays a
+	 * broken link that verify reports; chain on from zeros */
+	if (db_q_next(&q) > 0 && db_q_text(&q, 0))
+		snprintf(prevhex, sizeof(prevhex), "%s", db_q_text(&q, 0));
 	if (db_q_close(&q) != 0)
 		return -1;
-	audit_values(r, id, cols);
+	/* ids are shared by the nodes (a sequence on PostgreSQL); within a
+	 * node they grow, since the lock is held until the commit */
+	if (db_get_int(db, db->ops->audit_next_id, DB_NOARGS, &id, err,
+	               errlen) < 0)
+		return -1;
+	if (id <= 0)
+		return seterr(err, errlen, "audit: no id for the next row");
+	audit_values(r, id, node, cols);
 	prev = hv_text(prevhex);
 	if (audit_hash(&prev, cols, AUDIT_HASH_COLS, hash) != 0)
 		return seterr(err, errlen, "audit: SHA-256 failed");
 	if (db_q_reuse(&q, db, &db->audit_ins,
 	               "INSERT INTO audit (" AUDIT_COLS ", prev_hash, hash)"
-	               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	               DB_ARGS(DB_INT(id), DB_INT(cols[1].i),
 	                       DB_TEXT(r->queue_id), DB_TEXT(r->message_id),
 	                       DB_TEXT(r->from_addr), DB_TEXT(r->action),
 	                       DB_TEXT(r->cert_serial), DB_TEXT(r->digest),
 	                       DB_TEXT(r->result), DB_TEXT(r->recipients),
-	                       DB_TEXT(r->cert_issuer), DB_TEXT(prevhex),
-	                       DB_TEXT(hash)),
+	                       DB_TEXT(r->cert_issuer), DB_TEXT(node),
+	                       DB_TEXT(prevhex), DB_TEXT(hash)),
 	               err, errlen) != 0)
 		return -1;
 	db_q_next(&q);
@@ -230,7 +267,7 @@ int db_audit_add(struct db *db, const struct audit_row *r, char *err,
                  size_t errlen)
 {
 	/* the chain is read and extended in one write transaction, so two
-	 * writers (two milter queues, smimectl) cannot fork it */
+	 * writers of one node (two milter queues, smimectl) cannot fork it */
 	return db_atomic(db, audit_append, (void *)r, err, errlen);
 }
 
@@ -312,8 +349,8 @@ static int audit_check_row(const struct db_q *q, const char *expect,
 	return DB_AUDIT_OK;
 }
 
-/* db_audit_verify inside the caller's read transaction. */
-static int audit_walk(struct db *db, long long anchor_id,
+/* db_audit_verify_node inside the caller's read transaction. */
+static int audit_walk(struct db *db, const char *node, long long anchor_id,
                       const char *anchor_hash, struct db_audit_check *out,
                       char *err, size_t errlen)
 {
@@ -323,12 +360,13 @@ static int audit_walk(struct db *db, long long anchor_id,
 	int rc = 0, s;
 
 	memset(out, 0, sizeof(*out));
+	snprintf(out->node, sizeof(out->node), "%s", node);
 	snprintf(expect, sizeof(expect), "%s", audit_zero_hash);
 	snprintf(out->last_hash, sizeof(out->last_hash), "%s", audit_zero_hash);
 	if (db_q_open(&q, db,
 	              "SELECT " AUDIT_COLS ", prev_hash, hash FROM audit"
-	              " ORDER BY id",
-	              DB_NOARGS, err, errlen) != 0)
+	              " WHERE node = ? ORDER BY id",
+	              DB_ARGS(DB_TEXT(node)), err, errlen) != 0)
 		return -1;
 	while ((s = db_q_next(&q)) > 0) {
 		long long id = db_q_int(&q, 0);
@@ -366,6 +404,67 @@ static int audit_walk(struct db *db, long long anchor_id,
 	return rc;
 }
 
+/* Room in *v (cap elements of size) for element n: 0, or -1 when out of
+ * memory (*v left as it was). */
+static int room(void **v, size_t *cap, size_t n, size_t size)
+{
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	if ((p = realloc(*v, (*cap ? 2 * *cap : 8) * size)) == NULL)
+		return -1;
+	*v = p;
+	*cap = *cap ? 2 * *cap : 8;
+	return 0;
+}
+
+/* Every node's chain in the caller's read transaction (db_audit_verify):
+ * the anchor in the chain of its row's node, or of the only node. */
+static int audit_walk_all(struct db *db, long long anchor_id,
+                          const char *anchor_hash, struct db_audit_check *out,
+                          char *err, size_t errlen)
+{
+	struct db_audit_check one, sum;
+	char anode[DB_NODE_MAX + 1] = "";
+	char **nodes = NULL;
+	size_t n = 0;
+	int rc = 0, found = 0;
+
+	memset(&sum, 0, sizeof(sum));
+	snprintf(sum.last_hash, sizeof(sum.last_hash), "%s", audit_zero_hash);
+	if (db_audit_nodes(db, &nodes, &n, err, errlen) != 0)
+		return -1;
+	if (anchor_id > 0 &&
+	    (found = db_audit_node_of(db, anchor_id, anode, sizeof(anode), err,
+	                              errlen)) < 0)
+		rc = -1;
+	if (anchor_id > 0 && found == 0 && n == 1)
+		snprintf(anode, sizeof(anode), "%s", nodes[0]);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		int mine = anchor_id > 0 && strcmp(nodes[i], anode) == 0;
+		rc = audit_walk(db, nodes[i], mine ? anchor_id : 0,
+		                mine ? anchor_hash : NULL, &one, err, errlen);
+		if (rc != 0)
+			break;
+		sum.rows += one.rows;
+		if (one.last_id > sum.last_id) {
+			sum.last_id = one.last_id;
+			memcpy(sum.last_hash, one.last_hash, 65);
+			memcpy(sum.node, one.node, sizeof(sum.node));
+		}
+	}
+	if (rc == 0 && anchor_id > 0 && n == 0) {
+		/* no rows at all: the anchor row is gone with them */
+		sum.bad_id = anchor_id;
+		sum.problem = DB_AUDIT_ANCHOR_MISSING;
+		rc = 1;
+	}
+	*out = rc == 0 || (rc == 1 && n == 0) ? sum : one;
+	db_audit_nodes_free(nodes, n);
+	return rc;
+}
+
 int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
                     struct db_audit_check *out, char *err, size_t errlen)
 {
@@ -375,9 +474,98 @@ int db_audit_verify(struct db *db, long long anchor_id, const char *anchor_hash,
 	 * appends */
 	if (db_begin_read(db, err, errlen) != 0)
 		return -1;
-	rc = audit_walk(db, anchor_id, anchor_hash, out, err, errlen);
+	rc = audit_walk_all(db, anchor_id, anchor_hash, out, err, errlen);
 	db_rollback(db);
 	return rc;
+}
+
+int db_audit_verify_node(struct db *db, const char *node, long long anchor_id,
+                         const char *anchor_hash, struct db_audit_check *out,
+                         char *err, size_t errlen)
+{
+	int rc;
+
+	if (db_begin_read(db, err, errlen) != 0)
+		return -1;
+	rc = audit_walk(db, node ? node : "", anchor_id, anchor_hash, out, err,
+	                errlen);
+	db_rollback(db);
+	return rc;
+}
+
+int db_audit_nodes(struct db *db, char ***names, size_t *n, char *err,
+                   size_t errlen)
+{
+	char **v = NULL;
+	size_t cap = 0;
+	struct db_q q;
+	int rc = 0;
+
+	*names = NULL;
+	*n = 0;
+	if (db_q_open(&q, db,
+	              "SELECT node FROM audit UNION"
+	              " SELECT node FROM audit_anchors ORDER BY 1",
+	              DB_NOARGS, err, errlen) != 0)
+		return -1;
+	while (rc == 0 && db_q_next(&q) > 0) {
+		const char *t = db_q_text(&q, 0);
+		if (room((void **)&v, &cap, *n, sizeof(*v)) != 0 ||
+		    (v[*n] = strdup(t ? t : "")) == NULL)
+			rc = seterr(err, errlen, "out of memory");
+		else
+			(*n)++;
+	}
+	if (db_q_close(&q) != 0)
+		rc = -1;
+	if (rc != 0) {
+		db_audit_nodes_free(v, *n);
+		v = NULL;
+		*n = 0;
+	}
+	*names = v;
+	return rc;
+}
+
+void db_audit_nodes_free(char **names, size_t n)
+{
+	if (names == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int db_audit_node_of(struct db *db, long long id, char *node, size_t len,
+                     char *err, size_t errlen)
+{
+	struct db_q q;
+	int rc;
+
+	if (len)
+		node[0] = '\0';
+	if (db_q_open(&q, db, "SELECT node FROM audit WHERE id = ?",
+	              DB_ARGS(DB_INT(id)), err, errlen) != 0)
+		return -1;
+	rc = db_q_next(&q);
+	if (rc > 0 && len)
+		snprintf(node, len, "%s",
+		         db_q_text(&q, 0) ? db_q_text(&q, 0) : "");
+	if (db_q_close(&q) != 0)
+		return -1;
+	return rc;
+}
+
+int db_audit_id_sync(struct db *db, char *err, size_t errlen)
+{
+	if (!db_is_pg(db))
+		return 0;
+	return db_get_int(db,
+	                  "SELECT setval(pg_get_serial_sequence('audit', 'id'),"
+	                  " COALESCE(MAX(id), 0) + 1, false) FROM audit",
+	                  DB_NOARGS, NULL, err, errlen) < 0
+	               ? -1
+	               : 0;
 }
 
 /* ---- RFC 3161 anchors (schema 7) ------------------------------------ */
@@ -387,9 +575,11 @@ long long db_audit_anchor_add(struct db *db, long long audit_id,
                               size_t len, time_t gen_time, const char *tsa_url,
                               char *err, size_t errlen)
 {
+	/* the anchor stamps the chain of its row's node (schema 9) */
 	if (db_run(db,
 	           "INSERT INTO audit_anchors (audit_id, hash, token,"
-	           " gen_time, tsa_url, created_at) VALUES (?,?,?,?,?,?)",
+	           " gen_time, tsa_url, created_at, node) VALUES (?,?,?,?,?,?,"
+	           " COALESCE((SELECT node FROM audit WHERE id = ?1), ''))",
 	           DB_ARGS(DB_INT(audit_id), DB_TEXT(hash),
 	                   DB_BLOB(token ? (const void *)token : "", len),
 	                   DB_INT((long long)gen_time), DB_TEXT(tsa_url),
@@ -406,6 +596,7 @@ void db_audit_anchors_free(struct db_audit_anchor *a, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(a[i].token);
 		free(a[i].tsa_url);
+		free(a[i].node);
 	}
 	free(a);
 }
@@ -424,7 +615,8 @@ static int anchor_fill(struct db_q *q, struct db_audit_anchor *a)
 		snprintf(a->hash, sizeof(a->hash), "%s", h);
 	a->token = malloc(tn > 0 ? tn : 1);
 	a->tsa_url = db_q_dup(q, 5);
-	if (a->token == NULL)
+	a->node = db_q_dup(q, 9);
+	if (a->token == NULL || a->node == NULL)
 		return -1;
 	if (tn > 0)
 		memcpy(a->token, tok, tn);
@@ -437,9 +629,11 @@ static int anchor_fill(struct db_q *q, struct db_audit_anchor *a)
 	return 0;
 }
 
-/* Every anchor, with its row's hash now, into *anchors and *n. */
-static int anchor_list(struct db *db, struct db_audit_anchor **anchors,
-                       size_t *n, char *err, size_t errlen)
+/* Every anchor (of node, unless NULL), with its row's hash now, into
+ * *anchors and *n. */
+static int anchor_list(struct db *db, const char *node,
+                       struct db_audit_anchor **anchors, size_t *n, char *err,
+                       size_t errlen)
 {
 	struct db_audit_anchor *a = NULL;
 	size_t cap = 0;
@@ -450,20 +644,16 @@ static int anchor_list(struct db *db, struct db_audit_anchor **anchors,
 	*n = 0;
 	if (db_q_open(&q, db,
 	              "SELECT x.id, x.audit_id, x.hash, x.token, x.gen_time,"
-	              " x.tsa_url, x.created_at, a.id IS NOT NULL, a.hash"
-	              " FROM audit_anchors x LEFT JOIN audit a"
-	              " ON a.id = x.audit_id ORDER BY x.id",
-	              DB_NOARGS, err, errlen) != 0)
+	              " x.tsa_url, x.created_at, a.id IS NOT NULL, a.hash,"
+	              " x.node FROM audit_anchors x LEFT JOIN audit a"
+	              " ON a.id = x.audit_id AND a.node = x.node"
+	              " WHERE ?1 IS NULL OR x.node = ?1 ORDER BY x.id",
+	              DB_ARGS(DB_TEXT(node)), err, errlen) != 0)
 		return -1;
 	while (rc == 0 && db_q_next(&q) > 0) {
-		if (*n == cap) {
-			void *p = realloc(a, (cap = cap ? 2 * cap : 8) *
-			                             sizeof(*a));
-			if (p == NULL) {
-				rc = seterr(err, errlen, "out of memory");
-				break;
-			}
-			a = p;
+		if (room((void **)&a, &cap, *n, sizeof(*a)) != 0) {
+			rc = seterr(err, errlen, "out of memory");
+			break;
 		}
 		if (anchor_fill(&q, &a[*n]) != 0)
 			rc = seterr(err, errlen, "out of memory");
@@ -480,10 +670,13 @@ static int anchor_list(struct db *db, struct db_audit_anchor **anchors,
 	return rc;
 }
 
-int db_audit_verify_anchors(struct db *db, long long anchor_id,
-                            const char *anchor_hash, struct db_audit_check *out,
-                            struct db_audit_anchor **anchors, size_t *n,
-                            char *err, size_t errlen)
+/* The chain of node (NULL: every chain) and its anchors, in one read
+ * transaction. */
+static int verify_with_anchors(struct db *db, const char *node,
+                               long long anchor_id, const char *anchor_hash,
+                               struct db_audit_check *out,
+                               struct db_audit_anchor **anchors, size_t *n,
+                               char *err, size_t errlen)
 {
 	int rc;
 
@@ -491,11 +684,33 @@ int db_audit_verify_anchors(struct db *db, long long anchor_id,
 	*n = 0;
 	if (db_begin_read(db, err, errlen) != 0)
 		return -1;
-	rc = audit_walk(db, anchor_id, anchor_hash, out, err, errlen);
-	if (rc >= 0 && anchor_list(db, anchors, n, err, errlen) != 0)
+	rc = node ? audit_walk(db, node, anchor_id, anchor_hash, out, err,
+	                       errlen)
+	          : audit_walk_all(db, anchor_id, anchor_hash, out, err,
+	                           errlen);
+	if (rc >= 0 && anchor_list(db, node, anchors, n, err, errlen) != 0)
 		rc = -1;
 	db_rollback(db);
 	return rc;
+}
+
+int db_audit_verify_anchors(struct db *db, long long anchor_id,
+                            const char *anchor_hash, struct db_audit_check *out,
+                            struct db_audit_anchor **anchors, size_t *n,
+                            char *err, size_t errlen)
+{
+	return verify_with_anchors(db, NULL, anchor_id, anchor_hash, out,
+	                           anchors, n, err, errlen);
+}
+
+int db_audit_verify_node_anchors(struct db *db, const char *node,
+                                 long long anchor_id, const char *anchor_hash,
+                                 struct db_audit_check *out,
+                                 struct db_audit_anchor **anchors, size_t *n,
+                                 char *err, size_t errlen)
+{
+	return verify_with_anchors(db, node ? node : "", anchor_id, anchor_hash,
+	                           out, anchors, n, err, errlen);
 }
 
 int db_audit_find(struct db *db, const char *message_id, db_audit_row_fn fn,
@@ -505,7 +720,7 @@ int db_audit_find(struct db *db, const char *message_id, db_audit_row_fn fn,
 	int stop = 0;
 
 	if (db_q_open(&q, db,
-	              "SELECT " AUDIT_COLS ", hash FROM audit"
+	              "SELECT " AUDIT_COLS2 ", hash FROM audit"
 	              " WHERE message_id = ? ORDER BY id",
 	              DB_ARGS(DB_TEXT(message_id)), err, errlen) != 0)
 		return -1;

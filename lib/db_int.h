@@ -42,6 +42,8 @@ struct db {
 	int job_fd; /* SQLite: the lock file of db_job_lock held, else -1 */
 	long long job_key; /* PostgreSQL: the advisory lock held ... */
 	int job_held;      /* ... when set: taken again on a reconnect */
+	char node[DB_NODE_MAX + 1]; /* the audit chain rows go to (issue 16;
+	                               "": none named, the chain of schema 8) */
 };
 
 /* Migrations: db_migrations[i] takes the schema from version i to i + 1
@@ -277,6 +279,12 @@ struct db_ops {
 	const char *migrate_lock;
 	/* "%s" the table; NULL: nothing to do */
 	const char *lock_writers;
+	/* the audit chain of one node (issue 16): the lock its writers take
+	 * inside their write transaction, '?' the node name (NULL: the
+	 * transaction is the lock, as BEGIN IMMEDIATE); and the id the next
+	 * row gets, from a sequence when nodes write at once */
+	const char *audit_node_lock;
+	const char *audit_next_id;
 	int (*prepare)(struct db *db, const char *sql, int keep,
 	               struct db_stmt **out);
 	int (*bind)(struct db_stmt *st, const struct db_val *args, int nargs);

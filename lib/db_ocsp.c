@@ -28,9 +28,16 @@ int db_ocsp_put(struct db *db, const struct db_ocsp *r, char *err,
                 size_t errlen)
 {
 	static const char sql[] =
-	        "INSERT OR REPLACE INTO ocsp_responses (issuer, serial, status,"
+	        "INSERT INTO ocsp_responses (issuer, serial, status,"
 	        " revoked_at, reason, this_update, next_update, checked_at,"
-	        " responder) VALUES (?,upper(?),?,?,?,?,?,?,?)";
+	        " responder) VALUES (?,upper(?),?,?,?,?,?,?,?)"
+	        " ON CONFLICT (issuer, serial) DO UPDATE SET"
+	        " status = excluded.status, revoked_at = excluded.revoked_at,"
+	        " reason = excluded.reason,"
+	        " this_update = excluded.this_update,"
+	        " next_update = excluded.next_update,"
+	        " checked_at = excluded.checked_at,"
+	        " responder = excluded.responder";
 
 	if (r == NULL || r->issuer == NULL || r->serial == NULL ||
 	    r->status == NULL)

@@ -744,4 +744,10 @@ const struct db_ops db_pg_ops = {
 	.listen = pg_listen,
 	.notify = pg_notify,
 	.wait_notify = pg_wait_notify,
+	/* one node's writers wait for each other, never for another node's
+	 * (the two-key form: a key space of its own; the class "smau") */
+	.audit_node_lock = "SELECT pg_advisory_xact_lock(1936548213,"
+	                   " hashtext(?))",
+	.audit_next_id =
+	        "SELECT nextval(pg_get_serial_sequence('audit', 'id'))",
 };

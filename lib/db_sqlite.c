@@ -296,4 +296,6 @@ const struct db_ops db_sqlite_ops = {
 	.listen = NULL, /* one host: the pidfile and SIGUSR1 */
 	.notify = NULL,
 	.wait_notify = NULL,
+	.audit_node_lock = NULL, /* one host: BEGIN IMMEDIATE */
+	.audit_next_id = "SELECT COALESCE(MAX(id), 0) + 1 FROM audit",
 };

@@ -136,11 +136,59 @@ static int crls_read(struct db *db, struct db_stats *s, char *err,
 	return rc;
 }
 
-/* The length and head of the chain, and the newest anchor. */
+/* Each node's chain: its length, head, and rows after its newest
+ * anchor. */
+static int nodes_read(struct db *db, struct db_stats *s, char *err,
+                      size_t errlen)
+{
+	struct db_q q;
+	size_t cap = 0;
+	int rc = 0;
+
+	if (db_q_open(&q, db,
+	              "SELECT a.node, count(*), max(a.id),"
+	              " count(CASE WHEN a.id > coalesce(m.last, 0) THEN 1 END)"
+	              " FROM audit a LEFT JOIN (SELECT node, max(audit_id)"
+	              " AS last FROM audit_anchors GROUP BY node) m"
+	              " ON m.node = a.node GROUP BY a.node ORDER BY a.node",
+	              DB_NOARGS, err, errlen) != 0)
+		return -1;
+	while (rc == 0 && db_q_next(&q) > 0) {
+		struct db_stats_node *e;
+		if (s->nnodes == cap) {
+			void *p = realloc(s->nodes, (cap = cap ? 2 * cap : 4) *
+			                                    sizeof(*s->nodes));
+			if (p == NULL) {
+				rc = seterr(err, errlen, "out of memory");
+				break;
+			}
+			s->nodes = p;
+		}
+		e = &s->nodes[s->nnodes];
+		e->node = db_q_dup(&q, 0);
+		if (e->node == NULL) {
+			rc = seterr(err, errlen, "out of memory");
+			break;
+		}
+		e->rows = db_q_int(&q, 1);
+		e->last_id = db_q_int(&q, 2);
+		e->unanchored = db_q_int(&q, 3);
+		s->audit_unanchored += e->unanchored;
+		s->nnodes++;
+	}
+	if (db_q_close(&q) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* The length and head of the chains, and the newest anchor. */
 static int chain_read(struct db *db, struct db_stats *s, char *err,
                       size_t errlen)
 {
 	struct db_q q;
+
+	if (nodes_read(db, s, err, errlen) != 0)
+		return -1;
 
 	if (db_get_int(db, "SELECT count(*) FROM audit", DB_NOARGS,
 	               &s->audit_rows, err, errlen) < 0 ||
@@ -221,6 +269,9 @@ void db_stats_free(struct db_stats *s)
 	}
 	for (size_t i = 0; i < s->ncrls; i++)
 		free(s->crls[i].issuer);
+	for (size_t i = 0; i < s->nnodes; i++)
+		free(s->nodes[i].node);
+	free(s->nodes);
 	free(s->actions);
 	free(s->reasons);
 	free(s->certs);

@@ -409,7 +409,7 @@ static int audit_row(void *arg, long long id, const struct audit_row *r,
 /* The first anchor over the row or a later one, and whether it holds:
  * trusted time for the row (smimectl audit anchor). */
 static int nearest_anchor(const struct evidence_opts *o, struct evidence *e,
-                          char *err, size_t errlen)
+                          const char *node, char *err, size_t errlen)
 {
 	struct db_audit_anchor *own = NULL;
 	const struct db_audit_anchor *a = o->anchors;
@@ -418,9 +418,11 @@ static int nearest_anchor(const struct evidence_opts *o, struct evidence *e,
 	size_t n = o->nanchors;
 	int rc = o->chain_rc;
 
-	if (c == NULL) { /* not given for the run: read them here */
-		rc = db_audit_verify_anchors(o->db, 0, NULL, &chk, &own, &n,
-		                             err, errlen);
+	/* the anchors of the row's own chain (its node's, schema 9): not
+	 * given for the run, or given for another node's, read them here */
+	if (c == NULL || strcmp(c->node, node) != 0) {
+		rc = db_audit_verify_node_anchors(o->db, node, 0, NULL, &chk,
+		                                  &own, &n, err, errlen);
 		if (rc < 0)
 			return -1;
 		a = own;
@@ -449,6 +451,7 @@ static int audit_check(const struct evidence_opts *o, struct evidence *e,
 {
 	struct db_audit_check own;
 	const struct db_audit_check *c = o->chain;
+	char node[DB_NODE_MAX + 1];
 	int rc = o->chain_rc;
 
 	e->audit.chain = -1;
@@ -458,8 +461,13 @@ static int audit_check(const struct evidence_opts *o, struct evidence *e,
 		return -1;
 	if (e->audit.rows == 0)
 		return 0;
-	if (c == NULL) {
-		rc = db_audit_verify(o->db, 0, NULL, &own, err, errlen);
+	/* "the chain up to the row": the chain of the row's node */
+	if (db_audit_node_of(o->db, e->audit.id, node, sizeof(node), err,
+	                     errlen) < 0)
+		return -1;
+	if (c == NULL || strcmp(c->node, node) != 0) {
+		rc = db_audit_verify_node(o->db, node, 0, NULL, &own, err,
+		                          errlen);
 		if (rc < 0)
 			return -1;
 		c = &own;
@@ -468,7 +476,7 @@ static int audit_check(const struct evidence_opts *o, struct evidence *e,
 	e->audit.broken_id = rc == 0 ? 0 : c->bad_id;
 	e->audit.prev_id = rc == 0 ? 0 : c->prev_id;
 	e->audit.problem = rc == 0 ? DB_AUDIT_OK : c->problem;
-	return nearest_anchor(o, e, err, errlen);
+	return nearest_anchor(o, e, node, err, errlen);
 }
 
 /* ---- the message ------------------------------------------------------ */

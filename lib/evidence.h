@@ -62,9 +62,10 @@ struct evidence_opts {
 	struct db *db;       /* revocation and audit; NULL: "could not
 	                        check" with db_error */
 	const char *db_error;
-	/* the audit chain and its anchors verified once for a run of several
-	 * messages (db_audit_verify_anchors' result, rc and anchors); chain
-	 * NULL: evidence_check verifies them itself */
+	/* one node's audit chain and its anchors verified once for a run of
+	 * several messages (db_audit_verify_node_anchors' result, rc and
+	 * anchors); chain NULL, or a row of another node (chain->node):
+	 * evidence_check verifies the row's own chain itself */
 	const struct db_audit_check *chain;
 	int chain_rc;
 	const struct db_audit_anchor *anchors;

@@ -206,6 +206,23 @@ static void write_one(FILE *f, const char *name, const char *help,
 	metrics_sample(f, name, NULL, value);
 }
 
+/* The length of each node's chain (schema 9): a sample per node, label
+ * node ("" for rows of no named node; an empty log: that one at 0). */
+static void write_chains(FILE *f, const struct db_stats *s)
+{
+	const char *l[3] = { "node", "", NULL };
+
+	metrics_family(f, "smime_milter_audit_chain_length", "gauge",
+	               "Rows in the hash chain of the audit log, per node.");
+	if (s->nnodes == 0)
+		metrics_sample(f, "smime_milter_audit_chain_length", l, 0);
+	for (size_t i = 0; i < s->nnodes; i++) {
+		l[1] = s->nodes[i].node;
+		metrics_sample(f, "smime_milter_audit_chain_length", l,
+		               s->nodes[i].rows);
+	}
+}
+
 int metrics_write(FILE *f, const struct db_stats *s, time_t now,
                   const struct metrics_up *up)
 {
@@ -213,11 +230,11 @@ int metrics_write(FILE *f, const struct db_stats *s, time_t now,
 	write_certs(f, s, now);
 	write_crl_family(f, s, now, 0);
 	write_crl_family(f, s, now, 1);
-	write_one(f, "smime_milter_audit_chain_length",
-	          "Rows in the hash chain of the audit log.", s->audit_rows);
+	write_chains(f, s);
 	write_one(f, "smime_milter_audit_unanchored_rows",
-	          "Rows of the audit log after the newest RFC 3161 anchor.",
-	          s->audit_last_id - s->anchor_audit_id);
+	          "Rows of the audit log after the newest RFC 3161 anchor of "
+	          "their chain.",
+	          s->audit_unanchored);
 	if (s->anchor_id > 0)
 		write_one(f, "smime_milter_audit_last_anchor_timestamp_seconds",
 		          "genTime of the newest RFC 3161 anchor of the audit "

@@ -502,6 +502,7 @@ int snapshot_build(const char *conf_path, int strict, struct snapshot **out,
 		snapshot_unref(s);
 		return -1;
 	}
+	db_node_default_set(s->cfg->node_name); /* the chain of our rows */
 	s->audit = audit_get(s->cfg, dberr, sizeof(dberr));
 	if (s->audit == NULL) {
 		seterr(err, errlen, "audit log %s: %s", s->cfg->database,

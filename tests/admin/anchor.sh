@@ -140,7 +140,7 @@ recompute() {
 import hashlib, sqlite3, struct, sys
 db = sqlite3.connect(sys.argv[1])
 cols = ("id, at, queue_id, message_id, from_addr, action, cert_serial,"
-        " digest, result, recipients, cert_issuer")
+        " digest, result, recipients, cert_issuer, node")
 def field(v):
     if v is None:
         return b"N"
@@ -151,16 +151,18 @@ def field(v):
     else:
         tag, b = b"T", v.encode()
     return tag + struct.pack(">Q", len(b)) + b
-prev = "0" * 64
+prev = {}  # one chain per node (schema 9); a named node's rows are v3
 for row in db.execute("SELECT " + cols + " FROM audit ORDER BY id").fetchall():
     v2 = row[9] is not None or row[10] is not None
-    m = hashlib.sha256(b"smime-milter-audit-v2\n" if v2 else b"smime-milter-audit-v1\n")
-    m.update(field(prev))
-    for v in row[:11 if v2 else 9]:
-        m.update(field(v))
+    v = b"3" if row[11] else b"2" if v2 else b"1"
+    m = hashlib.sha256(b"smime-milter-audit-v" + v + b"\n")
+    p = prev.get(row[11], "0" * 64)
+    m.update(field(p))
+    for x in row[:{b"3": 12, b"2": 11, b"1": 9}[v]]:
+        m.update(field(x))
     h = m.hexdigest()
-    db.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", (prev, h, row[0]))
-    prev = h
+    db.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", (p, h, row[0]))
+    prev[row[11]] = h
 db.commit()
 EOF
 }

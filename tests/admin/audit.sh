@@ -212,11 +212,59 @@ has "audit log OK: $after rows" "... all $after rows"
 q_is 0 "no fork: no row is the predecessor of two" \
 	"SELECT count(*) FROM audit a WHERE (SELECT count(*) FROM audit b WHERE b.prev_hash = a.hash) > 1"
 
+# ---- two nodes (schema 9): a chain each, written at once; audit verify
+# checks every chain, or the one --node names
+host=$(hostname)
+me_conf "$work/n2.conf" "$work" "inet:$port2@127.0.0.1" 'node_name = "gw2";'
+sed -i "s|^pidfile.*|pidfile = \"$work/n2.conf.pid\";|" "$work/n2.conf"
+me_start "$conf" "$work/milter1.log" "$port1" || bail "daemon 1"
+pid1=$ME_PID
+me_start "$work/n2.conf" "$work/milter2.log" "$port2" || bail "daemon gw2"
+pid2=$ME_PID
+$PY "$CLI" --socket "inet:$port1@127.0.0.1" --rcpt x@example.org --qid N1 \
+	"$work/c.eml" "$work/c.eml" "$work/c.eml" >/dev/null 2>&1 &
+c1=$!
+$PY "$CLI" --socket "inet:$port2@127.0.0.1" --rcpt x@example.org --qid N2 \
+	"$work/c.eml" "$work/c.eml" "$work/c.eml" "$work/c.eml" "$work/c.eml" >/dev/null 2>&1
+wait $c1
+me_stop "$pid1"
+me_stop "$pid2"
+pid1= pid2=
+nh=$(q "SELECT count(*) FROM audit WHERE node = '$host'")
+q_is 5 "node gw2 wrote its 5 rows" "SELECT count(*) FROM audit WHERE node = 'gw2'"
+expect 0 "two nodes: audit verify" "$CTL" -c "$conf" audit verify
+has "node \"gw2\": audit log OK: 5 rows" "... node gw2's chain: 5 rows"
+has "node \"$host\": audit log OK: $nh rows" "... and this host's: $nh rows"
+expect 0 "audit verify --node gw2" "$CTL" -c "$conf" audit verify --node gw2
+has "node \"gw2\": audit log OK: 5 rows" "... checks gw2's chain"
+! grep -q "node \"$host\"" "$work/out"
+tap $? "... and only that one"
+expect 0 "--json" "$CTL" -c "$conf" audit verify --json
+$PY -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+n = {x["node"]: x["rows"] for x in j["nodes"]}
+sys.exit(0 if j["ok"] and n == {"gw2": 5, sys.argv[2]: int(sys.argv[3])} and
+         j["rows"] == 5 + int(sys.argv[3]) else 1)' "$work/out" "$host" "$nh"
+tap $? "... JSON: each node's rows, and all of them"
+g3=$(q "SELECT id FROM audit WHERE node = 'gw2' ORDER BY id LIMIT 1 OFFSET 2")
+gh=$(q "SELECT id || ':' || hash FROM audit WHERE node = 'gw2' ORDER BY id DESC LIMIT 1")
+expect 0 "--anchor with gw2's head: the chain of its row" "$CTL" -c "$conf" audit verify --anchor "$gh"
+q "UPDATE audit SET node = '$host' WHERE id = $g3"
+expect 1 "gw2's row $g3 moved to this host's chain" "$CTL" -c "$conf" audit verify
+has "audit log BROKEN at row $g3: row content changed" "... found in the chain it was moved to"
+expect 1 "... --node gw2" "$CTL" -c "$conf" audit verify --node gw2
+has "node \"gw2\": audit log BROKEN at row" "... and gw2's chain misses it"
+q "UPDATE audit SET node = 'gw2' WHERE id = $g3"
+expect 0 "put back: both verify" "$CTL" -c "$conf" audit verify
+expect 1 "--node of no chain" "$CTL" -c "$conf" audit verify --node gw3
+has 'no audit chain of node "gw3"' "... says so"
+
 # ---- a schema 4 database with audit rows: init chains them
 cp "$db" "$work/v4.db"
 db=$work/v4.db
 rm -f "$db-wal" "$db-shm"
-q "DROP TABLE crl_sources; DROP TABLE ocsp_responses; ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
+q "DROP TABLE crl_sources; DROP TABLE ocsp_responses; DROP INDEX audit_node_id; ALTER TABLE audit DROP COLUMN node; ALTER TABLE audit_anchors DROP COLUMN node; ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
 	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	INSERT INTO audit (at, queue_id, message_id, from_addr, action, result) VALUES (1600000000, 'OLD', '<old''; --@x>', 'a''b@banjarkota.go.id', 'signed', NULL);
 	PRAGMA user_version = 4;" || bail "a schema 4 database"
@@ -225,7 +273,7 @@ sed "s|^database.*|database = \"$db\";|" "$conf" >"$work/v4.conf"
 expect 66 "verify on a schema 4 database says to migrate" "$CTL" -c "$work/v4.conf" audit verify
 has 'run "smimectl init" to migrate' "... run init"
 expect 0 "init migrates 4 -> 7 (5 chains the rows, 6 adds recipients and cert_issuer, 7 audit_anchors)" "$CTL" -c "$work/v4.conf" init
-has "schema version 8" "... to version 8"
+has "schema version 9" "... to version 9"
 expect 0 "the old rows verify after the migration" "$CTL" -c "$work/v4.conf" audit verify
 has "audit log OK: $n4 rows" "... all $n4 of them"
 q "UPDATE audit SET result = 'ok' WHERE queue_id = 'OLD'"

@@ -18,8 +18,8 @@ conf=$work/m.conf
 me_conf "$conf" "$work" "inet:1@127.0.0.1"
 expect 0 "init" "$CTL" -c "$conf" init
 v=$(sqlite3 "$work/smime.db" "PRAGMA user_version")
-[ "$v" = 8 ]
-tap $? "schema is at version 8 ($v)"
+[ "$v" = 9 ]
+tap $? "schema is at version 9 ($v)"
 
 # refusals: nothing is written
 head -c 600 "$pki/andi.p12" >"$work/corrupt.p12"

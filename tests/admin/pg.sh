@@ -22,8 +22,9 @@ ok "a private PostgreSQL on a unix socket in $PG_DIR"
 
 # ---- the unit tests on PostgreSQL: every check passes, and as many as on
 # SQLite (each binary's own count, run here on both)
-for t in test_db test_db_schema test_audit test_recipient test_evidence \
-	test_smime_verify test_snapshot test_inbound test_message; do
+for t in test_db test_db_schema test_audit test_audit_node test_recipient \
+	test_evidence test_smime_verify test_snapshot test_inbound test_message \
+	test_crl test_ocsp test_metrics; do
 	bin=$TOP/tests/unit/$t
 	[ -x "$bin" ] || bail "$bin is not built (make test-bins)"
 	"$bin" >"$work/$t.sqlite.log" 2>&1 </dev/null
@@ -57,11 +58,11 @@ me_conf "$work/pw2.conf" "$work" "inet:$port@127.0.0.1" \
 expect 73 "... also as password= (postgres://)" "$CTL" -c "$work/pw2.conf" init
 
 expect 0 "init on PostgreSQL" "$CTL" -c "$conf" init
-has "schema version 8" "... at schema version 8"
+has "schema version 9" "... at schema version 9"
 v=$(pg_psql smime "SELECT version FROM schema_version")
 t=$(pg_psql smime "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
-[ "$v" = 8 ] && [ "$t" = 13 ]
-tap $? "schema_version says 8; the 12 tables and schema_version are there ($v, $t)"
+[ "$v" = 9 ] && [ "$t" = 13 ]
+tap $? "schema_version says 9; the 12 tables and schema_version are there ($v, $t)"
 expect 0 "init again changes nothing" "$CTL" -c "$conf" init
 
 me_import "$conf" "$work/pki" andi sekda noreply legacy ||

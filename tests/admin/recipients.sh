@@ -50,8 +50,8 @@ tap $? "the PKCS#7 bundle holds the leaf and the intermediate ($c)"
 expect 0 "init" "$CTL" -c "$conf" init
 v=$(q "PRAGMA user_version")
 t=$(q "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('recipient_certs', 'revoked_serials') ORDER BY name)")
-[ "$v" = 8 ] && [ "$t" = "recipient_certs,revoked_serials" ]
-tap $? "schema 8 with recipient_certs and revoked_serials ($v: $t)"
+[ "$v" = 9 ] && [ "$t" = "recipient_certs,revoked_serials" ]
+tap $? "schema 9 with recipient_certs and revoked_serials ($v: $t)"
 
 # ---- ca_file is required
 grep -v '^ca_file' "$conf" >"$work/noca.conf"
@@ -261,7 +261,7 @@ db=$m3/smime.db
 # what schema 3 was: no recipient_certs, no revoked_serials, no audit
 # hash chain (schema 5), no inbound audit columns (schema 6); its crl
 # import revoked signing certificates only
-sqlite3 "$db" "DROP TABLE crl_sources; DROP TABLE ocsp_responses; DROP TABLE recipient_certs; DROP TABLE revoked_serials;
+sqlite3 "$db" "DROP TABLE crl_sources; DROP TABLE ocsp_responses; DROP INDEX audit_node_id; ALTER TABLE audit DROP COLUMN node; ALTER TABLE audit_anchors DROP COLUMN node; DROP TABLE recipient_certs; DROP TABLE revoked_serials;
 	ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
 	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	UPDATE certificates SET status = 'revoked', revoked_at = 1700000000, revocation_reason = 'crl' WHERE serial = '$revoked_serial';
@@ -269,7 +269,7 @@ sqlite3 "$db" "DROP TABLE crl_sources; DROP TABLE ocsp_responses; DROP TABLE rec
 expect 66 "a schema 3 database is not used as is" "$CTL" -c "$m3/m.conf" recipient list
 has 'run "smimectl init" to migrate' "... the message says to run init"
 expect 0 "init migrates it" "$CTL" -c "$m3/m.conf" init
-has "schema version 8" "... to version 8"
+has "schema version 9" "... to version 9"
 r=$(q "SELECT group_concat(mailbox || ':' || status) FROM (SELECT mailbox, status FROM certificates ORDER BY mailbox)")
 m=$(q "SELECT count(*) FROM mailboxes")
 [ "$r" = "andi@banjarkota.go.id:active,revoked@banjarkota.go.id:revoked" ] && [ "$m" = 2 ]

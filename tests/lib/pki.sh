@@ -210,27 +210,32 @@ leaf() {
 		-extensions "$ext" -startdate "$start" -enddate "$end"
 }
 
-leaf andi andi@banjarkota.go.id "Andi Pratama" ext_leaf
-leaf sekda sekda@banjarkota.go.id "Sekretariat Daerah" ext_leaf
-leaf noreply noreply@banjarkota.go.id "Banjarkota No-Reply" ext_leaf
-leaf legacy legacy@banjarkota.go.id "Legacy User" ext_leaf_nosan
-leaf ec ec@banjarkota.go.id "EC User" ext_leaf
-leaf expired expired@banjarkota.go.id "Expired User" ext_leaf \
-	20200101000000Z 20210101000000Z
-leaf future future@banjarkota.go.id "Future User" ext_leaf \
-	"$(ts '+1 year')" "$(ts '+3 years')"
-leaf serveronly serveronly@banjarkota.go.id "Server Only" ext_leaf_server
-leaf nosign nosign@banjarkota.go.id "No Sign" ext_leaf_nosign
-leaf revoked revoked@banjarkota.go.id "Revoked User" ext_leaf
-leaf other other@example.org "Other Domain" ext_leaf
-leaf mitra mitra@jabarprov.go.id "Mitra Jabar" ext_leaf
-leaf auditor auditor@bpk.go.id "Auditor BPK" ext_leaf
-leaf ecmitra ecmitra@jabarprov.go.id "EC Mitra" ext_leaf_ecdh
-leaf signonly signonly@jabarprov.go.id "Sign Only Mitra" ext_leaf_signonly
-leaf revmitra revmitra@jabarprov.go.id "Revoked Mitra" ext_leaf
-leaf expmitra expmitra@jabarprov.go.id "Expired Mitra" ext_leaf \
-	20200101000000Z 20210101000000Z
-leaf noreplyec noreply@banjarkota.go.id "Banjarkota No-Reply (EC)" ext_leaf_ecdh
+# The leaves, in this order (their serial numbers follow it): name, address,
+# CN, extension section, and the validity when not the default.
+y1=$(ts '+1 year') y3=$(ts '+3 years')
+while IFS='|' read -r l_name l_email l_cn l_ext l_start l_end; do
+	leaf "$l_name" "$l_email" "$l_cn" "$l_ext" "${l_start:-$now_start}" \
+		"${l_end:-$now_end}"
+done <<LEAVES
+andi|andi@banjarkota.go.id|Andi Pratama|ext_leaf
+sekda|sekda@banjarkota.go.id|Sekretariat Daerah|ext_leaf
+noreply|noreply@banjarkota.go.id|Banjarkota No-Reply|ext_leaf
+legacy|legacy@banjarkota.go.id|Legacy User|ext_leaf_nosan
+ec|ec@banjarkota.go.id|EC User|ext_leaf
+expired|expired@banjarkota.go.id|Expired User|ext_leaf|20200101000000Z|20210101000000Z
+future|future@banjarkota.go.id|Future User|ext_leaf|$y1|$y3
+serveronly|serveronly@banjarkota.go.id|Server Only|ext_leaf_server
+nosign|nosign@banjarkota.go.id|No Sign|ext_leaf_nosign
+revoked|revoked@banjarkota.go.id|Revoked User|ext_leaf
+other|other@example.org|Other Domain|ext_leaf
+mitra|mitra@jabarprov.go.id|Mitra Jabar|ext_leaf
+auditor|auditor@bpk.go.id|Auditor BPK|ext_leaf
+ecmitra|ecmitra@jabarprov.go.id|EC Mitra|ext_leaf_ecdh
+signonly|signonly@jabarprov.go.id|Sign Only Mitra|ext_leaf_signonly
+revmitra|revmitra@jabarprov.go.id|Revoked Mitra|ext_leaf
+expmitra|expmitra@jabarprov.go.id|Expired Mitra|ext_leaf|20200101000000Z|20210101000000Z
+noreplyec|noreply@banjarkota.go.id|Banjarkota No-Reply (EC)|ext_leaf_ecdh
+LEAVES
 
 # Revoke "revoked" and "revmitra" and publish the CRL (PEM and DER).
 ossl ca -name inter_ca -revoke "$dir/revoked.crt.pem" -crl_reason keyCompromise

@@ -117,6 +117,11 @@ static const struct bad_conf {
 	  "inbound_verify = false;\n",
 	  "harvest = true needs inbound_verify = true", NULL,
 	  "harvest without the inbound verification" },
+	{ "domains = [ \"a.go.id\" ];\nnode_name = \"mx 1\";\n",
+	  "t.conf:3: node_name: 'mx 1' is not a node name", NULL,
+	  "node_name with a space named with file:line" },
+	{ "domains = [ \"a.go.id\" ];\nnode_name = \"\";\n",
+	  "node_name: must not be empty", NULL, "an empty node_name" },
 	{ "domains = [ \"a.go.id\" ];\nauthserv_id = \"mx 1\";\n",
 	  "t.conf:3: authserv_id: 'mx 1' is not a valid authserv-id", NULL,
 	  "authserv_id with a space named with file:line" },
@@ -153,7 +158,8 @@ static const struct bad_conf {
 	  "t.conf:3: inbound_subject_tag_pass: must be one line", NULL,
 	  "a tag with a line break" },
 	{ "domains = [ \"a.go.id\" ];\ninbound_subject_tag_fail = "
-	  "\"[012345678901234567890123456789012345678901234567890123456789012]\";"
+	  "\"[012345678901234567890123456789012345678901234567890123456789012]"
+	  "\";"
 	  "\n",
 	  "t.conf:3: inbound_subject_tag_fail: is 65 bytes long, at most 64",
 	  NULL, "a tag longer than 64 bytes" },
@@ -241,6 +247,8 @@ int main(void)
 		           strcmp(cfg->authserv_id, host) == 0,
 		   "authserv_id defaults to the host name (%s)",
 		   cfg->authserv_id);
+		ok(cfg->node_name && strcmp(cfg->node_name, host) == 0,
+		   "node_name defaults to the host name (%s)", cfg->node_name);
 		is_str(cfg->tag_pass, "[Terverifikasi]",
 		       "inbound_subject_tag_pass default");
 		is_str(cfg->tag_fail, "[Tanda tangan TIDAK SAH]",

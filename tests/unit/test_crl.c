@@ -162,7 +162,7 @@ static void test_verify_apply(void)
 	           strstr(err, "does not verify"),
 	   "a CRL of another key with the CA's name does not (%s)", err);
 
-	snprintf(dbpath, sizeof(dbpath), "%s", fixture_path("crl.db"));
+	snprintf(dbpath, sizeof(dbpath), "%s", fixture_db("crl.db"));
 	if (db_open(dbpath, DB_CREATE, &db, err, sizeof(err)) != 0) {
 		ok(0, "database (%s)", err);
 		goto out;

@@ -316,6 +316,10 @@ static void audit(const char *p, struct db *db)
 	db_rollback(db);
 	ok(raw_int(p, "SELECT count(*) FROM audit") == 2,
 	   "a rolled back row is gone");
+	/* PostgreSQL's id sequence does not roll back (schema 9: the nodes
+	 * take ids from it at once), so the rolled back row left a gap; set
+	 * it back so that the rows below are 3 and on, as on SQLite */
+	db_audit_id_sync(db, err, sizeof(err));
 
 	/* schema 6: an inbound row with recipients and the signer's issuer
 	 * (v2 hash) after the v1 rows; the chain still verifies */

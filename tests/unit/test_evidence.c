@@ -8,6 +8,7 @@
  * is smime_verify_fixture.h's.
  */
 #include "db.h"
+#include "db_int.h"
 #include "evidence.h"
 #include "evidence_int.h"
 #include "smime_verify_fixture.h"
@@ -419,7 +420,24 @@ static void test_audit(struct evidence_opts *o)
 	           e.audit.chain == 1,
 	   "broken after the row: the chain up to it holds");
 	evidence_clear(&e);
+
+	/* schema 9: the chain up to the row is its node's; one given for
+	 * another node, broken before the row, is not that chain */
+	snprintf(c.node, sizeof(c.node), "mx2");
+	c.bad_id = 1;
+	ok(check(o, m, &e) == 0 && e.status == EVIDENCE_VALID &&
+	           e.audit.chain == 1,
+	   "another node's chain broken: the row's own chain holds");
+	evidence_clear(&e);
 	o->chain = NULL;
+	ok(db &&
+	           db_exec_sql(db, "UPDATE audit SET node = 'mx2' WHERE id = 2",
+	                       err, sizeof(err)) == 0 &&
+	           check(o, m, &e) == 0 && e.status == EVIDENCE_INVALID &&
+	           e.audit.chain == 0 && e.audit.broken_id == 2,
+	   "the row moved to node mx2's chain: broken at it (%lld)",
+	   e.audit.broken_id);
+	evidence_clear(&e);
 	free(m);
 	db_close(db);
 }

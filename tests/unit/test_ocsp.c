@@ -253,7 +253,7 @@ static void test_db_and_cache(void)
 	char err[512], why[512], path[512];
 	int n = 0;
 
-	snprintf(path, sizeof(path), "%s", fixture_path("ocsp.db"));
+	snprintf(path, sizeof(path), "%s", fixture_db("ocsp.db"));
 	if (db_open(path, DB_CREATE, &db, err, sizeof(err)) != 0) {
 		ok(0, "database: %s", err);
 		return;
