@@ -6,7 +6,9 @@
 #                              a tests/lib/pki.sh directory, made when absent
 #   bench_messages [big]       $work/4k.eml (and 1m.eml, 50m.eml with big)
 #   bench_4k_body              the 4 KB text of every 4 KB message
-#   start_milter / stop_milter the daemon of $conf in $pid, log $work/milter.log
+#   start_milter [LOG] / stop_milter
+#                              the daemon of $conf in $pid, log LOG (default
+#                              $work/milter.log)
 #   hwm                        its peak RSS (kB)
 #   median, pair, medians, rate_of: the pair arithmetic (below)
 #   bench_begin TAG            secs, pid and a scratch $work (see below)
@@ -66,14 +68,15 @@ PY
 }
 
 start_milter() {
-	milter/smime-milter -c "$conf" -f 2>"$work/milter.log" &
+	_log=${1:-$work/milter.log}
+	milter/smime-milter -c "$conf" -f 2>"$_log" &
 	pid=$!
 	for i in $(seq 1 50); do
-		grep -q "starting on" "$work/milter.log" 2>/dev/null && return 0
+		grep -q "starting on" "$_log" 2>/dev/null && return 0
 		sleep 0.1
 	done
 	echo "milter did not start" >&2
-	cat "$work/milter.log" >&2
+	cat "$_log" >&2
 	exit 1
 }
 stop_milter() {

@@ -17,6 +17,9 @@
 #   (g) latency per message at half the peak rate of (b): p50 and p99
 #   (h) inbound decrypt+verify against outbound signing over the milter
 #       protocol, 8 connections, interleaved pairs (tests/bench/inbound.sh)
+#   (i) header protection, (j) RFC 3161 time-stamps (tests/bench/timestamp.sh)
+#   (k) signing with the store on PostgreSQL against SQLite, 8 connections,
+#       alternating pairs (tests/bench/pg.sh)
 # Prints a Markdown table; BENCH_SECONDS sets the length of each run,
 # BENCH_ROUNDS the number of back-to-back pairs per ratio (median kept).
 set -eu
@@ -249,6 +252,12 @@ tsr=$(BENCH_PKI="$work/pki" sh tests/bench/timestamp.sh)
 ts_row=$(echo "$tsr" | grep '^|')
 ts_more=$(echo "$tsr" | grep -v '^|')
 
+# (k) the store on PostgreSQL against SQLite (issue 16): two daemons,
+# alternating pairs, the same PKI
+pgr=$(BENCH_PKI="$work/pki" sh tests/bench/pg.sh)
+pg_row=$(echo "$pgr" | grep '^|')
+pg_more=$(echo "$pgr" | grep -v '^|')
+
 # (h) inbound: its own daemon and pairs, the same PKI
 inb=$(BENCH_PKI="$work/pki" sh tests/bench/inbound.sh)
 inb_row=$(echo "$inb" | grep '^|')
@@ -272,6 +281,7 @@ cat <<TABLE
 $inb_row
 | (i) signing with header protection vs without, 4 KB, in-process, alternating | $hp_rate msg/s | $hp_plain | $hp_ratio | >= 0.95 |
 $ts_row
+$pg_row
 TABLE
 echo
 echo "core: $core"
@@ -286,3 +296,4 @@ echo "50 MB message: $t50 (new body and header edits: $out50 bytes)"
 echo "50 MB message against openssl: $big"
 echo "$inb_more"
 echo "$ts_more"
+echo "$pg_more"

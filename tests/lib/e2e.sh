@@ -34,6 +34,11 @@
 #                      $work/milter.log, pid in $milter_pid (one check)
 #   e2e_start_xclient  e2e_start_milter, then Postfix in $work/pf whose
 #                      smtpd takes XCLIENT from 127.0.0.0/8 (one check)
+#   e2e_send TAG FILE PORT [raw]
+#                      FILE (CRLF line ends unless raw) as $work/send/TAG.eml
+#                      from its From address (else andi's) to
+#                      t-TAG@example.org through the smtpd on PORT; 0 when
+#                      accepted, else 1 with pf_send's lines
 #   e2e_wait_msgid MSGID SECONDS OUT
 #                      waits for the sink copy with Message-ID <MSGID>,
 #                      written without the sink's lines to OUT; 1 if none
@@ -177,6 +182,20 @@ smtpd_relay_restrictions = permit_mynetworks, check_client_access static:OK, rej
 	else
 		bail "private Postfix started"
 	fi
+}
+
+e2e_send() {
+	if [ "${4:-}" = raw ]; then
+		cp "$2" "$work/send/$1.eml"
+	else
+		"$PY" "$SC" crlf "$2" "$work/send/$1.eml"
+	fi
+	_sf=$("$PY" "$SC" from-addr "$work/send/$1.eml" 2>/dev/null)
+	_sc=$(pf_send "${_sf:-andi@banjarkota.go.id}" "t-$1@example.org" \
+		"$work/send/$1.eml" "$3" 2>"$work/send/$1.err")
+	[ "$_sc" = 250 ] && return 0
+	sed 's/^/#   /' "$work/send/$1.err"
+	return 1
 }
 
 # e2e_wait_msgid MSGID SECONDS OUT: waits until the sink has a copy whose

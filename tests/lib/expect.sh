@@ -1,6 +1,6 @@
 # tests/lib/expect.sh -- command checks for the smimectl and e2e tests.  Source it
-# after tests/lib/tap.sh; the tests set $work (output goes to $work/out) and,
-# for q, $db.
+# after tests/lib/tap.sh; the tests set $work (output goes to $work/out, or
+# to $EXPECT_OUT when set) and, for q, $db.
 #   expect CODE DESCRIPTION COMMAND...   the command exits with CODE
 #   has TEXT DESCRIPTION                 $work/out holds the fixed string TEXT
 #   q SQL                                sqlite3 "$db" SQL
@@ -12,19 +12,19 @@
 expect() {
 	_want=$1 _what=$2
 	shift 2
-	"$@" >"$work/out" 2>&1
+	"$@" >"${EXPECT_OUT:-$work/out}" 2>&1
 	_got=$?
 	if [ "$_got" = "$_want" ]; then ok "$_what (exit $_got)"; else
 		nok "$_what (exit $_got, want $_want)"
-		sed 's/^/#   /' "$work/out" | head -8
+		sed 's/^/#   /' "${EXPECT_OUT:-$work/out}" | head -8
 	fi
 }
 
 has() {
-	if grep -qF -- "$1" "$work/out"; then ok "$2"; else
+	if grep -qF -- "$1" "${EXPECT_OUT:-$work/out}"; then ok "$2"; else
 		nok "$2"
 		echo "#   wanted: $1"
-		sed 's/^/#   /' "$work/out" | head -8
+		sed 's/^/#   /' "${EXPECT_OUT:-$work/out}" | head -8
 	fi
 }
 

@@ -14,6 +14,9 @@
 #   pg_createdb DBNAME   create it (owner PG_USER); 0 or 1
 #   pg_psql DBNAME SQL   run SQL with psql (-At: bare rows); its status
 #   pg_stop         stop the cluster and remove PG_DIR (fine when none)
+#   pg_halt         stop the server (-m immediate: as if it died), keeping
+#                   the cluster; 0 or 1
+#   pg_resume       start the halted cluster again; 0, or 1 with the log
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_DIR= PG_USER=smime PG_URI= PG_RUNAS=
 
@@ -71,6 +74,18 @@ pg_psql() {
 
 pg_createdb() {
 	pg_psql postgres "CREATE DATABASE $1" >/dev/null
+}
+
+pg_halt() {
+	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop \
+		</dev/null >/dev/null 2>&1
+}
+
+pg_resume() {
+	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" \
+		-w -t 60 start </dev/null >/dev/null 2>&1 && return 0
+	tail -20 "$PG_DIR/server.log" | sed 's/^/# postgres: /'
+	return 1
 }
 
 pg_stop() {

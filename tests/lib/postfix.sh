@@ -42,6 +42,11 @@
 #   pf_flush        asks Postfix to retry deferred mail now.
 #   pf_queue_count  prints the number of messages still queued.
 #   pf_stop         stops Postfix and smtp-sink, leaves WORKDIR in place.
+#   pf_save NAME / pf_use NAME
+#                   more than one instance in a test: pf_save keeps the
+#                   settings of the current one (the last pf_start's)
+#                   under NAME, pf_use NAME makes them current again, for
+#                   pf_send, pf_sink_files, pf_wait_delivered, pf_stop...
 #   pf_kill PID [SECONDS]
 #                   stops a child process: TERM, up to SECONDS (5) for it
 #                   to exit, then KILL, and reaps it.
@@ -391,6 +396,14 @@ pf_queue_count() {
 	find "$PF_WORKDIR/spool/incoming" "$PF_WORKDIR/spool/active" \
 		"$PF_WORKDIR/spool/deferred" "$PF_WORKDIR/spool/hold" \
 		"$PF_WORKDIR/spool/maildrop" -type f 2>/dev/null | wc -l
+}
+
+PF__VARS="PF_WORKDIR PF_SMTP_PORT PF_SINK_PORT PF_MILTER PF_CONF PF_SINK_DIR PF_SINK_PID"
+pf_save() {
+	for _pv in $PF__VARS; do eval "PF__$1_$_pv=\${$_pv:-}"; done
+}
+pf_use() {
+	for _pv in $PF__VARS; do eval "$_pv=\${PF__$1_$_pv:-}"; done
 }
 
 pf_stop() {
