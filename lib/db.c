@@ -397,27 +397,33 @@ void db_close(struct db *db)
 		return;
 	db->ops->finalize(db->audit_last);
 	db->ops->finalize(db->audit_ins);
+	db->ops->finalize(db->audit_lock);
+	db->ops->finalize(db->audit_id);
 	db->ops->close(db);
 	free(db);
 }
 
 int db_begin(struct db *db, char *err, size_t errlen)
 {
+	db->chain_known = 0;
 	return db_exec_sql(db, db->ops->begin_write, err, errlen);
 }
 
 int db_begin_read(struct db *db, char *err, size_t errlen)
 {
+	db->chain_known = 0;
 	return db_exec_sql(db, db->ops->begin_read, err, errlen);
 }
 
 int db_commit(struct db *db, char *err, size_t errlen)
 {
+	db->chain_known = 0;
 	return db_exec_sql(db, "COMMIT", err, errlen);
 }
 
 void db_rollback(struct db *db)
 {
+	db->chain_known = 0;
 	if (db->ops->in_tx(db))
 		db->ops->exec(db, "ROLLBACK");
 }

@@ -217,29 +217,42 @@ static int audit_append(struct db *db, void *arg, char *err, size_t errlen)
 	long long id = 0;
 	struct db_q q;
 
-	/* this node's writers wait for each other, not for other nodes:
-	 * PostgreSQL's advisory lock on the node name, SQLite's BEGIN
-	 * IMMEDIATE (one host) */
-	if (db->ops->audit_node_lock &&
-	    db_run(db, db->ops->audit_node_lock, DB_ARGS(DB_TEXT(node)), err,
-	           errlen) != 0)
-		return -1;
-	if (db_q_reuse(&q, db, &db->audit_last,
-	               "SELECT hash FROM audit WHERE node = ?"
-	               " ORDER BY id DESC LIMIT 1",
-	               DB_ARGS(DB_TEXT(node)), err, errlen) != 0)
-		return -1;
-	snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
-	/* a row without a hash (written around this program) stays a
-	 * broken link that verify reports; chain on from zeros */
-	if (db_q_next(&q) > 0 && db_q_text(&q, 0))
-		snprintf(prevhex, sizeof(prevhex), "%s", db_q_text(&q, 0));
-	if (db_q_close(&q) != 0)
-		return -1;
+	if (db->chain_known && db->ops->in_tx(db)) {
+		/* a later row of this transaction: the lock is held and the
+		 * head is the row written just before */
+		memcpy(prevhex, db->chain_hash, sizeof(prevhex));
+	} else {
+		/* this node's writers wait for each other, not for other
+		 * nodes: PostgreSQL's advisory lock on the node name (held
+		 * until the commit), SQLite's BEGIN IMMEDIATE (one host) */
+		if (db->ops->audit_node_lock &&
+		    (db_q_reuse(&q, db, &db->audit_lock,
+		                db->ops->audit_node_lock,
+		                DB_ARGS(DB_TEXT(node)), err, errlen) != 0 ||
+		     (db_q_next(&q), db_q_close(&q)) != 0))
+			return -1;
+		if (db_q_reuse(&q, db, &db->audit_last,
+		               "SELECT hash FROM audit WHERE node = ?"
+		               " ORDER BY id DESC LIMIT 1",
+		               DB_ARGS(DB_TEXT(node)), err, errlen) != 0)
+			return -1;
+		snprintf(prevhex, sizeof(prevhex), "%s", audit_zero_hash);
+		/* a row without a hash (written around this program) stays
+		 * a broken link that verify reports; chain on from zeros */
+		if (db_q_next(&q) > 0 && db_q_text(&q, 0))
+			snprintf(prevhex, sizeof(prevhex), "%s",
+			         db_q_text(&q, 0));
+		if (db_q_close(&q) != 0)
+			return -1;
+	}
 	/* ids are shared by the nodes (a sequence on PostgreSQL); within a
 	 * node they grow, since the lock is held until the commit */
-	if (db_get_int(db, db->ops->audit_next_id, DB_NOARGS, &id, err,
-	               errlen) < 0)
+	if (db_q_reuse(&q, db, &db->audit_id, db->ops->audit_next_id, DB_NOARGS,
+	               err, errlen) != 0)
+		return -1;
+	if (db_q_next(&q) > 0)
+		id = db_q_int(&q, 0);
+	if (db_q_close(&q) != 0)
 		return -1;
 	if (id <= 0)
 		return seterr(err, errlen, "audit: no id for the next row");
@@ -260,7 +273,12 @@ static int audit_append(struct db *db, void *arg, char *err, size_t errlen)
 	               err, errlen) != 0)
 		return -1;
 	db_q_next(&q);
-	return db_q_close(&q);
+	if (db_q_close(&q) != 0)
+		return -1;
+	/* the next row of this transaction chains on from this one */
+	memcpy(db->chain_hash, hash, sizeof(db->chain_hash));
+	db->chain_known = 1;
+	return 0;
 }
 
 int db_audit_add(struct db *db, const struct audit_row *r, char *err,

@@ -32,6 +32,13 @@ struct db {
 	void *conn;                 /* sqlite3 *, PGconn * */
 	struct db_stmt *audit_last; /* prepared once: the writer's hot path */
 	struct db_stmt *audit_ins;
+	struct db_stmt *audit_lock, *audit_id;
+	/* The chain head this connection wrote last, while the write
+	 * transaction it wrote it in is open (chain_known; cleared by begin,
+	 * commit and rollback): a batch of rows takes the node's lock and
+	 * reads the previous hash once, not once a row. */
+	int chain_known;
+	char chain_hash[65];
 	long long changes;      /* PostgreSQL: rows of the last statement */
 	unsigned long stmt_seq; /* PostgreSQL: names of kept statements */
 	unsigned conn_gen;      /* PostgreSQL: connections made (reconnects) */
