@@ -34,6 +34,23 @@ static int lite_exec(struct db *db, const char *sql)
 	return sqlite3_exec(H(db), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+/* Switches a new database to WAL.  The switch wants the file to itself,
+ * and SQLite answers SQLITE_BUSY at once, without its busy handler, while
+ * another connection creates the same file (two processes starting on a
+ * fresh path): retry for as long as the busy handler would wait. */
+static int lite_wal(struct db *db)
+{
+	for (int waited = 0;; waited += 10) {
+		int rc = sqlite3_exec(H(db), "PRAGMA journal_mode = WAL", NULL,
+		                      NULL, NULL);
+		if (rc == SQLITE_OK)
+			return 0;
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= DB_BUSY_MS)
+			return -1;
+		usleep(10 * 1000);
+	}
+}
+
 static int lite_open(struct db *db, const char *path, enum db_open_mode mode,
                      char *err, size_t errlen)
 {
@@ -64,8 +81,7 @@ static int lite_open(struct db *db, const char *path, enum db_open_mode mode,
 	sqlite3_extended_result_codes(h, 1);
 	/* the file is made here, under the umask; WAL and SHM files take
 	 * its mode */
-	rc = (mode == DB_CREATE &&
-	      lite_exec(db, "PRAGMA journal_mode = WAL")) ||
+	rc = (mode == DB_CREATE && lite_wal(db)) ||
 	     lite_exec(db, "PRAGMA foreign_keys = ON;"
 	                   " PRAGMA synchronous = NORMAL");
 	umask(old);

@@ -283,6 +283,7 @@ static void two_processes(const char *path)
 				rc = add(db, qid);
 			}
 			db_close(db);
+			fflush(stdout); /* _exit does not: keep the reason */
 			_exit(rc == 0 ? 0 : 1);
 		}
 	}
