@@ -271,6 +271,7 @@ static void two_processes(const char *path)
 	int fine = 1;
 	struct db_audit_check c;
 
+	fflush(stdout); /* or the children print the parent's lines again */
 	for (int k = 0; k < 2; k++) {
 		pid[k] = fork();
 		if (pid[k] == 0) {
