@@ -24,7 +24,7 @@ ok "a private PostgreSQL on a unix socket in $PG_DIR"
 # SQLite (each binary's own count, run here on both)
 for t in test_db test_db_schema test_audit test_audit_node test_recipient \
 	test_evidence test_smime_verify test_snapshot test_inbound test_message \
-	test_crl test_ocsp test_metrics; do
+	test_crl test_ocsp test_metrics test_db_jobs; do
 	bin=$TOP/tests/unit/$t
 	[ -x "$bin" ] || bail "$bin is not built (make test-bins)"
 	"$bin" >"$work/$t.sqlite.log" 2>&1 </dev/null
