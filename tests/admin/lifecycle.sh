@@ -17,7 +17,7 @@ done
 conf=$work/m.conf
 me_conf "$conf" "$work" "inet:1@127.0.0.1"
 expect 0 "init" "$CTL" -c "$conf" init
-v=$(sqlite3 "$work/smime.db" "PRAGMA user_version")
+v=$(me_db_version "$work")
 [ "$v" = 9 ]
 tap $? "schema is at version 9 ($v)"
 
@@ -42,7 +42,7 @@ refuses 65 "a key that does not match" andi individual andi sekda
 refuses 65 "a certificate without the mailbox" budi individual andi andi
 refuses 65 "an expired certificate" expired individual expired expired
 refuses 64 "an unknown kind" andi person andi andi
-c=$(sqlite3 "$work/smime.db" "SELECT count(*) FROM certificates")
+c=$(me_sql "$work" "SELECT count(*) FROM certificates")
 k=$(ls "$work/keys" | wc -l)
 [ "$c" = 0 ] && [ "$k" = 0 ]
 tap $? "nothing written by the refused imports ($c rows, $k key files)"
@@ -135,10 +135,10 @@ st=$("$CTL" -c "$conf" list --json | /usr/bin/python3 -c \
 	'import json,sys; print([r["status"] for r in json.load(sys.stdin) if r["mailbox"].startswith("andi")][0])')
 [ "$st" = revoked ]
 tap $? "status is revoked ($st)"
-r=$(sqlite3 "$work/smime.db" "SELECT revocation_reason FROM certificates WHERE fingerprint = '$fpr'")
+r=$(me_sql "$work" "SELECT revocation_reason FROM certificates WHERE fingerprint = '$fpr'")
 [ "$r" = keyCompromise ]
 tap $? "reason recorded ($r)"
-h=$(sqlite3 "$work/smime.db" "SELECT count(*) FROM mailbox_history WHERE event = 'revoked' AND detail = 'keyCompromise' AND actor IS NOT NULL")
+h=$(me_sql "$work" "SELECT count(*) FROM mailbox_history WHERE event = 'revoked' AND detail = 'keyCompromise' AND actor IS NOT NULL")
 [ "$h" = 1 ]
 tap $? "history records who revoked and why"
 "$ME_MILTER" -c "$conf" -t "$work/m.eml" 2>/dev/null | grep -q "multipart/signed"
@@ -149,7 +149,12 @@ grep -q "already revoked" "$work/out"
 tap $? "... already revoked"
 
 # a database locked by another writer: wait, then a clear message
-(echo "BEGIN IMMEDIATE;"; sleep 8; echo "COMMIT;") | sqlite3 "$work/smime.db" &
+if me_db_pg; then # a writer holding the table the unmap writes
+	(echo "BEGIN; LOCK TABLE mailbox_history; SELECT pg_sleep(8); COMMIT;") |
+		me_sql "$work" - >/dev/null &
+else
+	(echo "BEGIN IMMEDIATE;"; sleep 8; echo "COMMIT;") | sqlite3 "$work/smime.db" &
+fi
 locker=$!
 sleep 0.5
 expect 75 "a locked database: unmap gives up after waiting" \
@@ -242,7 +247,7 @@ expect 0 "notify again" "$CTL" -c "$conf" notify
 c=$(ls "$work/mails" | wc -l)
 [ "$c" = 1 ] && grep -q "0 alerts sent, 1 already sent before" "$work/out"
 tap $? "a second run sends nothing new ($c mails in all)"
-t=$(sqlite3 "$work/smime.db" "SELECT group_concat(threshold) FROM (SELECT threshold FROM alerts_sent a JOIN certificates c ON c.id = a.cert_id WHERE c.serial = '5005' ORDER BY threshold)")
+t=$(me_sql "$work" "SELECT threshold FROM alerts_sent a JOIN certificates c ON c.id = a.cert_id WHERE c.serial = '5005' ORDER BY threshold" | paste -sd,)
 [ "$t" = "7,14,30" ]
 tap $? "every threshold already crossed is recorded, so no burst later ($t)"
 echo "1..$n"

@@ -21,30 +21,31 @@ sekda=$("$CTL" -c "$conf" list --json | /usr/bin/python3 -c \
 "$CTL" -c "$conf" revoke "$sekda" --reason cessationOfOperation >/dev/null ||
 	bail "revoke sekda"
 year=$(date -u +%Y)
+ep() { date -u -d "$1" +%s; } # seconds since the epoch of a UTC time
 # audit rows as the milter writes them: 5 signed in March, 2 unsigned in
 # April (budi@ has no certificate), 1 tempfailed in May, 1 from last year
-sqlite3 "$work/smime.db" <<SQL || bail "audit rows"
+me_sql "$work" - <<SQL || bail "audit rows"
 INSERT INTO audit (at, queue_id, from_addr, action, result)
-  SELECT strftime('%s', '$year-03-10 08:00:00') + value, 'Q', 'andi@banjarkota.go.id', 'signed', 'ok'
-  FROM (SELECT 1 AS value UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5);
+  SELECT $(ep "$year-03-10 08:00:00") + value, 'Q', 'andi@banjarkota.go.id', 'signed', 'ok'
+  FROM (SELECT 1 AS value UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5) AS v;
 INSERT INTO audit (at, queue_id, from_addr, action, result) VALUES
-  (strftime('%s', '$year-04-02 09:00:00'), 'Q', 'budi@banjarkota.go.id', 'unsigned', 'no usable certificate: no certificate mapped to budi@banjarkota.go.id'),
-  (strftime('%s', '$year-04-03 09:00:00'), 'Q', 'budi@banjarkota.go.id', 'unsigned', 'no usable certificate: no certificate mapped to budi@banjarkota.go.id'),
-  (strftime('%s', '$year-05-01 10:00:00'), 'Q', 'andi@banjarkota.go.id', 'tempfailed', 'cannot sign: key unreadable'),
-  (strftime('%s', '$((year - 1))-12-31 10:00:00'), 'Q', 'andi@banjarkota.go.id', 'signed', 'ok');
+  ($(ep "$year-04-02 09:00:00"), 'Q', 'budi@banjarkota.go.id', 'unsigned', 'no usable certificate: no certificate mapped to budi@banjarkota.go.id'),
+  ($(ep "$year-04-03 09:00:00"), 'Q', 'budi@banjarkota.go.id', 'unsigned', 'no usable certificate: no certificate mapped to budi@banjarkota.go.id'),
+  ($(ep "$year-05-01 10:00:00"), 'Q', 'andi@banjarkota.go.id', 'tempfailed', 'cannot sign: key unreadable'),
+  ($(ep "$((year - 1))-12-31 10:00:00"), 'Q', 'andi@banjarkota.go.id', 'signed', 'ok');
 SQL
 # inbound rows (issue 13), as wave 2 writes them: in June 2 decrypted and
 # 1 verified to andi@, 1 not decrypted to andi@ and budi@; in July 1
 # verify-failed to sekda@ and andi@ (counted once in each unit); 1 from
 # last year
-sqlite3 "$work/smime.db" <<SQL || bail "inbound audit rows"
+me_sql "$work" - <<SQL || bail "inbound audit rows"
 INSERT INTO audit (at, queue_id, from_addr, action, result, recipients, cert_serial, cert_issuer) VALUES
-  (strftime('%s', '$year-06-01 08:00:00'), 'I1', 'mitra@jabarprov.go.id', 'decrypted', 'ok', 'andi@banjarkota.go.id', NULL, NULL),
-  (strftime('%s', '$year-06-02 08:00:00'), 'I2', 'mitra@jabarprov.go.id', 'decrypted', 'ok', 'andi@banjarkota.go.id', NULL, NULL),
-  (strftime('%s', '$year-06-02 08:00:00'), 'I2', 'mitra@jabarprov.go.id', 'verified', 'pass', 'andi@banjarkota.go.id', '1A', 'CN=Mitra CA'),
-  (strftime('%s', '$year-06-03 08:00:00'), 'I3', 'mitra@jabarprov.go.id', 'not-decrypted', 'budi@banjarkota.go.id is not a recipient of the encrypted message', 'andi@banjarkota.go.id, budi@banjarkota.go.id', NULL, NULL),
-  (strftime('%s', '$year-07-01 08:00:00'), 'I4', 'palsu@example.org', 'verify-failed', 'fail', 'sekda@banjarkota.go.id, andi@banjarkota.go.id', '2B', 'CN=Unknown'),
-  (strftime('%s', '$((year - 1))-06-01 08:00:00'), 'I0', 'mitra@jabarprov.go.id', 'decrypted', 'ok', 'andi@banjarkota.go.id', NULL, NULL);
+  ($(ep "$year-06-01 08:00:00"), 'I1', 'mitra@jabarprov.go.id', 'decrypted', 'ok', 'andi@banjarkota.go.id', NULL, NULL),
+  ($(ep "$year-06-02 08:00:00"), 'I2', 'mitra@jabarprov.go.id', 'decrypted', 'ok', 'andi@banjarkota.go.id', NULL, NULL),
+  ($(ep "$year-06-02 08:00:00"), 'I2', 'mitra@jabarprov.go.id', 'verified', 'pass', 'andi@banjarkota.go.id', '1A', 'CN=Mitra CA'),
+  ($(ep "$year-06-03 08:00:00"), 'I3', 'mitra@jabarprov.go.id', 'not-decrypted', 'budi@banjarkota.go.id is not a recipient of the encrypted message', 'andi@banjarkota.go.id, budi@banjarkota.go.id', NULL, NULL),
+  ($(ep "$year-07-01 08:00:00"), 'I4', 'palsu@example.org', 'verify-failed', 'fail', 'sekda@banjarkota.go.id, andi@banjarkota.go.id', '2B', 'CN=Unknown'),
+  ($(ep "$((year - 1))-06-01 08:00:00"), 'I0', 'mitra@jabarprov.go.id', 'decrypted', 'ok', 'andi@banjarkota.go.id', NULL, NULL);
 SQL
 
 "$CTL" -c "$conf" report --year "$year" --format json >"$work/r.json"

@@ -3,10 +3,14 @@
 # to $EXPECT_OUT when set) and, for q, $db.
 #   expect CODE DESCRIPTION COMMAND...   the command exits with CODE
 #   has TEXT DESCRIPTION                 $work/out holds the fixed string TEXT
-#   q SQL                                sqlite3 "$db" SQL
+#   q SQL                                sqlite3 "$db" SQL; on PostgreSQL
+#                                        (me_db_pg) with $db a WORK/smime.db,
+#                                        WORK's database through psql (me_sql)
 #   q_is WANT DESCRIPTION SQL            one check: q SQL prints WANT (the
 #                                        result is added to DESCRIPTION and
 #                                        left in $qr)
+#   q_rows_is WANT DESCRIPTION SQL       the same with the rows joined by ','
+#                                        (group_concat is SQLite's alone)
 #   ctl DESCRIPTION ARGS...             smimectl -c "$conf" ARGS succeeds
 
 expect() {
@@ -28,10 +32,24 @@ has() {
 	fi
 }
 
-q() { sqlite3 "$db" "$1"; }
+q() {
+	case "$db" in
+	*/smime.db) if me_db_pg; then
+		me_sql "${db%/smime.db}" "$1"
+		return
+	fi ;;
+	esac
+	sqlite3 "$db" "$1"
+}
 
 q_is() {
 	qr=$(q "$3")
+	[ "$qr" = "$1" ]
+	tap $? "$2 ($qr)"
+}
+
+q_rows_is() {
+	qr=$(q "$3" | paste -sd,)
 	[ "$qr" = "$1" ]
 	tap $? "$2 ($qr)"
 }

@@ -2,11 +2,20 @@
 # after setting TOP:  . "$TOP/tests/lib/milterenv.sh"
 #
 #   me_conf FILE WORK SOCKET [EXTRA_LINE...]
-#       Writes a milter config using WORK/smime.db, WORK/keys, WORK/tmp,
+#       Writes a milter config using WORK's database (me_db), WORK/keys, WORK/tmp,
 #       WORK/pki/ca-bundle.pem; EXTRA_LINEs (e.g. 'on_no_certificate =
 #       "reject";') are appended and override the defaults (the config is
 #       written with each key once: an extra line replaces a default line
 #       with the same key).  pidfile is FILE.pid.
+#   me_db WORK
+#       The database of WORK: the SQLite file WORK/smime.db, or, when
+#       SMIME_TEST_PG_DIR names the socket directory of a running cluster
+#       (tests/admin/pg-admin.sh runs tests so), the URI of a PostgreSQL
+#       database of its own for WORK, made empty the first time.
+#   me_sql WORK SQL|-   runs SQL (or stdin) on WORK's database, sqlite3 or
+#       psql, and prints bare rows ('|' between columns); its status.
+#   me_db_version WORK  the schema version of WORK's database.
+#   me_db_pg            true when the tests run on PostgreSQL.
 #   me_setup WORK CONF
 #       Builds the PKI in WORK/pki, runs `smimectl init` and imports andi
 #       (p12), sekda (PEM), noreply (p12), legacy (p12).  Prints "# ..." on
@@ -45,7 +54,7 @@ me_conf() {
 	chmod 0700 "$_work/keys" "$_work/tmp"
 	{
 		echo "socket = \"$_sock\";"
-		echo "database = \"$_work/smime.db\";"
+		echo "database = \"$(me_db "$_work")\";"
 		echo "audit_spool = \"$_work/audit.spool\";"
 		echo "key_dir = \"$_work/keys\";"
 		echo "temp_dir = \"$_work/tmp\";"
@@ -65,6 +74,60 @@ me_conf() {
 		printf '%s\n' "$_l" >>"$_file.tmp"
 	done
 	mv "$_file.tmp" "$_file"
+}
+
+me_db_pg() {
+	[ -n "${SMIME_TEST_PG_DIR:-}" ]
+}
+
+# the PostgreSQL database name of work directory $1
+me_db_name() {
+	echo "t_$(printf '%s' "$1" | md5sum | cut -c1-16)"
+}
+
+me_psql() { # me_psql DBNAME ARGS...: psql on the test cluster, bare rows
+	_pd=$1
+	shift
+	PGOPTIONS="-c client_min_messages=warning" \
+		"${PG_BIN:-/usr/lib/postgresql/15/bin}/psql" -X -q -At \
+		-v ON_ERROR_STOP=1 \
+		-d "postgresql://smime@/$_pd?host=$SMIME_TEST_PG_DIR" "$@"
+}
+
+me_db() {
+	if ! me_db_pg; then
+		echo "$1/smime.db"
+		return 0
+	fi
+	_dn=$(me_db_name "$1")
+	if [ ! -e "$1/.pg-$_dn" ]; then
+		me_psql postgres -c "DROP DATABASE IF EXISTS $_dn WITH (FORCE)" \
+			-c "CREATE DATABASE $_dn" </dev/null >/dev/null &&
+			mkdir -p "$1" && : >"$1/.pg-$_dn"
+	fi
+	echo "postgresql://smime@/$_dn?host=$SMIME_TEST_PG_DIR"
+}
+
+me_sql() {
+	if me_db_pg; then
+		if [ "$2" = - ]; then
+			me_psql "$(me_db_name "$1")" -f -
+		else
+			me_psql "$(me_db_name "$1")" -c "$2" </dev/null
+		fi
+	elif [ "$2" = - ]; then
+		sqlite3 "$1/smime.db"
+	else
+		sqlite3 "$1/smime.db" "$2" </dev/null
+	fi
+}
+
+me_db_version() {
+	if me_db_pg; then
+		me_sql "$1" "SELECT max(version) FROM schema_version"
+	else
+		me_sql "$1" "PRAGMA user_version"
+	fi
 }
 
 me_setup() {
