@@ -1,12 +1,13 @@
 #!/bin/sh
 # The admin tests on PostgreSQL (issue 16: the database test set on both
 # backends).  A private PostgreSQL 15 (tests/lib/pg.sh), started once;
-# then lifecycle.sh, report.sh and stats.sh run again with
+# then lifecycle.sh, recipients.sh (its schema 3 migration included),
+# report.sh and stats.sh run again with
 # SMIME_TEST_PG_DIR set, so that me_conf gives each of their work
 # directories a database of its own on that cluster (me_db) and their SQL
-# goes through psql (me_sql).  Each must pass every check it plans, as
-# many as on SQLite, and must have written its certificates to
-# PostgreSQL, not to a file.  Prints TAP.
+# goes through psql (me_sql).  Each must end with its plan, every check
+# in it passed (a bail or an early end fails), and must have written its
+# certificates to PostgreSQL, not to a file.  Prints TAP.
 . "${TOP:-$(dirname "$0")/../..}/tests/lib/fixture.sh"
 . "$TOP/tests/lib/pg.sh"
 fx_begin pgadmin
@@ -17,9 +18,7 @@ fx_on_exit() {
 pg_start "$work" || bail "a private PostgreSQL 15"
 ok "a private PostgreSQL on a unix socket in $PG_DIR"
 
-# the number of checks each plans on SQLite: the same script, the same
-# count (their skips are counted as checks)
-for t in lifecycle report stats; do
+for t in lifecycle recipients report stats; do
 	before=$(pg_psql postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 't\_%'")
 	SMIME_TEST_PG_DIR=$PG_DIR sh "$TOP/tests/admin/$t.sh" \
 		>"$work/$t.pg.log" 2>&1 </dev/null

@@ -48,8 +48,8 @@ tap $? "the PKCS#7 bundle holds the leaf and the intermediate ($c)"
 
 # ---- schema
 expect 0 "init" "$CTL" -c "$conf" init
-v=$(q "PRAGMA user_version")
-t=$(q "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('recipient_certs', 'revoked_serials') ORDER BY name)")
+v=$(me_db_version "$work")
+t=$(me_db_tables "$work" | grep -Ex 'recipient_certs|revoked_serials' | paste -sd,)
 [ "$v" = 9 ] && [ "$t" = "recipient_certs,revoked_serials" ]
 tap $? "schema 9 with recipient_certs and revoked_serials ($v: $t)"
 
@@ -111,8 +111,8 @@ expect 0 "an intermediate given as a separate file serves too" \
 
 # ---- --address: only that address; later without it: the other one too
 has "imported 7001 for tu@jabarprov.go.id" "--address stores the certificate under that address"
-q_is "tu@jabarprov.go.id" "... and under no other" \
-	"SELECT group_concat(address) FROM recipient_certs WHERE serial = '7001'"
+q_rows_is "tu@jabarprov.go.id" "... and under no other" \
+	"SELECT address FROM recipient_certs WHERE serial = '7001' ORDER BY address"
 expect 65 "--address the certificate does not carry is refused" \
 	"$CTL" -c "$conf" recipient import --address mitra@jabarprov.go.id "$pki/auditor.crt.pem"
 has "refused: it does not carry mitra@jabarprov.go.id" "... saying so"
@@ -135,8 +135,8 @@ has "refused: extendedKeyUsage does not include emailProtection" "... for its EK
 has "refused: certificate expired on 2021-01-01" "expired: refused for its expiry"
 grep -F "$work/self.crt.pem: certificate" "$work/out" | grep -Fq "refused: does not verify against $pki/ca-bundle.pem: self-signed certificate"
 tap $? "self-signed: refused, does not chain to ca_file"
-q_is "auditor@bpk.go.id,ecmitra@jabarprov.go.id,mitra@jabarprov.go.id,sekretariat@jabarprov.go.id,tu@jabarprov.go.id" "exactly the good certificates are stored" \
-	"SELECT group_concat(address) FROM (SELECT address FROM recipient_certs ORDER BY address)"
+q_rows_is "auditor@bpk.go.id,ecmitra@jabarprov.go.id,mitra@jabarprov.go.id,sekretariat@jabarprov.go.id,tu@jabarprov.go.id" "exactly the good certificates are stored" \
+	"SELECT address FROM recipient_certs ORDER BY address"
 
 # ---- unreadable and empty files
 expect 66 "a missing file: exit 66" "$CTL" -c "$conf" recipient import \
@@ -155,9 +155,9 @@ expect 0 "import revoked@ before the CRL" "$CTL" -c "$conf" recipient import "$p
 expect 0 "crl import" "$CTL" -c "$conf" crl import "$pki/crl.pem"
 has "2 serials listed, 1 certificate marked revoked" "... counts the recipient certificate it revoked"
 q_is "revoked crl 1" "the recipient certificate imported before the CRL is now revoked" \
-	"SELECT status || ' ' || revocation_reason || ' ' || (revoked_at > 0) FROM recipient_certs WHERE serial = '$revoked_serial'"
-q_is "$revoked_serial:keyCompromise,$revmitra_serial:keyCompromise" "revoked_serials holds every CRL entry with its reason" \
-	"SELECT group_concat(serial || ':' || reason) FROM (SELECT serial, reason FROM revoked_serials WHERE issuer = 'CN=Test BSrE Issuing CA,O=Test BSrE,C=ID' ORDER BY serial)"
+	"SELECT status || ' ' || revocation_reason || ' ' || CASE WHEN revoked_at > 0 THEN 1 ELSE 0 END FROM recipient_certs WHERE serial = '$revoked_serial'"
+q_rows_is "$revoked_serial:keyCompromise,$revmitra_serial:keyCompromise" "revoked_serials holds every CRL entry with its reason" \
+	"SELECT serial || ':' || reason FROM revoked_serials WHERE issuer = 'CN=Test BSrE Issuing CA,O=Test BSrE,C=ID' ORDER BY serial"
 q_is 1 "history records the revocation" \
 	"SELECT count(*) FROM mailbox_history WHERE event = 'recipient-revoked' AND address = 'revoked@banjarkota.go.id'"
 expect 0 "crl import again is idempotent" "$CTL" -c "$conf" crl import "$pki/crl.pem"
@@ -229,8 +229,8 @@ has "no recipient certificate matches 'nobody@bpk.go.id'" "... with a clear mess
 expect 1 "remove of an unknown serial exits 1" "$CTL" -c "$conf" recipient remove DEADBEEF
 expect 0 "remove by address" "$CTL" -c "$conf" recipient remove Sekretariat@JABARPROV.go.id
 has "removed 1 recipient certificate" "... one removed"
-q_is "tu@jabarprov.go.id" "... only that address's row" \
-	"SELECT group_concat(address) FROM recipient_certs WHERE serial = '7001'"
+q_rows_is "tu@jabarprov.go.id" "... only that address's row" \
+	"SELECT address FROM recipient_certs WHERE serial = '7001' ORDER BY address"
 id=$($PY -c 'import json,sys; print([r["id"] for r in json.load(open(sys.argv[1])) if r["address"] == "ecmitra@jabarprov.go.id"][0])' "$work/list.json")
 expect 0 "remove by the id shown by list" "$CTL" -c "$conf" recipient remove "$id"
 q_is 0 "... ecmitra is gone" \
@@ -240,8 +240,8 @@ q_is 0 "... auditor is gone" \
 	"SELECT count(*) FROM recipient_certs WHERE address = 'auditor@bpk.go.id'"
 fpr=$(fpr_of "$pki/mitra.crt.pem" | tr 'A-F' 'a-f')
 expect 0 "remove by fingerprint (lower-case)" "$CTL" -c "$conf" recipient remove "$fpr"
-q_is "revoked@banjarkota.go.id,tu@jabarprov.go.id" "... mitra is gone, the rest stays" \
-	"SELECT group_concat(address) FROM (SELECT address FROM recipient_certs ORDER BY address)"
+q_rows_is "revoked@banjarkota.go.id,tu@jabarprov.go.id" "... mitra is gone, the rest stays" \
+	"SELECT address FROM recipient_certs ORDER BY address"
 q_is 4 "history records every removal" \
 	"SELECT count(*) FROM mailbox_history WHERE event = 'recipient-remove' AND actor IS NOT NULL"
 expect 64 "remove without a spec is a usage error" "$CTL" -c "$conf" recipient remove
@@ -261,16 +261,18 @@ db=$m3/smime.db
 # what schema 3 was: no recipient_certs, no revoked_serials, no audit
 # hash chain (schema 5), no inbound audit columns (schema 6); its crl
 # import revoked signing certificates only
-sqlite3 "$db" "DROP TABLE crl_sources; DROP TABLE ocsp_responses; DROP INDEX audit_node_id; ALTER TABLE audit DROP COLUMN node; ALTER TABLE audit_anchors DROP COLUMN node; DROP TABLE recipient_certs; DROP TABLE revoked_serials;
+v3="PRAGMA user_version = 3" # the version: SQLite's pragma, or our table
+me_db_pg && v3="UPDATE schema_version SET version = 3"
+q "DROP TABLE crl_sources; DROP TABLE ocsp_responses; DROP INDEX audit_node_id; ALTER TABLE audit DROP COLUMN node; ALTER TABLE audit_anchors DROP COLUMN node; DROP TABLE recipient_certs; DROP TABLE revoked_serials;
 	ALTER TABLE audit DROP COLUMN cert_issuer; ALTER TABLE audit DROP COLUMN recipients;
 	ALTER TABLE audit DROP COLUMN hash; ALTER TABLE audit DROP COLUMN prev_hash;
 	UPDATE certificates SET status = 'revoked', revoked_at = 1700000000, revocation_reason = 'crl' WHERE serial = '$revoked_serial';
-	PRAGMA user_version = 3;" || bail "schema 3"
+	$v3;" || bail "schema 3"
 expect 66 "a schema 3 database is not used as is" "$CTL" -c "$m3/m.conf" recipient list
 has 'run "smimectl init" to migrate' "... the message says to run init"
 expect 0 "init migrates it" "$CTL" -c "$m3/m.conf" init
 has "schema version 9" "... to version 9"
-r=$(q "SELECT group_concat(mailbox || ':' || status) FROM (SELECT mailbox, status FROM certificates ORDER BY mailbox)")
+r=$(q "SELECT mailbox || ':' || status FROM certificates ORDER BY mailbox" | paste -sd,)
 m=$(q "SELECT count(*) FROM mailboxes")
 [ "$r" = "andi@banjarkota.go.id:active,revoked@banjarkota.go.id:revoked" ] && [ "$m" = 2 ]
 tap $? "certificates and mappings are kept ($r; $m mappings)"

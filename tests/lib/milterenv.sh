@@ -15,6 +15,7 @@
 #   me_sql WORK SQL|-   runs SQL (or stdin) on WORK's database, sqlite3 or
 #       psql, and prints bare rows ('|' between columns); its status.
 #   me_db_version WORK  the schema version of WORK's database.
+#   me_db_tables WORK   the names of its tables, one a line, sorted.
 #   me_db_pg            true when the tests run on PostgreSQL.
 #   me_setup WORK CONF
 #       Builds the PKI in WORK/pki, runs `smimectl init` and imports andi
@@ -127,6 +128,14 @@ me_db_version() {
 		me_sql "$1" "SELECT max(version) FROM schema_version"
 	else
 		me_sql "$1" "PRAGMA user_version"
+	fi
+}
+
+me_db_tables() {
+	if me_db_pg; then
+		me_sql "$1" "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
+	else
+		me_sql "$1" "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1"
 	fi
 }
 
