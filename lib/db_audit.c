@@ -284,9 +284,29 @@ static int audit_append(struct db *db, void *arg, char *err, size_t errlen)
 int db_audit_add(struct db *db, const struct audit_row *r, char *err,
                  size_t errlen)
 {
+	/* Text from the network (a From or an envelope address, a
+	 * signer's issuer) may be any octets.  PostgreSQL refuses what is
+	 * not UTF-8, and a row it refuses would stop every row behind it, so
+	 * both backends store and hash such octets as \xHH. */
+	struct audit_row r2 = *r;
+	const char **f[] = { &r2.queue_id,    &r2.message_id, &r2.from_addr,
+	                     &r2.action,      &r2.cert_serial, &r2.digest,
+	                     &r2.result,      &r2.recipients,  &r2.cert_issuer };
+	int made[sizeof(f) / sizeof(f[0])], rc = 0;
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		const char *was = *f[i];
+		if ((*f[i] = utf8_escape(was, &made[i])) == NULL && was)
+			rc = seterr(err, errlen, "out of memory");
+	}
 	/* the chain is read and extended in one write transaction, so two
 	 * writers of one node (two milter queues, smimectl) cannot fork it */
-	return db_atomic(db, audit_append, (void *)r, err, errlen);
+	if (rc == 0)
+		rc = db_atomic(db, audit_append, &r2, err, errlen);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (made[i])
+			free((char *)*f[i]);
+	return rc;
 }
 
 /* Migration 4 -> 5: chain the rows already there, in id order. */

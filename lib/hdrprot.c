@@ -169,23 +169,6 @@ static int has_8bit(const char *v)
 	return 0;
 }
 
-/* The length of the UTF-8 sequence at p (of n octets), 0 when invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	size_t k = p[0] < 0x80                   ? 1
-	           : p[0] >= 0xc2 && p[0] < 0xe0 ? 2
-	           : p[0] >= 0xe0 && p[0] < 0xf0 ? 3
-	           : p[0] >= 0xf0 && p[0] < 0xf5 ? 4
-	                                         : 0;
-
-	if (k == 0 || k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	return k;
-}
-
 static int utf8_valid(const unsigned char *p, size_t n)
 {
 	for (size_t i = 0, k; i < n; i += k)

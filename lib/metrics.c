@@ -10,45 +10,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The length of the UTF-8 sequence at p (1..4), or 0 when p does not
- * start a valid one (overlong forms and surrogates included). */
-static size_t utf8_len(const unsigned char *p)
-{
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 void metrics_label_value(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	const unsigned char *end = p + strlen((const char *)p);
 
 	while (*p) {
-		size_t n = utf8_len(p);
+		size_t n = utf8_len(p, (size_t)(end - p));
 
 		if (n == 0) {
 			fputs("\xef\xbf\xbd", f); /* U+FFFD */

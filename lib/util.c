@@ -379,3 +379,65 @@ size_t buf_fill(unsigned char *dst, size_t *have, size_t cap,
 	*len -= take;
 	return take;
 }
+
+size_t utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t k;
+
+	if (n == 0)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	k = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+	    : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+	    : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+	                                   : 0;
+	if (k == 0 || k > n)
+		return 0;
+	if (p[0] == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (p[0] == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (p[0] == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (p[0] == 0xf4)
+		hi = 0x8f; /* past U+10FFFF */
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < k; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return k;
+}
+
+const char *utf8_escape(const char *s, int *made)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n, bad = 0, k;
+	char *out, *o;
+
+	*made = 0;
+	if (s == NULL)
+		return NULL;
+	n = strlen(s);
+	for (size_t i = 0; i < n; i += k ? k : 1)
+		if ((k = utf8_len(p + i, n - i)) == 0)
+			bad++;
+	if (bad == 0)
+		return s;
+	if ((out = malloc(n + 3 * bad + 1)) == NULL)
+		return NULL;
+	o = out;
+	for (size_t i = 0; i < n; i += k ? k : 1) {
+		if ((k = utf8_len(p + i, n - i)) == 0) {
+			o += sprintf(o, "\\x%02X", p[i]);
+		} else {
+			memcpy(o, p + i, k);
+			o += k;
+		}
+	}
+	*o = '\0';
+	*made = 1;
+	return out;
+}

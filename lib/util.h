@@ -112,4 +112,19 @@ int array_grow(void *arr, size_t *cap, size_t n, size_t elem);
 size_t buf_fill(unsigned char *dst, size_t *have, size_t cap,
                 const unsigned char **src, size_t *len);
 
+/*
+ * The length (1..4) of the UTF-8 sequence at p, of n octets, or 0 when p
+ * does not start a valid one: cut short, overlong, a surrogate, or past
+ * U+10FFFF (what PostgreSQL refuses too).
+ */
+size_t utf8_len(const unsigned char *p, size_t n);
+
+/*
+ * s with every octet that is not part of valid UTF-8 written as \xHH, in
+ * new memory; s itself (not copied) when it is valid UTF-8 or NULL.
+ * *made is 1 when a copy was made (free it), 0 when not; NULL when out of
+ * memory.
+ */
+const char *utf8_escape(const char *s, int *made);
+
 #endif

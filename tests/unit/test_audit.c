@@ -464,6 +464,49 @@ static void concurrent(const char *dir)
 	   "no fork: no hash is the prev_hash of two rows");
 }
 
+/* Octets that are not UTF-8 (a From address off the network): the row is
+ * written, not refused (PostgreSQL refuses such text, and a refused row
+ * would hold up every row behind it in the queue), with \xHH in their
+ * place, and the chain verifies. */
+static void not_utf8(void)
+{
+	const char *path = fixture_db("utf8");
+	struct audit_row r = { .at = 1700000000,
+	                       .queue_id = "U1",
+	                       .from_addr = "\xff\xfe@mitra.example",
+	                       .action = "verify-failed",
+	                       .result = "Dinas \xe2\x80\x94 \xc0\xaf",
+	                       .recipients = "andi@banjarkota.go.id",
+	                       .cert_issuer = "CN=Caf\xe9" };
+	struct audit_queue *q;
+	char err[512] = "";
+	struct db *db;
+	char *got;
+
+	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0 &&
+	           db_audit_add(db, &r, err, sizeof(err)) == 0,
+	   "a row with octets that are not UTF-8 is written (%s)", err);
+	db_close(db);
+	got = fixture_db_text(path, "SELECT from_addr || ' ' || result || ' ' "
+	                            "|| cert_issuer FROM audit");
+	is_str(got, "\\xFF\\xFE@mitra.example Dinas \xe2\x80\x94 \\xC0\\xAF "
+	            "CN=Caf\\xE9",
+	       "... with \\xHH for them, valid UTF-8 kept");
+	free(got);
+	q = audit_queue_new(path, report, err, sizeof(err));
+	r.queue_id = "U2";
+	audit_submit(q, &r);
+	r.queue_id = "U3";
+	r.from_addr = "andi@banjarkota.go.id";
+	audit_submit(q, &r);
+	audit_queue_free(q, 5000);
+	ok(count_rows(path, "") == 3,
+	   "through the queue too, and the row behind it is not held up "
+	   "(%d rows)", count_rows(path, ""));
+	ok(verify(path, &(struct db_audit_check){ 0 }) == 0,
+	   "... and the chain verifies");
+}
+
 int main(void)
 {
 	const char *dir = fixture_dir("audit");
@@ -524,6 +567,7 @@ int main(void)
 	chain_tests(dir);
 	across();
 	concurrent(dir);
+	not_utf8();
 
 	if (fixture_cleanup() != 0)
 		return 1;

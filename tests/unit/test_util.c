@@ -135,5 +135,44 @@ int main(void)
 		           len == 6,
 		   "buf_fill into a full buffer takes nothing");
 	}
+	{
+		/* UTF-8: what PostgreSQL takes as text, and the \xHH escape of
+		 * the rest */
+		static const struct {
+			const char *s;
+			size_t len; /* of the first sequence, 0: invalid */
+		} u[] = {
+			{ "a", 1 },           { "\xc3\xa9", 2 },
+			{ "\xe2\x80\x94", 3 },   { "\xf0\x9f\x93\xa7", 4 },
+			{ "\xc0\xaf", 0 },      /* overlong '/' */
+			{ "\xe0\x80\xaf", 0 },  /* overlong, 3 octets */
+			{ "\xed\xa0\x80", 0 },  /* a surrogate */
+			{ "\xf4\x90\x80\x80", 0 }, /* past U+10FFFF */
+			{ "\xe2\x80", 0 },      /* cut short */
+			{ "\xff", 0 },          { "\x80", 0 },
+		};
+		int good = 1, made = 0;
+		const char *e;
+
+		for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++)
+			if (utf8_len((const unsigned char *)u[i].s,
+			             strlen(u[i].s)) != u[i].len) {
+				printf("# utf8_len of case %zu\n", i);
+				good = 0;
+			}
+		ok(good, "utf8_len: 1 to 4 octets; overlong, surrogate, past "
+		         "U+10FFFF, cut short and stray octets are not UTF-8");
+		e = utf8_escape("Dinas \xe2\x80\x94 Kominfo", &made);
+		ok(made == 0 && strcmp(e, "Dinas \xe2\x80\x94 Kominfo") == 0,
+		   "utf8_escape leaves valid UTF-8 as it is, uncopied");
+		e = utf8_escape("\xff\xfe@x.id \xc0\xaf \xc3\xa9\\x", &made);
+		ok(made == 1 && e &&
+		           strcmp(e, "\\xFF\\xFE@x.id \\xC0\\xAF \xc3\xa9\\x") == 0,
+		   "... and writes every other octet as \\xHH (%s)", e);
+		if (made)
+			free((char *)e);
+		ok(utf8_escape(NULL, &made) == NULL && made == 0,
+		   "... and NULL is NULL");
+	}
 	return tap_done();
 }
