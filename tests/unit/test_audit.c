@@ -345,8 +345,8 @@ static void chain_tests(const char *dir)
 	   "a migrated row changed later is found (%lld)", c.bad_id);
 }
 
-/* Row n + 1 of path: an inbound row (v2 hash: recipients and issuer). */
-static int add_inbound(const char *path)
+/* An inbound row (v2 hash: recipients and issuer). */
+static struct audit_row inbound_row(void)
 {
 	struct audit_row r = { .at = 1700000100,
 		               .queue_id = "IN1",
@@ -357,6 +357,13 @@ static int add_inbound(const char *path)
 		               .recipients = "andi@banjarkota.go.id, "
 		                             "budi@banjarkota.go.id",
 		               .cert_issuer = "CN=BSrE" };
+	return r;
+}
+
+/* Row n + 1 of path: inbound_row. */
+static int add_inbound(const char *path)
+{
+	struct audit_row r = inbound_row();
 	char err[512];
 	struct db *db;
 	int rc = -1;
@@ -471,17 +478,15 @@ static void concurrent(const char *dir)
 static void not_utf8(void)
 {
 	const char *path = fixture_db("utf8");
-	struct audit_row r = { .at = 1700000000,
-	                       .queue_id = "U1",
-	                       .from_addr = "\xff\xfe@mitra.example",
-	                       .action = "verify-failed",
-	                       .result = "Dinas \xe2\x80\x94 \xc0\xaf",
-	                       .recipients = "andi@banjarkota.go.id",
-	                       .cert_issuer = "CN=Caf\xe9" };
+	struct audit_row r = inbound_row();
 	struct audit_queue *q;
 	char err[512] = "";
 	struct db *db;
 	char *got;
+
+	r.from_addr = "\xff\xfe@mitra.example";
+	r.result = "Dinas \xe2\x80\x94 \xc0\xaf";
+	r.cert_issuer = "CN=Caf\xe9";
 
 	ok(db_open(path, DB_CREATE, &db, err, sizeof(err)) == 0 &&
 	           db_audit_add(db, &r, err, sizeof(err)) == 0,
