@@ -27,6 +27,7 @@ static int migrate_exit(int rc)
 	case DB_COPY_NOT_EMPTY:
 		return EX_CANTCREAT;
 	case DB_COPY_SRC_BROKEN:
+	case DB_COPY_SRC_TEXT:
 		return EX_DATAERR;
 	case DB_COPY_SRC_CHANGED:
 		return EX_TEMPFAIL;

@@ -600,8 +600,10 @@ enum {
 	DB_COPY_NOT_EMPTY = 2,   /* the target holds rows: nothing written */
 	DB_COPY_SRC_BROKEN = 3,  /* the source's audit chain is broken */
 	DB_COPY_SRC_CHANGED = 4, /* written during the copy: rolled back */
-	DB_COPY_MISMATCH = 5     /* the copy differs: rolled back or
+	DB_COPY_MISMATCH = 5,    /* the copy differs: rolled back or
 	                            emptied again */
+	DB_COPY_SRC_TEXT = 6     /* a text value of the source is not
+	                            UTF-8 (err names it): rolled back */
 };
 
 /* Put the n tables t in an order where each comes after the tables it

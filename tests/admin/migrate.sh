@@ -8,7 +8,8 @@
 # they print on the source, new imports get new ids (the identity
 # sequences were set), and the milter signs from it.  Refusals, each with
 # its exit code and message and nothing written: a target that is not
-# empty, a source at an old schema, a source whose chain is broken, a URI
+# empty, a source at an old schema, a source whose chain is broken, a
+# source with text that is not UTF-8 (rolled back, the row named), a URI
 # with a password, an unreachable server, a target that is no
 # postgresql:// URI.  The unit test test_db_copy on both backends.
 # Prints TAP.
@@ -118,6 +119,17 @@ me_conf "$work/broken.conf" "$work" "inet:$port@127.0.0.1" "database = \"$work/b
 expect 65 "a source whose audit chain is broken is refused" \
 	"$CTL" -c "$work/broken.conf" migrate --to "$(pg_uri fresh)"
 has "the audit chain of the source is broken at row 2" "... at row 2"
+pg_createdb latin1 || bail "CREATE DATABASE latin1"
+sqlite3 "$db" ".backup '$work/latin1.db'" &&
+	sqlite3 "$work/latin1.db" "UPDATE certificates SET unit = CAST(X'44696E617320E9' AS TEXT) WHERE id = 2"
+me_conf "$work/latin1.conf" "$work" "inet:$port@127.0.0.1" "database = \"$work/latin1.db\";"
+expect 65 "a source with text that is not UTF-8 (a Latin-1 unit) is refused" \
+	"$CTL" -c "$work/latin1.conf" migrate --to "$(pg_uri latin1)"
+has "table certificates, after 1 rows: column unit of the row whose id is 2 is not UTF-8" \
+	"... naming the table, the column and the row"
+n0=$(pg_psql latin1 "SELECT count(*) FROM certificates")
+[ "$n0" = 0 ]
+tap $? "... and the copy is rolled back ($n0 certificates in latin1)"
 n0=$(tables fresh)
 [ "$n0" = 0 ]
 tap $? "nothing was written by the refusals ($n0 tables in fresh)"
