@@ -98,6 +98,14 @@ static int import_options(int argc, char **argv, struct import *im)
 		    " | --cert PEM (after renew or keygen))"
 		    " [--owner NAME] [--nip NIP] [--unit UNIT] [--contact "
 		    "ADDR]");
+	/* stored as text, and PostgreSQL takes UTF-8 only: both backends
+	 * refuse other octets here, before anything is read or written */
+	for (size_t i = 6; i < 10; i++) /* owner, nip, unit, contact */
+		if (*opts[i].value && !str_is_utf8(*opts[i].value))
+			die(EX_DATAERR,
+			    "--%s: not UTF-8 text (write it in UTF-8, as a "
+			    "terminal with a UTF-8 locale does)",
+			    opts[i].name);
 	if (im->contact && strchr(im->contact, '@') == NULL)
 		die(EX_USAGE, "--contact %s is not a mail address",
 		    im->contact);

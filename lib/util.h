@@ -119,6 +119,9 @@ size_t buf_fill(unsigned char *dst, size_t *have, size_t cap,
  */
 size_t utf8_len(const unsigned char *p, size_t n);
 
+/* 1 when s (NUL-terminated) is valid UTF-8 throughout, else 0. */
+int str_is_utf8(const char *s);
+
 /*
  * s with every octet that is not part of valid UTF-8 written as \xHH, in
  * new memory; s itself (not copied) when it is valid UTF-8 or NULL.

@@ -42,6 +42,10 @@ refuses 65 "a key that does not match" andi individual andi sekda
 refuses 65 "a certificate without the mailbox" budi individual andi andi
 refuses 65 "an expired certificate" expired individual expired expired
 refuses 64 "an unknown kind" andi person andi andi
+expect 65 "import refuses a --unit that is not UTF-8 (Latin-1)" "$CTL" -c "$conf" import \
+	--mailbox andi@banjarkota.go.id --kind individual \
+	--cert "$pki/andi.crt.pem" --key "$pki/andi.key.pem" --unit "$(printf 'Dinas Kesehatan \351')"
+has "--unit: not UTF-8 text" "... and names the option"
 c=$(me_sql "$work" "SELECT count(*) FROM certificates")
 k=$(ls "$work/keys" | wc -l)
 [ "$c" = 0 ] && [ "$k" = 0 ]
