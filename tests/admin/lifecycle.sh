@@ -156,11 +156,16 @@ tap $? "... already revoked"
 if me_db_pg; then # a writer holding the table the unmap writes
 	(echo "BEGIN; LOCK TABLE mailbox_history; SELECT pg_sleep(8); COMMIT;") |
 		me_sql "$work" - >/dev/null &
+	locker=$!
+	for i in $(seq 1 50); do # until the lock is held (psql starts slowly)
+		[ "$(me_sql "$work" "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'mailbox_history' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && break
+		sleep 0.1
+	done
 else
 	(echo "BEGIN IMMEDIATE;"; sleep 8; echo "COMMIT;") | sqlite3 "$work/smime.db" &
+	locker=$!
+	sleep 0.5
 fi
-locker=$!
-sleep 0.5
 expect 75 "a locked database: unmap gives up after waiting" \
 	"$CTL" -c "$conf" unmap soon20@banjarkota.go.id
 grep -q "locked by another process (waited 5 s" "$work/out"
