@@ -100,12 +100,16 @@ static int import_options(int argc, char **argv, struct import *im)
 		    "ADDR]");
 	/* stored as text, and PostgreSQL takes UTF-8 only: both backends
 	 * refuse other octets here, before anything is read or written */
-	for (size_t i = 6; i < 10; i++) /* owner, nip, unit, contact */
-		if (*opts[i].value && !str_is_utf8(*opts[i].value))
+	const struct long_arg text[] = {
+		{ "owner", &im->owner }, { "nip", &im->nip },
+		{ "unit", &im->unit },   { "contact", &im->contact },
+	};
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		if (*text[i].value && !str_is_utf8(*text[i].value))
 			die(EX_DATAERR,
 			    "--%s: not UTF-8 text (write it in UTF-8, as a "
 			    "terminal with a UTF-8 locale does)",
-			    opts[i].name);
+			    text[i].name);
 	if (im->contact && strchr(im->contact, '@') == NULL)
 		die(EX_USAGE, "--contact %s is not a mail address",
 		    im->contact);

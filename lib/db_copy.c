@@ -265,34 +265,14 @@ static struct db_val row_value(const struct db_q *q, int c, char *num,
 	}
 }
 
-/* s (NULL: "NULL") into out, its octets that are not UTF-8 as "?". */
-static void utf8_cut(char *out, size_t len, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s ? s : "NULL");
-	size_t n = strlen((const char *)p), o = 0;
-
-	for (size_t i = 0, k; i < n && o + 5 < len; i += k ? k : 1) {
-		if ((k = utf8_len(p + i, n - i)) == 0)
-			out[o++] = '?';
-		else
-			for (size_t j = 0; j < k; j++)
-				out[o++] = (char)p[i + j];
-	}
-	out[o] = '\0';
-}
-
 /* The first text column of vals (t's row) that is not UTF-8, or -1. */
 static int not_utf8_col(const struct db_copy_table *t,
                         const struct db_val *vals)
 {
-	for (size_t c = 0; c < t->ncols; c++) {
-		const unsigned char *p = (const unsigned char *)vals[c].s;
-		size_t n = p && vals[c].type == DB_VAL_TEXT ? strlen(vals[c].s)
-		                                            : 0;
-		for (size_t i = 0, k; i < n; i += k)
-			if ((k = utf8_len(p + i, n - i)) == 0)
-				return (int)c;
-	}
+	for (size_t c = 0; c < t->ncols; c++)
+		if (vals[c].type == DB_VAL_TEXT && vals[c].s &&
+		    !str_is_utf8(vals[c].s))
+			return (int)c;
 	return -1;
 }
 
@@ -321,21 +301,24 @@ static int copy_table(struct db *src, struct db *dst, struct db_copy_table *t,
 		if (db_q_reuse(&iq, dst, &slot, ins, vals, (int)t->ncols, err,
 		               errlen) != 0 ||
 		    (db_q_next(&iq), db_q_close(&iq)) != 0) {
-			int c = not_utf8_col(t, vals);
-			char key[48];
+			int c = not_utf8_col(t, vals), made = 0;
+			char key[32];
+			const char *k = key;
 			if (vals[0].type == DB_VAL_INT)
 				snprintf(key, sizeof(key), "%lld", vals[0].i);
-			else
-				utf8_cut(key, sizeof(key), vals[0].s);
+			else if ((k = utf8_escape(vals[0].s, &made)) == NULL)
+				k = "NULL";
 			if (c >= 0) {
 				rc = DB_COPY_SRC_TEXT;
 				seterr(err, errlen,
-				       "column %s of the row whose %s is %s is "
-				       "not UTF-8, and PostgreSQL takes UTF-8 "
-				       "text only (correct it in the SQLite "
-				       "database first)",
-				       t->cols[c], t->cols[0], key);
+				       "column %s of the row whose %s is %.40s "
+				       "is not UTF-8, and PostgreSQL takes "
+				       "UTF-8 text only (correct it in the "
+				       "SQLite database first)",
+				       t->cols[c], t->cols[0], k);
 			}
+			if (made)
+				free((char *)k);
 			break;
 		}
 		t->copied++;

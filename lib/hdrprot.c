@@ -169,14 +169,6 @@ static int has_8bit(const char *v)
 	return 0;
 }
 
-static int utf8_valid(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0, k; i < n; i += k)
-		if ((k = utf8_len(p + i, n - i)) == 0)
-			return 0;
-	return 1;
-}
-
 /* A text value with 8-bit octets as RFC 2047 "B" encoded words of at most
  * 75 characters, folded between words: charset utf-8 when the octets are
  * UTF-8, else unknown-8bit (RFC 1428, as the rewriter labels such text).

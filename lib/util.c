@@ -411,15 +411,17 @@ size_t utf8_len(const unsigned char *p, size_t n)
 	return k;
 }
 
-int str_is_utf8(const char *s)
+int utf8_valid(const unsigned char *p, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), k;
-
-	for (size_t i = 0; i < n; i += k)
+	for (size_t i = 0, k; i < n; i += k)
 		if ((k = utf8_len(p + i, n - i)) == 0)
 			return 0;
 	return 1;
+}
+
+int str_is_utf8(const char *s)
+{
+	return utf8_valid((const unsigned char *)s, strlen(s));
 }
 
 const char *utf8_escape(const char *s, int *made)
@@ -431,12 +433,12 @@ const char *utf8_escape(const char *s, int *made)
 	*made = 0;
 	if (s == NULL)
 		return NULL;
-	if (str_is_utf8(s))
-		return s;
 	n = strlen(s);
 	for (size_t i = 0; i < n; i += k ? k : 1)
 		if ((k = utf8_len(p + i, n - i)) == 0)
 			bad++;
+	if (bad == 0)
+		return s;
 	if ((out = malloc(n + 3 * bad + 1)) == NULL)
 		return NULL;
 	o = out;

@@ -119,7 +119,10 @@ size_t buf_fill(unsigned char *dst, size_t *have, size_t cap,
  */
 size_t utf8_len(const unsigned char *p, size_t n);
 
-/* 1 when s (NUL-terminated) is valid UTF-8 throughout, else 0. */
+/* 1 when the n octets at p are valid UTF-8 throughout, else 0. */
+int utf8_valid(const unsigned char *p, size_t n);
+
+/* utf8_valid of the string s. */
 int str_is_utf8(const char *s);
 
 /*
