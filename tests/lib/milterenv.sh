@@ -42,8 +42,9 @@ ME_MILTER=${SMIME_MILTER:-$TOP/milter/smime-milter}
 ME_CTL=${SMIMECTL:-$TOP/admin/smimectl}
 ME_PY=/usr/bin/python3
 
-# the free-port probe lives in postfix.sh
+# the free-port probe lives in postfix.sh; psql on a test cluster in pg.sh
 . "$TOP/tests/lib/postfix.sh"
+. "$TOP/tests/lib/pg.sh"
 me_free_ports() {
 	pf_free_ports "$@"
 }
@@ -86,13 +87,10 @@ me_db_name() {
 	echo "t_$(printf '%s' "$1" | md5sum | cut -c1-16)"
 }
 
-me_psql() { # me_psql DBNAME ARGS...: psql on the test cluster, bare rows
-	_pd=$1
-	shift
-	PGOPTIONS="-c client_min_messages=warning" \
-		"${PG_BIN:-/usr/lib/postgresql/15/bin}/psql" -X -q -At \
-		-v ON_ERROR_STOP=1 \
-		-d "postgresql://smime@/$_pd?host=$SMIME_TEST_PG_DIR" "$@"
+# pg.sh's functions on the cluster of SMIME_TEST_PG_DIR (a test that runs
+# under pg-admin.sh starts none of its own)
+me_pg() {
+	PG_DIR=$SMIME_TEST_PG_DIR "$@"
 }
 
 me_db() {
@@ -102,20 +100,14 @@ me_db() {
 	fi
 	_dn=$(me_db_name "$1")
 	if [ ! -e "$1/.pg-$_dn" ]; then
-		me_psql postgres -c "DROP DATABASE IF EXISTS $_dn WITH (FORCE)" \
-			-c "CREATE DATABASE $_dn" </dev/null >/dev/null &&
-			mkdir -p "$1" && : >"$1/.pg-$_dn"
+		me_pg pg_createdb "$_dn" && mkdir -p "$1" && : >"$1/.pg-$_dn"
 	fi
-	echo "postgresql://smime@/$_dn?host=$SMIME_TEST_PG_DIR"
+	me_pg pg_uri "$_dn"
 }
 
 me_sql() {
 	if me_db_pg; then
-		if [ "$2" = - ]; then
-			me_psql "$(me_db_name "$1")" -f -
-		else
-			me_psql "$(me_db_name "$1")" -c "$2" </dev/null
-		fi
+		me_pg pg_psql "$(me_db_name "$1")" "$2"
 	elif [ "$2" = - ]; then
 		sqlite3 "$1/smime.db"
 	else

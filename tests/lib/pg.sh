@@ -12,7 +12,8 @@
 #                   ...); 0, or 1 with the log as "# " lines
 #   pg_uri DBNAME   the URI of database DBNAME of the cluster
 #   pg_createdb DBNAME   create it (owner PG_USER); 0 or 1
-#   pg_psql DBNAME SQL   run SQL with psql (-At: bare rows); its status
+#   pg_psql DBNAME SQL   run SQL with psql (-At: bare rows; SQL "-": read
+#                   from stdin; notices below warnings not shown); its status
 #   pg_stop         stop the cluster and remove PG_DIR (fine when none)
 #   pg_halt         stop the server (-m immediate: as if it died), keeping
 #                   the cluster; 0 or 1
@@ -68,8 +69,19 @@ pg_uri() {
 	echo "postgresql://$PG_USER@/$1?host=$PG_DIR"
 }
 
+pg__psql() { # DBNAME PSQL-ARGS...
+	_pq_db=$1
+	shift
+	PGOPTIONS="-c client_min_messages=warning" \
+		"$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$(pg_uri "$_pq_db")" "$@"
+}
+
 pg_psql() {
-	"$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$(pg_uri "$1")" -c "$2" </dev/null
+	if [ "$2" = - ]; then
+		pg__psql "$1" -f -
+	else
+		pg__psql "$1" -c "$2" </dev/null
+	fi
 }
 
 pg_createdb() {
